@@ -1,0 +1,397 @@
+#include "engine/claim_engine.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+
+namespace voucherd {
+namespace {
+
+std::size_t slot_hash(std::string_view id) { return ShardedMap<int>::hash(id); }
+
+// Crash on corrupted internal state (never on client or store input).
+#define VOUCHERD_RELEASE_ASSERT(cond) \
+  do {                                \
+    if (!(cond)) std::abort();        \
+  } while (0)
+
+std::vector<std::int64_t> stocks_of(const CampaignSpec& spec) {
+  std::vector<std::int64_t> s;
+  s.reserve(spec.skus.size());
+  for (const SkuSpec& sku : spec.skus) s.push_back(sku.stock);
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- CampaignRuntime
+
+CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
+    : spec_(std::move(spec)),
+      tag_(campaign_tag(spec_.id)),
+      inventory_(stocks_of(spec_)),
+      sku_counters_(std::make_unique<SkuCounters[]>(spec_.skus.size())) {
+  absl::flat_hash_map<std::string_view, std::uint32_t> site_index;
+  for (std::size_t i = 0; i < spec_.sites.size(); ++i) {
+    site_index.emplace(spec_.sites[i].id, static_cast<std::uint32_t>(i));
+  }
+  mac_keys_.reserve(spec_.skus.size());
+  for (std::size_t i = 0; i < spec_.skus.size(); ++i) {
+    const SkuSpec& sku = spec_.skus[i];
+    sku_by_id_.emplace(sku.id, static_cast<std::uint32_t>(i));
+    site_of_sku_.push_back(site_index.at(sku.site_id));  // validated: the site exists
+    mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id));
+  }
+}
+
+std::uint32_t CampaignRuntime::sku_index(std::string_view sku_id) const {
+  auto it = sku_by_id_.find(to_absl(sku_id));
+  return it == sku_by_id_.end() ? Inventory::kNone : it->second;
+}
+
+// ---------------------------------------------------------------- ClaimEngine
+
+ClaimEngine::ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random,
+                         std::span<const std::uint8_t> secret)
+    : log_(log),
+      clock_(clock),
+      random_(random),
+      signer_(secret),
+      slots_(std::make_unique<std::atomic<CampaignRuntime*>[]>(limits::kCampaignSlots)) {}
+
+ClaimEngine::~ClaimEngine() = default;
+
+std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
+    CampaignSpec spec) {
+  if (auto valid = validate_and_normalize(spec); !valid) {
+    return std::unexpected(CreateError{Outcome::kInvalidArgument, std::move(valid.error())});
+  }
+  std::lock_guard lock(create_mu_);
+  if (const CampaignRuntime* existing = find_campaign(spec.id)) {
+    if (existing->spec() == spec) return existing;
+    return std::unexpected(CreateError{
+        Outcome::kCampaignExists,
+        {"campaign.id", "campaign \"" + spec.id + "\" exists with a different definition"}});
+  }
+  if (owned_.size() >= limits::kCampaignsMax) {
+    return std::unexpected(CreateError{
+        Outcome::kOverloaded,
+        {"campaign", "this voucherd holds " + std::to_string(limits::kCampaignsMax) +
+                         " campaigns, its limit"}});
+  }
+  auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_);
+  CampaignRuntime* c = runtime.get();
+  owned_.push_back(std::move(runtime));
+
+  // Link into the tag list first, then publish in the id table. Release
+  // stores pair with the readers' acquire loads, so a reader that sees the
+  // pointer sees the fully built campaign.
+  c->next_same_tag_.store(by_tag_[c->tag()].load(std::memory_order_relaxed),
+                          std::memory_order_relaxed);
+  by_tag_[c->tag()].store(c, std::memory_order_release);
+  std::size_t i = slot_hash(c->spec().id) & (limits::kCampaignSlots - 1);
+  while (slots_[i].load(std::memory_order_relaxed) != nullptr) {
+    i = (i + 1) & (limits::kCampaignSlots - 1);
+  }
+  slots_[i].store(c, std::memory_order_release);
+  return c;
+}
+
+CampaignRuntime* ClaimEngine::find_mutable(std::string_view id) const {
+  std::size_t i = slot_hash(id) & (limits::kCampaignSlots - 1);
+  // The table is at most half full, so a probe ends at an empty slot.
+  for (std::size_t probes = 0; probes < limits::kCampaignSlots; ++probes) {
+    CampaignRuntime* c = slots_[i].load(std::memory_order_acquire);
+    if (c == nullptr) return nullptr;
+    if (c->spec().id == id) return c;
+    i = (i + 1) & (limits::kCampaignSlots - 1);
+  }
+  return nullptr;
+}
+
+const CampaignRuntime* ClaimEngine::find_campaign(std::string_view id) const {
+  return find_mutable(id);
+}
+
+std::vector<const CampaignRuntime*> ClaimEngine::campaigns() const {
+  std::lock_guard lock(create_mu_);
+  std::vector<const CampaignRuntime*> out;
+  for (const auto& c : owned_) out.push_back(c.get());
+  return out;
+}
+
+void ClaimEngine::claim(ClaimOp& op) {
+  op.engine_ = this;
+  op.next_waiter_ = nullptr;
+  auto fail = [&op](Outcome o, const char* field = nullptr) {
+    op.on_claim_done(ClaimResult{o, field, nullptr});
+  };
+  if (op.campaign_id.empty() || op.campaign_id.size() > limits::kIdBytesMax) {
+    return fail(Outcome::kInvalidArgument, "campaign_id");
+  }
+  if (op.member_id.empty() || op.member_id.size() > limits::kIdBytesMax) {
+    return fail(Outcome::kInvalidArgument, "member_id");
+  }
+  if (op.sku_id.size() > limits::kIdBytesMax) return fail(Outcome::kInvalidArgument, "sku_id");
+  if (op.request_id.size() > limits::kIdBytesMax) {
+    return fail(Outcome::kInvalidArgument, "request_id");
+  }
+  CampaignRuntime* c = find_mutable(op.campaign_id);
+  if (c == nullptr) return fail(Outcome::kCampaignNotFound);
+  const CampaignSpec& spec = c->spec();
+  if (spec.mode != CampaignMode::kFirstCome) return fail(Outcome::kWrongMode);
+  const UnixMicros now = clock_.now_us();
+  if (now < spec.starts_at_us) return fail(Outcome::kNotOpen);
+  if (now >= spec.ends_at_us) return fail(Outcome::kClosed);
+  std::uint32_t sku = Inventory::kNone;
+  if (!op.sku_id.empty()) {
+    sku = c->sku_index(op.sku_id);
+    if (sku == Inventory::kNone) return fail(Outcome::kSkuNotFound);
+  }
+  const std::int32_t limit = spec.per_member_limit;
+  if (limit > 1 && op.request_id.empty()) return fail(Outcome::kRequestIdRequired, "request_id");
+
+  op.campaign_ = c;
+  op.member_hash_ = ShardedMap<int>::hash(op.member_id);
+
+  enum class Step { kAnswer, kWait, kProceed };
+  ClaimResult answer;
+  const Step step = c->members_index_.with_shard(op.member_hash_, [&](auto& map) {
+    auto it = map.find(to_absl(op.member_id));
+    if (it != map.end()) {
+      CampaignRuntime::MemberEntry& e = it->second;
+      // A retry of a request that already got its voucher, or a member at the limit.
+      for (const VoucherPtr& v : e.held) {
+        if (limit == 1 || v->request_id == op.request_id) {
+          answer = {Outcome::kAlreadyClaimed, nullptr, v};
+          return Step::kAnswer;
+        }
+      }
+      if (static_cast<std::int32_t>(e.held.size()) >= limit) {
+        answer = {Outcome::kAlreadyClaimed, nullptr, e.held.back()};
+        return Step::kAnswer;
+      }
+      // A claim of this member is in flight and this press depends on its
+      // outcome: wait for it, then run again.
+      bool depends = limit == 1 ||
+                     static_cast<std::int32_t>(e.held.size() + e.pending.size()) >= limit;
+      for (const ClaimOp* p : e.pending) depends = depends || p->request_id == op.request_id;
+      if (!e.pending.empty() && depends) {
+        if (e.waiter_count >= limits::kWaitersPerMemberMax) {
+          answer = {Outcome::kTooManyWaiters, nullptr, nullptr};
+          return Step::kAnswer;
+        }
+        op.next_waiter_ = e.waiters;
+        e.waiters = &op;
+        ++e.waiter_count;
+        return Step::kWait;
+      }
+      e.pending.push_back(&op);
+      return Step::kProceed;
+    }
+    // A new member: refuse before allocating an entry if there is nothing left.
+    if (sku == Inventory::kNone ? c->inventory_.sold_out() : c->inventory_.sku_empty(sku)) {
+      answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
+                nullptr};
+      return Step::kAnswer;
+    }
+    map.try_emplace(std::string(op.member_id)).first->second.pending.push_back(&op);
+    return Step::kProceed;
+  });
+  if (step == Step::kAnswer) return op.on_claim_done(answer);
+  if (step == Step::kWait) return;
+
+  const std::uint32_t taken =
+      sku == Inventory::kNone
+          ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
+          : (c->inventory_.take(sku) ? sku : Inventory::kNone);
+  if (taken == Inventory::kNone) {
+    return finish(op,
+                  ClaimResult{sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut,
+                              nullptr, nullptr},
+                  /*drop_pending=*/true, nullptr);
+  }
+  op.sku_ = taken;
+  op.voucher = mint_voucher(op, *c, taken, now);
+  op.per_member_limit = limit;
+  log_.append_claim(op);  // completes through ClaimOp::on_logged
+}
+
+VoucherPtr ClaimEngine::mint_voucher(const ClaimOp& op, const CampaignRuntime& c,
+                                     std::uint32_t sku, UnixMicros now_us) {
+  const SkuSpec& s = c.spec().skus[sku];
+  CodeFields f;
+  f.campaign_tag = c.tag();
+  f.sku_index = static_cast<std::uint16_t>(sku);
+  random_.fill(f.random);
+  for (std::uint8_t& r : f.random) r &= 31u;  // 5 uniform bits per symbol
+  f.mac = compute_mac(c.mac_keys_[sku], f);
+
+  auto v = std::make_shared<VoucherRecord>();
+  v->code = format_code(f);
+  v->campaign_id = c.spec().id;
+  v->sku_id = s.id;
+  v->site_id = s.site_id;
+  v->member_id = op.member_id;
+  v->request_id = op.request_id;
+  v->sku_kind = s.kind;
+  v->face_value_cents = s.face_value_cents;
+  v->issued_at_us = now_us;
+  v->expires_at_us = now_us + static_cast<UnixMicros>(c.spec().voucher_valid_days) * kMicrosPerDay;
+  v->state = VoucherState::kIssued;
+  return v;
+}
+
+void ClaimOp::on_logged(LogStatus status, VoucherPtr held) {
+  engine_->complete_logged(*this, status, std::move(held));
+}
+
+void ClaimEngine::complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held) {
+  CampaignRuntime& c = *op.campaign_;
+  switch (status) {
+    case LogStatus::kWritten:
+      // Relaxed: a statistic, read for stats only.
+      c.sku_counters_[op.sku_].issued.fetch_add(1, std::memory_order_relaxed);
+      return finish(op, ClaimResult{Outcome::kOk, nullptr, op.voucher}, true, op.voucher);
+    case LogStatus::kDuplicate:
+      VOUCHERD_RELEASE_ASSERT(held != nullptr);
+      c.inventory_.give_back(op.sku_, 1);
+      return finish(op, ClaimResult{Outcome::kAlreadyClaimed, nullptr, held}, true, held);
+    case LogStatus::kOverloaded:
+      c.inventory_.give_back(op.sku_, 1);
+      return finish(op, ClaimResult{Outcome::kOverloaded, nullptr, nullptr}, true, nullptr);
+    case LogStatus::kUnavailable:
+      c.inventory_.give_back(op.sku_, 1);
+      return finish(op, ClaimResult{Outcome::kLogUnavailable, nullptr, nullptr}, true, nullptr);
+  }
+  std::abort();  // unreachable: every LogStatus is handled above
+}
+
+void ClaimEngine::finish(ClaimOp& op, const ClaimResult& result, bool drop_pending,
+                         const VoucherPtr& held) {
+  CampaignRuntime& c = *op.campaign_;
+  ClaimOp* waiters = nullptr;
+  bool first_voucher = false;
+  if (drop_pending) {
+    c.members_index_.with_shard(op.member_hash_, [&](auto& map) {
+      auto it = map.find(to_absl(op.member_id));
+      VOUCHERD_RELEASE_ASSERT(it != map.end());  // a pending claim keeps its entry
+      CampaignRuntime::MemberEntry& e = it->second;
+      auto p = std::find(e.pending.begin(), e.pending.end(), &op);
+      VOUCHERD_RELEASE_ASSERT(p != e.pending.end());
+      e.pending.erase(p);
+      if (held) {
+        const bool known = std::any_of(e.held.begin(), e.held.end(),
+                                       [&](const VoucherPtr& v) { return v->code == held->code; });
+        if (!known) {
+          first_voucher = e.held.empty();
+          e.held.push_back(held);
+        }
+      }
+      if (e.pending.empty()) {
+        waiters = e.waiters;
+        e.waiters = nullptr;
+        e.waiter_count = 0;
+        if (e.held.empty()) map.erase(it);
+      }
+    });
+  }
+  if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic
+  op.on_claim_done(result);  // `op` may be gone after this line
+  while (waiters != nullptr) {
+    ClaimOp* next = waiters->next_waiter_;
+    claim(*waiters);
+    waiters = next;
+  }
+}
+
+// ---------------------------------------------------------------- look-ups
+
+void ClaimEngine::get_voucher(VoucherLookupOp& op) {
+  op.engine_ = this;
+  auto parsed = parse_code(op.code);
+  if (!parsed) return op.on_lookup_done(Outcome::kMistypedCode, nullptr, VoucherState::kUnspecified);
+  const CodeFields& f = *parsed;
+  // Try the MAC against each campaign carrying this tag; forged codes stop
+  // here without touching the claim log.
+  const CampaignRuntime* match = nullptr;
+  for (const CampaignRuntime* c = by_tag_[f.campaign_tag].load(std::memory_order_acquire);
+       c != nullptr; c = c->next_same_tag_.load(std::memory_order_relaxed)) {
+    if (f.sku_index >= c->spec().skus.size()) continue;
+    if (compute_mac(c->mac_keys_[f.sku_index], f) == f.mac) {
+      match = c;
+      break;
+    }
+  }
+  if (match == nullptr) {
+    return op.on_lookup_done(Outcome::kVoucherNotFound, nullptr, VoucherState::kUnspecified);
+  }
+  op.campaign_ = match;
+  op.sku_ = f.sku_index;
+  op.canonical_ = format_code(f);
+  log_.find_voucher(op.canonical_, op);
+}
+
+void VoucherLookupOp::on_found(LookupStatus status, VoucherPtr voucher) {
+  switch (status) {
+    case LookupStatus::kFound:
+      if (voucher->campaign_id != campaign_->spec().id) break;  // not the record the MAC named
+      return on_lookup_done(Outcome::kOk, voucher,
+                            visible_state(*voucher, engine_->clock().now_us()));
+    case LookupStatus::kNotFound:
+      break;
+    case LookupStatus::kUnavailable:
+      return on_lookup_done(Outcome::kLogUnavailable, nullptr, VoucherState::kUnspecified);
+  }
+  on_lookup_done(Outcome::kVoucherNotFound, nullptr, VoucherState::kUnspecified);
+}
+
+std::expected<CampaignStatsView, Outcome> ClaimEngine::campaign_stats(
+    std::string_view campaign_id) const {
+  const CampaignRuntime* c = find_campaign(campaign_id);
+  if (c == nullptr) return std::unexpected(Outcome::kCampaignNotFound);
+  CampaignStatsView out;
+  out.campaign_id = c->spec().id;
+  out.members = c->members_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < c->spec().skus.size(); ++i) {
+    const SkuSpec& s = c->spec().skus[i];
+    SkuStatsView v;
+    v.sku_id = s.id;
+    v.stock = s.stock;
+    v.issued = c->sku_counters_[i].issued.load(std::memory_order_relaxed);
+    v.redeemed = 0;  // redemption arrives with the redemption issue
+    v.remaining = v.stock - v.issued;
+    out.stock_total += v.stock;
+    out.issued += v.issued;
+    out.redeemed += v.redeemed;
+    out.remaining += v.remaining;
+    out.skus.push_back(std::move(v));
+  }
+  return out;
+}
+
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kOk: return "OK";
+    case Outcome::kAlreadyClaimed: return "ALREADY_CLAIMED";
+    case Outcome::kInvalidArgument: return "INVALID_ARGUMENT";
+    case Outcome::kMistypedCode: return "MISTYPED_CODE";
+    case Outcome::kCampaignNotFound: return "CAMPAIGN_NOT_FOUND";
+    case Outcome::kSkuNotFound: return "SKU_NOT_FOUND";
+    case Outcome::kVoucherNotFound: return "VOUCHER_NOT_FOUND";
+    case Outcome::kNotOpen: return "NOT_OPEN";
+    case Outcome::kClosed: return "CLOSED";
+    case Outcome::kWrongMode: return "WRONG_MODE";
+    case Outcome::kSoldOut: return "SOLD_OUT";
+    case Outcome::kSkuSoldOut: return "SKU_SOLD_OUT";
+    case Outcome::kRequestIdRequired: return "REQUEST_ID_REQUIRED";
+    case Outcome::kTooManyWaiters: return "TOO_MANY_PRESSES";
+    case Outcome::kOverloaded: return "OVERLOADED";
+    case Outcome::kLogUnavailable: return "STORE_UNAVAILABLE";
+    case Outcome::kCampaignExists: return "CAMPAIGN_EXISTS";
+    case Outcome::kInternal: return "INTERNAL";
+  }
+  return "UNKNOWN";
+}
+
+}  // namespace voucherd

@@ -1,0 +1,221 @@
+// claim_engine.h — campaigns, claims and voucher look-ups: the core of voucherd.
+//
+// A claim, step by step (FIRST_COME campaigns):
+//   1. check ids, find the campaign (lock-free registry), check mode and window;
+//   2. under the member's shard lock in the campaign's allowance index: a
+//      member who already holds their allowance (or this request_id) is
+//      answered at once with that voucher; a member with a claim in flight
+//      waits for it; otherwise the claim is marked pending;
+//   3. take one unit from the lock-free inventory (the chosen SKU, or any);
+//   4. mint the voucher code (CSPRNG bits + HMAC) and build the record;
+//   5. append it to the claim log; its answer completes the claim: written
+//      -> OK; the log says the member already holds one -> the unit goes
+//      back and the caller gets that voucher; log trouble -> the unit goes
+//      back and the caller gets UNAVAILABLE / RESOURCE_EXHAUSTED.
+// Presses that waited on the member's pending claim are then run again and
+// find the held voucher.
+//
+// Usage:
+//   ClaimEngine engine(log, clock, random, secret);
+//   engine.create_campaign(spec);
+//   struct MyClaim final : ClaimOp { void on_claim_done(const ClaimResult& r) override {...} };
+//   MyClaim op; op.campaign_id = ...; op.member_id = ...;
+//   engine.claim(op);   // on_claim_done runs exactly once, maybe on another thread
+//
+// Thread-safety: every public method may be called concurrently. Ops are
+// owned by the caller and must stay alive until their completion has run.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/campaign_validation.h"
+#include "engine/claim_log.h"
+#include "engine/clock.h"
+#include "engine/inventory.h"
+#include "engine/limits.h"
+#include "engine/model.h"
+#include "engine/outcome.h"
+#include "engine/random.h"
+#include "engine/sharded_map.h"
+#include "engine/voucher_code.h"
+
+namespace voucherd {
+
+class ClaimEngine;
+class ClaimOp;
+
+struct ClaimResult {
+  Outcome outcome = Outcome::kInternal;
+  const char* field = nullptr;  // for kInvalidArgument: which input
+  VoucherPtr voucher;           // for kOk and kAlreadyClaimed
+};
+
+// One claim in flight. The caller fills the inputs (views into memory the
+// caller keeps alive until on_claim_done) and hands it to ClaimEngine::claim.
+class ClaimOp : private ClaimLogWrite {
+ public:
+  std::string_view campaign_id;
+  std::string_view member_id;
+  std::string_view sku_id;      // empty: any SKU with stock
+  std::string_view request_id;  // may be empty when per_member_limit == 1
+
+  // Called exactly once per claim(), from any thread, possibly inside claim().
+  virtual void on_claim_done(const ClaimResult& result) = 0;
+
+ protected:
+  virtual ~ClaimOp() = default;
+
+ private:
+  friend class ClaimEngine;
+  void on_logged(LogStatus status, VoucherPtr held) override;
+
+  ClaimEngine* engine_ = nullptr;
+  class CampaignRuntime* campaign_ = nullptr;
+  std::size_t member_hash_ = 0;
+  std::uint32_t sku_ = 0;
+  ClaimOp* next_waiter_ = nullptr;
+};
+
+// A GetVoucher in flight; same ownership rules as ClaimOp.
+class VoucherLookupOp : private VoucherLookup {
+ public:
+  std::string_view code;
+  // kOk with the voucher and its visible state, or kMistypedCode,
+  // kVoucherNotFound, kLogUnavailable.
+  virtual void on_lookup_done(Outcome outcome, VoucherPtr voucher, VoucherState visible) = 0;
+
+ protected:
+  virtual ~VoucherLookupOp() = default;
+
+ private:
+  friend class ClaimEngine;
+  void on_found(LookupStatus status, VoucherPtr voucher) override;
+
+  ClaimEngine* engine_ = nullptr;
+  std::string canonical_;
+  const CampaignRuntime* campaign_ = nullptr;
+  std::uint32_t sku_ = 0;
+};
+
+struct SkuStatsView {
+  std::string sku_id;
+  std::int64_t stock = 0;
+  std::int64_t issued = 0;
+  std::int64_t redeemed = 0;
+  std::int64_t remaining = 0;
+};
+
+struct CampaignStatsView {
+  std::string campaign_id;
+  std::int64_t stock_total = 0;
+  std::int64_t issued = 0;
+  std::int64_t redeemed = 0;
+  std::int64_t remaining = 0;
+  std::int64_t members = 0;
+  std::vector<SkuStatsView> skus;
+};
+
+struct CreateError {
+  Outcome outcome;     // kInvalidArgument, kCampaignExists or kOverloaded (registry full)
+  InvalidField field;  // for kInvalidArgument; message for the others
+};
+
+// Per-campaign state. Immutable spec + concurrent counters and index.
+// Thread-safety: spec and keys are immutable after construction; the rest is
+// atomics and the sharded allowance index.
+class CampaignRuntime final {
+ public:
+  CampaignRuntime(CampaignSpec spec, const CodeSigner& signer);
+
+  [[nodiscard]] const CampaignSpec& spec() const { return spec_; }
+  [[nodiscard]] std::uint16_t tag() const { return tag_; }
+  // Index of an SKU id, or Inventory::kNone.
+  [[nodiscard]] std::uint32_t sku_index(std::string_view sku_id) const;
+
+ private:
+  friend class ClaimEngine;
+  friend class ClaimOp;
+  friend class VoucherLookupOp;
+
+  struct MemberEntry {
+    std::vector<VoucherPtr> held;    // oldest first
+    std::vector<ClaimOp*> pending;   // claims of this member in flight
+    ClaimOp* waiters = nullptr;      // presses waiting for a pending claim
+    std::uint32_t waiter_count = 0;
+  };
+  struct alignas(64) SkuCounters {
+    std::atomic<std::int64_t> issued{0};
+  };
+
+  const CampaignSpec spec_;
+  const std::uint16_t tag_;
+  absl::flat_hash_map<std::string, std::uint32_t> sku_by_id_;
+  std::vector<std::uint32_t> site_of_sku_;
+  std::vector<SkuMacKey> mac_keys_;
+  Inventory inventory_;
+  std::unique_ptr<SkuCounters[]> sku_counters_;
+  std::atomic<std::int64_t> members_{0};
+  ShardedMap<MemberEntry> members_index_;
+  // Next campaign with the same tag (insert-only list, see ClaimEngine).
+  std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};
+};
+
+class ClaimEngine final {
+ public:
+  // REQUIRES: secret.size() >= limits::kSecretBytesMin. log, clock and random
+  // must outlive the engine.
+  ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random,
+              std::span<const std::uint8_t> secret);
+  ~ClaimEngine();
+  ClaimEngine(const ClaimEngine&) = delete;
+  ClaimEngine& operator=(const ClaimEngine&) = delete;
+
+  // Validates and adds a campaign. Idempotent: the same definition again
+  // returns the existing campaign; a different one is kCampaignExists.
+  [[nodiscard]] std::expected<const CampaignRuntime*, CreateError> create_campaign(
+      CampaignSpec spec);
+  // Lock-free look-up; nullptr if unknown.
+  [[nodiscard]] const CampaignRuntime* find_campaign(std::string_view id) const;
+  [[nodiscard]] std::vector<const CampaignRuntime*> campaigns() const;
+
+  void claim(ClaimOp& op);
+  void get_voucher(VoucherLookupOp& op);
+
+  [[nodiscard]] std::expected<CampaignStatsView, Outcome> campaign_stats(
+      std::string_view campaign_id) const;
+
+  [[nodiscard]] const Clock& clock() const { return clock_; }
+
+ private:
+  friend class ClaimOp;
+  friend class VoucherLookupOp;
+
+  CampaignRuntime* find_mutable(std::string_view id) const;
+  void finish(ClaimOp& op, const ClaimResult& result, bool drop_pending, const VoucherPtr& held);
+  void complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held);
+  VoucherPtr mint_voucher(const ClaimOp& op, const CampaignRuntime& c, std::uint32_t sku,
+                          UnixMicros now_us);
+
+  ClaimLog& log_;
+  const Clock& clock_;
+  RandomSource& random_;
+  CodeSigner signer_;
+
+  // Insert-only open-addressing table: readers probe with acquire loads and
+  // never lock; writers serialize on create_mu_ and publish with release.
+  std::unique_ptr<std::atomic<CampaignRuntime*>[]> slots_;
+  std::array<std::atomic<const CampaignRuntime*>, 1u << limits::kCodeCampaignTagBits> by_tag_{};
+  mutable std::mutex create_mu_;
+  std::vector<std::unique_ptr<CampaignRuntime>> owned_;  // guarded by create_mu_
+};
+
+}  // namespace voucherd

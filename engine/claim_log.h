@@ -1,0 +1,67 @@
+// claim_log.h — the port to the durable record of issued vouchers.
+//
+// The engine decides claims locally (stock counters, allowance index) and
+// then asks the claim log to record them. The log is the authority on member
+// allowances: it records a voucher only if the member has not used their
+// allowance (or this request_id) already, atomically with the write. Its
+// answer completes the claim.
+//
+// The port is asynchronous so that an implementation can group-commit: many
+// appends in flight share one durable write (the Redis log pipelines them).
+// A caller owns each ClaimLogWrite / VoucherLookup until its completion runs.
+//
+// Implementations: MemoryClaimLog (engine/memory_claim_log.h; tests and
+// --store=memory), RedisClaimLog (server/).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "engine/model.h"
+
+namespace voucherd {
+
+enum class LogStatus : std::uint8_t {
+  kWritten,      // the voucher is durably recorded
+  kDuplicate,    // the member already holds their allowance / this request: see `held`
+  kOverloaded,   // the write queue is full; nothing was written
+  kUnavailable,  // the store could not confirm the write; it may or may not be applied
+};
+
+enum class LookupStatus : std::uint8_t { kFound, kNotFound, kUnavailable };
+
+// One claim to record. The engine fills the inputs, calls append_claim(), and
+// must keep the object alive until on_logged() has been called.
+class ClaimLogWrite {
+ public:
+  VoucherPtr voucher;                // what to record (immutable)
+  std::int32_t per_member_limit = 1;  // the member's allowance in this campaign
+
+  // Called exactly once, from any thread, possibly before append_claim()
+  // returns. For kDuplicate, `held` is the voucher the member already got for
+  // this request_id, or their latest voucher when they are at their limit.
+  virtual void on_logged(LogStatus status, VoucherPtr held) = 0;
+
+ protected:
+  virtual ~ClaimLogWrite() = default;
+};
+
+class VoucherLookup {
+ public:
+  // Called exactly once, from any thread, possibly before find_voucher() returns.
+  virtual void on_found(LookupStatus status, VoucherPtr voucher) = 0;
+
+ protected:
+  virtual ~VoucherLookup() = default;
+};
+
+class ClaimLog {
+ public:
+  virtual ~ClaimLog() = default;
+
+  virtual void append_claim(ClaimLogWrite& write) = 0;
+  // `code` is the canonical display form (format_code()).
+  virtual void find_voucher(std::string_view code, VoucherLookup& lookup) = 0;
+};
+
+}  // namespace voucherd

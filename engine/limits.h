@@ -1,0 +1,79 @@
+// limits.h — every bound voucherd enforces, in one place, each with its reason.
+//
+// Input limits protect memory and keep hot-path data small; capacity limits
+// make queues shed load instead of growing. Related limits are checked against
+// each other with static_asserts at the bottom.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace voucherd::limits {
+
+// Ids (campaign, site, SKU, member, request) are opaque strings chosen by
+// callers; 128 bytes fits any UUID, hash or composite key and bounds memory
+// per member entry.
+inline constexpr std::size_t kIdBytesMax = 128;
+// Campaign, site and SKU names are shown in apps; 256 bytes is ~85 CJK chars.
+inline constexpr std::size_t kNameBytesMax = 256;
+
+// SKU and site indexes are carried in 10 bits of a voucher code.
+inline constexpr std::size_t kCodeSkuIndexBits = 10;
+inline constexpr std::size_t kSkusPerCampaignMax = std::size_t{1} << kCodeSkuIndexBits;
+inline constexpr std::size_t kSitesPerCampaignMax = 1024;
+
+// Campaigns are never unloaded while the process runs (the registry is
+// insert-only so that lookups are lock-free); this bounds its size.
+inline constexpr std::size_t kCampaignsMax = 4096;
+// Open-addressing table for the registry: a power of two, at most half full.
+inline constexpr std::size_t kCampaignSlots = 2 * kCampaignsMax;
+
+// One SKU's stock: far above any real giveaway, far below int64 overflow
+// when summed over kSkusPerCampaignMax SKUs.
+inline constexpr std::int64_t kSkuStockMax = 1'000'000'000;
+// Face value of one pack in cents (fen): 10 million yuan.
+inline constexpr std::int64_t kFaceValueCentsMax = 1'000'000'000;
+
+// Vouchers one member may hold per campaign. Each held voucher costs memory
+// in the member's allowance entry; a giveaway is one to a few packs.
+inline constexpr std::int32_t kPerMemberLimitMax = 100;
+// Presses of one member that may wait on that member's claim in flight; more
+// are answered RESOURCE_EXHAUSTED (one person cannot press faster than this
+// matters, a misbehaving client can).
+inline constexpr std::size_t kWaitersPerMemberMax = 16;
+
+// Voucher validity: up to ten years.
+inline constexpr std::int32_t kVoucherValidDaysMax = 3650;
+inline constexpr std::int32_t kVoucherValidDaysDefault = 30;
+
+// Allowance index shards: enough that two cores rarely meet on one shard.
+inline constexpr std::size_t kAllowanceShards = 64;
+
+// Voucher code shape (see voucher_code.h).
+inline constexpr std::size_t kCodeCampaignTagBits = 10;
+inline constexpr std::size_t kCodeRandomBits = 80;  // the unguessable part
+inline constexpr std::size_t kCodeMacBits = 45;     // forgery resistance
+inline constexpr std::size_t kCodePayloadBits =
+    kCodeCampaignTagBits + kCodeSkuIndexBits + kCodeRandomBits + kCodeMacBits;
+inline constexpr std::size_t kCodeBodyChars = kCodePayloadBits / 5;  // base32
+inline constexpr std::size_t kCodeChars = kCodeBodyChars + 1;         // + check
+// Longest text accepted as a code (dashes and spaces allowed between groups).
+inline constexpr std::size_t kCodeTextBytesMax = 64;
+
+// Server secret: at least 256 bits.
+inline constexpr std::size_t kSecretBytesMin = 32;
+inline constexpr std::size_t kSecretBytesMax = 1024;
+
+static_assert(kCodePayloadBits % 5 == 0, "code payload must fill whole base32 characters");
+static_assert(kCodeRandomBits >= 80, "the brief asks for at least 80 secret bits per code");
+static_assert(kCodeChars < 31, "the GF(32) check character detects all swaps only below 31 chars");
+static_assert(kCodeTextBytesMax >= kCodeChars + kCodeChars / 5 + 1, "room for dashes");
+static_assert((kCampaignSlots & (kCampaignSlots - 1)) == 0, "slots must be a power of two");
+static_assert(kCampaignSlots >= 2 * kCampaignsMax, "registry must stay at most half full");
+static_assert(kSkuStockMax * static_cast<std::int64_t>(kSkusPerCampaignMax) < (std::int64_t{1} << 62),
+              "campaign stock sums must not overflow");
+static_assert(kSitesPerCampaignMax <= kSkusPerCampaignMax * 1024, "sites bounded");
+static_assert((kAllowanceShards & (kAllowanceShards - 1)) == 0, "shards: power of two");
+static_assert(kSkusPerCampaignMax <= 64 * 16, "inventory bitmap has 16 words of 64 bits");
+
+}  // namespace voucherd::limits

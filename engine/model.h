@@ -1,0 +1,91 @@
+// model.h — the engine's own vocabulary: campaigns, sites, SKUs, vouchers.
+//
+// Plain value types, independent of the wire format (server/ converts from and
+// to voucher.v1 protobuf). Times are microseconds since the Unix epoch (UTC).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace voucherd {
+
+using UnixMicros = std::int64_t;
+inline constexpr UnixMicros kMicrosPerSecond = 1'000'000;
+inline constexpr UnixMicros kMicrosPerDay = 86'400 * kMicrosPerSecond;
+
+enum class CampaignMode : std::uint8_t { kUnspecified = 0, kFirstCome = 1, kLottery = 2 };
+enum class SkuKind : std::uint8_t {
+  kUnspecified = 0,
+  kHotel = 1,
+  kHomestay = 2,
+  kHotSpring = 3,
+  kScenic = 4,
+};
+// Stored states. EXPIRED is never stored: it is derived at read time from
+// expires_at (no sweeper needed).
+enum class VoucherState : std::uint8_t {
+  kUnspecified = 0,
+  kIssued = 1,
+  kRedeemed = 2,
+  kExpired = 3,
+  kCancelled = 4,
+};
+
+struct SiteSpec {
+  std::string id;
+  std::string name;
+  std::string city;
+  SkuKind kind = SkuKind::kUnspecified;
+  bool operator==(const SiteSpec&) const = default;
+};
+
+struct SkuSpec {
+  std::string id;
+  std::string site_id;
+  SkuKind kind = SkuKind::kUnspecified;
+  std::string name;
+  std::int64_t face_value_cents = 0;
+  std::int64_t stock = 0;
+  bool operator==(const SkuSpec&) const = default;
+};
+
+struct CampaignSpec {
+  std::string id;
+  std::string name;
+  CampaignMode mode = CampaignMode::kUnspecified;
+  UnixMicros starts_at_us = 0;
+  UnixMicros ends_at_us = 0;
+  std::int32_t per_member_limit = 0;  // 0: default (1); normalized by validation
+  std::vector<SiteSpec> sites;
+  std::vector<SkuSpec> skus;
+  std::int32_t voucher_valid_days = 0;  // 0: default; normalized by validation
+  bool operator==(const CampaignSpec&) const = default;
+};
+
+// One issued voucher, immutable once built. Shared between the allowance
+// index, the claim log and responses, so it is handed around by
+// shared_ptr<const>.
+struct VoucherRecord {
+  std::string code;  // canonical display form, e.g. "ABCDE-FGHJK-..."
+  std::string campaign_id;
+  std::string sku_id;
+  std::string site_id;
+  std::string member_id;
+  std::string request_id;
+  SkuKind sku_kind = SkuKind::kUnspecified;
+  std::int64_t face_value_cents = 0;
+  UnixMicros issued_at_us = 0;
+  UnixMicros expires_at_us = 0;
+  VoucherState state = VoucherState::kIssued;  // stored state
+};
+using VoucherPtr = std::shared_ptr<const VoucherRecord>;
+
+// The state a reader sees at `now`: ISSUED turns EXPIRED once expires_at passed.
+inline VoucherState visible_state(const VoucherRecord& v, UnixMicros now_us) {
+  if (v.state == VoucherState::kIssued && now_us >= v.expires_at_us) return VoucherState::kExpired;
+  return v.state;
+}
+
+}  // namespace voucherd

@@ -1,0 +1,35 @@
+// outcome.h — the engine's one error vocabulary.
+//
+// A one-byte result on the hot path; server/status_map.cc is the only place
+// that turns it into a gRPC status. `field` names the offending input for
+// kInvalidArgument and points at a string literal (no allocation).
+#pragma once
+
+#include <cstdint>
+
+namespace voucherd {
+
+enum class Outcome : std::uint8_t {
+  kOk = 0,
+  kAlreadyClaimed,     // OK on the wire, already_claimed = true
+  kInvalidArgument,    // `field` says which
+  kMistypedCode,       // malformed code or bad check character
+  kCampaignNotFound,
+  kSkuNotFound,
+  kVoucherNotFound,    // also: MAC does not verify
+  kNotOpen,            // window not started
+  kClosed,             // window over
+  kWrongMode,          // e.g. Claim on a LOTTERY campaign
+  kSoldOut,            // whole campaign
+  kSkuSoldOut,         // the chosen SKU
+  kRequestIdRequired,  // per_member_limit > 1 needs idempotency keys
+  kTooManyWaiters,     // one member pressing far too often (shed)
+  kOverloaded,         // claim log queue full (shed, retry later)
+  kLogUnavailable,     // claim log could not confirm the write
+  kCampaignExists,     // CreateCampaign with a different definition
+  kInternal,
+};
+
+const char* outcome_name(Outcome o);
+
+}  // namespace voucherd

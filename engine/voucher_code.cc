@@ -1,0 +1,184 @@
+// SHA-256 midstates are copied as plain structs: OpenSSL 3 marks the SHA256_*
+// calls deprecated in favour of EVP, whose context copy costs an allocation per
+// MAC; this is the hot path, so we keep the low-level API on purpose.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include "engine/voucher_code.h"
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+
+#include <cassert>
+#include <cstring>
+
+namespace voucherd {
+namespace {
+
+constexpr std::string_view kAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+constexpr std::size_t kBodySymbols = limits::kCodeBodyChars;  // 29
+constexpr std::size_t kGroupChars = 5;
+
+// GF(32) with the primitive polynomial x^5 + x^2 + 1.
+struct Gf32 {
+  std::array<std::uint8_t, 62> exp{};
+  std::array<std::uint8_t, 32> log{};
+  constexpr Gf32() {
+    unsigned x = 1;
+    for (unsigned i = 0; i < 31; ++i) {
+      exp[i] = static_cast<std::uint8_t>(x);
+      exp[i + 31] = static_cast<std::uint8_t>(x);
+      log[x] = static_cast<std::uint8_t>(i);
+      x <<= 1;
+      if (x & 32u) x ^= 0x25u;
+    }
+  }
+  constexpr std::uint8_t mul_by_alpha_pow(std::uint8_t v, std::size_t power) const {
+    if (v == 0) return 0;
+    return exp[(log[v] + power % 31) % 31];
+  }
+};
+constexpr Gf32 kGf;
+
+constexpr std::array<std::int8_t, 256> make_decode_table() {
+  std::array<std::int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (std::size_t i = 0; i < kAlphabet.size(); ++i) {
+    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+    const char lower = kAlphabet[i] >= 'A' ? static_cast<char>(kAlphabet[i] - 'A' + 'a') : 0;
+    if (lower) t[static_cast<unsigned char>(lower)] = static_cast<std::int8_t>(i);
+  }
+  // Crockford's aliases for characters people confuse.
+  t['O'] = t['o'] = 0;
+  t['I'] = t['i'] = t['L'] = t['l'] = 1;
+  return t;
+}
+constexpr std::array<std::int8_t, 256> kDecode = make_decode_table();
+
+std::array<std::uint8_t, kBodySymbols> body_symbols(const CodeFields& f) {
+  std::array<std::uint8_t, kBodySymbols> s{};
+  std::size_t i = 0;
+  s[i++] = static_cast<std::uint8_t>((f.campaign_tag >> 5) & 31u);
+  s[i++] = static_cast<std::uint8_t>(f.campaign_tag & 31u);
+  s[i++] = static_cast<std::uint8_t>((f.sku_index >> 5) & 31u);
+  s[i++] = static_cast<std::uint8_t>(f.sku_index & 31u);
+  for (std::uint8_t r : f.random) s[i++] = r;
+  for (int shift = 40; shift >= 0; shift -= 5) {
+    s[i++] = static_cast<std::uint8_t>((f.mac >> shift) & 31u);
+  }
+  assert(i == kBodySymbols);
+  return s;
+}
+
+}  // namespace
+
+CodeSigner::CodeSigner(std::span<const std::uint8_t> secret) {
+  assert(secret.size() >= limits::kSecretBytesMin);
+  SHA256(secret.data(), secret.size(), master_key_.data());
+}
+
+SkuMacKey CodeSigner::derive_sku_key(std::string_view campaign_id, std::string_view site_id,
+                                     std::string_view sku_id) const {
+  // k_sku = HMAC-SHA256(master, "voucherd/sku-key/v1" || lp(campaign) || lp(site) || lp(sku))
+  std::string msg = "voucherd/sku-key/v1";
+  for (std::string_view part : {campaign_id, site_id, sku_id}) {
+    msg.push_back(static_cast<char>(part.size()));
+    msg.append(part);
+  }
+  std::array<std::uint8_t, 32> k_sku{};
+  unsigned int k_len = 0;
+  HMAC(EVP_sha256(), master_key_.data(), static_cast<int>(master_key_.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), k_sku.data(), &k_len);
+  assert(k_len == k_sku.size());
+
+  std::array<std::uint8_t, 64> ipad{};
+  std::array<std::uint8_t, 64> opad{};
+  for (std::size_t i = 0; i < 64; ++i) {
+    const std::uint8_t k = i < k_sku.size() ? k_sku[i] : 0;
+    ipad[i] = k ^ 0x36u;
+    opad[i] = k ^ 0x5cu;
+  }
+  SkuMacKey key{};
+  SHA256_Init(&key.inner);
+  SHA256_Update(&key.inner, ipad.data(), ipad.size());
+  SHA256_Init(&key.outer);
+  SHA256_Update(&key.outer, opad.data(), opad.size());
+  OPENSSL_cleanse(k_sku.data(), k_sku.size());
+  OPENSSL_cleanse(ipad.data(), ipad.size());
+  OPENSSL_cleanse(opad.data(), opad.size());
+  return key;
+}
+
+std::uint16_t campaign_tag(std::string_view campaign_id) {
+  std::array<std::uint8_t, 32> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(campaign_id.data()), campaign_id.size(),
+         digest.data());
+  return static_cast<std::uint16_t>(((digest[0] << 8) | digest[1]) & 0x3ffu);
+}
+
+std::uint64_t compute_mac(const SkuMacKey& key, const CodeFields& f) {
+  std::array<std::uint8_t, 4 + kCodeRandomSymbols> msg{};
+  msg[0] = static_cast<std::uint8_t>(f.campaign_tag >> 8);
+  msg[1] = static_cast<std::uint8_t>(f.campaign_tag);
+  msg[2] = static_cast<std::uint8_t>(f.sku_index >> 8);
+  msg[3] = static_cast<std::uint8_t>(f.sku_index);
+  std::memcpy(msg.data() + 4, f.random.data(), f.random.size());
+
+  std::array<std::uint8_t, 32> inner_digest{};
+  SHA256_CTX ctx = key.inner;
+  SHA256_Update(&ctx, msg.data(), msg.size());
+  SHA256_Final(inner_digest.data(), &ctx);
+  std::array<std::uint8_t, 32> mac{};
+  ctx = key.outer;
+  SHA256_Update(&ctx, inner_digest.data(), inner_digest.size());
+  SHA256_Final(mac.data(), &ctx);
+
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | mac[i];
+  return v >> (64 - limits::kCodeMacBits);
+}
+
+std::uint8_t check_symbol(std::span<const std::uint8_t> body) {
+  // c = sum_i alpha^(i+1) * v_i over GF(32). Weights are distinct and non-zero
+  // for fewer than 31 positions, so one changed symbol or two exchanged
+  // symbols always change c.
+  std::uint8_t c = 0;
+  for (std::size_t i = 0; i < body.size(); ++i) c ^= kGf.mul_by_alpha_pow(body[i], i + 1);
+  return c;
+}
+
+std::string format_code(const CodeFields& f) {
+  const auto body = body_symbols(f);
+  std::string out;
+  out.reserve(limits::kCodeChars + limits::kCodeChars / kGroupChars);
+  for (std::size_t i = 0; i < limits::kCodeChars; ++i) {
+    if (i > 0 && i % kGroupChars == 0) out.push_back('-');
+    const std::uint8_t sym = i < body.size() ? body[i] : check_symbol(body);
+    out.push_back(kAlphabet[sym]);
+  }
+  return out;
+}
+
+std::expected<CodeFields, CodeParseError> parse_code(std::string_view text) {
+  if (text.size() > limits::kCodeTextBytesMax) return std::unexpected(CodeParseError::kMalformed);
+  std::array<std::uint8_t, limits::kCodeChars> sym{};
+  std::size_t n = 0;
+  for (char ch : text) {
+    if (ch == '-' || ch == ' ') continue;
+    const std::int8_t v = kDecode[static_cast<unsigned char>(ch)];
+    if (v < 0 || n == sym.size()) return std::unexpected(CodeParseError::kMalformed);
+    sym[n++] = static_cast<std::uint8_t>(v);
+  }
+  if (n != sym.size()) return std::unexpected(CodeParseError::kMalformed);
+  const std::span<const std::uint8_t> body(sym.data(), kBodySymbols);
+  if (check_symbol(body) != sym[kBodySymbols]) return std::unexpected(CodeParseError::kBadCheck);
+
+  CodeFields f;
+  std::size_t i = 0;
+  f.campaign_tag = static_cast<std::uint16_t>((sym[0] << 5) | sym[1]);
+  f.sku_index = static_cast<std::uint16_t>((sym[2] << 5) | sym[3]);
+  i = 4;
+  for (auto& r : f.random) r = sym[i++];
+  for (int k = 0; k < 9; ++k) f.mac = (f.mac << 5) | sym[i++];
+  return f;
+}
+
+}  // namespace voucherd

@@ -1,0 +1,89 @@
+// voucher_code.h — unguessable, self-checking voucher codes.
+//
+// A code is 30 Crockford base32 characters, shown in six groups of five:
+//
+//   TTSSR-RRRRR-RRRRR-RRRRR-MMMMM-MMMMC
+//
+//   T  campaign tag, 10 bits (a hint: which campaigns to try the MAC against)
+//   S  SKU index within the campaign, 10 bits (the SKU fixes the site)
+//   R  80 random bits from a CSPRNG: the unguessable part
+//   M  45-bit MAC: HMAC-SHA256 under a key derived from the server secret and
+//      the campaign, site and SKU ids, over T, S and R. A code cannot be moved
+//      to another campaign, site or SKU, and one not made with the secret is
+//      rejected without touching storage.
+//   C  check character: a GF(32) weighted sum that catches any one mistyped
+//      character and any two swapped characters (anywhere in the code).
+//
+// Parsing ignores case, dashes and spaces and reads O as 0 and I, L as 1, so a
+// code read aloud or typed from paper comes back right.
+//
+// Usage:
+//   CodeSigner signer(secret);
+//   SkuMacKey key = signer.derive_sku_key("gd-2024", "site-001", "sku-001");
+//   CodeFields f{.campaign_tag = campaign_tag("gd-2024"), .sku_index = 0, .random = ...};
+//   f.mac = compute_mac(key, f);
+//   std::string text = format_code(f);
+//   auto parsed = parse_code(text);  // -> CodeFields or CodeParseError
+//
+// Thread-safety: all functions are pure; SkuMacKey and CodeSigner are
+// immutable after construction and safe to share.
+#pragma once
+
+#include <openssl/sha.h>
+
+#include <array>
+#include <cstdint>
+#include <expected>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "engine/limits.h"
+
+namespace voucherd {
+
+inline constexpr std::size_t kCodeRandomSymbols = limits::kCodeRandomBits / 5;
+
+struct CodeFields {
+  std::uint16_t campaign_tag = 0;  // < 2^10
+  std::uint16_t sku_index = 0;     // < 2^10
+  std::array<std::uint8_t, kCodeRandomSymbols> random{};  // each < 32
+  std::uint64_t mac = 0;                                   // < 2^45
+  bool operator==(const CodeFields&) const = default;
+};
+
+enum class CodeParseError : std::uint8_t { kMalformed, kBadCheck };
+
+// Precomputed HMAC-SHA256 inner and outer states for one SKU's key, so that a
+// MAC costs two SHA-256 compressions and no allocation.
+struct SkuMacKey {
+  SHA256_CTX inner;
+  SHA256_CTX outer;
+};
+
+class CodeSigner final {
+ public:
+  // REQUIRES: secret.size() >= limits::kSecretBytesMin.
+  explicit CodeSigner(std::span<const std::uint8_t> secret);
+
+  [[nodiscard]] SkuMacKey derive_sku_key(std::string_view campaign_id, std::string_view site_id,
+                                         std::string_view sku_id) const;
+
+ private:
+  std::array<std::uint8_t, 32> master_key_;  // SHA-256 of the secret
+};
+
+// 10-bit tag of a campaign id (a hash; collisions are fine, it is a hint).
+[[nodiscard]] std::uint16_t campaign_tag(std::string_view campaign_id);
+
+[[nodiscard]] std::uint64_t compute_mac(const SkuMacKey& key, const CodeFields& fields);
+
+// Display form with dashes, upper case.
+[[nodiscard]] std::string format_code(const CodeFields& fields);
+
+[[nodiscard]] std::expected<CodeFields, CodeParseError> parse_code(std::string_view text);
+
+// Exposed for tests: the check symbol (0..31) of 29 body symbols.
+[[nodiscard]] std::uint8_t check_symbol(std::span<const std::uint8_t> body);
+
+}  // namespace voucherd
