@@ -15,6 +15,7 @@ std::size_t slot_hash(std::string_view id) { return ShardedMap<int>::hash(id); }
     if (!(cond)) std::abort();        \
   } while (0)
 
+
 std::vector<std::int64_t> stocks_of(const CampaignSpec& spec) {
   std::vector<std::int64_t> s;
   s.reserve(spec.skus.size());
@@ -42,6 +43,11 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
     site_of_sku_.push_back(site_index.at(sku.site_id));  // validated: the site exists
     mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id));
   }
+  // Members who get a pack each need an entry: size the index for them up
+  // front (bounded, so a campaign of a billion packs does not reserve GiBs).
+  std::int64_t stock = 0;
+  for (const SkuSpec& sku : spec_.skus) stock += sku.stock;
+  members_index_.reserve(static_cast<std::size_t>(std::min<std::int64_t>(stock, limits::kMembersReservedPerCampaignMax)));
 }
 
 std::uint32_t CampaignRuntime::sku_index(std::string_view sku_id) const {
@@ -157,45 +163,51 @@ void ClaimEngine::claim(ClaimOp& op) {
   enum class Step { kAnswer, kWait, kProceed };
   ClaimResult answer;
   const Step step = c->members_index_.with_shard(op.member_hash_, [&](auto& map) {
-    auto it = map.find(to_absl(op.member_id));
-    if (it != map.end()) {
-      CampaignRuntime::MemberEntry& e = it->second;
-      // A retry of a request that already got its voucher, or a member at the limit.
-      for (const VoucherPtr& v : e.held) {
-        if (limit == 1 || v->request_id == op.request_id) {
-          answer = {Outcome::kAlreadyClaimed, nullptr, v};
-          return Step::kAnswer;
-        }
-      }
-      if (static_cast<std::int32_t>(e.held.size()) >= limit) {
-        answer = {Outcome::kAlreadyClaimed, nullptr, e.held.back()};
+    const bool nothing_left =
+        sku == Inventory::kNone ? c->inventory_.sold_out() : c->inventory_.sku_empty(sku);
+    CampaignRuntime::MemberEntry* e = nullptr;
+    if (nothing_left) {
+      // Look up without inserting: a newcomer is refused with no allocation.
+      auto it = map.find(to_absl(op.member_id));
+      if (it == map.end()) {
+        answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
+                  nullptr};
         return Step::kAnswer;
       }
-      // A claim of this member is in flight and this press depends on its
-      // outcome: wait for it, then run again.
+      e = &it->second;
+    } else {
+      // One probe finds the member or makes their entry.
+      e = &map.try_emplace(to_absl(op.member_id)).first->second;
+    }
+    // A retry of a request that already got its voucher, or a member at the limit.
+    for (const VoucherPtr& v : e->held) {
+      if (limit == 1 || v->request_id == op.request_id) {
+        answer = {Outcome::kAlreadyClaimed, nullptr, v};
+        return Step::kAnswer;
+      }
+    }
+    if (static_cast<std::int32_t>(e->held.size()) >= limit) {
+      answer = {Outcome::kAlreadyClaimed, nullptr, e->held.back()};
+      return Step::kAnswer;
+    }
+    // A claim of this member is in flight and this press depends on its
+    // outcome: wait for it, then run again.
+    if (!e->pending.empty()) {
       bool depends = limit == 1 ||
-                     static_cast<std::int32_t>(e.held.size() + e.pending.size()) >= limit;
-      for (const ClaimOp* p : e.pending) depends = depends || p->request_id == op.request_id;
-      if (!e.pending.empty() && depends) {
-        if (e.waiter_count >= limits::kWaitersPerMemberMax) {
+                     static_cast<std::int32_t>(e->held.size() + e->pending.size()) >= limit;
+      for (const ClaimOp* p : e->pending) depends = depends || p->request_id == op.request_id;
+      if (depends) {
+        if (e->waiter_count >= limits::kWaitersPerMemberMax) {
           answer = {Outcome::kTooManyWaiters, nullptr, nullptr};
           return Step::kAnswer;
         }
-        op.next_waiter_ = e.waiters;
-        e.waiters = &op;
-        ++e.waiter_count;
+        op.next_waiter_ = e->waiters;
+        e->waiters = &op;
+        ++e->waiter_count;
         return Step::kWait;
       }
-      e.pending.push_back(&op);
-      return Step::kProceed;
     }
-    // A new member: refuse before allocating an entry if there is nothing left.
-    if (sku == Inventory::kNone ? c->inventory_.sold_out() : c->inventory_.sku_empty(sku)) {
-      answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
-                nullptr};
-      return Step::kAnswer;
-    }
-    map.try_emplace(std::string(op.member_id)).first->second.pending.push_back(&op);
+    e->pending.push_back(&op);
     return Step::kProceed;
   });
   if (step == Step::kAnswer) return op.on_claim_done(answer);

@@ -26,6 +26,8 @@
 // owned by the caller and must stay alive until their completion has run.
 #pragma once
 
+#include <absl/container/inlined_vector.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -146,9 +148,11 @@ class CampaignRuntime final {
   friend class ClaimOp;
   friend class VoucherLookupOp;
 
+  // Inline room for one of each: with the usual limit of one pack a member
+  // entry costs no allocation beyond its map slot.
   struct MemberEntry {
-    std::vector<VoucherPtr> held;    // oldest first
-    std::vector<ClaimOp*> pending;   // claims of this member in flight
+    absl::InlinedVector<VoucherPtr, 1> held;  // oldest first
+    absl::InlinedVector<ClaimOp*, 1> pending;  // claims of this member in flight
     ClaimOp* waiters = nullptr;      // presses waiting for a pending claim
     std::uint32_t waiter_count = 0;
   };

@@ -1,10 +1,13 @@
 // claim_log.h — the port to the durable record of issued vouchers.
 //
 // The engine decides claims locally (stock counters, allowance index) and
-// then asks the claim log to record them. The log is the authority on member
+// then asks the claim log to record them; the log's answer completes the
+// claim. A log shared by several replicas (Redis) is the authority on member
 // allowances: it records a voucher only if the member has not used their
-// allowance (or this request_id) already, atomically with the write. Its
-// answer completes the claim.
+// allowance (or this request_id) already, atomically with the write, and
+// otherwise answers kDuplicate with the voucher the member holds. A log that
+// serves one process only (memory) may leave that to the engine's own exact
+// member index and never answer kDuplicate.
 //
 // The port is asynchronous so that an implementation can group-commit: many
 // appends in flight share one durable write (the Redis log pipelines them).

@@ -2,45 +2,40 @@
 
 #include <absl/hash/hash.h>
 
+#include "engine/sharded_map.h"
+
 #include <cassert>
+#include <cstdlib>
 
 namespace voucherd {
 namespace {
 
+// High bits pick the shard: the shard's own hash map uses the low bits of the
+// same hash, and keys that all share their low bits would crowd its probes.
 std::size_t shard_of(std::string_view key, std::size_t shards) {
-  return absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size())) & (shards - 1);
+  return (absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size())) >> 52) &
+         (shards - 1);
 }
 
 }  // namespace
 
+std::optional<MemoryClaimLog::CodeKey> MemoryClaimLog::key_of(std::string_view code) {
+  if (code.size() > limits::kCodeTextBytesMax) return std::nullopt;
+  CodeKey k;
+  std::copy(code.begin(), code.end(), k.text.begin());
+  k.size = static_cast<std::uint8_t>(code.size());
+  return k;
+}
+
 void MemoryClaimLog::append_claim(ClaimLogWrite& write) {
   const VoucherRecord& v = *write.voucher;
-  std::string member_key;
-  member_key.reserve(v.campaign_id.size() + 1 + v.member_id.size());
-  member_key.append(v.campaign_id).push_back('\0');
-  member_key.append(v.member_id);
-
-  VoucherPtr held;
-  {
-    MemberShard& shard = members_[shard_of(v.member_id, kShards)];
-    std::lock_guard lock(shard.mu);
-    std::vector<VoucherPtr>& list = shard.held[member_key];
-    for (const VoucherPtr& h : list) {
-      if (!v.request_id.empty() && h->request_id == v.request_id) held = h;
-    }
-    if (!held && static_cast<std::int32_t>(list.size()) >= write.per_member_limit) {
-      held = list.back();
-    }
-    if (!held) list.push_back(write.voucher);
-  }
-  if (held) {
-    write.on_logged(LogStatus::kDuplicate, std::move(held));
-    return;
-  }
   {
     CodeShard& shard = codes_[shard_of(v.code, kShards)];
     std::lock_guard lock(shard.mu);
-    const bool inserted = shard.by_code.emplace(v.code, write.voucher).second;
+    const auto key = key_of(v.code);
+    // The engine mints every code in canonical form, well within the bound.
+    if (!key) std::abort();
+    const bool inserted = shard.by_code.emplace(*key, write.voucher).second;
     // 80 random bits per code: a collision means the random source is broken.
     assert(inserted);
     (void)inserted;
@@ -54,8 +49,10 @@ void MemoryClaimLog::find_voucher(std::string_view code, VoucherLookup& lookup) 
   {
     CodeShard& shard = codes_[shard_of(code, kShards)];
     std::lock_guard lock(shard.mu);
-    auto it = shard.by_code.find(absl::string_view(code.data(), code.size()));
-    if (it != shard.by_code.end()) found = it->second;
+    if (const auto key = key_of(code)) {
+      auto it = shard.by_code.find(*key);
+      if (it != shard.by_code.end()) found = it->second;
+    }
   }
   if (found) {
     lookup.on_found(LookupStatus::kFound, std::move(found));

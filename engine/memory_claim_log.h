@@ -4,20 +4,30 @@
 // vouchers die with it: fine for rehearsals, not for a real campaign).
 // Completes every call inline.
 //
-// Thread-safety: safe from any thread; state is sharded by member and by
-// code, each shard under its own mutex, so concurrent claims of different
-// members rarely meet.
+// With one process there is no other replica to race: the engine's own
+// allowance index already decides every member exactly, so this log keeps
+// vouchers by code only and never answers kDuplicate. (The Redis log, shared
+// by replicas, decides allowances itself.)
+//
+// Thread-safety: safe from any thread; vouchers are sharded by code, each
+// shard under its own mutex.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
 
+#include <absl/hash/hash.h>
+
+#include <algorithm>
 #include <array>
+#include <optional>
 #include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "engine/claim_log.h"
+#include "engine/limits.h"
+#include "engine/sharded_map.h"
 
 namespace voucherd {
 
@@ -33,17 +43,27 @@ class MemoryClaimLog final : public ClaimLog {
 
  private:
   static constexpr std::size_t kShards = 64;
-  struct alignas(64) MemberShard {
-    std::mutex mu;
-    // key: campaign_id + '\0' + member_id -> vouchers held, oldest first
-    absl::flat_hash_map<std::string, std::vector<VoucherPtr>> held;
+  // A code kept inline in the map slot: growing the map then rehashes slots
+  // without chasing a pointer to every record.
+  struct CodeKey {
+    std::array<char, limits::kCodeTextBytesMax> text{};
+    std::uint8_t size = 0;
+    bool operator==(const CodeKey& o) const {
+      return size == o.size && std::equal(text.begin(), text.begin() + size, o.text.begin());
+    }
   };
+  struct CodeKeyHash {
+    std::size_t operator()(const CodeKey& k) const {
+      return absl::Hash<absl::string_view>{}(absl::string_view(k.text.data(), k.size));
+    }
+  };
+  // nullopt for text that cannot be a code (too long).
+  static std::optional<CodeKey> key_of(std::string_view code);
   struct alignas(64) CodeShard {
-    std::mutex mu;
-    absl::flat_hash_map<std::string, VoucherPtr> by_code;
+    SpinLock mu;  // held for one hash-map operation
+    absl::flat_hash_map<CodeKey, VoucherPtr, CodeKeyHash> by_code;
   };
 
-  std::array<MemberShard, kShards> members_;
   std::array<CodeShard, kShards> codes_;
   std::atomic<std::int64_t> voucher_count_{0};
 };

@@ -38,6 +38,19 @@ struct Gf32 {
 };
 constexpr Gf32 kGf;
 
+// weight_table[i][v] = alpha^(i+1) * v: the check symbol becomes 29 lookups.
+struct WeightTable {
+  std::array<std::array<std::uint8_t, 32>, limits::kCodeBodyChars> w{};
+  constexpr WeightTable() {
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      for (unsigned v = 0; v < 32; ++v) {
+        w[i][v] = kGf.mul_by_alpha_pow(static_cast<std::uint8_t>(v), i + 1);
+      }
+    }
+  }
+};
+constexpr WeightTable kWeights;
+
 constexpr std::array<std::int8_t, 256> make_decode_table() {
   std::array<std::int8_t, 256> t{};
   for (auto& v : t) v = -1;
@@ -140,21 +153,24 @@ std::uint8_t check_symbol(std::span<const std::uint8_t> body) {
   // c = sum_i alpha^(i+1) * v_i over GF(32). Weights are distinct and non-zero
   // for fewer than 31 positions, so one changed symbol or two exchanged
   // symbols always change c.
+  assert(body.size() <= kWeights.w.size());
   std::uint8_t c = 0;
-  for (std::size_t i = 0; i < body.size(); ++i) c ^= kGf.mul_by_alpha_pow(body[i], i + 1);
+  for (std::size_t i = 0; i < body.size(); ++i) c ^= kWeights.w[i][body[i] & 31u];
   return c;
 }
 
 std::string format_code(const CodeFields& f) {
   const auto body = body_symbols(f);
-  std::string out;
-  out.reserve(limits::kCodeChars + limits::kCodeChars / kGroupChars);
+  const std::uint8_t check = check_symbol(body);
+  constexpr std::size_t kTextChars = limits::kCodeChars + limits::kCodeChars / kGroupChars - 1;
+  std::array<char, kTextChars> text{};
+  std::size_t n = 0;
   for (std::size_t i = 0; i < limits::kCodeChars; ++i) {
-    if (i > 0 && i % kGroupChars == 0) out.push_back('-');
-    const std::uint8_t sym = i < body.size() ? body[i] : check_symbol(body);
-    out.push_back(kAlphabet[sym]);
+    if (i > 0 && i % kGroupChars == 0) text[n++] = '-';
+    text[n++] = kAlphabet[i < body.size() ? body[i] : check];
   }
-  return out;
+  assert(n == text.size());
+  return std::string(text.data(), n);
 }
 
 std::expected<CodeFields, CodeParseError> parse_code(std::string_view text) {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what voucherd needs to build and test, from Debian's packages only.
+# Idempotent: installs nothing when everything is already there.
+set -euo pipefail
+
+PACKAGES=(
+  g++ cmake make pkg-config ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  golang-github-gogo-googleapis-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,87 @@
+#include "server/config.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cctype>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "engine/limits.h"
+
+#ifndef VOUCHERD_VERSION
+#define VOUCHERD_VERSION "0.0.0"
+#endif
+
+namespace voucherd {
+
+ConfigResult parse_config(int argc, char** argv) {
+  ConfigResult result;
+  Config& c = result.config;
+  CLI::App app{"voucherd — voucher lottery and redemption engine (gRPC)", "voucherd"};
+  app.set_version_flag("--version", std::string("voucherd ") + VOUCHERD_VERSION);
+  app.add_option("--listen", c.listen, "gRPC listen address host:port (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--campaigns", c.campaigns_file,
+                 "campaigns to load at start, protobuf JSON (CampaignSet or one Campaign)")
+      ->check(CLI::ExistingFile);
+  std::string store = "memory";
+  app.add_option("--store", store, "claim log: memory")
+      ->check(CLI::IsMember({"memory"}))
+      ->capture_default_str();
+  app.add_option("--secret-file", c.secret_file,
+                 "file holding the voucher-code MAC secret as hex (>= 64 hex digits)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--port-file", c.port_file, "write the bound gRPC port here once listening");
+  app.add_flag("--rehearse", c.rehearse,
+               "open every loaded campaign's window from now (same length) for a rehearsal");
+  app.add_option("--grpc-threads", c.grpc_threads, "completion-queue polling threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    result.should_exit = true;
+    result.exit_code = app.exit(e);  // prints help/version (0) or the error (non-zero)
+    if (result.exit_code != 0) result.exit_code = 2;
+    return result;
+  }
+  c.store = StoreKind::kMemory;
+  return result;
+}
+
+std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected("cannot read --secret-file " + path);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  if (text.size() > 2 * limits::kSecretBytesMax + 1024) {
+    return std::unexpected("--secret-file " + path + " is too large");
+  }
+  std::vector<std::uint8_t> out;
+  int high = -1;
+  for (char ch : text) {
+    if (std::isspace(static_cast<unsigned char>(ch))) continue;
+    int v = -1;
+    if (ch >= '0' && ch <= '9') v = ch - '0';
+    if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
+    if (v < 0) return std::unexpected("--secret-file " + path + " must hold hex digits only");
+    if (high < 0) {
+      high = v;
+    } else {
+      out.push_back(static_cast<std::uint8_t>(high * 16 + v));
+      high = -1;
+    }
+  }
+  if (high >= 0) return std::unexpected("--secret-file " + path + " has an odd number of hex digits");
+  if (out.size() < limits::kSecretBytesMin) {
+    return std::unexpected("--secret-file " + path + " holds " + std::to_string(out.size()) +
+                           " bytes; at least " + std::to_string(limits::kSecretBytesMin) +
+                           " are needed (64 hex digits)");
+  }
+  return out;
+}
+
+}  // namespace voucherd

@@ -1,0 +1,38 @@
+// config.h — voucherd's configuration: parsed and validated once at start
+// into one immutable struct, then passed down by const&.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <vector>
+
+namespace voucherd {
+
+enum class StoreKind : std::uint8_t { kMemory };
+
+struct Config {
+  std::string listen = "127.0.0.1:50051";
+  std::string campaigns_file;  // protobuf JSON: a CampaignSet or one Campaign
+  StoreKind store = StoreKind::kMemory;
+  std::string secret_file;     // hex; see README "Secret file"
+  std::string port_file;       // written with the bound port once listening
+  bool rehearse = false;       // open loaded campaigns' windows from now
+  int grpc_threads = 2;        // completion-queue polling threads
+};
+
+struct ConfigResult {
+  int exit_code = 0;      // when set: exit with it (--help, --version, bad value)
+  bool should_exit = false;
+  Config config;
+};
+
+// Parses argv. Bad values produce should_exit with exit code 2 and a message
+// naming the flag on stderr; --help and --version print and exit 0.
+[[nodiscard]] ConfigResult parse_config(int argc, char** argv);
+
+// Reads the secret file (hex digits, whitespace ignored, >= 32 bytes).
+[[nodiscard]] std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(
+    const std::string& path);
+
+}  // namespace voucherd

@@ -1,0 +1,259 @@
+#include "server/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "engine/limits.h"
+#include "server/proto_convert.h"
+#include "server/status_map.h"
+
+namespace voucherd {
+namespace {
+
+namespace v1 = voucher::v1;
+
+// gRPC 1.51 predates the HTTP/2 rapid-reset fixes: bound streams and messages.
+constexpr int kMaxConcurrentStreams = 1024;
+constexpr int kMaxReceiveMessageBytes = 4 << 20;  // a 1,024-SKU campaign fits easily
+// Calls of each RPC kept posted per completion queue, so a burst of new calls
+// does not wait for re-arming.
+constexpr int kPostedCallsPerRpc = 32;
+
+// A completion-queue tag: every event of a call comes back as proceed(ok).
+class Tag {
+ public:
+  virtual ~Tag() = default;
+  virtual void proceed(bool ok) = 0;
+};
+
+// One unary call: posted, then handled, then finished, then deleted.
+// Derived provides: void request(); void handle(); Derived(Core&, CQ*).
+template <class Derived, class Request, class Response>
+class UnaryCall : public Tag {
+ public:
+  UnaryCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
+      : core_(core), cq_(cq), responder_(&ctx_) {}
+
+  void proceed(bool ok) override {
+    if (!handled_) {
+      if (!ok) {  // the server is shutting down: this posted call never arrived
+        delete this;
+        return;
+      }
+      handled_ = true;
+      (new Derived(core_, cq_))->post();  // keep a call posted for the next client
+      static_cast<Derived*>(this)->handle();
+      return;
+    }
+    delete this;  // Finish completed (ok or not): the call is over
+  }
+
+  void post() { static_cast<Derived*>(this)->request(); }
+
+ protected:
+  void reply(const Response& response) { responder_.Finish(response, grpc::Status::OK, this); }
+  void fail(const grpc::Status& status) { responder_.FinishWithError(status, this); }
+
+  GrpcServer::Core& core_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  grpc::ServerAsyncResponseWriter<Response> responder_;
+
+ private:
+  bool handled_ = false;
+};
+
+class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimResponse>,
+                        private ClaimOp {
+ public:
+  using UnaryCall::UnaryCall;
+  void request() {
+    core_.voucher_service.RequestClaim(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    campaign_id = request_.campaign_id();
+    member_id = request_.member_id();
+    sku_id = request_.sku_id();
+    request_id = request_.request_id();
+    core_.engine.claim(*this);
+  }
+
+ private:
+  void on_claim_done(const ClaimResult& r) override {
+    if (r.outcome == Outcome::kOk || r.outcome == Outcome::kAlreadyClaimed) {
+      v1::ClaimResponse response;
+      voucher_to_proto(*r.voucher, visible_state(*r.voucher, core_.engine.clock().now_us()),
+                       response.mutable_voucher());
+      response.set_already_claimed(r.outcome == Outcome::kAlreadyClaimed);
+      return reply(response);
+    }
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    ctx.sku_id = request_.sku_id();
+    if (r.field != nullptr) ctx.field = r.field;
+    fail(to_grpc_status(r.outcome, ctx));
+  }
+};
+
+class GetVoucherCall final
+    : public UnaryCall<GetVoucherCall, v1::GetVoucherRequest, v1::Voucher>,
+      private VoucherLookupOp {
+ public:
+  using UnaryCall::UnaryCall;
+  void request() {
+    core_.voucher_service.RequestGetVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    if (request_.code().empty()) return fail(invalid_argument("code", "code must not be empty"));
+    code = request_.code();
+    core_.engine.get_voucher(*this);
+  }
+
+ private:
+  void on_lookup_done(Outcome outcome, VoucherPtr voucher, VoucherState visible) override {
+    if (outcome == Outcome::kOk) {
+      v1::Voucher response;
+      voucher_to_proto(*voucher, visible, &response);
+      return reply(response);
+    }
+    StatusContext ctx;
+    ctx.field = "code";
+    fail(to_grpc_status(outcome, ctx));
+  }
+};
+
+class CreateCampaignCall final
+    : public UnaryCall<CreateCampaignCall, v1::CreateCampaignRequest, v1::Campaign> {
+ public:
+  using UnaryCall::UnaryCall;
+  void request() {
+    core_.admin_service.RequestCreateCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    if (!request_.has_campaign()) return fail(invalid_argument("campaign", "campaign must be set"));
+    auto spec = campaign_from_proto(request_.campaign());
+    if (!spec) return fail(invalid_argument(spec.error().field, spec.error().message));
+    auto created = core_.engine.create_campaign(std::move(*spec));
+    if (!created) {
+      const CreateError& e = created.error();
+      if (e.outcome == Outcome::kInvalidArgument) {
+        return fail(invalid_argument(e.field.field, e.field.message));
+      }
+      StatusContext ctx;
+      ctx.campaign_id = request_.campaign().id();
+      return fail(to_grpc_status(e.outcome, ctx));
+    }
+    v1::Campaign response;
+    campaign_to_proto((*created)->spec(), &response);
+    reply(response);
+  }
+};
+
+class GetCampaignCall final
+    : public UnaryCall<GetCampaignCall, v1::GetCampaignRequest, v1::Campaign> {
+ public:
+  using UnaryCall::UnaryCall;
+  void request() {
+    core_.admin_service.RequestGetCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    ctx.field = "campaign_id";
+    if (request_.campaign_id().empty() || request_.campaign_id().size() > limits::kIdBytesMax) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    v1::Campaign response;
+    campaign_to_proto(c->spec(), &response);
+    reply(response);
+  }
+};
+
+class GetCampaignStatsCall final
+    : public UnaryCall<GetCampaignStatsCall, v1::GetCampaignStatsRequest, v1::CampaignStats> {
+ public:
+  using UnaryCall::UnaryCall;
+  void request() {
+    core_.admin_service.RequestGetCampaignStats(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    ctx.field = "campaign_id";
+    if (request_.campaign_id().empty() || request_.campaign_id().size() > limits::kIdBytesMax) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    auto stats = core_.engine.campaign_stats(request_.campaign_id());
+    if (!stats) return fail(to_grpc_status(stats.error(), ctx));
+    v1::CampaignStats response;
+    stats_to_proto(*stats, &response);
+    reply(response);
+  }
+};
+
+template <class Call>
+void post_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq) {
+  for (int i = 0; i < kPostedCallsPerRpc; ++i) (new Call(core, cq))->post();
+}
+
+void poll(grpc::ServerCompletionQueue* cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->proceed(ok);
+}
+
+}  // namespace
+
+GrpcServer::GrpcServer(ClaimEngine& engine, GrpcServerOptions options)
+    : core_{engine, {}, {}}, options_(std::move(options)) {}
+
+GrpcServer::~GrpcServer() { shutdown(std::chrono::milliseconds(0)); }
+
+int GrpcServer::start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&core_.voucher_service);
+  builder.RegisterService(&core_.admin_service);
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+  for (int i = 0; i < options_.polling_threads; ++i) cqs_.push_back(builder.AddCompletionQueue());
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0) {
+    server_.reset();
+    return 0;
+  }
+  for (auto& cq : cqs_) {
+    post_calls<ClaimCall>(core_, cq.get());
+    post_calls<GetVoucherCall>(core_, cq.get());
+    post_calls<CreateCampaignCall>(core_, cq.get());
+    post_calls<GetCampaignCall>(core_, cq.get());
+    post_calls<GetCampaignStatsCall>(core_, cq.get());
+    threads_.emplace_back(poll, cq.get());
+  }
+  return port;
+}
+
+void GrpcServer::shutdown(std::chrono::milliseconds grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_) {
+    // Stops accepting; in-flight calls get until the deadline to finish, then
+    // are cancelled. Posted-but-unused calls come back with ok=false.
+    server_->Shutdown(std::chrono::system_clock::now() + grace);
+  }
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (auto& t : threads_) t.join();
+  if (threads_.empty()) {
+    for (auto& cq : cqs_) poll(cq.get());  // never started: drain here
+  }
+  threads_.clear();
+  // Drained: Next() returned false, every tag has been deleted.
+}
+
+}  // namespace voucherd

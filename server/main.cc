@@ -1,0 +1,132 @@
+// voucherd — entry point: parse configuration, wire the engine to its
+// adapters, serve until SIGTERM/SIGINT, drain, exit 0.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "engine/claim_engine.h"
+#include "engine/clock.h"
+#include "engine/memory_claim_log.h"
+#include "engine/random.h"
+#include "server/campaign_loader.h"
+#include "server/config.h"
+#include "server/grpc_server.h"
+#include "server/proto_convert.h"
+
+namespace {
+
+using namespace voucherd;
+
+constexpr auto kDrainGrace = std::chrono::seconds(10);
+
+void log_line(const std::string& level, const std::string& msg) {
+  std::cerr << "voucherd " << level << ": " << msg << std::endl;
+}
+
+bool write_port_file(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) return false;
+    out << port << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int run(const Config& config, const sigset_t& signals) {
+  std::vector<std::uint8_t> secret;
+  if (!config.secret_file.empty()) {
+    auto s = read_secret_file(config.secret_file);
+    if (!s) {
+      log_line("error", s.error());
+      return 2;
+    }
+    secret = std::move(*s);
+  } else {
+    // Codes minted under a random secret verify only in this process: fine
+    // for the memory store, whose vouchers die with the process anyway.
+    secret.resize(32);
+    SecureRandom{}.fill(secret);
+    log_line("warn", "no --secret-file: using a random secret; codes will not verify after restart");
+  }
+
+  SystemClock clock;
+  SecureRandom random;
+  MemoryClaimLog log;
+  ClaimEngine engine(log, clock, random, secret);
+  std::fill(secret.begin(), secret.end(), 0);
+
+  if (!config.campaigns_file.empty()) {
+    auto campaigns = load_campaigns_file(config.campaigns_file);
+    if (!campaigns) {
+      log_line("error", campaigns.error());
+      return 2;
+    }
+    for (const auto& proto : *campaigns) {
+      auto spec = campaign_from_proto(proto);
+      if (!spec) {
+        log_line("error", "campaign \"" + proto.id() + "\": " + spec.error().message);
+        return 2;
+      }
+      if (config.rehearse) {
+        const UnixMicros length = spec->ends_at_us - spec->starts_at_us;
+        spec->starts_at_us = clock.now_us();
+        spec->ends_at_us = spec->starts_at_us + (length > 0 ? length : kMicrosPerDay);
+      }
+      auto created = engine.create_campaign(std::move(*spec));
+      if (!created) {
+        log_line("error", "campaign \"" + proto.id() + "\" in " + config.campaigns_file + ": " +
+                              created.error().field.message);
+        return 2;
+      }
+      std::int64_t stock = 0;
+      for (const auto& sku : (*created)->spec().skus) stock += sku.stock;
+      log_line("info", "loaded campaign \"" + proto.id() + "\": " +
+                           std::to_string((*created)->spec().sites.size()) + " sites, " +
+                           std::to_string((*created)->spec().skus.size()) + " SKUs, " +
+                           std::to_string(stock) + " packs" +
+                           (config.rehearse ? " (rehearsal: window opens now)" : ""));
+    }
+  }
+
+  GrpcServer server(engine, GrpcServerOptions{config.listen, config.grpc_threads});
+  const int port = server.start();
+  if (port == 0) {
+    log_line("error", "cannot listen on " + config.listen);
+    return 1;
+  }
+  if (!config.port_file.empty() && !write_port_file(config.port_file, port)) {
+    log_line("error", "cannot write --port-file " + config.port_file);
+    server.shutdown(std::chrono::milliseconds(0));
+    return 1;
+  }
+  log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) +
+                       "), store=memory");
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log_line("info", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                       ": draining");
+  server.shutdown(kDrainGrace);
+  log_line("info", "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // SIGTERM/SIGINT are taken by sigwait() in run(), so block them before any
+  // thread (gRPC's included) starts: every thread inherits this mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const ConfigResult parsed = parse_config(argc, argv);
+  if (parsed.should_exit) return parsed.exit_code;
+  return run(parsed.config, signals);
+}

@@ -1,0 +1,22 @@
+// proto_convert.h — voucher.v1 messages <-> engine model.
+#pragma once
+
+#include <expected>
+
+#include "engine/campaign_validation.h"
+#include "engine/claim_engine.h"
+#include "engine/model.h"
+#include "voucher/v1/voucher.pb.h"
+
+namespace voucherd {
+
+// Fails (naming the field) only where the wire form cannot be represented,
+// e.g. a timestamp out of range; the rest is validate_and_normalize()'s job.
+[[nodiscard]] std::expected<CampaignSpec, InvalidField> campaign_from_proto(
+    const voucher::v1::Campaign& in);
+void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out);
+
+void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1::Voucher* out);
+void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out);
+
+}  // namespace voucherd

@@ -1,0 +1,30 @@
+// status_map.h — the one place engine outcomes become gRPC statuses.
+//
+// Final business refusals (sold out, not open, closed, wrong mode, ...) carry a
+// google.rpc.ErrorInfo detail: domain "voucherd", reason = outcome_name(), and
+// metadata naming the campaign / SKU, so app backends can tell "all gone"
+// (final) from overload (RESOURCE_EXHAUSTED with a google.rpc.RetryInfo).
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include <string>
+#include <string_view>
+
+#include "engine/outcome.h"
+
+namespace voucherd {
+
+struct StatusContext {
+  std::string_view campaign_id;
+  std::string_view sku_id;
+  std::string_view field;   // for kInvalidArgument
+  std::string detail;       // extra text appended to the message
+};
+
+[[nodiscard]] grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx);
+
+// INVALID_ARGUMENT naming a field, for checks made in the adapter itself.
+[[nodiscard]] grpc::Status invalid_argument(std::string_view field, std::string_view message);
+
+}  // namespace voucherd

@@ -1,0 +1,1064 @@
+// claim_engine_test.cc — proves the claim engine end to end over the memory
+// claim log with a fake clock and deterministic randomness: vouchers carry the
+// right fields; repeat presses get the same voucher; stock, SKU, window, mode
+// and argument checks give the right outcomes; per_member_limit > 1 is
+// idempotent per request_id; create_campaign is idempotent; get_voucher finds
+// issued codes in any spelling, tells mistyped from forged codes (forged ones
+// never reach the log) and derives EXPIRED from the clock; stats are exact.
+// With a claim log the test completes by hand: presses wait for the member's
+// claim in flight, excess waiters are shed, and log refusals give the unit
+// back. Under 4 threads with every member pressing 3 times, exactly `stock`
+// vouchers are issued, all distinct, at most one per member.
+#include "engine/claim_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/clock.h"
+#include "engine/limits.h"
+#include "engine/memory_claim_log.h"
+#include "engine/model.h"
+#include "engine/outcome.h"
+#include "engine/random.h"
+#include "engine/voucher_code.h"
+
+namespace voucherd {
+
+// Readable outcome names in assertion messages.
+inline void PrintTo(Outcome o, std::ostream* os) { *os << outcome_name(o); }
+
+namespace {
+
+constexpr UnixMicros kStart = 1'700'000'000LL * kMicrosPerSecond;
+constexpr UnixMicros kHour = 3600 * kMicrosPerSecond;
+constexpr UnixMicros kEnd = kStart + 7 * kMicrosPerDay;
+
+std::vector<std::uint8_t> test_secret(std::uint8_t seed = 0x5a) {
+  std::vector<std::uint8_t> s(limits::kSecretBytesMin);
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<std::uint8_t>(seed + 31 * i);
+  return s;
+}
+
+// A claim whose completion records the result (and how often it ran).
+class RecordingClaim final : public ClaimOp {
+ public:
+  void on_claim_done(const ClaimResult& r) override {
+    result = r;
+    calls.fetch_add(1, std::memory_order_relaxed);
+  }
+  ClaimResult result;
+  std::atomic<int> calls{0};
+};
+
+class RecordingLookup final : public VoucherLookupOp {
+ public:
+  void on_lookup_done(Outcome o, VoucherPtr v, VoucherState visible) override {
+    outcome = o;
+    found = std::move(v);
+    state = visible;
+    ++calls;
+  }
+  Outcome outcome = Outcome::kInternal;
+  VoucherPtr found;
+  VoucherState state = VoucherState::kUnspecified;
+  int calls = 0;
+};
+
+// The memory claim log, counting the calls that reach it (forged codes must
+// be turned away before touching storage).
+class CountingClaimLog final : public ClaimLog {
+ public:
+  void append_claim(ClaimLogWrite& write) override {
+    appends.fetch_add(1, std::memory_order_relaxed);
+    memory.append_claim(write);
+  }
+  void find_voucher(std::string_view code, VoucherLookup& lookup) override {
+    finds.fetch_add(1, std::memory_order_relaxed);
+    memory.find_voucher(code, lookup);
+  }
+  [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
+
+  MemoryClaimLog memory;
+  std::atomic<int> appends{0};
+  std::atomic<int> finds{0};
+};
+
+std::string lowercase(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string without_dashes(std::string s) {
+  s.erase(std::remove(s.begin(), s.end(), '-'), s.end());
+  return s;
+}
+
+// Two sites, three SKUs: sku-001 (2 units), sku-002 (1 unit), sku-003 (none).
+CampaignSpec small_spec(std::string id = "gd-2024") {
+  CampaignSpec s;
+  s.id = std::move(id);
+  s.name = "Guangdong winter giveaway";
+  s.mode = CampaignMode::kFirstCome;
+  s.starts_at_us = kStart;
+  s.ends_at_us = kEnd;
+  s.per_member_limit = 1;
+  s.voucher_valid_days = 10;
+  s.sites = {{"site-001", "Hot Spring Resort", "Qingyuan", SkuKind::kHotSpring},
+             {"site-002", "Old Town Homestay", "Chaozhou", SkuKind::kHomestay}};
+  s.skus = {{"sku-001", "site-001", SkuKind::kHotSpring, "Spa pass", 19'900, 2},
+            {"sku-002", "site-002", SkuKind::kHomestay, "One night", 39'900, 1},
+            {"sku-003", "site-002", SkuKind::kScenic, "Walking tour", 5'000, 0}};
+  return s;
+}
+
+class ClaimEngineTest : public ::testing::Test {
+ protected:
+  ClaimEngineTest() : secret_(test_secret()), engine_(log_, clock_, random_, secret_) {}
+
+  const CampaignRuntime* create(const CampaignSpec& spec) {
+    auto r = engine_.create_campaign(spec);
+    EXPECT_TRUE(r.has_value()) << (r ? std::string() : r.error().field.field + ": " + r.error().field.message);
+    return r.value_or(nullptr);
+  }
+
+  ClaimResult claim(std::string_view campaign, std::string_view member, std::string_view sku = {},
+                    std::string_view request = {}) {
+    RecordingClaim op;
+    op.campaign_id = campaign;
+    op.member_id = member;
+    op.sku_id = sku;
+    op.request_id = request;
+    engine_.claim(op);
+    // MemoryClaimLog completes inline and nothing else runs: done by now.
+    EXPECT_EQ(op.calls.load(), 1) << "on_claim_done must run exactly once";
+    return op.result;
+  }
+
+  RecordingLookup lookup(std::string_view code) {
+    RecordingLookup op;
+    op.code = code;
+    engine_.get_voucher(op);
+    EXPECT_EQ(op.calls, 1) << "on_lookup_done must run exactly once";
+    return op;
+  }
+
+  CountingClaimLog log_;
+  FakeClock clock_{kStart + kHour};
+  DeterministicRandom random_{20240101};
+  std::vector<std::uint8_t> secret_;
+  ClaimEngine engine_;
+};
+
+TEST_F(ClaimEngineTest, ClaimIssuesVoucherWithTheRightFields) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const UnixMicros now = kStart + 5 * kHour + 17;
+  clock_.set_us(now);
+
+  const ClaimResult r = claim("gd-2024", "member-1", "sku-002");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(r.field, nullptr);
+  ASSERT_NE(r.voucher, nullptr);
+  const VoucherRecord& v = *r.voucher;
+  EXPECT_EQ(v.campaign_id, "gd-2024");
+  EXPECT_EQ(v.sku_id, "sku-002");
+  EXPECT_EQ(v.site_id, "site-002");
+  EXPECT_EQ(v.member_id, "member-1");
+  EXPECT_EQ(v.request_id, "");
+  EXPECT_EQ(v.sku_kind, SkuKind::kHomestay);
+  EXPECT_EQ(v.face_value_cents, 39'900);
+  EXPECT_EQ(v.issued_at_us, now);
+  EXPECT_EQ(v.expires_at_us, now + 10 * kMicrosPerDay);
+  EXPECT_EQ(v.state, VoucherState::kIssued);
+
+  // The code is a well-formed display code naming this campaign and SKU.
+  ASSERT_EQ(v.code.size(), 35u);
+  auto fields = parse_code(v.code);
+  ASSERT_TRUE(fields.has_value()) << v.code;
+  EXPECT_EQ(format_code(*fields), v.code);
+  EXPECT_EQ(fields->campaign_tag, campaign_tag("gd-2024"));
+  EXPECT_EQ(fields->sku_index, 1u);
+  CodeSigner signer(secret_);
+  EXPECT_EQ(fields->mac, compute_mac(signer.derive_sku_key("gd-2024", "site-002", "sku-002"), *fields));
+
+  // Any SKU: the voucher's fields match the SKU it landed on.
+  const ClaimResult any = claim("gd-2024", "member-2");
+  ASSERT_EQ(any.outcome, Outcome::kOk);
+  EXPECT_EQ(any.voucher->sku_id, "sku-001");  // the only SKU with stock left
+  EXPECT_EQ(any.voucher->site_id, "site-001");
+  EXPECT_EQ(any.voucher->face_value_cents, 19'900);
+  EXPECT_EQ(any.voucher->sku_kind, SkuKind::kHotSpring);
+  EXPECT_NE(any.voucher->code, v.code);
+  EXPECT_EQ(log_.voucher_count(), 2);
+}
+
+TEST_F(ClaimEngineTest, ValidDaysDefaultIsThirty) {
+  CampaignSpec spec = small_spec();
+  spec.voucher_valid_days = 0;
+  ASSERT_NE(create(spec), nullptr);
+  const ClaimResult r = claim("gd-2024", "m");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  EXPECT_EQ(r.voucher->expires_at_us, r.voucher->issued_at_us + 30 * kMicrosPerDay);
+}
+
+TEST_F(ClaimEngineTest, RepeatPressReturnsTheSameVoucher) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult first = claim("gd-2024", "member-1");
+  ASSERT_EQ(first.outcome, Outcome::kOk);
+  for (int i = 0; i < 3; ++i) {
+    const ClaimResult again = claim("gd-2024", "member-1");
+    ASSERT_EQ(again.outcome, Outcome::kAlreadyClaimed);
+    ASSERT_NE(again.voucher, nullptr);
+    EXPECT_EQ(again.voucher->code, first.voucher->code);
+  }
+  // Also when naming a SKU, and with a request id.
+  const ClaimResult sku = claim("gd-2024", "member-1", "sku-002", "req-x");
+  ASSERT_EQ(sku.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(sku.voucher->code, first.voucher->code);
+  EXPECT_EQ(log_.voucher_count(), 1);
+  EXPECT_EQ(log_.appends.load(), 1) << "repeat presses are answered without a log write";
+
+  // Still answered with the voucher once everything is gone.
+  ASSERT_EQ(claim("gd-2024", "member-2").outcome, Outcome::kOk);
+  ASSERT_EQ(claim("gd-2024", "member-3").outcome, Outcome::kOk);
+  ASSERT_EQ(claim("gd-2024", "member-4").outcome, Outcome::kSoldOut);
+  const ClaimResult late = claim("gd-2024", "member-1");
+  ASSERT_EQ(late.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(late.voucher->code, first.voucher->code);
+}
+
+TEST_F(ClaimEngineTest, StockRunsOut) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  EXPECT_EQ(claim("gd-2024", "m0", "sku-003").outcome, Outcome::kSkuSoldOut);  // never had stock
+  EXPECT_EQ(claim("gd-2024", "m1", "sku-002").outcome, Outcome::kOk);
+  const ClaimResult sku_gone = claim("gd-2024", "m2", "sku-002");
+  EXPECT_EQ(sku_gone.outcome, Outcome::kSkuSoldOut);
+  EXPECT_EQ(sku_gone.voucher, nullptr);
+  EXPECT_EQ(claim("gd-2024", "m3").outcome, Outcome::kOk);
+  EXPECT_EQ(claim("gd-2024", "m2").outcome, Outcome::kOk);  // a failed press did not count
+  const ClaimResult gone = claim("gd-2024", "m4");
+  EXPECT_EQ(gone.outcome, Outcome::kSoldOut);
+  EXPECT_EQ(gone.voucher, nullptr);
+  EXPECT_EQ(claim("gd-2024", "m5", "sku-001").outcome, Outcome::kSkuSoldOut);
+  EXPECT_EQ(claim("gd-2024", "m6").outcome, Outcome::kSoldOut);
+  EXPECT_EQ(log_.voucher_count(), 3);
+}
+
+TEST_F(ClaimEngineTest, UnknownCampaignAndSku) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  EXPECT_EQ(claim("no-such-campaign", "m1").outcome, Outcome::kCampaignNotFound);
+  EXPECT_EQ(claim("gd-202", "m1").outcome, Outcome::kCampaignNotFound);
+  EXPECT_EQ(claim("gd-2024", "m1", "sku-999").outcome, Outcome::kSkuNotFound);
+  EXPECT_EQ(log_.appends.load(), 0);
+  EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kOk);  // the failures left no trace
+}
+
+TEST_F(ClaimEngineTest, WindowIsHalfOpen) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  clock_.set_us(kStart - 1);
+  EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kNotOpen);
+  clock_.set_us(kStart - kMicrosPerDay);
+  EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kNotOpen);
+  clock_.set_us(kEnd);
+  EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kClosed);
+  clock_.set_us(kEnd + kMicrosPerDay);
+  EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kClosed);
+  EXPECT_EQ(log_.appends.load(), 0);
+
+  clock_.set_us(kStart);
+  const ClaimResult at_start = claim("gd-2024", "m1");
+  EXPECT_EQ(at_start.outcome, Outcome::kOk);
+  clock_.set_us(kEnd - 1);
+  const ClaimResult at_end = claim("gd-2024", "m2");
+  ASSERT_EQ(at_end.outcome, Outcome::kOk);
+  EXPECT_EQ(at_end.voucher->issued_at_us, kEnd - 1);
+}
+
+TEST_F(ClaimEngineTest, LotteryCampaignIsWrongMode) {
+  CampaignSpec spec = small_spec("lottery-1");
+  spec.mode = CampaignMode::kLottery;
+  ASSERT_NE(create(spec), nullptr);
+  EXPECT_EQ(claim("lottery-1", "m1").outcome, Outcome::kWrongMode);
+  EXPECT_EQ(log_.appends.load(), 0);
+}
+
+TEST_F(ClaimEngineTest, InvalidArgumentsNameTheField) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult empty_member = claim("gd-2024", "");
+  EXPECT_EQ(empty_member.outcome, Outcome::kInvalidArgument);
+  ASSERT_NE(empty_member.field, nullptr);
+  EXPECT_STREQ(empty_member.field, "member_id");
+  EXPECT_EQ(empty_member.voucher, nullptr);
+
+  const std::string long_id(limits::kIdBytesMax + 1, 'x');
+  const ClaimResult long_member = claim("gd-2024", long_id);
+  EXPECT_EQ(long_member.outcome, Outcome::kInvalidArgument);
+  EXPECT_STREQ(long_member.field, "member_id");
+
+  const ClaimResult empty_campaign = claim("", "m1");
+  EXPECT_EQ(empty_campaign.outcome, Outcome::kInvalidArgument);
+  EXPECT_STREQ(empty_campaign.field, "campaign_id");
+
+  const ClaimResult long_sku = claim("gd-2024", "m1", long_id);
+  EXPECT_EQ(long_sku.outcome, Outcome::kInvalidArgument);
+  EXPECT_STREQ(long_sku.field, "sku_id");
+
+  const ClaimResult long_request = claim("gd-2024", "m1", "", long_id);
+  EXPECT_EQ(long_request.outcome, Outcome::kInvalidArgument);
+  EXPECT_STREQ(long_request.field, "request_id");
+
+  // A member id of exactly the limit is fine.
+  EXPECT_EQ(claim("gd-2024", std::string(limits::kIdBytesMax, 'm')).outcome, Outcome::kOk);
+}
+
+TEST_F(ClaimEngineTest, PerMemberLimitThreeIsIdempotentPerRequest) {
+  CampaignSpec spec = small_spec("multi");
+  spec.per_member_limit = 3;
+  spec.skus[0].stock = 10;
+  ASSERT_NE(create(spec), nullptr);
+
+  const ClaimResult no_request = claim("multi", "m1");
+  EXPECT_EQ(no_request.outcome, Outcome::kRequestIdRequired);
+  EXPECT_EQ(no_request.voucher, nullptr);
+
+  const ClaimResult r1 = claim("multi", "m1", "", "req-1");
+  const ClaimResult r2 = claim("multi", "m1", "", "req-2");
+  const ClaimResult r3 = claim("multi", "m1", "sku-002", "req-3");
+  ASSERT_EQ(r1.outcome, Outcome::kOk);
+  ASSERT_EQ(r2.outcome, Outcome::kOk);
+  ASSERT_EQ(r3.outcome, Outcome::kOk);
+  EXPECT_EQ(r1.voucher->request_id, "req-1");
+  EXPECT_EQ(r2.voucher->request_id, "req-2");
+  EXPECT_EQ(r3.voucher->request_id, "req-3");
+  EXPECT_EQ(r3.voucher->sku_id, "sku-002");
+  const std::set<std::string> codes{r1.voucher->code, r2.voucher->code, r3.voucher->code};
+  EXPECT_EQ(codes.size(), 3u);
+
+  // Retries of each request return that request's voucher.
+  const ClaimResult again1 = claim("multi", "m1", "", "req-1");
+  ASSERT_EQ(again1.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(again1.voucher->code, r1.voucher->code);
+  const ClaimResult again2 = claim("multi", "m1", "sku-001", "req-2");
+  ASSERT_EQ(again2.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(again2.voucher->code, r2.voucher->code);
+
+  // A fourth request id: the member is at their limit.
+  const ClaimResult fourth = claim("multi", "m1", "", "req-4");
+  ASSERT_EQ(fourth.outcome, Outcome::kAlreadyClaimed);
+  ASSERT_NE(fourth.voucher, nullptr);
+  EXPECT_TRUE(codes.contains(fourth.voucher->code));
+  EXPECT_EQ(log_.voucher_count(), 3);
+
+  // Another member is not affected, and request ids are per member.
+  const ClaimResult other = claim("multi", "m2", "", "req-1");
+  ASSERT_EQ(other.outcome, Outcome::kOk);
+  EXPECT_FALSE(codes.contains(other.voucher->code));
+
+  auto stats = engine_.campaign_stats("multi");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->issued, 4);
+  EXPECT_EQ(stats->members, 2);
+}
+
+TEST_F(ClaimEngineTest, CreateCampaignIsIdempotent) {
+  const CampaignRuntime* c = create(small_spec());
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->spec().id, "gd-2024");
+  EXPECT_EQ(engine_.find_campaign("gd-2024"), c);
+  EXPECT_EQ(engine_.find_campaign("gd-2025"), nullptr);
+
+  auto same = engine_.create_campaign(small_spec());
+  ASSERT_TRUE(same.has_value());
+  EXPECT_EQ(*same, c);
+
+  // Same after normalization (valid_days 0 means 30) is the same definition.
+  CampaignSpec defaults = small_spec("defaults");
+  defaults.voucher_valid_days = 0;
+  defaults.per_member_limit = 0;
+  const CampaignRuntime* d = create(defaults);
+  ASSERT_NE(d, nullptr);
+  defaults.voucher_valid_days = 30;
+  defaults.per_member_limit = 1;
+  auto d_again = engine_.create_campaign(defaults);
+  ASSERT_TRUE(d_again.has_value());
+  EXPECT_EQ(*d_again, d);
+
+  CampaignSpec different = small_spec();
+  different.skus[0].stock = 3;
+  auto clash = engine_.create_campaign(different);
+  ASSERT_FALSE(clash.has_value());
+  EXPECT_EQ(clash.error().outcome, Outcome::kCampaignExists);
+  EXPECT_EQ(engine_.find_campaign("gd-2024"), c);
+  EXPECT_EQ(c->spec().skus[0].stock, 2);  // the original stays
+
+  CampaignSpec invalid = small_spec("bad");
+  invalid.skus[1].site_id = "nowhere";
+  auto bad = engine_.create_campaign(invalid);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().outcome, Outcome::kInvalidArgument);
+  EXPECT_EQ(bad.error().field.field, "campaign.skus[1].site_id");
+  EXPECT_EQ(engine_.find_campaign("bad"), nullptr);
+
+  EXPECT_EQ(engine_.campaigns().size(), 2u);
+}
+
+TEST_F(ClaimEngineTest, GetVoucherFindsIssuedCodesInAnySpelling) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult r = claim("gd-2024", "member-1");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  const std::string code = r.voucher->code;
+
+  for (const std::string& text :
+       {code, lowercase(code), without_dashes(code), lowercase(without_dashes(code))}) {
+    const RecordingLookup l = lookup(text);
+    ASSERT_EQ(l.outcome, Outcome::kOk) << text;
+    ASSERT_NE(l.found, nullptr);
+    EXPECT_EQ(l.found->code, code);
+    EXPECT_EQ(l.found->member_id, "member-1");
+    EXPECT_EQ(l.state, VoucherState::kIssued);
+  }
+}
+
+TEST_F(ClaimEngineTest, GetVoucherTellsMistypedFromForged) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult r = claim("gd-2024", "member-1", "sku-001");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  const std::string code = r.voucher->code;
+
+  // One character changed (every position): the check character catches it.
+  for (std::size_t pos = 0; pos < code.size(); ++pos) {
+    if (code[pos] == '-') continue;
+    std::string typo = code;
+    typo[pos] = code[pos] == 'A' ? 'B' : 'A';
+    const RecordingLookup l = lookup(typo);
+    EXPECT_EQ(l.outcome, Outcome::kMistypedCode) << typo;
+    EXPECT_EQ(l.found, nullptr);
+  }
+  EXPECT_EQ(lookup("").outcome, Outcome::kMistypedCode);
+  EXPECT_EQ(lookup("hello").outcome, Outcome::kMistypedCode);
+
+  EXPECT_EQ(log_.finds.load(), 0) << "mistyped codes must not reach the claim log";
+
+  // Well-formed codes whose MAC does not verify: not found, whatever else is
+  // right, and turned away without touching the claim log.
+  auto fields = parse_code(code);
+  ASSERT_TRUE(fields.has_value());
+  DeterministicRandom other(99);
+  for (int i = 0; i < 50; ++i) {
+    CodeFields forged = *fields;
+    std::array<std::uint8_t, 8> b{};
+    other.fill(b);
+    std::uint64_t mac = 0;
+    for (std::uint8_t x : b) mac = (mac << 8) | x;
+    forged.mac = mac & ((std::uint64_t{1} << limits::kCodeMacBits) - 1);
+    if (forged.mac == fields->mac) continue;
+    const RecordingLookup l = lookup(format_code(forged));
+    EXPECT_EQ(l.outcome, Outcome::kVoucherNotFound) << format_code(forged);
+    EXPECT_EQ(l.found, nullptr);
+  }
+  // The real code's fields moved to another SKU index (MAC then names the wrong key).
+  CodeFields moved = *fields;
+  moved.sku_index = 1;
+  EXPECT_EQ(lookup(format_code(moved)).outcome, Outcome::kVoucherNotFound);
+  moved.sku_index = 900;  // no such SKU at all
+  EXPECT_EQ(lookup(format_code(moved)).outcome, Outcome::kVoucherNotFound);
+
+  // A code made with a different secret.
+  CodeSigner wrong_signer(test_secret(0x11));
+  CodeFields foreign = *fields;
+  foreign.random[0] ^= 1;
+  foreign.mac = compute_mac(wrong_signer.derive_sku_key("gd-2024", "site-001", "sku-001"), foreign);
+  EXPECT_EQ(lookup(format_code(foreign)).outcome, Outcome::kVoucherNotFound);
+
+  EXPECT_EQ(log_.finds.load(), 0) << "codes with a wrong MAC must not reach the claim log";
+
+  // A genuine code (right secret and MAC) that was never issued: the log says no.
+  CodeSigner signer(secret_);
+  CodeFields unissued = *fields;
+  unissued.random[0] ^= 1;
+  unissued.mac = compute_mac(signer.derive_sku_key("gd-2024", "site-001", "sku-001"), unissued);
+  EXPECT_EQ(lookup(format_code(unissued)).outcome, Outcome::kVoucherNotFound);
+
+  EXPECT_EQ(log_.finds.load(), 1);
+
+  // The real one is still found.
+  EXPECT_EQ(lookup(code).outcome, Outcome::kOk);
+  EXPECT_EQ(log_.finds.load(), 2);
+}
+
+TEST_F(ClaimEngineTest, VoucherExpiresByTheClock) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult r = claim("gd-2024", "member-1");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  const UnixMicros expires = r.voucher->expires_at_us;
+  ASSERT_EQ(expires, kStart + kHour + 10 * kMicrosPerDay);
+
+  clock_.set_us(expires - 1);
+  RecordingLookup before = lookup(r.voucher->code);
+  ASSERT_EQ(before.outcome, Outcome::kOk);
+  EXPECT_EQ(before.state, VoucherState::kIssued);
+
+  clock_.set_us(expires);
+  RecordingLookup at = lookup(r.voucher->code);
+  ASSERT_EQ(at.outcome, Outcome::kOk);
+  EXPECT_EQ(at.state, VoucherState::kExpired);
+
+  clock_.advance_us(kMicrosPerDay);
+  RecordingLookup after = lookup(r.voucher->code);
+  ASSERT_EQ(after.outcome, Outcome::kOk);
+  EXPECT_EQ(after.state, VoucherState::kExpired);
+  EXPECT_EQ(after.found->state, VoucherState::kIssued);  // the stored state is unchanged
+}
+
+TEST_F(ClaimEngineTest, CampaignsSharingATagAreToldApart) {
+  // Find two campaign ids with the same 10-bit tag (birthday bound: a few dozen tries).
+  std::unordered_map<std::uint16_t, std::string> by_tag;
+  std::string a;
+  std::string b;
+  for (int i = 0; a.empty(); ++i) {
+    std::string id = "tag-probe-" + std::to_string(i);
+    auto [it, fresh] = by_tag.try_emplace(campaign_tag(id), id);
+    if (!fresh) {
+      a = it->second;
+      b = id;
+    }
+  }
+  ASSERT_EQ(campaign_tag(a), campaign_tag(b));
+  ASSERT_NE(create(small_spec(a)), nullptr);
+  ASSERT_NE(create(small_spec(b)), nullptr);
+  const ClaimResult ra = claim(a, "m1", "sku-001");
+  const ClaimResult rb = claim(b, "m1", "sku-001");
+  ASSERT_EQ(ra.outcome, Outcome::kOk);
+  ASSERT_EQ(rb.outcome, Outcome::kOk);
+  const RecordingLookup la = lookup(ra.voucher->code);
+  const RecordingLookup lb = lookup(rb.voucher->code);
+  ASSERT_EQ(la.outcome, Outcome::kOk);
+  ASSERT_EQ(lb.outcome, Outcome::kOk);
+  EXPECT_EQ(la.found->campaign_id, a);
+  EXPECT_EQ(lb.found->campaign_id, b);
+}
+
+TEST_F(ClaimEngineTest, CampaignStatsAreExact) {
+  CampaignSpec spec = small_spec("stats");
+  spec.per_member_limit = 2;
+  spec.skus[0].stock = 5;
+  spec.skus[1].stock = 3;
+  ASSERT_NE(create(spec), nullptr);
+  EXPECT_EQ(engine_.campaign_stats("nope").error(), Outcome::kCampaignNotFound);
+
+  auto empty = engine_.campaign_stats("stats");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->campaign_id, "stats");
+  EXPECT_EQ(empty->stock_total, 8);
+  EXPECT_EQ(empty->issued, 0);
+  EXPECT_EQ(empty->remaining, 8);
+  EXPECT_EQ(empty->members, 0);
+  ASSERT_EQ(empty->skus.size(), 3u);
+
+  ASSERT_EQ(claim("stats", "a", "sku-001", "1").outcome, Outcome::kOk);
+  ASSERT_EQ(claim("stats", "a", "sku-001", "2").outcome, Outcome::kOk);
+  ASSERT_EQ(claim("stats", "a", "sku-001", "3").outcome, Outcome::kAlreadyClaimed);
+  ASSERT_EQ(claim("stats", "a", "sku-001", "1").outcome, Outcome::kAlreadyClaimed);
+  ASSERT_EQ(claim("stats", "b", "sku-002", "1").outcome, Outcome::kOk);
+  ASSERT_EQ(claim("stats", "c", "sku-003", "1").outcome, Outcome::kSkuSoldOut);
+  ASSERT_EQ(claim("stats", "d", "sku-404", "1").outcome, Outcome::kSkuNotFound);
+
+  auto s = engine_.campaign_stats("stats");
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->stock_total, 8);
+  EXPECT_EQ(s->issued, 3);
+  EXPECT_EQ(s->redeemed, 0);
+  EXPECT_EQ(s->remaining, 5);
+  EXPECT_EQ(s->members, 2);
+  ASSERT_EQ(s->skus.size(), 3u);
+  EXPECT_EQ(s->skus[0].sku_id, "sku-001");
+  EXPECT_EQ(s->skus[0].stock, 5);
+  EXPECT_EQ(s->skus[0].issued, 2);
+  EXPECT_EQ(s->skus[0].remaining, 3);
+  EXPECT_EQ(s->skus[1].sku_id, "sku-002");
+  EXPECT_EQ(s->skus[1].issued, 1);
+  EXPECT_EQ(s->skus[1].remaining, 2);
+  EXPECT_EQ(s->skus[2].sku_id, "sku-003");
+  EXPECT_EQ(s->skus[2].stock, 0);
+  EXPECT_EQ(s->skus[2].issued, 0);
+  EXPECT_EQ(s->skus[2].remaining, 0);
+}
+
+// ---------------------------------------------------------------- asynchronous log
+
+// A claim log that holds every append until the test completes it with the
+// status it picks, so that the engine's asynchronous paths (presses waiting
+// on a member's claim in flight, log refusals) run deterministically.
+// kWritten appends go through to a MemoryClaimLog, so they can be looked up.
+class DeferredClaimLog final : public ClaimLog {
+ public:
+  void append_claim(ClaimLogWrite& write) override {
+    std::lock_guard lock(mu_);
+    queue_.push_back(&write);
+  }
+  void find_voucher(std::string_view code, VoucherLookup& lookup) override {
+    memory_.find_voucher(code, lookup);
+  }
+  std::size_t queued() {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
+  // The voucher of the oldest queued append.
+  VoucherPtr front_voucher() {
+    std::lock_guard lock(mu_);
+    return queue_.empty() ? nullptr : queue_.front()->voucher;
+  }
+  // Completes the oldest queued append.
+  void complete(LogStatus status, VoucherPtr held = nullptr) {
+    ClaimLogWrite* w = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      ASSERT_FALSE(queue_.empty());
+      w = queue_.front();
+      queue_.pop_front();
+    }
+    if (status == LogStatus::kWritten) {
+      memory_.append_claim(*w);  // records it and completes it with kWritten
+    } else {
+      w->on_logged(status, std::move(held));
+    }
+  }
+  std::int64_t written() const { return memory_.voucher_count(); }
+
+ private:
+  std::mutex mu_;
+  std::deque<ClaimLogWrite*> queue_;
+  MemoryClaimLog memory_;
+};
+
+class DeferredLogTest : public ::testing::Test {
+ protected:
+  DeferredLogTest() : secret_(test_secret()), engine_(log_, clock_, random_, secret_) {}
+
+  void start(RecordingClaim& op, std::string_view campaign, std::string_view member,
+             std::string_view sku = {}, std::string_view request = {}) {
+    op.campaign_id = campaign;
+    op.member_id = member;
+    op.sku_id = sku;
+    op.request_id = request;
+    engine_.claim(op);
+  }
+
+  DeferredClaimLog log_;
+  FakeClock clock_{kStart + kHour};
+  DeterministicRandom random_{31337};
+  std::vector<std::uint8_t> secret_;
+  ClaimEngine engine_;
+};
+
+TEST_F(DeferredLogTest, PressesWaitForTheMembersClaimInFlight) {
+  ASSERT_TRUE(engine_.create_campaign(small_spec()).has_value());
+  RecordingClaim first, second, third, other;
+  start(first, "gd-2024", "m1");
+  EXPECT_EQ(first.calls.load(), 0);
+  EXPECT_EQ(log_.queued(), 1u);
+  start(second, "gd-2024", "m1");
+  start(third, "gd-2024", "m1", "sku-002");
+  EXPECT_EQ(second.calls.load(), 0) << "a repeat press must wait, not claim again";
+  EXPECT_EQ(third.calls.load(), 0);
+  EXPECT_EQ(log_.queued(), 1u);
+  start(other, "gd-2024", "m2");  // another member is not held up
+  EXPECT_EQ(log_.queued(), 2u);
+
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(first.calls.load(), 1);
+  ASSERT_EQ(first.result.outcome, Outcome::kOk);
+  for (RecordingClaim* waiter : {&second, &third}) {
+    ASSERT_EQ(waiter->calls.load(), 1);
+    EXPECT_EQ(waiter->result.outcome, Outcome::kAlreadyClaimed);
+    ASSERT_NE(waiter->result.voucher, nullptr);
+    EXPECT_EQ(waiter->result.voucher->code, first.result.voucher->code);
+  }
+  EXPECT_EQ(log_.queued(), 1u) << "waiters are answered from the index, not re-logged";
+  EXPECT_EQ(other.calls.load(), 0);
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(other.calls.load(), 1);
+  EXPECT_EQ(other.result.outcome, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("gd-2024")->issued, 2);
+}
+
+TEST_F(DeferredLogTest, TooManyWaitersAreShed) {
+  ASSERT_TRUE(engine_.create_campaign(small_spec()).has_value());
+  RecordingClaim first;
+  start(first, "gd-2024", "m1");
+  std::vector<std::unique_ptr<RecordingClaim>> waiters;
+  for (std::size_t i = 0; i < limits::kWaitersPerMemberMax; ++i) {
+    waiters.push_back(std::make_unique<RecordingClaim>());
+    start(*waiters.back(), "gd-2024", "m1");
+    ASSERT_EQ(waiters.back()->calls.load(), 0) << "waiter " << i;
+  }
+  RecordingClaim shed;
+  start(shed, "gd-2024", "m1");
+  ASSERT_EQ(shed.calls.load(), 1);
+  EXPECT_EQ(shed.result.outcome, Outcome::kTooManyWaiters);
+  EXPECT_EQ(shed.result.voucher, nullptr);
+
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(first.result.outcome, Outcome::kOk);
+  for (const auto& w : waiters) {
+    ASSERT_EQ(w->calls.load(), 1);
+    EXPECT_EQ(w->result.outcome, Outcome::kAlreadyClaimed);
+    EXPECT_EQ(w->result.voucher->code, first.result.voucher->code);
+  }
+  // The waiter count starts again from zero for the member's next claim.
+  RecordingClaim later;
+  start(later, "gd-2024", "m1");
+  EXPECT_EQ(later.result.outcome, Outcome::kAlreadyClaimed);
+}
+
+TEST_F(DeferredLogTest, LogRefusalsGiveTheUnitBack) {
+  CampaignSpec spec = small_spec();
+  spec.skus[0].stock = 0;
+  spec.skus[1].stock = 1;  // one unit in all
+  ASSERT_TRUE(engine_.create_campaign(spec).has_value());
+
+  struct Case {
+    LogStatus status;
+    Outcome outcome;
+  };
+  for (const Case c : {Case{LogStatus::kOverloaded, Outcome::kOverloaded},
+                       Case{LogStatus::kUnavailable, Outcome::kLogUnavailable}}) {
+    RecordingClaim op;
+    start(op, "gd-2024", "m1");
+    ASSERT_EQ(op.calls.load(), 0);
+    // The only unit is taken while the write is in flight.
+    RecordingClaim newcomer;
+    start(newcomer, "gd-2024", "m2");
+    EXPECT_EQ(newcomer.result.outcome, Outcome::kSoldOut);
+    log_.complete(c.status);
+    ASSERT_EQ(op.calls.load(), 1);
+    EXPECT_EQ(op.result.outcome, c.outcome) << outcome_name(c.outcome);
+    EXPECT_EQ(op.result.voucher, nullptr);
+    auto stats = engine_.campaign_stats("gd-2024");
+    EXPECT_EQ(stats->issued, 0);
+    EXPECT_EQ(stats->members, 0);
+  }
+  // The unit came back each time and the member may try again.
+  RecordingClaim retry;
+  start(retry, "gd-2024", "m1");
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(retry.calls.load(), 1);
+  EXPECT_EQ(retry.result.outcome, Outcome::kOk);
+  EXPECT_EQ(retry.result.voucher->sku_id, "sku-002");
+  EXPECT_EQ(engine_.campaign_stats("gd-2024")->remaining, 0);
+  EXPECT_EQ(log_.written(), 1);
+}
+
+TEST_F(DeferredLogTest, WaitersRetryWhenTheClaimInFlightFails) {
+  ASSERT_TRUE(engine_.create_campaign(small_spec()).has_value());
+  RecordingClaim first, second;
+  start(first, "gd-2024", "m1");
+  start(second, "gd-2024", "m1");
+  ASSERT_EQ(second.calls.load(), 0);
+  log_.complete(LogStatus::kUnavailable);
+  ASSERT_EQ(first.calls.load(), 1);
+  EXPECT_EQ(first.result.outcome, Outcome::kLogUnavailable);
+  // The waiting press ran again and is now the member's claim in flight.
+  EXPECT_EQ(second.calls.load(), 0);
+  ASSERT_EQ(log_.queued(), 1u);
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(second.calls.load(), 1);
+  EXPECT_EQ(second.result.outcome, Outcome::kOk);
+}
+
+TEST_F(DeferredLogTest, LogDuplicateAnswersWithTheHeldVoucher) {
+  // Another replica already recorded a voucher for this member: the log says
+  // kDuplicate and hands it back.
+  CampaignSpec spec = small_spec();
+  spec.skus[0].stock = 0;
+  spec.skus[1].stock = 1;
+  ASSERT_TRUE(engine_.create_campaign(spec).has_value());
+  auto elsewhere = std::make_shared<VoucherRecord>();
+  elsewhere->code = "ELSEW-HERE0-00000-00000-00000-00000";
+  elsewhere->campaign_id = "gd-2024";
+  elsewhere->member_id = "m1";
+  elsewhere->sku_id = "sku-002";
+
+  RecordingClaim op;
+  start(op, "gd-2024", "m1");
+  log_.complete(LogStatus::kDuplicate, elsewhere);
+  ASSERT_EQ(op.calls.load(), 1);
+  EXPECT_EQ(op.result.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(op.result.voucher, elsewhere);
+
+  // The member's next press is answered from the index, without the log.
+  RecordingClaim again;
+  start(again, "gd-2024", "m1");
+  ASSERT_EQ(again.calls.load(), 1);
+  EXPECT_EQ(again.result.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(again.result.voucher, elsewhere);
+  EXPECT_EQ(log_.queued(), 0u);
+
+  // The unit this replica took went back to stock.
+  RecordingClaim next;
+  start(next, "gd-2024", "m2");
+  ASSERT_EQ(log_.queued(), 1u);
+  log_.complete(LogStatus::kWritten);
+  EXPECT_EQ(next.result.outcome, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("gd-2024")->issued, 1);
+}
+
+TEST_F(DeferredLogTest, LimitAboveOneWaitsOnlyForTheSameRequest) {
+  CampaignSpec spec = small_spec("multi");
+  spec.per_member_limit = 3;
+  ASSERT_TRUE(engine_.create_campaign(spec).has_value());
+  RecordingClaim r1, r1_retry, r2;
+  start(r1, "multi", "m1", "", "req-1");
+  start(r1_retry, "multi", "m1", "", "req-1");
+  start(r2, "multi", "m1", "", "req-2");
+  EXPECT_EQ(r1_retry.calls.load(), 0) << "a retry of a request in flight waits for it";
+  EXPECT_EQ(r2.calls.load(), 0);
+  EXPECT_EQ(log_.queued(), 2u) << "a different request id proceeds at once";
+
+  log_.complete(LogStatus::kWritten);  // req-1
+  ASSERT_EQ(r1.calls.load(), 1);
+  EXPECT_EQ(r1.result.outcome, Outcome::kOk);
+  log_.complete(LogStatus::kWritten);  // req-2
+  ASSERT_EQ(r2.calls.load(), 1);
+  EXPECT_EQ(r2.result.outcome, Outcome::kOk);
+  ASSERT_EQ(r1_retry.calls.load(), 1);
+  EXPECT_EQ(r1_retry.result.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(r1_retry.result.voucher->code, r1.result.voucher->code);
+  EXPECT_EQ(log_.written(), 2);
+}
+
+// ---------------------------------------------------------------- concurrency
+
+TEST(ClaimEngineConcurrencyTest, NoOversellNoDoubleVoucherUnderContention) {
+  constexpr int kThreads = 4;
+  constexpr int kMembers = 20'000;
+  constexpr int kPresses = 3;
+  constexpr std::int64_t kStock = 5'000;
+  constexpr int kSkus = 7;
+
+  MemoryClaimLog log;
+  FakeClock clock(kStart + kHour);
+  DeterministicRandom random(777);
+  const std::vector<std::uint8_t> secret = test_secret();
+  ClaimEngine engine(log, clock, random, secret);
+
+  CampaignSpec spec = small_spec("rush");
+  spec.skus.clear();
+  std::int64_t assigned = 0;
+  for (int i = 0; i < kSkus; ++i) {
+    const std::int64_t units = (i == kSkus - 1) ? kStock - assigned : kStock / kSkus + (i % 3) - 1;
+    assigned += units;
+    spec.skus.push_back({"sku-" + std::to_string(i), i % 2 ? "site-002" : "site-001",
+                         SkuKind::kHotel, "Room " + std::to_string(i), 10'000 + i, units});
+  }
+  ASSERT_EQ(assigned, kStock);
+  ASSERT_TRUE(engine.create_campaign(spec).has_value());
+
+  std::vector<std::string> members;
+  members.reserve(kMembers);
+  for (int m = 0; m < kMembers; ++m) members.push_back("member-" + std::to_string(m));
+  const auto ops = std::make_unique<RecordingClaim[]>(kMembers * kPresses);
+  for (int m = 0; m < kMembers; ++m) {
+    for (int k = 0; k < kPresses; ++k) {
+      RecordingClaim& op = ops[m * kPresses + k];
+      op.campaign_id = "rush";
+      op.member_id = members[m];
+    }
+  }
+
+  // Press k of member m runs on thread (m + k) % 4, and all threads walk the
+  // members in the same order, so one member's presses race on different threads.
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      for (int m = 0; m < kMembers; ++m) {
+        for (int k = 0; k < kPresses; ++k) {
+          if ((m + k) % kThreads == t) engine.claim(ops[m * kPresses + k]);
+        }
+      }
+    });
+  }
+  go.store(true, std::memory_order_release);
+  for (auto& th : threads) th.join();
+
+  std::int64_t ok = 0;
+  std::int64_t already = 0;
+  std::int64_t sold_out = 0;
+  std::set<std::string> codes;
+  std::vector<std::int64_t> per_sku(kSkus, 0);
+  int members_with_voucher = 0;
+  for (int m = 0; m < kMembers; ++m) {
+    std::string member_code;
+    int member_ok = 0;
+    for (int k = 0; k < kPresses; ++k) {
+      const RecordingClaim& op = ops[m * kPresses + k];
+      ASSERT_EQ(op.calls.load(), 1) << members[m] << " press " << k;
+      const ClaimResult& r = op.result;
+      switch (r.outcome) {
+        case Outcome::kOk:
+          ++ok;
+          ++member_ok;
+          ASSERT_NE(r.voucher, nullptr);
+          EXPECT_TRUE(codes.insert(r.voucher->code).second) << "duplicate code " << r.voucher->code;
+          ++per_sku[std::stoi(r.voucher->sku_id.substr(4))];
+          break;
+        case Outcome::kAlreadyClaimed:
+          ++already;
+          ASSERT_NE(r.voucher, nullptr);
+          break;
+        case Outcome::kSoldOut:
+          ++sold_out;
+          ASSERT_EQ(r.voucher, nullptr);
+          break;
+        default:
+          FAIL() << members[m] << " press " << k << ": unexpected " << outcome_name(r.outcome);
+      }
+      if (r.voucher) {
+        ASSERT_EQ(r.voucher->member_id, members[m]);
+        if (member_code.empty()) member_code = r.voucher->code;
+        ASSERT_EQ(r.voucher->code, member_code)
+            << members[m] << " got two different codes; press " << k << " was "
+            << outcome_name(r.outcome) << ", press 0 was "
+            << outcome_name(ops[m * kPresses].result.outcome);
+      }
+    }
+    ASSERT_LE(member_ok, 1) << members[m];
+    if (!member_code.empty()) {
+      ++members_with_voucher;
+      ASSERT_EQ(member_ok, 1) << members[m] << " was answered ALREADY_CLAIMED without a claim";
+    }
+  }
+  EXPECT_EQ(ok, kStock);
+  EXPECT_EQ(codes.size(), static_cast<std::size_t>(kStock));
+  EXPECT_EQ(members_with_voucher, kStock);
+  EXPECT_EQ(ok + already + sold_out, kMembers * kPresses);
+  EXPECT_EQ(log.voucher_count(), kStock);
+  for (int i = 0; i < kSkus; ++i) EXPECT_EQ(per_sku[i], spec.skus[i].stock) << "sku " << i;
+
+  auto stats = engine.campaign_stats("rush");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->issued, kStock);
+  EXPECT_EQ(stats->remaining, 0);
+  EXPECT_EQ(stats->stock_total, kStock);
+  EXPECT_EQ(stats->members, kStock);
+
+  // Every issued code is found again.
+  int found = 0;
+  for (const std::string& code : codes) {
+    RecordingLookup l;
+    l.code = code;
+    engine.get_voucher(l);
+    if (l.calls == 1 && l.outcome == Outcome::kOk && l.found->code == code) ++found;
+  }
+  EXPECT_EQ(found, kStock);
+
+  // Sold out for a newcomer; a winner still gets their voucher.
+  RecordingClaim late;
+  late.campaign_id = "rush";
+  late.member_id = "member-late";
+  engine.claim(late);
+  EXPECT_EQ(late.result.outcome, Outcome::kSoldOut);
+}
+
+// Many presses of one member with per_member_limit 3 and a handful of request
+// ids, from 4 threads at once: each member ends with exactly 3 vouchers, one
+// per distinct winning request id, and retries of a request id agree.
+TEST(ClaimEngineConcurrencyTest, PerMemberLimitHoldsUnderContention) {
+  constexpr int kThreads = 4;
+  constexpr int kMembers = 1'000;
+  constexpr int kRequestIds = 5;
+  constexpr int kRepeats = 2;  // each request id is pressed twice
+  constexpr int kOpsPerMember = kRequestIds * kRepeats;
+
+  MemoryClaimLog log;
+  FakeClock clock(kStart + kHour);
+  DeterministicRandom random(4242);
+  const std::vector<std::uint8_t> secret = test_secret();
+  ClaimEngine engine(log, clock, random, secret);
+  CampaignSpec spec = small_spec("limit3");
+  spec.per_member_limit = 3;
+  spec.skus[0].stock = 10 * kMembers;  // plenty
+  ASSERT_TRUE(engine.create_campaign(spec).has_value());
+
+  std::vector<std::string> members;
+  // (Not "m" + std::to_string(m): g++ 12 -O3 raises a false -Wrestrict on a 1-char literal.)
+  for (int m = 0; m < kMembers; ++m) members.push_back("member-" + std::to_string(m));
+  std::vector<std::string> request_ids;
+  for (int r = 0; r < kRequestIds; ++r) request_ids.push_back("req-" + std::to_string(r));
+  const auto ops = std::make_unique<RecordingClaim[]>(kMembers * kOpsPerMember);
+  for (int m = 0; m < kMembers; ++m) {
+    for (int j = 0; j < kOpsPerMember; ++j) {
+      RecordingClaim& op = ops[m * kOpsPerMember + j];
+      op.campaign_id = "limit3";
+      op.member_id = members[m];
+      op.request_id = request_ids[j % kRequestIds];
+    }
+  }
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      for (int m = 0; m < kMembers; ++m) {
+        for (int j = 0; j < kOpsPerMember; ++j) {
+          if ((m + j) % kThreads == t) engine.claim(ops[m * kOpsPerMember + j]);
+        }
+      }
+    });
+  }
+  go.store(true, std::memory_order_release);
+  for (auto& th : threads) th.join();
+
+  std::int64_t total_ok = 0;
+  for (int m = 0; m < kMembers; ++m) {
+    std::set<std::string> member_codes;
+    std::vector<std::string> code_of_request(kRequestIds);
+    int ok = 0;
+    for (int j = 0; j < kOpsPerMember; ++j) {
+      const RecordingClaim& op = ops[m * kOpsPerMember + j];
+      ASSERT_EQ(op.calls.load(), 1);
+      const ClaimResult& r = op.result;
+      ASSERT_TRUE(r.outcome == Outcome::kOk || r.outcome == Outcome::kAlreadyClaimed)
+          << members[m] << ": " << outcome_name(r.outcome);
+      ASSERT_NE(r.voucher, nullptr);
+      ASSERT_EQ(r.voucher->member_id, members[m]);
+      member_codes.insert(r.voucher->code);
+      if (r.outcome == Outcome::kOk) {
+        ++ok;
+        ASSERT_EQ(r.voucher->request_id, request_ids[j % kRequestIds]);
+      }
+      // A request id whose voucher exists always gets that voucher back.
+      if (r.voucher->request_id == request_ids[j % kRequestIds]) {
+        std::string& known = code_of_request[j % kRequestIds];
+        if (known.empty()) known = r.voucher->code;
+        ASSERT_EQ(known, r.voucher->code) << members[m] << " request " << j % kRequestIds;
+      }
+    }
+    ASSERT_EQ(ok, 3) << members[m];
+    ASSERT_EQ(member_codes.size(), 3u) << members[m];
+    total_ok += ok;
+  }
+  EXPECT_EQ(log.voucher_count(), 3 * kMembers);
+  EXPECT_EQ(total_ok, 3 * kMembers);
+  auto stats = engine.campaign_stats("limit3");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->issued, 3 * kMembers);
+  EXPECT_EQ(stats->members, kMembers);
+}
+
+}  // namespace
+}  // namespace voucherd
