@@ -8,11 +8,11 @@
 
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <new>
 #include <string>
 #include <thread>
-#include <chrono>
 #include <vector>
 
 #include "engine/claim_engine.h"
@@ -51,8 +51,8 @@ CampaignSpec make_campaign(const std::string& id, std::int64_t stock_per_sku, in
   c.per_member_limit = 1;
   c.sites.push_back(SiteSpec{"site-1", "Site", "Guangzhou", SkuKind::kHotel});
   for (int i = 0; i < skus; ++i) {
-    c.skus.push_back(SkuSpec{"sku-" + std::to_string(i), "site-1", SkuKind::kHotel, "Room",
-                             38800, stock_per_sku});
+    c.skus.push_back(SkuSpec{"sku-" + std::to_string(i), "site-1", SkuKind::kHotel, "Room", 38800,
+                             stock_per_sku});
   }
   return c;
 }
@@ -99,7 +99,8 @@ void BM_ClaimSuccess(benchmark::State& state) {
     ok += op.outcome == Outcome::kOk;
   }
   if (ok != state.iterations()) state.SkipWithError("a claim did not succeed");
-  state.counters["claims/s"] = benchmark::Counter(static_cast<double>(ok), benchmark::Counter::kIsRate);
+  state.counters["claims/s"] =
+      benchmark::Counter(static_cast<double>(ok), benchmark::Counter::kIsRate);
   state.counters["allocs/claim"] = static_cast<double>(g_allocations.load() - allocs_before) /
                                    static_cast<double>(state.iterations() * state.threads());
 }
@@ -122,7 +123,8 @@ void BM_SellOut59k(benchmark::State& state) {
     SecureRandom random;
     ClaimEngine engine(log, clock, random, std::vector<std::uint8_t>(32, 7));
     CampaignSpec spec = make_campaign("gd", 0, kSkus);
-    for (int i = 0; i < kSkus; ++i) spec.skus[static_cast<std::size_t>(i)].stock = kPacks / kSkus + (i < kPacks % kSkus ? 1 : 0);
+    for (int i = 0; i < kSkus; ++i)
+      spec.skus[static_cast<std::size_t>(i)].stock = kPacks / kSkus + (i < kPacks % kSkus ? 1 : 0);
     (void)engine.create_campaign(spec);
     std::atomic<std::int64_t> issued{0};
     const auto start = std::chrono::steady_clock::now();
@@ -131,7 +133,8 @@ void BM_SellOut59k(benchmark::State& state) {
       workers.emplace_back([&, t] {
         BenchClaim op;
         std::int64_t ok = 0;
-        for (std::size_t i = static_cast<std::size_t>(t); i < members.size(); i += static_cast<std::size_t>(threads)) {
+        for (std::size_t i = static_cast<std::size_t>(t); i < members.size();
+             i += static_cast<std::size_t>(threads)) {
           op.campaign_id = "gd";
           op.member_id = members[i];
           engine.claim(op);
@@ -141,13 +144,20 @@ void BM_SellOut59k(benchmark::State& state) {
       });
     }
     for (auto& w : workers) w.join();
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     issued_total += issued.load();
     if (issued.load() != kPacks) state.SkipWithError("the campaign did not sell out exactly");
   }
-  state.counters["claims/s"] = benchmark::Counter(static_cast<double>(issued_total), benchmark::Counter::kIsRate);
+  state.counters["claims/s"] =
+      benchmark::Counter(static_cast<double>(issued_total), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_SellOut59k)->Arg(1)->Arg(2)->ArgName("threads")->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SellOut59k)
+    ->Arg(1)
+    ->Arg(2)
+    ->ArgName("threads")
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_RejectSoldOut(benchmark::State& state) {
   World& w = world();
@@ -163,7 +173,8 @@ void BM_RejectSoldOut(benchmark::State& state) {
     rejected += op.outcome == Outcome::kSoldOut;
   }
   if (rejected != state.iterations()) state.SkipWithError("a press was not rejected as sold out");
-  state.counters["rejects/s"] = benchmark::Counter(static_cast<double>(rejected), benchmark::Counter::kIsRate);
+  state.counters["rejects/s"] =
+      benchmark::Counter(static_cast<double>(rejected), benchmark::Counter::kIsRate);
   state.counters["allocs/press"] = static_cast<double>(g_allocations.load() - allocs_before) /
                                    static_cast<double>(state.iterations() * state.threads());
 }
@@ -194,8 +205,10 @@ void BM_RejectAlreadyHolds(benchmark::State& state) {
     w.engine.claim(op);
     rejected += op.outcome == Outcome::kAlreadyClaimed;
   }
-  if (rejected != state.iterations()) state.SkipWithError("a press was not answered already-claimed");
-  state.counters["rejects/s"] = benchmark::Counter(static_cast<double>(rejected), benchmark::Counter::kIsRate);
+  if (rejected != state.iterations())
+    state.SkipWithError("a press was not answered already-claimed");
+  state.counters["rejects/s"] =
+      benchmark::Counter(static_cast<double>(rejected), benchmark::Counter::kIsRate);
   state.counters["allocs/press"] = static_cast<double>(g_allocations.load() - allocs_before) /
                                    static_cast<double>(state.iterations() * state.threads());
 }

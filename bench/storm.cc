@@ -144,7 +144,8 @@ std::string format_report(const StormReport& r) {
   out << "presses answered   " << r.presses << " in " << r.elapsed_s << " s ("
       << (r.elapsed_s > 0 ? static_cast<double>(r.presses) / r.elapsed_s : 0) << " /s)\n"
       << "vouchers issued    " << r.issued << "\n"
-      << "already claimed    " << r.already_claimed << " (repeat presses answered with the held voucher)\n"
+      << "already claimed    " << r.already_claimed
+      << " (repeat presses answered with the held voucher)\n"
       << "sold out           " << r.sold_out << "\n";
   for (const auto& [code, n] : r.errors_by_code) {
     out << "status " << code << " errors    " << n << "\n";

@@ -19,23 +19,23 @@
 namespace voucherd::load {
 
 struct StormOptions {
-  std::string target;          // host:port, loopback in tests
+  std::string target;  // host:port, loopback in tests
   std::string campaign_id;
   std::int64_t members = 100'000;
   std::int64_t member_first = 0;  // members are member_first .. member_first + members - 1
-  double repeat_share = 0.5;   // extra presses, as a share of members
-  int concurrency = 64;        // calls in flight
-  double max_seconds = 120;    // stop sending after this long
+  double repeat_share = 0.5;      // extra presses, as a share of members
+  int concurrency = 64;           // calls in flight
+  double max_seconds = 120;       // stop sending after this long
   std::uint64_t seed = 1;
   std::string member_prefix = "member-";
-  bool progress = false;       // a line per second on stderr
+  bool progress = false;  // a line per second on stderr
 };
 
 struct StormReport {
-  std::int64_t presses = 0;          // calls answered
-  std::int64_t issued = 0;           // OK with a new voucher
-  std::int64_t already_claimed = 0;  // OK, already_claimed = true
-  std::int64_t sold_out = 0;         // FAILED_PRECONDITION SOLD_OUT
+  std::int64_t presses = 0;                    // calls answered
+  std::int64_t issued = 0;                     // OK with a new voucher
+  std::int64_t already_claimed = 0;            // OK, already_claimed = true
+  std::int64_t sold_out = 0;                   // FAILED_PRECONDITION SOLD_OUT
   std::map<int, std::int64_t> errors_by_code;  // other non-OK statuses
   std::int64_t members_with_two_codes = 0;
   std::int64_t codes_with_two_members = 0;

@@ -15,18 +15,18 @@ std::string indexed(std::string_view list, std::size_t i, std::string_view field
 std::expected<void, InvalidField> check_id(std::string_view value, std::string field) {
   if (value.empty()) return std::unexpected(InvalidField{field, field + " must not be empty"});
   if (value.size() > limits::kIdBytesMax) {
-    return std::unexpected(InvalidField{
-        field, field + " is " + std::to_string(value.size()) + " bytes; the limit is " +
-                   std::to_string(limits::kIdBytesMax)});
+    return std::unexpected(InvalidField{field, field + " is " + std::to_string(value.size()) +
+                                                   " bytes; the limit is " +
+                                                   std::to_string(limits::kIdBytesMax)});
   }
   return {};
 }
 
 std::expected<void, InvalidField> check_name(std::string_view value, std::string field) {
   if (value.size() > limits::kNameBytesMax) {
-    return std::unexpected(InvalidField{
-        field, field + " is " + std::to_string(value.size()) + " bytes; the limit is " +
-                   std::to_string(limits::kNameBytesMax)});
+    return std::unexpected(InvalidField{field, field + " is " + std::to_string(value.size()) +
+                                                   " bytes; the limit is " +
+                                                   std::to_string(limits::kNameBytesMax)});
   }
   return {};
 }
@@ -38,9 +38,7 @@ bool kind_is_known(SkuKind k) {
 
 }  // namespace
 
-bool id_is_valid(std::string_view id) {
-  return !id.empty() && id.size() <= limits::kIdBytesMax;
-}
+bool id_is_valid(std::string_view id) { return !id.empty() && id.size() <= limits::kIdBytesMax; }
 
 std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
   if (auto r = check_id(spec.id, "campaign.id"); !r) return r;
@@ -57,28 +55,28 @@ std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
         InvalidField{"campaign.ends_at", "campaign.ends_at must be after campaign.starts_at"});
   }
   if (spec.per_member_limit < 0 || spec.per_member_limit > limits::kPerMemberLimitMax) {
-    return std::unexpected(InvalidField{
-        "campaign.per_member_limit",
-        "campaign.per_member_limit must be between 1 and " +
-            std::to_string(limits::kPerMemberLimitMax) + " (0 means 1); got " +
-            std::to_string(spec.per_member_limit)});
+    return std::unexpected(InvalidField{"campaign.per_member_limit",
+                                        "campaign.per_member_limit must be between 1 and " +
+                                            std::to_string(limits::kPerMemberLimitMax) +
+                                            " (0 means 1); got " +
+                                            std::to_string(spec.per_member_limit)});
   }
   if (spec.voucher_valid_days < 0 || spec.voucher_valid_days > limits::kVoucherValidDaysMax) {
-    return std::unexpected(InvalidField{
-        "campaign.voucher_valid_days",
-        "campaign.voucher_valid_days must be between 1 and " +
-            std::to_string(limits::kVoucherValidDaysMax) + " (0 means " +
-            std::to_string(limits::kVoucherValidDaysDefault) + "); got " +
-            std::to_string(spec.voucher_valid_days)});
+    return std::unexpected(InvalidField{"campaign.voucher_valid_days",
+                                        "campaign.voucher_valid_days must be between 1 and " +
+                                            std::to_string(limits::kVoucherValidDaysMax) +
+                                            " (0 means " +
+                                            std::to_string(limits::kVoucherValidDaysDefault) +
+                                            "); got " + std::to_string(spec.voucher_valid_days)});
   }
   if (spec.sites.empty()) {
     return std::unexpected(InvalidField{"campaign.sites", "campaign.sites must not be empty"});
   }
   if (spec.sites.size() > limits::kSitesPerCampaignMax) {
-    return std::unexpected(InvalidField{
-        "campaign.sites", "campaign has " + std::to_string(spec.sites.size()) +
-                              " sites; the limit is " +
-                              std::to_string(limits::kSitesPerCampaignMax)});
+    return std::unexpected(
+        InvalidField{"campaign.sites", "campaign has " + std::to_string(spec.sites.size()) +
+                                           " sites; the limit is " +
+                                           std::to_string(limits::kSitesPerCampaignMax)});
   }
   if (spec.skus.empty()) {
     return std::unexpected(InvalidField{"campaign.skus", "campaign.skus must not be empty"});
@@ -96,8 +94,8 @@ std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
     if (auto r = check_name(site.name, indexed("sites", i, "name")); !r) return r;
     if (auto r = check_name(site.city, indexed("sites", i, "city")); !r) return r;
     if (!site_ids.insert(site.id).second) {
-      return std::unexpected(InvalidField{indexed("sites", i, "id"),
-                                          "duplicate site id \"" + site.id + "\""});
+      return std::unexpected(
+          InvalidField{indexed("sites", i, "id"), "duplicate site id \"" + site.id + "\""});
     }
   }
 
@@ -111,27 +109,27 @@ std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
           InvalidField{indexed("skus", i, "id"), "duplicate SKU id \"" + sku.id + "\""});
     }
     if (!site_ids.contains(sku.site_id)) {
-      return std::unexpected(InvalidField{indexed("skus", i, "site_id"),
-                                          "SKU \"" + sku.id + "\" names unknown site \"" +
-                                              sku.site_id + "\""});
+      return std::unexpected(
+          InvalidField{indexed("skus", i, "site_id"),
+                       "SKU \"" + sku.id + "\" names unknown site \"" + sku.site_id + "\""});
     }
     if (!kind_is_known(sku.kind)) {
-      return std::unexpected(
-          InvalidField{indexed("skus", i, "kind"),
-                       "SKU \"" + sku.id + "\" kind must be HOTEL, HOMESTAY, HOT_SPRING or SCENIC"});
+      return std::unexpected(InvalidField{
+          indexed("skus", i, "kind"),
+          "SKU \"" + sku.id + "\" kind must be HOTEL, HOMESTAY, HOT_SPRING or SCENIC"});
     }
     if (sku.stock < 0 || sku.stock > limits::kSkuStockMax) {
-      return std::unexpected(InvalidField{
-          indexed("skus", i, "stock"), "SKU \"" + sku.id + "\" stock must be between 0 and " +
-                                           std::to_string(limits::kSkuStockMax) + "; got " +
-                                           std::to_string(sku.stock)});
+      return std::unexpected(InvalidField{indexed("skus", i, "stock"),
+                                          "SKU \"" + sku.id + "\" stock must be between 0 and " +
+                                              std::to_string(limits::kSkuStockMax) + "; got " +
+                                              std::to_string(sku.stock)});
     }
     if (sku.face_value_cents < 0 || sku.face_value_cents > limits::kFaceValueCentsMax) {
-      return std::unexpected(InvalidField{
-          indexed("skus", i, "face_value_cents"),
-          "SKU \"" + sku.id + "\" face_value_cents must be between 0 and " +
-              std::to_string(limits::kFaceValueCentsMax) + "; got " +
-              std::to_string(sku.face_value_cents)});
+      return std::unexpected(InvalidField{indexed("skus", i, "face_value_cents"),
+                                          "SKU \"" + sku.id +
+                                              "\" face_value_cents must be between 0 and " +
+                                              std::to_string(limits::kFaceValueCentsMax) +
+                                              "; got " + std::to_string(sku.face_value_cents)});
     }
   }
 

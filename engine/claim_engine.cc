@@ -15,7 +15,6 @@ std::size_t slot_hash(std::string_view id) { return ShardedMap<int>::hash(id); }
     if (!(cond)) std::abort();        \
   } while (0)
 
-
 std::vector<std::int64_t> stocks_of(const CampaignSpec& spec) {
   std::vector<std::int64_t> s;
   s.reserve(spec.skus.size());
@@ -47,7 +46,8 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
   // front (bounded, so a campaign of a billion packs does not reserve GiBs).
   std::int64_t stock = 0;
   for (const SkuSpec& sku : spec_.skus) stock += sku.stock;
-  members_index_.reserve(static_cast<std::size_t>(std::min<std::int64_t>(stock, limits::kMembersReservedPerCampaignMax)));
+  members_index_.reserve(static_cast<std::size_t>(
+      std::min<std::int64_t>(stock, limits::kMembersReservedPerCampaignMax)));
 }
 
 std::uint32_t CampaignRuntime::sku_index(std::string_view sku_id) const {
@@ -67,8 +67,7 @@ ClaimEngine::ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random
 
 ClaimEngine::~ClaimEngine() = default;
 
-std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
-    CampaignSpec spec) {
+std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(CampaignSpec spec) {
   if (auto valid = validate_and_normalize(spec); !valid) {
     return std::unexpected(CreateError{Outcome::kInvalidArgument, std::move(valid.error())});
   }
@@ -80,10 +79,10 @@ std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
         {"campaign.id", "campaign \"" + spec.id + "\" exists with a different definition"}});
   }
   if (owned_.size() >= limits::kCampaignsMax) {
-    return std::unexpected(CreateError{
-        Outcome::kOverloaded,
-        {"campaign", "this voucherd holds " + std::to_string(limits::kCampaignsMax) +
-                         " campaigns, its limit"}});
+    return std::unexpected(
+        CreateError{Outcome::kOverloaded,
+                    {"campaign", "this voucherd holds " + std::to_string(limits::kCampaignsMax) +
+                                     " campaigns, its limit"}});
   }
   auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_);
   CampaignRuntime* c = runtime.get();
@@ -193,8 +192,8 @@ void ClaimEngine::claim(ClaimOp& op) {
     // A claim of this member is in flight and this press depends on its
     // outcome: wait for it, then run again.
     if (!e->pending.empty()) {
-      bool depends = limit == 1 ||
-                     static_cast<std::int32_t>(e->held.size() + e->pending.size()) >= limit;
+      bool depends =
+          limit == 1 || static_cast<std::int32_t>(e->held.size() + e->pending.size()) >= limit;
       for (const ClaimOp* p : e->pending) depends = depends || p->request_id == op.request_id;
       if (depends) {
         if (e->waiter_count >= limits::kWaitersPerMemberMax) {
@@ -214,9 +213,8 @@ void ClaimEngine::claim(ClaimOp& op) {
   if (step == Step::kWait) return;
 
   const std::uint32_t taken =
-      sku == Inventory::kNone
-          ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
-          : (c->inventory_.take(sku) ? sku : Inventory::kNone);
+      sku == Inventory::kNone ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
+                              : (c->inventory_.take(sku) ? sku : Inventory::kNone);
   if (taken == Inventory::kNone) {
     return finish(op,
                   ClaimResult{sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut,
@@ -229,8 +227,8 @@ void ClaimEngine::claim(ClaimOp& op) {
   log_.append_claim(op);  // completes through ClaimOp::on_logged
 }
 
-VoucherPtr ClaimEngine::mint_voucher(const ClaimOp& op, const CampaignRuntime& c,
-                                     std::uint32_t sku, UnixMicros now_us) {
+VoucherPtr ClaimEngine::mint_voucher(const ClaimOp& op, const CampaignRuntime& c, std::uint32_t sku,
+                                     UnixMicros now_us) {
   const SkuSpec& s = c.spec().skus[sku];
   CodeFields f;
   f.campaign_tag = c.tag();
@@ -322,7 +320,8 @@ void ClaimEngine::finish(ClaimOp& op, const ClaimResult& result, bool drop_pendi
 void ClaimEngine::get_voucher(VoucherLookupOp& op) {
   op.engine_ = this;
   auto parsed = parse_code(op.code);
-  if (!parsed) return op.on_lookup_done(Outcome::kMistypedCode, nullptr, VoucherState::kUnspecified);
+  if (!parsed)
+    return op.on_lookup_done(Outcome::kMistypedCode, nullptr, VoucherState::kUnspecified);
   const CodeFields& f = *parsed;
   // Try the MAC against each campaign carrying this tag; forged codes stop
   // here without touching the claim log.
@@ -384,24 +383,42 @@ std::expected<CampaignStatsView, Outcome> ClaimEngine::campaign_stats(
 
 const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::kOk: return "OK";
-    case Outcome::kAlreadyClaimed: return "ALREADY_CLAIMED";
-    case Outcome::kInvalidArgument: return "INVALID_ARGUMENT";
-    case Outcome::kMistypedCode: return "MISTYPED_CODE";
-    case Outcome::kCampaignNotFound: return "CAMPAIGN_NOT_FOUND";
-    case Outcome::kSkuNotFound: return "SKU_NOT_FOUND";
-    case Outcome::kVoucherNotFound: return "VOUCHER_NOT_FOUND";
-    case Outcome::kNotOpen: return "NOT_OPEN";
-    case Outcome::kClosed: return "CLOSED";
-    case Outcome::kWrongMode: return "WRONG_MODE";
-    case Outcome::kSoldOut: return "SOLD_OUT";
-    case Outcome::kSkuSoldOut: return "SKU_SOLD_OUT";
-    case Outcome::kRequestIdRequired: return "REQUEST_ID_REQUIRED";
-    case Outcome::kTooManyWaiters: return "TOO_MANY_PRESSES";
-    case Outcome::kOverloaded: return "OVERLOADED";
-    case Outcome::kLogUnavailable: return "STORE_UNAVAILABLE";
-    case Outcome::kCampaignExists: return "CAMPAIGN_EXISTS";
-    case Outcome::kInternal: return "INTERNAL";
+    case Outcome::kOk:
+      return "OK";
+    case Outcome::kAlreadyClaimed:
+      return "ALREADY_CLAIMED";
+    case Outcome::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case Outcome::kMistypedCode:
+      return "MISTYPED_CODE";
+    case Outcome::kCampaignNotFound:
+      return "CAMPAIGN_NOT_FOUND";
+    case Outcome::kSkuNotFound:
+      return "SKU_NOT_FOUND";
+    case Outcome::kVoucherNotFound:
+      return "VOUCHER_NOT_FOUND";
+    case Outcome::kNotOpen:
+      return "NOT_OPEN";
+    case Outcome::kClosed:
+      return "CLOSED";
+    case Outcome::kWrongMode:
+      return "WRONG_MODE";
+    case Outcome::kSoldOut:
+      return "SOLD_OUT";
+    case Outcome::kSkuSoldOut:
+      return "SKU_SOLD_OUT";
+    case Outcome::kRequestIdRequired:
+      return "REQUEST_ID_REQUIRED";
+    case Outcome::kTooManyWaiters:
+      return "TOO_MANY_PRESSES";
+    case Outcome::kOverloaded:
+      return "OVERLOADED";
+    case Outcome::kLogUnavailable:
+      return "STORE_UNAVAILABLE";
+    case Outcome::kCampaignExists:
+      return "CAMPAIGN_EXISTS";
+    case Outcome::kInternal:
+      return "INTERNAL";
   }
   return "UNKNOWN";
 }

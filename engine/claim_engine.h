@@ -151,9 +151,9 @@ class CampaignRuntime final {
   // Inline room for one of each: with the usual limit of one pack a member
   // entry costs no allocation beyond its map slot.
   struct MemberEntry {
-    absl::InlinedVector<VoucherPtr, 1> held;  // oldest first
+    absl::InlinedVector<VoucherPtr, 1> held;   // oldest first
     absl::InlinedVector<ClaimOp*, 1> pending;  // claims of this member in flight
-    ClaimOp* waiters = nullptr;      // presses waiting for a pending claim
+    ClaimOp* waiters = nullptr;                // presses waiting for a pending claim
     std::uint32_t waiter_count = 0;
   };
   struct alignas(64) SkuCounters {

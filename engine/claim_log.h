@@ -37,7 +37,7 @@ enum class LookupStatus : std::uint8_t { kFound, kNotFound, kUnavailable };
 // must keep the object alive until on_logged() has been called.
 class ClaimLogWrite {
  public:
-  VoucherPtr voucher;                // what to record (immutable)
+  VoucherPtr voucher;                 // what to record (immutable)
   std::int32_t per_member_limit = 1;  // the member's allowance in this campaign
 
   // Called exactly once, from any thread, possibly before append_claim()

@@ -13,7 +13,8 @@ Inventory::Inventory(std::span<const std::int64_t> units)
   for (std::size_t i = 0; i < units.size(); ++i) {
     assert(units[i] >= 0);
     counters_[i].units.store(units[i], std::memory_order_relaxed);
-    if (units[i] > 0) has_stock_[i / 64].fetch_or(std::uint64_t{1} << (i % 64), std::memory_order_relaxed);
+    if (units[i] > 0)
+      has_stock_[i / 64].fetch_or(std::uint64_t{1} << (i % 64), std::memory_order_relaxed);
   }
   // The constructor publishes through whatever hands the Inventory to other
   // threads (the campaign registry's release store).

@@ -61,7 +61,7 @@ inline constexpr std::size_t kCodeMacBits = 45;     // forgery resistance
 inline constexpr std::size_t kCodePayloadBits =
     kCodeCampaignTagBits + kCodeSkuIndexBits + kCodeRandomBits + kCodeMacBits;
 inline constexpr std::size_t kCodeBodyChars = kCodePayloadBits / 5;  // base32
-inline constexpr std::size_t kCodeChars = kCodeBodyChars + 1;         // + check
+inline constexpr std::size_t kCodeChars = kCodeBodyChars + 1;        // + check
 // Longest text accepted as a code (dashes and spaces allowed between groups).
 inline constexpr std::size_t kCodeTextBytesMax = 64;
 
@@ -75,7 +75,8 @@ static_assert(kCodeChars < 31, "the GF(32) check character detects all swaps onl
 static_assert(kCodeTextBytesMax >= kCodeChars + kCodeChars / 5 + 1, "room for dashes");
 static_assert((kCampaignSlots & (kCampaignSlots - 1)) == 0, "slots must be a power of two");
 static_assert(kCampaignSlots >= 2 * kCampaignsMax, "registry must stay at most half full");
-static_assert(kSkuStockMax * static_cast<std::int64_t>(kSkusPerCampaignMax) < (std::int64_t{1} << 62),
+static_assert(kSkuStockMax * static_cast<std::int64_t>(kSkusPerCampaignMax) <
+                  (std::int64_t{1} << 62),
               "campaign stock sums must not overflow");
 static_assert(kSitesPerCampaignMax <= kSkusPerCampaignMax * 1024, "sites bounded");
 static_assert((kAllowanceShards & (kAllowanceShards - 1)) == 0, "shards: power of two");

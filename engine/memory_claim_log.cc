@@ -2,10 +2,10 @@
 
 #include <absl/hash/hash.h>
 
-#include "engine/sharded_map.h"
-
 #include <cassert>
 #include <cstdlib>
+
+#include "engine/sharded_map.h"
 
 namespace voucherd {
 namespace {

@@ -14,14 +14,13 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
-
 #include <absl/hash/hash.h>
 
 #include <algorithm>
 #include <array>
-#include <optional>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 

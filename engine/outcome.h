@@ -11,9 +11,9 @@ namespace voucherd {
 
 enum class Outcome : std::uint8_t {
   kOk = 0,
-  kAlreadyClaimed,     // OK on the wire, already_claimed = true
-  kInvalidArgument,    // `field` says which
-  kMistypedCode,       // malformed code or bad check character
+  kAlreadyClaimed,   // OK on the wire, already_claimed = true
+  kInvalidArgument,  // `field` says which
+  kMistypedCode,     // malformed code or bad check character
   kCampaignNotFound,
   kSkuNotFound,
   kVoucherNotFound,    // also: MAC does not verify

@@ -45,7 +45,8 @@ void DeterministicRandom::fill(std::span<std::uint8_t> out) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     z ^= z >> 31;
-    for (int b = 0; b < 8 && i < out.size(); ++b) out[i++] = static_cast<std::uint8_t>(z >> (8 * b));
+    for (int b = 0; b < 8 && i < out.size(); ++b)
+      out[i++] = static_cast<std::uint8_t>(z >> (8 * b));
   }
 }
 

@@ -45,10 +45,10 @@ namespace voucherd {
 inline constexpr std::size_t kCodeRandomSymbols = limits::kCodeRandomBits / 5;
 
 struct CodeFields {
-  std::uint16_t campaign_tag = 0;  // < 2^10
-  std::uint16_t sku_index = 0;     // < 2^10
+  std::uint16_t campaign_tag = 0;                         // < 2^10
+  std::uint16_t sku_index = 0;                            // < 2^10
   std::array<std::uint8_t, kCodeRandomSymbols> random{};  // each < 32
-  std::uint64_t mac = 0;                                   // < 2^45
+  std::uint64_t mac = 0;                                  // < 2^45
   bool operator==(const CodeFields&) const = default;
 };
 

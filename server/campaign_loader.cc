@@ -19,7 +19,8 @@ std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_fi
   options.ignore_unknown_fields = false;  // a misspelt field is an error, not a silent default
   voucher::v1::CampaignSet set;
   auto status = google::protobuf::util::JsonStringToMessage(json, &set, options);
-  if (status.ok()) return std::vector<voucher::v1::Campaign>(set.campaigns().begin(), set.campaigns().end());
+  if (status.ok())
+    return std::vector<voucher::v1::Campaign>(set.campaigns().begin(), set.campaigns().end());
   voucher::v1::Campaign one;
   auto one_status = google::protobuf::util::JsonStringToMessage(json, &one, options);
   if (one_status.ok()) return std::vector<voucher::v1::Campaign>{one};

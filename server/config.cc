@@ -1,7 +1,6 @@
 #include "server/config.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cctype>
 #include <fstream>
 #include <iostream>
@@ -75,7 +74,8 @@ std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(const std
       high = -1;
     }
   }
-  if (high >= 0) return std::unexpected("--secret-file " + path + " has an odd number of hex digits");
+  if (high >= 0)
+    return std::unexpected("--secret-file " + path + " has an odd number of hex digits");
   if (out.size() < limits::kSecretBytesMin) {
     return std::unexpected("--secret-file " + path + " holds " + std::to_string(out.size()) +
                            " bytes; at least " + std::to_string(limits::kSecretBytesMin) +

@@ -15,14 +15,14 @@ struct Config {
   std::string listen = "127.0.0.1:50051";
   std::string campaigns_file;  // protobuf JSON: a CampaignSet or one Campaign
   StoreKind store = StoreKind::kMemory;
-  std::string secret_file;     // hex; see README "Secret file"
-  std::string port_file;       // written with the bound port once listening
-  bool rehearse = false;       // open loaded campaigns' windows from now
-  int grpc_threads = 2;        // completion-queue polling threads
+  std::string secret_file;  // hex; see README "Secret file"
+  std::string port_file;    // written with the bound port once listening
+  bool rehearse = false;    // open loaded campaigns' windows from now
+  int grpc_threads = 2;     // completion-queue polling threads
 };
 
 struct ConfigResult {
-  int exit_code = 0;      // when set: exit with it (--help, --version, bad value)
+  int exit_code = 0;  // when set: exit with it (--help, --version, bad value)
   bool should_exit = false;
   Config config;
 };

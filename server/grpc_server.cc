@@ -96,9 +96,8 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
   }
 };
 
-class GetVoucherCall final
-    : public UnaryCall<GetVoucherCall, v1::GetVoucherRequest, v1::Voucher>,
-      private VoucherLookupOp {
+class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequest, v1::Voucher>,
+                             private VoucherLookupOp {
  public:
   using UnaryCall::UnaryCall;
   void request() {

@@ -51,7 +51,8 @@ int run(const Config& config, const sigset_t& signals) {
     // for the memory store, whose vouchers die with the process anyway.
     secret.resize(32);
     SecureRandom{}.fill(secret);
-    log_line("warn", "no --secret-file: using a random secret; codes will not verify after restart");
+    log_line("warn",
+             "no --secret-file: using a random secret; codes will not verify after restart");
   }
 
   SystemClock clock;
@@ -85,8 +86,8 @@ int run(const Config& config, const sigset_t& signals) {
       }
       std::int64_t stock = 0;
       for (const auto& sku : (*created)->spec().skus) stock += sku.stock;
-      log_line("info", "loaded campaign \"" + proto.id() + "\": " +
-                           std::to_string((*created)->spec().sites.size()) + " sites, " +
+      log_line("info", "loaded campaign \"" + proto.id() +
+                           "\": " + std::to_string((*created)->spec().sites.size()) + " sites, " +
                            std::to_string((*created)->spec().skus.size()) + " SKUs, " +
                            std::to_string(stock) + " packs" +
                            (config.rehearse ? " (rehearsal: window opens now)" : ""));
@@ -104,13 +105,13 @@ int run(const Config& config, const sigset_t& signals) {
     server.shutdown(std::chrono::milliseconds(0));
     return 1;
   }
-  log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) +
-                       "), store=memory");
+  log_line("info",
+           "listening on " + config.listen + " (port " + std::to_string(port) + "), store=memory");
 
   int sig = 0;
   sigwait(&signals, &sig);
-  log_line("info", std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                       ": draining");
+  log_line("info",
+           std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   server.shutdown(kDrainGrace);
   log_line("info", "stopped");
   return 0;

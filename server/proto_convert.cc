@@ -41,8 +41,8 @@ std::expected<CampaignSpec, InvalidField> campaign_from_proto(const voucher::v1:
   out.voucher_valid_days = in.voucher_valid_days();
   for (const auto& s : in.sites()) {
     const int k = s.kind();
-    out.sites.push_back(SiteSpec{s.id(), s.name(), s.city(),
-                                 static_cast<SkuKind>(k >= 0 && k <= 4 ? k : 0)});
+    out.sites.push_back(
+        SiteSpec{s.id(), s.name(), s.city(), static_cast<SkuKind>(k >= 0 && k <= 4 ? k : 0)});
   }
   for (const auto& s : in.skus()) {
     const int k = s.kind();

@@ -18,7 +18,8 @@ grpc::Status make(grpc::StatusCode code, std::string message, Outcome reason,
   google::rpc::ErrorInfo info;
   info.set_reason(outcome_name(reason));
   info.set_domain(kDomain);
-  if (!ctx.campaign_id.empty()) (*info.mutable_metadata())["campaign_id"] = std::string(ctx.campaign_id);
+  if (!ctx.campaign_id.empty())
+    (*info.mutable_metadata())["campaign_id"] = std::string(ctx.campaign_id);
   if (!ctx.sku_id.empty()) (*info.mutable_metadata())["sku_id"] = std::string(ctx.sku_id);
   if (!ctx.field.empty()) (*info.mutable_metadata())["field"] = std::string(ctx.field);
   detail.add_details()->PackFrom(info);
@@ -65,8 +66,9 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                               ctx),
                   outcome, ctx, false);
     case Outcome::kCampaignNotFound:
-      return make(StatusCode::NOT_FOUND, with_detail("campaign " + quoted(ctx.campaign_id) + " not found", ctx),
-                  outcome, ctx, false);
+      return make(StatusCode::NOT_FOUND,
+                  with_detail("campaign " + quoted(ctx.campaign_id) + " not found", ctx), outcome,
+                  ctx, false);
     case Outcome::kSkuNotFound:
       return make(StatusCode::NOT_FOUND,
                   with_detail("SKU " + quoted(ctx.sku_id) + " not found in campaign " +
@@ -90,8 +92,8 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   outcome, ctx, false);
     case Outcome::kSoldOut:
       return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("campaign " + quoted(ctx.campaign_id) + " is sold out", ctx),
-                  outcome, ctx, false);
+                  with_detail("campaign " + quoted(ctx.campaign_id) + " is sold out", ctx), outcome,
+                  ctx, false);
     case Outcome::kSkuSoldOut:
       return make(StatusCode::FAILED_PRECONDITION,
                   with_detail("SKU " + quoted(ctx.sku_id) + " of campaign " +
@@ -103,15 +105,17 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   with_detail("too many presses of one member in flight; retry later", ctx),
                   outcome, ctx, true);
     case Outcome::kOverloaded:
-      return make(StatusCode::RESOURCE_EXHAUSTED, with_detail("voucherd is overloaded; retry later", ctx),
-                  outcome, ctx, true);
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("voucherd is overloaded; retry later", ctx), outcome, ctx, true);
     case Outcome::kLogUnavailable:
       return make(StatusCode::UNAVAILABLE,
                   with_detail("the claim log did not confirm the write; retrying is safe", ctx),
                   outcome, ctx, true);
     case Outcome::kCampaignExists:
       return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("campaign " + quoted(ctx.campaign_id) + " already exists with another definition", ctx),
+                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                                  " already exists with another definition",
+                              ctx),
                   outcome, ctx, false);
     case Outcome::kInternal:
       break;

@@ -18,8 +18,8 @@ namespace voucherd {
 struct StatusContext {
   std::string_view campaign_id;
   std::string_view sku_id;
-  std::string_view field;   // for kInvalidArgument
-  std::string detail;       // extra text appended to the message
+  std::string_view field;  // for kInvalidArgument
+  std::string detail;      // extra text appended to the message
 };
 
 [[nodiscard]] grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx);

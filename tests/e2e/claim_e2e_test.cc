@@ -5,11 +5,10 @@
 // bad input gets its documented status code and reason without changing
 // stored state, and that the server is healthy afterwards and exits 0 on
 // SIGTERM.
+#include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-
-#include <google/protobuf/util/time_util.h>
 
 #include <thread>
 #include <unordered_map>
@@ -29,7 +28,9 @@ using google::protobuf::util::TimeUtil;
 constexpr const char* kCampaign = "guangdong-2024";
 constexpr std::int64_t kStock = 59'000;
 
-std::string sample_campaigns() { return std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json"; }
+std::string sample_campaigns() {
+  return std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json";
+}
 
 // The google.rpc.ErrorInfo reason of a status, or "" if none.
 std::string reason_of(const grpc::Status& s) {
@@ -263,20 +264,34 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
 
   const std::string long_id(129, 'x');
   const std::vector<BadClaim> cases = {
-      {"empty campaign", "", "m1", "", "", grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", "campaign_id"},
-      {"long campaign", long_id, "m1", "", "", grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", "campaign_id"},
-      {"empty member", kCampaign, "", "", "", grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", "member_id"},
-      {"long member", kCampaign, long_id, "", "", grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", "member_id"},
-      {"long sku", kCampaign, "m1", long_id, "", grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", "sku_id"},
-      {"long request", kCampaign, "m1", "", long_id, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", "request_id"},
-      {"unknown campaign", "no-such-campaign", "m1", "", "", grpc::StatusCode::NOT_FOUND, "CAMPAIGN_NOT_FOUND", "no-such-campaign"},
-      {"unknown sku", kCampaign, "m1", "no-such-sku", "", grpc::StatusCode::NOT_FOUND, "SKU_NOT_FOUND", "no-such-sku"},
-      {"not open", "opens-later", "m1", "", "", grpc::StatusCode::FAILED_PRECONDITION, "NOT_OPEN", "not open"},
-      {"closed", "already-over", "m1", "", "", grpc::StatusCode::FAILED_PRECONDITION, "CLOSED", "closed"},
-      {"wrong mode", "a-lottery", "m1", "", "", grpc::StatusCode::FAILED_PRECONDITION, "WRONG_MODE", "mode"},
-      {"sold out", "one-pack", "second-member", "", "", grpc::StatusCode::FAILED_PRECONDITION, "SOLD_OUT", "sold out"},
-      {"sku sold out", "one-pack", "second-member", "sku-a", "", grpc::StatusCode::FAILED_PRECONDITION, "SOLD_OUT", "sku-a"},
-      {"no request id", "two-per-member", "m1", "", "", grpc::StatusCode::INVALID_ARGUMENT, "REQUEST_ID_REQUIRED", "request_id"},
+      {"empty campaign", "", "m1", "", "", grpc::StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT",
+       "campaign_id"},
+      {"long campaign", long_id, "m1", "", "", grpc::StatusCode::INVALID_ARGUMENT,
+       "INVALID_ARGUMENT", "campaign_id"},
+      {"empty member", kCampaign, "", "", "", grpc::StatusCode::INVALID_ARGUMENT,
+       "INVALID_ARGUMENT", "member_id"},
+      {"long member", kCampaign, long_id, "", "", grpc::StatusCode::INVALID_ARGUMENT,
+       "INVALID_ARGUMENT", "member_id"},
+      {"long sku", kCampaign, "m1", long_id, "", grpc::StatusCode::INVALID_ARGUMENT,
+       "INVALID_ARGUMENT", "sku_id"},
+      {"long request", kCampaign, "m1", "", long_id, grpc::StatusCode::INVALID_ARGUMENT,
+       "INVALID_ARGUMENT", "request_id"},
+      {"unknown campaign", "no-such-campaign", "m1", "", "", grpc::StatusCode::NOT_FOUND,
+       "CAMPAIGN_NOT_FOUND", "no-such-campaign"},
+      {"unknown sku", kCampaign, "m1", "no-such-sku", "", grpc::StatusCode::NOT_FOUND,
+       "SKU_NOT_FOUND", "no-such-sku"},
+      {"not open", "opens-later", "m1", "", "", grpc::StatusCode::FAILED_PRECONDITION, "NOT_OPEN",
+       "not open"},
+      {"closed", "already-over", "m1", "", "", grpc::StatusCode::FAILED_PRECONDITION, "CLOSED",
+       "closed"},
+      {"wrong mode", "a-lottery", "m1", "", "", grpc::StatusCode::FAILED_PRECONDITION, "WRONG_MODE",
+       "mode"},
+      {"sold out", "one-pack", "second-member", "", "", grpc::StatusCode::FAILED_PRECONDITION,
+       "SOLD_OUT", "sold out"},
+      {"sku sold out", "one-pack", "second-member", "sku-a", "",
+       grpc::StatusCode::FAILED_PRECONDITION, "SOLD_OUT", "sku-a"},
+      {"no request id", "two-per-member", "m1", "", "", grpc::StatusCode::INVALID_ARGUMENT,
+       "REQUEST_ID_REQUIRED", "request_id"},
   };
   for (const BadClaim& c : cases) {
     v1::ClaimResponse out;
@@ -330,10 +345,12 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
     v1::Campaign out;
     const grpc::Status s = client_->create(b.campaign, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << b.name;
-    EXPECT_NE(s.error_message().find(b.field), std::string::npos) << b.name << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(b.field), std::string::npos)
+        << b.name << ": " << s.error_message();
     v1::Campaign none;
     if (!b.campaign.id().empty() && b.campaign.id().size() <= 128) {
-      EXPECT_EQ(client_->get_campaign(b.campaign.id(), &none).error_code(), grpc::StatusCode::NOT_FOUND)
+      EXPECT_EQ(client_->get_campaign(b.campaign.id(), &none).error_code(),
+                grpc::StatusCode::NOT_FOUND)
           << b.name << ": a rejected campaign must not be stored";
     }
   }
@@ -361,10 +378,12 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
   EXPECT_EQ(v.member_id(), "first-member");
 
   v1::Campaign none;
-  EXPECT_EQ(client_->get_campaign("no-such-campaign", &none).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(client_->get_campaign("no-such-campaign", &none).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(client_->get_campaign("", &none).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   v1::CampaignStats no_stats;
-  EXPECT_EQ(client_->stats("no-such-campaign", &no_stats).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(client_->stats("no-such-campaign", &no_stats).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 
   // per_member_limit 2: new request ids take packs up to the limit, a
   // repeated one returns its first voucher.

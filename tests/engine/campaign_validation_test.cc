@@ -123,7 +123,12 @@ std::vector<BrokenCase> broken_cases() {
        "campaign.per_member_limit"},
       {"ValidDaysTooMany", [](CampaignSpec& s) { s.voucher_valid_days = 3651; },
        "campaign.voucher_valid_days"},
-      {"NoSites", [](CampaignSpec& s) { s.sites.clear(); s.skus.clear(); }, "campaign.sites"},
+      {"NoSites",
+       [](CampaignSpec& s) {
+         s.sites.clear();
+         s.skus.clear();
+       },
+       "campaign.sites"},
       {"NoSkus", [](CampaignSpec& s) { s.skus.clear(); }, "campaign.skus"},
       {"DuplicateSiteId", [](CampaignSpec& s) { s.sites[1].id = s.sites[0].id; },
        "campaign.sites[1].id"},
@@ -135,8 +140,7 @@ std::vector<BrokenCase> broken_cases() {
       {"SkuKindUnspecified", [](CampaignSpec& s) { s.skus[0].kind = SkuKind::kUnspecified; },
        "campaign.skus[0].kind"},
       {"NegativeStock", [](CampaignSpec& s) { s.skus[1].stock = -1; }, "campaign.skus[1].stock"},
-      {"StockAboveMax",
-       [](CampaignSpec& s) { s.skus[0].stock = limits::kSkuStockMax + 1; },
+      {"StockAboveMax", [](CampaignSpec& s) { s.skus[0].stock = limits::kSkuStockMax + 1; },
        "campaign.skus[0].stock"},
       {"NegativeFaceValue", [](CampaignSpec& s) { s.skus[2].face_value_cents = -1; },
        "campaign.skus[2].face_value_cents"},

@@ -20,8 +20,8 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <ostream>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -130,7 +130,8 @@ class ClaimEngineTest : public ::testing::Test {
 
   const CampaignRuntime* create(const CampaignSpec& spec) {
     auto r = engine_.create_campaign(spec);
-    EXPECT_TRUE(r.has_value()) << (r ? std::string() : r.error().field.field + ": " + r.error().field.message);
+    EXPECT_TRUE(r.has_value()) << (r ? std::string()
+                                     : r.error().field.field + ": " + r.error().field.message);
     return r.value_or(nullptr);
   }
 
@@ -191,7 +192,8 @@ TEST_F(ClaimEngineTest, ClaimIssuesVoucherWithTheRightFields) {
   EXPECT_EQ(fields->campaign_tag, campaign_tag("gd-2024"));
   EXPECT_EQ(fields->sku_index, 1u);
   CodeSigner signer(secret_);
-  EXPECT_EQ(fields->mac, compute_mac(signer.derive_sku_key("gd-2024", "site-002", "sku-002"), *fields));
+  EXPECT_EQ(fields->mac,
+            compute_mac(signer.derive_sku_key("gd-2024", "site-002", "sku-002"), *fields));
 
   // Any SKU: the voucher's fields match the SKU it landed on.
   const ClaimResult any = claim("gd-2024", "member-2");

@@ -143,7 +143,8 @@ struct HammerParam {
 };
 
 void PrintTo(const HammerParam& p, std::ostream* os) {
-  *os << p.stock << " units over " << p.skus << " SKUs with " << (p.use_take_any ? "take_any" : "take");
+  *os << p.stock << " units over " << p.skus << " SKUs with "
+      << (p.use_take_any ? "take_any" : "take");
 }
 
 class InventoryHammerTest : public ::testing::TestWithParam<HammerParam> {};
@@ -240,7 +241,8 @@ INSTANTIATE_TEST_SUITE_P(
                       HammerParam{100'000, 300, false}, HammerParam{100'000, 300, true}),
     [](const ::testing::TestParamInfo<HammerParam>& param_info) {
       return "Stock" + std::to_string(param_info.param.stock) + "Skus" +
-             std::to_string(param_info.param.skus) + (param_info.param.use_take_any ? "TakeAny" : "Take");
+             std::to_string(param_info.param.skus) +
+             (param_info.param.use_take_any ? "TakeAny" : "Take");
     });
 
 struct GiveBackParam {

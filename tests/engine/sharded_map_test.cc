@@ -36,8 +36,8 @@ TEST(ShardedMapTest, SingleThreadInsertFindErase) {
   EXPECT_EQ(value, 7);  // the losing try_emplace did not overwrite
 
   const std::string b = "bob";
-  const bool found_b = map.with_shard(ShardedMap<int>::hash(b),
-                                      [&](auto& m) { return m.contains(to_absl(b)); });
+  const bool found_b =
+      map.with_shard(ShardedMap<int>::hash(b), [&](auto& m) { return m.contains(to_absl(b)); });
   EXPECT_FALSE(found_b);
 
   const std::size_t erased = map.with_shard(ha, [&](auto& m) { return m.erase(a); });
@@ -86,9 +86,8 @@ TEST(ShardedMapConcurrencyTest, EveryIdIsInsertedExactlyOnce) {
       for (int k = 0; k < kIds; ++k) {
         const int i = (t % 2 == 0) ? (k + t * 6'247) % kIds : (kIds - 1 - k + t * 6'247) % kIds;
         const std::string& id = ids[i];
-        const bool fresh = map.with_shard(ShardedMap<int>::hash(id), [&](auto& m) {
-          return m.try_emplace(id, t).second;
-        });
+        const bool fresh = map.with_shard(ShardedMap<int>::hash(id),
+                                          [&](auto& m) { return m.try_emplace(id, t).second; });
         if (fresh) {
           wins[i].fetch_add(1, std::memory_order_relaxed);
           won_by[t].push_back(i);
@@ -123,8 +122,8 @@ TEST(ShardedMapConcurrencyTest, EveryIdIsInsertedExactlyOnce) {
   // ones) are not found.
   int false_positives = 0;
   for (int i = 0; i < kIds; ++i) {
-    for (const std::string& absent :
-         {member_id(kIds + i), ids[i] + "x", "x" + ids[i], ids[i].substr(0, ids[i].size() - 1) + "#"}) {
+    for (const std::string& absent : {member_id(kIds + i), ids[i] + "x", "x" + ids[i],
+                                      ids[i].substr(0, ids[i].size() - 1) + "#"}) {
       const bool found = map.with_shard(ShardedMap<int>::hash(absent),
                                         [&](auto& m) { return m.contains(to_absl(absent)); });
       if (found) ++false_positives;

@@ -103,7 +103,8 @@ TEST(VoucherCodeTest, CheckSymbolIsTheLastCharacter) {
   const CodeFields f = random_fields(rng);
   const std::string syms = symbols_of(format_code(f));
   std::vector<std::uint8_t> body;
-  for (std::size_t i = 0; i < 29; ++i) body.push_back(static_cast<std::uint8_t>(kAlphabet.find(syms[i])));
+  for (std::size_t i = 0; i < 29; ++i)
+    body.push_back(static_cast<std::uint8_t>(kAlphabet.find(syms[i])));
   EXPECT_EQ(kAlphabet[check_symbol(body)], syms[29]);
 }
 
@@ -113,8 +114,9 @@ TEST(VoucherCodeTest, ParseIgnoresCaseDashesAndSpaces) {
     const CodeFields f = random_fields(rng);
     const std::string code = format_code(f);
     std::string lower = code;
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](char c) {
+      return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    });
     const std::string plain = symbols_of(code);
     std::string spaced = code;
     std::replace(spaced.begin(), spaced.end(), '-', ' ');
@@ -134,8 +136,8 @@ TEST(VoucherCodeTest, ParseIgnoresCaseDashesAndSpaces) {
 
 TEST(VoucherCodeTest, ParseReadsOAsZeroAndIOrLAsOne) {
   CodeFields f;
-  f.campaign_tag = 0x021;  // symbols 1, 1
-  f.sku_index = 0x001;     // symbols 0, 1
+  f.campaign_tag = 0x021;                                                 // symbols 1, 1
+  f.sku_index = 0x001;                                                    // symbols 0, 1
   for (std::size_t i = 0; i < f.random.size(); ++i) f.random[i] = i % 2;  // 0,1,0,1...
   f.mac = 12345;
   const std::string code = format_code(f);
@@ -148,8 +150,10 @@ TEST(VoucherCodeTest, ParseReadsOAsZeroAndIOrLAsOne) {
     for (char o : aliases_one) {
       std::string text = code;
       for (char& c : text) {
-        if (c == '0') c = z;
-        else if (c == '1') c = o;
+        if (c == '0')
+          c = z;
+        else if (c == '1')
+          c = o;
       }
       auto parsed = parse_code(text);
       ASSERT_TRUE(parsed.has_value()) << text;
@@ -213,11 +217,11 @@ TEST(VoucherCodeTest, WrongLengthAndInvalidCharactersAreMalformed) {
   };
   EXPECT_TRUE(malformed(""));
   EXPECT_TRUE(malformed("-----"));
-  EXPECT_TRUE(malformed(syms.substr(0, 29)));        // one short
-  EXPECT_TRUE(malformed(syms + "0"));                // one long
+  EXPECT_TRUE(malformed(syms.substr(0, 29)));  // one short
+  EXPECT_TRUE(malformed(syms + "0"));          // one long
   EXPECT_TRUE(malformed(code.substr(0, code.size() - 1)));
   EXPECT_TRUE(malformed(syms + syms));
-  EXPECT_TRUE(malformed(std::string(200, '-')));     // over kCodeTextBytesMax
+  EXPECT_TRUE(malformed(std::string(200, '-')));  // over kCodeTextBytesMax
   for (char bad : {'U', 'u', '!', '_', '.', '\0', '\n', '*'}) {
     for (std::size_t pos : {std::size_t{0}, std::size_t{13}, std::size_t{29}}) {
       std::string text = syms;
