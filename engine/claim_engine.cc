@@ -42,12 +42,6 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
     site_of_sku_.push_back(site_index.at(sku.site_id));  // validated: the site exists
     mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id));
   }
-  // Members who get a pack each need an entry: size the index for them up
-  // front (bounded, so a campaign of a billion packs does not reserve GiBs).
-  std::int64_t stock = 0;
-  for (const SkuSpec& sku : spec_.skus) stock += sku.stock;
-  members_index_.reserve(static_cast<std::size_t>(
-      std::min<std::int64_t>(stock, limits::kMembersReservedPerCampaignMax)));
 }
 
 std::uint32_t CampaignRuntime::sku_index(std::string_view sku_id) const {
@@ -164,20 +158,18 @@ void ClaimEngine::claim(ClaimOp& op) {
   const Step step = c->members_index_.with_shard(op.member_hash_, [&](auto& map) {
     const bool nothing_left =
         sku == Inventory::kNone ? c->inventory_.sold_out() : c->inventory_.sku_empty(sku);
-    CampaignRuntime::MemberEntry* e = nullptr;
-    if (nothing_left) {
-      // Look up without inserting: a newcomer is refused with no allocation.
-      auto it = map.find(to_absl(op.member_id));
-      if (it == map.end()) {
+    // The shard hash is the map's own hash of the key, so it is passed along.
+    auto it = map.find(to_absl(op.member_id), op.member_hash_);
+    if (it == map.end()) {
+      if (nothing_left) {
+        // A newcomer to an empty shelf is refused with no allocation.
         answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
                   nullptr};
         return Step::kAnswer;
       }
-      e = &it->second;
-    } else {
-      // One probe finds the member or makes their entry.
-      e = &map.try_emplace(to_absl(op.member_id)).first->second;
+      it = map.try_emplace(std::string(op.member_id)).first;
     }
+    CampaignRuntime::MemberEntry* e = &it->second;
     // A retry of a request that already got its voucher, or a member at the limit.
     for (const VoucherPtr& v : e->held) {
       if (limit == 1 || v->request_id == op.request_id) {
@@ -284,7 +276,7 @@ void ClaimEngine::finish(ClaimOp& op, const ClaimResult& result, bool drop_pendi
   bool first_voucher = false;
   if (drop_pending) {
     c.members_index_.with_shard(op.member_hash_, [&](auto& map) {
-      auto it = map.find(to_absl(op.member_id));
+      auto it = map.find(to_absl(op.member_id), op.member_hash_);
       VOUCHERD_RELEASE_ASSERT(it != map.end());  // a pending claim keeps its entry
       CampaignRuntime::MemberEntry& e = it->second;
       auto p = std::find(e.pending.begin(), e.pending.end(), &op);

@@ -46,11 +46,6 @@ inline constexpr std::size_t kWaitersPerMemberMax = 16;
 inline constexpr std::int32_t kVoucherValidDaysMax = 3650;
 inline constexpr std::int32_t kVoucherValidDaysDefault = 30;
 
-// Member-index entries reserved when a campaign is created (one per pack, up
-// to this many: ~8 MiB), so the opening storm does not pay for rehashing; a
-// bigger campaign grows its index as members arrive.
-inline constexpr std::int64_t kMembersReservedPerCampaignMax = 1 << 16;
-
 // Allowance index shards: enough that two cores rarely meet on one shard.
 inline constexpr std::size_t kAllowanceShards = 64;
 

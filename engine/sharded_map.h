@@ -65,15 +65,6 @@ class ShardedMap final {
     return fn(s.map);
   }
 
-  // Sizes every shard for `entries` in all, so that a storm of inserts does
-  // not pay for rehashing. Not for the hot path.
-  void reserve(std::size_t entries) {
-    for (Shard& s : shards_) {
-      std::lock_guard lock(s.mu);
-      s.map.reserve(entries / kShards + 1);
-    }
-  }
-
   // Total entries; takes every shard lock in turn (not for the hot path).
   [[nodiscard]] std::size_t size() {
     std::size_t n = 0;
