@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "engine/campaign_validation.h"
 #include "engine/limits.h"
 #include "server/proto_convert.h"
 #include "server/status_map.h"
@@ -149,6 +150,14 @@ class CreateCampaignCall final
   }
 };
 
+// Context for the admin calls that name one campaign.
+StatusContext campaign_context(std::string_view campaign_id) {
+  StatusContext ctx;
+  ctx.campaign_id = campaign_id;
+  ctx.field = "campaign_id";
+  return ctx;
+}
+
 class GetCampaignCall final
     : public UnaryCall<GetCampaignCall, v1::GetCampaignRequest, v1::Campaign> {
  public:
@@ -157,10 +166,8 @@ class GetCampaignCall final
     core_.admin_service.RequestGetCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    StatusContext ctx;
-    ctx.campaign_id = request_.campaign_id();
-    ctx.field = "campaign_id";
-    if (request_.campaign_id().empty() || request_.campaign_id().size() > limits::kIdBytesMax) {
+    const StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
       return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
     }
     const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
@@ -179,10 +186,8 @@ class GetCampaignStatsCall final
     core_.admin_service.RequestGetCampaignStats(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    StatusContext ctx;
-    ctx.campaign_id = request_.campaign_id();
-    ctx.field = "campaign_id";
-    if (request_.campaign_id().empty() || request_.campaign_id().size() > limits::kIdBytesMax) {
+    const StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
       return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
     }
     auto stats = core_.engine.campaign_stats(request_.campaign_id());

@@ -130,6 +130,9 @@ class ClaimEndToEnd : public ::testing::Test {
     client_ = std::make_unique<Client>(server_->target());
   }
   void TearDown() override {
+    // Close our connection first: gRPC 1.51's graceful GOAWAY waits for an idle
+    // client to answer a PING, which an idle client in this process may not do
+    // for ~5 s (bounded by voucherd's 10 s drain either way).
     client_.reset();
     if (server_) {
       const auto status = server_->stop(SIGTERM);
