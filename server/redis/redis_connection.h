@@ -1,0 +1,104 @@
+// redis_connection.h — a blocking hiredis connection with timeouts, owned by
+// one thread, and the pieces every Redis user in voucherd shares: URL
+// parsing, a reply tree we own, pipelining and scripts that survive a Redis
+// restart (EVALSHA, reloading on NOSCRIPT).
+//
+// hiredis 0.14 (Debian 12) has no TLS, RESP3 or Cluster support; voucherd
+// runs each connection on its own thread with socket timeouts instead of an
+// event-loop adapter.
+//
+// Usage:
+//   auto ep = parse_redis_url("redis://127.0.0.1:6379/0", getenv("REDIS_PASSWORD"));
+//   auto conn = RedisConnection::connect(*ep, std::chrono::milliseconds(500));
+//   auto replies = (*conn)->pipeline({{"SET", "k", "v"}, {"GET", "k"}});
+//
+// Thread-safety: none; a connection belongs to one thread at a time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisContext;
+
+namespace voucherd::redis {
+
+struct Endpoint {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string password;  // never logged
+};
+
+// redis://[:password@]host[:port][/db]. The password may also come from
+// `env_password` (REDIS_PASSWORD); one in the URL wins.
+[[nodiscard]] std::expected<Endpoint, std::string> parse_url(std::string_view url,
+                                                             const char* env_password);
+
+struct Reply {
+  enum class Type : std::uint8_t { kNil, kString, kStatus, kInteger, kError, kArray };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus, kError
+  long long integer = 0;
+  std::vector<Reply> elements;  // kArray
+
+  [[nodiscard]] bool is_error() const { return type == Type::kError; }
+};
+
+using Command = std::vector<std::string>;
+
+// A Lua script known by its SHA-1, sent with EVALSHA and loaded again when
+// Redis answers NOSCRIPT (its script cache is empty after a restart).
+struct Script {
+  explicit Script(std::string source);
+  std::string source;
+  std::string sha1;  // hex
+};
+
+class Connection {
+ public:
+  // Connects, authenticates, selects the db. `timeout` bounds the connect and
+  // every later read and write.
+  [[nodiscard]] static std::expected<std::unique_ptr<Connection>, std::string> connect(
+      const Endpoint& endpoint, std::chrono::milliseconds timeout);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Sends every command, then reads every reply. An error string means the
+  // connection failed (timeout, reset): it is unusable afterwards, and the
+  // commands may or may not have been applied. Redis errors for single
+  // commands come back as Reply::Type::kError, not as a failure.
+  [[nodiscard]] std::expected<std::vector<Reply>, std::string> pipeline(
+      const std::vector<Command>& commands);
+  [[nodiscard]] std::expected<Reply, std::string> command(const Command& args);
+
+  // EVALSHA with `keys` and `args`; on NOSCRIPT, SCRIPT LOAD and retry once.
+  [[nodiscard]] std::expected<Reply, std::string> eval(const Script& script,
+                                                       const std::vector<std::string>& keys,
+                                                       const std::vector<std::string>& args);
+  // The EVALSHA command for `script`, for use inside a pipeline.
+  [[nodiscard]] static Command evalsha(const Script& script, const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args);
+  // Loads `script` into Redis's cache (after a NOSCRIPT inside a pipeline).
+  [[nodiscard]] std::expected<void, std::string> load(const Script& script);
+
+  [[nodiscard]] bool broken() const { return broken_; }
+
+ private:
+  explicit Connection(redisContext* ctx) : ctx_(ctx) {}
+  std::string failure(const char* what);
+
+  redisContext* ctx_;
+  bool broken_ = false;
+};
+
+[[nodiscard]] inline bool is_noscript(const Reply& r) {
+  return r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+}  // namespace voucherd::redis

@@ -1,0 +1,98 @@
+// redis_connection_test — proves, against a real redis-server started by the
+// test, that voucherd's Redis connection parses URLs strictly, pipelines
+// commands in order, survives Redis losing its script cache (NOSCRIPT ->
+// reload), and reports a dead or unreachable Redis as an error instead of
+// hanging or crashing.
+#include "server/redis/redis_connection.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/redis_server.h"
+
+namespace voucherd::testing {
+namespace {
+
+using redis::Connection;
+using redis::Reply;
+
+TEST(RedisUrl, ParsesHostPortDbAndPassword) {
+  auto ep = redis::parse_url("redis://127.0.0.1:7000/3", nullptr);
+  ASSERT_TRUE(ep.has_value()) << ep.error();
+  EXPECT_EQ(ep->host, "127.0.0.1");
+  EXPECT_EQ(ep->port, 7000);
+  EXPECT_EQ(ep->db, 3);
+  EXPECT_EQ(ep->password, "");
+
+  auto with_env = redis::parse_url("redis://localhost", "from-env");
+  ASSERT_TRUE(with_env.has_value());
+  EXPECT_EQ(with_env->port, 6379);
+  EXPECT_EQ(with_env->password, "from-env");
+
+  auto with_url = redis::parse_url("redis://:in-url@h:1/0", "from-env");
+  ASSERT_TRUE(with_url.has_value());
+  EXPECT_EQ(with_url->password, "in-url");
+  EXPECT_EQ(with_url->host, "h");
+
+  for (const char* bad : {"http://h:1", "redis://", "redis://h:0", "redis://h:70000", "redis://h:x",
+                          "redis://h:1/16", "redis://h:1/a"}) {
+    EXPECT_FALSE(redis::parse_url(bad, nullptr).has_value()) << bad;
+  }
+}
+
+TEST(RedisConnection, PipelinesAndReloadsScriptsAfterFlush) {
+  TempDir dir;
+  RedisServer server(dir, /*aof=*/false);
+  auto ep = redis::parse_url(server.url(), nullptr);
+  ASSERT_TRUE(ep.has_value());
+  auto conn = Connection::connect(*ep, std::chrono::milliseconds(2000));
+  ASSERT_TRUE(conn.has_value()) << conn.error();
+
+  auto replies = (*conn)->pipeline({{"SET", "k", "v"},
+                                    {"INCR", "n"},
+                                    {"INCR", "n"},
+                                    {"GET", "k"},
+                                    {"GET", "missing"},
+                                    {"HSET", "k", "f", "v"}});
+  ASSERT_TRUE(replies.has_value()) << replies.error();
+  ASSERT_EQ(replies->size(), 6u);
+  EXPECT_EQ((*replies)[0].type, Reply::Type::kStatus);
+  EXPECT_EQ((*replies)[2].integer, 2);
+  EXPECT_EQ((*replies)[3].str, "v");
+  EXPECT_EQ((*replies)[4].type, Reply::Type::kNil);
+  EXPECT_TRUE((*replies)[5].is_error());  // WRONGTYPE: an error reply, not a failure
+  EXPECT_FALSE((*conn)->broken());
+
+  const redis::Script script("return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}");
+  auto first = (*conn)->eval(script, {"counter"}, {"hello"});
+  ASSERT_TRUE(first.has_value()) << first.error();
+  ASSERT_EQ(first->elements.size(), 3u);
+  EXPECT_EQ(first->elements[1].str, "hello");
+  EXPECT_EQ(first->elements[2].integer, 1);
+
+  // Redis forgets scripts (restart, SCRIPT FLUSH): eval loads it again.
+  ASSERT_TRUE((*conn)->command({"SCRIPT", "FLUSH"}).has_value());
+  auto second = (*conn)->eval(script, {"counter"}, {"again"});
+  ASSERT_TRUE(second.has_value()) << second.error();
+  EXPECT_EQ(second->elements[2].integer, 2);
+}
+
+TEST(RedisConnection, DeadOrUnreachableRedisIsAnError) {
+  TempDir dir;
+  RedisServer server(dir, /*aof=*/false);
+  auto ep = redis::parse_url(server.url(), nullptr);
+  ASSERT_TRUE(ep.has_value());
+  auto conn = Connection::connect(*ep, std::chrono::milliseconds(500));
+  ASSERT_TRUE(conn.has_value());
+  server.kill_hard();
+  auto r = (*conn)->command({"PING"});
+  EXPECT_FALSE(r.has_value());
+  EXPECT_TRUE((*conn)->broken());
+  EXPECT_FALSE((*conn)->command({"PING"}).has_value());
+
+  auto refused = Connection::connect(*ep, std::chrono::milliseconds(500));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().find("cannot connect"), std::string::npos) << refused.error();
+}
+
+}  // namespace
+}  // namespace voucherd::testing

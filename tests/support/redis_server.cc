@@ -1,0 +1,139 @@
+#include "tests/support/redis_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <thread>
+
+extern char** environ;
+
+namespace voucherd::testing {
+namespace {
+
+bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+}  // namespace
+
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+RedisServer::RedisServer(const TempDir& dir, bool aof, std::string appendfsync)
+    : dir_(dir.path() / "redis"), aof_(aof), appendfsync_(std::move(appendfsync)) {
+  std::filesystem::create_directories(dir_);
+  port_ = free_loopback_port();
+  start();
+}
+
+RedisServer::~RedisServer() {
+  if (pid_ > 0) kill_hard();
+}
+
+void RedisServer::start() {
+  const std::string port = std::to_string(port_);
+  std::vector<std::string> args = {"/usr/bin/redis-server",
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--port",
+                                   port,
+                                   "--dir",
+                                   dir_.string(),
+                                   "--save",
+                                   "",
+                                   "--daemonize",
+                                   "no",
+                                   "--protected-mode",
+                                   "yes",
+                                   "--loglevel",
+                                   "warning",
+                                   "--logfile",
+                                   (dir_ / "redis.log").string(),
+                                   "--maxmemory-policy",
+                                   "noeviction"};
+  if (aof_) {
+    for (const char* a : {"--appendonly", "yes", "--appendfsync"}) args.emplace_back(a);
+    args.push_back(appendfsync_);
+  } else {
+    for (const char* a : {"--appendonly", "no"}) args.emplace_back(a);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  if (pid_ <= 0) {
+    ADD_FAILURE() << "cannot start redis-server";
+    return;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cli({"PING"}) == "PONG") return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "redis-server on port " << port_ << " did not answer PING";
+}
+
+void RedisServer::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  if (!wait_gone(pid_, std::chrono::seconds(30))) {
+    ::kill(pid_, SIGKILL);
+    wait_gone(pid_, std::chrono::seconds(10));
+  }
+  pid_ = -1;
+}
+
+void RedisServer::kill_hard() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  wait_gone(pid_, std::chrono::seconds(10));
+  pid_ = -1;
+}
+
+std::string RedisServer::cli(const std::vector<std::string>& args) const {
+  std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_);
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>/dev/null";
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    std::array<char, 4096> buf{};
+    while (std::fgets(buf.data(), buf.size(), p)) out += buf.data();
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+}  // namespace voucherd::testing

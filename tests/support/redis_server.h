@@ -1,0 +1,54 @@
+// redis_server.h — test support: a real redis-server of our own.
+//
+// Starts Debian's redis-server on a free 127.0.0.1 port with its data in a
+// temp dir (AOF on, appendfsync as asked), waits until it answers PING, and
+// stops it at destruction. restart() keeps the data dir, so tests can check
+// what survives.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/support/voucherd_process.h"
+
+namespace voucherd::testing {
+
+class RedisServer {
+ public:
+  // `appendfsync`: "always", "everysec" or "no"; `aof` false runs without
+  // persistence.
+  explicit RedisServer(const TempDir& dir, bool aof = true, std::string appendfsync = "always");
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] bool running() const { return pid_ > 0; }
+
+  // SIGTERM (Redis then writes and fsyncs what it must) and wait.
+  void stop();
+  // SIGKILL: no goodbye.
+  void kill_hard();
+  // Start again on the same port with the same data dir.
+  void start();
+
+  // Runs redis-cli against this server; returns its stdout (trimmed).
+  [[nodiscard]] std::string cli(const std::vector<std::string>& args) const;
+
+ private:
+  std::filesystem::path dir_;
+  bool aof_;
+  std::string appendfsync_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int free_loopback_port();
+
+}  // namespace voucherd::testing
