@@ -15,13 +15,6 @@ std::size_t slot_hash(std::string_view id) { return ShardedMap<int>::hash(id); }
     if (!(cond)) std::abort();        \
   } while (0)
 
-std::vector<std::int64_t> stocks_of(const CampaignSpec& spec) {
-  std::vector<std::int64_t> s;
-  s.reserve(spec.skus.size());
-  for (const SkuSpec& sku : spec.skus) s.push_back(sku.stock);
-  return s;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- CampaignRuntime
@@ -29,7 +22,7 @@ std::vector<std::int64_t> stocks_of(const CampaignSpec& spec) {
 CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
     : spec_(std::move(spec)),
       tag_(campaign_tag(spec_.id)),
-      inventory_(stocks_of(spec_)),
+      inventory_(std::vector<std::int64_t>(spec_.skus.size(), 0)),  // filled by the claim log
       sku_counters_(std::make_unique<SkuCounters[]>(spec_.skus.size())) {
   absl::flat_hash_map<std::string_view, std::uint32_t> site_index;
   for (std::size_t i = 0; i < spec_.sites.size(); ++i) {
@@ -43,6 +36,20 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
     mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id));
   }
 }
+
+void CampaignRuntime::add_units(std::uint32_t sku, std::int64_t units) {
+  if (units > 0) inventory_.give_back(sku, units);
+}
+
+std::int64_t CampaignRuntime::take_units(std::uint32_t sku, std::int64_t max) {
+  return inventory_.take_up_to(sku, max);
+}
+
+std::int64_t CampaignRuntime::available(std::uint32_t sku) const {
+  return inventory_.available(sku);
+}
+
+void CampaignRuntime::set_final(std::uint32_t sku, bool final) { inventory_.set_final(sku, final); }
 
 std::uint32_t CampaignRuntime::sku_index(std::string_view sku_id) const {
   auto it = sku_by_id_.find(to_absl(sku_id));
@@ -80,6 +87,9 @@ std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
   }
   auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_);
   CampaignRuntime* c = runtime.get();
+  if (auto opened = log_.open_campaign(c->spec(), *c); !opened) {
+    return std::unexpected(CreateError{Outcome::kCampaignExists, {"campaign", opened.error()}});
+  }
   owned_.push_back(std::move(runtime));
 
   // Link into the tag list first, then publish in the id table. Release
@@ -156,8 +166,10 @@ void ClaimEngine::claim(ClaimOp& op) {
   enum class Step { kAnswer, kWait, kProceed };
   ClaimResult answer;
   const Step step = c->members_index_.with_shard(op.member_hash_, [&](auto& map) {
-    const bool nothing_left =
-        sku == Inventory::kNone ? c->inventory_.sold_out() : c->inventory_.sku_empty(sku);
+    // Refuse a newcomer only when nothing is here and nothing more will come.
+    const bool nothing_left = sku == Inventory::kNone
+                                  ? c->inventory_.sold_out() && c->inventory_.all_final()
+                                  : c->inventory_.sku_empty(sku) && c->inventory_.is_final(sku);
     // The shard hash is the map's own hash of the key, so it is passed along.
     auto it = map.find(to_absl(op.member_id), op.member_hash_);
     if (it == map.end()) {
@@ -208,10 +220,14 @@ void ClaimEngine::claim(ClaimOp& op) {
       sku == Inventory::kNone ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
                               : (c->inventory_.take(sku) ? sku : Inventory::kNone);
   if (taken == Inventory::kNone) {
-    return finish(op,
-                  ClaimResult{sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut,
-                              nullptr, nullptr},
-                  /*drop_pending=*/true, nullptr);
+    // Empty here: sold out if no more units will come, else a refill of
+    // this replica's stock is on its way (shed; retrying shortly is right).
+    const bool final =
+        sku == Inventory::kNone ? c->inventory_.all_final() : c->inventory_.is_final(sku);
+    const Outcome why = !final                    ? Outcome::kStockRefilling
+                        : sku == Inventory::kNone ? Outcome::kSoldOut
+                                                  : Outcome::kSkuSoldOut;
+    return finish(op, ClaimResult{why, nullptr, nullptr}, /*drop_pending=*/true, nullptr);
   }
   op.sku_ = taken;
   op.voucher = mint_voucher(op, *c, taken, now);
@@ -405,6 +421,8 @@ const char* outcome_name(Outcome o) {
       return "TOO_MANY_PRESSES";
     case Outcome::kOverloaded:
       return "OVERLOADED";
+    case Outcome::kStockRefilling:
+      return "STOCK_REFILLING";
     case Outcome::kLogUnavailable:
       return "STORE_UNAVAILABLE";
     case Outcome::kCampaignExists:

@@ -134,9 +134,15 @@ struct CreateError {
 // Per-campaign state. Immutable spec + concurrent counters and index.
 // Thread-safety: spec and keys are immutable after construction; the rest is
 // atomics and the sharded allowance index.
-class CampaignRuntime final {
+class CampaignRuntime final : public CampaignStock {
  public:
   CampaignRuntime(CampaignSpec spec, const CodeSigner& signer);
+
+  // CampaignStock: how the claim log fills this campaign's local counters.
+  void add_units(std::uint32_t sku, std::int64_t units) override;
+  std::int64_t take_units(std::uint32_t sku, std::int64_t max) override;
+  [[nodiscard]] std::int64_t available(std::uint32_t sku) const override;
+  void set_final(std::uint32_t sku, bool final) override;
 
   [[nodiscard]] const CampaignSpec& spec() const { return spec_; }
   [[nodiscard]] std::uint16_t tag() const { return tag_; }

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <cstdint>
+#include <expected>
+#include <string>
 #include <string_view>
 
 #include "engine/model.h"
@@ -58,9 +60,33 @@ class VoucherLookup {
   virtual ~VoucherLookup() = default;
 };
 
+// The engine's local stock of one campaign, as the claim log sees it. The
+// log decides how units arrive: the memory log hands over the whole stock at
+// once; a shared store leases blocks of it to each replica.
+// Thread-safety: all methods may be called from any thread at any time.
+class CampaignStock {
+ public:
+  virtual ~CampaignStock() = default;
+  // Adds units this process may hand out.
+  virtual void add_units(std::uint32_t sku, std::int64_t units) = 0;
+  // Takes back up to `max` units nobody has claimed; returns how many.
+  virtual std::int64_t take_units(std::uint32_t sku, std::int64_t max) = 0;
+  // Units here now (a moment's view).
+  [[nodiscard]] virtual std::int64_t available(std::uint32_t sku) const = 0;
+  // Whether units beyond those here may still arrive for `sku`.
+  virtual void set_final(std::uint32_t sku, bool final) = 0;
+};
+
 class ClaimLog {
  public:
   virtual ~ClaimLog() = default;
+
+  // Called once when the engine adds a campaign, before any claim of it.
+  // `spec` is validated and normalized; `stock` stays valid for the life of
+  // the engine. Returns a message when the store already holds a different
+  // definition of this campaign (the engine then refuses the campaign).
+  [[nodiscard]] virtual std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
+                                                                       CampaignStock& stock) = 0;
 
   virtual void append_claim(ClaimLogWrite& write) = 0;
   // `code` is the canonical display form (format_code()).

@@ -1,5 +1,6 @@
 #include "engine/inventory.h"
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 
@@ -77,6 +78,47 @@ void Inventory::clear_bit_if_empty(std::uint32_t sku) {
   if (counters_[sku].units.load(std::memory_order_relaxed) > 0) {
     has_stock_[sku / 64].fetch_or(mask, std::memory_order_release);
   }
+}
+
+std::int64_t Inventory::take_up_to(std::uint32_t sku, std::int64_t max) {
+  assert(sku < sku_count_);
+  std::atomic<std::int64_t>& c = counters_[sku].units;
+  std::int64_t cur = c.load(std::memory_order_relaxed);
+  while (cur > 0 && max > 0) {
+    const std::int64_t n = std::min(cur, max);
+    // Relaxed, as in take(): atomic on its own location, never below zero.
+    if (c.compare_exchange_weak(cur, cur - n, std::memory_order_relaxed)) {
+      if (cur == n) clear_bit_if_empty(sku);
+      return n;
+    }
+  }
+  return 0;
+}
+
+void Inventory::set_final(std::uint32_t sku, bool final) {
+  assert(sku < sku_count_);
+  const std::uint64_t mask = std::uint64_t{1} << (sku % 64);
+  // Release/acquire: a reader that sees "final" also sees the units that
+  // were added before it was set.
+  if (final) {
+    final_[sku / 64].fetch_or(mask, std::memory_order_release);
+  } else {
+    final_[sku / 64].fetch_and(~mask, std::memory_order_release);
+  }
+}
+
+bool Inventory::is_final(std::uint32_t sku) const {
+  return (final_[sku / 64].load(std::memory_order_acquire) >> (sku % 64)) & 1u;
+}
+
+bool Inventory::all_final() const {
+  for (std::uint32_t w = 0; w < word_count_; ++w) {
+    const std::uint32_t bits_in_word = std::min<std::uint32_t>(64, sku_count_ - w * 64);
+    const std::uint64_t want =
+        bits_in_word == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << bits_in_word) - 1);
+    if ((final_[w].load(std::memory_order_acquire) & want) != want) return false;
+  }
+  return true;
 }
 
 bool Inventory::sold_out() const {

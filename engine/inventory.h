@@ -47,6 +47,18 @@ class Inventory final {
   [[nodiscard]] std::uint32_t take_any(std::uint32_t hint);
   // Returns units to `sku` (a failed claim, a cancelled voucher, a new lease).
   void give_back(std::uint32_t sku, std::int64_t units);
+  // Takes up to `max` units of `sku` at once (to hand a lease back); returns
+  // how many were taken.
+  [[nodiscard]] std::int64_t take_up_to(std::uint32_t sku, std::int64_t max);
+
+  // A SKU is final when no units will arrive beyond those already here (the
+  // memory log gives the whole stock at once; a shared store marks a SKU
+  // final once its shared stock is gone). An empty final SKU is sold out; an
+  // empty SKU that is not final is waiting for a refill.
+  void set_final(std::uint32_t sku, bool final);
+  [[nodiscard]] bool is_final(std::uint32_t sku) const;
+  // True when every SKU is final (then sold_out() means sold out for good).
+  [[nodiscard]] bool all_final() const;
 
   // Cheap pre-checks without taking (may be stale by the time they return).
   [[nodiscard]] bool sold_out() const;
@@ -65,6 +77,7 @@ class Inventory final {
   std::uint32_t word_count_;
   std::unique_ptr<Counter[]> counters_;
   alignas(64) std::array<std::atomic<std::uint64_t>, kWords> has_stock_{};
+  alignas(64) std::array<std::atomic<std::uint64_t>, kWords> final_{};
 };
 
 }  // namespace voucherd

@@ -27,6 +27,16 @@ std::optional<MemoryClaimLog::CodeKey> MemoryClaimLog::key_of(std::string_view c
   return k;
 }
 
+std::expected<void, std::string> MemoryClaimLog::open_campaign(const CampaignSpec& spec,
+                                                               CampaignStock& stock) {
+  for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+    const auto sku = static_cast<std::uint32_t>(i);
+    if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
+    stock.set_final(sku, true);
+  }
+  return {};
+}
+
 void MemoryClaimLog::append_claim(ClaimLogWrite& write) {
   const VoucherRecord& v = *write.voucher;
   {

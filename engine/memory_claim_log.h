@@ -32,6 +32,9 @@ namespace voucherd {
 
 class MemoryClaimLog final : public ClaimLog {
  public:
+  // Hands over the whole stock at once: every SKU is final from the start.
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
+                                                 CampaignStock& stock) override;
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view code, VoucherLookup& lookup) override;
 

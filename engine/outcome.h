@@ -25,6 +25,7 @@ enum class Outcome : std::uint8_t {
   kRequestIdRequired,  // per_member_limit > 1 needs idempotency keys
   kTooManyWaiters,     // one member pressing far too often (shed)
   kOverloaded,         // claim log queue full (shed, retry later)
+  kStockRefilling,     // no local units yet, a lease is on its way (retry shortly)
   kLogUnavailable,     // claim log could not confirm the write
   kCampaignExists,     // CreateCampaign with a different definition
   kInternal,

@@ -107,6 +107,12 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
     case Outcome::kOverloaded:
       return make(StatusCode::RESOURCE_EXHAUSTED,
                   with_detail("voucherd is overloaded; retry later", ctx), outcome, ctx, true);
+    case Outcome::kStockRefilling:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                                  ": this replica is refilling its stock; retry shortly",
+                              ctx),
+                  outcome, ctx, true);
     case Outcome::kLogUnavailable:
       return make(StatusCode::UNAVAILABLE,
                   with_detail("the claim log did not confirm the write; retrying is safe", ctx),

@@ -81,6 +81,10 @@ class RecordingLookup final : public VoucherLookupOp {
 // be turned away before touching storage).
 class CountingClaimLog final : public ClaimLog {
  public:
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
+                                                 CampaignStock& stock) override {
+    return memory.open_campaign(spec, stock);
+  }
   void append_claim(ClaimLogWrite& write) override {
     appends.fetch_add(1, std::memory_order_relaxed);
     memory.append_claim(write);
@@ -606,6 +610,10 @@ TEST_F(ClaimEngineTest, CampaignStatsAreExact) {
 // kWritten appends go through to a MemoryClaimLog, so they can be looked up.
 class DeferredClaimLog final : public ClaimLog {
  public:
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
+                                                 CampaignStock& stock) override {
+    return memory_.open_campaign(spec, stock);
+  }
   void append_claim(ClaimLogWrite& write) override {
     std::lock_guard lock(mu_);
     queue_.push_back(&write);
