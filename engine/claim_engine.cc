@@ -348,7 +348,7 @@ void ClaimEngine::get_voucher(VoucherLookupOp& op) {
   op.campaign_ = match;
   op.sku_ = f.sku_index;
   op.canonical_ = format_code(f);
-  log_.find_voucher(op.canonical_, op);
+  log_.find_voucher(match->spec().id, op.canonical_, op);
 }
 
 void VoucherLookupOp::on_found(LookupStatus status, VoucherPtr voucher) {

@@ -89,8 +89,10 @@ class ClaimLog {
                                                                        CampaignStock& stock) = 0;
 
   virtual void append_claim(ClaimLogWrite& write) = 0;
-  // `code` is the canonical display form (format_code()).
-  virtual void find_voucher(std::string_view code, VoucherLookup& lookup) = 0;
+  // `code` is the canonical display form (format_code()) of a code whose MAC
+  // verified for `campaign_id`.
+  virtual void find_voucher(std::string_view campaign_id, std::string_view code,
+                            VoucherLookup& lookup) = 0;
 };
 
 }  // namespace voucherd

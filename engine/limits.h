@@ -60,10 +60,26 @@ inline constexpr std::size_t kCodeChars = kCodeBodyChars + 1;        // + check
 // Longest text accepted as a code (dashes and spaces allowed between groups).
 inline constexpr std::size_t kCodeTextBytesMax = 64;
 
+// Claim-log writes waiting for the store. Beyond this the claim is shed with
+// RESOURCE_EXHAUSTED: at ~100k claims/s it is over half a second of backlog,
+// past which a caller is better off retrying than waiting.
+inline constexpr std::size_t kClaimLogQueueMax = 65'536;
+// Claims sent to the store in one script call: big enough that a storm
+// shares round trips and fsyncs, small enough to keep Redis responsive
+// (one call runs a few milliseconds at most).
+inline constexpr std::size_t kClaimLogBatchMax = 512;
+// Largest block of stock one replica leases at once; leases shrink as the
+// shared stock runs low so the last packs are not stranded in one replica.
+inline constexpr std::int64_t kLeaseUnitsMax = 512;
+// A lease is asked for when local units fall below this share of the block.
+inline constexpr std::int64_t kLeaseLowWaterDivisor = 2;
+
 // Server secret: at least 256 bits.
 inline constexpr std::size_t kSecretBytesMin = 32;
 inline constexpr std::size_t kSecretBytesMax = 1024;
 
+static_assert(kClaimLogBatchMax <= kClaimLogQueueMax, "a batch comes out of the queue");
+static_assert(kLeaseUnitsMax >= kLeaseLowWaterDivisor, "a lease refills before it is empty");
 static_assert(kCodePayloadBits % 5 == 0, "code payload must fill whole base32 characters");
 static_assert(kCodeRandomBits >= 80, "the brief asks for at least 80 secret bits per code");
 static_assert(kCodeChars < 31, "the GF(32) check character detects all swaps only below 31 chars");

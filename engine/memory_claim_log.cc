@@ -54,7 +54,8 @@ void MemoryClaimLog::append_claim(ClaimLogWrite& write) {
   write.on_logged(LogStatus::kWritten, nullptr);
 }
 
-void MemoryClaimLog::find_voucher(std::string_view code, VoucherLookup& lookup) {
+void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_view code,
+                                  VoucherLookup& lookup) {
   VoucherPtr found;
   {
     CodeShard& shard = codes_[shard_of(code, kShards)];

@@ -36,7 +36,8 @@ class MemoryClaimLog final : public ClaimLog {
   std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
                                                  CampaignStock& stock) override;
   void append_claim(ClaimLogWrite& write) override;
-  void find_voucher(std::string_view code, VoucherLookup& lookup) override;
+  void find_voucher(std::string_view campaign_id, std::string_view code,
+                    VoucherLookup& lookup) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {

@@ -1,5 +1,7 @@
 #include "server/proto_convert.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/time_util.h>
 
 namespace voucherd {
@@ -76,6 +78,19 @@ void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out) {
     p->set_face_value_cents(s.face_value_cents);
     p->set_stock(s.stock);
   }
+}
+
+std::string encode_campaign_definition(const CampaignSpec& spec) {
+  voucher::v1::Campaign proto;
+  campaign_to_proto(spec, &proto);
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    proto.SerializeToCodedStream(&coded);
+  }
+  return out;
 }
 
 void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1::Voucher* out) {

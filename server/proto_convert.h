@@ -16,6 +16,10 @@ namespace voucherd {
     const voucher::v1::Campaign& in);
 void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out);
 
+// The bytes a shared store keeps as a campaign's definition: the Campaign
+// message, serialized deterministically, so equal specs give equal bytes.
+[[nodiscard]] std::string encode_campaign_definition(const CampaignSpec& spec);
+
 void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1::Voucher* out);
 void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out);
 

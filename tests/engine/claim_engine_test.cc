@@ -89,9 +89,10 @@ class CountingClaimLog final : public ClaimLog {
     appends.fetch_add(1, std::memory_order_relaxed);
     memory.append_claim(write);
   }
-  void find_voucher(std::string_view code, VoucherLookup& lookup) override {
+  void find_voucher(std::string_view campaign_id, std::string_view code,
+                    VoucherLookup& lookup) override {
     finds.fetch_add(1, std::memory_order_relaxed);
-    memory.find_voucher(code, lookup);
+    memory.find_voucher(campaign_id, code, lookup);
   }
   [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
 
@@ -618,8 +619,9 @@ class DeferredClaimLog final : public ClaimLog {
     std::lock_guard lock(mu_);
     queue_.push_back(&write);
   }
-  void find_voucher(std::string_view code, VoucherLookup& lookup) override {
-    memory_.find_voucher(code, lookup);
+  void find_voucher(std::string_view campaign_id, std::string_view code,
+                    VoucherLookup& lookup) override {
+    memory_.find_voucher(campaign_id, code, lookup);
   }
   std::size_t queued() {
     std::lock_guard lock(mu_);

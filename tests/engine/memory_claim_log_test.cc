@@ -70,14 +70,14 @@ TEST(MemoryClaimLogTest, FindsExactlyTheRecordedCodes) {
   ASSERT_EQ(w.status, LogStatus::kWritten);
 
   RecordingFind hit;
-  log.find_voucher("CODE-1", hit);
+  log.find_voucher("campaign", "CODE-1", hit);
   EXPECT_EQ(hit.calls, 1);
   EXPECT_EQ(hit.status, LookupStatus::kFound);
   EXPECT_EQ(hit.found, v);  // the very record, shared
 
   for (const char* other : {"CODE-2", "code-1", "CODE-1 ", "CODE-", ""}) {
     RecordingFind miss;
-    log.find_voucher(other, miss);
+    log.find_voucher("campaign", other, miss);
     EXPECT_EQ(miss.calls, 1);
     EXPECT_EQ(miss.status, LookupStatus::kNotFound) << '"' << other << '"';
     EXPECT_EQ(miss.found, nullptr);
@@ -111,7 +111,7 @@ TEST(MemoryClaimLogConcurrencyTest, ConcurrentAppendsAreAllRecorded) {
           written.fetch_add(1, std::memory_order_relaxed);
         }
         RecordingFind f;  // readers and writers interleave
-        log.find_voucher(v->code, f);
+        log.find_voucher(v->campaign_id, v->code, f);
         if (f.status != LookupStatus::kFound) written.fetch_sub(1000, std::memory_order_relaxed);
       }
     });
@@ -123,7 +123,7 @@ TEST(MemoryClaimLogConcurrencyTest, ConcurrentAppendsAreAllRecorded) {
   for (int t = 0; t < kThreads; ++t) {
     for (const VoucherPtr& v : vouchers[t]) {
       RecordingFind f;
-      log.find_voucher(v->code, f);
+      log.find_voucher(v->campaign_id, v->code, f);
       ASSERT_EQ(f.status, LookupStatus::kFound) << v->code;
       ASSERT_EQ(f.found, v);
     }

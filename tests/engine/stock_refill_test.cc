@@ -21,8 +21,9 @@ class ManualStockLog final : public ClaimLog {
     return {};
   }
   void append_claim(ClaimLogWrite& write) override { memory_.append_claim(write); }
-  void find_voucher(std::string_view code, VoucherLookup& lookup) override {
-    memory_.find_voucher(code, lookup);
+  void find_voucher(std::string_view campaign_id, std::string_view code,
+                    VoucherLookup& lookup) override {
+    memory_.find_voucher(campaign_id, code, lookup);
   }
   CampaignStock* stock_ = nullptr;
 

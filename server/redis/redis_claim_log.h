@@ -1,0 +1,128 @@
+// redis_claim_log.h — the claim log in Redis, shared by many voucherd
+// replicas: group-committed claims, authoritative member allowances, and
+// stock leased to each replica in blocks.
+//
+// Threads:
+//   - the writer owns one connection; it takes every queued claim and
+//     look-up at once (up to limits::kClaimLogBatchMax claims), sends them as
+//     one pipeline (one script call per campaign), and completes each claim
+//     only after Redis answered. A lone claim goes out at once; under a storm
+//     batches grow by themselves while the previous round trip is in flight.
+//   - the lease keeper owns another connection; it keeps each campaign's
+//     local counters topped up from the shared stock, refreshes this
+//     replica's heartbeat, and hands unused units back on stop().
+//
+// Key layout (every key of a campaign carries the hash tag {<campaign id>}
+// so a campaign lives in one Redis Cluster slot and no script crosses
+// slots): see docs/redis.md.
+//
+// Thread-safety: every public method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/claim_log.h"
+#include "server/redis/redis_connection.h"
+
+namespace voucherd::redis {
+
+struct ClaimLogOptions {
+  Endpoint endpoint;
+  std::string replica_id;  // unique per process start
+  std::chrono::milliseconds io_timeout{2000};
+  std::size_t queue_max = 0;  // 0: limits::kClaimLogQueueMax
+};
+
+// Store-wide counts of one campaign, read for GetCampaignStats.
+struct CampaignCounts {
+  std::vector<std::int64_t> issued;    // per SKU, all replicas
+  std::vector<std::int64_t> unleased;  // per SKU, still in the shared pool
+  std::vector<std::int64_t> leased;    // per SKU, held by replicas' leases
+};
+
+class RedisClaimLog final : public ClaimLog {
+ public:
+  // `encode_campaign` turns a spec into the bytes stored as its definition
+  // (deterministic); the log compares them to tell "same campaign" apart.
+  RedisClaimLog(ClaimLogOptions options,
+                std::function<std::string(const CampaignSpec&)> encode_campaign);
+  ~RedisClaimLog() override;
+
+  // Starts the writer and lease keeper. Connecting happens in the background:
+  // a Redis that is down at start only makes claims UNAVAILABLE until it is up.
+  void start();
+  // Lets queued writes finish, hands unused leased units back, stops threads.
+  void stop();
+
+  [[nodiscard]] bool connected() const { return connected_.load(std::memory_order_acquire); }
+
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
+                                                 CampaignStock& stock) override;
+  void append_claim(ClaimLogWrite& write) override;
+  void find_voucher(std::string_view campaign_id, std::string_view code,
+                    VoucherLookup& lookup) override;
+
+  // Reads the store-wide counts of a campaign (blocking; admin path, runs on
+  // the caller's thread with its own short-lived connection).
+  [[nodiscard]] std::expected<CampaignCounts, std::string> read_counts(const CampaignSpec& spec);
+  // Returns to the shared pool the units leased by replicas that are gone
+  // (no heartbeat). Safe while claims continue: live replicas' leases are
+  // untouched. Returns the units returned per SKU.
+  [[nodiscard]] std::expected<std::vector<std::int64_t>, std::string> reconcile(
+      const CampaignSpec& spec);
+
+ private:
+  struct Lookup {
+    std::string campaign_id;
+    std::string code;
+    VoucherLookup* lookup;
+  };
+  struct Campaign {
+    const CampaignSpec* spec;
+    CampaignStock* stock;
+    std::vector<std::int64_t> block;    // next lease size per SKU
+    std::vector<std::int64_t> dropped;  // units forgotten on a disconnect
+    std::vector<std::chrono::steady_clock::time_point> next_final_check;
+    bool registered = false;
+  };
+
+  void writer_loop();
+  void lease_loop();
+  void write_batch(std::vector<ClaimLogWrite*>& claims, std::vector<Lookup>& lookups);
+  bool ensure_writer_connection();
+  bool register_campaign(Connection& conn, Campaign& c, std::string* conflict);
+  void top_up(Connection& conn, Campaign& c, bool check_final);
+  void return_units(Connection& conn, Campaign& c);
+  void drop_local_units();
+
+  ClaimLogOptions options_;
+  std::function<std::string(const CampaignSpec&)> encode_campaign_;
+  std::size_t queue_max_;
+
+  std::mutex mu_;  // guards the queues and stopping_
+  std::condition_variable wake_;
+  std::deque<ClaimLogWrite*> claims_;
+  std::deque<Lookup> lookups_;
+  bool stopping_ = false;
+
+  std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)
+  std::vector<std::unique_ptr<Campaign>> campaigns_;
+
+  std::unique_ptr<Connection> writer_conn_;  // writer thread only
+  std::chrono::steady_clock::time_point next_connect_{};
+  std::chrono::milliseconds backoff_{50};
+
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> lease_stop_{false};
+  std::thread writer_;
+  std::thread lease_keeper_;
+};
+
+}  // namespace voucherd::redis

@@ -1,0 +1,270 @@
+// redis_claim_log_test — proves, with the real engine on a real redis-server,
+// that the Redis claim log (1) records every acknowledged voucher and member
+// allowance in Redis, (2) lets three replicas sharing one Redis issue exactly
+// the stock with no member holding two vouchers, (3) lets a restarted
+// replica see what was issued before, (4) answers UNAVAILABLE-type outcomes
+// while Redis is down and recovers when it is back, (5) hands unused leases
+// back on a clean stop, and (6) returns a dead replica's leased units on
+// reconciliation.
+#include "server/redis/redis_claim_log.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "engine/claim_engine.h"
+#include "server/proto_convert.h"
+#include "tests/support/redis_server.h"
+
+namespace voucherd::testing {
+namespace {
+
+const std::vector<std::uint8_t> kSecret(32, 42);
+
+// A claim whose caller waits for the answer.
+struct WaitedClaim final : ClaimOp {
+  std::promise<ClaimResult> done;
+  void on_claim_done(const ClaimResult& r) override { done.set_value(r); }
+};
+
+struct WaitedLookup final : VoucherLookupOp {
+  std::promise<std::pair<Outcome, VoucherPtr>> done;
+  void on_lookup_done(Outcome o, VoucherPtr v, VoucherState) override {
+    done.set_value({o, std::move(v)});
+  }
+};
+
+CampaignSpec campaign(std::int64_t stock_a, std::int64_t stock_b) {
+  CampaignSpec c;
+  c.id = "gd-redis";
+  c.name = "Redis test";
+  c.mode = CampaignMode::kFirstCome;
+  c.starts_at_us = 1;
+  c.ends_at_us = INT64_C(4'000'000'000'000'000);
+  c.sites.push_back(SiteSpec{"site-1", "Hot spring", "Qingyuan", SkuKind::kHotSpring});
+  c.skus.push_back(SkuSpec{"sku-a", "site-1", SkuKind::kHotSpring, "Two tickets", 19800, stock_a});
+  c.skus.push_back(SkuSpec{"sku-b", "site-1", SkuKind::kHotSpring, "Family", 29800, stock_b});
+  return c;
+}
+
+// One voucherd replica, minus gRPC: an engine on a Redis claim log.
+struct Replica {
+  Replica(const std::string& url, const std::string& id, CampaignSpec spec)
+      : log(make_options(url, id), encode_campaign_definition),
+        engine(log, clock, random, kSecret) {
+    log.start();
+    created = engine.create_campaign(std::move(spec)).has_value();
+  }
+  // The log's threads call into the engine's campaigns: stop them first.
+  ~Replica() { log.stop(); }
+  static redis::ClaimLogOptions make_options(const std::string& url, const std::string& id) {
+    redis::ClaimLogOptions o;
+    o.endpoint = *redis::parse_url(url, nullptr);
+    o.replica_id = id;
+    o.io_timeout = std::chrono::milliseconds(1000);
+    return o;
+  }
+  // Presses until the answer is not "refilling" (a lease is on its way).
+  ClaimResult claim(const std::string& member, const std::string& request_id = "") {
+    for (int attempt = 0; attempt < 2000; ++attempt) {
+      WaitedClaim op;
+      op.campaign_id = "gd-redis";
+      op.member_id = member;
+      op.request_id = request_id;
+      auto f = op.done.get_future();
+      engine.claim(op);
+      ClaimResult r = f.get();
+      if (r.outcome != Outcome::kStockRefilling) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return ClaimResult{Outcome::kStockRefilling, nullptr, nullptr};
+  }
+  std::pair<Outcome, VoucherPtr> lookup(const std::string& code) {
+    WaitedLookup op;
+    op.code = code;
+    auto f = op.done.get_future();
+    engine.get_voucher(op);
+    return f.get();
+  }
+
+  SystemClock clock;
+  SecureRandom random;
+  redis::RedisClaimLog log;
+  ClaimEngine engine;
+  bool created = false;
+};
+
+TEST(RedisClaimLog, RecordsVouchersAllowancesAndAnswersRepeats) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  Replica r(redis_server.url(), "replica-1", campaign(5, 5));
+  ASSERT_TRUE(r.created);
+
+  const ClaimResult first = r.claim("member-1");
+  ASSERT_EQ(first.outcome, Outcome::kOk);
+  const std::string code = first.voucher->code;
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:v:" + code, "m"}), "member-1");
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-1", "last"}), code);
+
+  const ClaimResult again = r.claim("member-1");
+  EXPECT_EQ(again.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(again.voucher->code, code);
+
+  auto [found, v] = r.lookup(code);
+  ASSERT_EQ(found, Outcome::kOk);
+  EXPECT_EQ(v->member_id, "member-1");
+  EXPECT_EQ(v->face_value_cents, first.voucher->face_value_cents);
+  EXPECT_EQ(v->issued_at_us, first.voucher->issued_at_us);
+
+  auto counts = r.log.read_counts(r.engine.find_campaign("gd-redis")->spec());
+  ASSERT_TRUE(counts.has_value()) << counts.error();
+  EXPECT_EQ(counts->issued[0] + counts->issued[1], 1);
+}
+
+TEST(RedisClaimLog, ThreeReplicasIssueExactlyTheStock) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  constexpr std::int64_t kStockA = 700, kStockB = 500;
+  std::vector<std::unique_ptr<Replica>> replicas;
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(std::make_unique<Replica>(redis_server.url(), "replica-" + std::to_string(i),
+                                                 campaign(kStockA, kStockB)));
+    ASSERT_TRUE(replicas.back()->created);
+  }
+  // 3,000 members, each pressing twice on random replicas, from 6 threads.
+  constexpr int kMembers = 3000;
+  std::mutex mu;
+  std::unordered_map<std::string, std::unordered_set<std::string>> codes_by_member;
+  std::atomic<int> sold_out{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (int m = t; m < kMembers * 2; m += 6) {
+        const std::string member = "m-" + std::to_string(m % kMembers);
+        Replica& r = *replicas[rng() % replicas.size()];
+        const ClaimResult res = r.claim(member);
+        if (res.outcome == Outcome::kOk || res.outcome == Outcome::kAlreadyClaimed) {
+          std::lock_guard lock(mu);
+          codes_by_member[member].insert(res.voucher->code);
+        } else if (res.outcome == Outcome::kSoldOut) {
+          ++sold_out;
+        } else {
+          ++errors;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::unordered_set<std::string> all_codes;
+  for (const auto& [member, codes] : codes_by_member) {
+    EXPECT_EQ(codes.size(), 1u) << member << " holds " << codes.size() << " codes";
+    all_codes.insert(codes.begin(), codes.end());
+  }
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(static_cast<std::int64_t>(all_codes.size()), kStockA + kStockB);
+  EXPECT_EQ(static_cast<std::int64_t>(codes_by_member.size()), kStockA + kStockB);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "sku-a"}), std::to_string(kStockA));
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "sku-b"}), std::to_string(kStockB));
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"}), "0");
+
+  // Clean stops hand back nothing (all gone) and leave no lease behind.
+  for (auto& r : replicas) r->log.stop();
+  EXPECT_EQ(redis_server.cli({"HLEN", "vd:{gd-redis}:leases"}), "0");
+}
+
+TEST(RedisClaimLog, RestartedReplicaSeesWhatWasIssuedAndStopReturnsLeases) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  std::string code;
+  {
+    Replica r(redis_server.url(), "before-restart", campaign(50, 50));
+    ASSERT_TRUE(r.created);
+    const ClaimResult c = r.claim("member-7");
+    ASSERT_EQ(c.outcome, Outcome::kOk);
+    code = c.voucher->code;
+    r.log.stop();
+  }
+  // Stopped cleanly: 99 units back in the pool, one issued, no leases.
+  const std::int64_t pool = std::stoll(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"})) +
+                            std::stoll(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-b"}));
+  EXPECT_EQ(pool, 99);
+  EXPECT_EQ(redis_server.cli({"HLEN", "vd:{gd-redis}:leases"}), "0");
+
+  Replica again(redis_server.url(), "after-restart", campaign(50, 50));
+  ASSERT_TRUE(again.created);  // same definition: fine
+  const ClaimResult repeat = again.claim("member-7");
+  EXPECT_EQ(repeat.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(repeat.voucher->code, code);
+  auto [found, v] = again.lookup(code);
+  EXPECT_EQ(found, Outcome::kOk);
+
+  // A different definition of the same campaign is refused.
+  redis::RedisClaimLog other(Replica::make_options(redis_server.url(), "other"),
+                             encode_campaign_definition);
+  SystemClock clock;
+  SecureRandom random;
+  ClaimEngine engine(other, clock, random, kSecret);
+  auto created = engine.create_campaign(campaign(60, 50));
+  ASSERT_FALSE(created.has_value());
+  EXPECT_EQ(created.error().outcome, Outcome::kCampaignExists);
+}
+
+TEST(RedisClaimLog, RedisDownMeansUnavailableThenRecovers) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  const std::string url = redis_server.url();
+  redis_server.stop();
+
+  Replica r(url, "while-down", campaign(10, 10));
+  ASSERT_TRUE(r.created);  // registered later, once Redis is up
+  WaitedClaim op;
+  op.campaign_id = "gd-redis";
+  op.member_id = "early-bird";
+  auto f = op.done.get_future();
+  r.engine.claim(op);
+  const Outcome early = f.get().outcome;
+  EXPECT_TRUE(early == Outcome::kStockRefilling || early == Outcome::kLogUnavailable)
+      << outcome_name(early);
+  EXPECT_FALSE(r.log.connected());
+
+  redis_server.start();
+  const ClaimResult later = r.claim("early-bird");
+  EXPECT_EQ(later.outcome, Outcome::kOk) << outcome_name(later.outcome);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", later.voucher->sku_id}), "1");
+}
+
+TEST(RedisClaimLog, ReconcileReturnsUnitsOfReplicasThatAreGone) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  Replica live(redis_server.url(), "live", campaign(100, 0));
+  ASSERT_TRUE(live.created);
+  ASSERT_EQ(live.claim("m-1").outcome, Outcome::kOk);
+  // A replica that leased 30 units and died (no heartbeat), by hand.
+  EXPECT_NE(redis_server.cli({"HINCRBY", "vd:{gd-redis}:stock", "sku-a", "-30"}), "");
+  EXPECT_EQ(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leases", "dead-replica|sku-a", "30"}),
+            "30");
+  const auto before = std::stoll(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"}));
+
+  auto returned = live.log.reconcile(live.engine.find_campaign("gd-redis")->spec());
+  ASSERT_TRUE(returned.has_value()) << returned.error();
+  EXPECT_EQ((*returned)[0], 30);
+  EXPECT_EQ(std::stoll(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"})), before + 30);
+  EXPECT_EQ(redis_server.cli({"HEXISTS", "vd:{gd-redis}:leases", "dead-replica|sku-a"}), "0");
+  EXPECT_EQ(redis_server.cli({"HEXISTS", "vd:{gd-redis}:leases", "live|sku-a"}), "1");
+
+  // The campaign can still be sold out to exactly its stock.
+  int ok = 1;
+  for (int m = 2; m < 200; ++m) {
+    const ClaimResult r = live.claim("m-" + std::to_string(m));
+    if (r.outcome == Outcome::kOk) ++ok;
+  }
+  EXPECT_EQ(ok, 100);
+}
+
+}  // namespace
+}  // namespace voucherd::testing
