@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   app.add_flag("--expect-sold-out", expect_sold_out,
                "fail unless every pack of the campaign was issued");
   app.add_flag("--progress", o.progress, "a progress line per second");
+  app.add_option("--max-retries", o.max_retries,
+                 "send a press again after RESOURCE_EXHAUSTED/UNAVAILABLE, up to this many times")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const auto report = voucherd::load::run_storm(o);

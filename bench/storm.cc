@@ -1,5 +1,6 @@
 #include "bench/storm.h"
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -20,6 +21,8 @@ namespace v1 = voucher::v1;
 using Clock = std::chrono::steady_clock;
 
 struct Call {
+  int attempt = 0;
+  std::unique_ptr<grpc::Alarm> alarm;  // set while waiting to retry
   grpc::ClientContext ctx;
   v1::ClaimRequest request;
   v1::ClaimResponse response;
@@ -72,14 +75,18 @@ StormReport run_storm(const StormOptions& o) {
   Clock::time_point last_progress = start;
   bool sold_out_seen = false;
 
-  auto send = [&](std::int64_t member) {
-    auto* call = new Call;
-    call->request.set_campaign_id(o.campaign_id);
-    call->request.set_member_id(o.member_prefix + std::to_string(member));
+  auto start_rpc = [&](Call* call) {
+    call->alarm.reset();
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     call->sent = Clock::now();
     call->reader = stub->AsyncClaim(&call->ctx, call->request, &cq);
     call->reader->Finish(&call->response, &call->status, call);
+  };
+  auto send = [&](std::int64_t member) {
+    auto* call = new Call;
+    call->request.set_campaign_id(o.campaign_id);
+    call->request.set_member_id(o.member_prefix + std::to_string(member));
+    start_rpc(call);
     ++in_flight;
   };
 
@@ -87,9 +94,25 @@ StormReport run_storm(const StormOptions& o) {
   void* tag = nullptr;
   bool ok = false;
   while (in_flight > 0 && cq.Next(&tag, &ok)) {
+    if (static_cast<Call*>(tag)->alarm) {  // a retry's wait is over
+      start_rpc(static_cast<Call*>(tag));
+      continue;
+    }
     std::unique_ptr<Call> call(static_cast<Call*>(tag));
-    --in_flight;
     const Clock::time_point now = Clock::now();
+    const auto status_code = call->status.error_code();
+    if ((status_code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+         status_code == grpc::StatusCode::UNAVAILABLE) &&
+        call->attempt < o.max_retries && now < give_up) {
+      auto* again = new Call;
+      again->attempt = call->attempt + 1;
+      again->request = call->request;
+      again->alarm = std::make_unique<grpc::Alarm>();
+      again->alarm->Set(&cq, std::chrono::system_clock::now() + o.retry_delay, again);
+      ++r.retries;
+      continue;  // still in flight
+    }
+    --in_flight;
     latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - call->sent).count());
     ++r.presses;
     if (call->status.ok()) {
@@ -147,6 +170,9 @@ std::string format_report(const StormReport& r) {
       << "already claimed    " << r.already_claimed
       << " (repeat presses answered with the held voucher)\n"
       << "sold out           " << r.sold_out << "\n";
+  if (r.retries > 0) {
+    out << "retried presses    " << r.retries << " (RESOURCE_EXHAUSTED / UNAVAILABLE)\n";
+  }
   for (const auto& [code, n] : r.errors_by_code) {
     out << "status " << code << " errors    " << n << "\n";
   }

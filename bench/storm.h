@@ -10,6 +10,7 @@
 // end-to-end tests.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -29,6 +30,10 @@ struct StormOptions {
   std::uint64_t seed = 1;
   std::string member_prefix = "member-";
   bool progress = false;  // a line per second on stderr
+  // Presses answered RESOURCE_EXHAUSTED or UNAVAILABLE (both say "retry") are
+  // sent again after retry_delay, up to this many times, as an app would.
+  int max_retries = 0;
+  std::chrono::milliseconds retry_delay{5};
 };
 
 struct StormReport {
@@ -36,7 +41,8 @@ struct StormReport {
   std::int64_t issued = 0;                     // OK with a new voucher
   std::int64_t already_claimed = 0;            // OK, already_claimed = true
   std::int64_t sold_out = 0;                   // FAILED_PRECONDITION SOLD_OUT
-  std::map<int, std::int64_t> errors_by_code;  // other non-OK statuses
+  std::map<int, std::int64_t> errors_by_code;  // other non-OK statuses (after retries)
+  std::int64_t retries = 0;                    // presses sent again
   std::int64_t members_with_two_codes = 0;
   std::int64_t codes_with_two_members = 0;
   std::int64_t distinct_codes = 0;

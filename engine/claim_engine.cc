@@ -174,7 +174,9 @@ void ClaimEngine::claim(ClaimOp& op) {
     auto it = map.find(to_absl(op.member_id), op.member_hash_);
     if (it == map.end()) {
       if (nothing_left) {
-        // A newcomer to an empty shelf is refused with no allocation.
+        // A newcomer to an empty shelf is refused with no allocation (and
+        // counted: units handed back by other replicas may yet come).
+        c->refill_misses_.fetch_add(1, std::memory_order_relaxed);
         answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
                   nullptr};
         return Step::kAnswer;
@@ -224,6 +226,8 @@ void ClaimEngine::claim(ClaimOp& op) {
     // this replica's stock is on its way (shed; retrying shortly is right).
     const bool final =
         sku == Inventory::kNone ? c->inventory_.all_final() : c->inventory_.is_final(sku);
+    // Relaxed: a counter the leasing log polls; no data hangs on it.
+    c->refill_misses_.fetch_add(1, std::memory_order_relaxed);
     const Outcome why = !final                    ? Outcome::kStockRefilling
                         : sku == Inventory::kNone ? Outcome::kSoldOut
                                                   : Outcome::kSkuSoldOut;

@@ -143,6 +143,9 @@ class CampaignRuntime final : public CampaignStock {
   std::int64_t take_units(std::uint32_t sku, std::int64_t max) override;
   [[nodiscard]] std::int64_t available(std::uint32_t sku) const override;
   void set_final(std::uint32_t sku, bool final) override;
+  [[nodiscard]] std::uint64_t refill_misses() const override {
+    return refill_misses_.load(std::memory_order_relaxed);
+  }
 
   [[nodiscard]] const CampaignSpec& spec() const { return spec_; }
   [[nodiscard]] std::uint16_t tag() const { return tag_; }
@@ -174,6 +177,7 @@ class CampaignRuntime final : public CampaignStock {
   Inventory inventory_;
   std::unique_ptr<SkuCounters[]> sku_counters_;
   std::atomic<std::int64_t> members_{0};
+  std::atomic<std::uint64_t> refill_misses_{0};  // presses that found no unit: demand
   ShardedMap<MemberEntry> members_index_;
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};

@@ -25,9 +25,16 @@ ConfigResult parse_config(int argc, char** argv) {
                  "campaigns to load at start, protobuf JSON (CampaignSet or one Campaign)")
       ->check(CLI::ExistingFile);
   std::string store = "memory";
-  app.add_option("--store", store, "claim log: memory")
-      ->check(CLI::IsMember({"memory"}))
+  app.add_option("--store", store,
+                 "claim log: memory (one process, gone at exit) or redis (shared, durable)")
+      ->check(CLI::IsMember({"memory", "redis"}))
       ->capture_default_str();
+  app.add_option("--redis", c.redis_url,
+                 "with --store=redis: redis://HOST:PORT[/DB] (password: REDIS_PASSWORD or "
+                 "redis://:PASSWORD@HOST:PORT)");
+  app.add_option("--replica-id", c.replica_id,
+                 "with --store=redis: this replica's name in lease records (default: host, "
+                 "pid and a random suffix, new at every start)");
   app.add_option("--secret-file", c.secret_file,
                  "file holding the voucher-code MAC secret as hex (>= 64 hex digits)")
       ->check(CLI::ExistingFile);
@@ -45,7 +52,25 @@ ConfigResult parse_config(int argc, char** argv) {
     if (result.exit_code != 0) result.exit_code = 2;
     return result;
   }
-  c.store = StoreKind::kMemory;
+  c.store = store == "redis" ? StoreKind::kRedis : StoreKind::kMemory;
+  auto refuse = [&](const std::string& msg) {
+    std::cerr << msg << "\n";
+    result.should_exit = true;
+    result.exit_code = 2;
+    return result;
+  };
+  if (c.store == StoreKind::kRedis) {
+    if (c.redis_url.empty()) return refuse("--store=redis needs --redis redis://HOST:PORT[/DB]");
+    // Codes minted under a throw-away secret could not be verified by the
+    // other replicas or after a restart: refuse rather than mint them.
+    if (c.secret_file.empty()) {
+      return refuse(
+          "--store=redis needs --secret-file: every replica and every restart must share one "
+          "MAC secret to verify each other's voucher codes");
+    }
+  } else if (!c.redis_url.empty()) {
+    return refuse("--redis is only used with --store=redis");
+  }
   return result;
 }
 

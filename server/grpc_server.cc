@@ -93,7 +93,11 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     ctx.campaign_id = request_.campaign_id();
     ctx.sku_id = request_.sku_id();
     if (r.field != nullptr) ctx.field = r.field;
-    fail(to_grpc_status(r.outcome, ctx));
+    // No stock can arrive while the shared store is unreachable: say so.
+    const bool store_down = core_.redis != nullptr && !core_.redis->connected();
+    fail(to_grpc_status(
+        r.outcome == Outcome::kStockRefilling && store_down ? Outcome::kLogUnavailable : r.outcome,
+        ctx));
   }
 };
 
@@ -192,9 +196,76 @@ class GetCampaignStatsCall final
     }
     auto stats = core_.engine.campaign_stats(request_.campaign_id());
     if (!stats) return fail(to_grpc_status(stats.error(), ctx));
-    v1::CampaignStats response;
-    stats_to_proto(*stats, &response);
-    reply(response);
+    if (core_.redis == nullptr) {
+      v1::CampaignStats response;
+      stats_to_proto(*stats, &response);
+      return reply(response);
+    }
+    // Store-wide counts (every replica's vouchers) need a Redis round trip.
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    const bool posted = core_.admin_worker.post([this, c, local = std::move(*stats)]() mutable {
+      auto counts = core_.redis->read_counts(c->spec());
+      if (!counts) {
+        StatusContext failed = campaign_context(request_.campaign_id());
+        failed.detail = counts.error();
+        return fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+      }
+      local.issued = 0;
+      local.remaining = 0;
+      local.members = counts->members;
+      for (std::size_t i = 0; i < local.skus.size(); ++i) {
+        local.skus[i].issued = counts->issued[i];
+        local.skus[i].remaining = local.skus[i].stock - counts->issued[i];
+        local.issued += local.skus[i].issued;
+        local.remaining += local.skus[i].remaining;
+      }
+      v1::CampaignStats response;
+      stats_to_proto(local, &response);
+      reply(response);
+    });
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, ctx));
+  }
+};
+
+class ReconcileCampaignCall final
+    : public UnaryCall<ReconcileCampaignCall, v1::ReconcileCampaignRequest,
+                       v1::ReconcileCampaignResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  void request() {
+    core_.admin_service.RequestReconcileCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    const StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    v1::ReconcileCampaignResponse response;
+    response.set_campaign_id(c->spec().id);
+    if (core_.redis == nullptr) {  // memory store: no leases, nothing stranded
+      for (const SkuSpec& s : c->spec().skus) response.add_skus()->set_sku_id(s.id);
+      return reply(response);
+    }
+    const bool posted = core_.admin_worker.post([this, c, response]() mutable {
+      auto returned = core_.redis->reconcile(c->spec());
+      if (!returned) {
+        StatusContext failed = campaign_context(request_.campaign_id());
+        failed.detail = returned.error();
+        return fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+      }
+      std::int64_t total = 0;
+      for (std::size_t i = 0; i < c->spec().skus.size(); ++i) {
+        auto* s = response.add_skus();
+        s->set_sku_id(c->spec().skus[i].id);
+        s->set_units_returned((*returned)[i]);
+        total += (*returned)[i];
+      }
+      response.set_units_returned(total);
+      reply(response);
+    });
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, ctx));
   }
 };
 
@@ -211,8 +282,48 @@ void poll(grpc::ServerCompletionQueue* cq) {
 
 }  // namespace
 
+// Admin jobs waiting at most; beyond this, admin calls are shed.
+constexpr std::size_t kAdminJobsMax = 1024;
+
+GrpcServer::AdminWorker::AdminWorker() {
+  thread_ = std::thread([this] {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mu_);
+        wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  });
+}
+
+GrpcServer::AdminWorker::~AdminWorker() { stop(); }
+
+bool GrpcServer::AdminWorker::post(std::function<void()> job) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || jobs_.size() >= kAdminJobsMax) return false;
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void GrpcServer::AdminWorker::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
 GrpcServer::GrpcServer(ClaimEngine& engine, GrpcServerOptions options)
-    : core_{engine, {}, {}}, options_(std::move(options)) {}
+    : core_{engine, options.redis, {}, {}, {}}, options_(std::move(options)) {}
 
 GrpcServer::~GrpcServer() { shutdown(std::chrono::milliseconds(0)); }
 
@@ -238,6 +349,7 @@ int GrpcServer::start() {
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());
+    post_calls<ReconcileCampaignCall>(core_, cq.get());
     threads_.emplace_back(poll, cq.get());
   }
   return port;
@@ -251,6 +363,7 @@ void GrpcServer::shutdown(std::chrono::milliseconds grace) {
     // are cancelled. Posted-but-unused calls come back with ok=false.
     server_->Shutdown(std::chrono::system_clock::now() + grace);
   }
+  core_.admin_worker.stop();  // runs what was posted, then stops
   for (auto& cq : cqs_) cq->Shutdown();
   for (auto& t : threads_) t.join();
   if (threads_.empty()) {

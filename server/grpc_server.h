@@ -12,12 +12,17 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/claim_engine.h"
+#include "server/redis/redis_claim_log.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd {
@@ -25,6 +30,9 @@ namespace voucherd {
 struct GrpcServerOptions {
   std::string listen;
   int polling_threads = 2;
+  // The shared store when --store=redis, else nullptr: store-wide stats,
+  // reconciliation and connection state come from it.
+  redis::RedisClaimLog* redis = nullptr;
 };
 
 class GrpcServer final {
@@ -41,8 +49,28 @@ class GrpcServer final {
   void shutdown(std::chrono::milliseconds grace);
 
   // Internal: shared by the call objects.
+  // Runs admin work that waits on the store (a Redis round trip) off the
+  // completion-queue threads, so RPC handlers never block.
+  class AdminWorker {
+   public:
+    AdminWorker();
+    ~AdminWorker();
+    // False when the queue is full (the caller answers RESOURCE_EXHAUSTED).
+    bool post(std::function<void()> job);
+    void stop();
+
+   private:
+    std::mutex mu_;
+    std::condition_variable wake_;
+    std::deque<std::function<void()>> jobs_;
+    bool stopping_ = false;
+    std::thread thread_;
+  };
+
   struct Core {
     ClaimEngine& engine;
+    redis::RedisClaimLog* redis;
+    AdminWorker admin_worker;
     voucher::v1::VoucherService::AsyncService voucher_service;
     voucher::v1::AdminService::AsyncService admin_service;
   };

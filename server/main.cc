@@ -1,6 +1,7 @@
 // voucherd — entry point: parse configuration, wire the engine to its
 // adapters, serve until SIGTERM/SIGINT, drain, exit 0.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "server/config.h"
 #include "server/grpc_server.h"
 #include "server/proto_convert.h"
+#include "server/redis/redis_claim_log.h"
 
 namespace {
 
@@ -24,6 +26,18 @@ constexpr auto kDrainGrace = std::chrono::seconds(10);
 
 void log_line(const std::string& level, const std::string& msg) {
   std::cerr << "voucherd " << level << ": " << msg << std::endl;
+}
+
+// host-pid-random: a new name at every start, so a restarted replica never
+// mistakes the leases of its killed predecessor for its own.
+std::string default_replica_id() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::uint8_t r[4];
+  SecureRandom{}.fill(r);
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+  return std::string(host) + "-" + std::to_string(getpid()) + "-" + suffix;
 }
 
 bool write_port_file(const std::string& path, int port) {
@@ -57,8 +71,33 @@ int run(const Config& config, const sigset_t& signals) {
 
   SystemClock clock;
   SecureRandom random;
-  MemoryClaimLog log;
-  ClaimEngine engine(log, clock, random, secret);
+  std::unique_ptr<ClaimLog> log;
+  redis::RedisClaimLog* redis_log = nullptr;
+  if (config.store == StoreKind::kRedis) {
+    auto endpoint = redis::parse_url(config.redis_url, std::getenv("REDIS_PASSWORD"));
+    if (!endpoint) {
+      log_line("error", endpoint.error());
+      return 2;
+    }
+    redis::ClaimLogOptions options;
+    options.endpoint = std::move(*endpoint);
+    options.replica_id = config.replica_id.empty() ? default_replica_id() : config.replica_id;
+    auto r = std::make_unique<redis::RedisClaimLog>(std::move(options), encode_campaign_definition);
+    redis_log = r.get();
+    log = std::move(r);
+    redis_log->start();  // connects in the background; not ready until it does
+  } else {
+    log = std::make_unique<MemoryClaimLog>();
+  }
+  ClaimEngine engine(*log, clock, random, secret);
+  // The store's threads call into the engine's campaigns: stop them before
+  // the engine goes, on every way out of this function.
+  struct StopStore {
+    redis::RedisClaimLog* log;
+    ~StopStore() {
+      if (log != nullptr) log->stop();
+    }
+  } stop_store{redis_log};
   std::fill(secret.begin(), secret.end(), 0);
 
   if (!config.campaigns_file.empty()) {
@@ -94,7 +133,7 @@ int run(const Config& config, const sigset_t& signals) {
     }
   }
 
-  GrpcServer server(engine, GrpcServerOptions{config.listen, config.grpc_threads});
+  GrpcServer server(engine, GrpcServerOptions{config.listen, config.grpc_threads, redis_log});
   const int port = server.start();
   if (port == 0) {
     log_line("error", "cannot listen on " + config.listen);
@@ -105,14 +144,19 @@ int run(const Config& config, const sigset_t& signals) {
     server.shutdown(std::chrono::milliseconds(0));
     return 1;
   }
-  log_line("info",
-           "listening on " + config.listen + " (port " + std::to_string(port) + "), store=memory");
+  const std::string store_state =
+      redis_log == nullptr     ? "memory"
+      : redis_log->connected() ? "redis"
+                               : "redis (not connected yet: claims are UNAVAILABLE until it is)";
+  log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) +
+                       "), store=" + store_state);
 
   int sig = 0;
   sigwait(&signals, &sig);
   log_line("info",
            std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   server.shutdown(kDrainGrace);
+  if (redis_log != nullptr) redis_log->stop();  // pending writes, then leases go back
   log_line("info", "stopped");
   return 0;
 }

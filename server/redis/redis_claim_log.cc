@@ -22,6 +22,8 @@ constexpr auto kFinalRecheck = std::chrono::milliseconds(500);
 // Heartbeat: refreshed every second, expires after 15 s without one.
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
 constexpr int kHeartbeatTtlSeconds = 15;
+// Local units untouched this long go back to the shared pool.
+constexpr auto kIdleLeaseReturn = std::chrono::seconds(1);
 constexpr auto kBackoffMin = std::chrono::milliseconds(50);
 constexpr auto kBackoffMax = std::chrono::milliseconds(2000);
 
@@ -106,7 +108,7 @@ for i = 1, n do
   else
     redis.call('HSET', vk, 's', sku, 'si', ARGV[b + 5], 'm', ARGV[b + 6], 'r', rid,
                'k', ARGV[b + 7], 'f', ARGV[b + 8], 'i', ARGV[b + 9], 'e', ARGV[b + 10], 'st', '1')
-    redis.call('HINCRBY', mk, 'n', 1)
+    if redis.call('HINCRBY', mk, 'n', 1) == 1 then redis.call('HINCRBY', KEYS[1], '_members', 1) end
     redis.call('HSET', mk, 'last', code, 'r:' .. rid, code)
     redis.call('HINCRBY', KEYS[1], sku, 1)
     redis.call('HINCRBY', KEYS[2], ARGV[1] .. '|' .. sku, -1)
@@ -238,6 +240,8 @@ std::expected<void, std::string> RedisClaimLog::open_campaign(const CampaignSpec
   c->block.assign(spec.skus.size(), 0);
   c->dropped.assign(spec.skus.size(), 0);
   c->next_final_check.assign(spec.skus.size(), Clock::now());
+  c->last_available.assign(spec.skus.size(), 0);
+  c->last_change.assign(spec.skus.size(), Clock::now());
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     // First block: an eighth of the SKU's stock, at most kLeaseUnitsMax.
     c->block[i] = std::clamp<std::int64_t>(spec.skus[i].stock / 8, 1, limits::kLeaseUnitsMax);
@@ -436,7 +440,14 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c, bool check_final) {
   std::vector<std::string> args{options_.replica_id};
   std::vector<std::size_t> skus;
   const auto now = Clock::now();
+  // Lease only where there is demand: claims went unserved since the last
+  // look, or units here moved recently. An idle replica holds nothing.
+  const std::uint64_t misses = c.stock->refill_misses();
+  const bool missed = misses != c.misses_seen;
+  c.misses_seen = misses;
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+    const bool busy = now - c.last_change[i] < kIdleLeaseReturn;
+    if (!missed && !busy) continue;
     const auto sku = static_cast<std::uint32_t>(i);
     const std::int64_t low_water =
         std::max<std::int64_t>(1, c.block[i] / limits::kLeaseLowWaterDivisor);
@@ -479,6 +490,34 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
   }
   auto r = conn.eval(kReturnScript, {key(spec.id, "stock"), key(spec.id, "leases")}, args);
   if (!r || r->is_error()) log_warning("could not hand leased units of \"" + spec.id + "\" back");
+}
+
+void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
+  const CampaignSpec& spec = *c.spec;
+  const auto now = Clock::now();
+  std::vector<std::string> args{options_.replica_id};
+  for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+    const auto sku = static_cast<std::uint32_t>(i);
+    const std::int64_t here = c.stock->available(sku);
+    if (here != c.last_available[i]) {
+      c.last_available[i] = here;
+      c.last_change[i] = now;
+      continue;
+    }
+    if (here == 0 || now - c.last_change[i] < kIdleLeaseReturn) continue;
+    const std::int64_t n = c.stock->take_units(sku, here);
+    if (n == 0) continue;
+    args.push_back(spec.skus[i].id);
+    args.push_back(std::to_string(n));
+    c.last_available[i] = 0;
+    c.last_change[i] = now - kIdleLeaseReturn;  // idle: no refill without demand
+    // Lease small again next time: this SKU is not busy here.
+    c.block[i] = 1;
+    c.next_final_check[i] = now;
+  }
+  if (args.size() == 1) return;
+  auto r = conn.eval(kReturnScript, {key(spec.id, "stock"), key(spec.id, "leases")}, args);
+  if (!r || r->is_error()) log_warning("could not hand idle units of \"" + spec.id + "\" back");
 }
 
 void RedisClaimLog::drop_local_units() {
@@ -546,6 +585,7 @@ void RedisClaimLog::lease_loop() {
                         [](std::int64_t d) { return d > 0; })) {
           return_units(*conn, *c);  // what we dropped while Redis was away
         }
+        return_idle_units(*conn, *c);
         top_up(*conn, *c, /*check_final=*/true);
         if (conn->broken()) break;
       }
@@ -571,7 +611,7 @@ void RedisClaimLog::lease_loop() {
 std::expected<CampaignCounts, std::string> RedisClaimLog::read_counts(const CampaignSpec& spec) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return std::unexpected(conn.error());
-  Command issued{"HMGET", key(spec.id, "issued")};
+  Command issued{"HMGET", key(spec.id, "issued"), "_members"};
   Command stock{"HMGET", key(spec.id, "stock")};
   for (const SkuSpec& s : spec.skus) {
     issued.push_back(s.id);
@@ -583,10 +623,11 @@ std::expected<CampaignCounts, std::string> RedisClaimLog::read_counts(const Camp
   out.issued.assign(spec.skus.size(), 0);
   out.unleased.assign(spec.skus.size(), 0);
   out.leased.assign(spec.skus.size(), 0);
+  if (!(*r)[0].elements.empty()) out.members = to_int((*r)[0].elements[0]);
   std::unordered_map<std::string_view, std::size_t> index;
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     index.emplace(spec.skus[i].id, i);
-    if (i < (*r)[0].elements.size()) out.issued[i] = to_int((*r)[0].elements[i]);
+    if (i + 1 < (*r)[0].elements.size()) out.issued[i] = to_int((*r)[0].elements[i + 1]);
     if (i < (*r)[1].elements.size()) out.unleased[i] = to_int((*r)[1].elements[i]);
   }
   const auto& leases = (*r)[2].elements;

@@ -45,6 +45,7 @@ struct CampaignCounts {
   std::vector<std::int64_t> issued;    // per SKU, all replicas
   std::vector<std::int64_t> unleased;  // per SKU, still in the shared pool
   std::vector<std::int64_t> leased;    // per SKU, held by replicas' leases
+  std::int64_t members = 0;            // members holding at least one voucher
 };
 
 class RedisClaimLog final : public ClaimLog {
@@ -90,6 +91,11 @@ class RedisClaimLog final : public ClaimLog {
     std::vector<std::int64_t> block;    // next lease size per SKU
     std::vector<std::int64_t> dropped;  // units forgotten on a disconnect
     std::vector<std::chrono::steady_clock::time_point> next_final_check;
+    // Idle leases go back to the shared pool, so units do not sit in a
+    // replica nobody is claiming through while others are sold out.
+    std::vector<std::int64_t> last_available;
+    std::vector<std::chrono::steady_clock::time_point> last_change;
+    std::uint64_t misses_seen = 0;  // CampaignStock::refill_misses() at the last look
     bool registered = false;
   };
 
@@ -100,6 +106,7 @@ class RedisClaimLog final : public ClaimLog {
   bool register_campaign(Connection& conn, Campaign& c, std::string* conflict);
   void top_up(Connection& conn, Campaign& c, bool check_final);
   void return_units(Connection& conn, Campaign& c);
+  void return_idle_units(Connection& conn, Campaign& c);
   void drop_local_units();
 
   ClaimLogOptions options_;

@@ -1,0 +1,322 @@
+// redis_e2e_test — proves, with real voucherd processes sharing one real
+// redis-server (AOF, appendfsync always) over real gRPC on loopback, that:
+// three replicas and a crowd of 150,000 members with repeat presses issue
+// exactly the 59,000 packs, no member holding two; a replica killed with
+// SIGKILL mid-storm loses no acknowledged voucher, and after
+// ReconcileCampaign the campaign still sells out to exactly its stock; a
+// Redis restart mid-storm loses no acknowledged voucher and claims resume;
+// and an unreachable Redis means UNAVAILABLE, no crash, and recovery.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "bench/storm.h"
+#include "server/redis/redis_connection.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/voucherd_process.h"
+#include "voucher/v1/voucher.grpc.pb.h"
+
+namespace voucherd::testing {
+namespace {
+
+namespace v1 = voucher::v1;
+
+// The Guangdong sample with a window that is open for the whole test run
+// (every replica must load the very same definition).
+std::string guangdong_always_open(const TempDir& dir) {
+  std::ifstream in(std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string json = ss.str();
+  for (auto [from, to] : {std::pair{"2024-06-18T02:00:00Z", "2020-01-01T00:00:00Z"},
+                          std::pair{"2024-12-31T16:00:00Z", "2099-01-01T00:00:00Z"}}) {
+    const auto at = json.find(from);
+    if (at != std::string::npos) json.replace(at, std::string(from).size(), to);
+  }
+  return dir.write("guangdong-open.json", json).string();
+}
+
+// A small campaign: `skus` SKUs sharing `stock` packs.
+std::string small_campaign(const TempDir& dir, std::int64_t stock, int skus) {
+  std::ostringstream j;
+  j << R"({"campaigns":[{"id":"small","name":"Small","mode":"FIRST_COME",)"
+    << R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","perMemberLimit":1,)"
+    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],"skus":[)";
+  for (int i = 0; i < skus; ++i) {
+    j << (i ? "," : "") << R"({"id":"sku-)" << i
+      << R"(","siteId":"site-1","kind":"HOT_SPRING","name":"Tickets","faceValueCents":"19800","stock":")"
+      << stock / skus + (i < stock % skus ? 1 : 0) << R"("})";
+  }
+  j << "]}]}";
+  return dir.write("small.json", j.str()).string();
+}
+
+std::vector<std::string> replica_args(const RedisServer& redis, const std::string& secret,
+                                      const std::string& campaigns) {
+  return {"--store", "redis",       "--redis", redis.url(),      "--secret-file",
+          secret,    "--campaigns", campaigns, "--grpc-threads", "1"};
+}
+
+load::StormOptions storm(const std::string& target, const std::string& campaign, std::int64_t first,
+                         std::int64_t members, std::uint64_t seed) {
+  load::StormOptions o;
+  o.target = target;
+  o.campaign_id = campaign;
+  o.member_first = first;
+  o.members = members;
+  o.repeat_share = 0.3;
+  o.concurrency = 32;
+  o.max_seconds = 240;
+  o.seed = seed;
+  o.max_retries = 400;
+  o.retry_delay = std::chrono::milliseconds(10);
+  return o;
+}
+
+// Every (member, code) the clients saw acknowledged, merged; counts members
+// seen with two codes and codes seen with two members.
+struct Acknowledged {
+  std::unordered_map<std::string, std::string> code_by_member;
+  std::unordered_map<std::string, std::string> member_by_code;
+  int members_with_two = 0;
+  int codes_with_two = 0;
+  void add(const load::StormReport& r) {
+    for (const auto& [member, code] : r.code_by_member) {
+      auto [it, fresh] = code_by_member.try_emplace(member, code);
+      if (!fresh && it->second != code) ++members_with_two;
+      auto [cit, cfresh] = member_by_code.try_emplace(code, member);
+      if (!cfresh && cit->second != member) ++codes_with_two;
+    }
+  }
+};
+
+// Checks every acknowledged voucher is in Redis under its member; returns
+// how many were missing.
+int missing_in_redis(const RedisServer& redis, const std::string& campaign, const Acknowledged& a) {
+  auto conn = redis::Connection::connect(*redis::parse_url(redis.url(), nullptr),
+                                         std::chrono::milliseconds(5000));
+  if (!conn) return -1;
+  std::vector<redis::Command> cmds;
+  std::vector<const std::string*> members;
+  for (const auto& [code, member] : a.member_by_code) {
+    cmds.push_back({"HGET", "vd:{" + campaign + "}:v:" + code, "m"});
+    members.push_back(&member);
+  }
+  auto replies = (*conn)->pipeline(cmds);
+  if (!replies) return -1;
+  int missing = 0;
+  for (std::size_t i = 0; i < replies->size(); ++i) {
+    if ((*replies)[i].str != *members[i]) ++missing;
+  }
+  return missing;
+}
+
+std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
+                       const std::string& skip_field = "_members") {
+  auto conn = redis::Connection::connect(*redis::parse_url(redis.url(), nullptr),
+                                         std::chrono::milliseconds(5000));
+  if (!conn) return -1;
+  auto r = (*conn)->command({"HGETALL", hash_key});
+  if (!r) return -1;
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+    if (r->elements[i].str != skip_field) sum += std::stoll(r->elements[i + 1].str);
+  }
+  return sum;
+}
+
+v1::CampaignStats stats_of(const std::string& target, const std::string& campaign) {
+  auto stub =
+      v1::AdminService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::GetCampaignStatsRequest req;
+  req.set_campaign_id(campaign);
+  v1::CampaignStats out;
+  EXPECT_TRUE(stub->GetCampaignStats(&ctx, req, &out).ok());
+  return out;
+}
+
+TEST(RedisEndToEnd, ThreeReplicasSellExactlyTheStockToACrowd) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns = guangdong_always_open(dir);
+  std::vector<std::unique_ptr<VoucherdProcess>> replicas;
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(
+        std::make_unique<VoucherdProcess>(dir, replica_args(redis, secret, campaigns)));
+    ASSERT_GT(replicas.back()->port(), 0);
+  }
+  // 150,000 distinct members over three overlapping crowds, one per replica.
+  std::vector<load::StormReport> reports(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      reports[static_cast<std::size_t>(i)] =
+          load::run_storm(storm(replicas[static_cast<std::size_t>(i)]->target(), "guangdong-2024",
+                                i * 45'000, 60'000, 10 + static_cast<std::uint64_t>(i)));
+    });
+  }
+  for (auto& t : threads) t.join();
+  Acknowledged ack;
+  std::int64_t issued = 0;
+  for (const auto& r : reports) {
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_TRUE(r.errors_by_code.empty()) << load::format_report(r);
+    issued += r.issued;
+    ack.add(r);
+  }
+  EXPECT_EQ(issued, 59'000);
+  EXPECT_EQ(ack.member_by_code.size(), 59'000u);
+  EXPECT_EQ(ack.members_with_two, 0);
+  EXPECT_EQ(ack.codes_with_two, 0);
+  EXPECT_EQ(redis_sum(redis, "vd:{guangdong-2024}:issued"), 59'000);
+  EXPECT_EQ(redis.cli({"HGET", "vd:{guangdong-2024}:issued", "_members"}), "59000");
+  EXPECT_EQ(missing_in_redis(redis, "guangdong-2024", ack), 0);
+  const v1::CampaignStats stats = stats_of(replicas[0]->target(), "guangdong-2024");
+  EXPECT_EQ(stats.issued(), 59'000);
+  EXPECT_EQ(stats.remaining(), 0);
+  EXPECT_EQ(stats.members(), 59'000);
+  for (auto& r : replicas) EXPECT_EQ(r->stop(SIGTERM), std::optional<int>(0)) << r->stderr_text();
+  EXPECT_EQ(redis.cli({"HLEN", "vd:{guangdong-2024}:leases"}), "0");  // clean stops hand back
+}
+
+TEST(RedisEndToEnd, KillNineMidStormLosesNothingAndReconcileRecoversItsLeases) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns = small_campaign(dir, 6'000, 12);
+  std::vector<std::unique_ptr<VoucherdProcess>> replicas;
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(
+        std::make_unique<VoucherdProcess>(dir, replica_args(redis, secret, campaigns)));
+    ASSERT_GT(replicas.back()->port(), 0);
+  }
+  std::vector<load::StormReport> reports(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      auto o = storm(replicas[static_cast<std::size_t>(i)]->target(), "small", i * 2'000, 2'000,
+                     20 + static_cast<std::uint64_t>(i));
+      o.max_retries = i == 2 ? 0 : 400;  // the killed replica's crowd gives up
+      reports[static_cast<std::size_t>(i)] = load::run_storm(o);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  replicas[2]->stop(SIGKILL);
+  for (auto& t : threads) t.join();
+  Acknowledged ack;
+  for (const auto& r : reports) ack.add(r);
+  EXPECT_GT(ack.member_by_code.size(), 0u);
+  EXPECT_EQ(missing_in_redis(redis, "small", ack), 0);
+  EXPECT_EQ(ack.members_with_two, 0);
+
+  // Restart it: a new replica; its predecessor's leases are stranded until
+  // reconciliation.
+  replicas[2] = std::make_unique<VoucherdProcess>(dir, replica_args(redis, secret, campaigns));
+  ASSERT_GT(replicas[2]->port(), 0);
+  // The killed replica's heartbeat must expire before it counts as gone.
+  std::int64_t returned = 0;
+  auto admin = v1::AdminService::NewStub(
+      grpc::CreateChannel(replicas[0]->target(), grpc::InsecureChannelCredentials()));
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    grpc::ClientContext ctx;
+    v1::ReconcileCampaignRequest req;
+    req.set_campaign_id("small");
+    v1::ReconcileCampaignResponse resp;
+    ASSERT_TRUE(admin->ReconcileCampaign(&ctx, req, &resp).ok());
+    returned += resp.units_returned();
+    if (returned > 0) break;  // the killed replica's heartbeat expired (15 s)
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  // Sell out the rest to new members on the surviving replicas.
+  auto rest = storm(replicas[0]->target(), "small", 100'000, 30'000, 30);
+  const load::StormReport last = load::run_storm(rest);
+  ack.add(last);
+  EXPECT_EQ(ack.members_with_two, 0);
+  EXPECT_GT(returned, 0);
+  EXPECT_EQ(redis_sum(redis, "vd:{small}:issued"), 6'000) << "returned on reconcile: " << returned;
+  EXPECT_EQ(redis.cli({"HGET", "vd:{small}:issued", "_members"}), "6000");
+  EXPECT_EQ(missing_in_redis(redis, "small", ack), 0);
+}
+
+TEST(RedisEndToEnd, RedisRestartMidStormLosesNoAcknowledgedVoucher) {
+  TempDir dir;
+  RedisServer redis(dir, /*aof=*/true, "always");
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns = small_campaign(dir, 6'000, 12);
+  VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
+  VoucherdProcess b(dir, replica_args(redis, secret, campaigns));
+  ASSERT_GT(a.port(), 0);
+  ASSERT_GT(b.port(), 0);
+  std::vector<load::StormReport> reports(2);
+  std::thread ta([&] { reports[0] = load::run_storm(storm(a.target(), "small", 0, 5'000, 41)); });
+  std::thread tb(
+      [&] { reports[1] = load::run_storm(storm(b.target(), "small", 4'000, 5'000, 42)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  redis.kill_hard();  // AOF with appendfsync always: every reply was on disk
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  redis.start();
+  ta.join();
+  tb.join();
+  Acknowledged ack;
+  for (const auto& r : reports) ack.add(r);
+  EXPECT_EQ(ack.members_with_two, 0);
+  EXPECT_EQ(ack.codes_with_two, 0);
+  EXPECT_EQ(missing_in_redis(redis, "small", ack), 0);
+  // Claims resumed: 9,000 members for 6,000 packs sell out.
+  EXPECT_EQ(redis_sum(redis, "vd:{small}:issued"), 6'000);
+  EXPECT_EQ(static_cast<std::int64_t>(ack.member_by_code.size()), 6'000);
+  EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
+  EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(RedisEndToEnd, UnreachableRedisIsUnavailableThenRecovers) {
+  TempDir dir;
+  RedisServer redis(dir);
+  redis.stop();
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns = small_campaign(dir, 100, 2);
+  VoucherdProcess replica(dir, replica_args(redis, secret, campaigns));
+  ASSERT_GT(replica.port(), 0);
+  auto stub = v1::VoucherService::NewStub(
+      grpc::CreateChannel(replica.target(), grpc::InsecureChannelCredentials()));
+  auto claim = [&](const std::string& member, v1::ClaimResponse* out) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ClaimRequest req;
+    req.set_campaign_id("small");
+    req.set_member_id(member);
+    return stub->Claim(&ctx, req, out);
+  };
+  v1::ClaimResponse out;
+  EXPECT_EQ(claim("member-1", &out).error_code(), grpc::StatusCode::UNAVAILABLE);
+  redis.start();
+  grpc::Status s;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    s = claim("member-1", &out);
+    if (s.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_FALSE(out.already_claimed());
+  EXPECT_EQ(redis.cli({"HGET", "vd:{small}:v:" + out.voucher().code(), "m"}), "member-1");
+  EXPECT_EQ(replica.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(RedisEndToEnd, RedisStoreNeedsASecretFile) {
+  TempDir dir;
+  std::string err;
+  EXPECT_EQ(run_voucherd(dir, {"--store", "redis", "--redis", "redis://127.0.0.1:1"}, &err), 2);
+  EXPECT_NE(err.find("--secret-file"), std::string::npos) << err;
+  EXPECT_EQ(run_voucherd(dir, {"--store", "redis"}, &err), 2);
+  EXPECT_NE(err.find("--redis"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace voucherd::testing
