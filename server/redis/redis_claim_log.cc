@@ -18,12 +18,13 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kLeasePoll = std::chrono::milliseconds(2);
 // A SKU whose shared stock is gone is asked again this often, so units that
 // come back (reconciliation, cancelled vouchers) are found.
-constexpr auto kFinalRecheck = std::chrono::milliseconds(500);
+constexpr auto kFinalRecheck = std::chrono::milliseconds(100);
 // Heartbeat: refreshed every second, expires after 15 s without one.
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
 constexpr int kHeartbeatTtlSeconds = 15;
-// Local units untouched this long go back to the shared pool.
-constexpr auto kIdleLeaseReturn = std::chrono::seconds(1);
+// Local units untouched this long go back to the shared pool, so the last
+// packs of a campaign do not wait in a replica whose crowd has gone.
+constexpr auto kIdleLeaseReturn = std::chrono::milliseconds(250);
 constexpr auto kBackoffMin = std::chrono::milliseconds(50);
 constexpr auto kBackoffMax = std::chrono::milliseconds(2000);
 

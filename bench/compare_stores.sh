@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Side by side, in one run: voucherd with the memory claim log, and with the
+# Redis claim log under appendfsync always and everysec. The same crowd is
+# driven by claim-storm against each. For each Redis run, it also reports
+# Redis commands and Redis CPU per issued voucher (INFO commandstats / cpu).
+#
+#   bench/compare_stores.sh [members] [concurrency]
+# Loopback only; every run is bounded by its crowd and by --max-seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MEMBERS="${1:-120000}"
+CONC="${2:-64}"
+BUILD_DIR="${BUILD_DIR:-build}"
+WORK="$(mktemp -d)"
+cleanup() { pkill -P $$ 2>/dev/null || true; [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$WORK/secret.hex"
+sed 's/"startsAt": "2024-06-18T02:00:00Z"/"startsAt": "2020-01-01T00:00:00Z"/; s/"endsAt": "2024-12-31T16:00:00Z"/"endsAt": "2099-01-01T00:00:00Z"/' \
+  deploy/campaigns/guangdong-2024.json > "$WORK/gd.json"
+PORT=$(( 20000 + RANDOM % 20000 ))
+
+start_voucherd() {  # args...
+  rm -f "$WORK/port"
+  "$BUILD_DIR/server/voucherd" --listen 127.0.0.1:0 --port-file "$WORK/port" --campaigns "$WORK/gd.json" \
+    --secret-file "$WORK/secret.hex" --grpc-threads 1 "$@" 2>>"$WORK/voucherd.log" &
+  VPID=$!
+  for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+  sleep 0.3
+}
+stop_voucherd() { kill -TERM "$VPID"; wait "$VPID" || true; }
+storm() {
+  "$BUILD_DIR/bench/claim-storm" --target "127.0.0.1:$(cat "$WORK/port")" --campaign guangdong-2024 \
+    --members "$MEMBERS" --repeat-share 0.3 --concurrency "$CONC" --max-retries 200 --max-seconds 300 || true
+}
+redis_stat() { redis-cli -p "$PORT" INFO "$1" | tr -d '\r'; }
+cpu_total() { redis_stat cpu | awk -F: '/^used_cpu_(user|sys):/ {s+=$2} END {printf "%.3f", s}'; }
+calls_total() { redis_stat commandstats | awk -F'[:=,]' '/^cmdstat_/ {s+=$3} END {print s}'; }
+
+echo "== memory store"
+start_voucherd --store memory
+storm | grep -E "presses answered|latency|sold out after|client check"
+stop_voucherd
+
+for fsync in always everysec; do
+  rm -rf "$WORK/redis" && mkdir -p "$WORK/redis"
+  redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly yes \
+    --appendfsync "$fsync" --maxmemory-policy noeviction --daemonize no --logfile "$WORK/redis/log" &
+  REDIS_PID=$!
+  for _ in $(seq 1 100); do redis-cli -p "$PORT" PING >/dev/null 2>&1 && break; sleep 0.05; done
+  start_voucherd --store redis --redis "redis://127.0.0.1:$PORT"
+  redis-cli -p "$PORT" CONFIG RESETSTAT >/dev/null
+  CPU0=$(cpu_total)
+  echo "== redis store, appendfsync $fsync"
+  storm | grep -E "presses answered|latency|sold out after|client check|retried"
+  CPU1=$(cpu_total)
+  CALLS=$(calls_total)
+  ISSUED=$(redis-cli -p "$PORT" HGET 'vd:{guangdong-2024}:issued' _members)
+  awk -v c0="$CPU0" -v c1="$CPU1" -v calls="$CALLS" -v n="$ISSUED" 'BEGIN {
+    printf "redis: %d vouchers, %.3f commands per voucher, %.1f us Redis CPU per voucher\n",
+           n, calls / n, (c1 - c0) * 1e6 / n }'
+  redis-cli -p "$PORT" INFO commandstats | tr -d '\r' | grep -E "cmdstat_(evalsha|hmget|set|eval|script)" | sed 's/^/  /'
+  stop_voucherd
+  kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
+done
