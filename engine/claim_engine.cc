@@ -283,7 +283,8 @@ void ClaimEngine::complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held
       c.inventory_.give_back(op.sku_, 1);
       return finish(op, ClaimResult{Outcome::kOverloaded, nullptr, nullptr}, true, nullptr);
     case LogStatus::kUnavailable:
-      c.inventory_.give_back(op.sku_, 1);
+      // Not given back: the write may have landed, and a unit handed out
+      // twice would oversell. The log settles it with the store later.
       return finish(op, ClaimResult{Outcome::kLogUnavailable, nullptr, nullptr}, true, nullptr);
   }
   std::abort();  // unreachable: every LogStatus is handled above

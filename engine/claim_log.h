@@ -30,7 +30,9 @@ enum class LogStatus : std::uint8_t {
   kWritten,      // the voucher is durably recorded
   kDuplicate,    // the member already holds their allowance / this request: see `held`
   kOverloaded,   // the write queue is full; nothing was written
-  kUnavailable,  // the store could not confirm the write; it may or may not be applied
+  kUnavailable,  // the store could not confirm the write; it may or may not be applied.
+                 // The unit it carried is the log's to account for (it may have been
+                 // issued): the engine does not put it back in its local stock.
 };
 
 enum class LookupStatus : std::uint8_t { kFound, kNotFound, kUnavailable };

@@ -45,31 +45,40 @@ return 2
 )lua");
 
 const Script kLeaseScript(R"lua(
--- KEYS: stock, leases. ARGV: replica, then (sku, wanted) pairs.
--- Takes at most what remains (never below zero); per SKU returns granted, left.
+-- KEYS: stock, leases, leased. ARGV: replica, then (sku, wanted) pairs.
+-- Takes at most what remains (never below zero). Per SKU returns: granted,
+-- left in the pool, and units leased to the other replicas.
 local out = {}
 for i = 2, #ARGV, 2 do
+  local f = ARGV[1] .. '|' .. ARGV[i]
   local have = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
   local g = math.min(have, tonumber(ARGV[i + 1]))
   if g > 0 then
     redis.call('HINCRBY', KEYS[1], ARGV[i], -g)
-    redis.call('HINCRBY', KEYS[2], ARGV[1] .. '|' .. ARGV[i], g)
+    redis.call('HINCRBY', KEYS[2], f, g)
+    redis.call('HINCRBY', KEYS[3], ARGV[i], g)
   end
+  local mine = tonumber(redis.call('HGET', KEYS[2], f) or '0')
+  local all = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
   out[#out + 1] = g
   out[#out + 1] = have - g
+  out[#out + 1] = all - mine
 end
 return out
 )lua");
 
 const Script kReturnScript(R"lua(
--- KEYS: stock, leases. ARGV: replica, then (sku, units) pairs.
+-- KEYS: stock, leases, leased. ARGV: replica, then (sku, units) pairs.
 -- Gives back at most what this replica's lease still records.
 local out = {}
 for i = 2, #ARGV, 2 do
   local f = ARGV[1] .. '|' .. ARGV[i]
   local held = tonumber(redis.call('HGET', KEYS[2], f) or '0')
   local n = math.max(math.min(held, tonumber(ARGV[i + 1])), 0)
-  if n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[i], n) end
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], n)
+    redis.call('HINCRBY', KEYS[3], ARGV[i], -n)
+  end
   if held - n <= 0 then redis.call('HDEL', KEYS[2], f) else redis.call('HINCRBY', KEYS[2], f, -n) end
   out[#out + 1] = n
 end
@@ -77,16 +86,16 @@ return out
 )lua");
 
 const Script kClaimScript(R"lua(
--- KEYS: issued, leases, then (member, voucher) key pairs, one per claim.
+-- KEYS: issued, leases, leased, then (member, voucher) key pairs, one per claim.
 -- ARGV: replica, voucher key prefix, then 10 fields per claim:
 --   limit, request_id, code, sku, site, member, kind, face, issued_at, expires_at.
 -- Per claim: 0 when written; {held code, held voucher fields...} when the
 -- member already holds this request or their whole allowance.
 local out = {}
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 3) / 2
 for i = 1, n do
-  local mk = KEYS[1 + 2 * i]
-  local vk = KEYS[2 + 2 * i]
+  local mk = KEYS[2 + 2 * i]
+  local vk = KEYS[3 + 2 * i]
   local b = 2 + (i - 1) * 10
   local limit = tonumber(ARGV[b + 1])
   local rid = ARGV[b + 2]
@@ -113,6 +122,7 @@ for i = 1, n do
     redis.call('HSET', mk, 'last', code, 'r:' .. rid, code)
     redis.call('HINCRBY', KEYS[1], sku, 1)
     redis.call('HINCRBY', KEYS[2], ARGV[1] .. '|' .. sku, -1)
+    redis.call('HINCRBY', KEYS[3], sku, -1)
     out[i] = 0
   end
 end
@@ -120,7 +130,7 @@ return out
 )lua");
 
 const Script kReconcileScript(R"lua(
--- KEYS: stock, leases. ARGV: replicas that are gone.
+-- KEYS: stock, leases, leased. ARGV: replicas that are gone.
 -- Moves their outstanding leased units back to the shared stock.
 local gone = {}
 for i = 1, #ARGV do gone[ARGV[i]] = true end
@@ -132,6 +142,8 @@ for i = 1, #all, 2 do
   if bar and gone[string.sub(f, 1, bar - 1)] then
     local sku = string.sub(f, bar + 1)
     local n = tonumber(all[i + 1])
+    -- (Redis refuses "-0" as an integer, so zero is never sent.)
+    if n ~= 0 then redis.call('HINCRBY', KEYS[3], sku, -n) end
     if n > 0 then redis.call('HINCRBY', KEYS[1], sku, n) end
     redis.call('HDEL', KEYS[2], f)
     out[#out + 1] = sku
@@ -337,6 +349,7 @@ void RedisClaimLog::writer_loop() {
 
 void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector<Lookup>& lookups) {
   auto fail_all = [&] {
+    drop_unconfirmed(claims);
     for (ClaimLogWrite* w : claims) w->on_logged(LogStatus::kUnavailable, nullptr);
     for (Lookup& l : lookups) l.lookup->on_found(LookupStatus::kUnavailable, nullptr);
   };
@@ -356,9 +369,9 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
   std::vector<Command> commands;
   commands.reserve(groups.size() + lookups.size());
   for (const auto& [cid, writes] : groups) {
-    std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases")};
+    std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases"), key(cid, "leased")};
     std::vector<std::string> args{options_.replica_id, voucher_prefix(cid)};
-    keys.reserve(2 + 2 * writes.size());
+    keys.reserve(3 + 2 * writes.size());
     args.reserve(2 + 10 * writes.size());
     for (const ClaimLogWrite* w : writes) {
       const VoucherRecord& v = *w->voucher;
@@ -404,6 +417,7 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
     const auto& writes = groups[g].second;
     if (r.type != Reply::Type::kArray || r.elements.size() != writes.size()) {
       log_warning("claim script failed: " + r.str);
+      drop_unconfirmed(writes);
       for (ClaimLogWrite* w : writes) w->on_logged(LogStatus::kUnavailable, nullptr);
       continue;
     }
@@ -419,6 +433,7 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
       }
       // A held code whose record is missing would mean a corrupted store:
       // refuse to guess, and let the caller retry.
+      if (!held) drop_unconfirmed({writes[i]});
       writes[i]->on_logged(held ? LogStatus::kDuplicate : LogStatus::kUnavailable, held);
     }
   }
@@ -461,20 +476,24 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c, bool check_final) {
     skus.push_back(i);
   }
   if (skus.empty()) return;
-  auto r = conn.eval(kLeaseScript, {key(spec.id, "stock"), key(spec.id, "leases")}, args);
-  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 2 * skus.size()) return;
+  auto r = conn.eval(kLeaseScript,
+                     {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, args);
+  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 3 * skus.size()) return;
   for (std::size_t k = 0; k < skus.size(); ++k) {
     const std::size_t i = skus[k];
     const auto sku = static_cast<std::uint32_t>(i);
-    const std::int64_t granted = to_int(r->elements[2 * k]);
-    const std::int64_t left = to_int(r->elements[2 * k + 1]);
+    const std::int64_t granted = to_int(r->elements[3 * k]);
+    const std::int64_t left = to_int(r->elements[3 * k + 1]);
+    const std::int64_t elsewhere = to_int(r->elements[3 * k + 2]);
     if (granted > 0) c.stock->add_units(sku, granted);
     // Next block: an eighth of what is left, so the last packs spread thin
     // over replicas instead of sitting in one.
     c.block[i] = std::clamp<std::int64_t>(left / 8, left > 0 ? 1 : 0, limits::kLeaseUnitsMax);
-    // Final once the shared pool is empty: an empty local counter then means
-    // sold out. Checked again later in case units come back.
-    c.stock->set_final(sku, left == 0);
+    // Final once the pool is empty and no other replica holds a lease: an
+    // empty local counter then means sold out. While others still hold
+    // units, presses here hear STOCK_REFILLING (retry) instead, and the
+    // units come back when those replicas go idle (or are reconciled).
+    c.stock->set_final(sku, left == 0 && elsewhere <= 0);
     if (left == 0) c.next_final_check[i] = now + kFinalRecheck;
   }
 }
@@ -489,7 +508,8 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
     args.push_back(spec.skus[i].id);
     args.push_back(std::to_string(n));
   }
-  auto r = conn.eval(kReturnScript, {key(spec.id, "stock"), key(spec.id, "leases")}, args);
+  auto r = conn.eval(kReturnScript,
+                     {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, args);
   if (!r || r->is_error()) log_warning("could not hand leased units of \"" + spec.id + "\" back");
 }
 
@@ -517,8 +537,22 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
     c.next_final_check[i] = now;
   }
   if (args.size() == 1) return;
-  auto r = conn.eval(kReturnScript, {key(spec.id, "stock"), key(spec.id, "leases")}, args);
+  auto r = conn.eval(kReturnScript,
+                     {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, args);
   if (!r || r->is_error()) log_warning("could not hand idle units of \"" + spec.id + "\" back");
+}
+
+void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) {
+  std::lock_guard lock(campaigns_mu_);
+  for (const ClaimLogWrite* w : writes) {
+    const VoucherRecord& v = *w->voucher;
+    for (auto& c : campaigns_) {
+      if (c->spec->id != v.campaign_id) continue;
+      for (std::size_t i = 0; i < c->spec->skus.size(); ++i) {
+        if (c->spec->skus[i].id == v.sku_id) ++c->dropped[i];
+      }
+    }
+  }
 }
 
 void RedisClaimLog::drop_local_units() {
@@ -662,7 +696,9 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
   }
   std::vector<std::int64_t> returned(spec.skus.size(), 0);
   if (gone.empty()) return returned;
-  auto r = (*conn)->eval(kReconcileScript, {key(spec.id, "stock"), key(spec.id, "leases")}, gone);
+  auto r =
+      (*conn)->eval(kReconcileScript,
+                    {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, gone);
   if (!r) return std::unexpected(r.error());
   if (r->is_error()) return std::unexpected("reconcile script failed: " + r->str);
   for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {

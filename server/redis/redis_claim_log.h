@@ -108,6 +108,9 @@ class RedisClaimLog final : public ClaimLog {
   void return_units(Connection& conn, Campaign& c);
   void return_idle_units(Connection& conn, Campaign& c);
   void drop_local_units();
+  // Units of claims whose write was not confirmed: maybe issued, maybe not.
+  // Kept as dropped; on reconnection the lease record decides.
+  void drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes);
 
   ClaimLogOptions options_;
   std::function<std::string(const CampaignSpec&)> encode_campaign_;

@@ -229,7 +229,8 @@ TEST(RedisEndToEnd, KillNineMidStormLosesNothingAndReconcileRecoversItsLeases) {
     v1::ReconcileCampaignRequest req;
     req.set_campaign_id("small");
     v1::ReconcileCampaignResponse resp;
-    ASSERT_TRUE(admin->ReconcileCampaign(&ctx, req, &resp).ok());
+    const grpc::Status st = admin->ReconcileCampaign(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
     returned += resp.units_returned();
     if (returned > 0) break;  // the killed replica's heartbeat expired (15 s)
     std::this_thread::sleep_for(std::chrono::milliseconds(500));

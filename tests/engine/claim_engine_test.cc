@@ -735,7 +735,25 @@ TEST_F(DeferredLogTest, TooManyWaitersAreShed) {
   EXPECT_EQ(later.result.outcome, Outcome::kAlreadyClaimed);
 }
 
-TEST_F(DeferredLogTest, LogRefusalsGiveTheUnitBack) {
+TEST_F(DeferredLogTest, UnconfirmedWriteKeepsTheUnitOut) {
+  // kUnavailable: the write may have landed, so the unit must not be handed
+  // out again here (the log settles it with the store).
+  CampaignSpec spec = small_spec();
+  spec.skus[0].stock = 0;
+  spec.skus[1].stock = 1;
+  ASSERT_TRUE(engine_.create_campaign(spec).has_value());
+  RecordingClaim op;
+  start(op, "gd-2024", "m1");
+  log_.complete(LogStatus::kUnavailable);
+  ASSERT_EQ(op.calls.load(), 1);
+  EXPECT_EQ(op.result.outcome, Outcome::kLogUnavailable);
+  RecordingClaim newcomer;
+  start(newcomer, "gd-2024", "m2");
+  EXPECT_EQ(newcomer.result.outcome, Outcome::kSoldOut);
+  EXPECT_EQ(log_.queued(), 0u);
+}
+
+TEST_F(DeferredLogTest, LogOverloadGivesTheUnitBack) {
   CampaignSpec spec = small_spec();
   spec.skus[0].stock = 0;
   spec.skus[1].stock = 1;  // one unit in all
@@ -746,7 +764,7 @@ TEST_F(DeferredLogTest, LogRefusalsGiveTheUnitBack) {
     Outcome outcome;
   };
   for (const Case c : {Case{LogStatus::kOverloaded, Outcome::kOverloaded},
-                       Case{LogStatus::kUnavailable, Outcome::kLogUnavailable}}) {
+                       Case{LogStatus::kOverloaded, Outcome::kOverloaded}}) {
     RecordingClaim op;
     start(op, "gd-2024", "m1");
     ASSERT_EQ(op.calls.load(), 0);
