@@ -501,16 +501,24 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c, bool check_final) {
 void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
   const CampaignSpec& spec = *c.spec;
   std::vector<std::string> args{options_.replica_id};
+  std::vector<std::int64_t> sent(spec.skus.size(), 0);
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
-    const std::int64_t n =
-        c.stock->take_units(static_cast<std::uint32_t>(i), INT64_MAX) + c.dropped[i];
-    c.dropped[i] = 0;
+    sent[i] = c.stock->take_units(static_cast<std::uint32_t>(i), INT64_MAX) + c.dropped[i];
     args.push_back(spec.skus[i].id);
-    args.push_back(std::to_string(n));
+    args.push_back(std::to_string(sent[i]));
   }
   auto r = conn.eval(kReturnScript,
                      {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, args);
-  if (!r || r->is_error()) log_warning("could not hand leased units of \"" + spec.id + "\" back");
+  if (!r || r->is_error()) {
+    // Not handed back: the units stay ours in Redis's lease record. Keep
+    // them as dropped and try again on the next pass.
+    c.dropped = std::move(sent);
+    log_warning("could not hand leased units of \"" + spec.id + "\" back yet");
+    return;
+  }
+  // Redis took back at most what our lease still recorded; anything above
+  // that was issued by a write whose answer never reached us.
+  std::fill(c.dropped.begin(), c.dropped.end(), 0);
 }
 
 void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
@@ -539,7 +547,14 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
   if (args.size() == 1) return;
   auto r = conn.eval(kReturnScript,
                      {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, args);
-  if (!r || r->is_error()) log_warning("could not hand idle units of \"" + spec.id + "\" back");
+  if (!r || r->is_error()) {
+    // Taken out of local stock but not handed back: keep them as dropped.
+    for (std::size_t k = 1; k + 1 < args.size(); k += 2) {
+      for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+        if (spec.skus[i].id == args[k]) c.dropped[i] += std::stoll(args[k + 1]);
+      }
+    }
+  }
 }
 
 void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) {
