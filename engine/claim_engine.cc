@@ -176,7 +176,7 @@ void ClaimEngine::claim(ClaimOp& op) {
       if (nothing_left) {
         // A newcomer to an empty shelf is refused with no allocation (and
         // counted: units handed back by other replicas may yet come).
-        c->refill_misses_.fetch_add(1, std::memory_order_relaxed);
+        c->note_missed();
         answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
                   nullptr};
         return Step::kAnswer;
@@ -226,8 +226,7 @@ void ClaimEngine::claim(ClaimOp& op) {
     // this replica's stock is on its way (shed; retrying shortly is right).
     const bool final =
         sku == Inventory::kNone ? c->inventory_.all_final() : c->inventory_.is_final(sku);
-    // Relaxed: a counter the leasing log polls; no data hangs on it.
-    c->refill_misses_.fetch_add(1, std::memory_order_relaxed);
+    c->note_missed();
     const Outcome why = !final                    ? Outcome::kStockRefilling
                         : sku == Inventory::kNone ? Outcome::kSoldOut
                                                   : Outcome::kSkuSoldOut;

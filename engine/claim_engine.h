@@ -143,8 +143,13 @@ class CampaignRuntime final : public CampaignStock {
   std::int64_t take_units(std::uint32_t sku, std::int64_t max) override;
   [[nodiscard]] std::int64_t available(std::uint32_t sku) const override;
   void set_final(std::uint32_t sku, bool final) override;
-  [[nodiscard]] std::uint64_t refill_misses() const override {
-    return refill_misses_.load(std::memory_order_relaxed);
+  // Relaxed: the flag carries no data, only "there was demand".
+  void note_missed() {
+    if (!missed_.load(std::memory_order_relaxed)) missed_.store(true, std::memory_order_relaxed);
+  }
+  [[nodiscard]] bool take_missed() override {
+    // acq_rel is not needed: the flag carries no data, only "there was demand".
+    return missed_.exchange(false, std::memory_order_relaxed);
   }
 
   [[nodiscard]] const CampaignSpec& spec() const { return spec_; }
@@ -177,7 +182,10 @@ class CampaignRuntime final : public CampaignStock {
   Inventory inventory_;
   std::unique_ptr<SkuCounters[]> sku_counters_;
   std::atomic<std::int64_t> members_{0};
-  std::atomic<std::uint64_t> refill_misses_{0};  // presses that found no unit: demand
+  // Set by presses that found no unit; cleared by the log when it looks.
+  // Pressers load before they store, so a storm of sold-out presses keeps
+  // the line shared instead of bouncing it between cores.
+  std::atomic<bool> missed_{false};
   ShardedMap<MemberEntry> members_index_;
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};

@@ -77,9 +77,10 @@ class CampaignStock {
   [[nodiscard]] virtual std::int64_t available(std::uint32_t sku) const = 0;
   // Whether units beyond those here may still arrive for `sku`.
   virtual void set_final(std::uint32_t sku, bool final) = 0;
-  // Claims so far that found no unit here (answered STOCK_REFILLING or
-  // SOLD_OUT): the demand signal a leasing log refills on.
-  [[nodiscard]] virtual std::uint64_t refill_misses() const = 0;
+  // Whether a claim found no unit here (answered STOCK_REFILLING or
+  // SOLD_OUT) since the last call; clears the flag. The demand signal a
+  // leasing log refills on.
+  [[nodiscard]] virtual bool take_missed() = 0;
 };
 
 class ClaimLog {

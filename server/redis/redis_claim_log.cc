@@ -458,9 +458,7 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c, bool check_final) {
   const auto now = Clock::now();
   // Lease only where there is demand: claims went unserved since the last
   // look, or units here moved recently. An idle replica holds nothing.
-  const std::uint64_t misses = c.stock->refill_misses();
-  const bool missed = misses != c.misses_seen;
-  c.misses_seen = misses;
+  const bool missed = c.stock->take_missed();
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     const bool busy = now - c.last_change[i] < kIdleLeaseReturn;
     if (!missed && !busy) continue;

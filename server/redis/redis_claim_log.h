@@ -95,7 +95,6 @@ class RedisClaimLog final : public ClaimLog {
     // replica nobody is claiming through while others are sold out.
     std::vector<std::int64_t> last_available;
     std::vector<std::chrono::steady_clock::time_point> last_change;
-    std::uint64_t misses_seen = 0;  // CampaignStock::refill_misses() at the last look
     bool registered = false;
   };
 
