@@ -356,12 +356,14 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
   if (!ensure_writer_connection()) return fail_all();
 
   // One script call per campaign, claims in arrival order within it.
-  std::vector<std::pair<std::string_view, std::vector<ClaimLogWrite*>>> groups;
+  // The campaign id is copied: a write's record may be freed as soon as its
+  // claim is answered, while later claims of the group are still decoded.
+  std::vector<std::pair<std::string, std::vector<ClaimLogWrite*>>> groups;
   for (ClaimLogWrite* w : claims) {
     const std::string_view cid = w->voucher->campaign_id;
     auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == cid; });
     if (it == groups.end()) {
-      groups.emplace_back(cid, std::vector<ClaimLogWrite*>{});
+      groups.emplace_back(std::string(cid), std::vector<ClaimLogWrite*>{});
       it = groups.end() - 1;
     }
     it->second.push_back(w);
