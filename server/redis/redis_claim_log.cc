@@ -478,7 +478,17 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c, bool check_final) {
   if (skus.empty()) return;
   auto r = conn.eval(kLeaseScript,
                      {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, args);
-  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 3 * skus.size()) return;
+  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 3 * skus.size()) {
+    if (!r || (r->type != Reply::Type::kError)) {
+      // The answer was lost: the lease may have been granted. Count what we
+      // asked for as dropped; handing it back later returns only what our
+      // lease record really holds, so nothing strands in a live replica.
+      for (std::size_t k = 0; k < skus.size(); ++k) {
+        c.dropped[skus[k]] += std::stoll(args[2 + 2 * k]);
+      }
+    }
+    return;
+  }
   for (std::size_t k = 0; k < skus.size(); ++k) {
     const std::size_t i = skus[k];
     const auto sku = static_cast<std::uint32_t>(i);
