@@ -24,15 +24,10 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
       tag_(campaign_tag(spec_.id)),
       inventory_(std::vector<std::int64_t>(spec_.skus.size(), 0)),  // filled by the claim log
       sku_counters_(std::make_unique<SkuCounters[]>(spec_.skus.size())) {
-  absl::flat_hash_map<std::string_view, std::uint32_t> site_index;
-  for (std::size_t i = 0; i < spec_.sites.size(); ++i) {
-    site_index.emplace(spec_.sites[i].id, static_cast<std::uint32_t>(i));
-  }
   mac_keys_.reserve(spec_.skus.size());
   for (std::size_t i = 0; i < spec_.skus.size(); ++i) {
     const SkuSpec& sku = spec_.skus[i];
     sku_by_id_.emplace(sku.id, static_cast<std::uint32_t>(i));
-    site_of_sku_.push_back(site_index.at(sku.site_id));  // validated: the site exists
     mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id));
   }
 }

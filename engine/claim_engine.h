@@ -177,7 +177,6 @@ class CampaignRuntime final : public CampaignStock {
   const CampaignSpec spec_;
   const std::uint16_t tag_;
   absl::flat_hash_map<std::string, std::uint32_t> sku_by_id_;
-  std::vector<std::uint32_t> site_of_sku_;
   std::vector<SkuMacKey> mac_keys_;
   Inventory inventory_;
   std::unique_ptr<SkuCounters[]> sku_counters_;

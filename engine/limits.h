@@ -89,7 +89,6 @@ static_assert(kCampaignSlots >= 2 * kCampaignsMax, "registry must stay at most h
 static_assert(kSkuStockMax * static_cast<std::int64_t>(kSkusPerCampaignMax) <
                   (std::int64_t{1} << 62),
               "campaign stock sums must not overflow");
-static_assert(kSitesPerCampaignMax <= kSkusPerCampaignMax * 1024, "sites bounded");
 static_assert((kAllowanceShards & (kAllowanceShards - 1)) == 0, "shards: power of two");
 static_assert(kSkusPerCampaignMax <= 64 * 16, "inventory bitmap has 16 words of 64 bits");
 

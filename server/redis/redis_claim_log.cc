@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <iostream>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "engine/limits.h"
@@ -672,32 +671,14 @@ std::expected<CampaignCounts, std::string> RedisClaimLog::read_counts(const Camp
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return std::unexpected(conn.error());
   Command issued{"HMGET", key(spec.id, "issued"), "_members"};
-  Command stock{"HMGET", key(spec.id, "stock")};
-  for (const SkuSpec& s : spec.skus) {
-    issued.push_back(s.id);
-    stock.push_back(s.id);
-  }
-  auto r = (*conn)->pipeline({issued, stock, {"HGETALL", key(spec.id, "leases")}});
+  for (const SkuSpec& s : spec.skus) issued.push_back(s.id);
+  auto r = (*conn)->command(issued);
   if (!r) return std::unexpected(r.error());
   CampaignCounts out;
   out.issued.assign(spec.skus.size(), 0);
-  out.unleased.assign(spec.skus.size(), 0);
-  out.leased.assign(spec.skus.size(), 0);
-  if (!(*r)[0].elements.empty()) out.members = to_int((*r)[0].elements[0]);
-  std::unordered_map<std::string_view, std::size_t> index;
-  for (std::size_t i = 0; i < spec.skus.size(); ++i) {
-    index.emplace(spec.skus[i].id, i);
-    if (i + 1 < (*r)[0].elements.size()) out.issued[i] = to_int((*r)[0].elements[i + 1]);
-    if (i < (*r)[1].elements.size()) out.unleased[i] = to_int((*r)[1].elements[i]);
-  }
-  const auto& leases = (*r)[2].elements;
-  for (std::size_t i = 0; i + 1 < leases.size(); i += 2) {
-    const std::string& f = leases[i].str;
-    const auto bar = f.find('|');
-    if (bar == std::string::npos) continue;
-    auto it = index.find(std::string_view(f).substr(bar + 1));
-    if (it != index.end())
-      out.leased[it->second] += std::max<std::int64_t>(0, to_int(leases[i + 1]));
+  if (!r->elements.empty()) out.members = to_int(r->elements[0]);
+  for (std::size_t i = 0; i < spec.skus.size() && i + 1 < r->elements.size(); ++i) {
+    out.issued[i] = to_int(r->elements[i + 1]);
   }
   return out;
 }

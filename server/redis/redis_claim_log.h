@@ -42,10 +42,8 @@ struct ClaimLogOptions {
 
 // Store-wide counts of one campaign, read for GetCampaignStats.
 struct CampaignCounts {
-  std::vector<std::int64_t> issued;    // per SKU, all replicas
-  std::vector<std::int64_t> unleased;  // per SKU, still in the shared pool
-  std::vector<std::int64_t> leased;    // per SKU, held by replicas' leases
-  std::int64_t members = 0;            // members holding at least one voucher
+  std::vector<std::int64_t> issued;  // per SKU, all replicas
+  std::int64_t members = 0;          // members holding at least one voucher
 };
 
 class RedisClaimLog final : public ClaimLog {

@@ -763,8 +763,7 @@ TEST_F(DeferredLogTest, LogOverloadGivesTheUnitBack) {
     LogStatus status;
     Outcome outcome;
   };
-  for (const Case c : {Case{LogStatus::kOverloaded, Outcome::kOverloaded},
-                       Case{LogStatus::kOverloaded, Outcome::kOverloaded}}) {
+  for (const Case c : {Case{LogStatus::kOverloaded, Outcome::kOverloaded}}) {
     RecordingClaim op;
     start(op, "gd-2024", "m1");
     ASSERT_EQ(op.calls.load(), 0);
