@@ -1,6 +1,7 @@
 #include "engine/claim_engine.h"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cstdlib>
 
@@ -46,6 +47,33 @@ std::int64_t CampaignRuntime::available(std::uint32_t sku) const {
 
 void CampaignRuntime::set_final(std::uint32_t sku, bool final) { inventory_.set_final(sku, final); }
 
+void CampaignRuntime::note_missed(std::uint32_t sku) {
+  // Load before store: a storm of presses on an empty shelf keeps the line
+  // shared instead of bouncing it between cores.
+  if (sku == Inventory::kNone) {
+    if (!missed_.load(std::memory_order_relaxed)) missed_.store(true, std::memory_order_relaxed);
+    return;
+  }
+  std::atomic<std::uint64_t>& word = missed_skus_[sku / 64];
+  const std::uint64_t bit = std::uint64_t{1} << (sku % 64);
+  if ((word.load(std::memory_order_relaxed) & bit) == 0) {
+    word.fetch_or(bit, std::memory_order_relaxed);
+  }
+}
+
+bool CampaignRuntime::take_missed(std::vector<std::uint32_t>& named_skus) {
+  const std::size_t words = (spec_.skus.size() + 63) / 64;
+  for (std::size_t w = 0; w < words; ++w) {
+    if (missed_skus_[w].load(std::memory_order_relaxed) == 0) continue;
+    std::uint64_t bits = missed_skus_[w].exchange(0, std::memory_order_relaxed);
+    while (bits != 0) {
+      named_skus.push_back(static_cast<std::uint32_t>(w * 64 + std::countr_zero(bits)));
+      bits &= bits - 1;
+    }
+  }
+  return missed_.exchange(false, std::memory_order_relaxed);
+}
+
 std::uint32_t CampaignRuntime::sku_index(std::string_view sku_id) const {
   auto it = sku_by_id_.find(to_absl(sku_id));
   return it == sku_by_id_.end() ? Inventory::kNone : it->second;
@@ -63,7 +91,8 @@ ClaimEngine::ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random
 
 ClaimEngine::~ClaimEngine() = default;
 
-std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(CampaignSpec spec) {
+std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
+    CampaignSpec spec, StoredDefinition stored) {
   if (auto valid = validate_and_normalize(spec); !valid) {
     return std::unexpected(CreateError{Outcome::kInvalidArgument, std::move(valid.error())});
   }
@@ -82,7 +111,7 @@ std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
   }
   auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_);
   CampaignRuntime* c = runtime.get();
-  if (auto opened = log_.open_campaign(c->spec(), *c); !opened) {
+  if (auto opened = log_.open_campaign(c->spec(), *c, stored); !opened) {
     return std::unexpected(CreateError{Outcome::kCampaignExists, {"campaign", opened.error()}});
   }
   owned_.push_back(std::move(runtime));
@@ -171,7 +200,7 @@ void ClaimEngine::claim(ClaimOp& op) {
       if (nothing_left) {
         // A newcomer to an empty shelf is refused with no allocation (and
         // counted: units handed back by other replicas may yet come).
-        c->note_missed();
+        c->note_missed(sku);
         answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
                   nullptr};
         return Step::kAnswer;
@@ -221,7 +250,7 @@ void ClaimEngine::claim(ClaimOp& op) {
     // this replica's stock is on its way (shed; retrying shortly is right).
     const bool final =
         sku == Inventory::kNone ? c->inventory_.all_final() : c->inventory_.is_final(sku);
-    c->note_missed();
+    c->note_missed(sku);
     const Outcome why = !final                    ? Outcome::kStockRefilling
                         : sku == Inventory::kNone ? Outcome::kSoldOut
                                                   : Outcome::kSkuSoldOut;

@@ -143,14 +143,10 @@ class CampaignRuntime final : public CampaignStock {
   std::int64_t take_units(std::uint32_t sku, std::int64_t max) override;
   [[nodiscard]] std::int64_t available(std::uint32_t sku) const override;
   void set_final(std::uint32_t sku, bool final) override;
-  // Relaxed: the flag carries no data, only "there was demand".
-  void note_missed() {
-    if (!missed_.load(std::memory_order_relaxed)) missed_.store(true, std::memory_order_relaxed);
-  }
-  [[nodiscard]] bool take_missed() override {
-    // acq_rel is not needed: the flag carries no data, only "there was demand".
-    return missed_.exchange(false, std::memory_order_relaxed);
-  }
+  // A press found no unit of `sku` (Inventory::kNone: of any SKU). Relaxed:
+  // the flags carry no data, only "there was demand".
+  void note_missed(std::uint32_t sku);
+  [[nodiscard]] bool take_missed(std::vector<std::uint32_t>& named_skus) override;
 
   [[nodiscard]] const CampaignSpec& spec() const { return spec_; }
   [[nodiscard]] std::uint16_t tag() const { return tag_; }
@@ -185,6 +181,7 @@ class CampaignRuntime final : public CampaignStock {
   // Pressers load before they store, so a storm of sold-out presses keeps
   // the line shared instead of bouncing it between cores.
   std::atomic<bool> missed_{false};
+  std::array<std::atomic<std::uint64_t>, limits::kSkusPerCampaignMax / 64> missed_skus_{};
   ShardedMap<MemberEntry> members_index_;
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};
@@ -201,9 +198,11 @@ class ClaimEngine final {
   ClaimEngine& operator=(const ClaimEngine&) = delete;
 
   // Validates and adds a campaign. Idempotent: the same definition again
-  // returns the existing campaign; a different one is kCampaignExists.
+  // returns the existing campaign; a different one is kCampaignExists. A
+  // different definition already in a shared store is refused too, unless
+  // `stored` allows replacing it (before it opens; see StoredDefinition).
   [[nodiscard]] std::expected<const CampaignRuntime*, CreateError> create_campaign(
-      CampaignSpec spec);
+      CampaignSpec spec, StoredDefinition stored = StoredDefinition::kMustMatch);
   // Lock-free look-up; nullptr if unknown.
   [[nodiscard]] const CampaignRuntime* find_campaign(std::string_view id) const;
   [[nodiscard]] std::vector<const CampaignRuntime*> campaigns() const;

@@ -21,6 +21,7 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/model.h"
 
@@ -77,10 +78,18 @@ class CampaignStock {
   [[nodiscard]] virtual std::int64_t available(std::uint32_t sku) const = 0;
   // Whether units beyond those here may still arrive for `sku`.
   virtual void set_final(std::uint32_t sku, bool final) = 0;
-  // Whether a claim found no unit here (answered STOCK_REFILLING or
-  // SOLD_OUT) since the last call; clears the flag. The demand signal a
-  // leasing log refills on.
-  [[nodiscard]] virtual bool take_missed() = 0;
+  // The demand signal a leasing log refills on, since the last call (which
+  // it clears): returns whether a claim for any SKU found no unit here
+  // (answered STOCK_REFILLING or SOLD_OUT), and appends to `named_skus` the
+  // SKUs that claims naming one found empty.
+  [[nodiscard]] virtual bool take_missed(std::vector<std::uint32_t>& named_skus) = 0;
+};
+
+// What open_campaign does when the store already holds a different
+// definition of the campaign.
+enum class StoredDefinition : std::uint8_t {
+  kMustMatch,          // refuse the campaign
+  kReplaceBeforeOpen,  // replace it, if it has not opened and nothing was issued
 };
 
 class ClaimLog {
@@ -90,9 +99,11 @@ class ClaimLog {
   // Called once when the engine adds a campaign, before any claim of it.
   // `spec` is validated and normalized; `stock` stays valid for the life of
   // the engine. Returns a message when the store already holds a different
-  // definition of this campaign (the engine then refuses the campaign).
+  // definition of this campaign that `stored` does not allow to replace (the
+  // engine then refuses the campaign).
   [[nodiscard]] virtual std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
-                                                                       CampaignStock& stock) = 0;
+                                                                       CampaignStock& stock,
+                                                                       StoredDefinition stored) = 0;
 
   virtual void append_claim(ClaimLogWrite& write) = 0;
   // `code` is the canonical display form (format_code()) of a code whose MAC

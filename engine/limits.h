@@ -68,10 +68,12 @@ inline constexpr std::size_t kClaimLogQueueMax = 65'536;
 // shares round trips and fsyncs, small enough to keep Redis responsive
 // (one call runs a few milliseconds at most).
 inline constexpr std::size_t kClaimLogBatchMax = 512;
-// Largest block of stock one replica leases at once; leases shrink as the
-// shared stock runs low so the last packs are not stranded in one replica.
+// Most units of a campaign one replica leases in one call (over all SKUs);
+// leases shrink as the shared stock runs low so the last packs are not
+// stranded in one replica.
 inline constexpr std::int64_t kLeaseUnitsMax = 512;
-// A lease is asked for when local units fall below this share of the block.
+// A lease is asked for when a replica's units of a campaign fall below this
+// share of kLeaseUnitsMax.
 inline constexpr std::int64_t kLeaseLowWaterDivisor = 2;
 
 // Server secret: at least 256 bits.

@@ -28,7 +28,8 @@ std::optional<MemoryClaimLog::CodeKey> MemoryClaimLog::key_of(std::string_view c
 }
 
 std::expected<void, std::string> MemoryClaimLog::open_campaign(const CampaignSpec& spec,
-                                                               CampaignStock& stock) {
+                                                               CampaignStock& stock,
+                                                               StoredDefinition /*stored*/) {
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     const auto sku = static_cast<std::uint32_t>(i);
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);

@@ -33,8 +33,8 @@ namespace voucherd {
 class MemoryClaimLog final : public ClaimLog {
  public:
   // Hands over the whole stock at once: every SKU is final from the start.
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
-                                                 CampaignStock& stock) override;
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                 StoredDefinition stored) override;
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;

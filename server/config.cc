@@ -26,12 +26,20 @@ ConfigResult parse_config(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   std::string store = "memory";
   app.add_option("--store", store,
-                 "claim log: memory (one process, gone at exit) or redis (shared, durable)")
-      ->check(CLI::IsMember({"memory", "redis"}))
+                 "claim log: memory (one process, gone at exit), redis (shared, durable), or "
+                 "redis-per-claim (benchmark baseline: one Lua call per claim, one replica)")
+      ->check(CLI::IsMember({"memory", "redis", "redis-per-claim"}))
       ->capture_default_str();
   app.add_option("--redis", c.redis_url,
                  "with --store=redis: redis://HOST:PORT[/DB] (password: REDIS_PASSWORD or "
                  "redis://:PASSWORD@HOST:PORT)");
+  app.add_option("--redis-pool", c.redis_pool,
+                 "with --store=redis-per-claim: Redis connections, one thread each")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_flag("--replace-campaigns", c.replace_campaigns,
+               "with a shared store: a campaign from --campaigns replaces a different stored "
+               "definition if it has not opened, nothing was issued and nothing is leased");
   app.add_option("--replica-id", c.replica_id,
                  "with --store=redis: this replica's name in lease records (default: host, "
                  "pid and a random suffix, new at every start)");
@@ -52,24 +60,28 @@ ConfigResult parse_config(int argc, char** argv) {
     if (result.exit_code != 0) result.exit_code = 2;
     return result;
   }
-  c.store = store == "redis" ? StoreKind::kRedis : StoreKind::kMemory;
+  c.store = store == "redis"             ? StoreKind::kRedis
+            : store == "redis-per-claim" ? StoreKind::kRedisPerClaim
+                                         : StoreKind::kMemory;
   auto refuse = [&](const std::string& msg) {
     std::cerr << msg << "\n";
     result.should_exit = true;
     result.exit_code = 2;
     return result;
   };
-  if (c.store == StoreKind::kRedis) {
-    if (c.redis_url.empty()) return refuse("--store=redis needs --redis redis://HOST:PORT[/DB]");
+  if (c.store != StoreKind::kMemory) {
+    if (c.redis_url.empty()) {
+      return refuse("--store=" + store + " needs --redis redis://HOST:PORT[/DB]");
+    }
     // Codes minted under a throw-away secret could not be verified by the
     // other replicas or after a restart: refuse rather than mint them.
     if (c.secret_file.empty()) {
-      return refuse(
-          "--store=redis needs --secret-file: every replica and every restart must share one "
-          "MAC secret to verify each other's voucher codes");
+      return refuse("--store=" + store +
+                    " needs --secret-file: every replica and every restart must share one "
+                    "MAC secret to verify each other's voucher codes");
     }
   } else if (!c.redis_url.empty()) {
-    return refuse("--redis is only used with --store=redis");
+    return refuse("--redis is only used with --store=redis or redis-per-claim");
   }
   return result;
 }

@@ -138,7 +138,9 @@ class CreateCampaignCall final
     if (!request_.has_campaign()) return fail(invalid_argument("campaign", "campaign must be set"));
     auto spec = campaign_from_proto(request_.campaign());
     if (!spec) return fail(invalid_argument(spec.error().field, spec.error().message));
-    auto created = core_.engine.create_campaign(std::move(*spec));
+    auto created = core_.engine.create_campaign(
+        std::move(*spec), request_.replace_before_open() ? StoredDefinition::kReplaceBeforeOpen
+                                                         : StoredDefinition::kMustMatch);
     if (!created) {
       const CreateError& e = created.error();
       if (e.outcome == Outcome::kInvalidArgument) {

@@ -16,6 +16,7 @@
 #include "server/config.h"
 #include "server/grpc_server.h"
 #include "server/proto_convert.h"
+#include "server/redis/per_claim_log.h"
 #include "server/redis/redis_claim_log.h"
 
 namespace {
@@ -73,31 +74,48 @@ int run(const Config& config, const sigset_t& signals) {
   SecureRandom random;
   std::unique_ptr<ClaimLog> log;
   redis::RedisClaimLog* redis_log = nullptr;
-  if (config.store == StoreKind::kRedis) {
+  redis::PerClaimRedisLog* baseline_log = nullptr;
+  if (config.store == StoreKind::kMemory) {
+    log = std::make_unique<MemoryClaimLog>();
+  } else {
     auto endpoint = redis::parse_url(config.redis_url, std::getenv("REDIS_PASSWORD"));
     if (!endpoint) {
       log_line("error", endpoint.error());
       return 2;
     }
-    redis::ClaimLogOptions options;
-    options.endpoint = std::move(*endpoint);
-    options.replica_id = config.replica_id.empty() ? default_replica_id() : config.replica_id;
-    auto r = std::make_unique<redis::RedisClaimLog>(std::move(options), encode_campaign_definition);
-    redis_log = r.get();
-    log = std::move(r);
-    redis_log->start();  // connects in the background; not ready until it does
-  } else {
-    log = std::make_unique<MemoryClaimLog>();
+    if (config.store == StoreKind::kRedis) {
+      redis::ClaimLogOptions options;
+      options.endpoint = std::move(*endpoint);
+      options.replica_id = config.replica_id.empty() ? default_replica_id() : config.replica_id;
+      auto r =
+          std::make_unique<redis::RedisClaimLog>(std::move(options), encode_campaign_definition);
+      redis_log = r.get();
+      log = std::move(r);
+      redis_log->start();  // connects in the background; not ready until it does
+    } else {
+      log_line("warn",
+               "--store=redis-per-claim is the benchmark baseline (one Lua call per "
+               "claim, one replica), not a production store");
+      redis::PerClaimLogOptions options;
+      options.endpoint = std::move(*endpoint);
+      options.connections = static_cast<std::size_t>(config.redis_pool);
+      auto r = std::make_unique<redis::PerClaimRedisLog>(std::move(options));
+      baseline_log = r.get();
+      log = std::move(r);
+      baseline_log->start();
+    }
   }
   ClaimEngine engine(*log, clock, random, secret);
   // The store's threads call into the engine's campaigns: stop them before
   // the engine goes, on every way out of this function.
   struct StopStore {
     redis::RedisClaimLog* log;
+    redis::PerClaimRedisLog* baseline;
     ~StopStore() {
       if (log != nullptr) log->stop();
+      if (baseline != nullptr) baseline->stop();
     }
-  } stop_store{redis_log};
+  } stop_store{redis_log, baseline_log};
   std::fill(secret.begin(), secret.end(), 0);
 
   if (!config.campaigns_file.empty()) {
@@ -117,7 +135,9 @@ int run(const Config& config, const sigset_t& signals) {
         spec->starts_at_us = clock.now_us();
         spec->ends_at_us = spec->starts_at_us + (length > 0 ? length : kMicrosPerDay);
       }
-      auto created = engine.create_campaign(std::move(*spec));
+      auto created = engine.create_campaign(
+          std::move(*spec), config.replace_campaigns ? StoredDefinition::kReplaceBeforeOpen
+                                                     : StoredDefinition::kMustMatch);
       if (!created) {
         log_line("error", "campaign \"" + proto.id() + "\" in " + config.campaigns_file + ": " +
                               created.error().field.message);
@@ -145,7 +165,8 @@ int run(const Config& config, const sigset_t& signals) {
     return 1;
   }
   const std::string store_state =
-      redis_log == nullptr     ? "memory"
+      baseline_log != nullptr  ? "redis-per-claim"
+      : redis_log == nullptr   ? "memory"
       : redis_log->connected() ? "redis"
                                : "redis (not connected yet: claims are UNAVAILABLE until it is)";
   log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) +
@@ -157,6 +178,7 @@ int run(const Config& config, const sigset_t& signals) {
            std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   server.shutdown(kDrainGrace);
   if (redis_log != nullptr) redis_log->stop();  // pending writes, then leases go back
+  if (baseline_log != nullptr) baseline_log->stop();
   log_line("info", "stopped");
   return 0;
 }

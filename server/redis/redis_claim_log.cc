@@ -1,11 +1,11 @@
 #include "server/redis/redis_claim_log.h"
 
 #include <algorithm>
-#include <charconv>
 #include <iostream>
 #include <unordered_set>
 
 #include "engine/limits.h"
+#include "server/redis/records.h"
 
 namespace voucherd::redis {
 namespace {
@@ -21,32 +21,50 @@ constexpr auto kFinalRecheck = std::chrono::milliseconds(100);
 // Heartbeat: refreshed every second, expires after 15 s without one.
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
 constexpr int kHeartbeatTtlSeconds = 15;
+// SKUs one lease call asks for (besides a final recheck of all of them).
+constexpr std::size_t kLeaseSkusPerCall = 8;
+// A press naming an empty SKU leases at most this many units of it.
+constexpr std::int64_t kNamedLeaseUnitsMax = 16;
+// Below this many units left in the shared pool, leases shrink to an eighth
+// of what is left.
+constexpr std::int64_t kNearlyGoneUnits = 4 * limits::kLeaseUnitsMax;
+// Units asked per SKU by the final recheck.
+constexpr std::int64_t kRecheckUnits = 16;
 // Local units untouched this long go back to the shared pool, so the last
 // packs of a campaign do not wait in a replica whose crowd has gone.
 constexpr auto kIdleLeaseReturn = std::chrono::milliseconds(250);
 constexpr auto kBackoffMin = std::chrono::milliseconds(50);
 constexpr auto kBackoffMax = std::chrono::milliseconds(2000);
 
-// Fields of a voucher hash, in the order the scripts read them.
-const std::vector<std::string> kVoucherFields = {"s", "si", "m", "r", "k", "f", "i", "e", "st"};
-
 const Script kRegisterScript(R"lua(
--- KEYS: def, stock. ARGV: definition, then (sku, stock) pairs.
--- 2: created; 1: same definition already there; 0: a different one is there.
+-- KEYS: def, opens, stock, issued, leases, leased.
+-- ARGV: definition, opens at (unix us), replace (1 or 0), then (sku, stock) pairs.
+-- 2: created; 1: same definition already there; 3: replaced; a different
+-- definition is there and stays: 0 (no replace asked), -1 (it has opened,
+-- by Redis's clock), -2 (vouchers were issued), -3 (units are leased).
 local cur = redis.call('GET', KEYS[1])
 if cur then
   if cur == ARGV[1] then return 1 end
-  return 0
+  if ARGV[3] ~= '1' then return 0 end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if now >= tonumber(redis.call('GET', KEYS[2]) or '0') then return -1 end
+  if redis.call('EXISTS', KEYS[4]) == 1 then return -2 end
+  if redis.call('HLEN', KEYS[5]) > 0 then return -3 end
+  redis.call('DEL', KEYS[3], KEYS[6])
 end
 redis.call('SET', KEYS[1], ARGV[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[2], ARGV[2])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+if cur then return 3 end
 return 2
 )lua");
 
 const Script kLeaseScript(R"lua(
--- KEYS: stock, leases, leased. ARGV: replica, then (sku, wanted) pairs.
+-- KEYS: stock, leases, leased, returns. ARGV: replica, then (sku, wanted) pairs.
 -- Takes at most what remains (never below zero). Per SKU returns: granted,
--- left in the pool, and units leased to the other replicas.
+-- left in the pool, and units leased to the other replicas; then the count
+-- of reconciliations that gave units back, as of this answer.
 local out = {}
 for i = 2, #ARGV, 2 do
   local f = ARGV[1] .. '|' .. ARGV[i]
@@ -63,6 +81,7 @@ for i = 2, #ARGV, 2 do
   out[#out + 1] = have - g
   out[#out + 1] = all - mine
 end
+out[#out + 1] = tonumber(redis.call('GET', KEYS[4]) or '0')
 return out
 )lua");
 
@@ -86,51 +105,63 @@ return out
 
 const Script kClaimScript(R"lua(
 -- KEYS: issued, leases, leased, then (member, voucher) key pairs, one per claim.
--- ARGV: replica, voucher key prefix, then 10 fields per claim:
---   limit, request_id, code, sku, site, member, kind, face, issued_at, expires_at.
--- Per claim: 0 when written; {held code, held voucher fields...} when the
+-- ARGV: replica, voucher key prefix, then per claim: limit, request_id, code,
+--   sku, voucher record (server/redis/records.h).
+-- Per claim: 0 when written; {held code, held voucher record} when the
 -- member already holds this request or their whole allowance.
+-- A member with an allowance of 1 is a string key holding their code (one
+-- SET NX GET decides it); a larger allowance is a hash: n, last, r:<request>.
+-- Counters are added up over the batch and written once per SKU.
 local out = {}
+local per_sku = {}
+local new_members = 0
 local n = (#KEYS - 3) / 2
+local b = 2
 for i = 1, n do
   local mk = KEYS[2 + 2 * i]
   local vk = KEYS[3 + 2 * i]
-  local b = 2 + (i - 1) * 10
   local limit = tonumber(ARGV[b + 1])
   local rid = ARGV[b + 2]
   local code = ARGV[b + 3]
   local sku = ARGV[b + 4]
   local held = false
   if limit == 1 then
-    held = redis.call('HGET', mk, 'last')
+    held = redis.call('SET', mk, code, 'NX', 'GET')
+    if not held then new_members = new_members + 1 end
   else
     held = redis.call('HGET', mk, 'r:' .. rid)
     if not held and tonumber(redis.call('HGET', mk, 'n') or '0') >= limit then
       held = redis.call('HGET', mk, 'last')
     end
+    if not held then
+      if redis.call('HINCRBY', mk, 'n', 1) == 1 then new_members = new_members + 1 end
+      redis.call('HSET', mk, 'last', code, 'r:' .. rid, code)
+    end
   end
   if held then
     -- The held voucher's key has the campaign's hash tag: same slot as vk.
-    local v = redis.call('HMGET', ARGV[2] .. held, 's', 'si', 'm', 'r', 'k', 'f', 'i', 'e', 'st')
-    table.insert(v, 1, held)
-    out[i] = v
+    out[i] = {held, redis.call('GET', ARGV[2] .. held)}
   else
-    redis.call('HSET', vk, 's', sku, 'si', ARGV[b + 5], 'm', ARGV[b + 6], 'r', rid,
-               'k', ARGV[b + 7], 'f', ARGV[b + 8], 'i', ARGV[b + 9], 'e', ARGV[b + 10], 'st', '1')
-    if redis.call('HINCRBY', mk, 'n', 1) == 1 then redis.call('HINCRBY', KEYS[1], '_members', 1) end
-    redis.call('HSET', mk, 'last', code, 'r:' .. rid, code)
-    redis.call('HINCRBY', KEYS[1], sku, 1)
-    redis.call('HINCRBY', KEYS[2], ARGV[1] .. '|' .. sku, -1)
-    redis.call('HINCRBY', KEYS[3], sku, -1)
+    redis.call('SET', vk, ARGV[b + 5])
+    per_sku[sku] = (per_sku[sku] or 0) + 1
     out[i] = 0
   end
+  b = b + 5
 end
+for sku, k in pairs(per_sku) do
+  redis.call('HINCRBY', KEYS[1], sku, k)
+  redis.call('HINCRBY', KEYS[2], ARGV[1] .. '|' .. sku, -k)
+  redis.call('HINCRBY', KEYS[3], sku, -k)
+end
+if new_members > 0 then redis.call('HINCRBY', KEYS[1], '_members', new_members) end
 return out
 )lua");
 
 const Script kReconcileScript(R"lua(
--- KEYS: stock, leases, leased. ARGV: replicas that are gone.
--- Moves their outstanding leased units back to the shared stock.
+-- KEYS: stock, leases, leased, returns. ARGV: replicas that are gone.
+-- Moves their outstanding leased units back to the shared stock, and counts
+-- the reconciliation in `returns` if it gave any back (replicas that found
+-- their SKUs sold out look again when that count moves).
 local gone = {}
 for i = 1, #ARGV do gone[ARGV[i]] = true end
 local out = {}
@@ -149,52 +180,18 @@ for i = 1, #all, 2 do
     out[#out + 1] = math.max(n, 0)
   end
 end
+if #out > 0 then redis.call('INCR', KEYS[4]) end
 return out
 )lua");
 
 std::string key(std::string_view campaign_id, std::string_view suffix) {
-  std::string k;
-  k.reserve(6 + campaign_id.size() + suffix.size());
-  k.append("vd:{").append(campaign_id).append("}:").append(suffix);
-  return k;
+  return campaign_key("vd:", campaign_id, suffix);
 }
 std::string member_key(std::string_view campaign_id, std::string_view member) {
   return key(campaign_id, "m:") + std::string(member);
 }
 std::string voucher_prefix(std::string_view campaign_id) { return key(campaign_id, "v:"); }
 std::string heartbeat_key(std::string_view replica) { return "vd:replica:" + std::string(replica); }
-
-std::int64_t to_int(const Reply& r) {
-  if (r.type == Reply::Type::kInteger) return r.integer;
-  if (r.type == Reply::Type::kString) {
-    std::int64_t v = 0;
-    std::from_chars(r.str.data(), r.str.data() + r.str.size(), v);
-    return v;
-  }
-  return 0;
-}
-
-// A voucher record from HMGET fields (kVoucherFields order); nullptr if the
-// voucher does not exist.
-VoucherPtr voucher_from(std::string_view campaign_id, std::string code, const std::vector<Reply>& f,
-                        std::size_t first) {
-  if (f.size() < first + kVoucherFields.size() || f[first].type != Reply::Type::kString) {
-    return nullptr;
-  }
-  auto v = std::make_shared<VoucherRecord>();
-  v->code = std::move(code);
-  v->campaign_id = std::string(campaign_id);
-  v->sku_id = f[first + 0].str;
-  v->site_id = f[first + 1].str;
-  v->member_id = f[first + 2].str;
-  v->request_id = f[first + 3].str;
-  v->sku_kind = static_cast<SkuKind>(std::clamp<std::int64_t>(to_int(f[first + 4]), 0, 4));
-  v->face_value_cents = to_int(f[first + 5]);
-  v->issued_at_us = to_int(f[first + 6]);
-  v->expires_at_us = to_int(f[first + 7]);
-  v->state = static_cast<VoucherState>(std::clamp<std::int64_t>(to_int(f[first + 8]), 1, 4));
-  return v;
-}
 
 void log_warning(const std::string& msg) { std::cerr << "voucherd warn: " << msg << std::endl; }
 
@@ -229,34 +226,66 @@ void RedisClaimLog::stop() {
 
 bool RedisClaimLog::register_campaign(Connection& conn, Campaign& c, std::string* conflict) {
   const CampaignSpec& spec = *c.spec;
-  std::vector<std::string> args{encode_campaign_(spec)};
+  const bool replace = c.stored == StoredDefinition::kReplaceBeforeOpen;
+  std::vector<std::string> args{encode_campaign_(spec), std::to_string(spec.starts_at_us),
+                                replace ? "1" : "0"};
   for (const SkuSpec& sku : spec.skus) {
     args.push_back(sku.id);
     args.push_back(std::to_string(sku.stock));
   }
-  auto r = conn.eval(kRegisterScript, {key(spec.id, "def"), key(spec.id, "stock")}, args);
+  auto r = conn.eval(kRegisterScript,
+                     {key(spec.id, "def"), key(spec.id, "opens"), key(spec.id, "stock"),
+                      key(spec.id, "issued"), key(spec.id, "leases"), key(spec.id, "leased")},
+                     args);
   if (!r || r->is_error()) return false;
-  if (r->integer == 0) {
-    *conflict = "campaign \"" + spec.id + "\" exists in Redis with a different definition";
-    return false;
+  const std::string different =
+      "campaign \"" + spec.id + "\" exists in Redis with a different definition";
+  switch (r->integer) {
+    case 0:
+      *conflict = different +
+                  " (before it opens, --replace-campaigns or CreateCampaign's replace_before_open "
+                  "replace it)";
+      return false;
+    case -1:
+      *conflict = different + ", and it has opened: it can no longer be replaced";
+      return false;
+    case -2:
+      *conflict = different + ", and vouchers of it were issued: it can no longer be replaced";
+      return false;
+    case -3:
+      *conflict = different + ", and replicas hold leased units of it: it cannot be replaced";
+      return false;
+    case 3:
+      log_warning("campaign \"" + spec.id + "\": replaced its definition in Redis (not open yet)");
+      break;
+    default:
+      break;
   }
   c.registered = true;
   return true;
 }
 
 std::expected<void, std::string> RedisClaimLog::open_campaign(const CampaignSpec& spec,
-                                                              CampaignStock& stock) {
+                                                              CampaignStock& stock,
+                                                              StoredDefinition stored) {
   auto c = std::make_unique<Campaign>();
   c->spec = &spec;
   c->stock = &stock;
-  c->block.assign(spec.skus.size(), 0);
+  c->stored = stored;
+  c->known_left.assign(spec.skus.size(), 0);
+  c->final.assign(spec.skus.size(), false);
+  // Replicas start leasing at different SKUs, so they do not all draw on one.
+  c->cursor = std::hash<std::string>{}(options_.replica_id) % spec.skus.size();
+  c->elsewhere.assign(spec.skus.size(), 0);
   c->dropped.assign(spec.skus.size(), 0);
   c->next_final_check.assign(spec.skus.size(), Clock::now());
   c->last_available.assign(spec.skus.size(), 0);
   c->last_change.assign(spec.skus.size(), Clock::now());
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
-    // First block: an eighth of the SKU's stock, at most kLeaseUnitsMax.
-    c->block[i] = std::clamp<std::int64_t>(spec.skus[i].stock / 8, 1, limits::kLeaseUnitsMax);
+    c->known_left[i] = spec.skus[i].stock;
+    // A SKU without stock never gets any: it is sold out from the start.
+    c->final[i] = spec.skus[i].stock == 0;
+    if (c->final[i]) stock.set_final(static_cast<std::uint32_t>(i), true);
   }
   // Register now if Redis is reachable, so a conflicting definition is
   // refused at once; otherwise the lease keeper registers it later.
@@ -373,7 +402,7 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
     std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases"), key(cid, "leased")};
     std::vector<std::string> args{options_.replica_id, voucher_prefix(cid)};
     keys.reserve(3 + 2 * writes.size());
-    args.reserve(2 + 10 * writes.size());
+    args.reserve(2 + 5 * writes.size());
     for (const ClaimLogWrite* w : writes) {
       const VoucherRecord& v = *w->voucher;
       keys.push_back(member_key(cid, v.member_id));
@@ -382,19 +411,12 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
       args.push_back(v.request_id);
       args.push_back(v.code);
       args.push_back(v.sku_id);
-      args.push_back(v.site_id);
-      args.push_back(v.member_id);
-      args.push_back(std::to_string(static_cast<int>(v.sku_kind)));
-      args.push_back(std::to_string(v.face_value_cents));
-      args.push_back(std::to_string(v.issued_at_us));
-      args.push_back(std::to_string(v.expires_at_us));
+      args.push_back(encode_voucher(v));
     }
     commands.push_back(Connection::evalsha(kClaimScript, keys, args));
   }
   for (const Lookup& l : lookups) {
-    Command cmd{"HMGET", voucher_prefix(l.campaign_id) + l.code};
-    cmd.insert(cmd.end(), kVoucherFields.begin(), kVoucherFields.end());
-    commands.push_back(std::move(cmd));
+    commands.push_back({"GET", voucher_prefix(l.campaign_id) + l.code});
   }
 
   auto replies = writer_conn_->pipeline(commands);
@@ -429,8 +451,8 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
         continue;
       }
       VoucherPtr held;
-      if (one.type == Reply::Type::kArray && !one.elements.empty()) {
-        held = voucher_from(groups[g].first, one.elements[0].str, one.elements, 1);
+      if (one.type == Reply::Type::kArray && one.elements.size() == 2) {
+        held = decode_voucher(groups[g].first, one.elements[0].str, one.elements[1].str);
       }
       // A held code whose record is missing would mean a corrupted store:
       // refuse to guess, and let the caller retry.
@@ -440,8 +462,8 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
   }
   for (std::size_t i = 0; i < lookups.size(); ++i) {
     const Reply& r = (*replies)[groups.size() + i];
-    VoucherPtr v = r.type == Reply::Type::kArray
-                       ? voucher_from(lookups[i].campaign_id, lookups[i].code, r.elements, 0)
+    VoucherPtr v = r.type == Reply::Type::kString
+                       ? decode_voucher(lookups[i].campaign_id, lookups[i].code, r.str)
                        : nullptr;
     const LookupStatus status = v              ? LookupStatus::kFound
                                 : r.is_error() ? LookupStatus::kUnavailable
@@ -452,32 +474,85 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
 
 // ------------------------------------------------------------------ leases
 
-void RedisClaimLog::top_up(Connection& conn, Campaign& c, bool check_final) {
+void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
   const CampaignSpec& spec = *c.spec;
+  const std::size_t n = spec.skus.size();
+  const auto now = Clock::now();
+  c.named.clear();
+  const bool missed = c.stock->take_missed(c.named);
   std::vector<std::string> args{options_.replica_id};
   std::vector<std::size_t> skus;
-  const auto now = Clock::now();
-  // Lease only where there is demand: claims went unserved since the last
-  // look, or units here moved recently. An idle replica holds nothing.
-  const bool missed = c.stock->take_missed();
-  for (std::size_t i = 0; i < spec.skus.size(); ++i) {
-    const bool busy = now - c.last_change[i] < kIdleLeaseReturn;
-    if (!missed && !busy) continue;
-    const auto sku = static_cast<std::uint32_t>(i);
-    const std::int64_t low_water =
-        std::max<std::int64_t>(1, c.block[i] / limits::kLeaseLowWaterDivisor);
-    if (c.stock->available(sku) >= low_water) continue;  // enough units here
-    // The shared pool was empty at the last look: ask again only now and then.
-    if (c.block[i] == 0 && !(check_final && now >= c.next_final_check[i])) continue;
-    const std::int64_t want = std::max<std::int64_t>(c.block[i], 1);
+  auto asked = [&](std::size_t i) { return std::find(skus.begin(), skus.end(), i) != skus.end(); };
+  auto ask = [&](std::size_t i, std::int64_t want) {
     args.push_back(spec.skus[i].id);
     args.push_back(std::to_string(want));
     skus.push_back(i);
+  };
+
+  // 1. SKUs that presses named and found empty: a small lease each. A SKU
+  //    whose pool was empty at the last look is asked again now and then.
+  for (const std::uint32_t i : c.named) {
+    if (skus.size() >= kLeaseSkusPerCall || c.stock->available(i) > 0) continue;
+    if (c.known_left[i] == 0 && now < c.next_final_check[i]) continue;
+    ask(i, std::clamp<std::int64_t>(c.known_left[i] / 4, 1, kNamedLeaseUnitsMax));
+  }
+
+  // 2. Presses for any SKU: keep this replica's units above the low-water
+  //    mark while there is demand (a press found nothing, or units moved in
+  //    the last kIdleLeaseReturn). An idle replica holds nothing.
+  //    Units come from as few SKUs as possible, so that a batch of claims
+  //    touches few SKUs and its counters are updated once per SKU.
+  const bool busy = now - c.last_busy < kIdleLeaseReturn;
+  if (missed || busy) {
+    std::int64_t here = 0;
+    std::int64_t pool = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      here += c.stock->available(static_cast<std::uint32_t>(i));
+      pool += c.known_left[i];
+    }
+    if (here < limits::kLeaseUnitsMax / limits::kLeaseLowWaterDivisor) {
+      // Nearly gone: lease an eighth of what is left, so that the last
+      // packs spread thin over the replicas instead of sitting in one.
+      std::int64_t need = pool < kNearlyGoneUnits ? std::max<std::int64_t>(1, pool / 8)
+                                                  : limits::kLeaseUnitsMax - here;
+      for (std::size_t k = 0; k < n && need > 0 && skus.size() < kLeaseSkusPerCall; ++k) {
+        const std::size_t i = (c.cursor + k) % n;
+        if (c.known_left[i] <= 0 || asked(i)) continue;
+        // Another replica draws on this SKU too: take a quarter of it at most.
+        const std::int64_t cap =
+            c.elsewhere[i] > 0 ? std::max<std::int64_t>(1, c.known_left[i] / 4) : c.known_left[i];
+        const std::int64_t want = std::min(need, cap);
+        ask(i, want);
+        need -= want;
+        c.cursor = i;
+      }
+      // 3. No unit known anywhere: look again now and then for units that
+      //    came back. SKUs not final yet (units still leased elsewhere,
+      //    which come back when that replica goes idle) are asked again;
+      //    once all are final (sold out), one GET tells whether a
+      //    reconciliation gave units back since, and only then are all
+      //    asked. Presses on a sold-out campaign cost Redis nothing more.
+      if (skus.empty() && pool == 0 && missed && now >= c.next_recheck) {
+        c.next_recheck = now + kFinalRecheck;
+        for (std::size_t i = 0; i < n; ++i) {
+          if (!c.final[i]) ask(i, kRecheckUnits);
+        }
+        if (skus.empty()) {
+          auto returns = conn.command({"GET", key(spec.id, "returns")});
+          if (returns && to_int(*returns) != c.returns_seen) {
+            for (std::size_t i = 0; i < n; ++i) ask(i, kRecheckUnits);
+          }
+        }
+      }
+    }
   }
   if (skus.empty()) return;
+
   auto r = conn.eval(kLeaseScript,
-                     {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, args);
-  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 3 * skus.size()) {
+                     {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased"),
+                      key(spec.id, "returns")},
+                     args);
+  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 3 * skus.size() + 1) {
     if (!r || (r->type != Reply::Type::kError)) {
       // The answer was lost: the lease may have been granted. Count what we
       // asked for as dropped; handing it back later returns only what our
@@ -495,16 +570,17 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c, bool check_final) {
     const std::int64_t left = to_int(r->elements[3 * k + 1]);
     const std::int64_t elsewhere = to_int(r->elements[3 * k + 2]);
     if (granted > 0) c.stock->add_units(sku, granted);
-    // Next block: an eighth of what is left, so the last packs spread thin
-    // over replicas instead of sitting in one.
-    c.block[i] = std::clamp<std::int64_t>(left / 8, left > 0 ? 1 : 0, limits::kLeaseUnitsMax);
+    c.known_left[i] = left;
+    c.elsewhere[i] = elsewhere;
     // Final once the pool is empty and no other replica holds a lease: an
     // empty local counter then means sold out. While others still hold
     // units, presses here hear STOCK_REFILLING (retry) instead, and the
     // units come back when those replicas go idle (or are reconciled).
-    c.stock->set_final(sku, left == 0 && elsewhere <= 0);
+    c.final[i] = left == 0 && elsewhere <= 0;
+    c.stock->set_final(sku, c.final[i]);
     if (left == 0) c.next_final_check[i] = now + kFinalRecheck;
   }
+  c.returns_seen = to_int(r->elements.back());
 }
 
 void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
@@ -540,6 +616,7 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
     if (here != c.last_available[i]) {
       c.last_available[i] = here;
       c.last_change[i] = now;
+      c.last_busy = now;
       continue;
     }
     if (here == 0 || now - c.last_change[i] < kIdleLeaseReturn) continue;
@@ -549,8 +626,7 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
     args.push_back(std::to_string(n));
     c.last_available[i] = 0;
     c.last_change[i] = now - kIdleLeaseReturn;  // idle: no refill without demand
-    // Lease small again next time: this SKU is not busy here.
-    c.block[i] = 1;
+    c.known_left[i] += n;
     c.next_final_check[i] = now;
   }
   if (args.size() == 1) return;
@@ -589,6 +665,7 @@ void RedisClaimLog::drop_local_units() {
       const auto sku = static_cast<std::uint32_t>(i);
       c->dropped[i] += c->stock->take_units(sku, INT64_MAX);
       c->stock->set_final(sku, false);
+      c->final[i] = false;
     }
   }
 }
@@ -645,7 +722,7 @@ void RedisClaimLog::lease_loop() {
           return_units(*conn, *c);  // what we dropped while Redis was away
         }
         return_idle_units(*conn, *c);
-        top_up(*conn, *c, /*check_final=*/true);
+        top_up(*conn, *c);
         if (conn->broken()) break;
       }
     }
@@ -702,9 +779,10 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
   }
   std::vector<std::int64_t> returned(spec.skus.size(), 0);
   if (gone.empty()) return returned;
-  auto r =
-      (*conn)->eval(kReconcileScript,
-                    {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased")}, gone);
+  auto r = (*conn)->eval(kReconcileScript,
+                         {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased"),
+                          key(spec.id, "returns")},
+                         gone);
   if (!r) return std::unexpected(r.error());
   if (r->is_error()) return std::unexpected("reconcile script failed: " + r->str);
   for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {

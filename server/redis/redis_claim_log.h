@@ -62,8 +62,8 @@ class RedisClaimLog final : public ClaimLog {
 
   [[nodiscard]] bool connected() const { return connected_.load(std::memory_order_acquire); }
 
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
-                                                 CampaignStock& stock) override;
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                 StoredDefinition stored) override;
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
@@ -86,13 +86,23 @@ class RedisClaimLog final : public ClaimLog {
   struct Campaign {
     const CampaignSpec* spec;
     CampaignStock* stock;
-    std::vector<std::int64_t> block;    // next lease size per SKU
+    // Per SKU, from the latest lease answer: units left in the shared pool,
+    // and units leased to other replicas.
+    std::vector<std::int64_t> known_left;
+    std::vector<std::int64_t> elsewhere;
+    std::vector<bool> final;            // as last told to the engine
+    std::int64_t returns_seen = 0;      // vd:{C}:returns as of the latest lease answer
     std::vector<std::int64_t> dropped;  // units forgotten on a disconnect
     std::vector<std::chrono::steady_clock::time_point> next_final_check;
     // Idle leases go back to the shared pool, so units do not sit in a
     // replica nobody is claiming through while others are sold out.
     std::vector<std::int64_t> last_available;
     std::vector<std::chrono::steady_clock::time_point> last_change;
+    std::chrono::steady_clock::time_point last_busy{};  // latest local change of any SKU
+    std::chrono::steady_clock::time_point next_recheck{};
+    std::size_t cursor = 0;            // where the next lease starts looking
+    std::vector<std::uint32_t> named;  // scratch: SKUs presses named and found empty
+    StoredDefinition stored = StoredDefinition::kMustMatch;
     bool registered = false;
   };
 
@@ -101,7 +111,7 @@ class RedisClaimLog final : public ClaimLog {
   void write_batch(std::vector<ClaimLogWrite*>& claims, std::vector<Lookup>& lookups);
   bool ensure_writer_connection();
   bool register_campaign(Connection& conn, Campaign& c, std::string* conflict);
-  void top_up(Connection& conn, Campaign& c, bool check_final);
+  void top_up(Connection& conn, Campaign& c);
   void return_units(Connection& conn, Campaign& c);
   void return_idle_units(Connection& conn, Campaign& c);
   void drop_local_units();

@@ -198,4 +198,14 @@ std::expected<Reply, std::string> Connection::eval(const Script& script,
   return command(evalsha(script, keys, args));
 }
 
+std::int64_t to_int(const Reply& r) {
+  if (r.type == Reply::Type::kInteger) return r.integer;
+  if (r.type == Reply::Type::kString) {
+    std::int64_t v = 0;
+    std::from_chars(r.str.data(), r.str.data() + r.str.size(), v);
+    return v;
+  }
+  return 0;
+}
+
 }  // namespace voucherd::redis

@@ -97,6 +97,9 @@ class Connection {
   bool broken_ = false;
 };
 
+// An integer from an integer reply or a numeric string reply; 0 otherwise.
+[[nodiscard]] std::int64_t to_int(const Reply& r);
+
 [[nodiscard]] inline bool is_noscript(const Reply& r) {
   return r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0;
 }

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "bench/storm.h"
+#include "server/redis/records.h"
 #include "server/redis/redis_connection.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/voucherd_process.h"
@@ -102,16 +103,17 @@ int missing_in_redis(const RedisServer& redis, const std::string& campaign, cons
                                          std::chrono::milliseconds(5000));
   if (!conn) return -1;
   std::vector<redis::Command> cmds;
-  std::vector<const std::string*> members;
+  std::vector<std::pair<const std::string*, const std::string*>> expected;  // code, member
   for (const auto& [code, member] : a.member_by_code) {
-    cmds.push_back({"HGET", "vd:{" + campaign + "}:v:" + code, "m"});
-    members.push_back(&member);
+    cmds.push_back({"GET", "vd:{" + campaign + "}:v:" + code});
+    expected.emplace_back(&code, &member);
   }
   auto replies = (*conn)->pipeline(cmds);
   if (!replies) return -1;
   int missing = 0;
   for (std::size_t i = 0; i < replies->size(); ++i) {
-    if ((*replies)[i].str != *members[i]) ++missing;
+    const VoucherPtr v = redis::decode_voucher(campaign, *expected[i].first, (*replies)[i].str);
+    if (!v || v->member_id != *expected[i].second) ++missing;
   }
   return missing;
 }
@@ -309,7 +311,10 @@ TEST(RedisEndToEnd, UnreachableRedisIsUnavailableThenRecovers) {
   }
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_FALSE(out.already_claimed());
-  EXPECT_EQ(redis.cli({"HGET", "vd:{small}:v:" + out.voucher().code(), "m"}), "member-1");
+  const VoucherPtr stored = redis::decode_voucher(
+      "small", out.voucher().code(), redis.cli({"GET", "vd:{small}:v:" + out.voucher().code()}));
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->member_id, "member-1");
   EXPECT_EQ(replica.stop(SIGTERM), std::optional<int>(0));
 }
 

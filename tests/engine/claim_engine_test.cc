@@ -81,9 +81,9 @@ class RecordingLookup final : public VoucherLookupOp {
 // be turned away before touching storage).
 class CountingClaimLog final : public ClaimLog {
  public:
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
-                                                 CampaignStock& stock) override {
-    return memory.open_campaign(spec, stock);
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                 StoredDefinition stored) override {
+    return memory.open_campaign(spec, stock, stored);
   }
   void append_claim(ClaimLogWrite& write) override {
     appends.fetch_add(1, std::memory_order_relaxed);
@@ -611,9 +611,9 @@ TEST_F(ClaimEngineTest, CampaignStatsAreExact) {
 // kWritten appends go through to a MemoryClaimLog, so they can be looked up.
 class DeferredClaimLog final : public ClaimLog {
  public:
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
-                                                 CampaignStock& stock) override {
-    return memory_.open_campaign(spec, stock);
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                 StoredDefinition stored) override {
+    return memory_.open_campaign(spec, stock, stored);
   }
   void append_claim(ClaimLogWrite& write) override {
     std::lock_guard lock(mu_);

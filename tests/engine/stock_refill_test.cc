@@ -2,7 +2,8 @@
 // hands out stock in blocks (as the Redis log's leases do): an empty SKU that
 // is not final answers STOCK_REFILLING (retry), never SOLD_OUT; units added
 // later are claimable; once every SKU is final and empty the campaign is
-// SOLD_OUT; and take_units() hands unclaimed units back without going below
+// SOLD_OUT; presses that find no unit raise the demand signal (any SKU,
+// and each SKU named); and take_units() hands unclaimed units back without going below
 // zero.
 #include <gtest/gtest.h>
 
@@ -15,8 +16,8 @@ namespace {
 // The memory log's storage, but stock arrives only when the test says so.
 class ManualStockLog final : public ClaimLog {
  public:
-  std::expected<void, std::string> open_campaign(const CampaignSpec&,
-                                                 CampaignStock& stock) override {
+  std::expected<void, std::string> open_campaign(const CampaignSpec&, CampaignStock& stock,
+                                                 StoredDefinition /*stored*/) override {
     stock_ = &stock;
     return {};
   }
@@ -67,8 +68,18 @@ TEST(StockRefill, EmptyButNotFinalIsRefillingThenSoldOutWhenFinal) {
   ASSERT_TRUE(engine.create_campaign(two_skus()).has_value());
   ASSERT_NE(log.stock_, nullptr);
 
+  std::vector<std::uint32_t> named;
+  EXPECT_FALSE(log.stock_->take_missed(named));  // no demand yet
+  EXPECT_TRUE(named.empty());
   EXPECT_EQ(press(engine, "m-0"), Outcome::kStockRefilling);
   EXPECT_EQ(press(engine, "m-0", "sku-b"), Outcome::kStockRefilling);
+  EXPECT_EQ(press(engine, "m-9", "sku-b"), Outcome::kStockRefilling);
+  // The demand signal: a press for any SKU, and sku-b named (once).
+  EXPECT_TRUE(log.stock_->take_missed(named));
+  EXPECT_EQ(named, std::vector<std::uint32_t>{1});
+  named.clear();
+  EXPECT_FALSE(log.stock_->take_missed(named));  // cleared by the look
+  EXPECT_TRUE(named.empty());
 
   log.stock_->add_units(0, 2);  // a lease of two units of sku-a
   EXPECT_EQ(press(engine, "m-1"), Outcome::kOk);

@@ -12,12 +12,14 @@
 
 #include <future>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "engine/claim_engine.h"
 #include "server/proto_convert.h"
+#include "server/redis/records.h"
 #include "tests/support/redis_server.h"
 
 namespace voucherd::testing {
@@ -107,8 +109,13 @@ TEST(RedisClaimLog, RecordsVouchersAllowancesAndAnswersRepeats) {
   const ClaimResult first = r.claim("member-1");
   ASSERT_EQ(first.outcome, Outcome::kOk);
   const std::string code = first.voucher->code;
-  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:v:" + code, "m"}), "member-1");
-  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-1", "last"}), code);
+  const VoucherPtr stored =
+      redis::decode_voucher("gd-redis", code, redis_server.cli({"GET", "vd:{gd-redis}:v:" + code}));
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->member_id, "member-1");
+  EXPECT_EQ(stored->sku_id, first.voucher->sku_id);
+  EXPECT_EQ(stored->state, VoucherState::kIssued);
+  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:m:member-1"}), code);  // allowance 1
 
   const ClaimResult again = r.claim("member-1");
   EXPECT_EQ(again.outcome, Outcome::kAlreadyClaimed);
@@ -123,6 +130,44 @@ TEST(RedisClaimLog, RecordsVouchersAllowancesAndAnswersRepeats) {
   auto counts = r.log.read_counts(r.engine.find_campaign("gd-redis")->spec());
   ASSERT_TRUE(counts.has_value()) << counts.error();
   EXPECT_EQ(counts->issued[0] + counts->issued[1], 1);
+}
+
+TEST(RedisClaimLog, AllowanceAboveOneIsDecidedInRedisAcrossReplicas) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  CampaignSpec spec = campaign(20, 20);
+  spec.per_member_limit = 3;
+  Replica a(redis_server.url(), "replica-a", spec);
+  Replica b(redis_server.url(), "replica-b", spec);
+  ASSERT_TRUE(a.created && b.created);
+
+  // Three requests over two replicas: three different vouchers.
+  const ClaimResult r1 = a.claim("member-9", "req-1");
+  const ClaimResult r2 = b.claim("member-9", "req-2");
+  const ClaimResult r3 = a.claim("member-9", "req-3");
+  ASSERT_EQ(r1.outcome, Outcome::kOk);
+  ASSERT_EQ(r2.outcome, Outcome::kOk);
+  ASSERT_EQ(r3.outcome, Outcome::kOk);
+  EXPECT_NE(r1.voucher->code, r2.voucher->code);
+  EXPECT_NE(r2.voucher->code, r3.voucher->code);
+
+  // A retry of req-2 on the replica that did not issue it: the same voucher.
+  const ClaimResult retry = a.claim("member-9", "req-2");
+  EXPECT_EQ(retry.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(retry.voucher->code, r2.voucher->code);
+  // A fourth request is over the allowance: answered with the latest voucher.
+  const ClaimResult fourth = b.claim("member-9", "req-4");
+  EXPECT_EQ(fourth.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(fourth.voucher->code, r3.voucher->code);
+
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-9", "n"}), "3");
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-9", "r:req-2"}), r2.voucher->code);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "_members"}), "1");
+  auto issued = [&](const char* sku) {
+    const std::string n = redis_server.cli({"HGET", "vd:{gd-redis}:issued", sku});
+    return n.empty() ? 0 : std::stoll(n);
+  };
+  EXPECT_EQ(issued("sku-a") + issued("sku-b"), 3);
 }
 
 TEST(RedisClaimLog, ThreeReplicasIssueExactlyTheStock) {
@@ -214,6 +259,61 @@ TEST(RedisClaimLog, RestartedReplicaSeesWhatWasIssuedAndStopReturnsLeases) {
   EXPECT_EQ(created.error().outcome, Outcome::kCampaignExists);
 }
 
+TEST(RedisClaimLog, ReplacesAStoredDefinitionOnlyBeforeItOpensAndWhenAsked) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  const UnixMicros tomorrow = SystemClock{}.now_us() + kMicrosPerDay;
+  CampaignSpec first = campaign(10, 10);
+  first.starts_at_us = tomorrow;
+  {
+    Replica r(redis_server.url(), "first", first);
+    ASSERT_TRUE(r.created);
+  }
+  CampaignSpec second = first;
+  second.skus[0].stock = 25;
+  const std::string def_before = redis_server.cli({"GET", "vd:{gd-redis}:def"});
+
+  SystemClock clock;
+  SecureRandom random;
+  {
+    // Not asked to replace: refused, and Redis keeps the first definition.
+    redis::RedisClaimLog log(Replica::make_options(redis_server.url(), "keep"),
+                             encode_campaign_definition);
+    ClaimEngine engine(log, clock, random, kSecret);
+    auto refused = engine.create_campaign(second);
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().outcome, Outcome::kCampaignExists);
+    EXPECT_NE(refused.error().field.message.find("replace_before_open"), std::string::npos)
+        << refused.error().field.message;
+    EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:def"}), def_before);
+    EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"}), "10");
+  }
+  {
+    // Asked, and not open yet: replaced, with the new stock.
+    redis::RedisClaimLog log(Replica::make_options(redis_server.url(), "replace"),
+                             encode_campaign_definition);
+    ClaimEngine engine(log, clock, random, kSecret);
+    ASSERT_TRUE(engine.create_campaign(second, StoredDefinition::kReplaceBeforeOpen).has_value());
+    EXPECT_NE(redis_server.cli({"GET", "vd:{gd-redis}:def"}), def_before);
+    EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"}), "25");
+    EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-b"}), "10");
+  }
+  // Once it has opened (by Redis's clock), no replacement.
+  EXPECT_EQ(redis_server.cli({"SET", "vd:{gd-redis}:opens", "1"}), "OK");
+  {
+    CampaignSpec third = second;
+    third.skus[1].stock = 99;
+    redis::RedisClaimLog log(Replica::make_options(redis_server.url(), "late"),
+                             encode_campaign_definition);
+    ClaimEngine engine(log, clock, random, kSecret);
+    auto refused = engine.create_campaign(third, StoredDefinition::kReplaceBeforeOpen);
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_NE(refused.error().field.message.find("has opened"), std::string::npos)
+        << refused.error().field.message;
+    EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-b"}), "10");
+  }
+}
+
 TEST(RedisClaimLog, RedisDownMeansUnavailableThenRecovers) {
   TempDir dir;
   RedisServer redis_server(dir);
@@ -248,12 +348,32 @@ TEST(RedisClaimLog, ReconcileReturnsUnitsOfReplicasThatAreGone) {
   EXPECT_NE(redis_server.cli({"HINCRBY", "vd:{gd-redis}:stock", "sku-a", "-30"}), "");
   EXPECT_EQ(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leases", "dead-replica|sku-a", "30"}),
             "30");
-  const auto before = std::stoll(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"}));
+  EXPECT_NE(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leased", "sku-a", "30"}), "");
+  // The live replica keeps leasing meanwhile: read the pool, the live
+  // leases and the issued count in one atomic step.
+  auto accounted = [&] {
+    return redis_server.cli(
+        {"EVAL",
+         // (cli() quotes arguments with ', so the script uses ")
+         "local function n(k, f) return tonumber(redis.call(\"HGET\", k, f) or \"0\") end "
+         "return {n(KEYS[1], \"sku-a\"), n(KEYS[2], \"live|sku-a\"), n(KEYS[3], \"sku-a\"), "
+         "n(KEYS[4], \"sku-a\")}",
+         "4", "vd:{gd-redis}:stock", "vd:{gd-redis}:leases", "vd:{gd-redis}:issued",
+         "vd:{gd-redis}:leased"});
+  };
+  auto total = [](const std::string& four) {  // pool + live lease + issued, and leased
+    std::istringstream in(four);
+    std::int64_t pool = 0, live_lease = 0, issued = 0, leased = 0;
+    in >> pool >> live_lease >> issued >> leased;
+    return std::pair{pool + live_lease + issued, leased - live_lease};
+  };
+  EXPECT_EQ(total(accounted()), (std::pair<std::int64_t, std::int64_t>{70, 30}));
 
   auto returned = live.log.reconcile(live.engine.find_campaign("gd-redis")->spec());
   ASSERT_TRUE(returned.has_value()) << returned.error();
   EXPECT_EQ((*returned)[0], 30);
-  EXPECT_EQ(std::stoll(redis_server.cli({"HGET", "vd:{gd-redis}:stock", "sku-a"})), before + 30);
+  // Every unit is accounted for again, and nothing is leased to the dead.
+  EXPECT_EQ(total(accounted()), (std::pair<std::int64_t, std::int64_t>{100, 0}));
   EXPECT_EQ(redis_server.cli({"HEXISTS", "vd:{gd-redis}:leases", "dead-replica|sku-a"}), "0");
   EXPECT_EQ(redis_server.cli({"HEXISTS", "vd:{gd-redis}:leases", "live|sku-a"}), "1");
 

@@ -1,0 +1,73 @@
+// per_claim_log.h — the benchmark baseline: the claim log written the way
+// most flash-sale services write it. Every claim is one Lua script call of
+// its own (check the member, check and decrement the SKU's stock, write the
+// voucher), sent from a pool of connections, one blocking round trip per
+// claim, no batching and no leasing.
+//
+// It exists to be measured against RedisClaimLog behind the same gRPC front
+// (bench/compare_stores.sh, --store=redis-per-claim). It serves one replica:
+// the engine gets the whole stock at open, and the script's stock check only
+// guards the shared record. Keys use the prefix "vdb:" so a baseline run
+// never touches the real store's keys.
+//
+// Thread-safety: every public method may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "engine/claim_log.h"
+#include "server/redis/redis_connection.h"
+
+namespace voucherd::redis {
+
+struct PerClaimLogOptions {
+  Endpoint endpoint;
+  std::size_t connections = 16;  // worker threads, one connection each
+  std::chrono::milliseconds io_timeout{2000};
+  std::size_t queue_max = 0;  // 0: limits::kClaimLogQueueMax
+};
+
+class PerClaimRedisLog final : public ClaimLog {
+ public:
+  explicit PerClaimRedisLog(PerClaimLogOptions options);
+  ~PerClaimRedisLog() override;
+
+  void start();
+  // Lets queued calls finish, then stops the workers.
+  void stop();
+
+  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                 StoredDefinition stored) override;
+  void append_claim(ClaimLogWrite& write) override;
+  void find_voucher(std::string_view campaign_id, std::string_view code,
+                    VoucherLookup& lookup) override;
+
+ private:
+  struct Lookup {
+    std::string campaign_id;
+    std::string code;
+    VoucherLookup* lookup;
+  };
+  using Job = std::variant<ClaimLogWrite*, Lookup>;
+
+  void worker_loop();
+  void run_claim(Connection& conn, ClaimLogWrite& write);
+  void run_lookup(Connection& conn, const Lookup& lookup);
+  bool enqueue(Job job);
+
+  PerClaimLogOptions options_;
+  std::size_t queue_max_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Job> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace voucherd::redis

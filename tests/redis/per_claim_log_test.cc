@@ -1,0 +1,85 @@
+// per_claim_log_test — the benchmark baseline (one Lua call per claim) on a
+// real redis-server records vouchers, decides repeats in Redis, finds codes,
+// and never issues beyond the stock.
+#include "server/redis/per_claim_log.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <unordered_set>
+
+#include "engine/claim_engine.h"
+#include "tests/support/redis_server.h"
+
+namespace voucherd::testing {
+namespace {
+
+struct WaitedClaim final : ClaimOp {
+  std::promise<ClaimResult> done;
+  void on_claim_done(const ClaimResult& r) override { done.set_value(r); }
+};
+
+struct WaitedLookup final : VoucherLookupOp {
+  std::promise<Outcome> done;
+  void on_lookup_done(Outcome o, VoucherPtr, VoucherState) override { done.set_value(o); }
+};
+
+CampaignSpec campaign(std::int64_t stock) {
+  CampaignSpec c;
+  c.id = "baseline";
+  c.name = "Baseline test";
+  c.mode = CampaignMode::kFirstCome;
+  c.starts_at_us = 1;
+  c.ends_at_us = INT64_C(4'000'000'000'000'000);
+  c.sites.push_back(SiteSpec{"site-1", "Hot spring", "Qingyuan", SkuKind::kHotSpring});
+  c.skus.push_back(SkuSpec{"sku-a", "site-1", SkuKind::kHotSpring, "Two tickets", 19800, stock});
+  return c;
+}
+
+ClaimResult claim(ClaimEngine& engine, const std::string& member) {
+  WaitedClaim op;
+  op.campaign_id = "baseline";
+  op.member_id = member;
+  auto f = op.done.get_future();
+  engine.claim(op);
+  return f.get();
+}
+
+TEST(PerClaimRedisLog, OneScriptCallPerClaimRecordsExactlyTheStock) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  redis::PerClaimLogOptions options;
+  options.endpoint = *redis::parse_url(redis_server.url(), nullptr);
+  options.connections = 4;
+  redis::PerClaimRedisLog log(options);
+  log.start();
+  SystemClock clock;
+  SecureRandom random;
+  ClaimEngine engine(log, clock, random, std::vector<std::uint8_t>(32, 7));
+  ASSERT_TRUE(engine.create_campaign(campaign(30)).has_value());
+
+  std::unordered_set<std::string> codes;
+  int sold_out = 0;
+  for (int m = 0; m < 40; ++m) {
+    const ClaimResult r = claim(engine, "m-" + std::to_string(m));
+    if (r.outcome == Outcome::kOk) codes.insert(r.voucher->code);
+    if (r.outcome == Outcome::kSoldOut) ++sold_out;
+  }
+  EXPECT_EQ(codes.size(), 30u);
+  EXPECT_EQ(sold_out, 10);
+  EXPECT_EQ(redis_server.cli({"HGET", "vdb:{baseline}:issued", "sku-a"}), "30");
+  EXPECT_EQ(redis_server.cli({"HGET", "vdb:{baseline}:stock", "sku-a"}), "0");
+  EXPECT_EQ(redis_server.cli({"HLEN", "vdb:{baseline}:members"}), "30");
+
+  const std::string code = *codes.begin();
+  EXPECT_EQ(redis_server.cli({"GETRANGE", "vdb:{baseline}:v:" + code, "0", "0"}), "1");  // ISSUED
+  WaitedLookup lookup;
+  lookup.code = code;
+  auto found = lookup.done.get_future();
+  engine.get_voucher(lookup);
+  EXPECT_EQ(found.get(), Outcome::kOk);
+  log.stop();
+}
+
+}  // namespace
+}  // namespace voucherd::testing
