@@ -36,6 +36,7 @@ storm() {
 }
 redis_stat() { redis-cli -p "$PORT" INFO "$1" | tr -d '\r'; }
 cpu_total() { redis_stat cpu | awk -F: '/^used_cpu_(user|sys):/ {s+=$2} END {printf "%.3f", s}'; }
+mem_used() { redis_stat memory | awk -F: '/^used_memory:/ {print $2}'; }
 calls_total() { redis_stat commandstats | awk -F'[:=,]' '/^cmdstat_/ {s+=$3} END {print s}'; }
 
 echo "== memory store"
@@ -55,15 +56,17 @@ run_redis() {
   start_voucherd --store "$store" --redis "redis://127.0.0.1:$PORT" "$@"
   redis-cli -p "$PORT" CONFIG RESETSTAT >/dev/null
   CPU0=$(cpu_total)
+  MEM0=$(mem_used)
   echo "== $store store, appendfsync $fsync"
   storm | grep -E "presses answered|latency|sold out after|client check|retried"
   CPU1=$(cpu_total)
+  MEM1=$(mem_used)
   CALLS=$(calls_total)
   ISSUED=$(redis-cli -p "$PORT" HGET 'vd:{guangdong-2024}:issued' _members)
   [ -z "$ISSUED" ] && ISSUED=$(redis-cli -p "$PORT" HLEN 'vdb:{guangdong-2024}:members')
-  awk -v c0="$CPU0" -v c1="$CPU1" -v calls="$CALLS" -v n="$ISSUED" 'BEGIN {
-    printf "redis: %d vouchers, %.3f commands per voucher, %.1f us Redis CPU per voucher\n",
-           n, calls / n, (c1 - c0) * 1e6 / n }'
+  awk -v c0="$CPU0" -v c1="$CPU1" -v calls="$CALLS" -v n="$ISSUED" -v m0="$MEM0" -v m1="$MEM1" 'BEGIN {
+    printf "redis: %d vouchers, %.3f commands per voucher, %.1f us Redis CPU per voucher, %.0f bytes of Redis memory per voucher\n",
+           n, calls / n, (c1 - c0) * 1e6 / n, (m1 - m0) / n }'
   redis-cli -p "$PORT" INFO commandstats | tr -d '\r' | grep -E "cmdstat_" | sed 's/^/  /'
   stop_voucherd
   kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""

@@ -318,6 +318,63 @@ TEST(RedisEndToEnd, UnreachableRedisIsUnavailableThenRecovers) {
   EXPECT_EQ(replica.stop(SIGTERM), std::optional<int>(0));
 }
 
+TEST(RedisEndToEnd, ReplaceCampaignsReplacesAStoredDefinitionOnlyBeforeItOpens) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  // Variants of the small campaign: opening in 2098 or already open, and
+  // with 100 or 120 packs.
+  auto variant = [&](const std::string& name, std::int64_t stock, bool open) {
+    std::ifstream in(small_campaign(dir, stock, 2));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string json = ss.str();
+    if (!open) json.replace(json.find("2020-01-01"), 10, "2098-01-01");
+    return dir.write(name, json).string();
+  };
+  const std::string later_100 = variant("later-100.json", 100, false);
+  const std::string later_120 = variant("later-120.json", 120, false);
+  const std::string open_100 = variant("open-100.json", 100, true);
+  const std::string open_130 = variant("open-130.json", 130, true);
+  auto pool = [&] {
+    return std::stoll(redis.cli({"HGET", "vd:{small}:stock", "sku-0"})) +
+           std::stoll(redis.cli({"HGET", "vd:{small}:stock", "sku-1"}));
+  };
+  auto serve_and_stop = [&](const std::string& file, bool replace) {
+    std::vector<std::string> args = replica_args(redis, secret, file);
+    if (replace) args.push_back("--replace-campaigns");
+    VoucherdProcess replica(dir, args);
+    EXPECT_GT(replica.port(), 0) << replica.stderr_text();
+    EXPECT_EQ(replica.stop(SIGTERM), std::optional<int>(0));
+  };
+
+  serve_and_stop(later_100, false);
+  EXPECT_EQ(pool(), 100);
+  // A different definition without the flag: refused before listening.
+  std::string err;
+  EXPECT_EQ(run_voucherd(dir, replica_args(redis, secret, later_120), &err), 2);
+  EXPECT_NE(err.find("--replace-campaigns"), std::string::npos) << err;
+  EXPECT_EQ(pool(), 100);
+  // With the flag, before it opens: replaced, stock and all.
+  serve_and_stop(later_120, true);
+  EXPECT_EQ(pool(), 120);
+  serve_and_stop(open_100, true);  // still not open when replaced: fine
+  EXPECT_EQ(pool(), 100);
+  // Now the stored campaign has opened: no replacement, even with the flag.
+  EXPECT_EQ(run_voucherd(dir, replica_args(redis, secret, open_130), &err), 2);
+  EXPECT_EQ(run_voucherd(
+                dir,
+                [&] {
+                  auto a = replica_args(redis, secret, open_130);
+                  a.push_back("--replace-campaigns");
+                  return a;
+                }(),
+                &err),
+            2);
+  EXPECT_NE(err.find("has opened"), std::string::npos) << err;
+  EXPECT_EQ(pool(), 100);
+}
+
 TEST(RedisEndToEnd, RedisStoreNeedsASecretFile) {
   TempDir dir;
   std::string err;

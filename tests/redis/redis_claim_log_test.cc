@@ -343,16 +343,16 @@ TEST(RedisClaimLog, ReconcileReturnsUnitsOfReplicasThatAreGone) {
   RedisServer redis_server(dir);
   Replica live(redis_server.url(), "live", campaign(100, 0));
   ASSERT_TRUE(live.created);
-  ASSERT_EQ(live.claim("m-1").outcome, Outcome::kOk);
-  // A replica that leased 30 units and died (no heartbeat), by hand.
-  EXPECT_NE(redis_server.cli({"HINCRBY", "vd:{gd-redis}:stock", "sku-a", "-30"}), "");
+  // A replica that leased 30 units and died (no heartbeat), by hand. The
+  // live replica leases only on demand, and there was none yet.
+  EXPECT_EQ(redis_server.cli({"HINCRBY", "vd:{gd-redis}:stock", "sku-a", "-30"}), "70");
   EXPECT_EQ(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leases", "dead-replica|sku-a", "30"}),
             "30");
-  EXPECT_NE(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leased", "sku-a", "30"}), "");
-  // The live replica keeps leasing meanwhile: read the pool, the live
-  // leases and the issued count in one atomic step.
+  EXPECT_EQ(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leased", "sku-a", "30"}), "30");
+  // The pool, the live replica's lease, the issued count and the leased
+  // sum, read in one atomic step (the live replica leases meanwhile).
   auto accounted = [&] {
-    return redis_server.cli(
+    const std::string four = redis_server.cli(
         {"EVAL",
          // (cli() quotes arguments with ', so the script uses ")
          "local function n(k, f) return tonumber(redis.call(\"HGET\", k, f) or \"0\") end "
@@ -360,30 +360,44 @@ TEST(RedisClaimLog, ReconcileReturnsUnitsOfReplicasThatAreGone) {
          "n(KEYS[4], \"sku-a\")}",
          "4", "vd:{gd-redis}:stock", "vd:{gd-redis}:leases", "vd:{gd-redis}:issued",
          "vd:{gd-redis}:leased"});
-  };
-  auto total = [](const std::string& four) {  // pool + live lease + issued, and leased
     std::istringstream in(four);
     std::int64_t pool = 0, live_lease = 0, issued = 0, leased = 0;
     in >> pool >> live_lease >> issued >> leased;
-    return std::pair{pool + live_lease + issued, leased - live_lease};
+    // Units the living account for, and units leased to the dead.
+    return std::pair<std::int64_t, std::int64_t>{pool + live_lease + issued, leased - live_lease};
   };
-  EXPECT_EQ(total(accounted()), (std::pair<std::int64_t, std::int64_t>{70, 30}));
+  auto press_once = [&](const std::string& member) {
+    WaitedClaim op;
+    op.campaign_id = "gd-redis";
+    op.member_id = member;
+    auto f = op.done.get_future();
+    live.engine.claim(op);
+    return f.get().outcome;
+  };
+
+  // 70 packs can be had; the 30 stranded ones keep the campaign from
+  // looking sold out: presses hear STOCK_REFILLING.
+  int ok = 0;
+  for (int m = 0; m < 70; ++m) {
+    if (live.claim("m-" + std::to_string(m)).outcome == Outcome::kOk) ++ok;
+  }
+  EXPECT_EQ(ok, 70);
+  EXPECT_EQ(press_once("m-70"), Outcome::kStockRefilling);
+  EXPECT_EQ(accounted(), (std::pair<std::int64_t, std::int64_t>{70, 30}));
 
   auto returned = live.log.reconcile(live.engine.find_campaign("gd-redis")->spec());
   ASSERT_TRUE(returned.has_value()) << returned.error();
   EXPECT_EQ((*returned)[0], 30);
-  // Every unit is accounted for again, and nothing is leased to the dead.
-  EXPECT_EQ(total(accounted()), (std::pair<std::int64_t, std::int64_t>{100, 0}));
+  EXPECT_EQ(accounted(), (std::pair<std::int64_t, std::int64_t>{100, 0}));
   EXPECT_EQ(redis_server.cli({"HEXISTS", "vd:{gd-redis}:leases", "dead-replica|sku-a"}), "0");
-  EXPECT_EQ(redis_server.cli({"HEXISTS", "vd:{gd-redis}:leases", "live|sku-a"}), "1");
 
-  // The campaign can still be sold out to exactly its stock.
-  int ok = 1;
-  for (int m = 2; m < 200; ++m) {
-    const ClaimResult r = live.claim("m-" + std::to_string(m));
-    if (r.outcome == Outcome::kOk) ++ok;
+  // The returned units sell, and then the campaign is sold out at exactly 100.
+  for (int m = 70; m < 130; ++m) {
+    if (live.claim("m-" + std::to_string(m)).outcome == Outcome::kOk) ++ok;
   }
   EXPECT_EQ(ok, 100);
+  EXPECT_EQ(press_once("m-130"), Outcome::kSoldOut);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "sku-a"}), "100");
 }
 
 }  // namespace
