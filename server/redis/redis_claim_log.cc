@@ -105,30 +105,36 @@ return out
 
 const Script kClaimScript(R"lua(
 -- KEYS: issued, leases, leased, then (member, voucher) key pairs, one per claim.
--- ARGV: replica, voucher key prefix, then per claim: limit, request_id, code,
---   sku, voucher record (server/redis/records.h).
+-- ARGV: replica, voucher key prefix, the campaign's per-member limit, then
+--   per claim: sku, voucher record (server/redis/records.h) and, when the
+--   limit is above 1, the request id.
 -- Per claim: 0 when written; {held code, held voucher record} when the
 -- member already holds this request or their whole allowance.
 -- A member with an allowance of 1 is a string key holding their code (one
 -- SET NX GET decides it); a larger allowance is a hash: n, last, r:<request>.
--- Counters are added up over the batch and written once per SKU.
+-- The batch's records go out in one MSET, and its counters once per SKU.
 local out = {}
 local per_sku = {}
+local records = {}
+local written = {}  -- code -> record, for a later claim of the batch that finds it held
 local new_members = 0
 local n = (#KEYS - 3) / 2
-local b = 2
+local limit = tonumber(ARGV[3])
+local prefix_len = #ARGV[2]
+local stride = 2
+if limit > 1 then stride = 3 end
 for i = 1, n do
   local mk = KEYS[2 + 2 * i]
   local vk = KEYS[3 + 2 * i]
-  local limit = tonumber(ARGV[b + 1])
-  local rid = ARGV[b + 2]
-  local code = ARGV[b + 3]
-  local sku = ARGV[b + 4]
+  local b = 3 + stride * (i - 1)
+  local sku = ARGV[b + 1]
+  local code = string.sub(vk, prefix_len + 1)
   local held = false
   if limit == 1 then
     held = redis.call('SET', mk, code, 'NX', 'GET')
     if not held then new_members = new_members + 1 end
   else
+    local rid = ARGV[b + 3]
     held = redis.call('HGET', mk, 'r:' .. rid)
     if not held and tonumber(redis.call('HGET', mk, 'n') or '0') >= limit then
       held = redis.call('HGET', mk, 'last')
@@ -140,14 +146,16 @@ for i = 1, n do
   end
   if held then
     -- The held voucher's key has the campaign's hash tag: same slot as vk.
-    out[i] = {held, redis.call('GET', ARGV[2] .. held)}
+    out[i] = {held, written[held] or redis.call('GET', ARGV[2] .. held)}
   else
-    redis.call('SET', vk, ARGV[b + 5])
+    records[#records + 1] = vk
+    records[#records + 1] = ARGV[b + 2]
+    written[code] = ARGV[b + 2]
     per_sku[sku] = (per_sku[sku] or 0) + 1
     out[i] = 0
   end
-  b = b + 5
 end
+if #records > 0 then redis.call('MSET', unpack(records)) end
 for sku, k in pairs(per_sku) do
   redis.call('HINCRBY', KEYS[1], sku, k)
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. '|' .. sku, -k)
@@ -400,18 +408,19 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
   commands.reserve(groups.size() + lookups.size());
   for (const auto& [cid, writes] : groups) {
     std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases"), key(cid, "leased")};
-    std::vector<std::string> args{options_.replica_id, voucher_prefix(cid)};
+    // Every claim of a campaign carries the campaign's per-member limit.
+    const std::int32_t limit = writes.front()->per_member_limit;
+    std::vector<std::string> args{options_.replica_id, voucher_prefix(cid),
+                                  std::to_string(limit)};
     keys.reserve(3 + 2 * writes.size());
-    args.reserve(2 + 5 * writes.size());
+    args.reserve(3 + 3 * writes.size());
     for (const ClaimLogWrite* w : writes) {
       const VoucherRecord& v = *w->voucher;
       keys.push_back(member_key(cid, v.member_id));
       keys.push_back(voucher_prefix(cid) + v.code);
-      args.push_back(std::to_string(w->per_member_limit));
-      args.push_back(v.request_id);
-      args.push_back(v.code);
       args.push_back(v.sku_id);
       args.push_back(encode_voucher(v));
+      if (limit > 1) args.push_back(v.request_id);
     }
     commands.push_back(Connection::evalsha(kClaimScript, keys, args));
   }
