@@ -353,30 +353,78 @@ void ClaimEngine::finish(ClaimOp& op, const ClaimResult& result, bool drop_pendi
 
 // ---------------------------------------------------------------- look-ups
 
-void ClaimEngine::get_voucher(VoucherLookupOp& op) {
-  op.engine_ = this;
-  auto parsed = parse_code(op.code);
-  if (!parsed)
-    return op.on_lookup_done(Outcome::kMistypedCode, nullptr, VoucherState::kUnspecified);
+std::expected<ClaimEngine::CodeMatch, Outcome> ClaimEngine::match_code(
+    std::string_view code) const {
+  auto parsed = parse_code(code);
+  if (!parsed) return std::unexpected(Outcome::kMistypedCode);
   const CodeFields& f = *parsed;
   // Try the MAC against each campaign carrying this tag; forged codes stop
   // here without touching the claim log.
-  const CampaignRuntime* match = nullptr;
   for (const CampaignRuntime* c = by_tag_[f.campaign_tag].load(std::memory_order_acquire);
        c != nullptr; c = c->next_same_tag_.load(std::memory_order_relaxed)) {
     if (f.sku_index >= c->spec().skus.size()) continue;
     if (compute_mac(c->mac_keys_[f.sku_index], f) == f.mac) {
-      match = c;
-      break;
+      return CodeMatch{c, f.sku_index, format_code(f)};
     }
   }
-  if (match == nullptr) {
-    return op.on_lookup_done(Outcome::kVoucherNotFound, nullptr, VoucherState::kUnspecified);
+  return std::unexpected(Outcome::kVoucherNotFound);
+}
+
+void ClaimEngine::get_voucher(VoucherLookupOp& op) {
+  op.engine_ = this;
+  auto match = match_code(op.code);
+  if (!match) return op.on_lookup_done(match.error(), nullptr, VoucherState::kUnspecified);
+  op.campaign_ = match->campaign;
+  op.sku_ = match->sku;
+  op.canonical_ = std::move(match->canonical);
+  log_.find_voucher(op.campaign_->spec().id, op.canonical_, op);
+}
+
+void ClaimEngine::redeem(RedeemOp& op) {
+  op.engine_ = this;
+  auto fail = [&](Outcome o, const char* field = nullptr) {
+    op.on_redeem_done(o, nullptr, false, field);
+  };
+  if (op.site_id.empty() || op.site_id.size() > limits::kIdBytesMax) {
+    return fail(Outcome::kInvalidArgument, "site_id");
   }
-  op.campaign_ = match;
-  op.sku_ = f.sku_index;
-  op.canonical_ = format_code(f);
-  log_.find_voucher(match->spec().id, op.canonical_, op);
+  if (op.request_id.size() > limits::kIdBytesMax) {
+    return fail(Outcome::kInvalidArgument, "request_id");
+  }
+  // Mistyped codes and forged MACs stop here, before the claim log.
+  auto match = match_code(op.code);
+  if (!match) return fail(match.error());
+  op.campaign_ = match->campaign;
+  op.sku_ = match->sku;
+  op.canonical_ = std::move(match->canonical);
+  log_.redeem(op.campaign_->spec().id, op.canonical_,
+              RedeemRequestView{op.site_id, op.request_id, clock_.now_us()}, op);
+}
+
+void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {
+  switch (status) {
+    case RedeemStatus::kRedeemed:
+      // Relaxed: a statistic, read for stats only.
+      campaign_->sku_counters_[sku_].redeemed.fetch_add(1, std::memory_order_relaxed);
+      return on_redeem_done(Outcome::kOk, std::move(voucher), false, nullptr);
+    case RedeemStatus::kRedeemedBefore:
+      // The same request again (a retry after a lost answer): the same answer.
+      if (!request_id.empty() && voucher->redeem_request_id == request_id) {
+        return on_redeem_done(Outcome::kOk, std::move(voucher), true, nullptr);
+      }
+      return on_redeem_done(Outcome::kAlreadyRedeemed, std::move(voucher), false, nullptr);
+    case RedeemStatus::kNotFound:
+      return on_redeem_done(Outcome::kVoucherNotFound, nullptr, false, nullptr);
+    case RedeemStatus::kWrongSite:
+      return on_redeem_done(Outcome::kWrongSite, nullptr, false, nullptr);
+    case RedeemStatus::kCancelled:
+      return on_redeem_done(Outcome::kVoucherCancelled, std::move(voucher), false, nullptr);
+    case RedeemStatus::kExpired:
+      return on_redeem_done(Outcome::kVoucherExpired, std::move(voucher), false, nullptr);
+    case RedeemStatus::kUnavailable:
+      return on_redeem_done(Outcome::kLogUnavailable, nullptr, false, nullptr);
+  }
+  std::abort();  // unreachable: every RedeemStatus is handled above
 }
 
 void VoucherLookupOp::on_found(LookupStatus status, VoucherPtr voucher) {
@@ -406,7 +454,7 @@ std::expected<CampaignStatsView, Outcome> ClaimEngine::campaign_stats(
     v.sku_id = s.id;
     v.stock = s.stock;
     v.issued = c->sku_counters_[i].issued.load(std::memory_order_relaxed);
-    v.redeemed = 0;  // redemption arrives with the redemption issue
+    v.redeemed = c->sku_counters_[i].redeemed.load(std::memory_order_relaxed);
     v.remaining = v.stock - v.issued;
     out.stock_total += v.stock;
     out.issued += v.issued;
@@ -455,6 +503,14 @@ const char* outcome_name(Outcome o) {
       return "STORE_UNAVAILABLE";
     case Outcome::kCampaignExists:
       return "CAMPAIGN_EXISTS";
+    case Outcome::kWrongSite:
+      return "WRONG_SITE";
+    case Outcome::kVoucherExpired:
+      return "EXPIRED";
+    case Outcome::kVoucherCancelled:
+      return "CANCELLED";
+    case Outcome::kAlreadyRedeemed:
+      return "ALREADY_REDEEMED";
     case Outcome::kInternal:
       return "INTERNAL";
   }

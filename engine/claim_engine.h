@@ -108,6 +108,33 @@ class VoucherLookupOp : private VoucherLookup {
   std::uint32_t sku_ = 0;
 };
 
+// A Redeem in flight; same ownership rules as ClaimOp. The strings must
+// stay valid until on_redeem_done() runs.
+class RedeemOp : private VoucherRedemption {
+ public:
+  std::string_view code;
+  std::string_view site_id;
+  std::string_view request_id;  // a retry with the same one gets the same answer
+  // kOk with the redeemed voucher (`already_redeemed` when this request_id
+  // redeemed it before), or kInvalidArgument (`field`), kMistypedCode,
+  // kVoucherNotFound, kWrongSite, kVoucherExpired, kVoucherCancelled,
+  // kAlreadyRedeemed (`voucher` says where and when), kLogUnavailable.
+  virtual void on_redeem_done(Outcome outcome, VoucherPtr voucher, bool already_redeemed,
+                              const char* field) = 0;
+
+ protected:
+  virtual ~RedeemOp() = default;
+
+ private:
+  friend class ClaimEngine;
+  void on_redeem_logged(RedeemStatus status, VoucherPtr voucher) override;
+
+  ClaimEngine* engine_ = nullptr;
+  const CampaignRuntime* campaign_ = nullptr;
+  std::uint32_t sku_ = 0;
+  std::string canonical_;
+};
+
 struct SkuStatsView {
   std::string sku_id;
   std::int64_t stock = 0;
@@ -157,6 +184,7 @@ class CampaignRuntime final : public CampaignStock {
   friend class ClaimEngine;
   friend class ClaimOp;
   friend class VoucherLookupOp;
+  friend class RedeemOp;
 
   // Inline room for one of each: with the usual limit of one pack a member
   // entry costs no allocation beyond its map slot.
@@ -168,6 +196,7 @@ class CampaignRuntime final : public CampaignStock {
   };
   struct alignas(64) SkuCounters {
     std::atomic<std::int64_t> issued{0};
+    std::atomic<std::int64_t> redeemed{0};  // by this process (stats of one replica)
   };
 
   const CampaignSpec spec_;
@@ -209,6 +238,7 @@ class ClaimEngine final {
 
   void claim(ClaimOp& op);
   void get_voucher(VoucherLookupOp& op);
+  void redeem(RedeemOp& op);
 
   [[nodiscard]] std::expected<CampaignStatsView, Outcome> campaign_stats(
       std::string_view campaign_id) const;
@@ -218,8 +248,17 @@ class ClaimEngine final {
  private:
   friend class ClaimOp;
   friend class VoucherLookupOp;
+  friend class RedeemOp;
 
   CampaignRuntime* find_mutable(std::string_view id) const;
+  // The campaign and SKU whose MAC a code carries, and its canonical form;
+  // kMistypedCode or kVoucherNotFound (forged) without touching the log.
+  struct CodeMatch {
+    const CampaignRuntime* campaign;
+    std::uint32_t sku;
+    std::string canonical;
+  };
+  [[nodiscard]] std::expected<CodeMatch, Outcome> match_code(std::string_view code) const;
   void finish(ClaimOp& op, const ClaimResult& result, bool drop_pending, const VoucherPtr& held);
   void complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held);
   VoucherPtr mint_voucher(const ClaimOp& op, const CampaignRuntime& c, std::uint32_t sku,

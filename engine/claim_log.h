@@ -38,6 +38,37 @@ enum class LogStatus : std::uint8_t {
 
 enum class LookupStatus : std::uint8_t { kFound, kNotFound, kUnavailable };
 
+// What the claim log found when asked to redeem a voucher; the checks run in
+// this order, atomically with the state change (engine/redemption.h).
+enum class RedeemStatus : std::uint8_t {
+  kRedeemed,        // it was ISSUED and valid: now REDEEMED, redemption recorded
+  kNotFound,        // no such voucher
+  kWrongSite,       // it belongs to another site
+  kRedeemedBefore,  // already REDEEMED (the record says where, when, by which request)
+  kCancelled,       // CANCELLED
+  kExpired,         // ISSUED, but expires_at has passed
+  kUnavailable,     // the store did not answer; it may or may not be redeemed
+};
+
+// A redemption asked of the claim log. The strings are owned by the caller
+// and stay valid until the completion runs.
+struct RedeemRequestView {
+  std::string_view site_id;
+  std::string_view request_id;
+  UnixMicros now_us = 0;
+};
+
+class VoucherRedemption {
+ public:
+  // Called exactly once, from any thread, possibly before redeem() returns.
+  // `voucher` is the record after the step (nullptr for kNotFound and
+  // kUnavailable).
+  virtual void on_redeem_logged(RedeemStatus status, VoucherPtr voucher) = 0;
+
+ protected:
+  virtual ~VoucherRedemption() = default;
+};
+
 // One claim to record. The engine fills the inputs, calls append_claim(), and
 // must keep the object alive until on_logged() has been called.
 class ClaimLogWrite {
@@ -110,6 +141,11 @@ class ClaimLog {
   // verified for `campaign_id`.
   virtual void find_voucher(std::string_view campaign_id, std::string_view code,
                             VoucherLookup& lookup) = 0;
+  // Redeems the voucher `code` (canonical form, MAC verified) in one atomic
+  // step: the checks of RedeemStatus in order, then ISSUED -> REDEEMED with
+  // the redemption (site, time, request id) written in the same step.
+  virtual void redeem(std::string_view campaign_id, std::string_view code,
+                      const RedeemRequestView& request, VoucherRedemption& done) = 0;
 };
 
 }  // namespace voucherd

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstdlib>
 
+#include "engine/redemption.h"
 #include "engine/sharded_map.h"
 
 namespace voucherd {
@@ -71,6 +72,26 @@ void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_
   } else {
     lookup.on_found(LookupStatus::kNotFound, nullptr);
   }
+}
+
+void MemoryClaimLog::redeem(std::string_view /*campaign_id*/, std::string_view code,
+                            const RedeemRequestView& request, VoucherRedemption& done) {
+  RedeemStatus status = RedeemStatus::kNotFound;
+  VoucherPtr after;
+  {
+    CodeShard& shard = codes_[shard_of(code, kShards)];
+    std::lock_guard lock(shard.mu);
+    if (const auto key = key_of(code)) {
+      auto it = shard.by_code.find(*key);
+      if (it != shard.by_code.end()) {
+        // The check and the state change happen under one lock: exactly once.
+        status = decide_redeem(*it->second, request);
+        if (status == RedeemStatus::kRedeemed) it->second = redeemed_copy(*it->second, request);
+        after = it->second;
+      }
+    }
+  }
+  done.on_redeem_logged(status, std::move(after));
 }
 
 }  // namespace voucherd

@@ -38,6 +38,8 @@ class MemoryClaimLog final : public ClaimLog {
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
+  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
+              VoucherRedemption& done) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {
@@ -64,6 +66,8 @@ class MemoryClaimLog final : public ClaimLog {
   static std::optional<CodeKey> key_of(std::string_view code);
   struct alignas(64) CodeShard {
     SpinLock mu;  // held for one hash-map operation
+    // The current record of each code: replaced by a new one when its
+    // state changes (records are immutable once shared).
     absl::flat_hash_map<CodeKey, VoucherPtr, CodeKeyHash> by_code;
   };
 

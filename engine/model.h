@@ -79,6 +79,11 @@ struct VoucherRecord {
   UnixMicros issued_at_us = 0;
   UnixMicros expires_at_us = 0;
   VoucherState state = VoucherState::kIssued;  // stored state
+  // Set when the voucher was redeemed (state kRedeemed): where, when, and
+  // the request that did it.
+  std::string redeemed_site_id;
+  UnixMicros redeemed_at_us = 0;
+  std::string redeem_request_id;
 };
 using VoucherPtr = std::shared_ptr<const VoucherRecord>;
 

@@ -28,6 +28,10 @@ enum class Outcome : std::uint8_t {
   kStockRefilling,     // no local units yet, a lease is on its way (retry shortly)
   kLogUnavailable,     // claim log could not confirm the write
   kCampaignExists,     // CreateCampaign with a different definition
+  kWrongSite,          // Redeem by a site the voucher does not belong to
+  kVoucherExpired,     // Redeem after expires_at
+  kVoucherCancelled,   // Redeem of a cancelled voucher
+  kAlreadyRedeemed,    // Redeem of a voucher another request redeemed
   kInternal,
 };
 

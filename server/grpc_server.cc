@@ -1,5 +1,6 @@
 #include "server/grpc_server.h"
 
+#include <google/protobuf/util/time_util.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -141,6 +142,52 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
   }
 };
 
+class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::RedeemResponse>,
+                         private RedeemOp {
+ public:
+  using UnaryCall::UnaryCall;
+  void request() {
+    core_.voucher_service.RequestRedeem(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    if (request_.code().empty()) return fail(invalid_argument("code", "code must not be empty"));
+    code = request_.code();
+    site_id = request_.site_id();
+    request_id = request_.request_id();
+    core_.engine.redeem(*this);
+  }
+
+ private:
+  void on_redeem_done(Outcome outcome, VoucherPtr voucher, bool already_redeemed,
+                      const char* field) override {
+    if (outcome == Outcome::kOk) {
+      v1::RedeemResponse response;
+      voucher_to_proto(*voucher, VoucherState::kRedeemed, response.mutable_voucher());
+      response.set_already_redeemed(already_redeemed);
+      return reply(response);
+    }
+    StatusContext ctx;
+    ctx.field = field != nullptr ? field : "code";
+    ctx.site_id = request_.site_id();
+    if (voucher) {
+      ctx.campaign_id = voucher->campaign_id;
+      ctx.sku_id = voucher->sku_id;
+    }
+    if (outcome == Outcome::kAlreadyRedeemed && voucher) {
+      google::protobuf::Timestamp at;
+      at.set_seconds(voucher->redeemed_at_us / kMicrosPerSecond);
+      at.set_nanos(static_cast<std::int32_t>(voucher->redeemed_at_us % kMicrosPerSecond) * 1000);
+      ctx.detail = "at " + google::protobuf::util::TimeUtil::ToString(at) + " by site \"" +
+                   voucher->redeemed_site_id + "\"";
+    } else if (outcome == Outcome::kVoucherExpired && voucher) {
+      google::protobuf::Timestamp at;
+      at.set_seconds(voucher->expires_at_us / kMicrosPerSecond);
+      ctx.detail = "it expired at " + google::protobuf::util::TimeUtil::ToString(at);
+    }
+    fail(to_grpc_status(outcome, ctx));
+  }
+};
+
 class CreateCampaignCall final
     : public UnaryCall<CreateCampaignCall, v1::CreateCampaignRequest, v1::Campaign> {
  public:
@@ -227,12 +274,15 @@ class GetCampaignStatsCall final
         return fail(to_grpc_status(Outcome::kLogUnavailable, failed));
       }
       local.issued = 0;
+      local.redeemed = 0;
       local.remaining = 0;
       local.members = counts->members;
       for (std::size_t i = 0; i < local.skus.size(); ++i) {
         local.skus[i].issued = counts->issued[i];
+        local.skus[i].redeemed = counts->redeemed[i];
         local.skus[i].remaining = local.skus[i].stock - counts->issued[i];
         local.issued += local.skus[i].issued;
+        local.redeemed += local.skus[i].redeemed;
         local.remaining += local.skus[i].remaining;
       }
       v1::CampaignStats response;
@@ -362,6 +412,7 @@ int GrpcServer::start() {
   for (auto& cq : cqs_) {
     post_calls<ClaimCall>(core_, cq.get());
     post_calls<GetVoucherCall>(core_, cq.get());
+    post_calls<RedeemCall>(core_, cq.get());
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());

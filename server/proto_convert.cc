@@ -105,6 +105,11 @@ void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1
   set_micros(in.expires_at_us, out->mutable_expires_at());
   out->set_request_id(in.request_id);
   out->set_sku_kind(static_cast<voucher::v1::SkuKind>(in.sku_kind));
+  if (in.state == VoucherState::kRedeemed) {
+    set_micros(in.redeemed_at_us, out->mutable_redeemed_at());
+    out->set_redeemed_site_id(in.redeemed_site_id);
+    out->set_redeem_request_id(in.redeem_request_id);
+  }
 }
 
 void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out) {

@@ -21,6 +21,7 @@ grpc::Status make(grpc::StatusCode code, std::string message, Outcome reason,
   if (!ctx.campaign_id.empty())
     (*info.mutable_metadata())["campaign_id"] = std::string(ctx.campaign_id);
   if (!ctx.sku_id.empty()) (*info.mutable_metadata())["sku_id"] = std::string(ctx.sku_id);
+  if (!ctx.site_id.empty()) (*info.mutable_metadata())["site_id"] = std::string(ctx.site_id);
   if (!ctx.field.empty()) (*info.mutable_metadata())["field"] = std::string(ctx.field);
   detail.add_details()->PackFrom(info);
   if (retry_hint) {
@@ -123,6 +124,19 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                                   " already exists with another definition",
                               ctx),
                   outcome, ctx, false);
+    case Outcome::kWrongSite:
+      return make(StatusCode::PERMISSION_DENIED,
+                  with_detail("this voucher is not redeemable by site " + quoted(ctx.site_id), ctx),
+                  outcome, ctx, false);
+    case Outcome::kVoucherExpired:
+      return make(StatusCode::FAILED_PRECONDITION, with_detail("this voucher has expired", ctx),
+                  outcome, ctx, false);
+    case Outcome::kVoucherCancelled:
+      return make(StatusCode::FAILED_PRECONDITION, with_detail("this voucher was cancelled", ctx),
+                  outcome, ctx, false);
+    case Outcome::kAlreadyRedeemed:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("this voucher was already redeemed", ctx), outcome, ctx, false);
     case Outcome::kInternal:
       break;
   }

@@ -18,6 +18,7 @@ namespace voucherd {
 struct StatusContext {
   std::string_view campaign_id;
   std::string_view sku_id;
+  std::string_view site_id;
   std::string_view field;  // for kInvalidArgument
   std::string detail;      // extra text appended to the message
 };

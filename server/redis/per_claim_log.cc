@@ -101,6 +101,14 @@ void PerClaimRedisLog::find_voucher(std::string_view campaign_id, std::string_vi
   }
 }
 
+void PerClaimRedisLog::redeem(std::string_view campaign_id, std::string_view code,
+                              const RedeemRequestView& request, VoucherRedemption& done) {
+  if (!enqueue(Redemption{std::string(campaign_id), std::string(code), std::string(request.site_id),
+                          std::string(request.request_id), request.now_us, &done})) {
+    done.on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+  }
+}
+
 void PerClaimRedisLog::worker_loop() {
   std::unique_ptr<Connection> conn;
   for (;;) {
@@ -124,12 +132,18 @@ void PerClaimRedisLog::worker_loop() {
       } else {
         (*w)->on_logged(LogStatus::kUnavailable, nullptr);
       }
-    } else {
-      const Lookup& l = std::get<Lookup>(job);
+    } else if (const auto* l = std::get_if<Lookup>(&job)) {
       if (conn) {
-        run_lookup(*conn, l);
+        run_lookup(*conn, *l);
       } else {
-        l.lookup->on_found(LookupStatus::kUnavailable, nullptr);
+        l->lookup->on_found(LookupStatus::kUnavailable, nullptr);
+      }
+    } else {
+      const Redemption& r = std::get<Redemption>(job);
+      if (conn) {
+        run_redemption(*conn, r);
+      } else {
+        r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
       }
     }
   }
@@ -164,6 +178,16 @@ void PerClaimRedisLog::run_lookup(Connection& conn, const Lookup& l) {
   VoucherPtr v = decode_voucher(l.campaign_id, l.code, r->str);
   const LookupStatus status = v ? LookupStatus::kFound : LookupStatus::kNotFound;
   l.lookup->on_found(status, std::move(v));
+}
+
+void PerClaimRedisLog::run_redemption(Connection& conn, const Redemption& r) {
+  const Command cmd =
+      redeem_command(kPrefix, r.campaign_id, r.code, {r.site_id, r.request_id, r.now_us});
+  auto reply = conn.command(cmd);
+  if (reply && is_noscript(*reply) && conn.load(redeem_script())) reply = conn.command(cmd);
+  if (!reply) return r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+  RedeemReply answer = parse_redeem_reply(r.campaign_id, r.code, *reply);
+  r.done->on_redeem_logged(answer.status, std::move(answer.voucher));
 }
 
 }  // namespace voucherd::redis

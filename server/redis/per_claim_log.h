@@ -47,6 +47,8 @@ class PerClaimRedisLog final : public ClaimLog {
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
+  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
+              VoucherRedemption& done) override;
 
  private:
   struct Lookup {
@@ -54,11 +56,20 @@ class PerClaimRedisLog final : public ClaimLog {
     std::string code;
     VoucherLookup* lookup;
   };
-  using Job = std::variant<ClaimLogWrite*, Lookup>;
+  struct Redemption {
+    std::string campaign_id;
+    std::string code;
+    std::string site_id;
+    std::string request_id;
+    UnixMicros now_us;
+    VoucherRedemption* done;
+  };
+  using Job = std::variant<ClaimLogWrite*, Lookup, Redemption>;
 
   void worker_loop();
   void run_claim(Connection& conn, ClaimLogWrite& write);
   void run_lookup(Connection& conn, const Lookup& lookup);
+  void run_redemption(Connection& conn, const Redemption& redemption);
   bool enqueue(Job job);
 
   PerClaimLogOptions options_;

@@ -73,8 +73,19 @@ VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
   const auto face = number(f[5]);
   const auto issued = number(f[6]);
   const auto expires = number(f[7]);
-  if (!value.empty() || !kind || *kind < 1 || *kind > 4 || !face || !issued || !expires) {
-    return nullptr;
+  if (!kind || *kind < 1 || *kind > 4 || !face || !issued || !expires) return nullptr;
+  if (!value.empty()) {  // a redemption follows
+    std::string_view r[3];
+    for (std::string_view& field : r) {
+      auto next = next_field(value);
+      if (!next) return nullptr;
+      field = *next;
+    }
+    const auto at = number(r[1]);
+    if (!value.empty() || !at || v->state != VoucherState::kRedeemed) return nullptr;
+    v->redeemed_site_id = std::string(r[0]);
+    v->redeemed_at_us = *at;
+    v->redeem_request_id = std::string(r[2]);
   }
   v->code = std::string(code);
   v->campaign_id = std::string(campaign_id);
@@ -87,6 +98,84 @@ VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
   v->issued_at_us = *issued;
   v->expires_at_us = *expires;
   return v;
+}
+
+const Script& redeem_script() {
+  static const Script script(R"lua(
+-- KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set).
+-- ARGV: site, now (unix us), request id, code.
+-- Returns {status} or {status, record}; status as RedeemStatus: 0 redeemed,
+-- 1 not found, 2 wrong site, 3 redeemed before, 4 cancelled, 5 expired.
+local v = redis.call('GET', KEYS[1])
+if not v then return {1} end
+local f = {}
+local pos = 2
+for i = 1, 8 do
+  local colon = string.find(v, ':', pos, true)
+  local len = tonumber(string.sub(v, pos, colon - 1))
+  f[i] = string.sub(v, colon + 1, colon + len)
+  pos = colon + len + 1
+end
+if f[2] ~= ARGV[1] then return {2} end
+local state = string.sub(v, 1, 1)
+if state == '2' then return {3, v} end
+if state == '4' then return {4, v} end
+if tonumber(ARGV[2]) >= tonumber(f[8]) then return {5, v} end
+local r = '2' .. string.sub(v, 2) .. #ARGV[1] .. ':' .. ARGV[1] .. #ARGV[2] .. ':' .. ARGV[2] ..
+          #ARGV[3] .. ':' .. ARGV[3]
+redis.call('SET', KEYS[1], r)
+redis.call('HINCRBY', KEYS[2], f[1], 1)
+redis.call('SADD', KEYS[3], ARGV[4])
+return {0, r}
+)lua");
+  return script;
+}
+
+Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,
+                       std::string_view code, const RedeemRequestView& request) {
+  return Connection::evalsha(redeem_script(),
+                             {campaign_key(key_prefix, campaign_id, "v:") + std::string(code),
+                              campaign_key(key_prefix, campaign_id, "redeemed"),
+                              campaign_key(key_prefix, campaign_id, "redeemed_codes")},
+                             {std::string(request.site_id), std::to_string(request.now_us),
+                              std::string(request.request_id), std::string(code)});
+}
+
+RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view code,
+                               const Reply& reply) {
+  RedeemReply out;
+  if (reply.type != Reply::Type::kArray || reply.elements.empty()) return out;
+  const std::int64_t status = to_int(reply.elements[0]);
+  if (reply.elements.size() == 2) {
+    out.voucher = decode_voucher(campaign_id, code, reply.elements[1].str);
+    if (!out.voucher) return out;  // a record we cannot read: do not guess
+  }
+  switch (status) {
+    case 0:
+      out.status = RedeemStatus::kRedeemed;
+      break;
+    case 1:
+      out.status = RedeemStatus::kNotFound;
+      break;
+    case 2:
+      out.status = RedeemStatus::kWrongSite;
+      break;
+    case 3:
+      out.status = RedeemStatus::kRedeemedBefore;
+      break;
+    case 4:
+      out.status = RedeemStatus::kCancelled;
+      break;
+    case 5:
+      out.status = RedeemStatus::kExpired;
+      break;
+    default:
+      break;
+  }
+  // Statuses that carry a record must have one.
+  const bool needs_record = status == 0 || status == 3 || status == 4 || status == 5;
+  if (needs_record && !out.voucher) out.status = RedeemStatus::kUnavailable;
+  return out;
 }
 
 }  // namespace voucherd::redis

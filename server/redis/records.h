@@ -7,14 +7,18 @@
 // A voucher record is one string value: the state as one digit first (so a
 // script can read or change it with GETRANGE/SETRANGE at offset 0), then
 // each field as <decimal length>:<bytes>, in this order: SKU, site, member,
-// request id, kind, face value (cents), issued at (µs), expires at (µs).
+// request id, kind, face value (cents), issued at (µs), expires at (µs); a
+// redeemed voucher's record goes on with three more: the redeeming site, the
+// time (µs) and the request id.
 // A string costs Redis about half the memory and CPU of a hash of fields.
 #pragma once
 
 #include <string>
 #include <string_view>
 
+#include "engine/claim_log.h"
 #include "engine/model.h"
+#include "server/redis/redis_connection.h"
 
 namespace voucherd::redis {
 
@@ -28,5 +32,19 @@ namespace voucherd::redis {
 // the value is not a voucher record (missing, or not written by voucherd).
 [[nodiscard]] VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                                         std::string_view value);
+
+// The redemption rules of engine/redemption.h as one atomic script.
+// KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set).
+// ARGV: site, now (unix µs), request id, code.
+[[nodiscard]] const Script& redeem_script();
+[[nodiscard]] Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,
+                                     std::string_view code, const RedeemRequestView& request);
+// The outcome of one redeem_command() reply.
+struct RedeemReply {
+  RedeemStatus status = RedeemStatus::kUnavailable;
+  VoucherPtr voucher;
+};
+[[nodiscard]] RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view code,
+                                             const Reply& reply);
 
 }  // namespace voucherd::redis

@@ -344,6 +344,25 @@ void RedisClaimLog::find_voucher(std::string_view campaign_id, std::string_view 
   wake_.notify_one();
 }
 
+void RedisClaimLog::redeem(std::string_view campaign_id, std::string_view code,
+                           const RedeemRequestView& request, VoucherRedemption& done) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && redemptions_.size() < queue_max_) {
+      redemptions_.push_back(Redemption{std::string(campaign_id), std::string(code),
+                                        std::string(request.site_id),
+                                        std::string(request.request_id), request.now_us, &done});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    done.on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+    return;
+  }
+  wake_.notify_one();
+}
+
 bool RedisClaimLog::ensure_writer_connection() {
   if (writer_conn_ && !writer_conn_->broken()) return true;
   writer_conn_.reset();
@@ -363,31 +382,46 @@ bool RedisClaimLog::ensure_writer_connection() {
 }
 
 void RedisClaimLog::writer_loop() {
-  std::vector<ClaimLogWrite*> claims;
-  std::vector<Lookup> lookups;
+  Batch batch;
+  // Moves up to limits::kClaimLogBatchMax items from `from` to `to`.
+  auto take = [](auto& from, auto& to) {
+    const std::size_t n = std::min(from.size(), limits::kClaimLogBatchMax);
+    for (std::size_t i = 0; i < n; ++i) to.push_back(std::move(from[i]));
+    from.erase(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(n));
+  };
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return stopping_ || !claims_.empty() || !lookups_.empty(); });
-      if (claims_.empty() && lookups_.empty()) return;  // stopping, and drained
-      const std::size_t n = std::min(claims_.size(), limits::kClaimLogBatchMax);
-      claims.assign(claims_.begin(), claims_.begin() + static_cast<std::ptrdiff_t>(n));
-      claims_.erase(claims_.begin(), claims_.begin() + static_cast<std::ptrdiff_t>(n));
-      const std::size_t m = std::min(lookups_.size(), limits::kClaimLogBatchMax);
-      for (std::size_t i = 0; i < m; ++i) lookups.push_back(std::move(lookups_[i]));
-      lookups_.erase(lookups_.begin(), lookups_.begin() + static_cast<std::ptrdiff_t>(m));
+      wake_.wait(lock, [&] {
+        return stopping_ || !claims_.empty() || !lookups_.empty() || !redemptions_.empty();
+      });
+      if (claims_.empty() && lookups_.empty() && redemptions_.empty()) {
+        return;  // stopping, and drained
+      }
+      take(claims_, batch.claims);
+      take(lookups_, batch.lookups);
+      take(redemptions_, batch.redemptions);
     }
-    write_batch(claims, lookups);
-    claims.clear();
-    lookups.clear();
+    write_batch(batch);
+    batch.claims.clear();
+    batch.lookups.clear();
+    batch.redemptions.clear();
   }
 }
 
-void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector<Lookup>& lookups) {
+void RedisClaimLog::write_batch(Batch& batch) {
+  const std::vector<ClaimLogWrite*>& claims = batch.claims;
+  const std::vector<Lookup>& lookups = batch.lookups;
+  const std::vector<Redemption>& redemptions = batch.redemptions;
   auto fail_all = [&] {
     drop_unconfirmed(claims);
     for (ClaimLogWrite* w : claims) w->on_logged(LogStatus::kUnavailable, nullptr);
-    for (Lookup& l : lookups) l.lookup->on_found(LookupStatus::kUnavailable, nullptr);
+    for (const Lookup& l : lookups) l.lookup->on_found(LookupStatus::kUnavailable, nullptr);
+    // A redemption whose answer was lost may or may not have happened; a
+    // retry with the same request_id tells.
+    for (const Redemption& r : redemptions) {
+      r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+    }
   };
   if (!ensure_writer_connection()) return fail_all();
 
@@ -405,13 +439,12 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
     it->second.push_back(w);
   }
   std::vector<Command> commands;
-  commands.reserve(groups.size() + lookups.size());
+  commands.reserve(groups.size() + lookups.size() + redemptions.size());
   for (const auto& [cid, writes] : groups) {
     std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases"), key(cid, "leased")};
     // Every claim of a campaign carries the campaign's per-member limit.
     const std::int32_t limit = writes.front()->per_member_limit;
-    std::vector<std::string> args{options_.replica_id, voucher_prefix(cid),
-                                  std::to_string(limit)};
+    std::vector<std::string> args{options_.replica_id, voucher_prefix(cid), std::to_string(limit)};
     keys.reserve(3 + 2 * writes.size());
     args.reserve(3 + 3 * writes.size());
     for (const ClaimLogWrite* w : writes) {
@@ -427,6 +460,11 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
   for (const Lookup& l : lookups) {
     commands.push_back({"GET", voucher_prefix(l.campaign_id) + l.code});
   }
+  const std::size_t first_redemption = commands.size();
+  for (const Redemption& r : redemptions) {
+    commands.push_back(redeem_command("vd:", r.campaign_id, r.code,
+                                      RedeemRequestView{r.site_id, r.request_id, r.now_us}));
+  }
 
   auto replies = writer_conn_->pipeline(commands);
   if (!replies) {
@@ -438,10 +476,11 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
   }
   // Scripts Redis forgot (it restarted): load and send those calls again.
   // A NOSCRIPT call did not run, so sending it again cannot apply it twice.
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    if (!is_noscript((*replies)[g])) continue;
-    if (auto loaded = writer_conn_->load(kClaimScript); !loaded) break;
-    if (auto again = writer_conn_->command(commands[g])) (*replies)[g] = std::move(*again);
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    if (!is_noscript((*replies)[i])) continue;
+    const Script& script = i < groups.size() ? kClaimScript : redeem_script();
+    if (auto loaded = writer_conn_->load(script); !loaded) break;
+    if (auto again = writer_conn_->command(commands[i])) (*replies)[i] = std::move(*again);
   }
 
   for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -478,6 +517,12 @@ void RedisClaimLog::write_batch(std::vector<ClaimLogWrite*>& claims, std::vector
                                 : r.is_error() ? LookupStatus::kUnavailable
                                                : LookupStatus::kNotFound;
     lookups[i].lookup->on_found(status, std::move(v));
+  }
+  for (std::size_t i = 0; i < redemptions.size(); ++i) {
+    const Redemption& r = redemptions[i];
+    RedeemReply answer =
+        parse_redeem_reply(r.campaign_id, r.code, (*replies)[first_redemption + i]);
+    r.done->on_redeem_logged(answer.status, std::move(answer.voucher));
   }
 }
 
@@ -578,7 +623,11 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
     const std::int64_t granted = to_int(r->elements[3 * k]);
     const std::int64_t left = to_int(r->elements[3 * k + 1]);
     const std::int64_t elsewhere = to_int(r->elements[3 * k + 2]);
-    if (granted > 0) c.stock->add_units(sku, granted);
+    if (granted > 0) {
+      c.stock->add_units(sku, granted);
+      c.last_available[i] += granted;
+      c.last_change[i] = now;  // fresh units get a whole idle period
+    }
     c.known_left[i] = left;
     c.elsewhere[i] = elsewhere;
     // Final once the pool is empty and no other replica holds a lease: an
@@ -623,9 +672,12 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
     const auto sku = static_cast<std::uint32_t>(i);
     const std::int64_t here = c.stock->available(sku);
     if (here != c.last_available[i]) {
+      // Units went out (claims): demand. Units came in (a claim's unit given
+      // back) only restart the idle clock. Leases are not changes: top_up()
+      // counts them in, or every lease would look like demand for the next.
+      if (here < c.last_available[i]) c.last_busy = now;
       c.last_available[i] = here;
       c.last_change[i] = now;
-      c.last_busy = now;
       continue;
     }
     if (here == 0 || now - c.last_change[i] < kIdleLeaseReturn) continue;
@@ -757,14 +809,22 @@ std::expected<CampaignCounts, std::string> RedisClaimLog::read_counts(const Camp
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return std::unexpected(conn.error());
   Command issued{"HMGET", key(spec.id, "issued"), "_members"};
-  for (const SkuSpec& s : spec.skus) issued.push_back(s.id);
-  auto r = (*conn)->command(issued);
+  Command redeemed{"HMGET", key(spec.id, "redeemed")};
+  for (const SkuSpec& s : spec.skus) {
+    issued.push_back(s.id);
+    redeemed.push_back(s.id);
+  }
+  auto r = (*conn)->pipeline({issued, redeemed});
   if (!r) return std::unexpected(r.error());
+  const std::vector<Reply>& a = (*r)[0].elements;
+  const std::vector<Reply>& b = (*r)[1].elements;
   CampaignCounts out;
   out.issued.assign(spec.skus.size(), 0);
-  if (!r->elements.empty()) out.members = to_int(r->elements[0]);
-  for (std::size_t i = 0; i < spec.skus.size() && i + 1 < r->elements.size(); ++i) {
-    out.issued[i] = to_int(r->elements[i + 1]);
+  out.redeemed.assign(spec.skus.size(), 0);
+  if (!a.empty()) out.members = to_int(a[0]);
+  for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+    if (i + 1 < a.size()) out.issued[i] = to_int(a[i + 1]);
+    if (i < b.size()) out.redeemed[i] = to_int(b[i]);
   }
   return out;
 }

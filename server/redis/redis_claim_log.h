@@ -42,8 +42,9 @@ struct ClaimLogOptions {
 
 // Store-wide counts of one campaign, read for GetCampaignStats.
 struct CampaignCounts {
-  std::vector<std::int64_t> issued;  // per SKU, all replicas
-  std::int64_t members = 0;          // members holding at least one voucher
+  std::vector<std::int64_t> issued;    // per SKU, all replicas
+  std::vector<std::int64_t> redeemed;  // per SKU, all replicas
+  std::int64_t members = 0;            // members holding at least one voucher
 };
 
 class RedisClaimLog final : public ClaimLog {
@@ -67,6 +68,8 @@ class RedisClaimLog final : public ClaimLog {
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
+  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
+              VoucherRedemption& done) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).
@@ -82,6 +85,20 @@ class RedisClaimLog final : public ClaimLog {
     std::string campaign_id;
     std::string code;
     VoucherLookup* lookup;
+  };
+  struct Redemption {
+    std::string campaign_id;
+    std::string code;
+    std::string site_id;
+    std::string request_id;
+    UnixMicros now_us;
+    VoucherRedemption* done;
+  };
+  // What the writer sends in one pipeline.
+  struct Batch {
+    std::vector<ClaimLogWrite*> claims;
+    std::vector<Lookup> lookups;
+    std::vector<Redemption> redemptions;
   };
   struct Campaign {
     const CampaignSpec* spec;
@@ -108,7 +125,7 @@ class RedisClaimLog final : public ClaimLog {
 
   void writer_loop();
   void lease_loop();
-  void write_batch(std::vector<ClaimLogWrite*>& claims, std::vector<Lookup>& lookups);
+  void write_batch(Batch& batch);
   bool ensure_writer_connection();
   bool register_campaign(Connection& conn, Campaign& c, std::string* conflict);
   void top_up(Connection& conn, Campaign& c);
@@ -127,6 +144,7 @@ class RedisClaimLog final : public ClaimLog {
   std::condition_variable wake_;
   std::deque<ClaimLogWrite*> claims_;
   std::deque<Lookup> lookups_;
+  std::deque<Redemption> redemptions_;
   bool stopping_ = false;
 
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)

@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -373,6 +374,161 @@ TEST(RedisEndToEnd, ReplaceCampaignsReplacesAStoredDefinitionOnlyBeforeItOpens) 
             2);
   EXPECT_NE(err.find("has opened"), std::string::npos) << err;
   EXPECT_EQ(pool(), 100);
+}
+
+// Calls of one Redis command so far (INFO commandstats).
+std::int64_t redis_calls(const RedisServer& redis, const std::string& command) {
+  const std::string info = redis.cli({"INFO", "commandstats"});
+  const std::string tag = "cmdstat_" + command + ":calls=";
+  const auto at = info.find(tag);
+  return at == std::string::npos ? 0 : std::stoll(info.substr(at + tag.size()));
+}
+
+TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverReachRedis) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns = small_campaign(dir, 100, 2);
+  VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
+  VoucherdProcess b(dir, replica_args(redis, secret, campaigns));
+  ASSERT_GT(a.port(), 0);
+  ASSERT_GT(b.port(), 0);
+  auto stub_of = [](const std::string& target) {
+    return v1::VoucherService::NewStub(
+        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  };
+  auto deadline = [](grpc::ClientContext& ctx) {
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  };
+  // Claims, pressing again until the replica's first lease has arrived.
+  auto claim = [&](const std::string& target, v1::ClaimResponse* out) {
+    auto stub = stub_of(target);
+    grpc::Status st;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      grpc::ClientContext ctx;
+      deadline(ctx);
+      v1::ClaimRequest req;
+      req.set_campaign_id("small");
+      req.set_member_id("member-1");
+      st = stub->Claim(&ctx, req, out);
+      // Refilling, or not connected to Redis yet: both safe to retry.
+      if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          st.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return st;
+  };
+  v1::ClaimResponse claimed;
+  const grpc::Status claimed_status = claim(a.target(), &claimed);
+  ASSERT_TRUE(claimed_status.ok()) << claimed_status.error_message();
+  const std::string code = claimed.voucher().code();
+  auto redeem = [&](v1::VoucherService::Stub& stub, const std::string& c, const std::string& site,
+                    const std::string& request_id, v1::RedeemResponse* out) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::RedeemRequest req;
+    req.set_code(c);
+    req.set_site_id(site);
+    req.set_request_id(request_id);
+    return stub.Redeem(&ctx, req, out);
+  };
+
+  // Another site's desk: PERMISSION_DENIED, and the voucher stays ISSUED.
+  v1::RedeemResponse out;
+  grpc::Status s = redeem(*stub_of(b.target()), code, "site-2", "desk-x", &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_NE(s.error_message().find("site-2"), std::string::npos) << s.error_message();
+
+  // 64 desks redeem the same code at once, over 64 channels, half through
+  // each replica: exactly one succeeds.
+  std::atomic<int> ok{0}, already{0}, other{0};
+  std::vector<std::thread> desks;
+  for (int i = 0; i < 64; ++i) {
+    desks.emplace_back([&, i] {
+      auto stub = stub_of(i % 2 == 0 ? a.target() : b.target());
+      v1::RedeemResponse r;
+      const grpc::Status st = redeem(*stub, code, "site-1", "desk-" + std::to_string(i), &r);
+      if (st.ok()) {
+        ++ok;
+      } else if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+                 st.error_message().find("already redeemed") != std::string::npos &&
+                 st.error_message().find("site-1") != std::string::npos) {
+        ++already;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& d : desks) d.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(already.load(), 63);
+  EXPECT_EQ(other.load(), 0);
+
+  // The winning desk retries (its answer was lost): OK, already_redeemed.
+  std::string winner;
+  {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::GetVoucherRequest req;
+    req.set_code(code);
+    v1::Voucher v;
+    ASSERT_TRUE(stub_of(b.target())->GetVoucher(&ctx, req, &v).ok());
+    EXPECT_EQ(v.state(), v1::REDEEMED);
+    EXPECT_EQ(v.redeemed_site_id(), "site-1");
+    EXPECT_TRUE(v.has_redeemed_at());
+    winner = v.redeem_request_id();
+  }
+  s = redeem(*stub_of(a.target()), code, "site-1", winner, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(out.already_redeemed());
+  EXPECT_EQ(out.voucher().code(), code);
+  EXPECT_EQ(redis.cli({"HGET", "vd:{small}:redeemed", claimed.voucher().sku_id()}), "1");
+  EXPECT_EQ(redis.cli({"SISMEMBER", "vd:{small}:redeemed_codes", code}), "1");
+  EXPECT_EQ(stats_of(a.target(), "small").redeemed(), 1);
+
+  // Forgeries: a code minted under another secret (by a voucherd of its own),
+  // the real code with one character changed, and random strings of the
+  // right shape. None reaches Redis.
+  const std::string other_secret = dir.write("other.hex", std::string(64, 'e')).string();
+  VoucherdProcess stranger(dir, {"--campaigns", campaigns, "--secret-file", other_secret});
+  ASSERT_GT(stranger.port(), 0);
+  v1::ClaimResponse foreign;
+  ASSERT_TRUE(claim(stranger.target(), &foreign).ok());
+  std::vector<std::string> forged{foreign.voucher().code()};
+  for (std::size_t pos = 0; pos < code.size(); pos += 3) {
+    if (code[pos] == '-') continue;
+    std::string typo = code;
+    typo[pos] = code[pos] == 'A' ? 'B' : 'A';
+    forged.push_back(typo);
+  }
+  std::mt19937 rng(7);
+  const std::string alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  for (int i = 0; i < 20; ++i) {
+    std::string random_code = code;
+    for (char& ch : random_code) {
+      if (ch != '-') ch = alphabet[rng() % alphabet.size()];
+    }
+    forged.push_back(random_code);
+  }
+  // Let the replicas' lease keepers go idle (idle units go back after 250 ms).
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  const std::int64_t scripts_before = redis_calls(redis, "evalsha");
+  const std::int64_t gets_before = redis_calls(redis, "get");
+  auto stub_a = stub_of(a.target());
+  for (const std::string& f : forged) {
+    const grpc::Status st = redeem(*stub_a, f, "site-1", "desk-forger", &out);
+    EXPECT_TRUE(st.error_code() == grpc::StatusCode::NOT_FOUND ||
+                st.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+        << f << ": " << st.error_message();
+  }
+  EXPECT_EQ(redis_calls(redis, "evalsha"), scripts_before);
+  EXPECT_EQ(redis_calls(redis, "get"), gets_before);
+
+  EXPECT_EQ(stranger.stop(SIGTERM), std::optional<int>(0));
+  EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0)) << a.stderr_text();
+  EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0)) << b.stderr_text();
 }
 
 TEST(RedisEndToEnd, RedisStoreNeedsASecretFile) {

@@ -94,11 +94,17 @@ class CountingClaimLog final : public ClaimLog {
     finds.fetch_add(1, std::memory_order_relaxed);
     memory.find_voucher(campaign_id, code, lookup);
   }
+  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
+              VoucherRedemption& done) override {
+    redeems.fetch_add(1, std::memory_order_relaxed);
+    memory.redeem(campaign_id, code, request, done);
+  }
   [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
 
   MemoryClaimLog memory;
   std::atomic<int> appends{0};
   std::atomic<int> finds{0};
+  std::atomic<int> redeems{0};
 };
 
 std::string lowercase(std::string s) {
@@ -158,6 +164,36 @@ class ClaimEngineTest : public ::testing::Test {
     op.code = code;
     engine_.get_voucher(op);
     EXPECT_EQ(op.calls, 1) << "on_lookup_done must run exactly once";
+    return op;
+  }
+
+  struct RecordingRedeem final : RedeemOp {
+    std::string code_text, site_text, request_text;
+    Outcome outcome = Outcome::kInternal;
+    VoucherPtr voucher;
+    bool already = false;
+    const char* field = nullptr;
+    std::atomic<int> calls{0};
+    void on_redeem_done(Outcome o, VoucherPtr v, bool a, const char* f) override {
+      outcome = o;
+      voucher = std::move(v);
+      already = a;
+      field = f;
+      calls.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  // Redeems and returns the finished op (MemoryClaimLog completes inline).
+  std::unique_ptr<RecordingRedeem> redeem(std::string code, std::string site,
+                                          std::string request = {}) {
+    auto op = std::make_unique<RecordingRedeem>();
+    op->code_text = std::move(code);
+    op->site_text = std::move(site);
+    op->request_text = std::move(request);
+    op->code = op->code_text;
+    op->site_id = op->site_text;
+    op->request_id = op->request_text;
+    engine_.redeem(*op);
+    EXPECT_EQ(op->calls.load(), 1) << "on_redeem_done must run exactly once";
     return op;
   }
 
@@ -623,6 +659,10 @@ class DeferredClaimLog final : public ClaimLog {
                     VoucherLookup& lookup) override {
     memory_.find_voucher(campaign_id, code, lookup);
   }
+  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
+              VoucherRedemption& done) override {
+    memory_.redeem(campaign_id, code, request, done);
+  }
   std::size_t queued() {
     std::lock_guard lock(mu_);
     return queue_.size();
@@ -1087,6 +1127,111 @@ TEST(ClaimEngineConcurrencyTest, PerMemberLimitHoldsUnderContention) {
   ASSERT_TRUE(stats.has_value());
   EXPECT_EQ(stats->issued, 3 * kMembers);
   EXPECT_EQ(stats->members, kMembers);
+}
+
+TEST_F(ClaimEngineTest, RedeemOnceAtItsSiteAndRetriesGetTheSameAnswer) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult r = claim("gd-2024", "member-1", "sku-001");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  const std::string code = r.voucher->code;
+
+  // Another site: refused, and nothing changes.
+  EXPECT_EQ(redeem(code, "site-002", "desk-9")->outcome, Outcome::kWrongSite);
+  EXPECT_EQ(lookup(code).state, VoucherState::kIssued);
+
+  const auto first = redeem(lowercase(code), "site-001", "desk-1");
+  ASSERT_EQ(first->outcome, Outcome::kOk);
+  EXPECT_FALSE(first->already);
+  EXPECT_EQ(first->voucher->state, VoucherState::kRedeemed);
+  EXPECT_EQ(first->voucher->redeemed_site_id, "site-001");
+  EXPECT_EQ(first->voucher->redeemed_at_us, clock_.now_us());
+  EXPECT_EQ(first->voucher->redeem_request_id, "desk-1");
+
+  clock_.advance_us(kMicrosPerSecond);
+  // The same request again (its answer was lost): OK, already redeemed.
+  const auto retry = redeem(code, "site-001", "desk-1");
+  EXPECT_EQ(retry->outcome, Outcome::kOk);
+  EXPECT_TRUE(retry->already);
+  EXPECT_EQ(retry->voucher->redeemed_at_us, first->voucher->redeemed_at_us);
+  // Another request: refused, naming when and where.
+  const auto other = redeem(code, "site-001", "desk-2");
+  EXPECT_EQ(other->outcome, Outcome::kAlreadyRedeemed);
+  ASSERT_NE(other->voucher, nullptr);
+  EXPECT_EQ(other->voucher->redeemed_site_id, "site-001");
+  EXPECT_EQ(other->voucher->redeemed_at_us, first->voucher->redeemed_at_us);
+  // Without a request id there is no idempotency: a second one is refused.
+  EXPECT_EQ(redeem(code, "site-001")->outcome, Outcome::kAlreadyRedeemed);
+
+  const RecordingLookup seen = lookup(code);
+  EXPECT_EQ(seen.state, VoucherState::kRedeemed);
+  EXPECT_EQ(seen.found->redeemed_site_id, "site-001");
+  auto stats = engine_.campaign_stats("gd-2024");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->redeemed, 1);
+  EXPECT_EQ(stats->skus[0].redeemed, 1);
+}
+
+TEST_F(ClaimEngineTest, RedeemRefusesBadInputBeforeTheClaimLog) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult r = claim("gd-2024", "member-1", "sku-001");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  const std::string code = r.voucher->code;
+
+  const auto no_site = redeem(code, "");
+  EXPECT_EQ(no_site->outcome, Outcome::kInvalidArgument);
+  EXPECT_STREQ(no_site->field, "site_id");
+  EXPECT_EQ(redeem(code, "site-001", std::string(limits::kIdBytesMax + 1, 'r'))->outcome,
+            Outcome::kInvalidArgument);
+  std::string typo = code;
+  typo[3] = code[3] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(redeem(typo, "site-001")->outcome, Outcome::kMistypedCode);
+  EXPECT_EQ(redeem("not-a-code", "site-001")->outcome, Outcome::kMistypedCode);
+  // A well-formed code whose MAC does not verify.
+  auto fields = parse_code(code);
+  ASSERT_TRUE(fields.has_value());
+  CodeFields forged = *fields;
+  forged.random[0] ^= 1;
+  EXPECT_EQ(redeem(format_code(forged), "site-001")->outcome, Outcome::kVoucherNotFound);
+  EXPECT_EQ(log_.redeems.load(), 0) << "bad input must not reach the claim log";
+  EXPECT_EQ(lookup(code).state, VoucherState::kIssued);
+}
+
+TEST_F(ClaimEngineTest, RedeemAfterExpiryIsRefusedAndTheVoucherShowsExpired) {
+  ASSERT_NE(create(small_spec()), nullptr);  // vouchers valid 10 days
+  const ClaimResult r = claim("gd-2024", "member-1", "sku-002");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  clock_.set_us(r.voucher->expires_at_us);
+  const auto late = redeem(r.voucher->code, "site-002", "desk-1");
+  EXPECT_EQ(late->outcome, Outcome::kVoucherExpired);
+  EXPECT_EQ(lookup(r.voucher->code).state, VoucherState::kExpired);
+  clock_.set_us(r.voucher->expires_at_us - 1);  // one microsecond before: still fine
+  EXPECT_EQ(redeem(r.voucher->code, "site-002", "desk-1")->outcome, Outcome::kOk);
+}
+
+TEST_F(ClaimEngineTest, SimultaneousRedemptionsOfOneCodeSucceedExactlyOnce) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  const ClaimResult r = claim("gd-2024", "member-1", "sku-001");
+  ASSERT_EQ(r.outcome, Outcome::kOk);
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 8; ++i) {
+        const auto op = redeem(r.voucher->code, "site-001", "desk-" + std::to_string(t * 8 + i));
+        if (op->outcome == Outcome::kOk && !op->already) {
+          ++ok;
+        } else if (op->outcome == Outcome::kAlreadyRedeemed) {
+          ++refused;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(refused.load(), 63);
+  EXPECT_EQ(other.load(), 0);
 }
 
 }  // namespace

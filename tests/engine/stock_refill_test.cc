@@ -26,6 +26,10 @@ class ManualStockLog final : public ClaimLog {
                     VoucherLookup& lookup) override {
     memory_.find_voucher(campaign_id, code, lookup);
   }
+  void redeem(std::string_view campaign_id, std::string_view code,
+              const RedeemRequestView& request, VoucherRedemption& done) override {
+    memory_.redeem(campaign_id, code, request, done);
+  }
   CampaignStock* stock_ = nullptr;
 
  private:
