@@ -314,6 +314,81 @@ TEST(RedisClaimLog, ReplacesAStoredDefinitionOnlyBeforeItOpensAndWhenAsked) {
   }
 }
 
+struct WaitedRedeem final : RedeemOp {
+  std::promise<std::pair<Outcome, VoucherPtr>> done;
+  void on_redeem_done(Outcome o, VoucherPtr v, bool, const char*) override {
+    done.set_value({o, std::move(v)});
+  }
+};
+
+TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRecord) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  FakeClock clock(SystemClock{}.now_us());
+  SecureRandom random;
+  redis::RedisClaimLog log(Replica::make_options(redis_server.url(), "clocked"),
+                           encode_campaign_definition);
+  log.start();
+  ClaimEngine engine(log, clock, random, kSecret);
+  CampaignSpec spec = campaign(10, 10);
+  spec.voucher_valid_days = 1;
+  ASSERT_TRUE(engine.create_campaign(spec).has_value());
+  auto claim = [&](const std::string& member) {
+    for (int attempt = 0; attempt < 2000; ++attempt) {
+      WaitedClaim op;
+      op.campaign_id = "gd-redis";
+      op.member_id = member;
+      auto f = op.done.get_future();
+      engine.claim(op);
+      ClaimResult r = f.get();
+      if (r.outcome != Outcome::kStockRefilling && r.outcome != Outcome::kLogUnavailable) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return ClaimResult{Outcome::kStockRefilling, nullptr, nullptr};
+  };
+  auto redeem = [&](const std::string& code, const std::string& request) {
+    WaitedRedeem op;
+    op.code = code;
+    op.site_id = "site-1";
+    op.request_id = request;
+    auto f = op.done.get_future();
+    engine.redeem(op);
+    return f.get();
+  };
+  const ClaimResult a = claim("member-a");
+  const ClaimResult b = claim("member-b");
+  ASSERT_EQ(a.outcome, Outcome::kOk);
+  ASSERT_EQ(b.outcome, Outcome::kOk);
+
+  // a: redeemed now; the record in Redis says where, when and by whom.
+  auto [ok, redeemed] = redeem(a.voucher->code, "desk-1");
+  ASSERT_EQ(ok, Outcome::kOk);
+  const VoucherPtr stored = redis::decode_voucher(
+      "gd-redis", a.voucher->code, redis_server.cli({"GET", "vd:{gd-redis}:v:" + a.voucher->code}));
+  ASSERT_NE(stored, nullptr);
+  EXPECT_EQ(stored->state, VoucherState::kRedeemed);
+  EXPECT_EQ(stored->redeemed_site_id, "site-1");
+  EXPECT_EQ(stored->redeemed_at_us, clock.now_us());
+  EXPECT_EQ(stored->redeem_request_id, "desk-1");
+  EXPECT_EQ(stored->member_id, "member-a");
+
+  // b: a day later it has expired; nothing is written.
+  clock.advance_us(kMicrosPerDay);
+  const std::string before = redis_server.cli({"GET", "vd:{gd-redis}:v:" + b.voucher->code});
+  EXPECT_EQ(redeem(b.voucher->code, "desk-2").first, Outcome::kVoucherExpired);
+  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:v:" + b.voucher->code}), before);
+  // A redeemed voucher stays redeemed after its expiry: a retry still gets OK.
+  EXPECT_EQ(redeem(a.voucher->code, "desk-1").first, Outcome::kOk);
+
+  // A cancelled voucher (state digit 4) is refused.
+  clock.advance_us(-kMicrosPerDay);
+  EXPECT_EQ(redis_server.cli({"SETRANGE", "vd:{gd-redis}:v:" + b.voucher->code, "0", "4"}),
+            std::to_string(before.size()));
+  EXPECT_EQ(redeem(b.voucher->code, "desk-2").first, Outcome::kVoucherCancelled);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:redeemed", a.voucher->sku_id}), "1");
+  log.stop();
+}
+
 TEST(RedisClaimLog, RedisDownMeansUnavailableThenRecovers) {
   TempDir dir;
   RedisServer redis_server(dir);
