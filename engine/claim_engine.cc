@@ -511,6 +511,8 @@ const char* outcome_name(Outcome o) {
       return "CANCELLED";
     case Outcome::kAlreadyRedeemed:
       return "ALREADY_REDEEMED";
+    case Outcome::kRedeemThrottled:
+      return "REDEEM_THROTTLED";
     case Outcome::kInternal:
       return "INTERNAL";
   }

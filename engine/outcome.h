@@ -32,6 +32,7 @@ enum class Outcome : std::uint8_t {
   kVoucherExpired,     // Redeem after expires_at
   kVoucherCancelled,   // Redeem of a cancelled voucher
   kAlreadyRedeemed,    // Redeem of a voucher another request redeemed
+  kRedeemThrottled,    // too many failed redemptions by one caller (cool-down)
   kInternal,
 };
 

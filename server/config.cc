@@ -49,6 +49,19 @@ ConfigResult parse_config(int argc, char** argv) {
   app.add_option("--port-file", c.port_file, "write the bound gRPC port here once listening");
   app.add_flag("--rehearse", c.rehearse,
                "open every loaded campaign's window from now (same length) for a rehearsal");
+  app.add_option("--auth-file", c.auth_file,
+                 "bearer tokens file (sha256:<hex of token> <role> per line; roles app, admin, "
+                 "site:<id>); without it voucherd is open to anyone")
+      ->check(CLI::ExistingFile);
+  app.add_option("--redeem-failure-budget", c.redeem_failure_budget,
+                 "consecutive redemptions of codes that are not vouchers one caller may make "
+                 "before a cool-down")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  app.add_option("--redeem-cooldown-seconds", c.redeem_cooldown_seconds,
+                 "how long a caller past the failure budget is refused")
+      ->check(CLI::Range(1, 86'400))
+      ->capture_default_str();
   app.add_option("--grpc-threads", c.grpc_threads, "completion-queue polling threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

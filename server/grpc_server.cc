@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <atomic>
+#include <optional>
 
 #include "engine/campaign_validation.h"
 #include "engine/limits.h"
@@ -30,8 +31,23 @@ class Tag {
   virtual void proceed(bool ok) = 0;
 };
 
-// One unary call: posted, then handled, then finished, then deleted.
-// Derived provides: void request(); void handle(); Derived(Core&, CQ*).
+const char* access_text(Access access) {
+  switch (access) {
+    case Access::kApp:
+      return "an app token";
+    case Access::kAppOrSite:
+      return "an app or site token";
+    case Access::kSite:
+      return "a site token";
+    case Access::kAdmin:
+      return "an admin token";
+  }
+  return "another token";
+}
+
+// One unary call: posted, then admitted, then handled, then finished, then
+// deleted. Derived provides: void request(); void handle(); Derived(Core&,
+// CQ*); static constexpr Access kAccess (who may call it, with --auth-file).
 template <class Derived, class Request, class Response>
 class UnaryCall : public Tag {
  public:
@@ -46,6 +62,7 @@ class UnaryCall : public Tag {
       }
       handled_ = true;
       (new Derived(core_, cq_))->post();  // keep a call posted for the next client
+      if (!admit()) return;
       static_cast<Derived*>(this)->handle();
       return;
     }
@@ -58,6 +75,30 @@ class UnaryCall : public Tag {
   }
 
   void post() { static_cast<Derived*>(this)->request(); }
+
+  // With --auth-file: the caller's bearer token must admit Derived::kAccess.
+  bool admit() {
+    if (core_.auth == nullptr) return true;
+    const auto& metadata = ctx_.client_metadata();
+    const auto it = metadata.find("authorization");
+    const std::string_view value = it == metadata.end()
+                                       ? std::string_view()
+                                       : std::string_view(it->second.data(), it->second.size());
+    auto admitted = core_.auth->admit(value, Derived::kAccess);
+    if (admitted) {
+      principal_ = std::move(*admitted);
+      return true;
+    }
+    if (admitted.error() == Authenticator::Refusal::kUnauthenticated) {
+      fail(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "missing or unknown bearer token: send \"authorization: Bearer <token>\""));
+    } else {
+      fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        std::string("this call needs ") + access_text(Derived::kAccess) +
+                            "; the token presented has another role"));
+    }
+    return false;
+  }
 
  protected:
   void reply(const Response& response) {
@@ -74,6 +115,7 @@ class UnaryCall : public Tag {
   grpc::ServerContext ctx_;
   Request request_;
   grpc::ServerAsyncResponseWriter<Response> responder_;
+  std::optional<Principal> principal_;  // set when --auth-file admitted the caller
 
  private:
   bool handled_ = false;
@@ -84,6 +126,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
                         private ClaimOp {
  public:
   using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kApp;
   void request() {
     core_.voucher_service.RequestClaim(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -120,6 +163,7 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
                              private VoucherLookupOp {
  public:
   using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAppOrSite;
   void request() {
     core_.voucher_service.RequestGetVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -131,6 +175,13 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
 
  private:
   void on_lookup_done(Outcome outcome, VoucherPtr voucher, VoucherState visible) override {
+    // A site sees its own vouchers only.
+    if (outcome == Outcome::kOk && principal_ && principal_->role == Role::kSite &&
+        voucher->site_id != principal_->site_id) {
+      return fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                               "this voucher belongs to another site than the token's (\"" +
+                                   principal_->site_id + "\")"));
+    }
     if (outcome == Outcome::kOk) {
       v1::Voucher response;
       voucher_to_proto(*voucher, visible, &response);
@@ -146,11 +197,21 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
                          private RedeemOp {
  public:
   using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kSite;
   void request() {
     core_.voucher_service.RequestRedeem(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
     if (request_.code().empty()) return fail(invalid_argument("code", "code must not be empty"));
+    // A site token redeems for its own site only.
+    if (principal_ && !request_.site_id().empty() && request_.site_id() != principal_->site_id) {
+      return fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                               "a token of site \"" + principal_->site_id +
+                                   "\" may not redeem for site \"" + request_.site_id() + "\""));
+    }
+    // The guard knows a caller by its token (by the site it names, without
+    // --auth-file).
+    guard_key_ = principal_ ? principal_->token_hash : "site:" + request_.site_id();
     code = request_.code();
     site_id = request_.site_id();
     request_id = request_.request_id();
@@ -160,6 +221,20 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
  private:
   void on_redeem_done(Outcome outcome, VoucherPtr voucher, bool already_redeemed,
                       const char* field) override {
+    // Codes that are not vouchers count against the caller; past the budget,
+    // their answers turn into RESOURCE_EXHAUSTED for the cool-down, so a
+    // guesser learns nothing more. A real voucher is never throttled.
+    if (outcome == Outcome::kVoucherNotFound) {
+      const auto now = RedeemGuard::Clock::now();
+      core_.redeem_guard.failed(guard_key_, now);
+      if (auto allowed = core_.redeem_guard.check(guard_key_, now); !allowed) {
+        StatusContext ctx;
+        ctx.detail = "retry in " + std::to_string(allowed.error().count()) + " s";
+        return fail(to_grpc_status(Outcome::kRedeemThrottled, ctx));
+      }
+    } else if (outcome == Outcome::kOk) {
+      core_.redeem_guard.succeeded(guard_key_);
+    }
     if (outcome == Outcome::kOk) {
       v1::RedeemResponse response;
       voucher_to_proto(*voucher, VoucherState::kRedeemed, response.mutable_voucher());
@@ -186,12 +261,15 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
     }
     fail(to_grpc_status(outcome, ctx));
   }
+
+  std::string guard_key_;
 };
 
 class CreateCampaignCall final
     : public UnaryCall<CreateCampaignCall, v1::CreateCampaignRequest, v1::Campaign> {
  public:
   using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
   void request() {
     core_.admin_service.RequestCreateCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -229,6 +307,7 @@ class GetCampaignCall final
     : public UnaryCall<GetCampaignCall, v1::GetCampaignRequest, v1::Campaign> {
  public:
   using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
   void request() {
     core_.admin_service.RequestGetCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -249,6 +328,7 @@ class GetCampaignStatsCall final
     : public UnaryCall<GetCampaignStatsCall, v1::GetCampaignStatsRequest, v1::CampaignStats> {
  public:
   using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
   void request() {
     core_.admin_service.RequestGetCampaignStats(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -298,6 +378,7 @@ class ReconcileCampaignCall final
                        v1::ReconcileCampaignResponse> {
  public:
   using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
   void request() {
     core_.admin_service.RequestReconcileCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -389,7 +470,14 @@ void GrpcServer::AdminWorker::stop() {
 }
 
 GrpcServer::GrpcServer(ClaimEngine& engine, GrpcServerOptions options)
-    : core_{engine, options.redis, {}, {}, {}}, options_(std::move(options)) {}
+    : core_{engine,
+            options.redis,
+            options.auth,
+            RedeemGuard(options.redeem_failure_budget, options.redeem_cooldown),
+            {},
+            {},
+            {}},
+      options_(std::move(options)) {}
 
 GrpcServer::~GrpcServer() { shutdown(std::chrono::milliseconds(0)); }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/claim_engine.h"
+#include "server/auth.h"
 #include "server/redis/redis_claim_log.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -33,6 +34,12 @@ struct GrpcServerOptions {
   // The shared store when --store=redis, else nullptr: store-wide stats,
   // reconciliation and connection state come from it.
   redis::RedisClaimLog* redis = nullptr;
+  // Bearer-token roles; nullptr runs open (anyone may call anything).
+  const Authenticator* auth = nullptr;
+  // Consecutive failed redemptions (codes that are not vouchers) a caller
+  // may make before a cool-down.
+  int redeem_failure_budget = 100;
+  std::chrono::seconds redeem_cooldown{60};
 };
 
 class GrpcServer final {
@@ -70,6 +77,8 @@ class GrpcServer final {
   struct Core {
     ClaimEngine& engine;
     redis::RedisClaimLog* redis;
+    const Authenticator* auth;
+    RedeemGuard redeem_guard;
     AdminWorker admin_worker;
     voucher::v1::VoucherService::AsyncService voucher_service;
     voucher::v1::AdminService::AsyncService admin_service;

@@ -7,11 +7,13 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "engine/claim_engine.h"
 #include "engine/clock.h"
 #include "engine/memory_claim_log.h"
 #include "engine/random.h"
+#include "server/auth.h"
 #include "server/campaign_loader.h"
 #include "server/config.h"
 #include "server/grpc_server.h"
@@ -153,7 +155,28 @@ int run(const Config& config, const sigset_t& signals) {
     }
   }
 
-  GrpcServer server(engine, GrpcServerOptions{config.listen, config.grpc_threads, redis_log});
+  std::optional<Authenticator> auth;
+  if (!config.auth_file.empty()) {
+    auto loaded = Authenticator::load(config.auth_file);
+    if (!loaded) {
+      log_line("error", loaded.error());
+      return 2;
+    }
+    auth = std::move(*loaded);
+    log_line("info", "auth: " + std::to_string(auth->size()) + " tokens from " + config.auth_file);
+  } else {
+    log_line("warn",
+             "NO --auth-file: voucherd is OPEN. Anyone who can reach it may claim, redeem and "
+             "administer. Give it a tokens file before it faces a network.");
+  }
+  GrpcServerOptions server_options;
+  server_options.listen = config.listen;
+  server_options.polling_threads = config.grpc_threads;
+  server_options.redis = redis_log;
+  server_options.auth = auth ? &*auth : nullptr;
+  server_options.redeem_failure_budget = config.redeem_failure_budget;
+  server_options.redeem_cooldown = std::chrono::seconds(config.redeem_cooldown_seconds);
+  GrpcServer server(engine, std::move(server_options));
   const int port = server.start();
   if (port == 0) {
     log_line("error", "cannot listen on " + config.listen);

@@ -137,6 +137,12 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
     case Outcome::kAlreadyRedeemed:
       return make(StatusCode::FAILED_PRECONDITION,
                   with_detail("this voucher was already redeemed", ctx), outcome, ctx, false);
+    case Outcome::kRedeemThrottled:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("too many redemptions of codes that are not vouchers from this "
+                              "caller",
+                              ctx),
+                  outcome, ctx, true);
     case Outcome::kInternal:
       break;
   }

@@ -1,0 +1,214 @@
+// auth_e2e_test — with --auth-file, every role/token combination gets the
+// answer the README promises (table-driven, against a real voucherd); a site
+// redeems and reads only its own vouchers; and a desk that keeps sending
+// codes that are not vouchers is cooled down, while real vouchers still
+// redeem.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <optional>
+#include <thread>
+
+#include "engine/voucher_code.h"
+#include "server/auth.h"
+#include "tests/support/voucherd_process.h"
+#include "voucher/v1/voucher.grpc.pb.h"
+
+namespace voucherd::testing {
+namespace {
+
+namespace v1 = voucher::v1;
+
+std::string campaign_file(const TempDir& dir) {
+  return dir
+      .write("auth-campaign.json",
+             R"({"id":"auth","name":"Auth","mode":"FIRST_COME",)"
+             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
+             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"},)"
+             R"({"id":"site-2","name":"Hotel","city":"Shaoguan","kind":"HOTEL"}],)"
+             R"("skus":[{"id":"spring","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
+             R"("faceValueCents":"19800","stock":"50"},)"
+             R"({"id":"room","siteId":"site-2","kind":"HOTEL","name":"Room",)"
+             R"("faceValueCents":"39800","stock":"50"}]})")
+      .string();
+}
+
+std::string tokens_file(const TempDir& dir) {
+  std::string text = "# test tokens\n";
+  for (auto [token, role] : {std::pair{"app-secret", "app"}, std::pair{"desk-1", "site:site-1"},
+                             std::pair{"desk-2", "site:site-2"}, std::pair{"ops", "admin"}}) {
+    text += "sha256:" + token_hash(token) + " " + role + "\n";
+  }
+  return dir.write("tokens", text).string();
+}
+
+struct Client {
+  explicit Client(const std::string& target)
+      : channel(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
+        voucher(v1::VoucherService::NewStub(channel)),
+        admin(v1::AdminService::NewStub(channel)) {}
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::VoucherService::Stub> voucher;
+  std::unique_ptr<v1::AdminService::Stub> admin;
+};
+
+void prepare(grpc::ClientContext& ctx, const std::optional<std::string>& token) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (token) ctx.AddMetadata("authorization", "Bearer " + *token);
+}
+
+grpc::Status claim(Client& c, const std::optional<std::string>& token, const std::string& campaign,
+                   const std::string& member, v1::ClaimResponse* out) {
+  grpc::ClientContext ctx;
+  prepare(ctx, token);
+  v1::ClaimRequest req;
+  req.set_campaign_id(campaign);
+  req.set_member_id(member);
+  req.set_sku_id("spring");
+  return c.voucher->Claim(&ctx, req, out);
+}
+
+grpc::Status get_voucher(Client& c, const std::optional<std::string>& token,
+                         const std::string& code) {
+  grpc::ClientContext ctx;
+  prepare(ctx, token);
+  v1::GetVoucherRequest req;
+  req.set_code(code);
+  v1::Voucher out;
+  return c.voucher->GetVoucher(&ctx, req, &out);
+}
+
+grpc::Status redeem(Client& c, const std::optional<std::string>& token, const std::string& code,
+                    const std::string& site, v1::RedeemResponse* out = nullptr) {
+  grpc::ClientContext ctx;
+  prepare(ctx, token);
+  v1::RedeemRequest req;
+  req.set_code(code);
+  req.set_site_id(site);
+  v1::RedeemResponse ignored;
+  return c.voucher->Redeem(&ctx, req, out != nullptr ? out : &ignored);
+}
+
+grpc::Status get_campaign(Client& c, const std::optional<std::string>& token,
+                          const std::string& id) {
+  grpc::ClientContext ctx;
+  prepare(ctx, token);
+  v1::GetCampaignRequest req;
+  req.set_campaign_id(id);
+  v1::Campaign out;
+  return c.admin->GetCampaign(&ctx, req, &out);
+}
+
+TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
+  TempDir dir;
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir)});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+
+  using Code = grpc::StatusCode;
+  const std::optional<std::string> none, unknown("guess"), app("app-secret"), desk1("desk-1"),
+      desk2("desk-2"), ops("ops");
+  // Each admitted call is made to fail in its handler in a known way (an
+  // unknown campaign, a mistyped code), so the table reads the admission.
+  struct Row {
+    const char* who;
+    std::optional<std::string> token;
+    Code claim, get_voucher, redeem, admin;
+  };
+  const Row rows[] = {
+      {"no token", none, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED,
+       Code::UNAUTHENTICATED},
+      {"unknown token", unknown, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED,
+       Code::UNAUTHENTICATED, Code::UNAUTHENTICATED},
+      {"app", app, Code::NOT_FOUND, Code::INVALID_ARGUMENT, Code::PERMISSION_DENIED,
+       Code::PERMISSION_DENIED},
+      {"site-1 desk", desk1, Code::PERMISSION_DENIED, Code::INVALID_ARGUMENT,
+       Code::INVALID_ARGUMENT, Code::PERMISSION_DENIED},
+      {"admin", ops, Code::PERMISSION_DENIED, Code::PERMISSION_DENIED, Code::PERMISSION_DENIED,
+       Code::NOT_FOUND},
+  };
+  for (const Row& r : rows) {
+    v1::ClaimResponse claimed;
+    EXPECT_EQ(claim(c, r.token, "no-such-campaign", "m", &claimed).error_code(), r.claim) << r.who;
+    EXPECT_EQ(get_voucher(c, r.token, "mistyped").error_code(), r.get_voucher) << r.who;
+    EXPECT_EQ(redeem(c, r.token, "mistyped", "site-1").error_code(), r.redeem) << r.who;
+    EXPECT_EQ(get_campaign(c, r.token, "no-such-campaign").error_code(), r.admin) << r.who;
+  }
+
+  // A real voucher of site-1: the app and site-1 may read it, site-2 may not.
+  v1::ClaimResponse claimed;
+  ASSERT_TRUE(claim(c, app, "auth", "member-1", &claimed).ok());
+  const std::string code = claimed.voucher().code();
+  EXPECT_TRUE(get_voucher(c, app, code).ok());
+  EXPECT_TRUE(get_voucher(c, desk1, code).ok());
+  const grpc::Status other_site = get_voucher(c, desk2, code);
+  EXPECT_EQ(other_site.error_code(), Code::PERMISSION_DENIED);
+  // site-2's desk may not redeem in site-1's name, nor as itself.
+  const grpc::Status in_its_name = redeem(c, desk2, code, "site-1");
+  EXPECT_EQ(in_its_name.error_code(), Code::PERMISSION_DENIED);
+  EXPECT_NE(in_its_name.error_message().find("site-2"), std::string::npos)
+      << in_its_name.error_message();
+  EXPECT_EQ(redeem(c, desk2, code, "site-2").error_code(), Code::PERMISSION_DENIED);
+  // site-1's desk redeems it.
+  v1::RedeemResponse redeemed;
+  ASSERT_TRUE(redeem(c, desk1, code, "site-1", &redeemed).ok());
+  EXPECT_EQ(redeemed.voucher().state(), v1::REDEEMED);
+
+  // The token is never written to the log.
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+  const std::string log = server.stderr_text();
+  EXPECT_NE(log.find("4 tokens"), std::string::npos) << log;
+  for (const char* secret : {"app-secret", "desk-1", "desk-2", "Bearer"}) {
+    EXPECT_EQ(log.find(secret), std::string::npos) << secret << " in " << log;
+  }
+}
+
+TEST(AuthEndToEnd, WithoutATokensFileVoucherdWarnsThatItIsOpen) {
+  TempDir dir;
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir)});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+  v1::ClaimResponse claimed;
+  EXPECT_TRUE(claim(c, std::nullopt, "auth", "member-1", &claimed).ok());
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+  EXPECT_NE(server.stderr_text().find("voucherd is OPEN"), std::string::npos);
+}
+
+TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
+  TempDir dir;
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
+                               "--redeem-failure-budget", "5", "--redeem-cooldown-seconds", "600"});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+  const std::optional<std::string> app("app-secret"), desk1("desk-1"), desk2("desk-2");
+  v1::ClaimResponse claimed;
+  ASSERT_TRUE(claim(c, app, "auth", "member-1", &claimed).ok());
+  const std::string code = claimed.voucher().code();
+
+  // Guesses: well-formed codes (right check character) whose MAC is wrong.
+  auto fields = parse_code(code);
+  ASSERT_TRUE(fields.has_value());
+  auto guess = [&](int i) {
+    CodeFields f = *fields;
+    f.random[static_cast<std::size_t>(i % 16)] ^= static_cast<std::uint8_t>(1 + i / 16);
+    return format_code(f);
+  };
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(redeem(c, desk1, guess(i), "site-1").error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  for (int i = 4; i < 8; ++i) {  // the 5th failure starts the cool-down
+    const grpc::Status s = redeem(c, desk1, guess(i), "site-1");
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+    EXPECT_NE(s.error_message().find("retry in"), std::string::npos) << s.error_message();
+  }
+  // Another desk is not affected, and a real voucher is never throttled.
+  EXPECT_EQ(redeem(c, desk2, guess(9), "site-2").error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::RedeemResponse redeemed;
+  const grpc::Status real = redeem(c, desk1, code, "site-1", &redeemed);
+  EXPECT_TRUE(real.ok()) << real.error_message();
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+}  // namespace
+}  // namespace voucherd::testing
