@@ -401,6 +401,61 @@ void ClaimEngine::redeem(RedeemOp& op) {
               RedeemRequestView{op.site_id, op.request_id, clock_.now_us()}, op);
 }
 
+void ClaimEngine::cancel(CancelOp& op) {
+  op.engine_ = this;
+  auto match = match_code(op.code);
+  if (!match) return op.on_cancel_done(match.error(), nullptr);
+  op.campaign_ = match->campaign;
+  op.sku_ = match->sku;
+  op.canonical_ = std::move(match->canonical);
+  const CampaignSpec& spec = op.campaign_->spec();
+  log_.cancel(spec.id, op.canonical_,
+              CancelRequestView{op.sku_, clock_.now_us(), spec.cancel_keeps_allowance,
+                                spec.per_member_limit},
+              op);
+}
+
+void CancelOp::on_cancel_logged(CancelStatus status, VoucherPtr voucher) {
+  switch (status) {
+    case CancelStatus::kCancelled:
+      // Relaxed: a statistic, read for stats only.
+      campaign_->sku_counters_[sku_].issued.fetch_sub(1, std::memory_order_relaxed);
+      if (!campaign_->spec().cancel_keeps_allowance) engine_->forget_held(*voucher);
+      return on_cancel_done(Outcome::kOk, std::move(voucher));
+    case CancelStatus::kAlreadyCancelled:
+      return on_cancel_done(Outcome::kOk, std::move(voucher));
+    case CancelStatus::kNotFound:
+      return on_cancel_done(Outcome::kVoucherNotFound, nullptr);
+    case CancelStatus::kRedeemed:
+      return on_cancel_done(Outcome::kAlreadyRedeemed, std::move(voucher));
+    case CancelStatus::kUnavailable:
+      return on_cancel_done(Outcome::kLogUnavailable, nullptr);
+  }
+  std::abort();  // unreachable: every CancelStatus is handled above
+}
+
+void ClaimEngine::forget_held(const VoucherRecord& v) {
+  CampaignRuntime* c = find_mutable(v.campaign_id);
+  if (c == nullptr) return;
+  const std::size_t hash = ShardedMap<int>::hash(v.member_id);
+  bool emptied = false;
+  c->members_index_.with_shard(hash, [&](auto& map) {
+    auto it = map.find(to_absl(v.member_id), hash);
+    if (it == map.end()) return;
+    auto& held = it->second.held;
+    const auto before = held.size();
+    held.erase(std::remove_if(held.begin(), held.end(),
+                              [&](const VoucherPtr& h) { return h->code == v.code; }),
+               held.end());
+    if (held.size() < before && held.empty()) {
+      emptied = true;
+      if (it->second.pending.empty()) map.erase(it);
+    }
+  });
+  // Relaxed: a statistic.
+  if (emptied) c->members_.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {
   switch (status) {
     case RedeemStatus::kRedeemed:

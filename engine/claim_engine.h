@@ -135,6 +135,27 @@ class RedeemOp : private VoucherRedemption {
   std::string canonical_;
 };
 
+// A CancelVoucher in flight; same ownership rules as ClaimOp.
+class CancelOp : private VoucherCancellation {
+ public:
+  std::string_view code;
+  // kOk with the cancelled voucher (also when it was cancelled before), or
+  // kMistypedCode, kVoucherNotFound, kAlreadyRedeemed, kLogUnavailable.
+  virtual void on_cancel_done(Outcome outcome, VoucherPtr voucher) = 0;
+
+ protected:
+  virtual ~CancelOp() = default;
+
+ private:
+  friend class ClaimEngine;
+  void on_cancel_logged(CancelStatus status, VoucherPtr voucher) override;
+
+  ClaimEngine* engine_ = nullptr;
+  const CampaignRuntime* campaign_ = nullptr;
+  std::uint32_t sku_ = 0;
+  std::string canonical_;
+};
+
 struct SkuStatsView {
   std::string sku_id;
   std::int64_t stock = 0;
@@ -185,6 +206,7 @@ class CampaignRuntime final : public CampaignStock {
   friend class ClaimOp;
   friend class VoucherLookupOp;
   friend class RedeemOp;
+  friend class CancelOp;
 
   // Inline room for one of each: with the usual limit of one pack a member
   // entry costs no allocation beyond its map slot.
@@ -239,6 +261,7 @@ class ClaimEngine final {
   void claim(ClaimOp& op);
   void get_voucher(VoucherLookupOp& op);
   void redeem(RedeemOp& op);
+  void cancel(CancelOp& op);
 
   [[nodiscard]] std::expected<CampaignStatsView, Outcome> campaign_stats(
       std::string_view campaign_id) const;
@@ -249,6 +272,7 @@ class ClaimEngine final {
   friend class ClaimOp;
   friend class VoucherLookupOp;
   friend class RedeemOp;
+  friend class CancelOp;
 
   CampaignRuntime* find_mutable(std::string_view id) const;
   // The campaign and SKU whose MAC a code carries, and its canonical form;
@@ -259,6 +283,9 @@ class ClaimEngine final {
     std::string canonical;
   };
   [[nodiscard]] std::expected<CodeMatch, Outcome> match_code(std::string_view code) const;
+  // After a cancel that frees the allowance: the member no longer holds `v`
+  // in this process's index.
+  void forget_held(const VoucherRecord& v);
   void finish(ClaimOp& op, const ClaimResult& result, bool drop_pending, const VoucherPtr& held);
   void complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held);
   VoucherPtr mint_voucher(const ClaimOp& op, const CampaignRuntime& c, std::uint32_t sku,

@@ -50,6 +50,32 @@ enum class RedeemStatus : std::uint8_t {
   kUnavailable,     // the store did not answer; it may or may not be redeemed
 };
 
+// What the claim log did when asked to cancel a voucher.
+enum class CancelStatus : std::uint8_t {
+  kCancelled,         // it was ISSUED: now CANCELLED, its unit back in stock
+  kAlreadyCancelled,  // it was CANCELLED before (nothing changed)
+  kNotFound,
+  kRedeemed,     // REDEEMED vouchers are not cancelled
+  kUnavailable,  // the store did not answer; it may or may not be cancelled
+};
+
+struct CancelRequestView {
+  std::uint32_t sku_index = 0;  // the voucher's SKU, from its code
+  UnixMicros now_us = 0;
+  bool keep_allowance = false;  // the campaign's cancel_keeps_allowance
+  std::int32_t per_member_limit = 1;
+};
+
+class VoucherCancellation {
+ public:
+  // Called exactly once, from any thread. `voucher` is the record after the
+  // step (nullptr for kNotFound and kUnavailable).
+  virtual void on_cancel_logged(CancelStatus status, VoucherPtr voucher) = 0;
+
+ protected:
+  virtual ~VoucherCancellation() = default;
+};
+
 // A redemption asked of the claim log. The strings are owned by the caller
 // and stay valid until the completion runs.
 struct RedeemRequestView {
@@ -146,6 +172,12 @@ class ClaimLog {
   // the redemption (site, time, request id) written in the same step.
   virtual void redeem(std::string_view campaign_id, std::string_view code,
                       const RedeemRequestView& request, VoucherRedemption& done) = 0;
+  // Cancels the voucher `code` (canonical, MAC verified) in one atomic step:
+  // ISSUED -> CANCELLED, its unit back to the SKU's stock (the local stock
+  // of open_campaign(), or a shared pool), and the member's allowance freed
+  // unless `request.keep_allowance`.
+  virtual void cancel(std::string_view campaign_id, std::string_view code,
+                      const CancelRequestView& request, VoucherCancellation& done) = 0;
 };
 
 }  // namespace voucherd

@@ -31,6 +31,10 @@ std::optional<MemoryClaimLog::CodeKey> MemoryClaimLog::key_of(std::string_view c
 std::expected<void, std::string> MemoryClaimLog::open_campaign(const CampaignSpec& spec,
                                                                CampaignStock& stock,
                                                                StoredDefinition /*stored*/) {
+  {
+    std::lock_guard lock(stocks_mu_);
+    stocks_[spec.id] = &stock;
+  }
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     const auto sku = static_cast<std::uint32_t>(i);
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
@@ -92,6 +96,42 @@ void MemoryClaimLog::redeem(std::string_view /*campaign_id*/, std::string_view c
     }
   }
   done.on_redeem_logged(status, std::move(after));
+}
+
+void MemoryClaimLog::cancel(std::string_view campaign_id, std::string_view code,
+                            const CancelRequestView& request, VoucherCancellation& done) {
+  CancelStatus status = CancelStatus::kNotFound;
+  VoucherPtr after;
+  {
+    CodeShard& shard = codes_[shard_of(code, kShards)];
+    std::lock_guard lock(shard.mu);
+    if (const auto key = key_of(code)) {
+      auto it = shard.by_code.find(*key);
+      if (it != shard.by_code.end()) {
+        switch (it->second->state) {
+          case VoucherState::kRedeemed:
+            status = CancelStatus::kRedeemed;
+            break;
+          case VoucherState::kCancelled:
+            status = CancelStatus::kAlreadyCancelled;
+            break;
+          default: {
+            auto v = std::make_shared<VoucherRecord>(*it->second);
+            v->state = VoucherState::kCancelled;
+            it->second = std::move(v);
+            status = CancelStatus::kCancelled;
+          }
+        }
+        after = it->second;
+      }
+    }
+  }
+  if (status == CancelStatus::kCancelled) {
+    std::lock_guard lock(stocks_mu_);
+    auto it = stocks_.find(absl::string_view(campaign_id.data(), campaign_id.size()));
+    if (it != stocks_.end()) it->second->add_units(request.sku_index, 1);
+  }
+  done.on_cancel_logged(status, std::move(after));
 }
 
 }  // namespace voucherd

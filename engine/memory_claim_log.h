@@ -40,6 +40,9 @@ class MemoryClaimLog final : public ClaimLog {
                     VoucherLookup& lookup) override;
   void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
               VoucherRedemption& done) override;
+  // The unit goes back to the campaign's local stock (there is no other).
+  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
+              VoucherCancellation& done) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {
@@ -72,6 +75,8 @@ class MemoryClaimLog final : public ClaimLog {
   };
 
   std::array<CodeShard, kShards> codes_;
+  std::mutex stocks_mu_;  // guards stocks_ (written once per campaign)
+  absl::flat_hash_map<std::string, CampaignStock*> stocks_;
   std::atomic<std::int64_t> voucher_count_{0};
 };
 

@@ -265,6 +265,35 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
   std::string guard_key_;
 };
 
+class CancelVoucherCall final
+    : public UnaryCall<CancelVoucherCall, v1::CancelVoucherRequest, v1::Voucher>,
+      private CancelOp {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  void request() {
+    core_.admin_service.RequestCancelVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    if (request_.code().empty()) return fail(invalid_argument("code", "code must not be empty"));
+    code = request_.code();
+    core_.engine.cancel(*this);
+  }
+
+ private:
+  void on_cancel_done(Outcome outcome, VoucherPtr voucher) override {
+    if (outcome == Outcome::kOk) {
+      v1::Voucher response;
+      voucher_to_proto(*voucher, voucher->state, &response);
+      return reply(response);
+    }
+    StatusContext ctx;
+    ctx.field = "code";
+    if (outcome == Outcome::kAlreadyRedeemed) ctx.detail = "a redeemed voucher cannot be cancelled";
+    fail(to_grpc_status(outcome, ctx));
+  }
+};
+
 class CreateCampaignCall final
     : public UnaryCall<CreateCampaignCall, v1::CreateCampaignRequest, v1::Campaign> {
  public:
@@ -501,6 +530,7 @@ int GrpcServer::start() {
     post_calls<ClaimCall>(core_, cq.get());
     post_calls<GetVoucherCall>(core_, cq.get());
     post_calls<RedeemCall>(core_, cq.get());
+    post_calls<CancelVoucherCall>(core_, cq.get());
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());

@@ -35,6 +35,34 @@ redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
 return 0
 )lua");
 
+// The baseline's cancellation: its allowances are one campaign-wide hash.
+const Script kCancelScript(R"lua(
+-- KEYS: voucher, members, stock, issued. ARGV: code, keep allowance (1 or 0).
+-- Returns {status} or {status, record}: 0 cancelled, 1 not found, 2 cancelled
+-- before, 3 redeemed (not cancelled).
+local v = redis.call('GET', KEYS[1])
+if not v then return {1} end
+local state = string.sub(v, 1, 1)
+if state == '2' then return {3, v} end
+if state == '4' then return {2, v} end
+local f = {}
+local pos = 2
+for i = 1, 3 do
+  local colon = string.find(v, ':', pos, true)
+  local len = tonumber(string.sub(v, pos, colon - 1))
+  f[i] = string.sub(v, colon + 1, colon + len)
+  pos = colon + len + 1
+end
+local c = '4' .. string.sub(v, 2)
+redis.call('SET', KEYS[1], c)
+redis.call('HINCRBY', KEYS[3], f[1], 1)
+redis.call('HINCRBY', KEYS[4], f[1], -1)
+if ARGV[2] == '0' and redis.call('HGET', KEYS[2], f[3]) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], f[3])
+end
+return {0, c}
+)lua");
+
 }  // namespace
 
 PerClaimRedisLog::PerClaimRedisLog(PerClaimLogOptions options)
@@ -77,6 +105,8 @@ std::expected<void, std::string> PerClaimRedisLog::open_campaign(const CampaignS
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
     stock.set_final(sku, true);
   }
+  std::lock_guard lock(stocks_mu_);
+  stocks_[spec.id] = &stock;
   return {};
 }
 
@@ -109,6 +139,13 @@ void PerClaimRedisLog::redeem(std::string_view campaign_id, std::string_view cod
   }
 }
 
+void PerClaimRedisLog::cancel(std::string_view campaign_id, std::string_view code,
+                              const CancelRequestView& request, VoucherCancellation& done) {
+  if (!enqueue(Cancellation{std::string(campaign_id), std::string(code), request, &done})) {
+    done.on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+  }
+}
+
 void PerClaimRedisLog::worker_loop() {
   std::unique_ptr<Connection> conn;
   for (;;) {
@@ -138,12 +175,18 @@ void PerClaimRedisLog::worker_loop() {
       } else {
         l->lookup->on_found(LookupStatus::kUnavailable, nullptr);
       }
-    } else {
-      const Redemption& r = std::get<Redemption>(job);
+    } else if (const auto* r = std::get_if<Redemption>(&job)) {
       if (conn) {
-        run_redemption(*conn, r);
+        run_redemption(*conn, *r);
       } else {
-        r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+        r->done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+      }
+    } else {
+      const Cancellation& x = std::get<Cancellation>(job);
+      if (conn) {
+        run_cancellation(*conn, x);
+      } else {
+        x.done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
       }
     }
   }
@@ -188,6 +231,26 @@ void PerClaimRedisLog::run_redemption(Connection& conn, const Redemption& r) {
   if (!reply) return r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
   RedeemReply answer = parse_redeem_reply(r.campaign_id, r.code, *reply);
   r.done->on_redeem_logged(answer.status, std::move(answer.voucher));
+}
+
+void PerClaimRedisLog::run_cancellation(Connection& conn, const Cancellation& x) {
+  auto reply = conn.eval(kCancelScript,
+                         {campaign_key(kPrefix, x.campaign_id, "v:") + x.code,
+                          campaign_key(kPrefix, x.campaign_id, "members"),
+                          campaign_key(kPrefix, x.campaign_id, "stock"),
+                          campaign_key(kPrefix, x.campaign_id, "issued")},
+                         {x.code, x.request.keep_allowance ? "1" : "0"});
+  if (!reply) return x.done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+  CancelReply answer = parse_cancel_reply(x.campaign_id, x.code, *reply);
+  if (answer.status == CancelStatus::kCancelled) {
+    // The engine holds the whole stock of this one replica: the unit goes
+    // back there too, matching the +1 in Redis.
+    std::lock_guard lock(stocks_mu_);
+    if (auto it = stocks_.find(x.campaign_id); it != stocks_.end()) {
+      it->second->add_units(x.request.sku_index, 1);
+    }
+  }
+  x.done->on_cancel_logged(answer.status, std::move(answer.voucher));
 }
 
 }  // namespace voucherd::redis

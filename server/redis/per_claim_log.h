@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -49,6 +50,8 @@ class PerClaimRedisLog final : public ClaimLog {
                     VoucherLookup& lookup) override;
   void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
               VoucherRedemption& done) override;
+  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
+              VoucherCancellation& done) override;
 
  private:
   struct Lookup {
@@ -64,12 +67,19 @@ class PerClaimRedisLog final : public ClaimLog {
     UnixMicros now_us;
     VoucherRedemption* done;
   };
-  using Job = std::variant<ClaimLogWrite*, Lookup, Redemption>;
+  struct Cancellation {
+    std::string campaign_id;
+    std::string code;
+    CancelRequestView request;
+    VoucherCancellation* done;
+  };
+  using Job = std::variant<ClaimLogWrite*, Lookup, Redemption, Cancellation>;
 
   void worker_loop();
   void run_claim(Connection& conn, ClaimLogWrite& write);
   void run_lookup(Connection& conn, const Lookup& lookup);
   void run_redemption(Connection& conn, const Redemption& redemption);
+  void run_cancellation(Connection& conn, const Cancellation& cancellation);
   bool enqueue(Job job);
 
   PerClaimLogOptions options_;
@@ -79,6 +89,8 @@ class PerClaimRedisLog final : public ClaimLog {
   std::deque<Job> jobs_;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  std::mutex stocks_mu_;  // guards stocks_: the engine's stock of each campaign
+  std::unordered_map<std::string, CampaignStock*> stocks_;
 };
 
 }  // namespace voucherd::redis

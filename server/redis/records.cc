@@ -178,4 +178,81 @@ RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view co
   return out;
 }
 
+const Script& cancel_script() {
+  static const Script script(R"lua(
+-- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count).
+-- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix.
+-- Returns {status} or {status, record}: 0 cancelled, 1 not found,
+-- 2 cancelled before, 3 redeemed (not cancelled).
+local v = redis.call('GET', KEYS[1])
+if not v then return {1} end
+local state = string.sub(v, 1, 1)
+if state == '2' then return {3, v} end
+if state == '4' then return {2, v} end
+local f = {}
+local pos = 2
+for i = 1, 4 do
+  local colon = string.find(v, ':', pos, true)
+  local len = tonumber(string.sub(v, pos, colon - 1))
+  f[i] = string.sub(v, colon + 1, colon + len)
+  pos = colon + len + 1
+end
+local sku, member, rid = f[1], f[3], f[4]
+local c = '4' .. string.sub(v, 2)
+redis.call('SET', KEYS[1], c)
+redis.call('HINCRBY', KEYS[2], sku, -1)
+redis.call('HINCRBY', KEYS[3], sku, 1)
+redis.call('INCR', KEYS[4])
+redis.call('HINCRBY', KEYS[5], sku, 1)
+if ARGV[2] == '0' then
+  -- The member key has the campaign's hash tag: same slot as the voucher.
+  local mk = ARGV[4] .. member
+  if tonumber(ARGV[3]) == 1 then
+    if redis.call('GET', mk) == ARGV[1] then
+      redis.call('DEL', mk)
+      redis.call('HINCRBY', KEYS[2], '_members', -1)
+    end
+  elseif redis.call('HGET', mk, 'r:' .. rid) == ARGV[1] then
+    redis.call('HDEL', mk, 'r:' .. rid)
+    if redis.call('HINCRBY', mk, 'n', -1) <= 0 then
+      redis.call('DEL', mk)
+      redis.call('HINCRBY', KEYS[2], '_members', -1)
+    end
+  end
+end
+return {0, c}
+)lua");
+  return script;
+}
+
+Command cancel_command(std::string_view campaign_id, std::string_view code,
+                       const CancelRequestView& request) {
+  return Connection::evalsha(
+      cancel_script(),
+      {campaign_key("vd:", campaign_id, "v:") + std::string(code),
+       campaign_key("vd:", campaign_id, "issued"), campaign_key("vd:", campaign_id, "stock"),
+       campaign_key("vd:", campaign_id, "returns"), campaign_key("vd:", campaign_id, "cancelled")},
+      {std::string(code), request.keep_allowance ? "1" : "0",
+       std::to_string(request.per_member_limit), campaign_key("vd:", campaign_id, "m:")});
+}
+
+CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view code,
+                               const Reply& reply) {
+  CancelReply out;
+  if (reply.type != Reply::Type::kArray || reply.elements.empty()) return out;
+  const std::int64_t status = to_int(reply.elements[0]);
+  if (status == 1) {
+    out.status = CancelStatus::kNotFound;
+    return out;
+  }
+  if (reply.elements.size() != 2) return out;
+  out.voucher = decode_voucher(campaign_id, code, reply.elements[1].str);
+  if (!out.voucher) return out;  // a record we cannot read: do not guess
+  out.status = status == 0   ? CancelStatus::kCancelled
+               : status == 2 ? CancelStatus::kAlreadyCancelled
+               : status == 3 ? CancelStatus::kRedeemed
+                             : CancelStatus::kUnavailable;
+  return out;
+}
+
 }  // namespace voucherd::redis

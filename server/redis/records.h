@@ -39,6 +39,21 @@ namespace voucherd::redis {
 [[nodiscard]] const Script& redeem_script();
 [[nodiscard]] Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,
                                      std::string_view code, const RedeemRequestView& request);
+// Cancels a voucher of the Redis claim log in one atomic step (the
+// baseline store has its own): ISSUED -> CANCELLED, the unit back to the
+// shared pool (issued - 1, pool + 1, and `returns` + 1 so that replicas that
+// found the campaign sold out look again), and the member's allowance freed
+// unless asked to keep it.
+[[nodiscard]] const Script& cancel_script();
+[[nodiscard]] Command cancel_command(std::string_view campaign_id, std::string_view code,
+                                     const CancelRequestView& request);
+struct CancelReply {
+  CancelStatus status = CancelStatus::kUnavailable;
+  VoucherPtr voucher;
+};
+[[nodiscard]] CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view code,
+                                             const Reply& reply);
+
 // The outcome of one redeem_command() reply.
 struct RedeemReply {
   RedeemStatus status = RedeemStatus::kUnavailable;

@@ -381,6 +381,24 @@ bool RedisClaimLog::ensure_writer_connection() {
   return true;
 }
 
+void RedisClaimLog::cancel(std::string_view campaign_id, std::string_view code,
+                           const CancelRequestView& request, VoucherCancellation& done) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && cancellations_.size() < queue_max_) {
+      cancellations_.push_back(
+          Cancellation{std::string(campaign_id), std::string(code), request, &done});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    done.on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+    return;
+  }
+  wake_.notify_one();
+}
+
 void RedisClaimLog::writer_loop() {
   Batch batch;
   // Moves up to limits::kClaimLogBatchMax items from `from` to `to`.
@@ -393,19 +411,22 @@ void RedisClaimLog::writer_loop() {
     {
       std::unique_lock lock(mu_);
       wake_.wait(lock, [&] {
-        return stopping_ || !claims_.empty() || !lookups_.empty() || !redemptions_.empty();
+        return stopping_ || !claims_.empty() || !lookups_.empty() || !redemptions_.empty() ||
+               !cancellations_.empty();
       });
-      if (claims_.empty() && lookups_.empty() && redemptions_.empty()) {
+      if (claims_.empty() && lookups_.empty() && redemptions_.empty() && cancellations_.empty()) {
         return;  // stopping, and drained
       }
       take(claims_, batch.claims);
       take(lookups_, batch.lookups);
       take(redemptions_, batch.redemptions);
+      take(cancellations_, batch.cancellations);
     }
     write_batch(batch);
     batch.claims.clear();
     batch.lookups.clear();
     batch.redemptions.clear();
+    batch.cancellations.clear();
   }
 }
 
@@ -413,6 +434,7 @@ void RedisClaimLog::write_batch(Batch& batch) {
   const std::vector<ClaimLogWrite*>& claims = batch.claims;
   const std::vector<Lookup>& lookups = batch.lookups;
   const std::vector<Redemption>& redemptions = batch.redemptions;
+  const std::vector<Cancellation>& cancellations = batch.cancellations;
   auto fail_all = [&] {
     drop_unconfirmed(claims);
     for (ClaimLogWrite* w : claims) w->on_logged(LogStatus::kUnavailable, nullptr);
@@ -421,6 +443,9 @@ void RedisClaimLog::write_batch(Batch& batch) {
     // retry with the same request_id tells.
     for (const Redemption& r : redemptions) {
       r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+    }
+    for (const Cancellation& x : cancellations) {
+      x.done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
     }
   };
   if (!ensure_writer_connection()) return fail_all();
@@ -465,6 +490,10 @@ void RedisClaimLog::write_batch(Batch& batch) {
     commands.push_back(redeem_command("vd:", r.campaign_id, r.code,
                                       RedeemRequestView{r.site_id, r.request_id, r.now_us}));
   }
+  const std::size_t first_cancellation = commands.size();
+  for (const Cancellation& x : cancellations) {
+    commands.push_back(cancel_command(x.campaign_id, x.code, x.request));
+  }
 
   auto replies = writer_conn_->pipeline(commands);
   if (!replies) {
@@ -478,7 +507,9 @@ void RedisClaimLog::write_batch(Batch& batch) {
   // A NOSCRIPT call did not run, so sending it again cannot apply it twice.
   for (std::size_t i = 0; i < commands.size(); ++i) {
     if (!is_noscript((*replies)[i])) continue;
-    const Script& script = i < groups.size() ? kClaimScript : redeem_script();
+    const Script& script = i < groups.size()         ? kClaimScript
+                           : i >= first_cancellation ? cancel_script()
+                                                     : redeem_script();
     if (auto loaded = writer_conn_->load(script); !loaded) break;
     if (auto again = writer_conn_->command(commands[i])) (*replies)[i] = std::move(*again);
   }
@@ -523,6 +554,14 @@ void RedisClaimLog::write_batch(Batch& batch) {
     RedeemReply answer =
         parse_redeem_reply(r.campaign_id, r.code, (*replies)[first_redemption + i]);
     r.done->on_redeem_logged(answer.status, std::move(answer.voucher));
+  }
+  for (std::size_t i = 0; i < cancellations.size(); ++i) {
+    const Cancellation& x = cancellations[i];
+    CancelReply answer =
+        parse_cancel_reply(x.campaign_id, x.code, (*replies)[first_cancellation + i]);
+    if (answer.status == CancelStatus::kCancelled)
+      unit_returned(x.campaign_id, x.request.sku_index);
+    x.done->on_cancel_logged(answer.status, std::move(answer.voucher));
   }
 }
 
@@ -700,6 +739,19 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
         if (spec.skus[i].id == args[k]) c.dropped[i] += std::stoll(args[k + 1]);
       }
     }
+  }
+}
+
+void RedisClaimLog::unit_returned(std::string_view campaign_id, std::uint32_t sku) {
+  // The unit is in the shared pool again: this SKU is no longer final here,
+  // so presses hear STOCK_REFILLING and the keeper leases it at once (other
+  // replicas find it at their next look, within kFinalRecheck).
+  std::lock_guard lock(campaigns_mu_);
+  for (auto& c : campaigns_) {
+    if (c->spec->id != campaign_id || sku >= c->spec->skus.size()) continue;
+    c->known_left[sku] += 1;
+    c->final[sku] = false;
+    c->stock->set_final(sku, false);
   }
 }
 

@@ -70,6 +70,8 @@ class RedisClaimLog final : public ClaimLog {
                     VoucherLookup& lookup) override;
   void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
               VoucherRedemption& done) override;
+  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
+              VoucherCancellation& done) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).
@@ -94,11 +96,18 @@ class RedisClaimLog final : public ClaimLog {
     UnixMicros now_us;
     VoucherRedemption* done;
   };
+  struct Cancellation {
+    std::string campaign_id;
+    std::string code;
+    CancelRequestView request;
+    VoucherCancellation* done;
+  };
   // What the writer sends in one pipeline.
   struct Batch {
     std::vector<ClaimLogWrite*> claims;
     std::vector<Lookup> lookups;
     std::vector<Redemption> redemptions;
+    std::vector<Cancellation> cancellations;
   };
   struct Campaign {
     const CampaignSpec* spec;
@@ -132,6 +141,7 @@ class RedisClaimLog final : public ClaimLog {
   void return_units(Connection& conn, Campaign& c);
   void return_idle_units(Connection& conn, Campaign& c);
   void drop_local_units();
+  void unit_returned(std::string_view campaign_id, std::uint32_t sku);
   // Units of claims whose write was not confirmed: maybe issued, maybe not.
   // Kept as dropped; on reconnection the lease record decides.
   void drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes);
@@ -145,6 +155,7 @@ class RedisClaimLog final : public ClaimLog {
   std::deque<ClaimLogWrite*> claims_;
   std::deque<Lookup> lookups_;
   std::deque<Redemption> redemptions_;
+  std::deque<Cancellation> cancellations_;
   bool stopping_ = false;
 
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)

@@ -531,6 +531,84 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0)) << b.stderr_text();
 }
 
+TEST(RedisEndToEnd, CancelReturnsTheUnitSoANewMemberCanClaimIt) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  VoucherdProcess a(dir, replica_args(redis, secret, small_campaign(dir, 2, 1)));
+  ASSERT_GT(a.port(), 0);
+  auto channel = grpc::CreateChannel(a.target(), grpc::InsecureChannelCredentials());
+  auto voucher = v1::VoucherService::NewStub(channel);
+  auto admin = v1::AdminService::NewStub(channel);
+  // Claims until the answer is final (not refilling, not "not connected yet").
+  auto claim = [&](const std::string& member, v1::ClaimResponse* out) {
+    grpc::Status st;
+    for (int attempt = 0; attempt < 500; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::ClaimRequest req;
+      req.set_campaign_id("small");
+      req.set_member_id(member);
+      st = voucher->Claim(&ctx, req, out);
+      if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          st.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return st;
+  };
+  v1::ClaimResponse one, two, three;
+  ASSERT_TRUE(claim("member-1", &one).ok());
+  ASSERT_TRUE(claim("member-2", &two).ok());
+  EXPECT_EQ(claim("member-3", &three).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::Voucher cancelled;
+  {
+    grpc::ClientContext ctx;
+    v1::CancelVoucherRequest req;
+    req.set_code(one.voucher().code());
+    const grpc::Status st = admin->CancelVoucher(&ctx, req, &cancelled);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_EQ(cancelled.state(), v1::CANCELLED);
+  // The unit is back in Redis's pool and member-1's allowance is freed.
+  const std::string sku = one.voucher().sku_id();
+  EXPECT_EQ(redis.cli({"HGET", "vd:{small}:cancelled", sku}), "1");
+  EXPECT_EQ(redis.cli({"EXISTS", "vd:{small}:m:member-1"}), "0");
+
+  // A new member gets it (the replica looks again once units come back).
+  const grpc::Status third = claim("member-3", &three);
+  ASSERT_TRUE(third.ok()) << third.error_message();
+  EXPECT_NE(three.voucher().code(), one.voucher().code());
+  EXPECT_EQ(claim("member-4", &three).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(redis.cli({"HGET", "vd:{small}:issued", sku}), "2");
+  EXPECT_EQ(redis.cli({"HGET", "vd:{small}:issued", "_members"}), "2");
+  const v1::CampaignStats stats = stats_of(a.target(), "small");
+  EXPECT_EQ(stats.issued(), 2);
+  EXPECT_EQ(stats.remaining(), 0);
+  // A redeemed voucher cannot be cancelled.
+  {
+    grpc::ClientContext ctx;
+    v1::RedeemRequest req;
+    req.set_code(two.voucher().code());
+    req.set_site_id("site-1");
+    v1::RedeemResponse out;
+    ASSERT_TRUE(voucher->Redeem(&ctx, req, &out).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::CancelVoucherRequest req;
+    req.set_code(two.voucher().code());
+    v1::Voucher out;
+    const grpc::Status st = admin->CancelVoucher(&ctx, req, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_NE(st.error_message().find("cannot be cancelled"), std::string::npos)
+        << st.error_message();
+  }
+  EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
+}
+
 TEST(RedisEndToEnd, RedisStoreNeedsASecretFile) {
   TempDir dir;
   std::string err;

@@ -99,6 +99,10 @@ class CountingClaimLog final : public ClaimLog {
     redeems.fetch_add(1, std::memory_order_relaxed);
     memory.redeem(campaign_id, code, request, done);
   }
+  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
+              VoucherCancellation& done) override {
+    memory.cancel(campaign_id, code, request, done);
+  }
   [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
 
   MemoryClaimLog memory;
@@ -195,6 +199,23 @@ class ClaimEngineTest : public ::testing::Test {
     engine_.redeem(*op);
     EXPECT_EQ(op->calls.load(), 1) << "on_redeem_done must run exactly once";
     return op;
+  }
+
+  struct RecordingCancel final : CancelOp {
+    std::string code_text;
+    Outcome outcome = Outcome::kInternal;
+    VoucherPtr voucher;
+    void on_cancel_done(Outcome o, VoucherPtr v) override {
+      outcome = o;
+      voucher = std::move(v);
+    }
+  };
+  std::pair<Outcome, VoucherPtr> cancel(std::string code) {
+    RecordingCancel op;
+    op.code_text = std::move(code);
+    op.code = op.code_text;
+    engine_.cancel(op);
+    return {op.outcome, op.voucher};
   }
 
   CountingClaimLog log_;
@@ -662,6 +683,10 @@ class DeferredClaimLog final : public ClaimLog {
   void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
               VoucherRedemption& done) override {
     memory_.redeem(campaign_id, code, request, done);
+  }
+  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
+              VoucherCancellation& done) override {
+    memory_.cancel(campaign_id, code, request, done);
   }
   std::size_t queued() {
     std::lock_guard lock(mu_);
@@ -1232,6 +1257,50 @@ TEST_F(ClaimEngineTest, SimultaneousRedemptionsOfOneCodeSucceedExactlyOnce) {
   EXPECT_EQ(ok.load(), 1);
   EXPECT_EQ(refused.load(), 63);
   EXPECT_EQ(other.load(), 0);
+}
+
+TEST_F(ClaimEngineTest, CancelReturnsTheUnitAndFreesTheAllowance) {
+  ASSERT_NE(create(small_spec()), nullptr);  // sku-002 has one unit
+  const ClaimResult first = claim("gd-2024", "member-1", "sku-002");
+  ASSERT_EQ(first.outcome, Outcome::kOk);
+  EXPECT_EQ(claim("gd-2024", "member-2", "sku-002").outcome, Outcome::kSkuSoldOut);
+
+  auto [outcome, cancelled] = cancel(first.voucher->code);
+  ASSERT_EQ(outcome, Outcome::kOk);
+  EXPECT_EQ(cancelled->state, VoucherState::kCancelled);
+  EXPECT_EQ(lookup(first.voucher->code).state, VoucherState::kCancelled);
+  EXPECT_EQ(cancel(first.voucher->code).first, Outcome::kOk);  // again: unchanged
+  EXPECT_EQ(redeem(first.voucher->code, "site-002", "desk")->outcome, Outcome::kVoucherCancelled);
+
+  // The unit is back: someone else can have it; the member's allowance is
+  // free: they could claim again (here the one unit went to member-2).
+  const ClaimResult second = claim("gd-2024", "member-2", "sku-002");
+  ASSERT_EQ(second.outcome, Outcome::kOk);
+  EXPECT_NE(second.voucher->code, first.voucher->code);
+  const ClaimResult again = claim("gd-2024", "member-1", "sku-001");
+  EXPECT_EQ(again.outcome, Outcome::kOk);
+  auto stats = engine_.campaign_stats("gd-2024");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->skus[1].issued, 1);
+  EXPECT_EQ(stats->skus[1].remaining, 0);
+
+  // A redeemed voucher is not cancelled.
+  ASSERT_EQ(redeem(second.voucher->code, "site-002", "desk")->outcome, Outcome::kOk);
+  EXPECT_EQ(cancel(second.voucher->code).first, Outcome::kAlreadyRedeemed);
+  EXPECT_EQ(cancel("mistyped").first, Outcome::kMistypedCode);
+}
+
+TEST_F(ClaimEngineTest, CancelKeepsTheAllowanceWhenTheCampaignSaysSo) {
+  CampaignSpec spec = small_spec();
+  spec.cancel_keeps_allowance = true;
+  ASSERT_NE(create(spec), nullptr);
+  const ClaimResult first = claim("gd-2024", "member-1", "sku-001");
+  ASSERT_EQ(first.outcome, Outcome::kOk);
+  ASSERT_EQ(cancel(first.voucher->code).first, Outcome::kOk);
+  const ClaimResult again = claim("gd-2024", "member-1", "sku-001");
+  EXPECT_EQ(again.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(claim("gd-2024", "member-2", "sku-001").outcome, Outcome::kOk);
+  EXPECT_EQ(claim("gd-2024", "member-3", "sku-001").outcome, Outcome::kOk);  // the unit came back
 }
 
 }  // namespace

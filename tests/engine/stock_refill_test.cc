@@ -26,9 +26,13 @@ class ManualStockLog final : public ClaimLog {
                     VoucherLookup& lookup) override {
     memory_.find_voucher(campaign_id, code, lookup);
   }
-  void redeem(std::string_view campaign_id, std::string_view code,
-              const RedeemRequestView& request, VoucherRedemption& done) override {
+  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
+              VoucherRedemption& done) override {
     memory_.redeem(campaign_id, code, request, done);
+  }
+  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
+              VoucherCancellation& done) override {
+    memory_.cancel(campaign_id, code, request, done);
   }
   CampaignStock* stock_ = nullptr;
 
