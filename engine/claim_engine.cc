@@ -434,6 +434,93 @@ void CancelOp::on_cancel_logged(CancelStatus status, VoucherPtr voucher) {
   std::abort();  // unreachable: every CancelStatus is handled above
 }
 
+namespace {
+
+// One ListMemberVouchers: a look-up per campaign, answered when all are in.
+// Deleted by the last look-up to complete.
+struct MemberFanout {
+  struct Part final : MemberVouchersLookup {
+    MemberFanout* fanout = nullptr;
+    std::size_t index = 0;
+    std::string campaign_id;
+    std::vector<std::string> known_codes;
+    std::vector<VoucherPtr> found;
+    void on_member_vouchers(LookupStatus status, std::vector<VoucherPtr> vouchers) override {
+      if (status == LookupStatus::kUnavailable) {
+        fanout->unavailable.store(true, std::memory_order_relaxed);
+      }
+      found = std::move(vouchers);
+      // acq_rel: the last part sees every other part's `found`.
+      if (fanout->left.fetch_sub(1, std::memory_order_acq_rel) == 1) fanout->finish();
+    }
+  };
+
+  void finish() {
+    std::vector<VoucherPtr> all;
+    for (Part& p : parts) {
+      std::sort(p.found.begin(), p.found.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
+        return a->issued_at_us < b->issued_at_us;
+      });
+      all.insert(all.end(), p.found.begin(), p.found.end());
+    }
+    MemberVouchersOp* done = op;
+    const bool failed = unavailable.load(std::memory_order_relaxed);
+    const UnixMicros at = now_us;
+    delete this;
+    done->on_member_vouchers_done(failed ? Outcome::kLogUnavailable : Outcome::kOk,
+                                  failed ? std::vector<VoucherPtr>{} : std::move(all), at);
+  }
+
+  MemberVouchersOp* op = nullptr;
+  UnixMicros now_us = 0;
+  std::vector<Part> parts;
+  std::atomic<std::size_t> left{0};
+  std::atomic<bool> unavailable{false};
+};
+
+}  // namespace
+
+void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
+  const UnixMicros now = clock_.now_us();
+  if (op.member_id.empty() || op.member_id.size() > limits::kIdBytesMax) {
+    return op.on_member_vouchers_done(Outcome::kInvalidArgument, {}, now);
+  }
+  std::vector<const CampaignRuntime*> targets;
+  if (!op.campaign_id.empty()) {
+    const CampaignRuntime* c = find_campaign(op.campaign_id);
+    if (c == nullptr) return op.on_member_vouchers_done(Outcome::kCampaignNotFound, {}, now);
+    targets.push_back(c);
+  } else {
+    targets = campaigns();
+  }
+  if (targets.empty()) return op.on_member_vouchers_done(Outcome::kOk, {}, now);
+
+  auto* fanout = new MemberFanout;
+  fanout->op = &op;
+  fanout->now_us = now;
+  fanout->parts.resize(targets.size());
+  const std::size_t hash = ShardedMap<int>::hash(op.member_id);
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    MemberFanout::Part& part = fanout->parts[i];
+    part.fanout = fanout;
+    part.index = i;
+    part.campaign_id = targets[i]->spec().id;
+    CampaignRuntime* c = find_mutable(part.campaign_id);
+    c->members_index_.with_shard(hash, [&](auto& map) {
+      auto it = map.find(to_absl(op.member_id), hash);
+      if (it == map.end()) return;
+      for (const VoucherPtr& v : it->second.held) part.known_codes.push_back(v->code);
+    });
+  }
+  const std::size_t n = targets.size();
+  fanout->left.store(n, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < n; ++i) {
+    // The last completion deletes `fanout`: take what the call needs first.
+    MemberFanout::Part* part = &fanout->parts[i];
+    log_.find_member_vouchers(part->campaign_id, op.member_id, part->known_codes, *part);
+  }
+}
+
 void ClaimEngine::forget_held(const VoucherRecord& v) {
   CampaignRuntime* c = find_mutable(v.campaign_id);
   if (c == nullptr) return;

@@ -156,6 +156,22 @@ class CancelOp : private VoucherCancellation {
   std::string canonical_;
 };
 
+// A ListMemberVouchers in flight: the caller owns it until
+// on_member_vouchers_done() runs, and the views must stay valid until then.
+class MemberVouchersOp {
+ public:
+  std::string_view member_id;
+  std::string_view campaign_id;  // empty: every campaign
+  // kOk with the member's vouchers, campaign by campaign, oldest first
+  // (visible states need `now_us`); or kInvalidArgument (member_id),
+  // kCampaignNotFound, kLogUnavailable.
+  virtual void on_member_vouchers_done(Outcome outcome, std::vector<VoucherPtr> vouchers,
+                                       UnixMicros now_us) = 0;
+
+ protected:
+  virtual ~MemberVouchersOp() = default;
+};
+
 struct SkuStatsView {
   std::string sku_id;
   std::int64_t stock = 0;
@@ -262,6 +278,7 @@ class ClaimEngine final {
   void get_voucher(VoucherLookupOp& op);
   void redeem(RedeemOp& op);
   void cancel(CancelOp& op);
+  void list_member_vouchers(MemberVouchersOp& op);
 
   [[nodiscard]] std::expected<CampaignStatsView, Outcome> campaign_stats(
       std::string_view campaign_id) const;

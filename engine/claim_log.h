@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,16 @@ enum class RedeemStatus : std::uint8_t {
   kCancelled,       // CANCELLED
   kExpired,         // ISSUED, but expires_at has passed
   kUnavailable,     // the store did not answer; it may or may not be redeemed
+};
+
+class MemberVouchersLookup {
+ public:
+  // Called exactly once, from any thread: kFound with the member's vouchers
+  // in the campaign (current records; possibly none), or kUnavailable.
+  virtual void on_member_vouchers(LookupStatus status, std::vector<VoucherPtr> vouchers) = 0;
+
+ protected:
+  virtual ~MemberVouchersLookup() = default;
 };
 
 // What the claim log did when asked to cancel a voucher.
@@ -178,6 +189,14 @@ class ClaimLog {
   // unless `request.keep_allowance`.
   virtual void cancel(std::string_view campaign_id, std::string_view code,
                       const CancelRequestView& request, VoucherCancellation& done) = 0;
+  // The vouchers `member_id` holds in a campaign. `known_codes` are the codes
+  // this process's allowance index holds for the member: exact for a log
+  // that serves one process (memory), a partial view for a shared one, which
+  // reads its own record of the member instead. The views must stay valid
+  // until the completion runs.
+  virtual void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                                    std::span<const std::string> known_codes,
+                                    MemberVouchersLookup& done) = 0;
 };
 
 }  // namespace voucherd

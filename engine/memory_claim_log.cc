@@ -134,4 +134,21 @@ void MemoryClaimLog::cancel(std::string_view campaign_id, std::string_view code,
   done.on_cancel_logged(status, std::move(after));
 }
 
+void MemoryClaimLog::find_member_vouchers(std::string_view /*campaign_id*/,
+                                          std::string_view /*member_id*/,
+                                          std::span<const std::string> known_codes,
+                                          MemberVouchersLookup& done) {
+  std::vector<VoucherPtr> found;
+  for (const std::string& code : known_codes) {
+    CodeShard& shard = codes_[shard_of(code, kShards)];
+    std::lock_guard lock(shard.mu);
+    if (const auto key = key_of(code)) {
+      if (auto it = shard.by_code.find(*key); it != shard.by_code.end()) {
+        found.push_back(it->second);
+      }
+    }
+  }
+  done.on_member_vouchers(LookupStatus::kFound, std::move(found));
+}
+
 }  // namespace voucherd

@@ -43,6 +43,11 @@ class MemoryClaimLog final : public ClaimLog {
   // The unit goes back to the campaign's local stock (there is no other).
   void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
               VoucherCancellation& done) override;
+  // The engine's allowance index is exact with one process: `known_codes`
+  // are all the member's codes; this resolves them to current records.
+  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                            std::span<const std::string> known_codes,
+                            MemberVouchersLookup& done) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {

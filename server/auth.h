@@ -11,7 +11,7 @@
 // never logged.
 //
 // Callers send `authorization: Bearer <token>` in gRPC metadata.
-//   app          Claim, GetVoucher
+//   app          Claim, GetVoucher, ListMemberVouchers
 //   site:<id>    Redeem at its own site, GetVoucher of its own site's vouchers
 //   admin        AdminService
 // No token or an unknown one: UNAUTHENTICATED. A known token of the wrong

@@ -265,6 +265,39 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
   std::string guard_key_;
 };
 
+class ListMemberVouchersCall final
+    : public UnaryCall<ListMemberVouchersCall, v1::ListMemberVouchersRequest,
+                       v1::ListMemberVouchersResponse>,
+      private MemberVouchersOp {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kApp;
+  void request() {
+    core_.voucher_service.RequestListMemberVouchers(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    member_id = request_.member_id();
+    campaign_id = request_.campaign_id();
+    core_.engine.list_member_vouchers(*this);
+  }
+
+ private:
+  void on_member_vouchers_done(Outcome outcome, std::vector<VoucherPtr> vouchers,
+                               UnixMicros now_us) override {
+    if (outcome == Outcome::kOk) {
+      v1::ListMemberVouchersResponse response;
+      for (const VoucherPtr& v : vouchers) {
+        voucher_to_proto(*v, visible_state(*v, now_us), response.add_vouchers());
+      }
+      return reply(response);
+    }
+    StatusContext ctx;
+    ctx.field = "member_id";
+    ctx.campaign_id = request_.campaign_id();
+    fail(to_grpc_status(outcome, ctx));
+  }
+};
+
 class CancelVoucherCall final
     : public UnaryCall<CancelVoucherCall, v1::CancelVoucherRequest, v1::Voucher>,
       private CancelOp {
@@ -531,6 +564,7 @@ int GrpcServer::start() {
     post_calls<GetVoucherCall>(core_, cq.get());
     post_calls<RedeemCall>(core_, cq.get());
     post_calls<CancelVoucherCall>(core_, cq.get());
+    post_calls<ListMemberVouchersCall>(core_, cq.get());
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());

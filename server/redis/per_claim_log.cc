@@ -146,6 +146,15 @@ void PerClaimRedisLog::cancel(std::string_view campaign_id, std::string_view cod
   }
 }
 
+void PerClaimRedisLog::find_member_vouchers(std::string_view campaign_id,
+                                            std::string_view member_id,
+                                            std::span<const std::string> /*known_codes*/,
+                                            MemberVouchersLookup& done) {
+  if (!enqueue(MemberLookup{std::string(campaign_id), std::string(member_id), &done})) {
+    done.on_member_vouchers(LookupStatus::kUnavailable, {});
+  }
+}
+
 void PerClaimRedisLog::worker_loop() {
   std::unique_ptr<Connection> conn;
   for (;;) {
@@ -181,12 +190,18 @@ void PerClaimRedisLog::worker_loop() {
       } else {
         r->done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
       }
-    } else {
-      const Cancellation& x = std::get<Cancellation>(job);
+    } else if (const auto* x = std::get_if<Cancellation>(&job)) {
       if (conn) {
-        run_cancellation(*conn, x);
+        run_cancellation(*conn, *x);
       } else {
-        x.done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+        x->done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+      }
+    } else {
+      const MemberLookup& m = std::get<MemberLookup>(job);
+      if (conn) {
+        run_member_lookup(*conn, m);
+      } else {
+        m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
       }
     }
   }
@@ -251,6 +266,23 @@ void PerClaimRedisLog::run_cancellation(Connection& conn, const Cancellation& x)
     }
   }
   x.done->on_cancel_logged(answer.status, std::move(answer.voucher));
+}
+
+void PerClaimRedisLog::run_member_lookup(Connection& conn, const MemberLookup& m) {
+  // The baseline allows one voucher per member: members hash -> code.
+  auto code = conn.command({"HGET", campaign_key(kPrefix, m.campaign_id, "members"), m.member_id});
+  if (!code || code->is_error()) return m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
+  if (code->type != Reply::Type::kString)
+    return m.done->on_member_vouchers(LookupStatus::kFound, {});
+  auto record = conn.command({"GET", campaign_key(kPrefix, m.campaign_id, "v:") + code->str});
+  if (!record || record->is_error()) {
+    return m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
+  }
+  std::vector<VoucherPtr> found;
+  if (VoucherPtr v = decode_voucher(m.campaign_id, code->str, record->str)) {
+    found.push_back(std::move(v));
+  }
+  m.done->on_member_vouchers(LookupStatus::kFound, std::move(found));
 }
 
 }  // namespace voucherd::redis

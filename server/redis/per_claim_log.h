@@ -52,6 +52,9 @@ class PerClaimRedisLog final : public ClaimLog {
               VoucherRedemption& done) override;
   void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
               VoucherCancellation& done) override;
+  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                            std::span<const std::string> known_codes,
+                            MemberVouchersLookup& done) override;
 
  private:
   struct Lookup {
@@ -73,13 +76,19 @@ class PerClaimRedisLog final : public ClaimLog {
     CancelRequestView request;
     VoucherCancellation* done;
   };
-  using Job = std::variant<ClaimLogWrite*, Lookup, Redemption, Cancellation>;
+  struct MemberLookup {
+    std::string campaign_id;
+    std::string member_id;
+    MemberVouchersLookup* done;
+  };
+  using Job = std::variant<ClaimLogWrite*, Lookup, Redemption, Cancellation, MemberLookup>;
 
   void worker_loop();
   void run_claim(Connection& conn, ClaimLogWrite& write);
   void run_lookup(Connection& conn, const Lookup& lookup);
   void run_redemption(Connection& conn, const Redemption& redemption);
   void run_cancellation(Connection& conn, const Cancellation& cancellation);
+  void run_member_lookup(Connection& conn, const MemberLookup& lookup);
   bool enqueue(Job job);
 
   PerClaimLogOptions options_;

@@ -255,4 +255,50 @@ CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view co
   return out;
 }
 
+const Script& member_vouchers_script() {
+  static const Script script(R"lua(
+-- KEYS: the member's allowance key. ARGV: voucher key prefix.
+-- A string holds one code; a hash holds r:<request> -> code.
+local t = redis.call('TYPE', KEYS[1])['ok']
+local codes = {}
+if t == 'string' then
+  codes[1] = redis.call('GET', KEYS[1])
+elseif t == 'hash' then
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'r:' then codes[#codes + 1] = all[i + 1] end
+  end
+end
+local out = {}
+for _, c in ipairs(codes) do
+  -- The voucher keys carry the campaign's hash tag: same slot.
+  local r = redis.call('GET', ARGV[1] .. c)
+  if r then
+    out[#out + 1] = c
+    out[#out + 1] = r
+  end
+end
+return out
+)lua");
+  return script;
+}
+
+Command member_vouchers_command(std::string_view campaign_id, std::string_view member_id) {
+  return Connection::evalsha(member_vouchers_script(),
+                             {campaign_key("vd:", campaign_id, "m:") + std::string(member_id)},
+                             {campaign_key("vd:", campaign_id, "v:")});
+}
+
+std::optional<std::vector<VoucherPtr>> parse_member_vouchers(std::string_view campaign_id,
+                                                             const Reply& reply) {
+  if (reply.type != Reply::Type::kArray || reply.elements.size() % 2 != 0) return std::nullopt;
+  std::vector<VoucherPtr> out;
+  for (std::size_t i = 0; i < reply.elements.size(); i += 2) {
+    VoucherPtr v = decode_voucher(campaign_id, reply.elements[i].str, reply.elements[i + 1].str);
+    if (!v) return std::nullopt;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 }  // namespace voucherd::redis

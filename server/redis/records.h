@@ -13,8 +13,10 @@
 // A string costs Redis about half the memory and CPU of a hash of fields.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/claim_log.h"
 #include "engine/model.h"
@@ -53,6 +55,15 @@ struct CancelReply {
 };
 [[nodiscard]] CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view code,
                                              const Reply& reply);
+
+// A member's vouchers in one campaign of the Redis claim log, read in one
+// script from their allowance key: {code, record, code, record, ...}.
+[[nodiscard]] const Script& member_vouchers_script();
+[[nodiscard]] Command member_vouchers_command(std::string_view campaign_id,
+                                              std::string_view member_id);
+// nullopt when the reply is not a list of readable records.
+[[nodiscard]] std::optional<std::vector<VoucherPtr>> parse_member_vouchers(
+    std::string_view campaign_id, const Reply& reply);
 
 // The outcome of one redeem_command() reply.
 struct RedeemReply {

@@ -399,6 +399,31 @@ void RedisClaimLog::cancel(std::string_view campaign_id, std::string_view code,
   wake_.notify_one();
 }
 
+void RedisClaimLog::find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                                         std::span<const std::string> /*known_codes*/,
+                                         MemberVouchersLookup& done) {
+  // Redis's record of the member is complete; this replica's index is not.
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && member_lookups_.size() < queue_max_) {
+      member_lookups_.push_back(
+          MemberLookup{std::string(campaign_id), std::string(member_id), &done});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    done.on_member_vouchers(LookupStatus::kUnavailable, {});
+    return;
+  }
+  wake_.notify_one();
+}
+
+bool RedisClaimLog::queues_empty() const {
+  return claims_.empty() && lookups_.empty() && redemptions_.empty() && cancellations_.empty() &&
+         member_lookups_.empty();
+}
+
 void RedisClaimLog::writer_loop() {
   Batch batch;
   // Moves up to limits::kClaimLogBatchMax items from `from` to `to`.
@@ -410,23 +435,20 @@ void RedisClaimLog::writer_loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] {
-        return stopping_ || !claims_.empty() || !lookups_.empty() || !redemptions_.empty() ||
-               !cancellations_.empty();
-      });
-      if (claims_.empty() && lookups_.empty() && redemptions_.empty() && cancellations_.empty()) {
-        return;  // stopping, and drained
-      }
+      wake_.wait(lock, [&] { return stopping_ || !queues_empty(); });
+      if (queues_empty()) return;  // stopping, and drained
       take(claims_, batch.claims);
       take(lookups_, batch.lookups);
       take(redemptions_, batch.redemptions);
       take(cancellations_, batch.cancellations);
+      take(member_lookups_, batch.member_lookups);
     }
     write_batch(batch);
     batch.claims.clear();
     batch.lookups.clear();
     batch.redemptions.clear();
     batch.cancellations.clear();
+    batch.member_lookups.clear();
   }
 }
 
@@ -435,6 +457,7 @@ void RedisClaimLog::write_batch(Batch& batch) {
   const std::vector<Lookup>& lookups = batch.lookups;
   const std::vector<Redemption>& redemptions = batch.redemptions;
   const std::vector<Cancellation>& cancellations = batch.cancellations;
+  const std::vector<MemberLookup>& member_lookups = batch.member_lookups;
   auto fail_all = [&] {
     drop_unconfirmed(claims);
     for (ClaimLogWrite* w : claims) w->on_logged(LogStatus::kUnavailable, nullptr);
@@ -446,6 +469,9 @@ void RedisClaimLog::write_batch(Batch& batch) {
     }
     for (const Cancellation& x : cancellations) {
       x.done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+    }
+    for (const MemberLookup& m : member_lookups) {
+      m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
     }
   };
   if (!ensure_writer_connection()) return fail_all();
@@ -494,6 +520,10 @@ void RedisClaimLog::write_batch(Batch& batch) {
   for (const Cancellation& x : cancellations) {
     commands.push_back(cancel_command(x.campaign_id, x.code, x.request));
   }
+  const std::size_t first_member_lookup = commands.size();
+  for (const MemberLookup& m : member_lookups) {
+    commands.push_back(member_vouchers_command(m.campaign_id, m.member_id));
+  }
 
   auto replies = writer_conn_->pipeline(commands);
   if (!replies) {
@@ -507,9 +537,10 @@ void RedisClaimLog::write_batch(Batch& batch) {
   // A NOSCRIPT call did not run, so sending it again cannot apply it twice.
   for (std::size_t i = 0; i < commands.size(); ++i) {
     if (!is_noscript((*replies)[i])) continue;
-    const Script& script = i < groups.size()         ? kClaimScript
-                           : i >= first_cancellation ? cancel_script()
-                                                     : redeem_script();
+    const Script& script = i < groups.size()          ? kClaimScript
+                           : i >= first_member_lookup ? member_vouchers_script()
+                           : i >= first_cancellation  ? cancel_script()
+                                                      : redeem_script();
     if (auto loaded = writer_conn_->load(script); !loaded) break;
     if (auto again = writer_conn_->command(commands[i])) (*replies)[i] = std::move(*again);
   }
@@ -562,6 +593,15 @@ void RedisClaimLog::write_batch(Batch& batch) {
     if (answer.status == CancelStatus::kCancelled)
       unit_returned(x.campaign_id, x.request.sku_index);
     x.done->on_cancel_logged(answer.status, std::move(answer.voucher));
+  }
+  for (std::size_t i = 0; i < member_lookups.size(); ++i) {
+    const MemberLookup& m = member_lookups[i];
+    auto found = parse_member_vouchers(m.campaign_id, (*replies)[first_member_lookup + i]);
+    if (found) {
+      m.done->on_member_vouchers(LookupStatus::kFound, std::move(*found));
+    } else {
+      m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
+    }
   }
 }
 

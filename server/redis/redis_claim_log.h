@@ -72,6 +72,9 @@ class RedisClaimLog final : public ClaimLog {
               VoucherRedemption& done) override;
   void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
               VoucherCancellation& done) override;
+  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                            std::span<const std::string> known_codes,
+                            MemberVouchersLookup& done) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).
@@ -102,12 +105,18 @@ class RedisClaimLog final : public ClaimLog {
     CancelRequestView request;
     VoucherCancellation* done;
   };
+  struct MemberLookup {
+    std::string campaign_id;
+    std::string member_id;
+    MemberVouchersLookup* done;
+  };
   // What the writer sends in one pipeline.
   struct Batch {
     std::vector<ClaimLogWrite*> claims;
     std::vector<Lookup> lookups;
     std::vector<Redemption> redemptions;
     std::vector<Cancellation> cancellations;
+    std::vector<MemberLookup> member_lookups;
   };
   struct Campaign {
     const CampaignSpec* spec;
@@ -133,6 +142,7 @@ class RedisClaimLog final : public ClaimLog {
   };
 
   void writer_loop();
+  bool queues_empty() const;  // REQUIRES: mu_ held
   void lease_loop();
   void write_batch(Batch& batch);
   bool ensure_writer_connection();
@@ -156,6 +166,7 @@ class RedisClaimLog final : public ClaimLog {
   std::deque<Lookup> lookups_;
   std::deque<Redemption> redemptions_;
   std::deque<Cancellation> cancellations_;
+  std::deque<MemberLookup> member_lookups_;
   bool stopping_ = false;
 
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)

@@ -487,6 +487,18 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   EXPECT_EQ(redis.cli({"HGET", "vd:{small}:redeemed", claimed.voucher().sku_id()}), "1");
   EXPECT_EQ(redis.cli({"SISMEMBER", "vd:{small}:redeemed_codes", code}), "1");
   EXPECT_EQ(stats_of(a.target(), "small").redeemed(), 1);
+  // "My vouchers" through the replica that did not issue it: read from Redis.
+  {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ListMemberVouchersRequest req;
+    req.set_member_id("member-1");
+    v1::ListMemberVouchersResponse mine;
+    ASSERT_TRUE(stub_of(b.target())->ListMemberVouchers(&ctx, req, &mine).ok());
+    ASSERT_EQ(mine.vouchers_size(), 1);
+    EXPECT_EQ(mine.vouchers(0).code(), code);
+    EXPECT_EQ(mine.vouchers(0).state(), v1::REDEEMED);
+  }
 
   // Forgeries: a code minted under another secret (by a voucherd of its own),
   // the real code with one character changed, and random strings of the

@@ -103,6 +103,11 @@ class CountingClaimLog final : public ClaimLog {
               VoucherCancellation& done) override {
     memory.cancel(campaign_id, code, request, done);
   }
+  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                            std::span<const std::string> known_codes,
+                            MemberVouchersLookup& done) override {
+    memory.find_member_vouchers(campaign_id, member_id, known_codes, done);
+  }
   [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
 
   MemoryClaimLog memory;
@@ -216,6 +221,23 @@ class ClaimEngineTest : public ::testing::Test {
     op.code = op.code_text;
     engine_.cancel(op);
     return {op.outcome, op.voucher};
+  }
+
+  struct RecordingList final : MemberVouchersOp {
+    Outcome outcome = Outcome::kInternal;
+    std::vector<VoucherPtr> vouchers;
+    void on_member_vouchers_done(Outcome o, std::vector<VoucherPtr> v, UnixMicros) override {
+      outcome = o;
+      vouchers = std::move(v);
+    }
+  };
+  std::pair<Outcome, std::vector<VoucherPtr>> list(std::string_view member,
+                                                   std::string_view campaign = {}) {
+    RecordingList op;
+    op.member_id = member;
+    op.campaign_id = campaign;
+    engine_.list_member_vouchers(op);
+    return {op.outcome, op.vouchers};
   }
 
   CountingClaimLog log_;
@@ -687,6 +709,11 @@ class DeferredClaimLog final : public ClaimLog {
   void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
               VoucherCancellation& done) override {
     memory_.cancel(campaign_id, code, request, done);
+  }
+  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                            std::span<const std::string> known_codes,
+                            MemberVouchersLookup& done) override {
+    memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
   }
   std::size_t queued() {
     std::lock_guard lock(mu_);
@@ -1301,6 +1328,39 @@ TEST_F(ClaimEngineTest, CancelKeepsTheAllowanceWhenTheCampaignSaysSo) {
   EXPECT_EQ(again.outcome, Outcome::kAlreadyClaimed);
   EXPECT_EQ(claim("gd-2024", "member-2", "sku-001").outcome, Outcome::kOk);
   EXPECT_EQ(claim("gd-2024", "member-3", "sku-001").outcome, Outcome::kOk);  // the unit came back
+}
+
+TEST_F(ClaimEngineTest, ListMemberVouchersAcrossCampaignsWithTheirStates) {
+  ASSERT_NE(create(small_spec("gd-2024")), nullptr);
+  CampaignSpec two = small_spec("sz-2024");
+  two.per_member_limit = 2;
+  ASSERT_NE(create(two), nullptr);
+  const ClaimResult a = claim("gd-2024", "member-1", "sku-001");
+  clock_.advance_us(kMicrosPerSecond);
+  const ClaimResult b = claim("sz-2024", "member-1", "sku-001", "req-1");
+  clock_.advance_us(kMicrosPerSecond);
+  const ClaimResult c = claim("sz-2024", "member-1", "sku-002", "req-2");
+  ASSERT_EQ(a.outcome, Outcome::kOk);
+  ASSERT_EQ(b.outcome, Outcome::kOk);
+  ASSERT_EQ(c.outcome, Outcome::kOk);
+  ASSERT_EQ(claim("gd-2024", "member-2", "sku-001").outcome, Outcome::kOk);
+  ASSERT_EQ(redeem(b.voucher->code, "site-001", "desk")->outcome, Outcome::kOk);
+
+  auto [outcome, all] = list("member-1");
+  ASSERT_EQ(outcome, Outcome::kOk);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0]->code, a.voucher->code);  // campaign by campaign, oldest first
+  EXPECT_EQ(all[1]->code, b.voucher->code);
+  EXPECT_EQ(all[1]->state, VoucherState::kRedeemed);
+  EXPECT_EQ(all[2]->code, c.voucher->code);
+  EXPECT_EQ(all[2]->state, VoucherState::kIssued);
+
+  auto [one_outcome, one] = list("member-1", "sz-2024");
+  EXPECT_EQ(one_outcome, Outcome::kOk);
+  EXPECT_EQ(one.size(), 2u);
+  EXPECT_TRUE(list("member-9").second.empty());
+  EXPECT_EQ(list("").first, Outcome::kInvalidArgument);
+  EXPECT_EQ(list("member-1", "no-such").first, Outcome::kCampaignNotFound);
 }
 
 }  // namespace

@@ -34,6 +34,11 @@ class ManualStockLog final : public ClaimLog {
               VoucherCancellation& done) override {
     memory_.cancel(campaign_id, code, request, done);
   }
+  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                            std::span<const std::string> known_codes,
+                            MemberVouchersLookup& done) override {
+    memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
+  }
   CampaignStock* stock_ = nullptr;
 
  private:
