@@ -279,6 +279,11 @@ class ClaimEngine final {
   void redeem(RedeemOp& op);
   void cancel(CancelOp& op);
   void list_member_vouchers(MemberVouchersOp& op);
+  // Every REDEEMED voucher of a campaign (blocking: admin threads only).
+  [[nodiscard]] std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+      std::string_view campaign_id) {
+    return log_.redeemed_vouchers(campaign_id);
+  }
 
   [[nodiscard]] std::expected<CampaignStatsView, Outcome> campaign_stats(
       std::string_view campaign_id) const;

@@ -197,6 +197,10 @@ class ClaimLog {
   virtual void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
                                     std::span<const std::string> known_codes,
                                     MemberVouchersLookup& done) = 0;
+  // Every REDEEMED voucher of a campaign, for the settlement export. Blocks:
+  // call it on an admin thread, never on the claim path.
+  [[nodiscard]] virtual std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+      std::string_view campaign_id) = 0;
 };
 
 }  // namespace voucherd

@@ -151,4 +151,16 @@ void MemoryClaimLog::find_member_vouchers(std::string_view /*campaign_id*/,
   done.on_member_vouchers(LookupStatus::kFound, std::move(found));
 }
 
+std::expected<std::vector<VoucherPtr>, std::string> MemoryClaimLog::redeemed_vouchers(
+    std::string_view campaign_id) {
+  std::vector<VoucherPtr> out;
+  for (CodeShard& shard : codes_) {
+    std::lock_guard lock(shard.mu);
+    for (const auto& [key, v] : shard.by_code) {
+      if (v->state == VoucherState::kRedeemed && v->campaign_id == campaign_id) out.push_back(v);
+    }
+  }
+  return out;
+}
+
 }  // namespace voucherd

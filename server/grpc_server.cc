@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <optional>
+#include <tuple>
 
 #include "engine/campaign_validation.h"
 #include "engine/limits.h"
@@ -45,6 +46,31 @@ const char* access_text(Access access) {
   return "another token";
 }
 
+// With --auth-file, whether the caller's bearer token admits `access`: the
+// refusal to answer, or nothing (and the caller in `principal`).
+std::optional<grpc::Status> check_access(const GrpcServer::Core& core,
+                                         const grpc::ServerContext& ctx, Access access,
+                                         std::optional<Principal>* principal) {
+  if (core.auth == nullptr) return std::nullopt;
+  const auto& metadata = ctx.client_metadata();
+  const auto it = metadata.find("authorization");
+  const std::string_view value = it == metadata.end()
+                                     ? std::string_view()
+                                     : std::string_view(it->second.data(), it->second.size());
+  auto admitted = core.auth->admit(value, access);
+  if (admitted) {
+    *principal = std::move(*admitted);
+    return std::nullopt;
+  }
+  if (admitted.error() == Authenticator::Refusal::kUnauthenticated) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "missing or unknown bearer token: send \"authorization: Bearer <token>\"");
+  }
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      std::string("this call needs ") + access_text(access) +
+                          "; the token presented has another role");
+}
+
 // One unary call: posted, then admitted, then handled, then finished, then
 // deleted. Derived provides: void request(); void handle(); Derived(Core&,
 // CQ*); static constexpr Access kAccess (who may call it, with --auth-file).
@@ -78,26 +104,9 @@ class UnaryCall : public Tag {
 
   // With --auth-file: the caller's bearer token must admit Derived::kAccess.
   bool admit() {
-    if (core_.auth == nullptr) return true;
-    const auto& metadata = ctx_.client_metadata();
-    const auto it = metadata.find("authorization");
-    const std::string_view value = it == metadata.end()
-                                       ? std::string_view()
-                                       : std::string_view(it->second.data(), it->second.size());
-    auto admitted = core_.auth->admit(value, Derived::kAccess);
-    if (admitted) {
-      principal_ = std::move(*admitted);
-      return true;
-    }
-    if (admitted.error() == Authenticator::Refusal::kUnauthenticated) {
-      fail(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing or unknown bearer token: send \"authorization: Bearer <token>\""));
-    } else {
-      fail(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        std::string("this call needs ") + access_text(Derived::kAccess) +
-                            "; the token presented has another role"));
-    }
-    return false;
+    auto refused = check_access(core_, ctx_, Derived::kAccess, &principal_);
+    if (refused) fail(*refused);
+    return !refused;
   }
 
  protected:
@@ -296,6 +305,115 @@ class ListMemberVouchersCall final
     ctx.campaign_id = request_.campaign_id();
     fail(to_grpc_status(outcome, ctx));
   }
+};
+
+// ExportRedemptions: reads the records on the admin worker, then streams
+// them one Write at a time, each next one started by the previous one's
+// completion.
+class ExportRedemptionsCall final : public Tag {
+ public:
+  ExportRedemptionsCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
+      : core_(core), cq_(cq), writer_(&ctx_) {}
+
+  void post() {
+    core_.admin_service.RequestExportRedemptions(&ctx_, &request_, &writer_, cq_, cq_, this);
+  }
+
+  void proceed(bool ok) override {
+    // Pairs with the release in start_next(): a Write may start on the
+    // admin worker while its completion runs on a completion-queue thread.
+    (void)started_.load(std::memory_order_acquire);
+    switch (state_) {
+      case State::kPosted:
+        if (!ok) {  // shutting down: this posted call never arrived
+          delete this;
+          return;
+        }
+        (new ExportRedemptionsCall(core_, cq_))->post();
+        return handle();
+      case State::kWriting:
+        if (!ok) return finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+        return start_next();
+      case State::kFinishing:
+        delete this;
+        return;
+    }
+  }
+
+ private:
+  enum class State : std::uint8_t { kPosted, kWriting, kFinishing };
+
+  void handle() {
+    std::optional<Principal> principal;
+    if (auto refused = check_access(core_, ctx_, Access::kAdmin, &principal)) {
+      return finish(*refused);
+    }
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    if (c == nullptr) {
+      StatusContext ctx;
+      ctx.campaign_id = request_.campaign_id();
+      return finish(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    }
+    const bool posted = core_.admin_worker.post([this] {
+      auto records = core_.engine.redeemed_vouchers(request_.campaign_id());
+      if (!records) {
+        StatusContext ctx;
+        ctx.campaign_id = request_.campaign_id();
+        ctx.detail = records.error();
+        return finish(to_grpc_status(Outcome::kLogUnavailable, ctx));
+      }
+      for (VoucherPtr& v : *records) {
+        if (request_.site_id().empty() || v->site_id == request_.site_id()) {
+          records_.push_back(std::move(v));
+        }
+      }
+      std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
+        return std::tie(a->site_id, a->sku_id, a->code) < std::tie(b->site_id, b->sku_id, b->code);
+      });
+      start_next();
+    });
+    if (!posted) finish(to_grpc_status(Outcome::kOverloaded, StatusContext{}));
+  }
+
+  void start_next() {
+    if (next_ == records_.size()) return finish(grpc::Status::OK);
+    const VoucherRecord& v = *records_[next_++];
+    v1::RedemptionRecord r;
+    r.set_code(v.code);
+    r.set_campaign_id(v.campaign_id);
+    r.set_site_id(v.site_id);
+    r.set_sku_id(v.sku_id);
+    r.set_sku_kind(static_cast<v1::SkuKind>(v.sku_kind));
+    r.set_member_id(v.member_id);
+    r.set_face_value_cents(v.face_value_cents);
+    set_timestamp(v.issued_at_us, r.mutable_issued_at());
+    set_timestamp(v.redeemed_at_us, r.mutable_redeemed_at());
+    r.set_redeem_request_id(v.redeem_request_id);
+    state_ = State::kWriting;
+    started_.store(true, std::memory_order_release);
+    writer_.Write(r, this);
+  }
+
+  void finish(const grpc::Status& status) {
+    state_ = State::kFinishing;
+    started_.store(true, std::memory_order_release);
+    writer_.Finish(status, this);
+  }
+
+  static void set_timestamp(UnixMicros us, google::protobuf::Timestamp* out) {
+    out->set_seconds(us / kMicrosPerSecond);
+    out->set_nanos(static_cast<std::int32_t>(us % kMicrosPerSecond) * 1000);
+  }
+
+  GrpcServer::Core& core_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  v1::ExportRedemptionsRequest request_;
+  grpc::ServerAsyncWriter<v1::RedemptionRecord> writer_;
+  std::vector<VoucherPtr> records_;
+  std::size_t next_ = 0;
+  State state_ = State::kPosted;
+  std::atomic<bool> started_{false};
 };
 
 class CancelVoucherCall final
@@ -565,6 +683,7 @@ int GrpcServer::start() {
     post_calls<RedeemCall>(core_, cq.get());
     post_calls<CancelVoucherCall>(core_, cq.get());
     post_calls<ListMemberVouchersCall>(core_, cq.get());
+    post_calls<ExportRedemptionsCall>(core_, cq.get());
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());

@@ -285,4 +285,9 @@ void PerClaimRedisLog::run_member_lookup(Connection& conn, const MemberLookup& m
   m.done->on_member_vouchers(LookupStatus::kFound, std::move(found));
 }
 
+std::expected<std::vector<VoucherPtr>, std::string> PerClaimRedisLog::redeemed_vouchers(
+    std::string_view campaign_id) {
+  return read_redeemed(options_.endpoint, options_.io_timeout, kPrefix, campaign_id);
+}
+
 }  // namespace voucherd::redis

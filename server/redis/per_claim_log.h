@@ -55,6 +55,8 @@ class PerClaimRedisLog final : public ClaimLog {
   void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
                             std::span<const std::string> known_codes,
                             MemberVouchersLookup& done) override;
+  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+      std::string_view campaign_id) override;
 
  private:
   struct Lookup {

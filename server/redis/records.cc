@@ -1,5 +1,6 @@
 #include "server/redis/records.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <memory>
@@ -298,6 +299,45 @@ std::optional<std::vector<VoucherPtr>> parse_member_vouchers(std::string_view ca
     if (!v) return std::nullopt;
     out.push_back(std::move(v));
   }
+  return out;
+}
+
+std::expected<std::vector<VoucherPtr>, std::string> read_redeemed(const Endpoint& endpoint,
+                                                                  std::chrono::milliseconds timeout,
+                                                                  std::string_view key_prefix,
+                                                                  std::string_view campaign_id) {
+  auto conn = Connection::connect(endpoint, timeout);
+  if (!conn) return std::unexpected(conn.error());
+  const std::string set = campaign_key(key_prefix, campaign_id, "redeemed_codes");
+  const std::string prefix = campaign_key(key_prefix, campaign_id, "v:");
+  std::vector<VoucherPtr> out;
+  std::string cursor = "0";
+  do {
+    auto page = (*conn)->command({"SSCAN", set, cursor, "COUNT", "1000"});
+    if (!page) return std::unexpected(page.error());
+    if (page->type != Reply::Type::kArray || page->elements.size() != 2) {
+      return std::unexpected("unexpected SSCAN reply: " + page->str);
+    }
+    cursor = page->elements[0].str;
+    std::vector<Command> gets;
+    for (const Reply& code : page->elements[1].elements) gets.push_back({"GET", prefix + code.str});
+    if (gets.empty()) continue;
+    auto records = (*conn)->pipeline(gets);
+    if (!records) return std::unexpected(records.error());
+    for (std::size_t k = 0; k < records->size(); ++k) {
+      const std::string& code = page->elements[1].elements[k].str;
+      VoucherPtr v = decode_voucher(campaign_id, code, (*records)[k].str);
+      if (!v) return std::unexpected("unreadable voucher record " + prefix + code);
+      // SSCAN may return a code twice; a set member is one voucher.
+      out.push_back(std::move(v));
+    }
+  } while (cursor != "0");
+  std::sort(out.begin(), out.end(),
+            [](const VoucherPtr& a, const VoucherPtr& b) { return a->code < b->code; });
+  out.erase(
+      std::unique(out.begin(), out.end(),
+                  [](const VoucherPtr& a, const VoucherPtr& b) { return a->code == b->code; }),
+      out.end());
   return out;
 }
 

@@ -65,6 +65,13 @@ struct CancelReply {
 [[nodiscard]] std::optional<std::vector<VoucherPtr>> parse_member_vouchers(
     std::string_view campaign_id, const Reply& reply);
 
+// Every REDEEMED voucher of a campaign: the codes in <prefix>{C}:redeemed_codes
+// (SSCAN) and their records, read in pipelined chunks on a connection of its
+// own. Blocking.
+[[nodiscard]] std::expected<std::vector<VoucherPtr>, std::string> read_redeemed(
+    const Endpoint& endpoint, std::chrono::milliseconds timeout, std::string_view key_prefix,
+    std::string_view campaign_id);
+
 // The outcome of one redeem_command() reply.
 struct RedeemReply {
   RedeemStatus status = RedeemStatus::kUnavailable;

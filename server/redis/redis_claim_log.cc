@@ -954,4 +954,9 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
   return returned;
 }
 
+std::expected<std::vector<VoucherPtr>, std::string> RedisClaimLog::redeemed_vouchers(
+    std::string_view campaign_id) {
+  return read_redeemed(options_.endpoint, options_.io_timeout, "vd:", campaign_id);
+}
+
 }  // namespace voucherd::redis

@@ -75,6 +75,9 @@ class RedisClaimLog final : public ClaimLog {
   void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
                             std::span<const std::string> known_codes,
                             MemberVouchersLookup& done) override;
+  // Reads vd:{C}:redeemed_codes and the records, on its own connection.
+  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+      std::string_view campaign_id) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).

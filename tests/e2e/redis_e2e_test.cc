@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -618,6 +619,97 @@ TEST(RedisEndToEnd, CancelReturnsTheUnitSoANewMemberCanClaimIt) {
     EXPECT_NE(st.error_message().find("cannot be cancelled"), std::string::npos)
         << st.error_message();
   }
+  EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(RedisEndToEnd, SettlementCsvAddsUpToTheRedeemedFaceValues) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns =
+      dir.write("two-sites.json",
+                R"({"id":"two","name":"Two sites","mode":"FIRST_COME",)"
+                R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
+                R"("sites":[{"id":"spring","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"},)"
+                R"({"id":"hotel","name":"Hotel, \"Old Town\"","city":"Chaozhou","kind":"HOTEL"}],)"
+                R"("skus":[{"id":"spa","siteId":"spring","kind":"HOT_SPRING","name":"Spa",)"
+                R"("faceValueCents":"19850","stock":"20"},)"
+                R"({"id":"room","siteId":"hotel","kind":"HOTEL","name":"Room",)"
+                R"("faceValueCents":"39800","stock":"20"}]})")
+          .string();
+  VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
+  ASSERT_GT(a.port(), 0);
+  auto voucher = v1::VoucherService::NewStub(
+      grpc::CreateChannel(a.target(), grpc::InsecureChannelCredentials()));
+  // 30 members claim; every third voucher is redeemed at its site.
+  std::int64_t expected_count = 0, expected_cents = 0;
+  std::map<std::string, std::int64_t> expected_by_site;
+  for (int m = 0; m < 30; ++m) {
+    v1::ClaimResponse claimed;
+    grpc::Status st;
+    for (int attempt = 0; attempt < 500; ++attempt) {
+      grpc::ClientContext ctx;
+      v1::ClaimRequest req;
+      req.set_campaign_id("two");
+      req.set_member_id("member-" + std::to_string(m));
+      st = voucher->Claim(&ctx, req, &claimed);
+      if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          st.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    if (m % 3 != 0) continue;
+    grpc::ClientContext ctx;
+    v1::RedeemRequest req;
+    req.set_code(claimed.voucher().code());
+    req.set_site_id(claimed.voucher().site_id());
+    req.set_request_id("desk-" + std::to_string(m));
+    v1::RedeemResponse out;
+    ASSERT_TRUE(voucher->Redeem(&ctx, req, &out).ok());
+    ++expected_count;
+    expected_cents += claimed.voucher().face_value_cents();
+    expected_by_site[claimed.voucher().site_id()] += claimed.voucher().face_value_cents();
+  }
+
+  const std::string settlement = (dir.path() / "settlement.csv").string();
+  const std::string detail = (dir.path() / "detail.csv").string();
+  const std::string cmd = std::string(VOUCHERCTL_BINARY) + " export-redemptions --target " +
+                          a.target() + " --campaign two --settlement " + settlement + " --detail " +
+                          detail + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+
+  auto lines_of = [](const std::string& path) {
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  };
+  const auto rows = lines_of(settlement);
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.front(), "site_id,sku_id,redeemed,face_value_cents,face_value_yuan");
+  // The last line is the grand total; each site has its own ALL line.
+  std::ostringstream total;
+  total << "ALL,ALL," << expected_count << ',' << expected_cents << ',' << expected_cents / 100
+        << '.' << (expected_cents % 100 < 10 ? "0" : "") << expected_cents % 100;
+  EXPECT_EQ(rows.back(), total.str());
+  std::int64_t site_sum = 0;
+  for (const std::string& row : rows) {
+    for (const auto& [site, cents] : expected_by_site) {
+      if (row.rfind(site + ",ALL,", 0) == 0) {
+        std::istringstream in(row.substr(site.size() + 5));
+        std::int64_t n = 0, c = 0;
+        char comma = 0;
+        in >> n >> comma >> c;
+        EXPECT_EQ(c, cents) << row;
+        site_sum += c;
+      }
+    }
+  }
+  EXPECT_EQ(site_sum, expected_cents);
+  // One detail line per redeemed voucher, plus the header.
+  EXPECT_EQ(static_cast<std::int64_t>(lines_of(detail).size()), expected_count + 1);
   EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
 }
 

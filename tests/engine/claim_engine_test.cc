@@ -108,6 +108,10 @@ class CountingClaimLog final : public ClaimLog {
                             MemberVouchersLookup& done) override {
     memory.find_member_vouchers(campaign_id, member_id, known_codes, done);
   }
+  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+      std::string_view campaign_id) override {
+    return memory.redeemed_vouchers(campaign_id);
+  }
   [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
 
   MemoryClaimLog memory;
@@ -714,6 +718,10 @@ class DeferredClaimLog final : public ClaimLog {
                             std::span<const std::string> known_codes,
                             MemberVouchersLookup& done) override {
     memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
+  }
+  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+      std::string_view campaign_id) override {
+    return memory_.redeemed_vouchers(campaign_id);
   }
   std::size_t queued() {
     std::lock_guard lock(mu_);

@@ -39,6 +39,10 @@ class ManualStockLog final : public ClaimLog {
                             MemberVouchersLookup& done) override {
     memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
   }
+  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+      std::string_view campaign_id) override {
+    return memory_.redeemed_vouchers(campaign_id);
+  }
   CampaignStock* stock_ = nullptr;
 
  private:
