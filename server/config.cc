@@ -53,6 +53,12 @@ ConfigResult parse_config(int argc, char** argv) {
                  "bearer tokens file (sha256:<hex of token> <role> per line; roles app, admin, "
                  "site:<id>); without it voucherd is open to anyone")
       ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", c.tls_cert, "PEM certificate chain: serve gRPC over TLS")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", c.tls_client_ca,
+                 "PEM CA certificate: require client certificates it signed (mutual TLS)")
+      ->check(CLI::ExistingFile);
   app.add_option("--redeem-failure-budget", c.redeem_failure_budget,
                  "consecutive redemptions of codes that are not vouchers one caller may make "
                  "before a cool-down")
@@ -82,6 +88,12 @@ ConfigResult parse_config(int argc, char** argv) {
     result.exit_code = 2;
     return result;
   };
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return refuse("--tls-cert and --tls-key go together: give both, or neither");
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return refuse("--tls-client-ca needs --tls-cert and --tls-key");
+  }
   if (c.store != StoreKind::kMemory) {
     if (c.redis_url.empty()) {
       return refuse("--store=" + store + " needs --redis redis://HOST:PORT[/DB]");

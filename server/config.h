@@ -28,6 +28,9 @@ struct Config {
   bool rehearse = false;            // open loaded campaigns' windows from now
   int grpc_threads = 2;             // completion-queue polling threads
   std::string auth_file;            // bearer tokens -> roles; empty: open (warned loudly)
+  std::string tls_cert;             // PEM server certificate chain; with tls_key: TLS
+  std::string tls_key;              // PEM private key
+  std::string tls_client_ca;        // PEM CA: clients must present a certificate it signed (mTLS)
   int redeem_failure_budget = 100;  // failed redemptions before a cool-down
   int redeem_cooldown_seconds = 60;
 };

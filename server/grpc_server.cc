@@ -666,7 +666,9 @@ int GrpcServer::start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      options_.listen,
+      options_.credentials ? options_.credentials : grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&core_.voucher_service);
   builder.RegisterService(&core_.admin_service);
   builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);

@@ -30,6 +30,8 @@ namespace voucherd {
 
 struct GrpcServerOptions {
   std::string listen;
+  // nullptr: plaintext (loopback and tests); else e.g. grpc::SslServerCredentials.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
   int polling_threads = 2;
   // The shared store when --store=redis, else nullptr: store-wide stats,
   // reconciliation and connection state come from it.

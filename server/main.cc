@@ -1,5 +1,6 @@
 // voucherd — entry point: parse configuration, wire the engine to its
 // adapters, serve until SIGTERM/SIGINT, drain, exit 0.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 
 #include "engine/claim_engine.h"
 #include "engine/clock.h"
@@ -52,6 +54,34 @@ bool write_port_file(const std::string& path, int port) {
     if (!out) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::expected<std::string, std::string> read_pem(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (!in || out.str().find("-----BEGIN ") == std::string::npos) {
+    return std::unexpected(std::string("cannot read a PEM file from ") + flag + " " + path);
+  }
+  return out.str();
+}
+
+// gRPC's own TLS: the certificate and key, and with a client CA, mutual TLS.
+std::expected<std::shared_ptr<grpc::ServerCredentials>, std::string> tls_credentials(
+    const Config& config) {
+  auto cert = read_pem(config.tls_cert, "--tls-cert");
+  if (!cert) return std::unexpected(cert.error());
+  auto key = read_pem(config.tls_key, "--tls-key");
+  if (!key) return std::unexpected(key.error());
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!config.tls_client_ca.empty()) {
+    auto ca = read_pem(config.tls_client_ca, "--tls-client-ca");
+    if (!ca) return std::unexpected(ca.error());
+    options.pem_root_certs = *ca;
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
 }
 
 int run(const Config& config, const sigset_t& signals) {
@@ -170,6 +200,14 @@ int run(const Config& config, const sigset_t& signals) {
              "administer. Give it a tokens file before it faces a network.");
   }
   GrpcServerOptions server_options;
+  if (!config.tls_cert.empty()) {
+    auto credentials = tls_credentials(config);
+    if (!credentials) {
+      log_line("error", credentials.error());
+      return 2;
+    }
+    server_options.credentials = std::move(*credentials);
+  }
   server_options.listen = config.listen;
   server_options.polling_threads = config.grpc_threads;
   server_options.redis = redis_log;
@@ -192,8 +230,12 @@ int run(const Config& config, const sigset_t& signals) {
       : redis_log == nullptr   ? "memory"
       : redis_log->connected() ? "redis"
                                : "redis (not connected yet: claims are UNAVAILABLE until it is)";
-  log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) +
-                       "), store=" + store_state);
+  const std::string transport = config.tls_cert.empty()        ? "plaintext"
+                                : config.tls_client_ca.empty() ? "TLS"
+                                                               : "mutual TLS";
+  log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) + ", " +
+                       transport + "), store=" + store_state +
+                       (auth ? ", auth=tokens" : ", auth=OPEN"));
 
   int sig = 0;
   sigwait(&signals, &sig);

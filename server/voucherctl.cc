@@ -4,6 +4,7 @@
 //                                               its tokens-file form
 //   voucherctl export-redemptions --target HOST:PORT --campaign ID
 //       [--site ID] --settlement FILE.csv [--detail FILE.csv]
+//       [--tls-ca CA.pem [--tls-cert CERT.pem --tls-key KEY.pem]]
 //
 // The bearer token comes from VOUCHERCTL_TOKEN or --token-file (never from a
 // flag, which would show in process lists). Exit status: 0 done, 1 the
@@ -55,11 +56,32 @@ std::string read_token(const std::string& token_file) {
   return env != nullptr ? env : "";
 }
 
-int export_redemptions(const std::string& target, const std::string& token,
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+struct Tls {
+  std::string ca, cert, key;  // file paths; empty ca: plaintext
+};
+
+std::shared_ptr<grpc::ChannelCredentials> credentials(const Tls& tls) {
+  if (tls.ca.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = read_file(tls.ca);
+  if (!tls.cert.empty()) {
+    options.pem_cert_chain = read_file(tls.cert);
+    options.pem_private_key = read_file(tls.key);
+  }
+  return grpc::SslCredentials(options);
+}
+
+int export_redemptions(const std::string& target, const Tls& tls, const std::string& token,
                        const std::string& campaign, const std::string& site,
                        const std::string& settlement_path, const std::string& detail_path) {
-  auto stub =
-      v1::AdminService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(target, credentials(tls)));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
   if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
@@ -148,6 +170,12 @@ int main(int argc, char** argv) {
   exp->add_option("--site", site, "only this site's redemptions");
   exp->add_option("--settlement", settlement, "settlement CSV to write")->required();
   exp->add_option("--detail", detail, "per-voucher CSV to write");
+  Tls tls;
+  exp->add_option("--tls-ca", tls.ca, "PEM CA that signed voucherd's certificate: use TLS")
+      ->check(CLI::ExistingFile);
+  exp->add_option("--tls-cert", tls.cert, "PEM client certificate, for mutual TLS")
+      ->check(CLI::ExistingFile);
+  exp->add_option("--tls-key", tls.key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
   exp->add_option("--token-file", token_file,
                   "file whose first line is the admin bearer token (else VOUCHERCTL_TOKEN)");
   try {
@@ -166,5 +194,10 @@ int main(int argc, char** argv) {
     std::cout << "sha256:" << voucherd::token_hash(token) << "\n";
     return 0;
   }
-  return export_redemptions(target, read_token(token_file), campaign, site, settlement, detail);
+  if (tls.cert.empty() != tls.key.empty() || (!tls.cert.empty() && tls.ca.empty())) {
+    std::cerr << "voucherctl: --tls-cert and --tls-key go together, with --tls-ca\n";
+    return 2;
+  }
+  return export_redemptions(target, tls, read_token(token_file), campaign, site, settlement,
+                            detail);
 }
