@@ -178,6 +178,7 @@ struct SkuStatsView {
   std::int64_t issued = 0;
   std::int64_t redeemed = 0;
   std::int64_t remaining = 0;
+  std::int64_t expired = 0;
 };
 
 struct CampaignStatsView {
@@ -186,6 +187,7 @@ struct CampaignStatsView {
   std::int64_t issued = 0;
   std::int64_t redeemed = 0;
   std::int64_t remaining = 0;
+  std::int64_t expired = 0;
   std::int64_t members = 0;
   std::vector<SkuStatsView> skus;
 };
@@ -283,6 +285,12 @@ class ClaimEngine final {
   [[nodiscard]] std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
       std::string_view campaign_id) {
     return log_.redeemed_vouchers(campaign_id);
+  }
+  // Per SKU, vouchers past expires_at and still ISSUED (blocking: admin
+  // threads only).
+  [[nodiscard]] std::expected<std::vector<std::int64_t>, std::string> expired_counts(
+      const CampaignSpec& spec) {
+    return log_.expired_counts(spec, clock_.now_us());
   }
 
   [[nodiscard]] std::expected<CampaignStatsView, Outcome> campaign_stats(

@@ -201,6 +201,12 @@ class ClaimLog {
   // call it on an admin thread, never on the claim path.
   [[nodiscard]] virtual std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
       std::string_view campaign_id) = 0;
+  // Per SKU of `spec`, the vouchers still ISSUED whose expires_at is at or
+  // before `now_us` (state derived at read time: nothing sweeps them).
+  // Blocking: admin threads only. A log may count a voucher only once the
+  // minute it expires in has passed (the Redis log counts by minute).
+  [[nodiscard]] virtual std::expected<std::vector<std::int64_t>, std::string> expired_counts(
+      const CampaignSpec& spec, UnixMicros now_us) = 0;
 };
 
 }  // namespace voucherd

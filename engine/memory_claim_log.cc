@@ -163,4 +163,20 @@ std::expected<std::vector<VoucherPtr>, std::string> MemoryClaimLog::redeemed_vou
   return out;
 }
 
+std::expected<std::vector<std::int64_t>, std::string> MemoryClaimLog::expired_counts(
+    const CampaignSpec& spec, UnixMicros now_us) {
+  absl::flat_hash_map<std::string, std::size_t> index_of;
+  for (std::size_t i = 0; i < spec.skus.size(); ++i) index_of[spec.skus[i].id] = i;
+  std::vector<std::int64_t> out(spec.skus.size(), 0);
+  for (CodeShard& shard : codes_) {
+    std::lock_guard lock(shard.mu);
+    for (const auto& [key, v] : shard.by_code) {
+      if (v->campaign_id != spec.id || visible_state(*v, now_us) != VoucherState::kExpired)
+        continue;
+      if (auto it = index_of.find(v->sku_id); it != index_of.end()) ++out[it->second];
+    }
+  }
+  return out;
+}
+
 }  // namespace voucherd

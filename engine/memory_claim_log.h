@@ -50,6 +50,8 @@ class MemoryClaimLog final : public ClaimLog {
                             MemberVouchersLookup& done) override;
   std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
       std::string_view campaign_id) override;
+  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
+                                                                       UnixMicros now_us) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {

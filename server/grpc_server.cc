@@ -519,20 +519,29 @@ class GetCampaignStatsCall final
     }
     auto stats = core_.engine.campaign_stats(request_.campaign_id());
     if (!stats) return fail(to_grpc_status(stats.error(), ctx));
-    if (core_.redis == nullptr) {
-      v1::CampaignStats response;
-      stats_to_proto(*stats, &response);
-      return reply(response);
-    }
-    // Store-wide counts (every replica's vouchers) need a Redis round trip.
+    // Expired vouchers (and, with Redis, the store-wide counts of every
+    // replica) are read from the store: on the admin worker.
     const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
     const bool posted = core_.admin_worker.post([this, c, local = std::move(*stats)]() mutable {
-      auto counts = core_.redis->read_counts(c->spec());
-      if (!counts) {
+      auto store_failed = [&](const std::string& why) {
         StatusContext failed = campaign_context(request_.campaign_id());
-        failed.detail = counts.error();
-        return fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+        failed.detail = why;
+        fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+      };
+      auto expired = core_.engine.expired_counts(c->spec());
+      if (!expired) return store_failed(expired.error());
+      local.expired = 0;
+      for (std::size_t i = 0; i < local.skus.size(); ++i) {
+        local.skus[i].expired = (*expired)[i];
+        local.expired += (*expired)[i];
       }
+      if (core_.redis == nullptr) {
+        v1::CampaignStats response;
+        stats_to_proto(local, &response);
+        return reply(response);
+      }
+      auto counts = core_.redis->read_counts(c->spec());
+      if (!counts) return store_failed(counts.error());
       local.issued = 0;
       local.redeemed = 0;
       local.remaining = 0;

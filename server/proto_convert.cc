@@ -121,6 +121,7 @@ void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out
   out->set_redeemed(in.redeemed);
   out->set_remaining(in.remaining);
   out->set_members(in.members);
+  out->set_expired(in.expired);
   for (const SkuStatsView& s : in.skus) {
     auto* p = out->add_skus();
     p->set_sku_id(s.sku_id);
@@ -128,6 +129,7 @@ void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out
     p->set_issued(s.issued);
     p->set_redeemed(s.redeemed);
     p->set_remaining(s.remaining);
+    p->set_expired(s.expired);
   }
 }
 

@@ -1,6 +1,7 @@
 #include "server/redis/per_claim_log.h"
 
 #include <iostream>
+#include <unordered_set>
 
 #include "engine/limits.h"
 #include "server/redis/records.h"
@@ -240,7 +241,8 @@ void PerClaimRedisLog::run_lookup(Connection& conn, const Lookup& l) {
 
 void PerClaimRedisLog::run_redemption(Connection& conn, const Redemption& r) {
   const Command cmd =
-      redeem_command(kPrefix, r.campaign_id, r.code, {r.site_id, r.request_id, r.now_us});
+      redeem_command(kPrefix, r.campaign_id, r.code, {r.site_id, r.request_id, r.now_us},
+                     /*track_expiring=*/false);
   auto reply = conn.command(cmd);
   if (reply && is_noscript(*reply) && conn.load(redeem_script())) reply = conn.command(cmd);
   if (!reply) return r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
@@ -288,6 +290,35 @@ void PerClaimRedisLog::run_member_lookup(Connection& conn, const MemberLookup& m
 std::expected<std::vector<VoucherPtr>, std::string> PerClaimRedisLog::redeemed_vouchers(
     std::string_view campaign_id) {
   return read_redeemed(options_.endpoint, options_.io_timeout, kPrefix, campaign_id);
+}
+
+std::expected<std::vector<std::int64_t>, std::string> PerClaimRedisLog::expired_counts(
+    const CampaignSpec& spec, UnixMicros now_us) {
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return std::unexpected(conn.error());
+  const std::string prefix = campaign_key(kPrefix, spec.id, "v:");
+  std::vector<std::int64_t> out(spec.skus.size(), 0);
+  std::unordered_set<std::string> seen;  // SCAN may return a key twice
+  std::string cursor = "0";
+  do {
+    auto page = (*conn)->command({"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
+    if (!page) return std::unexpected(page.error());
+    if (page->type != Reply::Type::kArray || page->elements.size() != 2) {
+      return std::unexpected("unexpected SCAN reply: " + page->str);
+    }
+    cursor = page->elements[0].str;
+    for (const Reply& k : page->elements[1].elements) {
+      if (!seen.insert(k.str).second) continue;
+      auto value = (*conn)->command({"GET", k.str});
+      if (!value) return std::unexpected(value.error());
+      VoucherPtr v = decode_voucher(spec.id, k.str.substr(prefix.size()), value->str);
+      if (!v || visible_state(*v, now_us) != VoucherState::kExpired) continue;
+      for (std::size_t s = 0; s < spec.skus.size(); ++s) {
+        if (spec.skus[s].id == v->sku_id) ++out[s];
+      }
+    }
+  } while (cursor != "0");
+  return out;
 }
 
 }  // namespace voucherd::redis

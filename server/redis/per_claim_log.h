@@ -57,6 +57,9 @@ class PerClaimRedisLog final : public ClaimLog {
                             MemberVouchersLookup& done) override;
   std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
       std::string_view campaign_id) override;
+  // Scans the campaign's records (the baseline keeps no expiry buckets).
+  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
+                                                                       UnixMicros now_us) override;
 
  private:
   struct Lookup {

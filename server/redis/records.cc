@@ -43,6 +43,10 @@ std::string campaign_key(std::string_view prefix, std::string_view campaign_id,
   return k;
 }
 
+std::string expiry_bucket(UnixMicros expires_at_us) {
+  return std::to_string(expires_at_us / (60 * kMicrosPerSecond));
+}
+
 std::string encode_voucher(const VoucherRecord& v) {
   std::string out;
   out.reserve(64 + v.sku_id.size() + v.site_id.size() + v.member_id.size() + v.request_id.size());
@@ -103,8 +107,8 @@ VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
 
 const Script& redeem_script() {
   static const Script script(R"lua(
--- KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set).
--- ARGV: site, now (unix us), request id, code.
+-- KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set), expiring.
+-- ARGV: site, now (unix us), request id, code, track expiring (1 or 0).
 -- Returns {status} or {status, record}; status as RedeemStatus: 0 redeemed,
 -- 1 not found, 2 wrong site, 3 redeemed before, 4 cancelled, 5 expired.
 local v = redis.call('GET', KEYS[1])
@@ -127,19 +131,27 @@ local r = '2' .. string.sub(v, 2) .. #ARGV[1] .. ':' .. ARGV[1] .. #ARGV[2] .. '
 redis.call('SET', KEYS[1], r)
 redis.call('HINCRBY', KEYS[2], f[1], 1)
 redis.call('SADD', KEYS[3], ARGV[4])
+if ARGV[5] == '1' then
+  -- No longer ISSUED: out of its expiry bucket.
+  local b = f[1] .. '|' .. string.format('%d', math.floor(tonumber(f[8]) / 60000000))
+  if redis.call('HINCRBY', KEYS[4], b, -1) <= 0 then redis.call('HDEL', KEYS[4], b) end
+end
 return {0, r}
 )lua");
   return script;
 }
 
 Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,
-                       std::string_view code, const RedeemRequestView& request) {
-  return Connection::evalsha(redeem_script(),
-                             {campaign_key(key_prefix, campaign_id, "v:") + std::string(code),
-                              campaign_key(key_prefix, campaign_id, "redeemed"),
-                              campaign_key(key_prefix, campaign_id, "redeemed_codes")},
-                             {std::string(request.site_id), std::to_string(request.now_us),
-                              std::string(request.request_id), std::string(code)});
+                       std::string_view code, const RedeemRequestView& request,
+                       bool track_expiring) {
+  return Connection::evalsha(
+      redeem_script(),
+      {campaign_key(key_prefix, campaign_id, "v:") + std::string(code),
+       campaign_key(key_prefix, campaign_id, "redeemed"),
+       campaign_key(key_prefix, campaign_id, "redeemed_codes"),
+       campaign_key(key_prefix, campaign_id, "expiring")},
+      {std::string(request.site_id), std::to_string(request.now_us),
+       std::string(request.request_id), std::string(code), track_expiring ? "1" : "0"});
 }
 
 RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view code,
@@ -181,7 +193,7 @@ RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view co
 
 const Script& cancel_script() {
   static const Script script(R"lua(
--- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count).
+-- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count), expiring.
 -- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix.
 -- Returns {status} or {status, record}: 0 cancelled, 1 not found,
 -- 2 cancelled before, 3 redeemed (not cancelled).
@@ -192,13 +204,16 @@ if state == '2' then return {3, v} end
 if state == '4' then return {2, v} end
 local f = {}
 local pos = 2
-for i = 1, 4 do
+for i = 1, 8 do
   local colon = string.find(v, ':', pos, true)
   local len = tonumber(string.sub(v, pos, colon - 1))
   f[i] = string.sub(v, colon + 1, colon + len)
   pos = colon + len + 1
 end
 local sku, member, rid = f[1], f[3], f[4]
+-- No longer ISSUED: out of its expiry bucket.
+local b = sku .. '|' .. string.format('%d', math.floor(tonumber(f[8]) / 60000000))
+if redis.call('HINCRBY', KEYS[6], b, -1) <= 0 then redis.call('HDEL', KEYS[6], b) end
 local c = '4' .. string.sub(v, 2)
 redis.call('SET', KEYS[1], c)
 redis.call('HINCRBY', KEYS[2], sku, -1)
@@ -232,7 +247,8 @@ Command cancel_command(std::string_view campaign_id, std::string_view code,
       cancel_script(),
       {campaign_key("vd:", campaign_id, "v:") + std::string(code),
        campaign_key("vd:", campaign_id, "issued"), campaign_key("vd:", campaign_id, "stock"),
-       campaign_key("vd:", campaign_id, "returns"), campaign_key("vd:", campaign_id, "cancelled")},
+       campaign_key("vd:", campaign_id, "returns"), campaign_key("vd:", campaign_id, "cancelled"),
+       campaign_key("vd:", campaign_id, "expiring")},
       {std::string(code), request.keep_allowance ? "1" : "0",
        std::to_string(request.per_member_limit), campaign_key("vd:", campaign_id, "m:")});
 }

@@ -30,17 +30,25 @@ namespace voucherd::redis {
 
 [[nodiscard]] std::string encode_voucher(const VoucherRecord& v);
 
+// The minute a voucher expires in (Unix minutes), as the Redis claim log
+// names its expiry buckets: vd:{C}:expiring holds "<sku>|<minute>" -> ISSUED
+// vouchers expiring in that minute.
+[[nodiscard]] std::string expiry_bucket(UnixMicros expires_at_us);
+
 // The record of `code` in `campaign_id` from its stored value; nullptr when
 // the value is not a voucher record (missing, or not written by voucherd).
 [[nodiscard]] VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                                         std::string_view value);
 
 // The redemption rules of engine/redemption.h as one atomic script.
-// KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set).
-// ARGV: site, now (unix µs), request id, code.
+// KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set),
+// expiring. ARGV: site, now (unix µs), request id, code, track expiring (1/0).
 [[nodiscard]] const Script& redeem_script();
+// `track_expiring`: the store keeps expiry buckets (the claim log does; the
+// baseline does not).
 [[nodiscard]] Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,
-                                     std::string_view code, const RedeemRequestView& request);
+                                     std::string_view code, const RedeemRequestView& request,
+                                     bool track_expiring);
 // Cancels a voucher of the Redis claim log in one atomic step (the
 // baseline store has its own): ISSUED -> CANCELLED, the unit back to the
 // shared pool (issued - 1, pool + 1, and `returns` + 1 so that replicas that

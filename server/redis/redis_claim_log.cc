@@ -1,6 +1,7 @@
 #include "server/redis/redis_claim_log.h"
 
 #include <algorithm>
+#include <charconv>
 #include <iostream>
 #include <unordered_set>
 
@@ -104,10 +105,11 @@ return out
 )lua");
 
 const Script kClaimScript(R"lua(
--- KEYS: issued, leases, leased, then (member, voucher) key pairs, one per claim.
+-- KEYS: issued, leases, leased, expiring, then (member, voucher) key pairs,
+--   one per claim.
 -- ARGV: replica, voucher key prefix, the campaign's per-member limit, then
---   per claim: sku, voucher record (server/redis/records.h) and, when the
---   limit is above 1, the request id.
+--   per claim: sku, voucher record (server/redis/records.h), the minute its
+--   voucher expires in and, when the limit is above 1, the request id.
 -- Per claim: 0 when written; {held code, held voucher record} when the
 -- member already holds this request or their whole allowance.
 -- A member with an allowance of 1 is a string key holding their code (one
@@ -118,14 +120,15 @@ local per_sku = {}
 local records = {}
 local written = {}  -- code -> record, for a later claim of the batch that finds it held
 local new_members = 0
-local n = (#KEYS - 3) / 2
+local per_bucket = {}
+local n = (#KEYS - 4) / 2
 local limit = tonumber(ARGV[3])
 local prefix_len = #ARGV[2]
-local stride = 2
-if limit > 1 then stride = 3 end
+local stride = 3
+if limit > 1 then stride = 4 end
 for i = 1, n do
-  local mk = KEYS[2 + 2 * i]
-  local vk = KEYS[3 + 2 * i]
+  local mk = KEYS[3 + 2 * i]
+  local vk = KEYS[4 + 2 * i]
   local b = 3 + stride * (i - 1)
   local sku = ARGV[b + 1]
   local code = string.sub(vk, prefix_len + 1)
@@ -134,7 +137,7 @@ for i = 1, n do
     held = redis.call('SET', mk, code, 'NX', 'GET')
     if not held then new_members = new_members + 1 end
   else
-    local rid = ARGV[b + 3]
+    local rid = ARGV[b + 4]
     held = redis.call('HGET', mk, 'r:' .. rid)
     if not held and tonumber(redis.call('HGET', mk, 'n') or '0') >= limit then
       held = redis.call('HGET', mk, 'last')
@@ -152,6 +155,8 @@ for i = 1, n do
     records[#records + 1] = ARGV[b + 2]
     written[code] = ARGV[b + 2]
     per_sku[sku] = (per_sku[sku] or 0) + 1
+    local bucket = sku .. '|' .. ARGV[b + 3]
+    per_bucket[bucket] = (per_bucket[bucket] or 0) + 1
     out[i] = 0
   end
 end
@@ -161,6 +166,7 @@ for sku, k in pairs(per_sku) do
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. '|' .. sku, -k)
   redis.call('HINCRBY', KEYS[3], sku, -k)
 end
+for bucket, k in pairs(per_bucket) do redis.call('HINCRBY', KEYS[4], bucket, k) end
 if new_members > 0 then redis.call('HINCRBY', KEYS[1], '_members', new_members) end
 return out
 )lua");
@@ -492,18 +498,20 @@ void RedisClaimLog::write_batch(Batch& batch) {
   std::vector<Command> commands;
   commands.reserve(groups.size() + lookups.size() + redemptions.size());
   for (const auto& [cid, writes] : groups) {
-    std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases"), key(cid, "leased")};
+    std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases"), key(cid, "leased"),
+                                  key(cid, "expiring")};
     // Every claim of a campaign carries the campaign's per-member limit.
     const std::int32_t limit = writes.front()->per_member_limit;
     std::vector<std::string> args{options_.replica_id, voucher_prefix(cid), std::to_string(limit)};
-    keys.reserve(3 + 2 * writes.size());
-    args.reserve(3 + 3 * writes.size());
+    keys.reserve(4 + 2 * writes.size());
+    args.reserve(3 + 4 * writes.size());
     for (const ClaimLogWrite* w : writes) {
       const VoucherRecord& v = *w->voucher;
       keys.push_back(member_key(cid, v.member_id));
       keys.push_back(voucher_prefix(cid) + v.code);
       args.push_back(v.sku_id);
       args.push_back(encode_voucher(v));
+      args.push_back(expiry_bucket(v.expires_at_us));
       if (limit > 1) args.push_back(v.request_id);
     }
     commands.push_back(Connection::evalsha(kClaimScript, keys, args));
@@ -514,7 +522,8 @@ void RedisClaimLog::write_batch(Batch& batch) {
   const std::size_t first_redemption = commands.size();
   for (const Redemption& r : redemptions) {
     commands.push_back(redeem_command("vd:", r.campaign_id, r.code,
-                                      RedeemRequestView{r.site_id, r.request_id, r.now_us}));
+                                      RedeemRequestView{r.site_id, r.request_id, r.now_us},
+                                      /*track_expiring=*/true));
   }
   const std::size_t first_cancellation = commands.size();
   for (const Cancellation& x : cancellations) {
@@ -957,6 +966,29 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
 std::expected<std::vector<VoucherPtr>, std::string> RedisClaimLog::redeemed_vouchers(
     std::string_view campaign_id) {
   return read_redeemed(options_.endpoint, options_.io_timeout, "vd:", campaign_id);
+}
+
+std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::expired_counts(
+    const CampaignSpec& spec, UnixMicros now_us) {
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return std::unexpected(conn.error());
+  auto all = (*conn)->command({"HGETALL", key(spec.id, "expiring")});
+  if (!all) return std::unexpected(all.error());
+  std::vector<std::int64_t> out(spec.skus.size(), 0);
+  const std::int64_t minute = 60 * kMicrosPerSecond;
+  for (std::size_t k = 0; k + 1 < all->elements.size(); k += 2) {
+    const std::string& field = all->elements[k].str;
+    const auto bar = field.rfind('|');
+    if (bar == std::string::npos) continue;
+    std::int64_t bucket = 0;
+    std::from_chars(field.data() + bar + 1, field.data() + field.size(), bucket);
+    if ((bucket + 1) * minute > now_us) continue;  // not wholly past yet
+    const std::string_view sku(field.data(), bar);
+    for (std::size_t s = 0; s < spec.skus.size(); ++s) {
+      if (spec.skus[s].id == sku) out[s] += to_int(all->elements[k + 1]);
+    }
+  }
+  return out;
 }
 
 }  // namespace voucherd::redis

@@ -78,6 +78,9 @@ class RedisClaimLog final : public ClaimLog {
   // Reads vd:{C}:redeemed_codes and the records, on its own connection.
   std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
       std::string_view campaign_id) override;
+  // Sums the expiry buckets (vd:{C}:expiring) whose minute has passed.
+  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
+                                                                       UnixMicros now_us) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).

@@ -112,6 +112,10 @@ class CountingClaimLog final : public ClaimLog {
       std::string_view campaign_id) override {
     return memory.redeemed_vouchers(campaign_id);
   }
+  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
+                                                                       UnixMicros now_us) override {
+    return memory.expired_counts(spec, now_us);
+  }
   [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
 
   MemoryClaimLog memory;
@@ -723,6 +727,10 @@ class DeferredClaimLog final : public ClaimLog {
       std::string_view campaign_id) override {
     return memory_.redeemed_vouchers(campaign_id);
   }
+  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
+                                                                       UnixMicros now_us) override {
+    return memory_.expired_counts(spec, now_us);
+  }
   std::size_t queued() {
     std::lock_guard lock(mu_);
     return queue_.size();
@@ -1264,8 +1272,16 @@ TEST_F(ClaimEngineTest, RedeemAfterExpiryIsRefusedAndTheVoucherShowsExpired) {
   const auto late = redeem(r.voucher->code, "site-002", "desk-1");
   EXPECT_EQ(late->outcome, Outcome::kVoucherExpired);
   EXPECT_EQ(lookup(r.voucher->code).state, VoucherState::kExpired);
+  // Stats count it as expired; a redeemed voucher is not.
+  const CampaignSpec& spec = engine_.find_campaign("gd-2024")->spec();
+  auto expired = engine_.expired_counts(spec);
+  ASSERT_TRUE(expired.has_value());
+  EXPECT_EQ((*expired)[1], 1);
   clock_.set_us(r.voucher->expires_at_us - 1);  // one microsecond before: still fine
+  EXPECT_EQ(engine_.expired_counts(spec).value()[1], 0);
   EXPECT_EQ(redeem(r.voucher->code, "site-002", "desk-1")->outcome, Outcome::kOk);
+  clock_.set_us(r.voucher->expires_at_us + 1);
+  EXPECT_EQ(engine_.expired_counts(spec).value()[1], 0);
 }
 
 TEST_F(ClaimEngineTest, SimultaneousRedemptionsOfOneCodeSucceedExactlyOnce) {

@@ -43,6 +43,10 @@ class ManualStockLog final : public ClaimLog {
       std::string_view campaign_id) override {
     return memory_.redeemed_vouchers(campaign_id);
   }
+  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
+                                                                       UnixMicros now_us) override {
+    return memory_.expired_counts(spec, now_us);
+  }
   CampaignStock* stock_ = nullptr;
 
  private:

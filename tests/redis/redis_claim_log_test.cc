@@ -379,6 +379,16 @@ TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRec
   EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:v:" + b.voucher->code}), before);
   // A redeemed voucher stays redeemed after its expiry: a retry still gets OK.
   EXPECT_EQ(redeem(a.voucher->code, "desk-1").first, Outcome::kOk);
+  // Stats count b as expired (a is redeemed) once its minute has passed.
+  const CampaignSpec& stored_spec = engine.find_campaign("gd-redis")->spec();
+  clock.advance_us(2 * 60 * kMicrosPerSecond);
+  auto expired = log.expired_counts(stored_spec, clock.now_us());
+  ASSERT_TRUE(expired.has_value()) << expired.error();
+  EXPECT_EQ((*expired)[0] + (*expired)[1], 1);
+  auto before_expiry = log.expired_counts(stored_spec, clock.now_us() - 2 * kMicrosPerDay);
+  ASSERT_TRUE(before_expiry.has_value());
+  EXPECT_EQ((*before_expiry)[0] + (*before_expiry)[1], 0);
+  clock.advance_us(-2 * 60 * kMicrosPerSecond);
 
   // A cancelled voucher (state digit 4) is refused.
   clock.advance_us(-kMicrosPerDay);
