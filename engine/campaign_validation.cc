@@ -69,6 +69,13 @@ std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
                                             std::to_string(limits::kVoucherValidDaysDefault) +
                                             "); got " + std::to_string(spec.voucher_valid_days)});
   }
+  constexpr std::int64_t kValidSecondsMax = std::int64_t{limits::kVoucherValidDaysMax} * 86'400;
+  if (spec.voucher_valid_seconds < 0 || spec.voucher_valid_seconds > kValidSecondsMax) {
+    return std::unexpected(InvalidField{
+        "campaign.voucher_valid_seconds",
+        "campaign.voucher_valid_seconds must be between 1 and " + std::to_string(kValidSecondsMax) +
+            " (0: voucher_valid_days applies); got " + std::to_string(spec.voucher_valid_seconds)});
+  }
   if (spec.sites.empty()) {
     return std::unexpected(InvalidField{"campaign.sites", "campaign.sites must not be empty"});
   }

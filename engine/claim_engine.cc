@@ -282,7 +282,11 @@ VoucherPtr ClaimEngine::mint_voucher(const ClaimOp& op, const CampaignRuntime& c
   v->sku_kind = s.kind;
   v->face_value_cents = s.face_value_cents;
   v->issued_at_us = now_us;
-  v->expires_at_us = now_us + static_cast<UnixMicros>(c.spec().voucher_valid_days) * kMicrosPerDay;
+  const CampaignSpec& spec = c.spec();
+  v->expires_at_us =
+      now_us + (spec.voucher_valid_seconds > 0
+                    ? static_cast<UnixMicros>(spec.voucher_valid_seconds) * kMicrosPerSecond
+                    : static_cast<UnixMicros>(spec.voucher_valid_days) * kMicrosPerDay);
   v->state = VoucherState::kIssued;
   return v;
 }

@@ -61,6 +61,9 @@ struct CampaignSpec {
   std::vector<SiteSpec> sites;
   std::vector<SkuSpec> skus;
   std::int32_t voucher_valid_days = 0;  // 0: default; normalized by validation
+  // When positive, vouchers are valid this many seconds instead (short
+  // promotions, rehearsals); 0: voucher_valid_days applies.
+  std::int64_t voucher_valid_seconds = 0;
   // Whether a cancelled voucher still counts against its member's allowance
   // (false: cancelling frees it, and the member may claim again).
   bool cancel_keeps_allowance = false;

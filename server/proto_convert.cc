@@ -42,6 +42,7 @@ std::expected<CampaignSpec, InvalidField> campaign_from_proto(const voucher::v1:
   out.per_member_limit = in.per_member_limit();
   out.voucher_valid_days = in.voucher_valid_days();
   out.cancel_keeps_allowance = in.cancel_keeps_allowance();
+  out.voucher_valid_seconds = in.voucher_valid_seconds();
   for (const auto& s : in.sites()) {
     const int k = s.kind();
     out.sites.push_back(
@@ -64,6 +65,7 @@ void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out) {
   out->set_per_member_limit(in.per_member_limit);
   out->set_voucher_valid_days(in.voucher_valid_days);
   out->set_cancel_keeps_allowance(in.cancel_keeps_allowance);
+  out->set_voucher_valid_seconds(in.voucher_valid_seconds);
   for (const SiteSpec& s : in.sites) {
     auto* p = out->add_sites();
     p->set_id(s.id);

@@ -210,5 +210,51 @@ TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
   EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
 }
 
+TEST(RedeemEndToEnd, VouchersExpireAfterTheirSecondsAndStatsCountThem) {
+  TempDir dir;
+  const std::string campaign =
+      dir.write(
+             "short.json",
+             R"({"id":"short","name":"Short","mode":"FIRST_COME","voucherValidSeconds":"2",)"
+             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
+             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
+             R"("skus":[{"id":"spring","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
+             R"("faceValueCents":"19800","stock":"10"}]})")
+          .string();
+  VoucherdProcess server(dir, {"--campaigns", campaign});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+  v1::ClaimResponse kept, used;
+  ASSERT_TRUE(claim(c, std::nullopt, "short", "member-1", &kept).ok());
+  ASSERT_TRUE(claim(c, std::nullopt, "short", "member-2", &used).ok());
+  ASSERT_TRUE(redeem(c, std::nullopt, used.voucher().code(), "site-1").ok());  // in time
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  const grpc::Status late = redeem(c, std::nullopt, kept.voucher().code(), "site-1");
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(late.error_message().find("expired"), std::string::npos) << late.error_message();
+  {
+    grpc::ClientContext ctx;
+    v1::GetVoucherRequest req;
+    req.set_code(kept.voucher().code());
+    v1::Voucher v;
+    ASSERT_TRUE(c.voucher->GetVoucher(&ctx, req, &v).ok());
+    EXPECT_EQ(v.state(), v1::EXPIRED);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::GetCampaignStatsRequest req;
+    req.set_campaign_id("short");
+    v1::CampaignStats stats;
+    ASSERT_TRUE(c.admin->GetCampaignStats(&ctx, req, &stats).ok());
+    EXPECT_EQ(stats.issued(), 2);
+    EXPECT_EQ(stats.redeemed(), 1);
+    EXPECT_EQ(stats.expired(), 1);
+    ASSERT_EQ(stats.skus_size(), 1);
+    EXPECT_EQ(stats.skus(0).expired(), 1);
+  }
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
 }  // namespace
 }  // namespace voucherd::testing

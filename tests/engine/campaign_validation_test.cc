@@ -123,6 +123,8 @@ std::vector<BrokenCase> broken_cases() {
        "campaign.per_member_limit"},
       {"ValidDaysTooMany", [](CampaignSpec& s) { s.voucher_valid_days = 3651; },
        "campaign.voucher_valid_days"},
+      {"ValidSecondsNegative", [](CampaignSpec& s) { s.voucher_valid_seconds = -5; },
+       "campaign.voucher_valid_seconds"},
       {"NoSites",
        [](CampaignSpec& s) {
          s.sites.clear();
