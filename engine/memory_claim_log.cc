@@ -20,6 +20,8 @@ std::size_t shard_of(std::string_view key, std::size_t shards) {
 
 }  // namespace
 
+std::size_t MemoryClaimLog::shard_index(std::string_view code) { return shard_of(code, kShards); }
+
 std::optional<MemoryClaimLog::CodeKey> MemoryClaimLog::key_of(std::string_view code) {
   if (code.size() > limits::kCodeTextBytesMax) return std::nullopt;
   CodeKey k;
@@ -63,14 +65,7 @@ void MemoryClaimLog::append_claim(ClaimLogWrite& write) {
 void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_view code,
                                   VoucherLookup& lookup) {
   VoucherPtr found;
-  {
-    CodeShard& shard = codes_[shard_of(code, kShards)];
-    std::lock_guard lock(shard.mu);
-    if (const auto key = key_of(code)) {
-      auto it = shard.by_code.find(*key);
-      if (it != shard.by_code.end()) found = it->second;
-    }
-  }
+  with_record(code, [&](VoucherPtr& current) { found = current; });
   if (found) {
     lookup.on_found(LookupStatus::kFound, std::move(found));
   } else {
@@ -82,19 +77,12 @@ void MemoryClaimLog::redeem(std::string_view /*campaign_id*/, std::string_view c
                             const RedeemRequestView& request, VoucherRedemption& done) {
   RedeemStatus status = RedeemStatus::kNotFound;
   VoucherPtr after;
-  {
-    CodeShard& shard = codes_[shard_of(code, kShards)];
-    std::lock_guard lock(shard.mu);
-    if (const auto key = key_of(code)) {
-      auto it = shard.by_code.find(*key);
-      if (it != shard.by_code.end()) {
-        // The check and the state change happen under one lock: exactly once.
-        status = decide_redeem(*it->second, request);
-        if (status == RedeemStatus::kRedeemed) it->second = redeemed_copy(*it->second, request);
-        after = it->second;
-      }
-    }
-  }
+  with_record(code, [&](VoucherPtr& current) {
+    // The check and the state change happen under one lock: exactly once.
+    status = decide_redeem(*current, request);
+    if (status == RedeemStatus::kRedeemed) current = redeemed_copy(*current, request);
+    after = current;
+  });
   done.on_redeem_logged(status, std::move(after));
 }
 
@@ -102,30 +90,23 @@ void MemoryClaimLog::cancel(std::string_view campaign_id, std::string_view code,
                             const CancelRequestView& request, VoucherCancellation& done) {
   CancelStatus status = CancelStatus::kNotFound;
   VoucherPtr after;
-  {
-    CodeShard& shard = codes_[shard_of(code, kShards)];
-    std::lock_guard lock(shard.mu);
-    if (const auto key = key_of(code)) {
-      auto it = shard.by_code.find(*key);
-      if (it != shard.by_code.end()) {
-        switch (it->second->state) {
-          case VoucherState::kRedeemed:
-            status = CancelStatus::kRedeemed;
-            break;
-          case VoucherState::kCancelled:
-            status = CancelStatus::kAlreadyCancelled;
-            break;
-          default: {
-            auto v = std::make_shared<VoucherRecord>(*it->second);
-            v->state = VoucherState::kCancelled;
-            it->second = std::move(v);
-            status = CancelStatus::kCancelled;
-          }
-        }
-        after = it->second;
+  with_record(code, [&](VoucherPtr& current) {
+    switch (current->state) {
+      case VoucherState::kRedeemed:
+        status = CancelStatus::kRedeemed;
+        break;
+      case VoucherState::kCancelled:
+        status = CancelStatus::kAlreadyCancelled;
+        break;
+      default: {
+        auto v = std::make_shared<VoucherRecord>(*current);
+        v->state = VoucherState::kCancelled;
+        current = std::move(v);
+        status = CancelStatus::kCancelled;
       }
     }
-  }
+    after = current;
+  });
   if (status == CancelStatus::kCancelled) {
     std::lock_guard lock(stocks_mu_);
     auto it = stocks_.find(absl::string_view(campaign_id.data(), campaign_id.size()));
@@ -140,13 +121,7 @@ void MemoryClaimLog::find_member_vouchers(std::string_view /*campaign_id*/,
                                           MemberVouchersLookup& done) {
   std::vector<VoucherPtr> found;
   for (const std::string& code : known_codes) {
-    CodeShard& shard = codes_[shard_of(code, kShards)];
-    std::lock_guard lock(shard.mu);
-    if (const auto key = key_of(code)) {
-      if (auto it = shard.by_code.find(*key); it != shard.by_code.end()) {
-        found.push_back(it->second);
-      }
-    }
+    with_record(code, [&](VoucherPtr& current) { found.push_back(current); });
   }
   done.on_member_vouchers(LookupStatus::kFound, std::move(found));
 }

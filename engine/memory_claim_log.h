@@ -76,6 +76,20 @@ class MemoryClaimLog final : public ClaimLog {
   };
   // nullopt for text that cannot be a code (too long).
   static std::optional<CodeKey> key_of(std::string_view code);
+  // Runs f(VoucherPtr& current) on the record of `code` under its shard's
+  // lock, if there is one; returns whether there was.
+  template <class F>
+  bool with_record(std::string_view code, F&& f) {
+    CodeShard& shard = codes_[shard_index(code)];
+    std::lock_guard lock(shard.mu);
+    const auto key = key_of(code);
+    if (!key) return false;
+    auto it = shard.by_code.find(*key);
+    if (it == shard.by_code.end()) return false;
+    f(it->second);
+    return true;
+  }
+  static std::size_t shard_index(std::string_view code);
   struct alignas(64) CodeShard {
     SpinLock mu;  // held for one hash-map operation
     // The current record of each code: replaced by a new one when its

@@ -37,7 +37,7 @@ return 0
 )lua");
 
 // The baseline's cancellation: its allowances are one campaign-wide hash.
-const Script kCancelScript(R"lua(
+const Script kCancelScript(record_fields_lua() + R"lua(
 -- KEYS: voucher, members, stock, issued. ARGV: code, keep allowance (1 or 0).
 -- Returns {status} or {status, record}: 0 cancelled, 1 not found, 2 cancelled
 -- before, 3 redeemed (not cancelled).
@@ -46,14 +46,7 @@ if not v then return {1} end
 local state = string.sub(v, 1, 1)
 if state == '2' then return {3, v} end
 if state == '4' then return {2, v} end
-local f = {}
-local pos = 2
-for i = 1, 3 do
-  local colon = string.find(v, ':', pos, true)
-  local len = tonumber(string.sub(v, pos, colon - 1))
-  f[i] = string.sub(v, colon + 1, colon + len)
-  pos = colon + len + 1
-end
+local f = record_fields(v, 3)
 local c = '4' .. string.sub(v, 2)
 redis.call('SET', KEYS[1], c)
 redis.call('HINCRBY', KEYS[3], f[1], 1)

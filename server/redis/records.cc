@@ -35,6 +35,24 @@ std::optional<std::int64_t> number(std::string_view s) {
 
 }  // namespace
 
+const std::string& record_fields_lua() {
+  static const std::string lua = R"lua(
+-- The first n fields of a voucher record (after its state digit).
+local function record_fields(v, n)
+  local f = {}
+  local pos = 2
+  for i = 1, n do
+    local colon = string.find(v, ':', pos, true)
+    local len = tonumber(string.sub(v, pos, colon - 1))
+    f[i] = string.sub(v, colon + 1, colon + len)
+    pos = colon + len + 1
+  end
+  return f
+end
+)lua";
+  return lua;
+}
+
 std::string campaign_key(std::string_view prefix, std::string_view campaign_id,
                          std::string_view suffix) {
   std::string k;
@@ -106,21 +124,14 @@ VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
 }
 
 const Script& redeem_script() {
-  static const Script script(R"lua(
+  static const Script script(record_fields_lua() + R"lua(
 -- KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set), expiring.
 -- ARGV: site, now (unix us), request id, code, track expiring (1 or 0).
 -- Returns {status} or {status, record}; status as RedeemStatus: 0 redeemed,
 -- 1 not found, 2 wrong site, 3 redeemed before, 4 cancelled, 5 expired.
 local v = redis.call('GET', KEYS[1])
 if not v then return {1} end
-local f = {}
-local pos = 2
-for i = 1, 8 do
-  local colon = string.find(v, ':', pos, true)
-  local len = tonumber(string.sub(v, pos, colon - 1))
-  f[i] = string.sub(v, colon + 1, colon + len)
-  pos = colon + len + 1
-end
+local f = record_fields(v, 8)
 if f[2] ~= ARGV[1] then return {2} end
 local state = string.sub(v, 1, 1)
 if state == '2' then return {3, v} end
@@ -192,7 +203,7 @@ RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view co
 }
 
 const Script& cancel_script() {
-  static const Script script(R"lua(
+  static const Script script(record_fields_lua() + R"lua(
 -- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count), expiring.
 -- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix.
 -- Returns {status} or {status, record}: 0 cancelled, 1 not found,
@@ -202,14 +213,7 @@ if not v then return {1} end
 local state = string.sub(v, 1, 1)
 if state == '2' then return {3, v} end
 if state == '4' then return {2, v} end
-local f = {}
-local pos = 2
-for i = 1, 8 do
-  local colon = string.find(v, ':', pos, true)
-  local len = tonumber(string.sub(v, pos, colon - 1))
-  f[i] = string.sub(v, colon + 1, colon + len)
-  pos = colon + len + 1
-end
+local f = record_fields(v, 8)
 local sku, member, rid = f[1], f[3], f[4]
 -- No longer ISSUED: out of its expiry bucket.
 local b = sku .. '|' .. string.format('%d', math.floor(tonumber(f[8]) / 60000000))

@@ -30,6 +30,10 @@ namespace voucherd::redis {
 
 [[nodiscard]] std::string encode_voucher(const VoucherRecord& v);
 
+// Lua defining record_fields(v, n): the first n fields of a record, for the
+// scripts that read one (prepended to their source).
+[[nodiscard]] const std::string& record_fields_lua();
+
 // The minute a voucher expires in (Unix minutes), as the Redis claim log
 // names its expiry buckets: vd:{C}:expiring holds "<sku>|<minute>" -> ISSUED
 // vouchers expiring in that minute.
