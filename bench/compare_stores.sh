@@ -23,7 +23,7 @@ PORT=$(( 20000 + RANDOM % 20000 ))
 
 start_voucherd() {  # args...
   rm -f "$WORK/port"
-  "$BUILD_DIR/server/voucherd" --listen 127.0.0.1:0 --port-file "$WORK/port" --campaigns "$WORK/gd.json" \
+  "$BUILD_DIR/server/voucherd" --listen 127.0.0.1:0 --port-file "$WORK/port" --ops-listen 127.0.0.1:0 --campaigns "$WORK/gd.json" \
     --secret-file "$WORK/secret.hex" --grpc-threads 1 "$@" 2>>"$WORK/voucherd.log" &
   VPID=$!
   for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done

@@ -17,6 +17,7 @@ od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$WORK/secret.hex"
 
 "$BUILD_DIR/server/voucherd" --campaigns deploy/campaigns/guangdong-2024.json --rehearse \
   --secret-file "$WORK/secret.hex" --listen 127.0.0.1:0 --port-file "$WORK/port" \
+  --ops-listen 127.0.0.1:0 \
   2> "$WORK/voucherd.log" &
 VOUCHERD_PID=$!
 for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done

@@ -47,6 +47,10 @@ ConfigResult parse_config(int argc, char** argv) {
                  "file holding the voucher-code MAC secret as hex (>= 64 hex digits)")
       ->check(CLI::ExistingFile);
   app.add_option("--port-file", c.port_file, "write the bound gRPC port here once listening");
+  app.add_option("--ops-listen", c.ops_listen,
+                 "operators' HTTP address host:port: /healthz, /readyz, /status (port 0: any)")
+      ->capture_default_str();
+  app.add_option("--ops-port-file", c.ops_port_file, "write the bound ops HTTP port here");
   app.add_flag("--rehearse", c.rehearse,
                "open every loaded campaign's window from now (same length) for a rehearsal");
   app.add_option("--auth-file", c.auth_file,

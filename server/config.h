@@ -19,17 +19,19 @@ struct Config {
   std::string listen = "127.0.0.1:50051";
   std::string campaigns_file;  // protobuf JSON: a CampaignSet or one Campaign
   StoreKind store = StoreKind::kMemory;
-  std::string redis_url;            // --store=redis*: redis://HOST:PORT[/DB]
-  int redis_pool = 16;              // --store=redis-per-claim: connections, one thread each
-  bool replace_campaigns = false;   // replace different stored definitions before they open
-  std::string replica_id;           // --store=redis: this process's name in lease records
-  std::string secret_file;          // hex; see README "Secret file"
-  std::string port_file;            // written with the bound port once listening
-  bool rehearse = false;            // open loaded campaigns' windows from now
-  int grpc_threads = 2;             // completion-queue polling threads
-  std::string auth_file;            // bearer tokens -> roles; empty: open (warned loudly)
-  std::string tls_cert;             // PEM server certificate chain; with tls_key: TLS
-  std::string tls_key;              // PEM private key
+  std::string redis_url;           // --store=redis*: redis://HOST:PORT[/DB]
+  int redis_pool = 16;             // --store=redis-per-claim: connections, one thread each
+  bool replace_campaigns = false;  // replace different stored definitions before they open
+  std::string replica_id;          // --store=redis: this process's name in lease records
+  std::string secret_file;         // hex; see README "Secret file"
+  std::string port_file;           // written with the bound port once listening
+  std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port
+  std::string ops_port_file;                  // written with the bound ops port
+  bool rehearse = false;                      // open loaded campaigns' windows from now
+  int grpc_threads = 2;                       // completion-queue polling threads
+  std::string auth_file;                      // bearer tokens -> roles; empty: open (warned loudly)
+  std::string tls_cert;                       // PEM server certificate chain; with tls_key: TLS
+  std::string tls_key;                        // PEM private key
   std::string tls_client_ca;        // PEM CA: clients must present a certificate it signed (mTLS)
   int redeem_failure_budget = 100;  // failed redemptions before a cool-down
   int redeem_cooldown_seconds = 60;

@@ -704,6 +704,12 @@ int GrpcServer::start() {
   return port;
 }
 
+void GrpcServer::set_not_serving() {
+  if (server_ && server_->GetHealthCheckService() != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+  }
+}
+
 void GrpcServer::shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;

@@ -56,6 +56,9 @@ class GrpcServer final {
   // Stops accepting, lets in-flight calls finish (up to `grace`), then stops
   // the polling threads. Idempotent.
   void shutdown(std::chrono::milliseconds grace);
+  // The standard grpc.health.v1.Health service answers NOT_SERVING from now
+  // on (the first step of a drain).
+  void set_not_serving();
 
   // Internal: shared by the call objects.
   // Runs admin work that waits on the store (a Redis round trip) off the

@@ -19,6 +19,7 @@
 #include "server/campaign_loader.h"
 #include "server/config.h"
 #include "server/grpc_server.h"
+#include "server/ops_server.h"
 #include "server/proto_convert.h"
 #include "server/redis/per_claim_log.h"
 #include "server/redis/redis_claim_log.h"
@@ -214,6 +215,28 @@ int run(const Config& config, const sigset_t& signals) {
   server_options.auth = auth ? &*auth : nullptr;
   server_options.redeem_failure_budget = config.redeem_failure_budget;
   server_options.redeem_cooldown = std::chrono::seconds(config.redeem_cooldown_seconds);
+  const std::string transport = config.tls_cert.empty()        ? "plaintext"
+                                : config.tls_client_ca.empty() ? "TLS"
+                                                               : "mutual TLS";
+  OpsServerOptions ops_options;
+  ops_options.listen = config.ops_listen;
+  ops_options.version = VOUCHERD_VERSION;
+  ops_options.store = baseline_log != nullptr ? "redis-per-claim"
+                      : redis_log != nullptr  ? "redis"
+                                              : "memory";
+  ops_options.auth_open = !auth.has_value();
+  ops_options.transport = transport;
+  ops_options.redis = redis_log;
+  OpsServer ops(engine, std::move(ops_options));
+  const auto ops_port = ops.start();
+  if (!ops_port) {
+    log_line("error", ops_port.error());
+    return 1;
+  }
+  if (!config.ops_port_file.empty() && !write_port_file(config.ops_port_file, *ops_port)) {
+    log_line("error", "cannot write --ops-port-file " + config.ops_port_file);
+    return 1;
+  }
   GrpcServer server(engine, std::move(server_options));
   const int port = server.start();
   if (port == 0) {
@@ -230,20 +253,22 @@ int run(const Config& config, const sigset_t& signals) {
       : redis_log == nullptr   ? "memory"
       : redis_log->connected() ? "redis"
                                : "redis (not connected yet: claims are UNAVAILABLE until it is)";
-  const std::string transport = config.tls_cert.empty()        ? "plaintext"
-                                : config.tls_client_ca.empty() ? "TLS"
-                                                               : "mutual TLS";
   log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) + ", " +
                        transport + "), store=" + store_state +
-                       (auth ? ", auth=tokens" : ", auth=OPEN"));
+                       (auth ? ", auth=tokens" : ", auth=OPEN") + "; ops HTTP on port " +
+                       std::to_string(*ops_port));
 
   int sig = 0;
   sigwait(&signals, &sig);
   log_line("info",
            std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
+  // Readiness and gRPC health flip first, so balancers stop sending.
+  ops.set_draining();
+  server.set_not_serving();
   server.shutdown(kDrainGrace);
   if (redis_log != nullptr) redis_log->stop();  // pending writes, then leases go back
   if (baseline_log != nullptr) baseline_log->stop();
+  ops.stop();
   log_line("info", "stopped");
   return 0;
 }

@@ -79,9 +79,11 @@ VoucherdProcess::VoucherdProcess(const TempDir& dir, std::vector<std::string> ar
   static int counter = 0;
   const std::string name = "voucherd-" + std::to_string(++counter);
   const auto port_file = dir.path() / (name + ".port");
+  const auto ops_port_file = dir.path() / (name + ".ops-port");
   stderr_path_ = dir.path() / (name + ".stderr");
-  std::vector<std::string> full{VOUCHERD_BINARY, "--listen", "127.0.0.1:0", "--port-file",
-                                port_file.string()};
+  std::vector<std::string> full{VOUCHERD_BINARY, "--listen",         "127.0.0.1:0",
+                                "--port-file",   port_file.string(), "--ops-listen",
+                                "127.0.0.1:0",   "--ops-port-file",  ops_port_file.string()};
   full.insert(full.end(), args.begin(), args.end());
   pid_ = spawn(full, stderr_path_);
   if (pid_ < 0) {
@@ -92,6 +94,8 @@ VoucherdProcess::VoucherdProcess(const TempDir& dir, std::vector<std::string> ar
   while (std::chrono::steady_clock::now() < deadline) {
     if (std::filesystem::exists(port_file)) {
       port_ = std::atoi(read_file(port_file).c_str());
+      // The ops port file is written before the gRPC one.
+      ops_port_ = std::atoi(read_file(ops_port_file).c_str());
       if (port_ > 0) return;
     }
     int status = 0;

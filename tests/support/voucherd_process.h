@@ -42,6 +42,7 @@ class VoucherdProcess {
   VoucherdProcess& operator=(const VoucherdProcess&) = delete;
 
   [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] int ops_port() const { return ops_port_; }
   [[nodiscard]] std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
   // Sends `signal` and waits for exit; returns the exit status (or 128+signal
   // when killed by a signal), nullopt on timeout (then it is SIGKILLed).
@@ -51,6 +52,7 @@ class VoucherdProcess {
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+  int ops_port_ = 0;
   std::filesystem::path stderr_path_;
 };
 

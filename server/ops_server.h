@@ -1,0 +1,73 @@
+// ops_server.h — the operators' HTTP port (Boost.Asio + Beast), apart from
+// the gRPC port: /healthz, /readyz and /status.
+//
+//   GET /healthz  200 "ok" while the process serves at all
+//   GET /readyz   200 "ready", or 503 with the reason: not draining, the
+//                 claim log reachable, campaigns loaded
+//   GET /status   JSON: version, uptime, store and auth mode, and per
+//                 campaign its window, mode and per-SKU stock, issued,
+//                 redeemed and remaining
+//
+// One thread runs the io_context; every handler reads the engine's
+// lock-free counters (or the store, on this thread), so the claim path is
+// never blocked by an ops request.
+//
+// Thread-safety: start()/stop() from one thread; set_draining() from any.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "engine/claim_engine.h"
+#include "server/redis/redis_claim_log.h"
+
+namespace voucherd {
+
+struct OpsServerOptions {
+  std::string listen = "127.0.0.1:9464";
+  std::string version;
+  std::string store;      // "memory", "redis", "redis-per-claim"
+  bool auth_open = true;  // no --auth-file
+  std::string transport;  // "plaintext", "TLS", "mutual TLS"
+  redis::RedisClaimLog* redis = nullptr;
+};
+
+class OpsServer {
+ public:
+  OpsServer(ClaimEngine& engine, OpsServerOptions options);
+  ~OpsServer();
+  OpsServer(const OpsServer&) = delete;
+  OpsServer& operator=(const OpsServer&) = delete;
+
+  // Binds and starts serving; the bound port, or an error naming the address.
+  [[nodiscard]] std::expected<int, std::string> start();
+  void stop();
+
+  // Readiness flips first when voucherd starts to drain.
+  void set_draining() { draining_.store(true, std::memory_order_release); }
+
+  // Internal, for the connection handlers.
+  struct Response {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+  };
+  [[nodiscard]] Response handle(std::string_view method, std::string_view target);
+
+ private:
+  struct Impl;
+  [[nodiscard]] std::string readiness_problem() const;
+  [[nodiscard]] std::string status_json() const;
+
+  ClaimEngine& engine_;
+  OpsServerOptions options_;
+  std::chrono::steady_clock::time_point started_;
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace voucherd

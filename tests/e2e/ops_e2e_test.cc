@@ -1,0 +1,127 @@
+// ops_e2e_test — the operators' HTTP port of a real voucherd: /healthz,
+// /readyz (and its flip when Redis goes away and comes back), /status
+// matching what was claimed, and a precise 404.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/support/http_get.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/voucherd_process.h"
+#include "voucher/v1/voucher.grpc.pb.h"
+
+namespace voucherd::testing {
+namespace {
+
+namespace v1 = voucher::v1;
+
+std::string campaign_file(const TempDir& dir) {
+  return dir
+      .write("ops-campaign.json",
+             R"({"id":"ops","name":"Ops","mode":"FIRST_COME",)"
+             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
+             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
+             R"("skus":[{"id":"spa","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
+             R"("faceValueCents":"19800","stock":"40"},)"
+             R"({"id":"pool","siteId":"site-1","kind":"HOT_SPRING","name":"Pool",)"
+             R"("faceValueCents":"9800","stock":"10"}]})")
+      .string();
+}
+
+// Claims, retrying while a lease is on its way or Redis is not there yet.
+grpc::Status claim(const std::string& target, const std::string& member) {
+  auto stub =
+      v1::VoucherService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::Status st;
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    grpc::ClientContext ctx;
+    v1::ClaimRequest req;
+    req.set_campaign_id("ops");
+    req.set_member_id(member);
+    v1::ClaimResponse out;
+    st = stub->Claim(&ctx, req, &out);
+    if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+        st.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return st;
+}
+
+TEST(OpsEndToEnd, HealthReadinessAndStatusOfAMemoryStore) {
+  TempDir dir;
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir)});
+  ASSERT_GT(server.ops_port(), 0);
+  const HttpAnswer health = http_get(server.ops_port(), "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+  EXPECT_EQ(http_get(server.ops_port(), "/readyz").status, 200);
+  for (int m = 0; m < 7; ++m) ASSERT_TRUE(claim(server.target(), "m-" + std::to_string(m)).ok());
+
+  const HttpAnswer status = http_get(server.ops_port(), "/status");
+  ASSERT_EQ(status.status, 200);
+  EXPECT_EQ(status.content_type, "application/json");
+  const auto j = nlohmann::json::parse(status.body);
+  EXPECT_EQ(j["store"], "memory");
+  EXPECT_EQ(j["ready"], true);
+  EXPECT_NE(j["auth"].get<std::string>().find("OPEN"), std::string::npos);
+  ASSERT_EQ(j["campaigns"].size(), 1u);
+  const auto& c = j["campaigns"][0];
+  EXPECT_EQ(c["id"], "ops");
+  EXPECT_EQ(c["stock"], 50);
+  EXPECT_EQ(c["issued"], 7);
+  EXPECT_EQ(c["remaining"], 43);
+  EXPECT_EQ(c["starts_at"], "2020-01-01T00:00:00Z");
+  std::int64_t sku_issued = 0;
+  for (const auto& s : c["skus"]) sku_issued += s["issued"].get<std::int64_t>();
+  EXPECT_EQ(sku_issued, 7);
+
+  const HttpAnswer missing = http_get(server.ops_port(), "/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("/nope"), std::string::npos);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(OpsEndToEnd, ReadinessFollowsTheClaimLog) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string url = redis.url();
+  redis.stop();
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--store", "redis", "--redis",
+                               url, "--secret-file", secret});
+  ASSERT_GT(server.ops_port(), 0);
+  const HttpAnswer down = http_get(server.ops_port(), "/readyz");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_NE(down.body.find("Redis"), std::string::npos) << down.body;
+  EXPECT_EQ(http_get(server.ops_port(), "/healthz").status, 200);  // alive all the same
+
+  redis.start();
+  ASSERT_TRUE(claim(server.target(), "m-1").ok());
+  int ready = 0;
+  for (int attempt = 0; attempt < 200 && ready != 200; ++attempt) {
+    ready = http_get(server.ops_port(), "/readyz").status;
+    if (ready != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(ready, 200);
+  const auto j = nlohmann::json::parse(http_get(server.ops_port(), "/status").body);
+  EXPECT_EQ(j["store"], "redis");
+  EXPECT_EQ(j["campaigns"][0]["issued"], 1);
+
+  redis.stop();
+  int gone = 0;
+  for (int attempt = 0; attempt < 300 && gone != 503; ++attempt) {
+    // The store is found gone when it is next used: keep claiming.
+    (void)claim(server.target(), "m-" + std::to_string(attempt + 2));
+    gone = http_get(server.ops_port(), "/readyz").status;
+  }
+  EXPECT_EQ(gone, 503);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+}  // namespace
+}  // namespace voucherd::testing

@@ -1,0 +1,35 @@
+#include "tests/support/http_get.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <utility>  // Boost 1.74 Asio uses std::exchange without including it
+
+namespace voucherd::testing {
+
+HttpAnswer http_get(int port, const std::string& target) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  using tcp = boost::asio::ip::tcp;
+  HttpAnswer out;
+  try {
+    boost::asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(10));
+    stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                 static_cast<unsigned short>(port)));
+    http::request<http::empty_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    out.status = static_cast<int>(res.result_int());
+    out.content_type = std::string(res[http::field::content_type]);
+    out.body = res.body();
+  } catch (const std::exception&) {
+    out.status = 0;
+  }
+  return out;
+}
+
+}  // namespace voucherd::testing
