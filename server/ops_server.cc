@@ -1,9 +1,8 @@
 #include "server/ops_server.h"
 
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
 #include <nlohmann/json.hpp>
-#include <utility>  // Boost 1.74 Asio uses std::exchange without including it
+
+#include "server/asio.h"
 
 namespace voucherd {
 namespace {

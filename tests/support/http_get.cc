@@ -1,8 +1,6 @@
 #include "tests/support/http_get.h"
 
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
-#include <utility>  // Boost 1.74 Asio uses std::exchange without including it
+#include "server/asio.h"
 
 namespace voucherd::testing {
 
