@@ -75,6 +75,20 @@ ConfigResult parse_config(int argc, char** argv) {
   app.add_option("--grpc-threads", c.grpc_threads, "completion-queue polling threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  // Every flag may also come from the environment: --ops-listen from
+  // VOUCHERD_OPS_LISTEN, and so on. A flag on the command line wins.
+  for (CLI::Option* option : app.get_options()) {
+    const std::string name = option->get_single_name();
+    if (name == "help" || name == "version" || name.empty()) continue;
+    std::string env = "VOUCHERD_";
+    for (char ch : name) env.push_back(ch == '-' ? '_' : static_cast<char>(std::toupper(ch)));
+    option->envname(env);
+  }
+  app.footer(
+      "Every flag may also be set in the environment as VOUCHERD_<FLAG> (e.g. "
+      "VOUCHERD_OPS_LISTEN, VOUCHERD_STORE); a flag given on the command line wins over the "
+      "environment, which wins over the default. Secrets stay in files (--secret-file, "
+      "--auth-file) or REDIS_PASSWORD.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

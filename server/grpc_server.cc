@@ -88,6 +88,12 @@ class UnaryCall : public Tag {
       }
       handled_ = true;
       (new Derived(core_, cq_))->post();  // keep a call posted for the next client
+      // A call whose deadline has already passed is not started: its caller
+      // has given up, and its work would only delay the live ones.
+      if (ctx_.deadline() <= std::chrono::system_clock::now()) {
+        return fail(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                 "the call's deadline passed before voucherd could start it"));
+      }
       if (!admit()) return;
       static_cast<Derived*>(this)->handle();
       return;

@@ -419,6 +419,26 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
   EXPECT_EQ(fresh.voucher().face_value_cents() > 0, true);
 }
 
+TEST(VoucherdStartup, FlagsComeFromTheEnvironmentTooAndTheCommandLineWins) {
+  TempDir dir;
+  std::string err;
+  // A bad value from the environment is refused like a bad flag.
+  ::setenv("VOUCHERD_GRPC_THREADS", "99", 1);
+  EXPECT_EQ(run_voucherd(dir, {"--version"}, &err), 0);  // --version exits before checks
+  EXPECT_EQ(run_voucherd(dir, {"--store", "memory", "--redis", "redis://x"}, &err), 2);
+  EXPECT_NE(err.find("--grpc-threads"), std::string::npos) << err;
+  ::unsetenv("VOUCHERD_GRPC_THREADS");
+  // VOUCHERD_STORE is read: redis without --redis is refused ...
+  ::setenv("VOUCHERD_STORE", "redis", 1);
+  EXPECT_EQ(run_voucherd(dir, {}, &err), 2);
+  EXPECT_NE(err.find("--store=redis needs --redis"), std::string::npos) << err;
+  // ... unless the command line says otherwise (it wins): memory with --redis
+  // is refused for a different reason.
+  EXPECT_EQ(run_voucherd(dir, {"--store", "memory", "--redis", "redis://x"}, &err), 2);
+  EXPECT_NE(err.find("--redis is only used with"), std::string::npos) << err;
+  ::unsetenv("VOUCHERD_STORE");
+}
+
 TEST(VoucherdStartup, BadFlagsAndFilesExitNonZeroWithAMessage) {
   TempDir dir;
   std::string err;
