@@ -51,6 +51,9 @@ ConfigResult parse_config(int argc, char** argv) {
                  "operators' HTTP address host:port: /healthz, /readyz, /status (port 0: any)")
       ->capture_default_str();
   app.add_option("--ops-port-file", c.ops_port_file, "write the bound ops HTTP port here");
+  app.add_option("--log-level", c.log_level, "JSON log lines on stderr from this level up")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
   app.add_flag("--rehearse", c.rehearse,
                "open every loaded campaign's window from now (same length) for a rehearsal");
   app.add_option("--auth-file", c.auth_file,

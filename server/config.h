@@ -27,6 +27,7 @@ struct Config {
   std::string port_file;           // written with the bound port once listening
   std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port
   std::string ops_port_file;                  // written with the bound ops port
+  std::string log_level = "info";             // debug, info, warn, error
   bool rehearse = false;                      // open loaded campaigns' windows from now
   int grpc_threads = 2;                       // completion-queue polling threads
   std::string auth_file;                      // bearer tokens -> roles; empty: open (warned loudly)

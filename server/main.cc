@@ -19,6 +19,7 @@
 #include "server/campaign_loader.h"
 #include "server/config.h"
 #include "server/grpc_server.h"
+#include "server/log.h"
 #include "server/ops_server.h"
 #include "server/proto_convert.h"
 #include "server/redis/per_claim_log.h"
@@ -31,7 +32,7 @@ using namespace voucherd;
 constexpr auto kDrainGrace = std::chrono::seconds(10);
 
 void log_line(const std::string& level, const std::string& msg) {
-  std::cerr << "voucherd " << level << ": " << msg << std::endl;
+  log::write(log::parse_level(level).value_or(log::Level::kInfo), msg);
 }
 
 // host-pid-random: a new name at every start, so a restarted replica never
@@ -86,6 +87,7 @@ std::expected<std::shared_ptr<grpc::ServerCredentials>, std::string> tls_credent
 }
 
 int run(const Config& config, const sigset_t& signals) {
+  log::set_level(log::parse_level(config.log_level).value_or(log::Level::kInfo));
   std::vector<std::uint8_t> secret;
   if (!config.secret_file.empty()) {
     auto s = read_secret_file(config.secret_file);
@@ -253,10 +255,14 @@ int run(const Config& config, const sigset_t& signals) {
       : redis_log == nullptr   ? "memory"
       : redis_log->connected() ? "redis"
                                : "redis (not connected yet: claims are UNAVAILABLE until it is)";
-  log_line("info", "listening on " + config.listen + " (port " + std::to_string(port) + ", " +
-                       transport + "), store=" + store_state +
-                       (auth ? ", auth=tokens" : ", auth=OPEN") + "; ops HTTP on port " +
-                       std::to_string(*ops_port));
+  log::info("listening on " + config.listen + " (port " + std::to_string(port) + ", " + transport +
+                "), store=" + store_state + (auth ? ", auth=tokens" : ", auth=OPEN") +
+                "; ops HTTP on port " + std::to_string(*ops_port),
+            {{"grpc_port", port},
+             {"ops_port", *ops_port},
+             {"store", store_state},
+             {"transport", transport},
+             {"auth", auth ? "tokens" : "open"}});
 
   int sig = 0;
   sigwait(&signals, &sig);

@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "engine/limits.h"
+#include "server/log.h"
 #include "server/redis/records.h"
 
 namespace voucherd::redis {
@@ -220,7 +221,7 @@ void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
   }
   // Lost answers, script errors and a shared stock that ran out: the claim
   // is not confirmed (this baseline does not try to account for the unit).
-  if (!r) std::cerr << "voucherd warn: " << r.error() << std::endl;
+  if (!r) log::warn("baseline claim not confirmed", {{"error", r.error()}});
   write.on_logged(LogStatus::kUnavailable, nullptr);
 }
 

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "engine/limits.h"
+#include "server/log.h"
 #include "server/redis/records.h"
 
 namespace voucherd::redis {
@@ -207,7 +208,7 @@ std::string member_key(std::string_view campaign_id, std::string_view member) {
 std::string voucher_prefix(std::string_view campaign_id) { return key(campaign_id, "v:"); }
 std::string heartbeat_key(std::string_view replica) { return "vd:replica:" + std::string(replica); }
 
-void log_warning(const std::string& msg) { std::cerr << "voucherd warn: " << msg << std::endl; }
+void log_warning(const std::string& msg) { log::warn(msg); }
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/http_get.h"
@@ -84,6 +85,18 @@ TEST(OpsEndToEnd, HealthReadinessAndStatusOfAMemoryStore) {
   EXPECT_EQ(missing.status, 404);
   EXPECT_NE(missing.body.find("/nope"), std::string::npos);
   EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+
+  // Every log line is one JSON record with a time, a level and a message.
+  std::istringstream log(server.stderr_text());
+  int lines = 0;
+  for (std::string line; std::getline(log, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(record.is_object()) << line;
+    EXPECT_TRUE(record.contains("ts") && record.contains("level") && record.contains("msg"))
+        << line;
+    ++lines;
+  }
+  EXPECT_GE(lines, 3);  // at least: open warning, listening, stopped
 }
 
 TEST(OpsEndToEnd, ReadinessFollowsTheClaimLog) {
