@@ -78,10 +78,7 @@ StormReport run_storm(const StormOptions& o) {
   auto start_rpc = [&](Call* call) {
     call->alarm.reset();
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    // Wait for the channel to connect rather than fail fast: a connection
-    // refused or reset for a moment at the start must not turn a whole crowd
-    // into UNAVAILABLE answers (the deadline still bounds every press).
-    call->ctx.set_wait_for_ready(true);
+
     call->sent = Clock::now();
     call->reader = stub->AsyncClaim(&call->ctx, call->request, &cq);
     call->reader->Finish(&call->response, &call->status, call);
