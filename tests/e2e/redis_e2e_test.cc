@@ -197,8 +197,12 @@ TEST(RedisEndToEnd, KillNineMidStormLosesNothingAndReconcileRecoversItsLeases) {
   const std::string campaigns = small_campaign(dir, 6'000, 12);
   std::vector<std::unique_ptr<VoucherdProcess>> replicas;
   for (int i = 0; i < 3; ++i) {
-    replicas.push_back(
-        std::make_unique<VoucherdProcess>(dir, replica_args(redis, secret, campaigns)));
+    auto args = replica_args(redis, secret, campaigns);
+    if (i == 2) {  // the one to be killed: named, to see its leases in Redis
+      args.push_back("--replica-id");
+      args.push_back("victim");
+    }
+    replicas.push_back(std::make_unique<VoucherdProcess>(dir, args));
     ASSERT_GT(replicas.back()->port(), 0);
   }
   std::vector<load::StormReport> reports(3);
@@ -211,7 +215,20 @@ TEST(RedisEndToEnd, KillNineMidStormLosesNothingAndReconcileRecoversItsLeases) {
       reports[static_cast<std::size_t>(i)] = load::run_storm(o);
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Kill it while it holds leased units (however slow the machine is).
+  auto victim_holds = [&] {
+    const std::string all = redis.cli({"HGETALL", "vd:{small}:leases"});
+    std::istringstream in(all);
+    std::string field, value;
+    while (std::getline(in, field) && std::getline(in, value)) {
+      if (field.rfind("victim|", 0) == 0 && std::atoll(value.c_str()) > 0) return true;
+    }
+    return false;
+  };
+  for (int attempt = 0; attempt < 1000 && !victim_holds(); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(victim_holds()) << "the replica to kill never held a lease";
   replicas[2]->stop(SIGKILL);
   for (auto& t : threads) t.join();
   Acknowledged ack;
