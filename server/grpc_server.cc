@@ -548,18 +548,7 @@ class GetCampaignStatsCall final
       }
       auto counts = core_.redis->read_counts(c->spec());
       if (!counts) return store_failed(counts.error());
-      local.issued = 0;
-      local.redeemed = 0;
-      local.remaining = 0;
-      local.members = counts->members;
-      for (std::size_t i = 0; i < local.skus.size(); ++i) {
-        local.skus[i].issued = counts->issued[i];
-        local.skus[i].redeemed = counts->redeemed[i];
-        local.skus[i].remaining = local.skus[i].stock - counts->issued[i];
-        local.issued += local.skus[i].issued;
-        local.redeemed += local.skus[i].redeemed;
-        local.remaining += local.skus[i].remaining;
-      }
+      redis::apply_counts(*counts, local);
       v1::CampaignStats response;
       stats_to_proto(local, &response);
       reply(response);

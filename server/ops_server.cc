@@ -159,18 +159,7 @@ std::string OpsServer::status_json() const {
     if (!stats) continue;
     // With Redis, the store-wide counts of every replica.
     if (options_.redis != nullptr) {
-      if (auto counts = options_.redis->read_counts(spec)) {
-        stats->issued = stats->redeemed = stats->remaining = 0;
-        stats->members = counts->members;
-        for (std::size_t i = 0; i < stats->skus.size(); ++i) {
-          stats->skus[i].issued = counts->issued[i];
-          stats->skus[i].redeemed = counts->redeemed[i];
-          stats->skus[i].remaining = stats->skus[i].stock - counts->issued[i];
-          stats->issued += counts->issued[i];
-          stats->redeemed += counts->redeemed[i];
-          stats->remaining += stats->skus[i].remaining;
-        }
-      }
+      if (auto counts = options_.redis->read_counts(spec)) redis::apply_counts(*counts, *stats);
     }
     json cj;
     cj["id"] = spec.id;

@@ -992,4 +992,18 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::expired_cou
   return out;
 }
 
+void apply_counts(const CampaignCounts& counts, CampaignStatsView& stats) {
+  stats.issued = stats.redeemed = stats.remaining = 0;
+  stats.members = counts.members;
+  for (std::size_t i = 0; i < stats.skus.size(); ++i) {
+    SkuStatsView& s = stats.skus[i];
+    s.issued = counts.issued[i];
+    s.redeemed = counts.redeemed[i];
+    s.remaining = s.stock - s.issued;
+    stats.issued += s.issued;
+    stats.redeemed += s.redeemed;
+    stats.remaining += s.remaining;
+  }
+}
+
 }  // namespace voucherd::redis

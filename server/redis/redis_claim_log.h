@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/claim_engine.h"
 #include "engine/claim_log.h"
 #include "server/redis/redis_connection.h"
 
@@ -46,6 +47,10 @@ struct CampaignCounts {
   std::vector<std::int64_t> redeemed;  // per SKU, all replicas
   std::int64_t members = 0;            // members holding at least one voucher
 };
+
+// Replaces this replica's issued, redeemed, remaining and member counts in
+// `stats` with the store-wide ones (every replica's vouchers).
+void apply_counts(const CampaignCounts& counts, CampaignStatsView& stats);
 
 class RedisClaimLog final : public ClaimLog {
  public:
