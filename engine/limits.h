@@ -37,6 +37,11 @@ inline constexpr std::int64_t kFaceValueCentsMax = 1'000'000'000;
 // Vouchers one member may hold per campaign. Each held voucher costs memory
 // in the member's allowance entry; a giveaway is one to a few packs.
 inline constexpr std::int32_t kPerMemberLimitMax = 100;
+// LOTTERY campaigns: draws per member per day, and a SKU's weight.
+inline constexpr std::int32_t kDrawsPerDayMax = 1000;
+inline constexpr std::int64_t kSkuWeightMax = 1'000'000;
+// Members whose latest draw number a Redis writer remembers (for its guesses).
+inline constexpr std::size_t kLotteryViewMembersMax = 1'000'000;
 // Presses of one member that may wait on that member's claim in flight; more
 // are answered RESOURCE_EXHAUSTED (one person cannot press faster than this
 // matters, a misbehaving client can).

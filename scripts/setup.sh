@@ -10,6 +10,7 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev
   libhiredis-dev redis-server redis-tools
   openssl libboost-dev nlohmann-json3-dev libspdlog-dev
+  tzdata
 )
 
 missing=()

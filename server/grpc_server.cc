@@ -166,6 +166,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     ctx.campaign_id = request_.campaign_id();
     ctx.sku_id = request_.sku_id();
     if (r.field != nullptr) ctx.field = r.field;
+    if (r.outcome == Outcome::kWrongMode) ctx.detail = "it is a LOTTERY campaign: use Draw";
     // No stock can arrive while the shared store is unreachable: say so.
     const bool store_down = core_.redis != nullptr && !core_.redis->connected();
     fail(to_grpc_status(
@@ -313,17 +314,18 @@ class ListMemberVouchersCall final
   }
 };
 
-// ExportRedemptions: reads the records on the admin worker, then streams
-// them one Write at a time, each next one started by the previous one's
-// completion.
-class ExportRedemptionsCall final : public Tag {
+// A server-streaming export of one campaign: the records are gathered on the
+// admin worker, then streamed one Write at a time, each next one started by
+// the previous one's completion. Derived provides: void request();
+// std::optional<grpc::Status> load(const CampaignRuntime&) (admin worker:
+// gathers, or the refusal); bool next(Record&) (the next record, or done).
+template <class Derived, class Request, class Record>
+class ExportCall : public Tag {
  public:
-  ExportRedemptionsCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
+  ExportCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
       : core_(core), cq_(cq), writer_(&ctx_) {}
 
-  void post() {
-    core_.admin_service.RequestExportRedemptions(&ctx_, &request_, &writer_, cq_, cq_, this);
-  }
+  void post() { static_cast<Derived*>(this)->request(); }
 
   void proceed(bool ok) override {
     // Pairs with the release in start_next(): a Write may start on the
@@ -335,7 +337,7 @@ class ExportRedemptionsCall final : public Tag {
           delete this;
           return;
         }
-        (new ExportRedemptionsCall(core_, cq_))->post();
+        (new Derived(core_, cq_))->post();
         return handle();
       case State::kWriting:
         if (!ok) return finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
@@ -345,6 +347,13 @@ class ExportRedemptionsCall final : public Tag {
         return;
     }
   }
+
+ protected:
+  GrpcServer::Core& core_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  grpc::ServerAsyncWriter<Record> writer_;
 
  private:
   enum class State : std::uint8_t { kPosted, kWriting, kFinishing };
@@ -360,41 +369,16 @@ class ExportRedemptionsCall final : public Tag {
       ctx.campaign_id = request_.campaign_id();
       return finish(to_grpc_status(Outcome::kCampaignNotFound, ctx));
     }
-    const bool posted = core_.admin_worker.post([this] {
-      auto records = core_.engine.redeemed_vouchers(request_.campaign_id());
-      if (!records) {
-        StatusContext ctx;
-        ctx.campaign_id = request_.campaign_id();
-        ctx.detail = records.error();
-        return finish(to_grpc_status(Outcome::kLogUnavailable, ctx));
-      }
-      for (VoucherPtr& v : *records) {
-        if (request_.site_id().empty() || v->site_id == request_.site_id()) {
-          records_.push_back(std::move(v));
-        }
-      }
-      std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
-        return std::tie(a->site_id, a->sku_id, a->code) < std::tie(b->site_id, b->sku_id, b->code);
-      });
+    const bool posted = core_.admin_worker.post([this, c] {
+      if (auto refused = static_cast<Derived*>(this)->load(*c)) return finish(*refused);
       start_next();
     });
     if (!posted) finish(to_grpc_status(Outcome::kOverloaded, StatusContext{}));
   }
 
   void start_next() {
-    if (next_ == records_.size()) return finish(grpc::Status::OK);
-    const VoucherRecord& v = *records_[next_++];
-    v1::RedemptionRecord r;
-    r.set_code(v.code);
-    r.set_campaign_id(v.campaign_id);
-    r.set_site_id(v.site_id);
-    r.set_sku_id(v.sku_id);
-    r.set_sku_kind(static_cast<v1::SkuKind>(v.sku_kind));
-    r.set_member_id(v.member_id);
-    r.set_face_value_cents(v.face_value_cents);
-    set_timestamp(v.issued_at_us, r.mutable_issued_at());
-    set_timestamp(v.redeemed_at_us, r.mutable_redeemed_at());
-    r.set_redeem_request_id(v.redeem_request_id);
+    Record r;
+    if (!static_cast<Derived*>(this)->next(r)) return finish(grpc::Status::OK);
     state_ = State::kWriting;
     started_.store(true, std::memory_order_release);
     writer_.Write(r, this);
@@ -406,20 +390,135 @@ class ExportRedemptionsCall final : public Tag {
     writer_.Finish(status, this);
   }
 
-  static void set_timestamp(UnixMicros us, google::protobuf::Timestamp* out) {
-    out->set_seconds(us / kMicrosPerSecond);
-    out->set_nanos(static_cast<std::int32_t>(us % kMicrosPerSecond) * 1000);
-  }
-
-  GrpcServer::Core& core_;
-  grpc::ServerCompletionQueue* cq_;
-  grpc::ServerContext ctx_;
-  v1::ExportRedemptionsRequest request_;
-  grpc::ServerAsyncWriter<v1::RedemptionRecord> writer_;
-  std::vector<VoucherPtr> records_;
-  std::size_t next_ = 0;
   State state_ = State::kPosted;
   std::atomic<bool> started_{false};
+};
+
+void set_timestamp(UnixMicros us, google::protobuf::Timestamp* out) {
+  out->set_seconds(us / kMicrosPerSecond);
+  out->set_nanos(static_cast<std::int32_t>(us % kMicrosPerSecond) * 1000);
+}
+
+// Redeemed vouchers, ordered by site, SKU and code (settlement).
+class ExportRedemptionsCall final
+    : public ExportCall<ExportRedemptionsCall, v1::ExportRedemptionsRequest, v1::RedemptionRecord> {
+ public:
+  using ExportCall::ExportCall;
+  void request() {
+    core_.admin_service.RequestExportRedemptions(&ctx_, &request_, &writer_, cq_, cq_, this);
+  }
+  std::optional<grpc::Status> load(const CampaignRuntime& /*c*/) {
+    auto records = core_.engine.redeemed_vouchers(request_.campaign_id());
+    if (!records) {
+      StatusContext ctx;
+      ctx.campaign_id = request_.campaign_id();
+      ctx.detail = records.error();
+      return to_grpc_status(Outcome::kLogUnavailable, ctx);
+    }
+    for (VoucherPtr& v : *records) {
+      if (request_.site_id().empty() || v->site_id == request_.site_id()) {
+        records_.push_back(std::move(v));
+      }
+    }
+    std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
+      return std::tie(a->site_id, a->sku_id, a->code) < std::tie(b->site_id, b->sku_id, b->code);
+    });
+    return std::nullopt;
+  }
+  bool next(v1::RedemptionRecord& r) {
+    if (next_ == records_.size()) return false;
+    const VoucherRecord& v = *records_[next_++];
+    r.set_code(v.code);
+    r.set_campaign_id(v.campaign_id);
+    r.set_site_id(v.site_id);
+    r.set_sku_id(v.sku_id);
+    r.set_sku_kind(static_cast<v1::SkuKind>(v.sku_kind));
+    r.set_member_id(v.member_id);
+    r.set_face_value_cents(v.face_value_cents);
+    set_timestamp(v.issued_at_us, r.mutable_issued_at());
+    set_timestamp(v.redeemed_at_us, r.mutable_redeemed_at());
+    r.set_redeem_request_id(v.redeem_request_id);
+    return true;
+  }
+
+ private:
+  std::vector<VoucherPtr> records_;
+  std::size_t next_ = 0;
+};
+
+// Every draw of a LOTTERY campaign, in decision order (audit).
+class ExportDrawsCall final
+    : public ExportCall<ExportDrawsCall, v1::ExportDrawsRequest, v1::DrawRecord> {
+ public:
+  using ExportCall::ExportCall;
+  void request() {
+    core_.admin_service.RequestExportDraws(&ctx_, &request_, &writer_, cq_, cq_, this);
+  }
+  std::optional<grpc::Status> load(const CampaignRuntime& c) {
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    if (c.spec().mode != CampaignMode::kLottery) {
+      ctx.detail = "only LOTTERY campaigns have draws";
+      return to_grpc_status(Outcome::kWrongMode, ctx);
+    }
+    auto entries = core_.engine.draw_entries(c.spec());
+    if (!entries) {
+      ctx.detail = entries.error();
+      return to_grpc_status(Outcome::kLogUnavailable, ctx);
+    }
+    spec_ = &c.spec();
+    entries_ = std::move(*entries);
+    return std::nullopt;
+  }
+  bool next(v1::DrawRecord& r) {
+    if (next_ == entries_.size()) return false;
+    draw_entry_to_proto(*spec_, entries_[next_++], &r);
+    return true;
+  }
+
+ private:
+  const CampaignSpec* spec_ = nullptr;
+  std::vector<DrawEntry> entries_;
+  std::size_t next_ = 0;
+};
+
+class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawResponse>,
+                       private DrawOp {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kApp;
+  void request() {
+    core_.voucher_service.RequestDraw(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    campaign_id = request_.campaign_id();
+    member_id = request_.member_id();
+    request_id = request_.request_id();
+    core_.engine.draw(*this);
+  }
+
+ private:
+  void on_draw_done(const DrawOpResult& r) override {
+    if (r.outcome == Outcome::kOk) {
+      v1::DrawResponse response;
+      response.set_won(r.entry.outcome == DrawOutcome::kWon);
+      if (r.voucher) {
+        voucher_to_proto(*r.voucher, visible_state(*r.voucher, core_.engine.clock().now_us()),
+                         response.mutable_voucher());
+      } else {
+        response.set_reason(static_cast<v1::NoPrizeReason>(r.entry.outcome));
+      }
+      response.set_draws_left_today(r.draws_left_today);
+      response.set_proof(r.proof);
+      return reply(response);
+    }
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    if (r.field != nullptr) ctx.field = r.field;
+    if (r.outcome == Outcome::kDrawLimitReached) ctx.detail = "draws reset at " + r.resets_at;
+    if (r.outcome == Outcome::kWrongMode) ctx.detail = "it is a FIRST_COME campaign: use Claim";
+    fail(to_grpc_status(r.outcome, ctx));
+  }
 };
 
 class CancelVoucherCall final
@@ -477,6 +576,7 @@ class CreateCampaignCall final
     }
     v1::Campaign response;
     campaign_to_proto((*created)->spec(), &response);
+    response.set_seed_commitment((*created)->seed_commitment());
     reply(response);
   }
 };
@@ -506,6 +606,41 @@ class GetCampaignCall final
     if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
     v1::Campaign response;
     campaign_to_proto(c->spec(), &response);
+    response.set_seed_commitment(c->seed_commitment());
+    reply(response);
+  }
+};
+
+class RevealSeedCall final
+    : public UnaryCall<RevealSeedCall, v1::RevealSeedRequest, v1::RevealSeedResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  void request() {
+    core_.admin_service.RequestRevealSeed(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    auto seed = core_.engine.reveal_seed(request_.campaign_id());
+    if (!seed) {
+      const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+      if (seed.error() == Outcome::kCampaignNotOver) {
+        ctx.detail =
+            "it ends at " +
+            google::protobuf::util::TimeUtil::ToString(
+                google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(c->spec().ends_at_us));
+      } else if (seed.error() == Outcome::kWrongMode) {
+        ctx.detail = "only LOTTERY campaigns have a seed";
+      }
+      return fail(to_grpc_status(seed.error(), ctx));
+    }
+    v1::RevealSeedResponse response;
+    response.set_campaign_id(request_.campaign_id());
+    response.set_seed(to_hex(*seed));
+    response.set_seed_commitment(seed_commitment(*seed));
     reply(response);
   }
 };
@@ -690,6 +825,9 @@ int GrpcServer::start() {
     post_calls<CancelVoucherCall>(core_, cq.get());
     post_calls<ListMemberVouchersCall>(core_, cq.get());
     post_calls<ExportRedemptionsCall>(core_, cq.get());
+    post_calls<DrawCall>(core_, cq.get());
+    post_calls<RevealSeedCall>(core_, cq.get());
+    post_calls<ExportDrawsCall>(core_, cq.get());
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());

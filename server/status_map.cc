@@ -143,6 +143,18 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                               "caller",
                               ctx),
                   outcome, ctx, true);
+    case Outcome::kDrawLimitReached:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("the member has used every draw of their day in campaign " +
+                                  quoted(ctx.campaign_id),
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kCampaignNotOver:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                                  " has not ended: its seed is revealed after the end",
+                              ctx),
+                  outcome, ctx, false);
     case Outcome::kInternal:
       break;
   }
