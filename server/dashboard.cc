@@ -94,7 +94,7 @@ function drawChart(canvas, t, series) {
     const y = T + (H - T - B) * i / 4;
     ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
     const label = max * (4 - i) / 4;
-    ctx.fillText(label >= 100 ? label.toFixed(0) : String(+label.toFixed(2)), 4, y + 8);
+    ctx.fillText(label >= 100 ? label.toFixed(0) : String(+label.toPrecision(3)), 4, y + 8);
   }
   const n = t.length;
   if (n > 0) {
@@ -170,7 +170,8 @@ function renderSeries(se) {
   drawChart(document.getElementById("chart-claims"), t, [{ name: "claims/s", values: se.claims_per_s }]);
   drawChart(document.getElementById("chart-p99"), t, [{ name: "p99 ms", values: se.p99_ms }]);
   const errs = Object.entries(se.errors_per_s).map(([name, values]) => ({ name, values }));
-  drawChart(document.getElementById("chart-errors"), t, errs);
+  drawChart(document.getElementById("chart-errors"), t,
+            errs.length ? errs : [{ name: "no errors", values: t.map(() => 0) }]);
   const body = document.getElementById("errors");
   body.replaceChildren();
   for (const e of errs) {
