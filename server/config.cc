@@ -24,7 +24,7 @@ constexpr std::size_t kConfigLinesMax = 1000;
 
 // A value from one source, for a flag named without its dashes.
 struct Setting {
-  std::string name;    // "ops-listen"
+  std::string name;  // "ops-listen"
   std::string value;
   std::string source;  // "config file F, line N" or "environment variable VOUCHERD_X"
 };
@@ -146,8 +146,7 @@ std::expected<std::vector<Setting>, std::string> read_config_file(
     ++number;
     const std::string where = "config file " + path + ", line " + std::to_string(number);
     if (number > static_cast<int>(kConfigLinesMax)) {
-      return std::unexpected(where + ": more than " + std::to_string(kConfigLinesMax) +
-                             " lines");
+      return std::unexpected(where + ": more than " + std::to_string(kConfigLinesMax) + " lines");
     }
     const std::string text = trim(line);
     if (text.empty() || text[0] == '#') continue;
@@ -233,8 +232,8 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
   bool asks_help_or_version = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    asks_help_or_version = asks_help_or_version || arg == "--help" || arg == "-h" ||
-                           arg == "--version";
+    asks_help_or_version =
+        asks_help_or_version || arg == "--help" || arg == "-h" || arg == "--version";
   }
   if (asks_help_or_version) settings.clear();
   // Each value of a file or the environment alone first, so that a bad one

@@ -56,10 +56,10 @@ using EnvLookup = std::function<const char*(const char*)>;
 // from any source produces should_exit with exit code 2 and a message on
 // stderr naming the flag and its source; --help and --version print and
 // exit 0.
-[[nodiscard]] ConfigResult parse_config(int argc, char** argv,
-                                        const EnvLookup& env = [](const char* name) {
-                                          return static_cast<const char*>(std::getenv(name));
-                                        });
+[[nodiscard]] ConfigResult parse_config(
+    int argc, char** argv, const EnvLookup& env = [](const char* name) {
+      return static_cast<const char*>(std::getenv(name));
+    });
 
 // Reads the secret file (hex digits, whitespace ignored, >= 32 bytes).
 [[nodiscard]] std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(

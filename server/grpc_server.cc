@@ -73,9 +73,16 @@ std::optional<grpc::Status> check_access(const GrpcServer::Core& core,
 }
 
 std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since) {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now() - since)
-                                        .count());
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - since)
+          .count());
+}
+
+// A number unique in this process, for calls that bring no request id.
+std::uint64_t next_call_number() {
+  static std::atomic<std::uint64_t> next{0};
+  // Relaxed: the number only has to be unique, not ordered with anything.
+  return next.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 // The request id of a call, for its log lines: the request's own
@@ -91,9 +98,7 @@ std::string request_id_of(const Request& request, const grpc::ServerContext& ctx
     return std::string(it->second.data(),
                        std::min<std::size_t>(it->second.size(), limits::kIdBytesMax));
   }
-  static std::atomic<std::uint64_t> next{0};
-  // Relaxed: the number only has to be unique, not ordered with anything.
-  return "call-" + std::to_string(next.fetch_add(1, std::memory_order_relaxed) + 1);
+  return "call-" + std::to_string(next_call_number());
 }
 
 // Counts an answered call and, at debug level, logs one line about it.
@@ -104,12 +109,11 @@ void record_answer(const GrpcServer::Core& core, Rpc rpc, const Request& request
   const std::uint64_t ns = elapsed_ns(started);
   if (core.metrics != nullptr) core.metrics->observe_rpc(rpc, status.error_code(), ns);
   if (log::enabled(log::Level::kDebug)) {
-    log::debug("rpc answered", {{"request_id", request_id_of(request, ctx)},
-                                {"rpc", rpc_name(rpc)},
-                                {"code", grpc_code_name(static_cast<std::size_t>(
-                                             status.error_code()))},
-                                {"message", status.error_message()},
-                                {"duration_us", ns / 1000}});
+    log::debug("rpc answered",
+               {{"request_id", request_id_of(request, ctx)},
+                {"rpc", rpc_name(rpc)},
+                {"code", grpc_code_name(static_cast<std::size_t>(status.error_code()))},
+                {"duration_us", ns / 1000}});
   }
 }
 
@@ -335,8 +339,7 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
   // voucher has none, and counts under "(unknown)".
   void count(Outcome outcome, const VoucherPtr& voucher) {
     if (core_.metrics == nullptr) return;
-    core_.metrics->count_redemption(voucher ? std::string_view(voucher->campaign_id) : "",
-                                    outcome);
+    core_.metrics->count_redemption(voucher ? std::string_view(voucher->campaign_id) : "", outcome);
   }
 
   std::string guard_key_;

@@ -98,8 +98,8 @@ bool always_shown(std::size_t slot, std::string_view family_name) {
 }  // namespace
 
 std::optional<CampaignStatsView> storewide_stats(const ClaimEngine& engine,
-                                                redis::RedisClaimLog* redis,
-                                                const CampaignSpec& spec) {
+                                                 redis::RedisClaimLog* redis,
+                                                 const CampaignSpec& spec) {
   auto stats = engine.campaign_stats(spec.id);
   if (!stats) return std::nullopt;
   if (redis != nullptr) {
@@ -139,24 +139,23 @@ const char* rpc_name(Rpc rpc) {
 }
 
 const char* grpc_code_name(std::size_t code) {
-  static constexpr std::array<const char*, kGrpcCodes> kNames = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr std::array<const char*, kGrpcCodes> kNames = {"OK",
+                                                                 "CANCELLED",
+                                                                 "UNKNOWN",
+                                                                 "INVALID_ARGUMENT",
+                                                                 "DEADLINE_EXCEEDED",
+                                                                 "NOT_FOUND",
+                                                                 "ALREADY_EXISTS",
+                                                                 "PERMISSION_DENIED",
+                                                                 "RESOURCE_EXHAUSTED",
+                                                                 "FAILED_PRECONDITION",
+                                                                 "ABORTED",
+                                                                 "OUT_OF_RANGE",
+                                                                 "UNIMPLEMENTED",
+                                                                 "INTERNAL",
+                                                                 "UNAVAILABLE",
+                                                                 "DATA_LOSS",
+                                                                 "UNAUTHENTICATED"};
   return code < kNames.size() ? kNames[code] : "UNKNOWN";
 }
 
@@ -242,8 +241,8 @@ MetricsSnapshot Metrics::snapshot() const {
 std::string Metrics::exposition(bool ready, bool draining) const {
   std::vector<MetricFamily> out;
 
-  MetricFamily build = family("voucherd_build_info", "voucherd's version and claim log (store)",
-                              MetricType::Gauge);
+  MetricFamily build =
+      family("voucherd_build_info", "voucherd's version and claim log (store)", MetricType::Gauge);
   build.metric.push_back(gauge({{"version", options_.version}, {"store", options_.store}}, 1));
   out.push_back(std::move(build));
 
@@ -253,8 +252,7 @@ std::string Metrics::exposition(bool ready, bool draining) const {
                               MetricType::Gauge);
   store.metric.push_back(gauge({{"store", options_.store}}, connected ? 1 : 0));
   out.push_back(std::move(store));
-  MetricFamily ready_f =
-      family("voucherd_ready", "1 while /readyz answers 200", MetricType::Gauge);
+  MetricFamily ready_f = family("voucherd_ready", "1 while /readyz answers 200", MetricType::Gauge);
   ready_f.metric.push_back(gauge({}, ready ? 1 : 0));
   out.push_back(std::move(ready_f));
   MetricFamily draining_f =
@@ -273,8 +271,7 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   std::vector<std::string> loaded;
   for (const CampaignRuntime* c : engine_.campaigns()) loaded.push_back(c->spec().id);
   auto outcome_family = [&](const char* name, const char* help, std::string_view kind,
-                            const std::array<std::string, kOutcomeSlotsMax>& labels,
-                            auto member) {
+                            const std::array<std::string, kOutcomeSlotsMax>& labels, auto member) {
     MetricFamily f = family(name, help, MetricType::Counter);
     auto add = [&](const std::string& campaign_id, const CampaignCounters* c) {
       for (std::size_t slot = 0; slot < kOutcomeSlotsMax; ++slot) {
@@ -307,11 +304,11 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   outcome_family("voucherd_redemptions_total", "Redeem calls answered by the engine, by outcome",
                  "redemptions", labels.redemptions, &CampaignCounters::redemptions);
   outcome_family("voucherd_draws_total",
-                 "lottery draws, by outcome (won, no_prize, or the refusal)", "draws",
-                 labels.draws, &CampaignCounters::draws);
+                 "lottery draws, by outcome (won, no_prize, or the refusal)", "draws", labels.draws,
+                 &CampaignCounters::draws);
 
-  MetricFamily codes = family("voucherd_rpc_responses_total",
-                              "RPC answers by gRPC status code", MetricType::Counter);
+  MetricFamily codes = family("voucherd_rpc_responses_total", "RPC answers by gRPC status code",
+                              MetricType::Counter);
   MetricFamily latency = family("voucherd_rpc_duration_seconds",
                                 "time from a call's start to its answer", MetricType::Histogram);
   for (std::size_t r = 0; r < rpcs_.size(); ++r) {
@@ -330,9 +327,9 @@ std::string Metrics::exposition(bool ready, bool draining) const {
 
   // Stock gauges, computed here and never on the claim path. Remaining is
   // store-wide with Redis; leased is what this replica holds in memory.
-  MetricFamily remaining = family("voucherd_sku_remaining",
-                                  "units of an SKU not yet issued (store-wide with Redis)",
-                                  MetricType::Gauge);
+  MetricFamily remaining =
+      family("voucherd_sku_remaining", "units of an SKU not yet issued (store-wide with Redis)",
+             MetricType::Gauge);
   MetricFamily leased = family("voucherd_sku_leased",
                                "units of an SKU this replica holds to hand out (leased from "
                                "Redis; the whole remaining stock with the memory store)",
@@ -361,9 +358,9 @@ std::string Metrics::exposition(bool ready, bool draining) const {
                               "claims per pipelined write to the claim log", MetricType::Histogram);
   batch.metric.push_back(histogram({}, log != nullptr ? log->batch_claims() : kNoBatches, 1));
   out.push_back(std::move(batch));
-  MetricFamily write = family("voucherd_claim_log_write_seconds",
-                              "round trip of one pipelined write to the claim log",
-                              MetricType::Histogram);
+  MetricFamily write =
+      family("voucherd_claim_log_write_seconds",
+             "round trip of one pipelined write to the claim log", MetricType::Histogram);
   write.metric.push_back(histogram({}, log != nullptr ? log->write_latency_ns() : kNoWrites, 1e-9));
   out.push_back(std::move(write));
   MetricFamily depth = family("voucherd_claim_log_queue_depth",

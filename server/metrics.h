@@ -81,9 +81,9 @@ struct MetricsOptions {
 
 // What the ops thread samples once a second for the dashboard's series.
 struct MetricsSnapshot {
-  std::uint64_t claim_calls = 0;                       // Claim answers of any status
-  metrics::HistogramSnapshot claim_latency;            // nanoseconds
-  std::array<std::uint64_t, kGrpcCodes> codes_all{};   // every RPC's answers by code
+  std::uint64_t claim_calls = 0;                      // Claim answers of any status
+  metrics::HistogramSnapshot claim_latency;           // nanoseconds
+  std::array<std::uint64_t, kGrpcCodes> codes_all{};  // every RPC's answers by code
 };
 
 // A campaign's stats as the ops port shows them: the engine's, with the

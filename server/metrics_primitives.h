@@ -73,10 +73,10 @@ inline constexpr std::size_t kBucketsMax = 20;
 // RPC latency bounds, in nanoseconds: 5 us (an in-memory claim answered
 // inside voucherd) .. 10 s.
 inline constexpr std::array<std::uint64_t, 20> kLatencyBoundsNs = {
-    5'000,         10'000,        25'000,        50'000,         100'000,
-    250'000,       500'000,       1'000'000,     2'500'000,      5'000'000,
-    10'000'000,    25'000'000,    50'000'000,    100'000'000,    250'000'000,
-    500'000'000,   1'000'000'000, 2'500'000'000, 5'000'000'000,  10'000'000'000};
+    5'000,       10'000,        25'000,        50'000,        100'000,
+    250'000,     500'000,       1'000'000,     2'500'000,     5'000'000,
+    10'000'000,  25'000'000,    50'000'000,    100'000'000,   250'000'000,
+    500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
 static_assert(kLatencyBoundsNs.size() <= kBucketsMax);
 
 // A histogram's buckets (not cumulative; the last one is +Inf), count and sum,

@@ -454,10 +454,10 @@ void RedisClaimLog::writer_loop() {
     }
     const auto started = std::chrono::steady_clock::now();
     write_batch(batch);
-    write_latency_ns_.observe(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                             started)
-            .count()));
+    write_latency_ns_.observe(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - started)
+                                       .count()));
     if (!batch.claims.empty()) batch_claims_.observe(batch.claims.size());
     batch.claims.clear();
     batch.lookups.clear();

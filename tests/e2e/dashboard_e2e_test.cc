@@ -56,9 +56,9 @@ std::string run_chromium(const TempDir& dir, const std::string& mode, const std:
       "timeout 60 " + chromium_binary() +
       " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
       " --disable-background-networking --disable-component-update --disable-sync"
-      " --user-data-dir=" + profile.string() +
-      " --virtual-time-budget=3000 --window-size=1280,900 " + mode + " " + url + " > " +
-      out.string() + " 2> " + (dir.path() / "chromium.err").string();
+      " --user-data-dir=" +
+      profile.string() + " --virtual-time-budget=3000 --window-size=1280,900 " + mode + " " + url +
+      " > " + out.string() + " 2> " + (dir.path() / "chromium.err").string();
   const int rc = std::system(command.c_str());
   EXPECT_EQ(rc, 0) << command;
   std::ifstream in(out);

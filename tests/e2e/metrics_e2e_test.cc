@@ -46,8 +46,8 @@ std::string campaign_file(const TempDir& dir, std::int64_t stock) {
 
 std::vector<std::string> redis_args(const RedisServer& redis, const std::string& secret,
                                     const std::string& campaigns) {
-  return {"--store", "redis", "--redis", redis.url(), "--secret-file", secret, "--campaigns",
-          campaigns};
+  return {"--store",       "redis", "--redis",     redis.url(),
+          "--secret-file", secret,  "--campaigns", campaigns};
 }
 
 load::StormOptions crowd(const std::string& target, std::int64_t members, int max_retries) {
@@ -86,8 +86,8 @@ void promtool_check(const TempDir& dir, const std::string& body) {
   }
   const auto file = dir.write("scrape.txt", body);
   const std::string out = (dir.path() / "promtool.out").string();
-  const int rc = std::system(
-      ("promtool check metrics < " + file.string() + " > " + out + " 2>&1").c_str());
+  const int rc =
+      std::system(("promtool check metrics < " + file.string() + " > " + out + " 2>&1").c_str());
   std::ifstream in(out);
   std::stringstream text;
   text << in.rdbuf();

@@ -85,9 +85,11 @@ TEST_F(MetricsOfAnEngine, ExpositionParsesStrictlyAndCountsWhatItWasTold) {
   auto v = [&](const std::string& key) { return series_value(*e, key); };
   EXPECT_EQ(v("voucherd_claims_total{campaign=\"spring\",outcome=\"issued\"}"), 2);
   EXPECT_EQ(v("voucherd_claims_total{campaign=\"spring\",outcome=\"sold_out\"}"), 1);
-  EXPECT_TRUE(e->contains("voucherd_claims_total{campaign=\"spring\",outcome=\"already_claimed\"}"));
+  EXPECT_TRUE(
+      e->contains("voucherd_claims_total{campaign=\"spring\",outcome=\"already_claimed\"}"));
   EXPECT_EQ(v("voucherd_claims_total{campaign=\"(unknown)\",outcome=\"campaign_not_found\"}"), 1);
-  EXPECT_FALSE(e->contains("voucherd_claims_total{campaign=\"no-such-campaign\",outcome=\"campaign_not_found\"}"));
+  EXPECT_FALSE(e->contains(
+      "voucherd_claims_total{campaign=\"no-such-campaign\",outcome=\"campaign_not_found\"}"));
   EXPECT_EQ(v("voucherd_redemptions_total{campaign=\"spring\",outcome=\"wrong_site\"}"), 1);
   EXPECT_EQ(v("voucherd_draws_total{campaign=\"spring\",outcome=\"won\"}"), 1);
   EXPECT_EQ(v("voucherd_draws_total{campaign=\"spring\",outcome=\"no_prize\"}"), 1);
@@ -136,19 +138,20 @@ TEST(ExpositionCheck, RefusesWhatPrometheusWouldRefuse) {
       "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n";
   ASSERT_TRUE(parse_exposition(good).has_value()) << parse_exposition(good).error();
   for (const std::string& bad : {
-           std::string("a_total 1\n"),                                       // no # TYPE
-           std::string("# TYPE a counter\na{x=\"\\q\"} 1\n"),                 // bad escape
-           std::string("# TYPE a counter\na{x=1} 1\n"),                      // unquoted
-           std::string("# TYPE a counter\na 1\na 2\n"),                      // repeated
-           std::string("# TYPE a counter\na -1\n"),                          // negative counter
-           std::string("# TYPE a gauge\na one\n"),                           // not a number
-           std::string("# TYPE a gauge\na 1"),                               // no final newline
-           std::string("# TYPE 1a gauge\n1a 1\n"),                           // bad name
-           std::string("# TYPE a gauge\n# TYPE a gauge\na 1\n"),             // declared twice
-           std::string("# TYPE a gauge\n# TYPE b gauge\na 1\n"),             // not its family
+           std::string("a_total 1\n"),                            // no # TYPE
+           std::string("# TYPE a counter\na{x=\"\\q\"} 1\n"),     // bad escape
+           std::string("# TYPE a counter\na{x=1} 1\n"),           // unquoted
+           std::string("# TYPE a counter\na 1\na 2\n"),           // repeated
+           std::string("# TYPE a counter\na -1\n"),               // negative counter
+           std::string("# TYPE a gauge\na one\n"),                // not a number
+           std::string("# TYPE a gauge\na 1"),                    // no final newline
+           std::string("# TYPE 1a gauge\n1a 1\n"),                // bad name
+           std::string("# TYPE a gauge\n# TYPE a gauge\na 1\n"),  // declared twice
+           std::string("# TYPE a gauge\n# TYPE b gauge\na 1\n"),  // not its family
            std::string("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
-                       "h_sum 1\nh_count 1\n"),                              // not cumulative
-           std::string("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n"),  // no +Inf
+                       "h_sum 1\nh_count 1\n"),  // not cumulative
+           std::string(
+               "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n"),  // no +Inf
            std::string("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n"),
        }) {
     EXPECT_FALSE(parse_exposition(bad).has_value()) << bad;

@@ -13,8 +13,8 @@ bool valid_name(const std::string& s, bool allow_colon) {
   if (s.empty()) return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const bool ok = std::isalpha(c) || c == '_' || (allow_colon && c == ':') ||
-                    (i > 0 && std::isdigit(c));
+    const bool ok =
+        std::isalpha(c) || c == '_' || (allow_colon && c == ':') || (i > 0 && std::isdigit(c));
     if (!ok) return false;
   }
   return true;
