@@ -102,7 +102,10 @@ std::optional<CampaignStatsView> storewide_stats(const ClaimEngine& engine,
                                                  const CampaignSpec& spec) {
   auto stats = engine.campaign_stats(spec.id);
   if (!stats) return std::nullopt;
-  if (redis != nullptr) {
+  // While the store is known to be down, the engine's own figures: a read
+  // would only wait for its connection to fail, on the thread that also
+  // answers /healthz.
+  if (redis != nullptr && redis->connected()) {
     if (auto counts = redis->read_counts(spec)) redis::apply_counts(*counts, *stats);
   }
   return std::move(*stats);

@@ -87,8 +87,8 @@ struct MetricsSnapshot {
 };
 
 // A campaign's stats as the ops port shows them: the engine's, with the
-// store-wide counts of every replica when the store is Redis (a blocking
-// read: ops thread only). nullopt if the campaign is unknown.
+// store-wide counts of every replica when the store is Redis and connected
+// (a blocking read: ops thread only). nullopt if the campaign is unknown.
 [[nodiscard]] std::optional<CampaignStatsView> storewide_stats(const ClaimEngine& engine,
                                                                redis::RedisClaimLog* redis,
                                                                const CampaignSpec& spec);
