@@ -10,8 +10,13 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev
   libhiredis-dev redis-server redis-tools
   openssl libboost-dev nlohmann-json3-dev libspdlog-dev
+  prometheus-cpp-dev
+  prometheus chromium
   tzdata
 )
+# prometheus-cpp-dev: metric families and the text exposition (core only).
+# prometheus: promtool, which the /metrics test uses to check the exposition.
+# chromium: the dashboard test opens / in it, headless.
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,9 +1,11 @@
 #include "server/config.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "engine/limits.h"
@@ -14,17 +16,35 @@
 
 namespace voucherd {
 
-ConfigResult parse_config(int argc, char** argv) {
-  ConfigResult result;
-  Config& c = result.config;
-  CLI::App app{"voucherd — voucher lottery and redemption engine (gRPC)", "voucherd"};
+namespace {
+
+// A config file holds one line per flag (about 25) and comments; anything
+// far longer is not a config file.
+constexpr std::size_t kConfigLinesMax = 1000;
+
+// A value from one source, for a flag named without its dashes.
+struct Setting {
+  std::string name;  // "ops-listen"
+  std::string value;
+  std::string source;  // "config file F, line N" or "environment variable VOUCHERD_X"
+};
+
+constexpr const char* kPrecedence =
+    "Each setting comes from, strongest first: the command line, then the environment "
+    "(VOUCHERD_<FLAG>, e.g. VOUCHERD_OPS_LISTEN, VOUCHERD_STORE), then the config file "
+    "(--config FILE or VOUCHERD_CONFIG: one \"flag = value\" per line, the flag without its "
+    "dashes, e.g. ops-listen = 127.0.0.1:9464; # starts a comment line; values may be "
+    "quoted; true/false for switches), then the default. Secrets stay in files "
+    "(--secret-file, --auth-file) or REDIS_PASSWORD.";
+
+// The options, bound to `c` (and to `store`, read after parsing).
+void define_options(CLI::App& app, Config& c, std::string& store) {
   app.set_version_flag("--version", std::string("voucherd ") + VOUCHERD_VERSION);
   app.add_option("--listen", c.listen, "gRPC listen address host:port (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--campaigns", c.campaigns_file,
                  "campaigns to load at start, protobuf JSON (CampaignSet or one Campaign)")
       ->check(CLI::ExistingFile);
-  std::string store = "memory";
   app.add_option("--store", store,
                  "claim log: memory (one process, gone at exit), redis (shared, durable), or "
                  "redis-per-claim (benchmark baseline: one Lua call per claim, one replica)")
@@ -78,37 +98,174 @@ ConfigResult parse_config(int argc, char** argv) {
   app.add_option("--grpc-threads", c.grpc_threads, "completion-queue polling threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  // Every flag may also come from the environment: --ops-listen from
-  // VOUCHERD_OPS_LISTEN, and so on. A flag on the command line wins.
+  app.add_option("--config", c.config_file,
+                 "config file of flag = value lines (see below); also VOUCHERD_CONFIG");
+  for (CLI::Option* option : app.get_options()) {
+    // The sources are layered by order of arguments (see parse_config):
+    // the last value given wins.
+    option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
+  app.footer(kPrecedence);
+}
+
+// The names settable from the environment or a config file: every flag
+// but --help, --version and --config.
+std::vector<std::string> setting_names(CLI::App& app) {
+  std::vector<std::string> names;
   for (CLI::Option* option : app.get_options()) {
     const std::string name = option->get_single_name();
-    if (name == "help" || name == "version" || name.empty()) continue;
-    std::string env = "VOUCHERD_";
-    for (char ch : name) env.push_back(ch == '-' ? '_' : static_cast<char>(std::toupper(ch)));
-    option->envname(env);
+    if (name.empty() || name == "help" || name == "version" || name == "config") continue;
+    names.push_back(name);
   }
-  app.footer(
-      "Every flag may also be set in the environment as VOUCHERD_<FLAG> (e.g. "
-      "VOUCHERD_OPS_LISTEN, VOUCHERD_STORE); a flag given on the command line wins over the "
-      "environment, which wins over the default. Secrets stay in files (--secret-file, "
-      "--auth-file) or REDIS_PASSWORD.");
+  return names;
+}
+
+std::string env_name(std::string_view flag) {
+  std::string env = "VOUCHERD_";
+  for (char ch : flag) env.push_back(ch == '-' ? '_' : static_cast<char>(std::toupper(ch)));
+  return env;
+}
+
+std::string trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(first, last - first + 1));
+}
+
+// Reads `flag = value` lines. Unknown flags, repeated flags and lines that
+// are not settings are refused, naming the file and line.
+std::expected<std::vector<Setting>, std::string> read_config_file(
+    const std::string& path, const std::vector<std::string>& names) {
+  std::ifstream in(path);
+  if (!in) return std::unexpected("cannot read config file " + path);
+  std::vector<Setting> out;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    const std::string where = "config file " + path + ", line " + std::to_string(number);
+    if (number > static_cast<int>(kConfigLinesMax)) {
+      return std::unexpected(where + ": more than " + std::to_string(kConfigLinesMax) + " lines");
+    }
+    const std::string text = trim(line);
+    if (text.empty() || text[0] == '#') continue;
+    const auto eq = text.find('=');
+    if (eq == std::string::npos) {
+      return std::unexpected(where + ": expected \"flag = value\", got \"" + text + "\"");
+    }
+    std::string name = trim(std::string_view(text).substr(0, eq));
+    for (char& ch : name) ch = ch == '_' ? '-' : static_cast<char>(std::tolower(ch));
+    if (name.rfind("--", 0) == 0) name.erase(0, 2);
+    std::string value = trim(std::string_view(text).substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return std::unexpected(where + ": unknown setting \"" + name + "\"");
+    }
+    for (const Setting& s : out) {
+      if (s.name == name) return std::unexpected(where + ": \"" + name + "\" is set twice");
+    }
+    out.push_back({name, value, where});
+  }
+  return out;
+}
+
+// Parses `args` (in order) into a fresh Config; the CLI11 error, if any.
+std::optional<std::string> try_parse(std::vector<std::string> args) {
+  Config scratch;
+  std::string store = "memory";
+  CLI::App app{"voucherd", "voucherd"};
+  define_options(app, scratch, store);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector reversed
   try {
-    app.parse(argc, argv);
+    app.parse(std::move(args));
   } catch (const CLI::ParseError& e) {
-    result.should_exit = true;
-    result.exit_code = app.exit(e);  // prints help/version (0) or the error (non-zero)
-    if (result.exit_code != 0) result.exit_code = 2;
-    return result;
+    return std::string(e.what());
   }
-  c.store = store == "redis"             ? StoreKind::kRedis
-            : store == "redis-per-claim" ? StoreKind::kRedisPerClaim
-                                         : StoreKind::kMemory;
+  return std::nullopt;
+}
+
+}  // namespace
+
+ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
+  ConfigResult result;
+  Config& c = result.config;
+  CLI::App app{"voucherd — voucher lottery and redemption engine (gRPC)", "voucherd"};
+  std::string store = "memory";
+  define_options(app, c, store);
+  const std::vector<std::string> names = setting_names(app);
   auto refuse = [&](const std::string& msg) {
-    std::cerr << msg << "\n";
+    std::cerr << "voucherd: " << msg << "\n";
     result.should_exit = true;
     result.exit_code = 2;
     return result;
   };
+
+  // The config file: --config on the command line, else VOUCHERD_CONFIG.
+  std::string config_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) config_path = argv[i + 1];
+    if (arg.rfind("--config=", 0) == 0) config_path = std::string(arg.substr(9));
+  }
+  if (config_path.empty()) {
+    if (const char* from_env = env("VOUCHERD_CONFIG"); from_env != nullptr) {
+      config_path = from_env;
+    }
+  }
+  std::vector<Setting> settings;
+  if (!config_path.empty()) {
+    auto file = read_config_file(config_path, names);
+    if (!file) return refuse(file.error());
+    settings = std::move(*file);
+  }
+  for (const std::string& name : names) {
+    const std::string variable = env_name(name);
+    if (const char* value = env(variable.c_str()); value != nullptr) {
+      settings.push_back({name, value, "environment variable " + variable});
+    }
+  }
+  // --help and --version answer whatever the other sources hold.
+  bool asks_help_or_version = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    asks_help_or_version =
+        asks_help_or_version || arg == "--help" || arg == "-h" || arg == "--version";
+  }
+  if (asks_help_or_version) settings.clear();
+  // Each value of a file or the environment alone first, so that a bad one
+  // is reported with its source.
+  for (const Setting& s : settings) {
+    if (auto error = try_parse({"--" + s.name + "=" + s.value})) {
+      return refuse(s.source + ": " + *error);
+    }
+  }
+  // Then all of them in order of precedence, weakest first: with every
+  // option taking the last value given, the command line beats the
+  // environment, which beats the file (CLI11's own config and environment
+  // support would put the file above the environment).
+  std::vector<std::string> args;
+  for (const Setting& s : settings) args.push_back("--" + s.name + "=" + s.value);
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector reversed
+  try {
+    app.parse(std::move(args));
+  } catch (const CLI::ParseError& e) {
+    result.should_exit = true;
+    result.exit_code = app.exit(e);  // prints help/version (0) or the error (non-zero)
+    if (result.exit_code != 0) {
+      result.exit_code = 2;
+      std::cerr << "voucherd: the command line has a bad value (see above)\n";
+    }
+    return result;
+  }
+  c.config_file = config_path;
+  c.store = store == "redis"             ? StoreKind::kRedis
+            : store == "redis-per-claim" ? StoreKind::kRedisPerClaim
+                                         : StoreKind::kMemory;
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return refuse("--tls-cert and --tls-key go together: give both, or neither");
   }

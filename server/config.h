@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <expected>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,7 @@ struct Config {
   std::string tls_client_ca;        // PEM CA: clients must present a certificate it signed (mTLS)
   int redeem_failure_budget = 100;  // failed redemptions before a cool-down
   int redeem_cooldown_seconds = 60;
+  std::string config_file;  // --config / VOUCHERD_CONFIG: where file settings came from
 };
 
 struct ConfigResult {
@@ -44,9 +47,19 @@ struct ConfigResult {
   Config config;
 };
 
-// Parses argv. Bad values produce should_exit with exit code 2 and a message
-// naming the flag on stderr; --help and --version print and exit 0.
-[[nodiscard]] ConfigResult parse_config(int argc, char** argv);
+// Reads an environment variable; nullptr when unset.
+using EnvLookup = std::function<const char*(const char*)>;
+
+// Parses the configuration from its sources, strongest first: argv, then
+// the environment (VOUCHERD_<FLAG>), then the config file (--config FILE or
+// VOUCHERD_CONFIG; "flag = value" lines), then the defaults. A bad value
+// from any source produces should_exit with exit code 2 and a message on
+// stderr naming the flag and its source; --help and --version print and
+// exit 0.
+[[nodiscard]] ConfigResult parse_config(
+    int argc, char** argv, const EnvLookup& env = [](const char* name) {
+      return static_cast<const char*>(std::getenv(name));
+    });
 
 // Reads the secret file (hex digits, whitespace ignored, >= 32 bytes).
 [[nodiscard]] std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(

@@ -10,6 +10,7 @@
 
 #include "engine/campaign_validation.h"
 #include "engine/limits.h"
+#include "server/log.h"
 #include "server/proto_convert.h"
 #include "server/status_map.h"
 
@@ -71,9 +72,55 @@ std::optional<grpc::Status> check_access(const GrpcServer::Core& core,
                           "; the token presented has another role");
 }
 
+std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - since)
+          .count());
+}
+
+// A number unique in this process, for calls that bring no request id.
+std::uint64_t next_call_number() {
+  static std::atomic<std::uint64_t> next{0};
+  // Relaxed: the number only has to be unique, not ordered with anything.
+  return next.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+// The request id of a call, for its log lines: the request's own
+// request_id when it has one, else the caller's x-request-id metadata
+// (bounded), else a number unique in this process. Debug lines only.
+template <class Request>
+std::string request_id_of(const Request& request, const grpc::ServerContext& ctx) {
+  if constexpr (requires { request.request_id(); }) {
+    if (!request.request_id().empty()) return request.request_id();
+  }
+  const auto& metadata = ctx.client_metadata();
+  if (const auto it = metadata.find("x-request-id"); it != metadata.end()) {
+    return std::string(it->second.data(),
+                       std::min<std::size_t>(it->second.size(), limits::kIdBytesMax));
+  }
+  return "call-" + std::to_string(next_call_number());
+}
+
+// Counts an answered call and, at debug level, logs one line about it.
+template <class Request>
+void record_answer(const GrpcServer::Core& core, Rpc rpc, const Request& request,
+                   const grpc::ServerContext& ctx, const grpc::Status& status,
+                   std::chrono::steady_clock::time_point started) {
+  const std::uint64_t ns = elapsed_ns(started);
+  if (core.metrics != nullptr) core.metrics->observe_rpc(rpc, status.error_code(), ns);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("rpc answered",
+               {{"request_id", request_id_of(request, ctx)},
+                {"rpc", rpc_name(rpc)},
+                {"code", grpc_code_name(static_cast<std::size_t>(status.error_code()))},
+                {"duration_us", ns / 1000}});
+  }
+}
+
 // One unary call: posted, then admitted, then handled, then finished, then
 // deleted. Derived provides: void request(); void handle(); Derived(Core&,
-// CQ*); static constexpr Access kAccess (who may call it, with --auth-file).
+// CQ*); static constexpr Access kAccess (who may call it, with --auth-file);
+// static constexpr Rpc kRpc (its name in metrics and logs).
 template <class Derived, class Request, class Response>
 class UnaryCall : public Tag {
  public:
@@ -87,6 +134,7 @@ class UnaryCall : public Tag {
         return;
       }
       handled_ = true;
+      started_ = std::chrono::steady_clock::now();
       (new Derived(core_, cq_))->post();  // keep a call posted for the next client
       // A call whose deadline has already passed is not started: its caller
       // has given up, and its work would only delay the live ones.
@@ -117,10 +165,12 @@ class UnaryCall : public Tag {
 
  protected:
   void reply(const Response& response) {
+    record_answer(core_, Derived::kRpc, request_, ctx_, grpc::Status::OK, started_);
     answered_.store(true, std::memory_order_release);
     responder_.Finish(response, grpc::Status::OK, this);
   }
   void fail(const grpc::Status& status) {
+    record_answer(core_, Derived::kRpc, request_, ctx_, status, started_);
     answered_.store(true, std::memory_order_release);
     responder_.FinishWithError(status, this);
   }
@@ -134,6 +184,7 @@ class UnaryCall : public Tag {
 
  private:
   bool handled_ = false;
+  std::chrono::steady_clock::time_point started_{};
   std::atomic<bool> answered_{false};
 };
 
@@ -142,6 +193,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kApp;
+  static constexpr Rpc kRpc = Rpc::kClaim;
   void request() {
     core_.voucher_service.RequestClaim(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -155,23 +207,25 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
 
  private:
   void on_claim_done(const ClaimResult& r) override {
-    if (r.outcome == Outcome::kOk || r.outcome == Outcome::kAlreadyClaimed) {
+    // No stock can arrive while the shared store is unreachable: say so.
+    const Outcome outcome =
+        r.outcome == Outcome::kStockRefilling && core_.redis != nullptr && !core_.redis->connected()
+            ? Outcome::kLogUnavailable
+            : r.outcome;
+    if (core_.metrics != nullptr) core_.metrics->count_claim(request_.campaign_id(), outcome);
+    if (outcome == Outcome::kOk || outcome == Outcome::kAlreadyClaimed) {
       v1::ClaimResponse response;
       voucher_to_proto(*r.voucher, visible_state(*r.voucher, core_.engine.clock().now_us()),
                        response.mutable_voucher());
-      response.set_already_claimed(r.outcome == Outcome::kAlreadyClaimed);
+      response.set_already_claimed(outcome == Outcome::kAlreadyClaimed);
       return reply(response);
     }
     StatusContext ctx;
     ctx.campaign_id = request_.campaign_id();
     ctx.sku_id = request_.sku_id();
     if (r.field != nullptr) ctx.field = r.field;
-    if (r.outcome == Outcome::kWrongMode) ctx.detail = "it is a LOTTERY campaign: use Draw";
-    // No stock can arrive while the shared store is unreachable: say so.
-    const bool store_down = core_.redis != nullptr && !core_.redis->connected();
-    fail(to_grpc_status(
-        r.outcome == Outcome::kStockRefilling && store_down ? Outcome::kLogUnavailable : r.outcome,
-        ctx));
+    if (outcome == Outcome::kWrongMode) ctx.detail = "it is a LOTTERY campaign: use Draw";
+    fail(to_grpc_status(outcome, ctx));
   }
 };
 
@@ -180,6 +234,7 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kAppOrSite;
+  static constexpr Rpc kRpc = Rpc::kGetVoucher;
   void request() {
     core_.voucher_service.RequestGetVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -214,6 +269,7 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kSite;
+  static constexpr Rpc kRpc = Rpc::kRedeem;
   void request() {
     core_.voucher_service.RequestRedeem(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -246,11 +302,13 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
       if (auto allowed = core_.redeem_guard.check(guard_key_, now); !allowed) {
         StatusContext ctx;
         ctx.detail = "retry in " + std::to_string(allowed.error().count()) + " s";
+        count(Outcome::kRedeemThrottled, voucher);
         return fail(to_grpc_status(Outcome::kRedeemThrottled, ctx));
       }
     } else if (outcome == Outcome::kOk) {
       core_.redeem_guard.succeeded(guard_key_);
     }
+    count(outcome, voucher);
     if (outcome == Outcome::kOk) {
       v1::RedeemResponse response;
       voucher_to_proto(*voucher, VoucherState::kRedeemed, response.mutable_voucher());
@@ -278,6 +336,13 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
     fail(to_grpc_status(outcome, ctx));
   }
 
+  // A redemption counts under its voucher's campaign; a code that is not a
+  // voucher has none, and counts under "(unknown)".
+  void count(Outcome outcome, const VoucherPtr& voucher) {
+    if (core_.metrics == nullptr) return;
+    core_.metrics->count_redemption(voucher ? std::string_view(voucher->campaign_id) : "", outcome);
+  }
+
   std::string guard_key_;
 };
 
@@ -288,6 +353,7 @@ class ListMemberVouchersCall final
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kApp;
+  static constexpr Rpc kRpc = Rpc::kListMemberVouchers;
   void request() {
     core_.voucher_service.RequestListMemberVouchers(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -337,6 +403,7 @@ class ExportCall : public Tag {
           delete this;
           return;
         }
+        started_at_ = std::chrono::steady_clock::now();
         (new Derived(core_, cq_))->post();
         return handle();
       case State::kWriting:
@@ -385,12 +452,14 @@ class ExportCall : public Tag {
   }
 
   void finish(const grpc::Status& status) {
+    record_answer(core_, Derived::kRpc, request_, ctx_, status, started_at_);
     state_ = State::kFinishing;
     started_.store(true, std::memory_order_release);
     writer_.Finish(status, this);
   }
 
   State state_ = State::kPosted;
+  std::chrono::steady_clock::time_point started_at_{};
   std::atomic<bool> started_{false};
 };
 
@@ -404,6 +473,7 @@ class ExportRedemptionsCall final
     : public ExportCall<ExportRedemptionsCall, v1::ExportRedemptionsRequest, v1::RedemptionRecord> {
  public:
   using ExportCall::ExportCall;
+  static constexpr Rpc kRpc = Rpc::kExportRedemptions;
   void request() {
     core_.admin_service.RequestExportRedemptions(&ctx_, &request_, &writer_, cq_, cq_, this);
   }
@@ -451,6 +521,7 @@ class ExportDrawsCall final
     : public ExportCall<ExportDrawsCall, v1::ExportDrawsRequest, v1::DrawRecord> {
  public:
   using ExportCall::ExportCall;
+  static constexpr Rpc kRpc = Rpc::kExportDraws;
   void request() {
     core_.admin_service.RequestExportDraws(&ctx_, &request_, &writer_, cq_, cq_, this);
   }
@@ -487,6 +558,7 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kApp;
+  static constexpr Rpc kRpc = Rpc::kDraw;
   void request() {
     core_.voucher_service.RequestDraw(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -499,6 +571,10 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
 
  private:
   void on_draw_done(const DrawOpResult& r) override {
+    if (core_.metrics != nullptr) {
+      core_.metrics->count_draw(request_.campaign_id(), r.outcome,
+                                r.outcome == Outcome::kOk && r.entry.outcome == DrawOutcome::kWon);
+    }
     if (r.outcome == Outcome::kOk) {
       v1::DrawResponse response;
       response.set_won(r.entry.outcome == DrawOutcome::kWon);
@@ -527,6 +603,7 @@ class CancelVoucherCall final
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kCancelVoucher;
   void request() {
     core_.admin_service.RequestCancelVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -555,6 +632,7 @@ class CreateCampaignCall final
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kCreateCampaign;
   void request() {
     core_.admin_service.RequestCreateCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -594,6 +672,7 @@ class GetCampaignCall final
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kGetCampaign;
   void request() {
     core_.admin_service.RequestGetCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -616,6 +695,7 @@ class RevealSeedCall final
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kRevealSeed;
   void request() {
     core_.admin_service.RequestRevealSeed(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -650,6 +730,7 @@ class GetCampaignStatsCall final
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kGetCampaignStats;
   void request() {
     core_.admin_service.RequestGetCampaignStats(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -698,6 +779,7 @@ class ReconcileCampaignCall final
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kReconcileCampaign;
   void request() {
     core_.admin_service.RequestReconcileCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
@@ -792,6 +874,7 @@ GrpcServer::GrpcServer(ClaimEngine& engine, GrpcServerOptions options)
     : core_{engine,
             options.redis,
             options.auth,
+            options.metrics,
             RedeemGuard(options.redeem_failure_budget, options.redeem_cooldown),
             {},
             {},

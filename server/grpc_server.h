@@ -23,6 +23,7 @@
 
 #include "engine/claim_engine.h"
 #include "server/auth.h"
+#include "server/metrics.h"
 #include "server/redis/redis_claim_log.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -42,6 +43,8 @@ struct GrpcServerOptions {
   // may make before a cool-down.
   int redeem_failure_budget = 100;
   std::chrono::seconds redeem_cooldown{60};
+  // Counts outcomes, status codes and latencies; nullptr counts nothing.
+  Metrics* metrics = nullptr;
 };
 
 class GrpcServer final {
@@ -83,6 +86,7 @@ class GrpcServer final {
     ClaimEngine& engine;
     redis::RedisClaimLog* redis;
     const Authenticator* auth;
+    Metrics* metrics;
     RedeemGuard redeem_guard;
     AdminWorker admin_worker;
     voucher::v1::VoucherService::AsyncService voucher_service;

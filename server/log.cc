@@ -74,6 +74,8 @@ std::optional<Level> parse_level(std::string_view name) {
 
 void set_level(Level level) { logger().set_level(to_spdlog(level)); }
 
+bool enabled(Level level) { return logger().should_log(to_spdlog(level)); }
+
 void write(Level level, std::string_view message, const nlohmann::json& fields) {
   spdlog::logger& l = logger();
   if (!l.should_log(to_spdlog(level))) return;

@@ -16,6 +16,9 @@ enum class Level : std::uint8_t { kDebug, kInfo, kWarn, kError };
 // "debug", "info", "warn", "error".
 [[nodiscard]] std::optional<Level> parse_level(std::string_view name);
 void set_level(Level level);
+// Whether a line at `level` would be written: check before building the
+// fields of a per-request debug line.
+[[nodiscard]] bool enabled(Level level);
 
 void write(Level level, std::string_view message, const nlohmann::json& fields = {});
 inline void debug(std::string_view m, const nlohmann::json& f = {}) { write(Level::kDebug, m, f); }

@@ -20,6 +20,7 @@
 #include "server/config.h"
 #include "server/grpc_server.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/ops_server.h"
 #include "server/proto_convert.h"
 #include "server/redis/per_claim_log.h"
@@ -220,15 +221,19 @@ int run(const Config& config, const sigset_t& signals) {
   const std::string transport = config.tls_cert.empty()        ? "plaintext"
                                 : config.tls_client_ca.empty() ? "TLS"
                                                                : "mutual TLS";
+  const std::string store_name = baseline_log != nullptr ? "redis-per-claim"
+                                 : redis_log != nullptr  ? "redis"
+                                                         : "memory";
+  Metrics metrics(engine, MetricsOptions{VOUCHERD_VERSION, store_name, redis_log});
+  server_options.metrics = &metrics;
   OpsServerOptions ops_options;
   ops_options.listen = config.ops_listen;
   ops_options.version = VOUCHERD_VERSION;
-  ops_options.store = baseline_log != nullptr ? "redis-per-claim"
-                      : redis_log != nullptr  ? "redis"
-                                              : "memory";
+  ops_options.store = store_name;
   ops_options.auth_open = !auth.has_value();
   ops_options.transport = transport;
   ops_options.redis = redis_log;
+  ops_options.metrics = &metrics;
   OpsServer ops(engine, std::move(ops_options));
   const auto ops_port = ops.start();
   if (!ops_port) {

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "server/asio.h"
+#include "server/dashboard.h"
+#include "server/series.h"
 
 namespace voucherd {
 namespace {
@@ -74,7 +76,18 @@ std::string rfc3339(UnixMicros us) {
 struct OpsServer::Impl {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
+  asio::steady_timer sampler{io};
+  Series series;  // the ops thread's alone
   std::thread thread;
+
+  void sample_every_second(OpsServer& server) {
+    sampler.expires_after(std::chrono::seconds(1));
+    sampler.async_wait([this, &server](beast::error_code ec) {
+      if (ec) return;  // stopped
+      server.sample_series();
+      sample_every_second(server);
+    });
+  }
 
   void accept(OpsServer& server) {
     acceptor.async_accept([this, &server](beast::error_code ec, tcp::socket socket) {
@@ -118,6 +131,10 @@ std::expected<int, std::string> OpsServer::start() {
                            ec.message());
   const int bound = impl_->acceptor.local_endpoint().port();
   impl_->accept(*this);
+  if (options_.metrics != nullptr) {
+    sample_series();  // the baseline for the first second's rates
+    impl_->sample_every_second(*this);
+  }
   impl_->thread = std::thread([this] { impl_->io.run(); });
   return bound;
 }
@@ -155,12 +172,9 @@ std::string OpsServer::status_json() const {
   json campaigns = json::array();
   for (const CampaignRuntime* c : engine_.campaigns()) {
     const CampaignSpec& spec = c->spec();
-    auto stats = engine_.campaign_stats(spec.id);
-    if (!stats) continue;
     // With Redis, the store-wide counts of every replica.
-    if (options_.redis != nullptr) {
-      if (auto counts = options_.redis->read_counts(spec)) redis::apply_counts(*counts, *stats);
-    }
+    const auto stats = storewide_stats(engine_, options_.redis, spec);
+    if (!stats) continue;
     json cj;
     cj["id"] = spec.id;
     cj["name"] = spec.name;
@@ -189,6 +203,19 @@ std::string OpsServer::status_json() const {
   return out.dump();
 }
 
+void OpsServer::sample_series() {
+  std::vector<std::pair<std::string, std::int64_t>> remaining;
+  for (const CampaignRuntime* c : engine_.campaigns()) {
+    if (const auto stats = storewide_stats(engine_, options_.redis, c->spec())) {
+      remaining.emplace_back(c->spec().id, stats->remaining);
+    }
+  }
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  impl_->series.sample(now_s, options_.metrics->snapshot(), remaining);
+}
+
 OpsServer::Response OpsServer::handle(std::string_view method, std::string_view target) {
   if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
   if (method != "GET" && method != "HEAD") {
@@ -201,8 +228,19 @@ OpsServer::Response OpsServer::handle(std::string_view method, std::string_view 
     return {503, "text/plain; charset=utf-8", "not ready: " + problem + "\n"};
   }
   if (target == "/status") return {200, "application/json", status_json()};
+  if (target == "/") return {200, "text/html; charset=utf-8", std::string(dashboard_html())};
+  if (target == "/metrics" || target == "/series") {
+    if (options_.metrics == nullptr) {
+      return {503, "text/plain; charset=utf-8", "metrics are not collected in this process\n"};
+    }
+    if (target == "/series") return {200, "application/json", impl_->series.json()};
+    const bool draining = draining_.load(std::memory_order_acquire);
+    return {200, "text/plain; version=0.0.4; charset=utf-8",
+            options_.metrics->exposition(readiness_problem().empty(), draining)};
+  }
   return {404, "text/plain; charset=utf-8",
-          "not found: " + std::string(target) + " (try /healthz, /readyz, /status)\n"};
+          "not found: " + std::string(target) +
+              " (try /, /healthz, /readyz, /status, /metrics, /series)\n"};
 }
 
 }  // namespace voucherd

@@ -1,5 +1,6 @@
 // ops_server.h — the operators' HTTP port (Boost.Asio + Beast), apart from
-// the gRPC port: /healthz, /readyz and /status.
+// the gRPC port: /healthz, /readyz, /status, /metrics, /series and the
+// live dashboard at /.
 //
 //   GET /healthz  200 "ok" while the process serves at all
 //   GET /readyz   200 "ready", or 503 with the reason: not draining, the
@@ -7,10 +8,14 @@
 //   GET /status   JSON: version, uptime, store and auth mode, and per
 //                 campaign its window, mode and per-SKU stock, issued,
 //                 redeemed and remaining
+//   GET /metrics  Prometheus text exposition (server/metrics.h)
+//   GET /series   the last five minutes, one point a second (server/series.h)
+//   GET /         the live dashboard (server/dashboard.h)
 //
 // One thread runs the io_context; every handler reads the engine's
 // lock-free counters (or the store, on this thread), so the claim path is
-// never blocked by an ops request.
+// never blocked by an ops request. A timer on the same thread samples the
+// dashboard's series once a second.
 //
 // Thread-safety: start()/stop() from one thread; set_draining() from any.
 #pragma once
@@ -23,6 +28,7 @@
 #include <thread>
 
 #include "engine/claim_engine.h"
+#include "server/metrics.h"
 #include "server/redis/redis_claim_log.h"
 
 namespace voucherd {
@@ -34,6 +40,7 @@ struct OpsServerOptions {
   bool auth_open = true;  // no --auth-file
   std::string transport;  // "plaintext", "TLS", "mutual TLS"
   redis::RedisClaimLog* redis = nullptr;
+  Metrics* metrics = nullptr;  // nullptr: /metrics and /series answer 503
 };
 
 class OpsServer {
@@ -62,6 +69,8 @@ class OpsServer {
   struct Impl;
   [[nodiscard]] std::string readiness_problem() const;
   [[nodiscard]] std::string status_json() const;
+  // Takes the dashboard's point of this second (ops thread).
+  void sample_series();
 
   ClaimEngine& engine_;
   OpsServerOptions options_;

@@ -338,6 +338,7 @@ void RedisClaimLog::append_claim(ClaimLogWrite& write) {
     std::lock_guard lock(mu_);
     if (!stopping_ && claims_.size() < queue_max_) {
       claims_.push_back(&write);
+      queue_depth_.store(claims_.size(), std::memory_order_relaxed);
       queued = true;
     }
   }
@@ -583,8 +584,15 @@ void RedisClaimLog::writer_loop() {
       take(redemptions_, batch.redemptions);
       take(cancellations_, batch.cancellations);
       take(member_lookups_, batch.member_lookups);
+      queue_depth_.store(claims_.size(), std::memory_order_relaxed);
     }
+    const auto started = std::chrono::steady_clock::now();
     write_batch(batch);
+    write_latency_ns_.observe(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - started)
+                                       .count()));
+    if (!batch.claims.empty()) batch_claims_.observe(batch.claims.size());
     batch.claims.clear();
     batch.lookups.clear();
     batch.redemptions.clear();

@@ -21,6 +21,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -32,10 +33,15 @@
 
 #include "engine/claim_engine.h"
 #include "engine/claim_log.h"
+#include "server/metrics_primitives.h"
 #include "server/redis/lottery_log.h"
 #include "server/redis/redis_connection.h"
 
 namespace voucherd::redis {
+
+// Claims per writer batch: 1 .. limits::kClaimLogBatchMax (512).
+inline constexpr std::array<std::uint64_t, 10> kBatchClaimsBounds = {1,  2,  4,   8,   16,
+                                                                     32, 64, 128, 256, 512};
 
 struct ClaimLogOptions {
   Endpoint endpoint;
@@ -70,6 +76,15 @@ class RedisClaimLog final : public ClaimLog {
   void stop();
 
   [[nodiscard]] bool connected() const { return connected_.load(std::memory_order_acquire); }
+
+  // The writer's figures, for /metrics: claims per batch that carried
+  // claims, the round trip of each pipeline (ns), and claims waiting.
+  [[nodiscard]] const metrics::Histogram& batch_claims() const { return batch_claims_; }
+  [[nodiscard]] const metrics::Histogram& write_latency_ns() const { return write_latency_ns_; }
+  // Relaxed: a gauge read at scrape time, ordering nothing.
+  [[nodiscard]] std::size_t queue_depth() const {
+    return queue_depth_.load(std::memory_order_relaxed);
+  }
 
   std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                                  StoredDefinition stored) override;
@@ -214,6 +229,9 @@ class RedisClaimLog final : public ClaimLog {
 
   std::atomic<bool> connected_{false};
   std::atomic<bool> lease_stop_{false};
+  std::atomic<std::size_t> queue_depth_{0};  // claims_.size(), stored under mu_
+  metrics::Histogram batch_claims_{kBatchClaimsBounds};
+  metrics::Histogram write_latency_ns_{metrics::kLatencyBoundsNs};
   std::thread writer_;
   std::thread lease_keeper_;
 };

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "engine/voucher_code.h"
@@ -102,7 +104,10 @@ grpc::Status get_campaign(Client& c, const std::optional<std::string>& token,
 
 TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
   TempDir dir;
-  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir)});
+  // At debug level every answered call is logged: the tokens must still
+  // stay out of the log.
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
+                               "--log-level", "debug"});
   ASSERT_GT(server.port(), 0);
   Client c(server.target());
 
@@ -162,6 +167,19 @@ TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
   for (const char* secret : {"app-secret", "desk-1", "desk-2", "Bearer"}) {
     EXPECT_EQ(log.find(secret), std::string::npos) << secret << " in " << log;
   }
+  // Each call's debug line names the call and carries a request id.
+  std::istringstream lines(log);
+  int answered = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(record.is_object()) << line;
+    if (record.value("msg", "") != "rpc answered") continue;
+    ++answered;
+    EXPECT_FALSE(record.value("request_id", "").empty()) << line;
+    EXPECT_FALSE(record.value("rpc", "").empty()) << line;
+    EXPECT_EQ(record["level"], "debug") << line;
+  }
+  EXPECT_EQ(answered, 20 + 7);  // the table's calls, then the voucher's
 }
 
 TEST(AuthEndToEnd, WithoutATokensFileVoucherdWarnsThatItIsOpen) {

@@ -1,6 +1,6 @@
 // ops_e2e_test — the operators' HTTP port of a real voucherd: /healthz,
-// /readyz (and its flip when Redis goes away and comes back), /status
-// matching what was claimed, and a precise 404.
+// /readyz (and its flip when Redis goes away and comes back, which /metrics
+// shows too), /status matching what was claimed, and a precise 404.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -94,6 +94,8 @@ TEST(OpsEndToEnd, HealthReadinessAndStatusOfAMemoryStore) {
     ASSERT_TRUE(record.is_object()) << line;
     EXPECT_TRUE(record.contains("ts") && record.contains("level") && record.contains("msg"))
         << line;
+    // Nothing per claim at the default level (info).
+    EXPECT_NE(record.value("msg", ""), "rpc answered") << line;
     ++lines;
   }
   EXPECT_GE(lines, 3);  // at least: open warning, listening, stopped
@@ -133,6 +135,11 @@ TEST(OpsEndToEnd, ReadinessFollowsTheClaimLog) {
     gone = http_get(server.ops_port(), "/readyz").status;
   }
   EXPECT_EQ(gone, 503);
+  // /metrics says so too.
+  const std::string metrics = http_get(server.ops_port(), "/metrics").body;
+  EXPECT_NE(metrics.find("voucherd_store_connected{store=\"redis\"} 0\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("voucherd_ready 0\n"), std::string::npos) << metrics;
   EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
 }
 

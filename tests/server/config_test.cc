@@ -1,0 +1,160 @@
+// config_test — proves voucherd's one configuration precedence: the command
+// line beats the environment (VOUCHERD_<FLAG>), which beats the config file
+// (--config or VOUCHERD_CONFIG), which beats the default; and that a bad
+// value from any source is refused (exit code 2) with a message naming the
+// flag and the source, before voucherd listens.
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "tests/support/voucherd_process.h"
+
+namespace voucherd::testing {
+namespace {
+
+// argv and an environment of our own, so tests never touch the process's.
+struct Invocation {
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+
+  ConfigResult parse(std::string* stderr_text = nullptr) const {
+    std::vector<std::string> storage{"voucherd"};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : storage) argv.push_back(a.data());
+    ::testing::internal::CaptureStderr();
+    ConfigResult r = parse_config(static_cast<int>(argv.size()), argv.data(),
+                                  [this](const char* name) -> const char* {
+                                    const auto it = env.find(name);
+                                    return it == env.end() ? nullptr : it->second.c_str();
+                                  });
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    if (stderr_text != nullptr) *stderr_text = err;
+    return r;
+  }
+};
+
+TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefault) {
+  TempDir dir;
+  const auto file = dir.write("voucherd.conf",
+                              "# voucherd settings\n"
+                              "ops-listen = 127.0.0.1:1001\n"
+                              "grpc_threads = 3\n"
+                              "log-level = \"warn\"\n"
+                              "rehearse = true\n"
+                              "\n");
+  Invocation call{{"--config", file.string(), "--ops-listen", "127.0.0.1:1003"},
+                  {{"VOUCHERD_OPS_LISTEN", "127.0.0.1:1002"}, {"VOUCHERD_GRPC_THREADS", "4"}}};
+  const ConfigResult r = call.parse();
+  ASSERT_FALSE(r.should_exit);
+  EXPECT_EQ(r.config.ops_listen, "127.0.0.1:1003");  // command line over env and file
+  EXPECT_EQ(r.config.grpc_threads, 4);               // env over file
+  EXPECT_EQ(r.config.log_level, "warn");             // file over default
+  EXPECT_TRUE(r.config.rehearse);                    // a switch from the file
+  EXPECT_EQ(r.config.redeem_failure_budget, 100);    // default
+  EXPECT_EQ(r.config.config_file, file.string());
+
+  // Without the flag, the environment's value; without either, the file's.
+  call.args = {"--config", file.string()};
+  EXPECT_EQ(call.parse().config.ops_listen, "127.0.0.1:1002");
+  call.env.erase("VOUCHERD_OPS_LISTEN");
+  EXPECT_EQ(call.parse().config.ops_listen, "127.0.0.1:1001");
+  call.args = {};
+  EXPECT_EQ(call.parse().config.ops_listen, "127.0.0.1:9464");  // no file: the default
+}
+
+TEST(Config, TheFileCanComeFromTheEnvironmentAndTheFlagWins) {
+  TempDir dir;
+  const auto a = dir.write("a.conf", "redeem-cooldown-seconds = 7\n");
+  const auto b = dir.write("b.conf", "redeem-cooldown-seconds = 9\n");
+  Invocation call{{}, {{"VOUCHERD_CONFIG", a.string()}}};
+  EXPECT_EQ(call.parse().config.redeem_cooldown_seconds, 7);
+  call.args = {"--config=" + b.string()};
+  EXPECT_EQ(call.parse().config.redeem_cooldown_seconds, 9);
+}
+
+TEST(Config, ABadValueFromAnySourceNamesTheFlagAndTheSource) {
+  TempDir dir;
+  std::string err;
+  // The file: the line and the flag.
+  const auto bad = dir.write("bad.conf", "# ok\nlisten = 127.0.0.1:0\ngrpc-threads = 99\n");
+  ConfigResult r = Invocation{{"--config", bad.string()}, {}}.parse(&err);
+  EXPECT_TRUE(r.should_exit);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(err.find("config file " + bad.string() + ", line 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("--grpc-threads"), std::string::npos) << err;
+  // Even when the command line sets the same flag well: the file is wrong.
+  r = Invocation{{"--config", bad.string(), "--grpc-threads", "2"}, {}}.parse(&err);
+  EXPECT_EQ(r.exit_code, 2);
+
+  // The environment: the variable and the flag.
+  r = Invocation{{}, {{"VOUCHERD_STORE", "nosuch"}}}.parse(&err);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(err.find("environment variable VOUCHERD_STORE"), std::string::npos) << err;
+  EXPECT_NE(err.find("--store"), std::string::npos) << err;
+
+  // The command line: the flag.
+  r = Invocation{{"--redeem-failure-budget", "0"}, {}}.parse(&err);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(err.find("--redeem-failure-budget"), std::string::npos) << err;
+  EXPECT_NE(err.find("command line"), std::string::npos) << err;
+
+  // A switch with a value that is not true or false.
+  const auto maybe = dir.write("maybe.conf", "rehearse = maybe\n");
+  r = Invocation{{"--config", maybe.string()}, {}}.parse(&err);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(err.find("--rehearse"), std::string::npos) << err;
+}
+
+TEST(Config, AFileThatIsNotAConfigFileIsRefusedWithItsLine) {
+  TempDir dir;
+  std::string err;
+  struct Case {
+    const char* content;
+    const char* expected;
+  };
+  for (const Case& c : {Case{"nosuch = 1\n", "unknown setting \"nosuch\""},
+                        Case{"listen 127.0.0.1:1\n", "expected \"flag = value\""},
+                        Case{"[server]\n", "expected \"flag = value\""},
+                        Case{"store = memory\nstore = redis\n", "\"store\" is set twice"},
+                        Case{"help = true\n", "unknown setting \"help\""},
+                        Case{"config = other.conf\n", "unknown setting \"config\""}}) {
+    const auto file = dir.write("x.conf", c.content);
+    const ConfigResult r = Invocation{{"--config", file.string()}, {}}.parse(&err);
+    EXPECT_EQ(r.exit_code, 2) << c.content;
+    EXPECT_NE(err.find(c.expected), std::string::npos) << c.content << " -> " << err;
+    EXPECT_NE(err.find(", line "), std::string::npos) << err;
+  }
+  const ConfigResult missing =
+      Invocation{{"--config", (dir.path() / "none.conf").string()}, {}}.parse(&err);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(err.find("cannot read config file"), std::string::npos) << err;
+}
+
+TEST(Config, HelpAndVersionAnswerWhateverTheOtherSourcesHold) {
+  std::string err;
+  const ConfigResult r = Invocation{{"--version"}, {{"VOUCHERD_GRPC_THREADS", "99"}}}.parse(&err);
+  EXPECT_TRUE(r.should_exit);
+  EXPECT_EQ(r.exit_code, 0);
+}
+
+TEST(Config, ARealVoucherdWithABadConfigFileExitsBeforeListening) {
+  TempDir dir;
+  const auto file = dir.write("voucherd.conf", "ops-listen = 127.0.0.1:0\nstore = nosuch\n");
+  const auto port_file = dir.path() / "port";
+  std::string err;
+  EXPECT_EQ(run_voucherd(dir,
+                         {"--config", file.string(), "--listen", "127.0.0.1:0", "--port-file",
+                          port_file.string()},
+                         &err),
+            2);
+  EXPECT_NE(err.find("line 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("--store"), std::string::npos) << err;
+  EXPECT_FALSE(std::filesystem::exists(port_file));
+}
+
+}  // namespace
+}  // namespace voucherd::testing
