@@ -1,6 +1,7 @@
 #include "server/grpc_server.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -181,11 +182,16 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
 // A batch of claims from an aggregating backend. Every claim goes through
 // the engine exactly as a Claim would, and so through the group-committed
 // claim log: the claims of one batch join the same store batches. The call
-// is answered once its last claim is decided (and, when written, durable),
-// by whichever thread decides it.
+// is answered once its last claim is decided (and, when written, durable).
+// The answer is always built and sent on the call's completion-queue
+// thread: when the last claim is decided elsewhere (the claim log's writer),
+// an alarm hands the call back to its queue, so the writer does not spend
+// its time encoding up to 1,000 vouchers, and the call is answered and
+// freed on one thread.
 //
 // Thread-safety: the claims' completions run on any thread, each writing
-// only its own Item; `pending_` hands the Items to the last completer.
+// only its own Item; `pending_` hands the Items to the last completer, and
+// its acquire on the queue thread orders them before the answer.
 class ClaimBatchCall final
     : public UnaryCall<ClaimBatchCall, v1::ClaimBatchRequest, v1::ClaimBatchResponse> {
  public:
@@ -216,7 +222,17 @@ class ClaimBatchCall final
       item.request_id = claim.request_id();
       core_.engine.claim(item);
     }
-    claim_done();
+    // acq_rel as in claim_done(); here, on the queue thread, the last share
+    // answers at once (the memory store decides every claim inside claim()).
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) answer();
+  }
+
+  void proceed(bool ok) override {
+    // Relaxed would do for the flag itself (only this thread clears it); the
+    // acquire pairs with the release in claim_done() so the Items written on
+    // the deciding thread are visible here.
+    if (handed_back_.exchange(false, std::memory_order_acq_rel)) return answer();
+    UnaryCall::proceed(ok);
   }
 
  private:
@@ -229,10 +245,23 @@ class ClaimBatchCall final
     }
   };
 
+  // A claim was decided, on any thread (the queue's inside claim(), or the
+  // claim log's).
   void claim_done() {
     // acq_rel: each completer publishes its Item (release); the last one
-    // sees all of them (acquire) before it builds the answer.
+    // sees all of them (acquire).
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    // The last claim, decided after handle() gave up its share: hand the
+    // call back to its queue thread (proceed() answers). Nothing of the
+    // call is read after the flag is published but the alarm, which gRPC's
+    // queue orders before the event it delivers (tests/tsan.supp).
+    grpc::ServerCompletionQueue* const cq = cq_;
+    handed_back_.store(true, std::memory_order_release);
+    alarm_.Set(cq, gpr_now(GPR_CLOCK_MONOTONIC), static_cast<Tag*>(this));
+  }
+
+  // Every claim is decided: build the answer and send it (queue thread).
+  void answer() {
     const UnixMicros now_us = core_.engine.clock().now_us();
     v1::ClaimBatchResponse response;
     const int n = request_.claims_size();
@@ -280,6 +309,8 @@ class ClaimBatchCall final
 
   std::unique_ptr<Item[]> items_;
   std::atomic<std::size_t> pending_{0};
+  std::atomic<bool> handed_back_{false};  // the alarm below is set
+  grpc::Alarm alarm_;
 };
 
 class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequest, v1::Voucher>,

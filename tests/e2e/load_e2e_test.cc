@@ -12,7 +12,6 @@
 #include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
@@ -26,17 +25,7 @@ using nlohmann::json;
 constexpr std::int64_t kStock = 3'000;
 
 std::string campaign_file(const TempDir& dir) {
-  std::ostringstream j;
-  j << R"({"campaigns":[{"id":"known","name":"Known stock","mode":"FIRST_COME",)"
-    << R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","perMemberLimit":1,)"
-    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],"skus":[)";
-  for (int i = 0; i < 7; ++i) {
-    j << (i ? "," : "") << R"({"id":"sku-)" << i
-      << R"(","siteId":"site-1","kind":"HOT_SPRING","name":"Tickets","faceValueCents":"19800",)"
-      << R"("stock":")" << kStock / 7 + (i < kStock % 7 ? 1 : 0) << R"("})";
-  }
-  j << "]}]}";
-  return dir.write("known.json", j.str()).string();
+  return dir.write("known.json", first_come_campaign_json("known", kStock, 7)).string();
 }
 
 struct LoadRun {
