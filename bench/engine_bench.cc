@@ -271,7 +271,6 @@ void BM_VerifyCode(benchmark::State& state) {
 }
 BENCHMARK(BM_VerifyCode);
 
-
 // ---- The pieces of the claim path, one by one ----
 
 // One unit taken from the lock-free inventory and put back (so the stock

@@ -76,13 +76,13 @@ void BM_ClaimBatchEncode100(benchmark::State& state) {
       lengths.push_back(a.size());
     }
     char* resp = nullptr;
-    const int n = redisFormatCommandArgv(&resp, static_cast<int>(argv.size()), argv.data(),
-                                         lengths.data());
+    const int n =
+        redisFormatCommandArgv(&resp, static_cast<int>(argv.size()), argv.data(), lengths.data());
     bytes += n;
     redisFreeCommand(resp);
   }
-  state.counters["claims/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kClaims), benchmark::Counter::kIsRate);
+  state.counters["claims/s"] = benchmark::Counter(static_cast<double>(state.iterations() * kClaims),
+                                                  benchmark::Counter::kIsRate);
   state.counters["bytes/claim"] =
       static_cast<double>(bytes) / static_cast<double>(state.iterations() * kClaims);
 }

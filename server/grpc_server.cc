@@ -203,9 +203,9 @@ class ClaimBatchCall final
   void handle() {
     const auto n = static_cast<std::size_t>(request_.claims_size());
     if (n == 0 || n > limits::kClaimBatchClaimsMax) {
-      return fail(invalid_argument(
-          "claims", "claims must hold 1 to " + std::to_string(limits::kClaimBatchClaimsMax) +
-                        " claims; this batch holds " + std::to_string(n)));
+      return fail(invalid_argument("claims", "claims must hold 1 to " +
+                                                 std::to_string(limits::kClaimBatchClaimsMax) +
+                                                 " claims; this batch holds " + std::to_string(n)));
     }
     items_ = std::make_unique<Item[]>(n);
     // One share per claim plus one for this loop, so that the answer (which

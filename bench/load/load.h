@@ -75,9 +75,9 @@ struct LoadOptions {
   double duration_s = 120;  // stop sending after this long
 
   // How hard.
-  int threads = 1;        // client threads, one completion queue and connection each
-  int concurrency = 64;   // closed loop: calls in flight (over all threads)
-  double rate = 0;        // > 0: open loop at this many calls per second
+  int threads = 1;             // client threads, one completion queue and connection each
+  int concurrency = 64;        // closed loop: calls in flight (over all threads)
+  double rate = 0;             // > 0: open loop at this many calls per second
   int max_in_flight = 10'000;  // open loop: a cap, beyond it sends wait (and count as late)
   int batch = 0;               // > 0: ClaimBatch with this many claims per call
   int max_retries = 0;
@@ -109,13 +109,13 @@ struct SecondStats {
 struct PhaseReport {
   std::string name;  // "claim", "claim-batch", "redeem", "mixed"
   double elapsed_s = 0;
-  std::int64_t calls = 0;    // RPCs answered
-  std::int64_t answers = 0;  // claims / redemptions answered (> calls with batches)
-  std::int64_t retries = 0;  // pieces of work sent again
-  std::int64_t late_sends = 0;  // open loop: sends that waited for the in-flight cap
-  bool timed_out = false;       // stopped by duration with work left
-  LatencyHistogram latency;     // per RPC
-  std::map<int, std::int64_t> codes;       // answers by gRPC status code
+  std::int64_t calls = 0;             // RPCs answered
+  std::int64_t answers = 0;           // claims / redemptions answered (> calls with batches)
+  std::int64_t retries = 0;           // pieces of work sent again
+  std::int64_t late_sends = 0;        // open loop: sends that waited for the in-flight cap
+  bool timed_out = false;             // stopped by duration with work left
+  LatencyHistogram latency;           // per RPC
+  std::map<int, std::int64_t> codes;  // answers by gRPC status code
   std::map<std::string, std::int64_t> reasons;  // refusals by ErrorInfo reason
   std::vector<SecondStats> timeline;
 

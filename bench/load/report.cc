@@ -1,10 +1,9 @@
 // report.cc — voucher-load's reports: text for people (in the manner of
 // ghz and wrk), JSON for machines, and an SVG of the run over time.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "bench/load/load.h"
@@ -82,11 +81,8 @@ std::string format_text(const LoadReport& r) {
   for (const PhaseReport& p : r.phases) {
     out << "\nPhase " << p.name << "\n"
         << "  Total:        " << fixed(p.elapsed_s) << " s\n"
-        << "  Calls:        " << p.calls << " (" << fixed(p.elapsed_s > 0
-                                                              ? static_cast<double>(p.calls) /
-                                                                    p.elapsed_s
-                                                              : 0,
-                                                          0)
+        << "  Calls:        " << p.calls << " ("
+        << fixed(p.elapsed_s > 0 ? static_cast<double>(p.calls) / p.elapsed_s : 0, 0)
         << " calls/s)\n";
     if (p.answers != p.calls) {
       out << "  Answers:      " << p.answers << " (" << fixed(p.throughput(), 0) << " /s)\n";
@@ -108,7 +104,8 @@ std::string format_text(const LoadReport& r) {
       out << "  Refusals by reason:\n";
       for (const auto& [reason, n] : p.reasons) out << "    " << reason << "   " << n << "\n";
     }
-    if (p.retries > 0) out << "  Retried:      " << p.retries << " (after RESOURCE_EXHAUSTED / UNAVAILABLE)\n";
+    if (p.retries > 0)
+      out << "  Retried:      " << p.retries << " (after RESOURCE_EXHAUSTED / UNAVAILABLE)\n";
     if (p.late_sends > 0) {
       out << "  Late sends:   " << p.late_sends
           << " (open loop: sent over 1 ms after their intended start)\n";
@@ -218,8 +215,7 @@ std::string format_json(const LoadReport& r) {
 std::string format_svg(const LoadReport& r) {
   // Two charts, one above the other, sharing the time axis: answers per
   // second (ok and errors), and p50 / p99 latency per second.
-  constexpr double kWidth = 900, kChartHeight = 220, kLeft = 70, kRight = 20, kTop = 40,
-                   kGap = 70;
+  constexpr double kWidth = 900, kChartHeight = 220, kLeft = 70, kRight = 20, kTop = 40, kGap = 70;
   std::vector<SecondStats> t;
   for (const PhaseReport& p : r.phases) t.insert(t.end(), p.timeline.begin(), p.timeline.end());
   const double seconds = std::max<double>(1, static_cast<double>(t.size()));
@@ -232,12 +228,12 @@ std::string format_svg(const LoadReport& r) {
   auto x_of = [&](double sec) { return kLeft + plot_w * sec / seconds; };
   std::ostringstream svg;
   const double height = kTop + 2 * kChartHeight + kGap + 40;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\""
-      << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"" << kLeft << "\" y=\"20\" font-size=\"14\">voucher-load: "
-      << xml_escaped(r.options.target) << ", campaign " << xml_escaped(r.options.campaign_id)
-      << "</text>\n";
+      << "<text x=\"" << kLeft
+      << "\" y=\"20\" font-size=\"14\">voucher-load: " << xml_escaped(r.options.target)
+      << ", campaign " << xml_escaped(r.options.campaign_id) << "</text>\n";
   auto chart = [&](double top, const std::string& title, double y_max, const std::string& unit,
                    const std::vector<std::pair<std::string, std::vector<double>>>& series) {
     const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c"};
@@ -246,8 +242,8 @@ std::string format_svg(const LoadReport& r) {
         << kChartHeight << "\" fill=\"none\" stroke=\"#888\"/>\n";
     for (int g = 0; g <= 4; ++g) {
       const double y = top + kChartHeight - kChartHeight * g / 4.0;
-      svg << "<line x1=\"" << kLeft << "\" x2=\"" << kLeft + plot_w << "\" y1=\"" << y
-          << "\" y2=\"" << y << "\" stroke=\"#eee\"/>\n"
+      svg << "<line x1=\"" << kLeft << "\" x2=\"" << kLeft + plot_w << "\" y1=\"" << y << "\" y2=\""
+          << y << "\" stroke=\"#eee\"/>\n"
           << "<text x=\"" << kLeft - 6 << "\" y=\"" << y + 4 << "\" text-anchor=\"end\">"
           << fixed(y_max * g / 4.0, y_max < 10 ? 2 : 0) << "</text>\n";
     }

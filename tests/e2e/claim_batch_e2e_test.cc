@@ -172,11 +172,11 @@ TEST_F(ClaimBatchEndToEnd, RepeatedMembersGetTheVoucherTheyHold) {
 
 TEST_F(ClaimBatchEndToEnd, BadClaimsAreRefusedOneByOne) {
   v1::ClaimBatchRequest req = members(0, 2);
-  req.mutable_claims(0)->set_member_id("");                        // bad member
-  req.add_claims()->set_campaign_id("nope");                       // unknown campaign
+  req.mutable_claims(0)->set_member_id("");   // bad member
+  req.add_claims()->set_campaign_id("nope");  // unknown campaign
   req.mutable_claims(2)->set_member_id("m-x");
-  *req.add_claims() = members(5, 1, "no-such-sku").claims(0);      // unknown SKU
-  *req.add_claims() = members(6, 1, "room").claims(0);             // fine, chosen SKU
+  *req.add_claims() = members(5, 1, "no-such-sku").claims(0);  // unknown SKU
+  *req.add_claims() = members(6, 1, "room").claims(0);         // fine, chosen SKU
   v1::ClaimBatchResponse out;
   ASSERT_TRUE(client_->batch(req, &out).ok());
   ASSERT_EQ(out.results_size(), 5);
@@ -219,9 +219,9 @@ TEST_F(ClaimBatchEndToEnd, EmptyAndOversizedBatchesAreInvalidAndClaimNothing) {
 
 TEST(ClaimBatchAuthEndToEnd, NeedsAnAppTokenLikeClaim) {
   TempDir dir;
-  std::string tokens = "sha256:" + token_hash("app-secret") + " app\n" + "sha256:" +
-                       token_hash("desk-1") + " site:site-1\n" + "sha256:" + token_hash("ops") +
-                       " admin\n";
+  std::string tokens = "sha256:" + token_hash("app-secret") + " app\n" +
+                       "sha256:" + token_hash("desk-1") + " site:site-1\n" +
+                       "sha256:" + token_hash("ops") + " admin\n";
   VoucherdProcess server(dir, {"--campaigns", batch_campaign(dir), "--auth-file",
                                dir.write("tokens", tokens).string()});
   ASSERT_GT(server.port(), 0);

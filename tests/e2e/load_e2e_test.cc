@@ -89,19 +89,19 @@ class LoadHarnessEndToEnd : public ::testing::Test {
 };
 
 TEST_F(LoadHarnessEndToEnd, ReportsTheExactIssuedCountOfAKnownStock) {
-  const LoadRun run = run_load_binary(
-      dir_, {"--target", server_->target(), "--campaign", "known", "--members", "5000",
-             "--repeat-share", "0.3", "--concurrency", "32", "--threads", "2", "--expect-sold-out",
-             "--duration", "60"});
+  const LoadRun run =
+      run_load_binary(dir_, {"--target", server_->target(), "--campaign", "known", "--members",
+                             "5000", "--repeat-share", "0.3", "--concurrency", "32", "--threads",
+                             "2", "--expect-sold-out", "--duration", "60"});
   expect_exact_sell_out(run);
   EXPECT_EQ(run.report["phases"][0]["answers"].get<std::int64_t>(), 6'500);
 }
 
 TEST_F(LoadHarnessEndToEnd, ReportsTheExactIssuedCountThroughClaimBatch) {
-  const LoadRun run = run_load_binary(
-      dir_, {"--target", server_->target(), "--campaign", "known", "--members", "5000",
-             "--repeat-share", "0.3", "--batch", "50", "--concurrency", "4", "--expect-sold-out",
-             "--duration", "60"});
+  const LoadRun run =
+      run_load_binary(dir_, {"--target", server_->target(), "--campaign", "known", "--members",
+                             "5000", "--repeat-share", "0.3", "--batch", "50", "--concurrency", "4",
+                             "--expect-sold-out", "--duration", "60"});
   expect_exact_sell_out(run);
   EXPECT_EQ(run.report["phases"][0]["calls"].get<std::int64_t>(), 130);  // 6,500 / 50
 }
@@ -110,8 +110,8 @@ TEST_F(LoadHarnessEndToEnd, OpenLoopRedeemsEveryIssuedVoucherOnce) {
   // Claims at a fixed rate, then each code redeemed, 50% of them twice (the
   // second is the same request again: already_redeemed).
   const LoadRun run = run_load_binary(
-      dir_, {"--target", server_->target(), "--campaign", "known", "--mode", "redeem",
-             "--members", "400", "--repeat-share", "0.5", "--rate", "2000", "--duration", "60"});
+      dir_, {"--target", server_->target(), "--campaign", "known", "--mode", "redeem", "--members",
+             "400", "--repeat-share", "0.5", "--rate", "2000", "--duration", "60"});
   ASSERT_EQ(run.exit_status, 0) << run.out << run.err;
   ASSERT_EQ(run.report["phases"].size(), 2u) << run.out;
   const json& redeem = run.report["phases"][1];
