@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Draws beside claims, in one run, on one voucherd with the Redis claim log
-# (appendfsync always): first a claim crowd sells out the Guangdong sample
-# (claim-storm), then a draw crowd draws in a lottery of 1,000,000 prizes
-# over 10 SKUs at p = 0.1 (draw-storm: MEMBERS members x DRAWS draws each,
-# default 200,000 x 5 = 1,000,000 draws). Prints both rates, their ratio,
-# and Redis memory, commands and CPU per draw.
+# (appendfsync always), both driven by voucher-load with the same threads and
+# calls in flight: first a claim crowd sells out the Guangdong sample, then a
+# draw crowd draws in a lottery of 1,000,000 prizes over 10 SKUs at p = 0.1
+# (MEMBERS members x DRAWS draws each on average, default 200,000 x 5 =
+# 1,000,000 draws). Prints both rates and Redis memory, commands and CPU per
+# draw.
 #
 #   bench/compare_draws.sh [members] [draws per member] [concurrency]
 # Loopback only; every run is bounded by its crowd and by --max-seconds.
@@ -51,17 +52,20 @@ cpu_total() { redis_stat cpu | awk -F: '/^used_cpu_(user|sys):/ {s+=$2} END {pri
 mem_used() { redis_stat memory | awk -F: '/^used_memory:/ {print $2}'; }
 calls_total() { redis_stat commandstats | awk -F'[:=,]' '/^cmdstat_/ {s+=$3} END {print s}'; }
 
+THREADS="${THREADS:-2}"
+load() {  # voucher-load flags...
+  "$BUILD_DIR/bench/voucher-load" --target "$TARGET" --threads "$THREADS" --concurrency "$CONC" \
+    --max-retries 200 --duration 600 --skip-stats "$@" |
+    grep -E "^  (Count|Total|Requests|Answers|Latency|Prizes|Vouchers|Sold out|  50%|  99%|    [A-Z_]+ )|Check|RESULT" || true
+}
 echo "== claims: Guangdong sample, 120,000 members + 30% repeats, $CONC in flight"
-"$BUILD_DIR/bench/claim-storm" --target "$TARGET" --campaign guangdong-2024 --members 120000 \
-  --repeat-share 0.3 --concurrency "$CONC" --max-retries 200 --max-seconds 300 --skip-stats-check \
-  | grep -E "presses answered|latency|sold out after|vouchers issued|client check" || true
+load --campaign guangdong-2024 --members 120000 --repeat-share 0.3
 
 echo "== draws: $MEMBERS members x $DRAWS draws, $CONC in flight"
 redis-cli -p "$PORT" CONFIG RESETSTAT >/dev/null
 CPU0=$(cpu_total)
 MEM0=$(mem_used)
-"$BUILD_DIR/bench/draw-storm" --target "$TARGET" --campaign bench-lottery --members "$MEMBERS" \
-  --draws-per-member "$DRAWS" --concurrency "$CONC" --max-seconds 600 || true
+load --mode draw --campaign bench-lottery --members "$MEMBERS" --repeat-share "$((DRAWS - 1))"
 CPU1=$(cpu_total)
 MEM1=$(mem_used)
 CALLS=$(calls_total)

@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   golang-github-gogo-googleapis-dev
   libhiredis-dev redis-server redis-tools
-  openssl libboost-dev nlohmann-json3-dev libspdlog-dev
+  openssl libboost-dev nlohmann-json3-dev libspdlog-dev jq
   prometheus-cpp-dev
   prometheus chromium
   tzdata

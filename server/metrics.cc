@@ -135,6 +135,8 @@ const char* rpc_name(Rpc rpc) {
       return "ReconcileCampaign";
     case Rpc::kDraw:
       return "Draw";
+    case Rpc::kClaimBatch:
+      return "ClaimBatch";
     case Rpc::kRevealSeed:
       return "RevealSeed";
     case Rpc::kExportDraws:

@@ -57,6 +57,7 @@ enum class Rpc : std::uint8_t {
   kGetCampaignStats,
   kReconcileCampaign,
   kDraw,
+  kClaimBatch,
   kRevealSeed,
   kExportDraws,
   kCount,

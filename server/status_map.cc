@@ -16,7 +16,7 @@ grpc::Status make(grpc::StatusCode code, std::string message, Outcome reason,
   detail.set_code(static_cast<int>(code));
   detail.set_message(message);
   google::rpc::ErrorInfo info;
-  info.set_reason(outcome_name(reason));
+  info.set_reason(wire_reason(reason));
   info.set_domain(kDomain);
   if (!ctx.campaign_id.empty())
     (*info.mutable_metadata())["campaign_id"] = std::string(ctx.campaign_id);
@@ -40,6 +40,10 @@ std::string with_detail(std::string message, const StatusContext& ctx) {
 }
 
 }  // namespace
+
+const char* wire_reason(Outcome outcome) {
+  return outcome_name(outcome == Outcome::kSkuSoldOut ? Outcome::kSoldOut : outcome);
+}
 
 grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
   using grpc::StatusCode;
