@@ -15,6 +15,7 @@
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "server/grpc_code_names.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd::load {
@@ -23,7 +24,7 @@ namespace {
 namespace v1 = voucher::v1;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kStatusCodes = 17;  // grpc::StatusCode 0..16
+constexpr int kStatusCodes = static_cast<int>(kGrpcCodes);  // grpc::StatusCode 0..16
 // Longest run the timeline keeps seconds for (a bound on its memory).
 constexpr std::size_t kTimelineSecondsMax = 3600;
 
@@ -771,24 +772,7 @@ std::vector<std::pair<std::string, std::string>> read_codes(const std::string& p
 }  // namespace
 
 const char* status_code_name(int code) {
-  static constexpr const char* kNames[kStatusCodes] = {"OK",
-                                                       "CANCELLED",
-                                                       "UNKNOWN",
-                                                       "INVALID_ARGUMENT",
-                                                       "DEADLINE_EXCEEDED",
-                                                       "NOT_FOUND",
-                                                       "ALREADY_EXISTS",
-                                                       "PERMISSION_DENIED",
-                                                       "RESOURCE_EXHAUSTED",
-                                                       "FAILED_PRECONDITION",
-                                                       "ABORTED",
-                                                       "OUT_OF_RANGE",
-                                                       "UNIMPLEMENTED",
-                                                       "INTERNAL",
-                                                       "UNAVAILABLE",
-                                                       "DATA_LOSS",
-                                                       "UNAUTHENTICATED"};
-  return code >= 0 && code < kStatusCodes ? kNames[code] : "UNKNOWN_CODE";
+  return code >= 0 ? grpc_code_name(static_cast<std::size_t>(code)) : "UNKNOWN";
 }
 
 LoadReport run_load(const LoadOptions& o) {
