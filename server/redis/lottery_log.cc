@@ -56,10 +56,11 @@ const Script& draw_script() {
 --   none was minted).
 -- ARGV: voucher key prefix, prize stock in total, draws per day, prizes per
 --   member, weighted (1/0), starts_at (ms), retries remembered per member,
---   the number of SKUs, the SKU ids, [the weights,] then per draw: member,
---   request id, draw number (the replica's guess), local day, time (ms),
---   released, lucky (1/0), pick (53 bits), SKU guessed (index or -1),
---   voucher record, expiry minute.
+--   the number of SKUs, the SKU ids, [the weights,] then per draw: request
+--   id, draw number (the replica's guess), local day, released, lucky (1/0),
+--   pick (53 bits), SKU guessed (index or -1), voucher record, expiry
+--   minute, the draw log line's start ("<len>:<member>\t<n>\t<ms since
+--   starts_at>\t") and the retry entry's start ("<n>\31<time in ms>\31").
 -- Per draw: {0, outcome letter, SKU index or -1, remaining before, draws
 --   today} decided and logged; {1, entry, voucher record or nil, draws
 --   today} a retry; {2, draws today} at the daily limit; {3, next draw
@@ -110,14 +111,17 @@ end
 local function draw(i)
   local dk, mk, vk = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
   local b = a + 11 * (i - 1)
-  local member, rid = ARGV[b], ARGV[b + 1]
-  local guess, day, at = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-  local released, lucky, pick = tonumber(ARGV[b + 5]), ARGV[b + 6] == '1', tonumber(ARGV[b + 7])
-  local sku_guess = tonumber(ARGV[b + 8])
-  local st = redis.call('HMGET', dk, 'n', 'd', 'c', 'w', 'r')
-  local dn, dd = tonumber(st[1] or '0'), tonumber(st[2] or '-1')
-  local dc, dw = tonumber(st[3] or '0'), tonumber(st[4] or '0')
-  local recent = st[5] or ''
+  local rid, guess, day = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  local released, lucky, pick = tonumber(ARGV[b + 3]), ARGV[b + 4] == '1', tonumber(ARGV[b + 5])
+  local sku_guess = tonumber(ARGV[b + 6])
+  -- The member's record: draws, day, draws that day, prizes, then the
+  -- latest draws (each '\30' <len>:<request id> '\31' entry).
+  local dn, dd, dc, dw, recent = 0, -1, 0, 0, ''
+  local v = redis.call('GET', dk)
+  if v then
+    dn, dd, dc, dw, recent = string.match(v, '^(%d+)\31(%-?%d+)\31(%d+)\31(%d+)\31(.*)$')
+    dn, dd, dc, dw = tonumber(dn), tonumber(dd), tonumber(dc), tonumber(dw)
+  end
   -- A day before the member's latest (a replica's clock a little behind)
   -- counts as that day.
   local same_day = day <= dd
@@ -162,9 +166,9 @@ local function draw(i)
     left = left - 1
     won[k] = (won[k] or 0) + 1
     code = string.sub(vk, #prefix + 1)
-    redis.call('SET', vk, ARGV[b + 9])
-    written[code] = ARGV[b + 9]
-    local bucket = ids[k] .. '|' .. ARGV[b + 10]
+    redis.call('SET', vk, ARGV[b + 7])
+    written[code] = ARGV[b + 7]
+    local bucket = ids[k] .. '|' .. ARGV[b + 8]
     per_bucket[bucket] = (per_bucket[bucket] or 0) + 1
     if prizes_max == 1 then
       redis.call('SET', mk, code)
@@ -179,10 +183,9 @@ local function draw(i)
   local c = math.floor((seq - 1) / 65536)
   chunks[c] = chunks[c] or {}
   local t = chunks[c]
-  t[#t + 1] = #member .. ':' .. member .. '\t' .. guess .. '\t' .. (at - base_ms) .. '\t' .. o ..
-              '\t' .. sku .. '\t' .. released .. '\t' .. before .. '\n'
-  recent = recent .. tag .. guess .. '\31' .. at .. '\31' .. o .. '\31' .. sku .. '\31' ..
-           released .. '\31' .. before .. '\31' .. code
+  local decided = o .. '\t' .. sku .. '\t' .. ARGV[b + 3] .. '\t' .. before
+  t[#t + 1] = ARGV[b + 9] .. decided .. '\n'
+  recent = recent .. tag .. ARGV[b + 10] .. string.gsub(decided, '\t', '\31') .. '\31' .. code
   local starts, p = {}, 1
   while true do
     local q = string.find(recent, '\30', p, true)
@@ -193,7 +196,7 @@ local function draw(i)
   if #starts > keep then recent = string.sub(recent, starts[#starts - keep + 1]) end
   today = today + 1
   if day > dd then dd = day end
-  redis.call('HSET', dk, 'n', guess, 'd', dd, 'c', today, 'w', dw, 'r', recent)
+  redis.call('SET', dk, ARGV[b + 1] .. '\31' .. dd .. '\31' .. today .. '\31' .. dw .. '\31' .. recent)
   return {0, o, sku, before, today}
 end
 local out = {}
@@ -240,17 +243,20 @@ Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& d
     keys.push_back(draws_key);
     keys.push_back(campaign_key("vd:", cid, "m:") + std::string(v.member_id));
     keys.push_back(d.minted ? prefix + d.minted->code : draws_key);
-    args.emplace_back(v.member_id);
+    const std::string n = std::to_string(d.draw_number);
     args.emplace_back(v.request_id);
-    args.push_back(std::to_string(d.draw_number));
+    args.push_back(n);
     args.push_back(std::to_string(v.day));
-    args.push_back(std::to_string(v.now_us / 1000));
     args.push_back(std::to_string(v.released));
     args.push_back(is_lucky(rules.win_probability, d.random.win()) ? "1" : "0");
     args.push_back(std::to_string(d.random.pick()));
     args.push_back(d.minted ? std::to_string(d.sku_guess) : "-1");
     args.push_back(d.minted ? encode_voucher(*d.minted) : std::string());
     args.push_back(d.minted ? expiry_bucket(d.minted->expires_at_us) : std::string());
+    // What the script would otherwise format per draw, made here.
+    args.push_back(std::to_string(v.member_id.size()) + ":" + std::string(v.member_id) + "\t" + n +
+                   "\t" + std::to_string(v.now_us / 1000 - spec.starts_at_us / 1000) + "\t");
+    args.push_back(n + "\x1f" + std::to_string(v.now_us / 1000) + "\x1f");
   }
   return Connection::evalsha(draw_script(), keys, args);
 }

@@ -5,8 +5,9 @@
 //   vd:{C}:stock      hash SKU -> prize units left (the register script fills it)
 //   vd:{C}:issued     hash SKU -> prizes won, and _members
 //   vd:{C}:seed       the seed (64 hex digits); SET NX by the first replica
-//   vd:{C}:d:<member> hash: n (draws), d (local day of the latest), c (draws
-//                     that day), w (prizes), r (the latest draws, for retries)
+//   vd:{C}:d:<member> string: draws, local day of the latest, draws that
+//                     day, prizes (\x1f-separated), then the latest draws
+//                     (for retries), each \x1e<len>:<request id>\x1f<entry>
 //   vd:{C}:drawn      draws logged so far; vd:{C}:drawn:<k> holds lines
 //                     k*65536 .. of the draw log, one APPEND per batch.
 // A draw log line: <len>:<member>\t<n>\t<ms since starts_at>\t<outcome
