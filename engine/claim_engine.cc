@@ -43,6 +43,7 @@ void CampaignRuntime::set_seed(const LotterySeed& seed) {
   std::lock_guard lock(seed_mu_);
   if (seed_set_.load(std::memory_order_relaxed)) return;
   seed_ = seed;
+  seed_key_ = hmac_key(seed);
   seed_set_.store(true, std::memory_order_release);
 }
 
@@ -402,10 +403,11 @@ void ClaimEngine::draw(DrawOp& op) {
   if (now < spec.starts_at_us) return fail(Outcome::kNotOpen);
   if (now >= spec.ends_at_us) return fail(Outcome::kClosed);
   // The seed is settled when the claim log first reaches its store.
-  auto seed = c->seed();
-  if (!seed || c->calendar() == nullptr) return fail(Outcome::kLogUnavailable);
+  if (!c->seed_set_.load(std::memory_order_acquire) || c->calendar() == nullptr) {
+    return fail(Outcome::kLogUnavailable);
+  }
   op.campaign_ = c;
-  op.seed_ = *seed;
+  op.seed_key_ = &c->seed_key_;  // written once, before the release store
   // Draw times are kept to the millisecond (the Redis draw log stores them
   // so), and the day and the release are reckoned from that same time.
   const UnixMicros at = now - now % 1000;
@@ -415,7 +417,7 @@ void ClaimEngine::draw(DrawOp& op) {
 }
 
 DrawRandomness DrawOp::randomness(std::int64_t n) {
-  return draw_randomness(seed_, campaign_->spec().id, member_id, n);
+  return draw_randomness(*seed_key_, campaign_->spec().id, member_id, n);
 }
 
 VoucherPtr DrawOp::mint(std::uint32_t sku) {

@@ -197,7 +197,7 @@ class DrawOp : private DrawLogWrite {
 
   ClaimEngine* engine_ = nullptr;
   CampaignRuntime* campaign_ = nullptr;
-  LotterySeed seed_{};
+  const SkuMacKey* seed_key_ = nullptr;  // the campaign's, immutable once set
 };
 
 // A ListMemberVouchers in flight: the caller owns it until
@@ -314,7 +314,8 @@ class CampaignRuntime final : public CampaignStock {
   const LotterySeed proposed_seed_;
   mutable std::mutex seed_mu_;  // guards seed_ while it is set
   LotterySeed seed_{};
-  std::atomic<bool> seed_set_{false};  // release: seed_ is written
+  SkuMacKey seed_key_{};               // hmac_key(seed_), for draws
+  std::atomic<bool> seed_set_{false};  // release: seed_ and seed_key_ are written
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};
 };

@@ -1,7 +1,6 @@
 #include "engine/lottery.h"
 
 #include <absl/container/flat_hash_map.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -85,7 +84,7 @@ const char* outcome_name(DrawOutcome o) {
 std::uint64_t DrawRandomness::win() const { return read_u64(mac.data()) >> 11; }
 std::uint64_t DrawRandomness::pick() const { return read_u64(mac.data() + 8) >> 11; }
 
-DrawRandomness draw_randomness(const LotterySeed& seed, std::string_view campaign_id,
+DrawRandomness draw_randomness(const SkuMacKey& seed_key, std::string_view campaign_id,
                                std::string_view member_id, std::int64_t draw_number) {
   std::string msg(kDrawDomain);
   append_u32(msg, static_cast<std::uint32_t>(campaign_id.size()));
@@ -96,10 +95,14 @@ DrawRandomness draw_randomness(const LotterySeed& seed, std::string_view campaig
   append_u32(msg, static_cast<std::uint32_t>(n >> 32));
   append_u32(msg, static_cast<std::uint32_t>(n));
   DrawRandomness r;
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), seed.data(), static_cast<int>(seed.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), r.mac.data(), &len);
+  r.mac = hmac_sha256(seed_key,
+                      std::span(reinterpret_cast<const std::uint8_t*>(msg.data()), msg.size()));
   return r;
+}
+
+DrawRandomness draw_randomness(const LotterySeed& seed, std::string_view campaign_id,
+                               std::string_view member_id, std::int64_t draw_number) {
+  return draw_randomness(hmac_key(seed), campaign_id, member_id, draw_number);
 }
 
 bool is_lucky(double probability, std::uint64_t win) {
@@ -229,6 +232,7 @@ AuditReport audit_draws(const CampaignSpec& spec, const LotterySeed& seed,
     std::int32_t today = 0;
   };
   absl::flat_hash_map<std::string, Member> members;
+  const SkuMacKey seed_key = hmac_key(seed);
   std::vector<std::int64_t> remaining;
   std::int64_t left = 0;
   for (const SkuSpec& s : spec.skus) {
@@ -266,7 +270,7 @@ AuditReport audit_draws(const CampaignSpec& spec, const LotterySeed& seed,
       problem("says " + std::to_string(e.remaining) + " units remained; replaying the log gives " +
               std::to_string(left));
     }
-    const DrawRandomness r = draw_randomness(seed, spec.id, e.member_id, e.draw_number);
+    const DrawRandomness r = draw_randomness(seed_key, spec.id, e.member_id, e.draw_number);
     const DrawDecision d =
         decide_draw(spec, m.prizes, remaining, is_lucky(spec.lottery.win_probability, r.win()),
                     r.pick(), released);

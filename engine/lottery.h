@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "engine/model.h"
+#include "engine/voucher_code.h"
 
 namespace voucherd {
 
@@ -64,6 +65,10 @@ struct DrawRandomness {
 };
 
 [[nodiscard]] DrawRandomness draw_randomness(const LotterySeed& seed, std::string_view campaign_id,
+                                             std::string_view member_id, std::int64_t draw_number);
+// The same, with the seed's HMAC midstates computed once (hmac_key(seed)).
+[[nodiscard]] DrawRandomness draw_randomness(const SkuMacKey& seed_key,
+                                             std::string_view campaign_id,
                                              std::string_view member_id, std::int64_t draw_number);
 // Whether a 53-bit `win` value is below `probability`.
 [[nodiscard]] bool is_lucky(double probability, std::uint64_t win);

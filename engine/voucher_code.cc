@@ -102,21 +102,8 @@ SkuMacKey CodeSigner::derive_sku_key(std::string_view campaign_id, std::string_v
        reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), k_sku.data(), &k_len);
   assert(k_len == k_sku.size());
 
-  std::array<std::uint8_t, 64> ipad{};
-  std::array<std::uint8_t, 64> opad{};
-  for (std::size_t i = 0; i < 64; ++i) {
-    const std::uint8_t k = i < k_sku.size() ? k_sku[i] : 0;
-    ipad[i] = k ^ 0x36u;
-    opad[i] = k ^ 0x5cu;
-  }
-  SkuMacKey key{};
-  SHA256_Init(&key.inner);
-  SHA256_Update(&key.inner, ipad.data(), ipad.size());
-  SHA256_Init(&key.outer);
-  SHA256_Update(&key.outer, opad.data(), opad.size());
+  SkuMacKey key = hmac_key(k_sku);
   OPENSSL_cleanse(k_sku.data(), k_sku.size());
-  OPENSSL_cleanse(ipad.data(), ipad.size());
-  OPENSSL_cleanse(opad.data(), opad.size());
   return key;
 }
 
@@ -127,14 +114,26 @@ std::uint16_t campaign_tag(std::string_view campaign_id) {
   return static_cast<std::uint16_t>(((digest[0] << 8) | digest[1]) & 0x3ffu);
 }
 
-std::uint64_t compute_mac(const SkuMacKey& key, const CodeFields& f) {
-  std::array<std::uint8_t, 4 + kCodeRandomSymbols> msg{};
-  msg[0] = static_cast<std::uint8_t>(f.campaign_tag >> 8);
-  msg[1] = static_cast<std::uint8_t>(f.campaign_tag);
-  msg[2] = static_cast<std::uint8_t>(f.sku_index >> 8);
-  msg[3] = static_cast<std::uint8_t>(f.sku_index);
-  std::memcpy(msg.data() + 4, f.random.data(), f.random.size());
+SkuMacKey hmac_key(std::span<const std::uint8_t> key_bytes) {
+  assert(key_bytes.size() <= 64);
+  std::array<std::uint8_t, 64> ipad{};
+  std::array<std::uint8_t, 64> opad{};
+  for (std::size_t i = 0; i < 64; ++i) {
+    const std::uint8_t k = i < key_bytes.size() ? key_bytes[i] : 0;
+    ipad[i] = k ^ 0x36u;
+    opad[i] = k ^ 0x5cu;
+  }
+  SkuMacKey key{};
+  SHA256_Init(&key.inner);
+  SHA256_Update(&key.inner, ipad.data(), ipad.size());
+  SHA256_Init(&key.outer);
+  SHA256_Update(&key.outer, opad.data(), opad.size());
+  OPENSSL_cleanse(ipad.data(), ipad.size());
+  OPENSSL_cleanse(opad.data(), opad.size());
+  return key;
+}
 
+std::array<std::uint8_t, 32> hmac_sha256(const SkuMacKey& key, std::span<const std::uint8_t> msg) {
   std::array<std::uint8_t, 32> inner_digest{};
   SHA256_CTX ctx = key.inner;
   SHA256_Update(&ctx, msg.data(), msg.size());
@@ -143,7 +142,18 @@ std::uint64_t compute_mac(const SkuMacKey& key, const CodeFields& f) {
   ctx = key.outer;
   SHA256_Update(&ctx, inner_digest.data(), inner_digest.size());
   SHA256_Final(mac.data(), &ctx);
+  return mac;
+}
 
+std::uint64_t compute_mac(const SkuMacKey& key, const CodeFields& f) {
+  std::array<std::uint8_t, 4 + kCodeRandomSymbols> msg{};
+  msg[0] = static_cast<std::uint8_t>(f.campaign_tag >> 8);
+  msg[1] = static_cast<std::uint8_t>(f.campaign_tag);
+  msg[2] = static_cast<std::uint8_t>(f.sku_index >> 8);
+  msg[3] = static_cast<std::uint8_t>(f.sku_index);
+  std::memcpy(msg.data() + 4, f.random.data(), f.random.size());
+
+  const std::array<std::uint8_t, 32> mac = hmac_sha256(key, msg);
   std::uint64_t v = 0;
   for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | mac[i];
   return v >> (64 - limits::kCodeMacBits);

@@ -78,6 +78,13 @@ class CodeSigner final {
 
 [[nodiscard]] std::uint64_t compute_mac(const SkuMacKey& key, const CodeFields& fields);
 
+// HMAC-SHA256 with the key's midstates computed once (a SkuMacKey holds
+// them): two SHA-256 compressions per short message, no allocation.
+// REQUIRES: key.size() <= 64.
+[[nodiscard]] SkuMacKey hmac_key(std::span<const std::uint8_t> key);
+[[nodiscard]] std::array<std::uint8_t, 32> hmac_sha256(const SkuMacKey& key,
+                                                       std::span<const std::uint8_t> msg);
+
 // Display form with dashes, upper case.
 [[nodiscard]] std::string format_code(const CodeFields& fields);
 
