@@ -3,7 +3,7 @@
 # Redis claim log under appendfsync always and everysec, and with the
 # per-claim-script baseline (one Lua call per claim, a pool of POOL
 # connections, default 32) under always. The same crowd is
-# driven by claim-storm against each. For each Redis run, it also reports
+# driven by voucher-load against each. For each Redis run, it also reports
 # Redis commands and Redis CPU per issued voucher (INFO commandstats / cpu).
 #
 #   bench/compare_stores.sh [members] [concurrency]
@@ -31,9 +31,9 @@ start_voucherd() {  # args...
 }
 stop_voucherd() { kill -TERM "$VPID"; wait "$VPID" || true; }
 storm() {
-  "$BUILD_DIR/bench/claim-storm" --target "127.0.0.1:$(cat "$WORK/port")" --campaign guangdong-2024 \
-    --members "$MEMBERS" --repeat-share 0.3 --concurrency "$CONC" --max-retries 200 --max-seconds 300 \
-    --skip-stats-check || true
+  "$BUILD_DIR/bench/voucher-load" --target "127.0.0.1:$(cat "$WORK/port")" --campaign guangdong-2024 \
+    --members "$MEMBERS" --repeat-share 0.3 --concurrency "$CONC" --max-retries 200 --duration 300 \
+    --skip-stats || true
 }
 redis_stat() { redis-cli -p "$PORT" INFO "$1" | tr -d '\r'; }
 cpu_total() { redis_stat cpu | awk -F: '/^used_cpu_(user|sys):/ {s+=$2} END {printf "%.3f", s}'; }
@@ -42,7 +42,7 @@ calls_total() { redis_stat commandstats | awk -F'[:=,]' '/^cmdstat_/ {s+=$3} END
 
 echo "== memory store"
 start_voucherd --store memory
-storm | grep -E "presses answered|latency|sold out after|client check"
+storm | grep -E "Calls:|% in|Sold out after|Client check"
 stop_voucherd
 
 # run_redis STORE FSYNC [voucherd flags...]: a fresh redis-server, one voucherd, one storm.
@@ -59,7 +59,7 @@ run_redis() {
   CPU0=$(cpu_total)
   MEM0=$(mem_used)
   echo "== $store store, appendfsync $fsync"
-  storm | grep -E "presses answered|latency|sold out after|client check|retried"
+  storm | grep -E "Calls:|% in|Sold out after|Client check|Retried"
   CPU1=$(cpu_total)
   MEM1=$(mem_used)
   CALLS=$(calls_total)

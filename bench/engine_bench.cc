@@ -1,7 +1,9 @@
 // engine_bench — Google Benchmark of the engine's claim path with the
 // in-memory claim log: successful claims (code minting included), rejected
 // presses (sold out; member already holding a pack), single thread and two
-// threads, with heap allocations per claim counted.
+// threads, with heap allocations per claim counted; then the pieces of the
+// path one by one: inventory take (contended and spread), SKU choice, the
+// allowance index, code minting and verification.
 //
 //   build/bench/engine_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -268,6 +270,114 @@ void BM_VerifyCode(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_VerifyCode);
+
+// ---- The pieces of the claim path, one by one ----
+
+// One unit taken from the lock-free inventory and put back (so the stock
+// never runs out). "contended": every thread on one SKU's counter;
+// "spread": each thread on an SKU of its own (a counter on its own cache
+// line), sharing only the has-stock bitmap, which stays read-mostly.
+void inventory_take(benchmark::State& state, bool contended) {
+  static const std::vector<std::int64_t> units(64, 1'000'000);
+  static Inventory* inventory = new Inventory(units);  // shared by the threads, never freed
+  const auto sku = contended ? 0u : static_cast<std::uint32_t>(1 + state.thread_index());
+  std::int64_t taken = 0;
+  for (auto _ : state) {
+    if (inventory->take(sku)) {
+      ++taken;
+      inventory->give_back(sku, 1);
+    }
+  }
+  if (taken != state.iterations()) state.SkipWithError("a take found no unit");
+  state.counters["takes/s"] =
+      benchmark::Counter(static_cast<double>(taken), benchmark::Counter::kIsRate);
+}
+void BM_InventoryTakeContended(benchmark::State& state) { inventory_take(state, true); }
+void BM_InventoryTakeSpread(benchmark::State& state) { inventory_take(state, false); }
+BENCHMARK(BM_InventoryTakeContended)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_InventoryTakeSpread)->Threads(1)->Threads(2)->UseRealTime();
+
+// SKU choice: a claim without an SKU takes from any SKU with stock, starting
+// at a hint, over the Guangdong sample's 307 SKUs of which only every 16th
+// still has stock (late in a sell-out, when the search is longest).
+void BM_SkuChoice(benchmark::State& state) {
+  std::vector<std::int64_t> units(307, 0);
+  for (std::size_t i = 0; i < units.size(); i += 16) units[i] = 1'000'000'000;
+  Inventory inventory(units);
+  std::uint32_t hint = 0;
+  std::int64_t found = 0;
+  for (auto _ : state) {
+    const std::uint32_t sku = inventory.take_any(hint);
+    hint = (hint + 37) % 307;
+    if (sku != Inventory::kNone) {
+      ++found;
+      inventory.give_back(sku, 1);
+    }
+  }
+  if (found != state.iterations()) state.SkipWithError("no SKU with stock was found");
+  state.counters["choices/s"] =
+      benchmark::Counter(static_cast<double>(found), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SkuChoice);
+
+// The allowance index (the sharded member map): inserting new members, and
+// looking up members already in it (the repeat press).
+struct AllowanceEntry {
+  std::int64_t held = 0;
+};
+void BM_AllowanceInsert(benchmark::State& state) {
+  constexpr std::int64_t kMembersPerMap = 1'000'000;  // then a fresh map: stays campaign-sized
+  auto index = std::make_unique<ShardedMap<AllowanceEntry>>();
+  char buf[32];
+  std::int64_t n = 0;
+  std::int64_t fresh = 0;
+  for (auto _ : state) {
+    if (n == kMembersPerMap) {
+      state.PauseTiming();
+      index = std::make_unique<ShardedMap<AllowanceEntry>>();
+      n = 0;
+      state.ResumeTiming();
+    }
+    const std::string_view member = member_name(buf, n++);
+    const std::size_t h = ShardedMap<AllowanceEntry>::hash(member);
+    fresh += index->with_shard(
+        h, [&](auto& map) { return map.try_emplace(std::string(member)).second ? 1 : 0; });
+  }
+  if (fresh != state.iterations()) state.SkipWithError("an insert found its member");
+  state.counters["inserts/s"] =
+      benchmark::Counter(static_cast<double>(fresh), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AllowanceInsert);
+
+void BM_AllowanceLookup(benchmark::State& state) {
+  constexpr std::int64_t kMembers = 59'000;
+  static ShardedMap<AllowanceEntry>* index = [] {
+    auto* m = new ShardedMap<AllowanceEntry>;  // shared by the threads, never freed
+    char buf[32];
+    for (std::int64_t i = 0; i < kMembers; ++i) {
+      const std::string_view member = member_name(buf, i);
+      m->with_shard(ShardedMap<AllowanceEntry>::hash(member),
+                    [&](auto& map) { map.try_emplace(std::string(member)); });
+    }
+    return m;
+  }();
+  char buf[32];
+  std::int64_t n = state.thread_index() * 7919;
+  std::int64_t found = 0;
+  const std::int64_t allocs_before = g_allocations.load();
+  for (auto _ : state) {
+    const std::string_view member = member_name(buf, n++ % kMembers);
+    found += index->with_shard(ShardedMap<AllowanceEntry>::hash(member), [&](auto& map) {
+      return map.find(to_absl(member)) != map.end() ? 1 : 0;
+    });
+  }
+  if (found != state.iterations()) state.SkipWithError("a member was not found");
+  state.counters["lookups/s"] =
+      benchmark::Counter(static_cast<double>(found), benchmark::Counter::kIsRate);
+  state.counters["allocs/lookup"] = static_cast<double>(g_allocations.load() - allocs_before) /
+                                    static_cast<double>(state.iterations() * state.threads());
+}
+BENCHMARK(BM_AllowanceLookup)->Threads(1)->Threads(2)->UseRealTime();
 
 }  // namespace
 

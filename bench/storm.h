@@ -1,13 +1,14 @@
 // storm.h — a crowd of members pressing "claim" at once, over gRPC.
 //
-// Drives VoucherService.Claim with `concurrency` calls in flight from one
-// completion-queue thread: every distinct member presses once, and a share of
-// them press again (the impatient ones). Records every answer and checks on
-// the client side that no member got two different codes and no code went to
-// two members. Bounded by press count and by wall time.
+// Drives VoucherService.Claim with `concurrency` calls in flight: every
+// distinct member presses once, and a share of them press again (the
+// impatient ones). Records every answer and checks on the client side that no
+// member got two different codes and no code went to two members. Bounded by
+// press count and by wall time.
 //
-// Used by the claim-storm tool (the README's main command) and by the
-// end-to-end tests.
+// A small face of voucher-load's engine (bench/load/load.h) for the
+// end-to-end tests: the same crowd, loops and checks, with the answers the
+// tests look at.
 #pragma once
 
 #include <chrono>
@@ -26,6 +27,7 @@ struct StormOptions {
   std::int64_t member_first = 0;  // members are member_first .. member_first + members - 1
   double repeat_share = 0.5;      // extra presses, as a share of members
   int concurrency = 64;           // calls in flight
+  int threads = 1;                // client threads (one connection each)
   double max_seconds = 120;       // stop sending after this long
   std::uint64_t seed = 1;
   std::string member_prefix = "member-";

@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "engine/limits.h"
+#include "engine/lottery.h"
 
 namespace voucherd {
 namespace {
@@ -34,6 +35,74 @@ std::expected<void, InvalidField> check_name(std::string_view value, std::string
 bool kind_is_known(SkuKind k) {
   return k == SkuKind::kHotel || k == SkuKind::kHomestay || k == SkuKind::kHotSpring ||
          k == SkuKind::kScenic;
+}
+
+// The lottery rules of a LOTTERY campaign; a FIRST_COME one has none.
+std::expected<void, InvalidField> check_lottery(const CampaignSpec& spec) {
+  const LotterySpec& l = spec.lottery;
+  auto bad = [](std::string field, std::string message) {
+    return std::unexpected(InvalidField{"campaign.lottery." + field, std::move(message)});
+  };
+  if (spec.mode != CampaignMode::kLottery) {
+    if (l != LotterySpec{}) {
+      return std::unexpected(InvalidField{
+          "campaign.lottery", "campaign.lottery is for LOTTERY campaigns; this one is FIRST_COME"});
+    }
+    return {};
+  }
+  if (!(l.win_probability > 0 && l.win_probability <= 1)) {
+    return bad("win_probability",
+               "campaign.lottery.win_probability must be above 0 and at most "
+               "1; got " +
+                   std::to_string(l.win_probability));
+  }
+  if (l.draws_per_day < 0 || l.draws_per_day > limits::kDrawsPerDayMax) {
+    return bad("draws_per_day", "campaign.lottery.draws_per_day must be between 1 and " +
+                                    std::to_string(limits::kDrawsPerDayMax) + " (0: the default, " +
+                                    std::to_string(kDefaultDrawsPerDay) + "); got " +
+                                    std::to_string(l.draws_per_day));
+  }
+  if (l.prizes_per_member < 0 || l.prizes_per_member > limits::kPerMemberLimitMax) {
+    return bad("prizes_per_member", "campaign.lottery.prizes_per_member must be between 1 and " +
+                                        std::to_string(limits::kPerMemberLimitMax) +
+                                        " (0: the default, 1); got " +
+                                        std::to_string(l.prizes_per_member));
+  }
+  const std::int32_t prizes = l.prizes_per_member == 0 ? 1 : l.prizes_per_member;
+  if (spec.per_member_limit != 0 && spec.per_member_limit != prizes) {
+    return std::unexpected(InvalidField{
+        "campaign.per_member_limit",
+        "a LOTTERY campaign's allowance is campaign.lottery.prizes_per_member (" +
+            std::to_string(prizes) + "); leave campaign.per_member_limit unset or equal to it"});
+  }
+  if (auto calendar = LotteryCalendar::load(l.time_zone); !calendar) {
+    return bad("time_zone", "campaign.lottery.time_zone: " + calendar.error());
+  }
+  if (l.sku_choice != SkuChoice::kWeighted) {
+    if (!l.sku_weights.empty()) {
+      return bad("sku_weights", "campaign.lottery.sku_weights needs sku_choice WEIGHTED");
+    }
+    return {};
+  }
+  if (l.sku_weights.size() != spec.skus.size()) {
+    return bad("sku_weights", "campaign.lottery.sku_weights must give every SKU a weight");
+  }
+  bool any = false;
+  for (std::size_t i = 0; i < l.sku_weights.size(); ++i) {
+    const std::int64_t w = l.sku_weights[i];
+    if (w < 0 || w > limits::kSkuWeightMax) {
+      return bad("sku_weights", "campaign.lottery.sku_weights: SKU \"" + spec.skus[i].id +
+                                    "\" weight must be between 0 and " +
+                                    std::to_string(limits::kSkuWeightMax) + "; got " +
+                                    std::to_string(w));
+    }
+    any = any || (w > 0 && spec.skus[i].stock > 0);
+  }
+  if (!any) {
+    return bad("sku_weights",
+               "campaign.lottery.sku_weights: no SKU with stock has a weight above 0");
+  }
+  return {};
 }
 
 }  // namespace
@@ -140,6 +209,16 @@ std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
     }
   }
 
+  if (auto r = check_lottery(spec); !r) return r;
+
+  if (spec.mode == CampaignMode::kLottery) {
+    LotterySpec& l = spec.lottery;
+    if (l.draws_per_day == 0) l.draws_per_day = kDefaultDrawsPerDay;
+    if (l.prizes_per_member == 0) l.prizes_per_member = 1;
+    if (l.time_zone.empty()) l.time_zone = kDefaultTimeZone;
+    // A member's allowance in a lottery is their prizes.
+    spec.per_member_limit = l.prizes_per_member;
+  }
   if (spec.per_member_limit == 0) spec.per_member_limit = 1;
   if (spec.voucher_valid_days == 0) spec.voucher_valid_days = limits::kVoucherValidDaysDefault;
   return {};

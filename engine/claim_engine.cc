@@ -20,17 +20,40 @@ std::size_t slot_hash(std::string_view id) { return ShardedMap<int>::hash(id); }
 
 // ---------------------------------------------------------------- CampaignRuntime
 
-CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer)
+CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer,
+                                 const LotterySeed& proposed_seed)
     : spec_(std::move(spec)),
       tag_(campaign_tag(spec_.id)),
       inventory_(std::vector<std::int64_t>(spec_.skus.size(), 0)),  // filled by the claim log
-      sku_counters_(std::make_unique<SkuCounters[]>(spec_.skus.size())) {
+      sku_counters_(std::make_unique<SkuCounters[]>(spec_.skus.size())),
+      proposed_seed_(proposed_seed) {
   mac_keys_.reserve(spec_.skus.size());
   for (std::size_t i = 0; i < spec_.skus.size(); ++i) {
     const SkuSpec& sku = spec_.skus[i];
     sku_by_id_.emplace(sku.id, static_cast<std::uint32_t>(i));
     mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id));
   }
+  if (spec_.mode == CampaignMode::kLottery) {
+    // Validation loaded the zone already; it cannot fail here.
+    if (auto calendar = LotteryCalendar::load(spec_.lottery.time_zone)) calendar_ = *calendar;
+  }
+}
+
+void CampaignRuntime::set_seed(const LotterySeed& seed) {
+  std::lock_guard lock(seed_mu_);
+  if (seed_set_.load(std::memory_order_relaxed)) return;
+  seed_ = seed;
+  seed_set_.store(true, std::memory_order_release);
+}
+
+std::optional<LotterySeed> CampaignRuntime::seed() const {
+  if (!seed_set_.load(std::memory_order_acquire)) return std::nullopt;
+  return seed_;  // written once, before the release store
+}
+
+std::string CampaignRuntime::seed_commitment() const {
+  auto s = seed();
+  return s ? voucherd::seed_commitment(*s) : std::string();
 }
 
 void CampaignRuntime::add_units(std::uint32_t sku, std::int64_t units) {
@@ -109,7 +132,9 @@ std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
                     {"campaign", "this voucherd holds " + std::to_string(limits::kCampaignsMax) +
                                      " campaigns, its limit"}});
   }
-  auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_);
+  LotterySeed proposed{};
+  if (spec.mode == CampaignMode::kLottery) random_.fill(proposed);
+  auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_, proposed);
   CampaignRuntime* c = runtime.get();
   if (auto opened = log_.open_campaign(c->spec(), *c, stored); !opened) {
     return std::unexpected(CreateError{Outcome::kCampaignExists, {"campaign", opened.error()}});
@@ -257,12 +282,13 @@ void ClaimEngine::claim(ClaimOp& op) {
     return finish(op, ClaimResult{why, nullptr, nullptr}, /*drop_pending=*/true, nullptr);
   }
   op.sku_ = taken;
-  op.voucher = mint_voucher(op, *c, taken, now);
+  op.voucher = mint_voucher(*c, taken, op.member_id, op.request_id, now);
   op.per_member_limit = limit;
   log_.append_claim(op);  // completes through ClaimOp::on_logged
 }
 
-VoucherPtr ClaimEngine::mint_voucher(const ClaimOp& op, const CampaignRuntime& c, std::uint32_t sku,
+VoucherPtr ClaimEngine::mint_voucher(const CampaignRuntime& c, std::uint32_t sku,
+                                     std::string_view member_id, std::string_view request_id,
                                      UnixMicros now_us) {
   const SkuSpec& s = c.spec().skus[sku];
   CodeFields f;
@@ -277,8 +303,8 @@ VoucherPtr ClaimEngine::mint_voucher(const ClaimOp& op, const CampaignRuntime& c
   v->campaign_id = c.spec().id;
   v->sku_id = s.id;
   v->site_id = s.site_id;
-  v->member_id = op.member_id;
-  v->request_id = op.request_id;
+  v->member_id = member_id;
+  v->request_id = request_id;
   v->sku_kind = s.kind;
   v->face_value_cents = s.face_value_cents;
   v->issued_at_us = now_us;
@@ -355,6 +381,107 @@ void ClaimEngine::finish(ClaimOp& op, const ClaimResult& result, bool drop_pendi
   }
 }
 
+// ---------------------------------------------------------------- draws
+
+void ClaimEngine::draw(DrawOp& op) {
+  op.engine_ = this;
+  auto fail = [&op](Outcome o, const char* field = nullptr) {
+    DrawOpResult r;
+    r.outcome = o;
+    r.field = field;
+    op.on_draw_done(r);
+  };
+  if (!id_is_valid(op.campaign_id)) return fail(Outcome::kInvalidArgument, "campaign_id");
+  if (!id_is_valid(op.member_id)) return fail(Outcome::kInvalidArgument, "member_id");
+  if (!id_is_valid(op.request_id)) return fail(Outcome::kInvalidArgument, "request_id");
+  CampaignRuntime* c = find_mutable(op.campaign_id);
+  if (c == nullptr) return fail(Outcome::kCampaignNotFound);
+  const CampaignSpec& spec = c->spec();
+  if (spec.mode != CampaignMode::kLottery) return fail(Outcome::kWrongMode);
+  const UnixMicros now = clock_.now_us();
+  if (now < spec.starts_at_us) return fail(Outcome::kNotOpen);
+  if (now >= spec.ends_at_us) return fail(Outcome::kClosed);
+  // The seed is settled when the claim log first reaches its store.
+  auto seed = c->seed();
+  if (!seed || c->calendar() == nullptr) return fail(Outcome::kLogUnavailable);
+  op.campaign_ = c;
+  op.seed_ = *seed;
+  // Draw times are kept to the millisecond (the Redis draw log stores them
+  // so), and the day and the release are reckoned from that same time.
+  const UnixMicros at = now - now % 1000;
+  op.draw = DrawRequestView{
+      &spec, op.member_id, op.request_id, at, c->calendar()->day_of(at), released_units(spec, at)};
+  log_.append_draw(op);  // completes through DrawOp::on_draw_logged
+}
+
+DrawRandomness DrawOp::randomness(std::int64_t n) {
+  return draw_randomness(seed_, campaign_->spec().id, member_id, n);
+}
+
+VoucherPtr DrawOp::mint(std::uint32_t sku) {
+  return engine_->mint_voucher(*campaign_, sku, member_id, request_id, draw.now_us);
+}
+
+void DrawOp::on_draw_logged(DrawLogStatus status, const DrawEntry& entry, VoucherPtr voucher,
+                            std::int32_t draws_today) {
+  CampaignRuntime& c = *campaign_;
+  const LotterySpec& rules = c.spec().lottery;
+  DrawOpResult r;
+  switch (status) {
+    case DrawLogStatus::kDrawn:
+    case DrawLogStatus::kRepeat: {
+      r.outcome = Outcome::kOk;
+      r.repeat = status == DrawLogStatus::kRepeat;
+      r.entry = entry;
+      r.voucher = std::move(voucher);
+      r.draws_left_today = std::max(0, rules.draws_per_day - draws_today);
+      const DrawRandomness random = randomness(entry.draw_number);
+      r.proof = "draw " + std::to_string(entry.draw_number) + ", HMAC-SHA256 " + to_hex(random.mac);
+      if (status == DrawLogStatus::kDrawn && r.voucher) {
+        // Relaxed: a statistic, read for stats only.
+        c.sku_counters_[entry.sku].issued.fetch_add(1, std::memory_order_relaxed);
+        engine_->remember_held(c, r.voucher);
+      }
+      break;
+    }
+    case DrawLogStatus::kDailyLimit:
+      r.outcome = Outcome::kDrawLimitReached;
+      r.resets_at_us = c.calendar()->day_start(draw.day + 1);
+      r.resets_at = c.calendar()->format(r.resets_at_us);
+      break;
+    case DrawLogStatus::kOverloaded:
+      r.outcome = Outcome::kOverloaded;
+      break;
+    case DrawLogStatus::kUnavailable:
+      r.outcome = Outcome::kLogUnavailable;
+      break;
+  }
+  on_draw_done(r);  // `this` may be gone after this line
+}
+
+void ClaimEngine::remember_held(CampaignRuntime& c, const VoucherPtr& v) {
+  const std::size_t hash = ShardedMap<int>::hash(v->member_id);
+  bool first = false;
+  c.members_index_.with_shard(hash, [&](auto& map) {
+    auto it = map.find(to_absl(v->member_id), hash);
+    if (it == map.end()) it = map.try_emplace(v->member_id).first;
+    CampaignRuntime::MemberEntry& e = it->second;
+    first = e.held.empty();
+    e.held.push_back(v);
+  });
+  if (first) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic
+}
+
+std::expected<LotterySeed, Outcome> ClaimEngine::reveal_seed(std::string_view campaign_id) const {
+  const CampaignRuntime* c = find_campaign(campaign_id);
+  if (c == nullptr) return std::unexpected(Outcome::kCampaignNotFound);
+  if (c->spec().mode != CampaignMode::kLottery) return std::unexpected(Outcome::kWrongMode);
+  if (clock_.now_us() < c->spec().ends_at_us) return std::unexpected(Outcome::kCampaignNotOver);
+  auto seed = c->seed();
+  if (!seed) return std::unexpected(Outcome::kLogUnavailable);
+  return *seed;
+}
+
 // ---------------------------------------------------------------- look-ups
 
 std::expected<ClaimEngine::CodeMatch, Outcome> ClaimEngine::match_code(
@@ -413,18 +540,24 @@ void ClaimEngine::cancel(CancelOp& op) {
   op.sku_ = match->sku;
   op.canonical_ = std::move(match->canonical);
   const CampaignSpec& spec = op.campaign_->spec();
+  // A LOTTERY prize is forfeited: its unit stays out of the prize pool and
+  // the win still counts against the member's prizes.
+  const bool lottery = spec.mode == CampaignMode::kLottery;
   log_.cancel(spec.id, op.canonical_,
-              CancelRequestView{op.sku_, clock_.now_us(), spec.cancel_keeps_allowance,
-                                spec.per_member_limit},
+              CancelRequestView{op.sku_, clock_.now_us(), spec.cancel_keeps_allowance || lottery,
+                                spec.per_member_limit, !lottery},
               op);
 }
 
 void CancelOp::on_cancel_logged(CancelStatus status, VoucherPtr voucher) {
   switch (status) {
     case CancelStatus::kCancelled:
-      // Relaxed: a statistic, read for stats only.
-      campaign_->sku_counters_[sku_].issued.fetch_sub(1, std::memory_order_relaxed);
-      if (!campaign_->spec().cancel_keeps_allowance) engine_->forget_held(*voucher);
+      // A forfeited LOTTERY prize stays counted: its unit does not come back.
+      if (campaign_->spec().mode == CampaignMode::kFirstCome) {
+        // Relaxed: a statistic, read for stats only.
+        campaign_->sku_counters_[sku_].issued.fetch_sub(1, std::memory_order_relaxed);
+        if (!campaign_->spec().cancel_keeps_allowance) engine_->forget_held(*voucher);
+      }
       return on_cancel_done(Outcome::kOk, std::move(voucher));
     case CancelStatus::kAlreadyCancelled:
       return on_cancel_done(Outcome::kOk, std::move(voucher));
@@ -659,6 +792,10 @@ const char* outcome_name(Outcome o) {
       return "ALREADY_REDEEMED";
     case Outcome::kRedeemThrottled:
       return "REDEEM_THROTTLED";
+    case Outcome::kDrawLimitReached:
+      return "DAILY_DRAW_LIMIT";
+    case Outcome::kCampaignNotOver:
+      return "CAMPAIGN_NOT_OVER";
     case Outcome::kInternal:
       return "INTERNAL";
   }

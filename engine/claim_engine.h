@@ -34,6 +34,7 @@
 #include <expected>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,6 +45,7 @@
 #include "engine/clock.h"
 #include "engine/inventory.h"
 #include "engine/limits.h"
+#include "engine/lottery.h"
 #include "engine/model.h"
 #include "engine/outcome.h"
 #include "engine/random.h"
@@ -156,6 +158,48 @@ class CancelOp : private VoucherCancellation {
   std::string canonical_;
 };
 
+// What a Draw came to.
+struct DrawOpResult {
+  // kOk, or kInvalidArgument (`field`), kCampaignNotFound, kWrongMode,
+  // kNotOpen, kClosed, kDrawLimitReached, kOverloaded, kLogUnavailable.
+  Outcome outcome = Outcome::kInternal;
+  const char* field = nullptr;
+  bool repeat = false;  // this request_id drew before: the same draw again
+  DrawEntry entry;      // kOk
+  VoucherPtr voucher;   // kOk, for a win
+  std::int32_t draws_left_today = 0;
+  // kOk: "draw <n>, HMAC-SHA256 <hex>": the draw's randomness, which anyone
+  // can recompute once the seed is revealed.
+  std::string proof;
+  UnixMicros resets_at_us = 0;  // kDrawLimitReached: when the member's next day begins
+  std::string resets_at;        // the same in RFC 3339, in the campaign's time zone
+};
+
+// A Draw in flight (LOTTERY campaigns); same ownership rules as ClaimOp.
+class DrawOp : private DrawLogWrite {
+ public:
+  std::string_view campaign_id;
+  std::string_view member_id;
+  std::string_view request_id;  // required: a retry with the same one gets the same draw
+
+  // Called exactly once per draw(), from any thread, possibly inside draw().
+  virtual void on_draw_done(const DrawOpResult& result) = 0;
+
+ protected:
+  virtual ~DrawOp() = default;
+
+ private:
+  friend class ClaimEngine;
+  DrawRandomness randomness(std::int64_t n) override;
+  VoucherPtr mint(std::uint32_t sku) override;
+  void on_draw_logged(DrawLogStatus status, const DrawEntry& entry, VoucherPtr voucher,
+                      std::int32_t draws_today) override;
+
+  ClaimEngine* engine_ = nullptr;
+  CampaignRuntime* campaign_ = nullptr;
+  LotterySeed seed_{};
+};
+
 // A ListMemberVouchers in flight: the caller owns it until
 // on_member_vouchers_done() runs, and the views must stay valid until then.
 class MemberVouchersOp {
@@ -202,7 +246,8 @@ struct CreateError {
 // atomics and the sharded allowance index.
 class CampaignRuntime final : public CampaignStock {
  public:
-  CampaignRuntime(CampaignSpec spec, const CodeSigner& signer);
+  // `proposed_seed`: fresh random bytes (LOTTERY campaigns; see set_seed).
+  CampaignRuntime(CampaignSpec spec, const CodeSigner& signer, const LotterySeed& proposed_seed);
 
   // CampaignStock: how the claim log fills this campaign's local counters.
   void add_units(std::uint32_t sku, std::int64_t units) override;
@@ -213,6 +258,17 @@ class CampaignRuntime final : public CampaignStock {
   // the flags carry no data, only "there was demand".
   void note_missed(std::uint32_t sku);
   [[nodiscard]] bool take_missed(std::vector<std::uint32_t>& named_skus) override;
+  [[nodiscard]] const LotterySeed& proposed_seed() const override { return proposed_seed_; }
+  // The first seed set stays (every replica's log hands over the same one).
+  void set_seed(const LotterySeed& seed) override;
+
+  // LOTTERY campaigns: the seed, once the claim log has settled it.
+  [[nodiscard]] std::optional<LotterySeed> seed() const;
+  // Lower-case hex SHA-256 of the seed; empty until it is settled.
+  [[nodiscard]] std::string seed_commitment() const;
+  [[nodiscard]] const LotteryCalendar* calendar() const {
+    return calendar_ ? &*calendar_ : nullptr;
+  }
 
   [[nodiscard]] const CampaignSpec& spec() const { return spec_; }
   [[nodiscard]] std::uint16_t tag() const { return tag_; }
@@ -225,6 +281,7 @@ class CampaignRuntime final : public CampaignStock {
   friend class VoucherLookupOp;
   friend class RedeemOp;
   friend class CancelOp;
+  friend class DrawOp;
 
   // Inline room for one of each: with the usual limit of one pack a member
   // entry costs no allocation beyond its map slot.
@@ -252,6 +309,12 @@ class CampaignRuntime final : public CampaignStock {
   std::atomic<bool> missed_{false};
   std::array<std::atomic<std::uint64_t>, limits::kSkusPerCampaignMax / 64> missed_skus_{};
   ShardedMap<MemberEntry> members_index_;
+  // LOTTERY campaigns.
+  std::optional<LotteryCalendar> calendar_;
+  const LotterySeed proposed_seed_;
+  mutable std::mutex seed_mu_;  // guards seed_ while it is set
+  LotterySeed seed_{};
+  std::atomic<bool> seed_set_{false};  // release: seed_ is written
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};
 };
@@ -281,6 +344,16 @@ class ClaimEngine final {
   void redeem(RedeemOp& op);
   void cancel(CancelOp& op);
   void list_member_vouchers(MemberVouchersOp& op);
+  void draw(DrawOp& op);
+  // A LOTTERY campaign's seed, once its window has ended (kCampaignNotFound,
+  // kWrongMode, kCampaignNotOver, kLogUnavailable when not settled).
+  [[nodiscard]] std::expected<LotterySeed, Outcome> reveal_seed(std::string_view campaign_id) const;
+  // Every draw of a LOTTERY campaign in decision order (blocking: admin
+  // threads only). The error is a message (kWrongMode is the caller's to check).
+  [[nodiscard]] std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) {
+    return log_.draw_entries(spec);
+  }
   // Every REDEEMED voucher of a campaign (blocking: admin threads only).
   [[nodiscard]] std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
       std::string_view campaign_id) {
@@ -303,6 +376,7 @@ class ClaimEngine final {
   friend class VoucherLookupOp;
   friend class RedeemOp;
   friend class CancelOp;
+  friend class DrawOp;
 
   CampaignRuntime* find_mutable(std::string_view id) const;
   // The campaign and SKU whose MAC a code carries, and its canonical form;
@@ -318,8 +392,10 @@ class ClaimEngine final {
   void forget_held(const VoucherRecord& v);
   void finish(ClaimOp& op, const ClaimResult& result, bool drop_pending, const VoucherPtr& held);
   void complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held);
-  VoucherPtr mint_voucher(const ClaimOp& op, const CampaignRuntime& c, std::uint32_t sku,
-                          UnixMicros now_us);
+  VoucherPtr mint_voucher(const CampaignRuntime& c, std::uint32_t sku, std::string_view member_id,
+                          std::string_view request_id, UnixMicros now_us);
+  // A voucher a draw won: into the member's entry of the allowance index.
+  void remember_held(CampaignRuntime& c, const VoucherPtr& v);
 
   ClaimLog& log_;
   const Clock& clock_;

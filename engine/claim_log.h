@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/lottery.h"
 #include "engine/model.h"
 
 namespace voucherd {
@@ -75,6 +76,10 @@ struct CancelRequestView {
   UnixMicros now_us = 0;
   bool keep_allowance = false;  // the campaign's cancel_keeps_allowance
   std::int32_t per_member_limit = 1;
+  // Whether the unit goes back to the SKU's stock. A LOTTERY prize does not:
+  // it was won by a draw the log records, and the pool the draws replay
+  // (audit) must not grow afterwards; the cancelled prize is forfeited.
+  bool return_unit = true;
 };
 
 class VoucherCancellation {
@@ -144,6 +149,11 @@ class CampaignStock {
   virtual std::int64_t take_units(std::uint32_t sku, std::int64_t max) = 0;
   // Units here now (a moment's view).
   [[nodiscard]] virtual std::int64_t available(std::uint32_t sku) const = 0;
+  // LOTTERY campaigns: a fresh random seed this process proposes, and the
+  // campaign's seed once the log knows it (the first seed a store recorded
+  // for the campaign wins, so every replica draws with the same one).
+  [[nodiscard]] virtual const LotterySeed& proposed_seed() const = 0;
+  virtual void set_seed(const LotterySeed& seed) = 0;
   // Whether units beyond those here may still arrive for `sku`.
   virtual void set_final(std::uint32_t sku, bool final) = 0;
   // The demand signal a leasing log refills on, since the last call (which
@@ -151,6 +161,51 @@ class CampaignStock {
   // (answered STOCK_REFILLING or SOLD_OUT), and appends to `named_skus` the
   // SKUs that claims naming one found empty.
   [[nodiscard]] virtual bool take_missed(std::vector<std::uint32_t>& named_skus) = 0;
+};
+
+// What the claim log did with a draw of a LOTTERY campaign.
+enum class DrawLogStatus : std::uint8_t {
+  kDrawn,        // decided and recorded: see the entry (and the voucher of a win)
+  kRepeat,       // this request_id drew before: its entry and voucher again
+  kDailyLimit,   // the member has used every draw of the day; nothing recorded
+  kOverloaded,   // the write queue is full; nothing recorded
+  kUnavailable,  // the store did not answer; the draw may or may not be recorded
+                 // (a retry with the same request_id tells)
+};
+
+// A draw asked of the claim log. The views stay valid until the completion runs.
+struct DrawRequestView {
+  const CampaignSpec* spec = nullptr;  // a LOTTERY campaign
+  std::string_view member_id;
+  std::string_view request_id;
+  UnixMicros now_us = 0;
+  std::int64_t day = 0;       // the local day of now_us (LotteryCalendar::day_of)
+  std::int64_t released = 0;  // released_units(*spec, now_us)
+};
+
+// One draw to decide and record, in one atomic step per draw: the
+// request_id seen before -> kRepeat; the member's draws of `day` used up ->
+// kDailyLimit; else the member's next draw number n, its randomness, and
+// decide_draw() (engine/lottery.h) against the store's prize stock and the
+// member's prizes; a win records its voucher (minted for the chosen SKU)
+// like a claim, and counts against the member's allowance. Every decided draw
+// is appended to the campaign's draw log (draw_entries()).
+class DrawLogWrite {
+ public:
+  DrawRequestView draw;
+
+  // The randomness of the member's draw number `n` (the engine holds the seed).
+  [[nodiscard]] virtual DrawRandomness randomness(std::int64_t n) = 0;
+  // A new voucher of SKU `sku` for this draw, issued at draw.now_us.
+  [[nodiscard]] virtual VoucherPtr mint(std::uint32_t sku) = 0;
+  // Called exactly once, from any thread, possibly before append_draw()
+  // returns. kDrawn, kRepeat: `entry` (and `voucher` for a win);
+  // `draws_today` counts the member's draws of draw.day (this one included).
+  virtual void on_draw_logged(DrawLogStatus status, const DrawEntry& entry, VoucherPtr voucher,
+                              std::int32_t draws_today) = 0;
+
+ protected:
+  virtual ~DrawLogWrite() = default;
 };
 
 // What open_campaign does when the store already holds a different
@@ -207,6 +262,13 @@ class ClaimLog {
   // minute it expires in has passed (the Redis log counts by minute).
   [[nodiscard]] virtual std::expected<std::vector<std::int64_t>, std::string> expired_counts(
       const CampaignSpec& spec, UnixMicros now_us) = 0;
+
+  // LOTTERY campaigns: decides and records one draw (see DrawLogWrite).
+  virtual void append_draw(DrawLogWrite& write) = 0;
+  // Every draw of a LOTTERY campaign, in the order they were decided.
+  // Blocking: admin threads only.
+  [[nodiscard]] virtual std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) = 0;
 };
 
 }  // namespace voucherd

@@ -37,6 +37,11 @@ inline constexpr std::int64_t kFaceValueCentsMax = 1'000'000'000;
 // Vouchers one member may hold per campaign. Each held voucher costs memory
 // in the member's allowance entry; a giveaway is one to a few packs.
 inline constexpr std::int32_t kPerMemberLimitMax = 100;
+// LOTTERY campaigns: draws per member per day, and a SKU's weight.
+inline constexpr std::int32_t kDrawsPerDayMax = 1000;
+inline constexpr std::int64_t kSkuWeightMax = 1'000'000;
+// Members whose latest draw number a Redis writer remembers (for its guesses).
+inline constexpr std::size_t kLotteryViewMembersMax = 1'000'000;
 // Presses of one member that may wait on that member's claim in flight; more
 // are answered RESOURCE_EXHAUSTED (one person cannot press faster than this
 // matters, a misbehaving client can).
@@ -64,6 +69,10 @@ inline constexpr std::size_t kCodeTextBytesMax = 64;
 // RESOURCE_EXHAUSTED: at ~100k claims/s it is over half a second of backlog,
 // past which a caller is better off retrying than waiting.
 inline constexpr std::size_t kClaimLogQueueMax = 65'536;
+// Claims in one ClaimBatch call: an aggregating backend's batch of presses.
+// 1,000 claims are ~130 KiB of request and ~300 KiB of answer, far inside the
+// 4 MiB message bound, and one batch can never fill the claim-log queue.
+inline constexpr std::size_t kClaimBatchClaimsMax = 1'000;
 // Claims sent to the store in one script call: big enough that a storm
 // shares round trips and fsyncs, small enough to keep Redis responsive
 // (one call runs a few milliseconds at most).
@@ -81,6 +90,8 @@ inline constexpr std::size_t kSecretBytesMin = 32;
 inline constexpr std::size_t kSecretBytesMax = 1024;
 
 static_assert(kClaimLogBatchMax <= kClaimLogQueueMax, "a batch comes out of the queue");
+static_assert(kClaimBatchClaimsMax * 16 <= kClaimLogQueueMax,
+              "many ClaimBatch calls in flight fit in the claim-log queue");
 static_assert(kLeaseUnitsMax >= kLeaseLowWaterDivisor, "a lease refills before it is empty");
 static_assert(kCodePayloadBits % 5 == 0, "code payload must fill whole base32 characters");
 static_assert(kCodeRandomBits >= 80, "the brief asks for at least 80 secret bits per code");

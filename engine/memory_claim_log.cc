@@ -42,24 +42,110 @@ std::expected<void, std::string> MemoryClaimLog::open_campaign(const CampaignSpe
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
     stock.set_final(sku, true);
   }
+  if (spec.mode == CampaignMode::kLottery) {
+    // One process: its own seed is the campaign's.
+    stock.set_seed(stock.proposed_seed());
+    auto book = std::make_unique<LotteryBook>();
+    for (const SkuSpec& s : spec.skus) book->remaining.push_back(s.stock);
+    book->left = spec.stock_total();
+    std::lock_guard lock(stocks_mu_);
+    lotteries_.try_emplace(spec.id, std::move(book));
+  }
   return {};
 }
 
-void MemoryClaimLog::append_claim(ClaimLogWrite& write) {
-  const VoucherRecord& v = *write.voucher;
+void MemoryClaimLog::record(const VoucherPtr& voucher) {
+  const VoucherRecord& v = *voucher;
   {
     CodeShard& shard = codes_[shard_of(v.code, kShards)];
     std::lock_guard lock(shard.mu);
     const auto key = key_of(v.code);
     // The engine mints every code in canonical form, well within the bound.
     if (!key) std::abort();
-    const bool inserted = shard.by_code.emplace(*key, write.voucher).second;
+    const bool inserted = shard.by_code.emplace(*key, voucher).second;
     // 80 random bits per code: a collision means the random source is broken.
     assert(inserted);
     (void)inserted;
   }
   voucher_count_.fetch_add(1, std::memory_order_relaxed);  // a statistic only
+}
+
+void MemoryClaimLog::append_claim(ClaimLogWrite& write) {
+  record(write.voucher);
   write.on_logged(LogStatus::kWritten, nullptr);
+}
+
+MemoryClaimLog::LotteryBook* MemoryClaimLog::book_of(std::string_view campaign_id) {
+  std::lock_guard lock(stocks_mu_);
+  auto it = lotteries_.find(to_absl(campaign_id));
+  return it == lotteries_.end() ? nullptr : it->second.get();
+}
+
+void MemoryClaimLog::append_draw(DrawLogWrite& write) {
+  const DrawRequestView& d = write.draw;
+  LotteryBook* book = book_of(d.spec->id);
+  if (book == nullptr) {  // not a lottery this log opened: cannot happen through the engine
+    write.on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+    return;
+  }
+  const LotterySpec& rules = d.spec->lottery;
+  DrawLogStatus status = DrawLogStatus::kDrawn;
+  DrawEntry entry;
+  VoucherPtr voucher;
+  std::int32_t today = 0;
+  {
+    std::lock_guard lock(book->mu);
+    LotteryBook::Member& m = book->members[std::string(d.member_id)];
+    // A day earlier than the member's latest (another replica's clock a
+    // little behind) counts as that day.
+    const bool same_day = d.day <= m.day;
+    if (auto it = m.by_request.find(to_absl(d.request_id)); it != m.by_request.end()) {
+      status = DrawLogStatus::kRepeat;
+      entry = book->entries[it->second];
+      if (auto w = book->wins.find(it->second); w != book->wins.end()) voucher = w->second;
+      today = same_day ? m.today : 0;
+    } else if (same_day && m.today >= rules.draws_per_day) {
+      status = DrawLogStatus::kDailyLimit;
+      today = m.today;
+    } else {
+      const std::int64_t n = m.draws + 1;
+      const DrawRandomness r = write.randomness(n);
+      const DrawDecision decision =
+          decide_draw(*d.spec, m.prizes, book->remaining, is_lucky(rules.win_probability, r.win()),
+                      r.pick(), d.released);
+      entry = DrawEntry{std::string(d.member_id),
+                        n,
+                        d.now_us,
+                        decision.outcome,
+                        decision.sku,
+                        d.released,
+                        book->left};
+      const std::size_t index = book->entries.size();
+      if (decision.outcome == DrawOutcome::kWon) {
+        voucher = write.mint(decision.sku);
+        record(voucher);
+        book->wins.emplace(index, voucher);
+        --book->remaining[decision.sku];
+        --book->left;
+        ++m.prizes;
+      }
+      book->entries.push_back(entry);
+      m.by_request.emplace(std::string(d.request_id), index);
+      m.draws = n;
+      m.today = same_day ? m.today + 1 : 1;
+      m.day = std::max(m.day, d.day);
+      today = m.today;
+    }
+  }
+  write.on_draw_logged(status, entry, std::move(voucher), today);
+}
+
+std::expected<std::vector<DrawEntry>, std::string> MemoryClaimLog::draw_entries(
+    const CampaignSpec& spec) {
+  LotteryBook* book = book_of(spec.id);
+  if (book == nullptr) return std::unexpected("campaign \"" + spec.id + "\" is not a lottery");
+  std::lock_guard lock(book->mu);
+  return book->entries;
 }
 
 void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_view code,
@@ -110,7 +196,7 @@ void MemoryClaimLog::cancel(std::string_view campaign_id, std::string_view code,
   if (status == CancelStatus::kCancelled) {
     std::lock_guard lock(stocks_mu_);
     auto it = stocks_.find(absl::string_view(campaign_id.data(), campaign_id.size()));
-    if (it != stocks_.end()) it->second->add_units(request.sku_index, 1);
+    if (it != stocks_.end() && request.return_unit) it->second->add_units(request.sku_index, 1);
   }
   done.on_cancel_logged(status, std::move(after));
 }

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -52,6 +53,12 @@ class MemoryClaimLog final : public ClaimLog {
       std::string_view campaign_id) override;
   std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
                                                                        UnixMicros now_us) override;
+
+  // Decides draws under one lock per campaign: the prize stock, every
+  // member's draws and the draw log are all here.
+  void append_draw(DrawLogWrite& write) override;
+  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {
@@ -97,9 +104,29 @@ class MemoryClaimLog final : public ClaimLog {
     absl::flat_hash_map<CodeKey, VoucherPtr, CodeKeyHash> by_code;
   };
 
+  // A LOTTERY campaign's draws.
+  struct LotteryBook {
+    struct Member {
+      std::int64_t draws = 0;  // draw numbers used
+      std::int64_t day = -1;   // the latest local day drawn on
+      std::int32_t today = 0;  // draws of `day`
+      std::int32_t prizes = 0;
+      absl::flat_hash_map<std::string, std::size_t> by_request;  // -> entries index
+    };
+    std::mutex mu;
+    std::vector<std::int64_t> remaining;  // per SKU
+    std::int64_t left = 0;                // sum of remaining
+    absl::flat_hash_map<std::string, Member> members;
+    std::vector<DrawEntry> entries;
+    absl::flat_hash_map<std::size_t, VoucherPtr> wins;  // entries index -> voucher
+  };
+  void record(const VoucherPtr& voucher);
+  LotteryBook* book_of(std::string_view campaign_id);
+
   std::array<CodeShard, kShards> codes_;
   std::mutex stocks_mu_;  // guards stocks_ (written once per campaign)
   absl::flat_hash_map<std::string, CampaignStock*> stocks_;
+  absl::flat_hash_map<std::string, std::unique_ptr<LotteryBook>> lotteries_;  // by stocks_mu_
   std::atomic<std::int64_t> voucher_count_{0};
 };
 

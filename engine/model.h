@@ -51,6 +51,29 @@ struct SkuSpec {
   bool operator==(const SkuSpec&) const = default;
 };
 
+// LOTTERY campaigns: how a winning draw picks its SKU.
+enum class SkuChoice : std::uint8_t {
+  kProportionalToRemaining = 0,  // weight = the SKU's remaining stock
+  kWeighted = 1,                 // weight = LotterySpec::sku_weights[i] while the SKU has stock
+};
+// How the prize stock is released over the campaign window.
+enum class ReleaseSchedule : std::uint8_t {
+  kLinear = 0,       // pro rata of the window elapsed, second by second
+  kEqualPerDay = 1,  // an equal share at the start of each 24 h period from starts_at
+};
+
+// The rules of a LOTTERY campaign (engine/lottery.h applies them).
+struct LotterySpec {
+  double win_probability = 0;          // per draw, in (0, 1]
+  std::int32_t draws_per_day = 0;      // per member per local day; 0: default, normalized
+  std::string time_zone;               // IANA name of the zone "day" is in; "": Asia/Shanghai
+  std::int32_t prizes_per_member = 0;  // per campaign; 0: default (1), normalized
+  SkuChoice sku_choice = SkuChoice::kProportionalToRemaining;
+  std::vector<std::int64_t> sku_weights;  // per SKU index (kWeighted only)
+  ReleaseSchedule release = ReleaseSchedule::kLinear;
+  bool operator==(const LotterySpec&) const = default;
+};
+
 struct CampaignSpec {
   std::string id;
   std::string name;
@@ -67,7 +90,14 @@ struct CampaignSpec {
   // Whether a cancelled voucher still counts against its member's allowance
   // (false: cancelling frees it, and the member may claim again).
   bool cancel_keeps_allowance = false;
+  LotterySpec lottery;  // LOTTERY campaigns only
   bool operator==(const CampaignSpec&) const = default;
+
+  [[nodiscard]] std::int64_t stock_total() const {
+    std::int64_t total = 0;
+    for (const SkuSpec& s : skus) total += s.stock;
+    return total;
+  }
 };
 
 // One issued voucher, immutable once built. Shared between the allowance

@@ -33,6 +33,8 @@ enum class Outcome : std::uint8_t {
   kVoucherCancelled,   // Redeem of a cancelled voucher
   kAlreadyRedeemed,    // Redeem of a voucher another request redeemed
   kRedeemThrottled,    // too many failed redemptions by one caller (cool-down)
+  kDrawLimitReached,   // Draw: the member used every draw of their day
+  kCampaignNotOver,    // RevealSeed before the campaign's window ended
   kInternal,
 };
 

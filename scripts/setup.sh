@@ -9,9 +9,10 @@ PACKAGES=(
   libabsl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   golang-github-gogo-googleapis-dev
   libhiredis-dev redis-server redis-tools
-  openssl libboost-dev nlohmann-json3-dev libspdlog-dev
+  openssl libboost-dev nlohmann-json3-dev libspdlog-dev jq
   prometheus-cpp-dev
   prometheus chromium
+  tzdata
 )
 # prometheus-cpp-dev: metric families and the text exposition (core only).
 # prometheus: promtool, which the /metrics test uses to check the exposition.

@@ -1,6 +1,7 @@
 #include "server/grpc_server.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -32,6 +33,14 @@ class Tag {
   virtual ~Tag() = default;
   virtual void proceed(bool ok) = 0;
 };
+
+// The refusal a claim is answered with. No stock can arrive while the
+// shared store is unreachable, so a replica waiting for a lease then says
+// the store is down (UNAVAILABLE) rather than "refilling".
+Outcome refusal_on_wire(const GrpcServer::Core& core, Outcome outcome) {
+  const bool store_down = core.redis != nullptr && !core.redis->connected();
+  return outcome == Outcome::kStockRefilling && store_down ? Outcome::kLogUnavailable : outcome;
+}
 
 const char* access_text(Access access) {
   switch (access) {
@@ -207,11 +216,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
 
  private:
   void on_claim_done(const ClaimResult& r) override {
-    // No stock can arrive while the shared store is unreachable: say so.
-    const Outcome outcome =
-        r.outcome == Outcome::kStockRefilling && core_.redis != nullptr && !core_.redis->connected()
-            ? Outcome::kLogUnavailable
-            : r.outcome;
+    const Outcome outcome = refusal_on_wire(core_, r.outcome);
     if (core_.metrics != nullptr) core_.metrics->count_claim(request_.campaign_id(), outcome);
     if (outcome == Outcome::kOk || outcome == Outcome::kAlreadyClaimed) {
       v1::ClaimResponse response;
@@ -224,8 +229,152 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     ctx.campaign_id = request_.campaign_id();
     ctx.sku_id = request_.sku_id();
     if (r.field != nullptr) ctx.field = r.field;
+    if (outcome == Outcome::kWrongMode) ctx.detail = "it is a LOTTERY campaign: use Draw";
     fail(to_grpc_status(outcome, ctx));
   }
+};
+
+// A batch of claims from an aggregating backend. Every claim goes through
+// the engine exactly as a Claim would, and so through the group-committed
+// claim log: the claims of one batch join the same store batches. The call
+// is answered once its last claim is decided (and, when written, durable).
+// The answer is always built and sent on the call's completion-queue
+// thread: when the last claim is decided elsewhere (the claim log's writer),
+// an alarm hands the call back to its queue, so the writer does not spend
+// its time encoding up to 1,000 vouchers, and the call is answered and
+// freed on one thread.
+//
+// Thread-safety: the claims' completions run on any thread, each writing
+// only its own Item; `pending_` hands the Items to the last completer, and
+// its acquire on the queue thread orders them before the answer.
+class ClaimBatchCall final
+    : public UnaryCall<ClaimBatchCall, v1::ClaimBatchRequest, v1::ClaimBatchResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kApp;
+  static constexpr Rpc kRpc = Rpc::kClaimBatch;
+  void request() {
+    core_.voucher_service.RequestClaimBatch(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    const auto n = static_cast<std::size_t>(request_.claims_size());
+    if (n == 0 || n > limits::kClaimBatchClaimsMax) {
+      return fail(invalid_argument("claims", "claims must hold 1 to " +
+                                                 std::to_string(limits::kClaimBatchClaimsMax) +
+                                                 " claims; this batch holds " + std::to_string(n)));
+    }
+    items_ = std::make_unique<Item[]>(n);
+    // One share per claim plus one for this loop, so that the answer (which
+    // frees nothing, but reads every Item) is not built while claims are
+    // still being started. Relaxed: nothing has been handed out yet.
+    pending_.store(n + 1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < n; ++i) {
+      const v1::ClaimRequest& claim = request_.claims(static_cast<int>(i));
+      Item& item = items_[i];
+      item.batch = this;
+      item.campaign_id = claim.campaign_id();
+      item.member_id = claim.member_id();
+      item.sku_id = claim.sku_id();
+      item.request_id = claim.request_id();
+      core_.engine.claim(item);
+    }
+    // acq_rel as in claim_done(); here, on the queue thread, the last share
+    // answers at once (the memory store decides every claim inside claim()).
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) answer();
+  }
+
+  void proceed(bool ok) override {
+    // Relaxed would do for the flag itself (only this thread clears it); the
+    // acquire pairs with the release in claim_done() so the Items written on
+    // the deciding thread are visible here.
+    if (handed_back_.exchange(false, std::memory_order_acq_rel)) return answer();
+    UnaryCall::proceed(ok);
+  }
+
+ private:
+  struct Item final : ClaimOp {
+    ClaimBatchCall* batch = nullptr;
+    ClaimResult result;
+    void on_claim_done(const ClaimResult& r) override {
+      result = r;
+      batch->claim_done();
+    }
+  };
+
+  // A claim was decided, on any thread (the queue's inside claim(), or the
+  // claim log's).
+  void claim_done() {
+    // acq_rel: each completer publishes its Item (release); the last one
+    // sees all of them (acquire).
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    // The last claim, decided after handle() gave up its share: hand the
+    // call back to its queue thread (proceed() answers). Nothing of the
+    // call is read after the flag is published but the alarm, which gRPC's
+    // queue orders before the event it delivers (tests/tsan.supp).
+    grpc::ServerCompletionQueue* const cq = cq_;
+    handed_back_.store(true, std::memory_order_release);
+    alarm_.Set(cq, gpr_now(GPR_CLOCK_MONOTONIC), static_cast<Tag*>(this));
+  }
+
+  // Every claim is decided: build the answer and send it (queue thread).
+  void answer() {
+    const UnixMicros now_us = core_.engine.clock().now_us();
+    // Up to 1,000 results of a few strings each: one arena instead of
+    // thousands of small allocations (Finish serializes the answer before
+    // it returns, so the arena may end with this function).
+    google::protobuf::Arena arena;
+    auto& response = *google::protobuf::Arena::CreateMessage<v1::ClaimBatchResponse>(&arena);
+    const int n = request_.claims_size();
+    response.mutable_results()->Reserve(n);
+    // Refusals repeat (a storm past sell-out is one SOLD_OUT after
+    // another): a refusal like the previous one reuses its text.
+    const v1::ClaimResult* last_refusal = nullptr;
+    Outcome last_outcome = Outcome::kOk;
+    const char* last_field = nullptr;
+    const v1::ClaimRequest* last_claim = nullptr;
+    for (int i = 0; i < n; ++i) {
+      const ClaimResult& r = items_[static_cast<std::size_t>(i)].result;
+      const v1::ClaimRequest& claim = request_.claims(i);
+      // Every claim of a batch counts as a claim, by its outcome.
+      if (core_.metrics != nullptr) {
+        core_.metrics->count_claim(claim.campaign_id(), refusal_on_wire(core_, r.outcome));
+      }
+      v1::ClaimResult* out = response.add_results();
+      if (r.outcome == Outcome::kOk || r.outcome == Outcome::kAlreadyClaimed) {
+        voucher_to_proto(*r.voucher, visible_state(*r.voucher, now_us),
+                         out->mutable_response()->mutable_voucher());
+        out->mutable_response()->set_already_claimed(r.outcome == Outcome::kAlreadyClaimed);
+        continue;
+      }
+      const Outcome outcome = refusal_on_wire(core_, r.outcome);
+      if (last_refusal != nullptr && outcome == last_outcome && r.field == last_field &&
+          claim.campaign_id() == last_claim->campaign_id() &&
+          claim.sku_id() == last_claim->sku_id()) {
+        out->set_code(last_refusal->code());
+        out->set_message(last_refusal->message());
+        out->set_reason(last_refusal->reason());
+        continue;
+      }
+      StatusContext ctx;
+      ctx.campaign_id = claim.campaign_id();
+      ctx.sku_id = claim.sku_id();
+      if (r.field != nullptr) ctx.field = r.field;
+      const grpc::Status status = to_grpc_status(outcome, ctx);
+      out->set_code(static_cast<std::int32_t>(status.error_code()));
+      out->set_message(status.error_message());
+      out->set_reason(wire_reason(outcome));
+      last_refusal = out;
+      last_outcome = outcome;
+      last_field = r.field;
+      last_claim = &claim;
+    }
+    reply(response);
+  }
+
+  std::unique_ptr<Item[]> items_;
+  std::atomic<std::size_t> pending_{0};
+  std::atomic<bool> handed_back_{false};  // the alarm below is set
+  grpc::Alarm alarm_;
 };
 
 class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequest, v1::Voucher>,
@@ -379,17 +528,18 @@ class ListMemberVouchersCall final
   }
 };
 
-// ExportRedemptions: reads the records on the admin worker, then streams
-// them one Write at a time, each next one started by the previous one's
-// completion.
-class ExportRedemptionsCall final : public Tag {
+// A server-streaming export of one campaign: the records are gathered on the
+// admin worker, then streamed one Write at a time, each next one started by
+// the previous one's completion. Derived provides: void request();
+// std::optional<grpc::Status> load(const CampaignRuntime&) (admin worker:
+// gathers, or the refusal); bool next(Record&) (the next record, or done).
+template <class Derived, class Request, class Record>
+class ExportCall : public Tag {
  public:
-  ExportRedemptionsCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
+  ExportCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
       : core_(core), cq_(cq), writer_(&ctx_) {}
 
-  void post() {
-    core_.admin_service.RequestExportRedemptions(&ctx_, &request_, &writer_, cq_, cq_, this);
-  }
+  void post() { static_cast<Derived*>(this)->request(); }
 
   void proceed(bool ok) override {
     // Pairs with the release in start_next(): a Write may start on the
@@ -402,7 +552,7 @@ class ExportRedemptionsCall final : public Tag {
           return;
         }
         started_at_ = std::chrono::steady_clock::now();
-        (new ExportRedemptionsCall(core_, cq_))->post();
+        (new Derived(core_, cq_))->post();
         return handle();
       case State::kWriting:
         if (!ok) return finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
@@ -412,6 +562,13 @@ class ExportRedemptionsCall final : public Tag {
         return;
     }
   }
+
+ protected:
+  GrpcServer::Core& core_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  grpc::ServerAsyncWriter<Record> writer_;
 
  private:
   enum class State : std::uint8_t { kPosted, kWriting, kFinishing };
@@ -427,31 +584,68 @@ class ExportRedemptionsCall final : public Tag {
       ctx.campaign_id = request_.campaign_id();
       return finish(to_grpc_status(Outcome::kCampaignNotFound, ctx));
     }
-    const bool posted = core_.admin_worker.post([this] {
-      auto records = core_.engine.redeemed_vouchers(request_.campaign_id());
-      if (!records) {
-        StatusContext ctx;
-        ctx.campaign_id = request_.campaign_id();
-        ctx.detail = records.error();
-        return finish(to_grpc_status(Outcome::kLogUnavailable, ctx));
-      }
-      for (VoucherPtr& v : *records) {
-        if (request_.site_id().empty() || v->site_id == request_.site_id()) {
-          records_.push_back(std::move(v));
-        }
-      }
-      std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
-        return std::tie(a->site_id, a->sku_id, a->code) < std::tie(b->site_id, b->sku_id, b->code);
-      });
+    const bool posted = core_.admin_worker.post([this, c] {
+      if (auto refused = static_cast<Derived*>(this)->load(*c)) return finish(*refused);
       start_next();
     });
     if (!posted) finish(to_grpc_status(Outcome::kOverloaded, StatusContext{}));
   }
 
   void start_next() {
-    if (next_ == records_.size()) return finish(grpc::Status::OK);
+    Record r;
+    if (!static_cast<Derived*>(this)->next(r)) return finish(grpc::Status::OK);
+    state_ = State::kWriting;
+    started_.store(true, std::memory_order_release);
+    writer_.Write(r, this);
+  }
+
+  void finish(const grpc::Status& status) {
+    record_answer(core_, Derived::kRpc, request_, ctx_, status, started_at_);
+    state_ = State::kFinishing;
+    started_.store(true, std::memory_order_release);
+    writer_.Finish(status, this);
+  }
+
+  State state_ = State::kPosted;
+  std::chrono::steady_clock::time_point started_at_{};
+  std::atomic<bool> started_{false};
+};
+
+void set_timestamp(UnixMicros us, google::protobuf::Timestamp* out) {
+  out->set_seconds(us / kMicrosPerSecond);
+  out->set_nanos(static_cast<std::int32_t>(us % kMicrosPerSecond) * 1000);
+}
+
+// Redeemed vouchers, ordered by site, SKU and code (settlement).
+class ExportRedemptionsCall final
+    : public ExportCall<ExportRedemptionsCall, v1::ExportRedemptionsRequest, v1::RedemptionRecord> {
+ public:
+  using ExportCall::ExportCall;
+  static constexpr Rpc kRpc = Rpc::kExportRedemptions;
+  void request() {
+    core_.admin_service.RequestExportRedemptions(&ctx_, &request_, &writer_, cq_, cq_, this);
+  }
+  std::optional<grpc::Status> load(const CampaignRuntime& /*c*/) {
+    auto records = core_.engine.redeemed_vouchers(request_.campaign_id());
+    if (!records) {
+      StatusContext ctx;
+      ctx.campaign_id = request_.campaign_id();
+      ctx.detail = records.error();
+      return to_grpc_status(Outcome::kLogUnavailable, ctx);
+    }
+    for (VoucherPtr& v : *records) {
+      if (request_.site_id().empty() || v->site_id == request_.site_id()) {
+        records_.push_back(std::move(v));
+      }
+    }
+    std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
+      return std::tie(a->site_id, a->sku_id, a->code) < std::tie(b->site_id, b->sku_id, b->code);
+    });
+    return std::nullopt;
+  }
+  bool next(v1::RedemptionRecord& r) {
+    if (next_ == records_.size()) return false;
     const VoucherRecord& v = *records_[next_++];
-    v1::RedemptionRecord r;
     r.set_code(v.code);
     r.set_campaign_id(v.campaign_id);
     r.set_site_id(v.site_id);
@@ -462,33 +656,93 @@ class ExportRedemptionsCall final : public Tag {
     set_timestamp(v.issued_at_us, r.mutable_issued_at());
     set_timestamp(v.redeemed_at_us, r.mutable_redeemed_at());
     r.set_redeem_request_id(v.redeem_request_id);
-    state_ = State::kWriting;
-    started_.store(true, std::memory_order_release);
-    writer_.Write(r, this);
+    return true;
   }
 
-  void finish(const grpc::Status& status) {
-    record_answer(core_, Rpc::kExportRedemptions, request_, ctx_, status, started_at_);
-    state_ = State::kFinishing;
-    started_.store(true, std::memory_order_release);
-    writer_.Finish(status, this);
-  }
-
-  static void set_timestamp(UnixMicros us, google::protobuf::Timestamp* out) {
-    out->set_seconds(us / kMicrosPerSecond);
-    out->set_nanos(static_cast<std::int32_t>(us % kMicrosPerSecond) * 1000);
-  }
-
-  GrpcServer::Core& core_;
-  grpc::ServerCompletionQueue* cq_;
-  grpc::ServerContext ctx_;
-  v1::ExportRedemptionsRequest request_;
-  grpc::ServerAsyncWriter<v1::RedemptionRecord> writer_;
+ private:
   std::vector<VoucherPtr> records_;
   std::size_t next_ = 0;
-  State state_ = State::kPosted;
-  std::chrono::steady_clock::time_point started_at_{};
-  std::atomic<bool> started_{false};
+};
+
+// Every draw of a LOTTERY campaign, in decision order (audit).
+class ExportDrawsCall final
+    : public ExportCall<ExportDrawsCall, v1::ExportDrawsRequest, v1::DrawRecord> {
+ public:
+  using ExportCall::ExportCall;
+  static constexpr Rpc kRpc = Rpc::kExportDraws;
+  void request() {
+    core_.admin_service.RequestExportDraws(&ctx_, &request_, &writer_, cq_, cq_, this);
+  }
+  std::optional<grpc::Status> load(const CampaignRuntime& c) {
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    if (c.spec().mode != CampaignMode::kLottery) {
+      ctx.detail = "only LOTTERY campaigns have draws";
+      return to_grpc_status(Outcome::kWrongMode, ctx);
+    }
+    auto entries = core_.engine.draw_entries(c.spec());
+    if (!entries) {
+      ctx.detail = entries.error();
+      return to_grpc_status(Outcome::kLogUnavailable, ctx);
+    }
+    spec_ = &c.spec();
+    entries_ = std::move(*entries);
+    return std::nullopt;
+  }
+  bool next(v1::DrawRecord& r) {
+    if (next_ == entries_.size()) return false;
+    draw_entry_to_proto(*spec_, entries_[next_++], &r);
+    return true;
+  }
+
+ private:
+  const CampaignSpec* spec_ = nullptr;
+  std::vector<DrawEntry> entries_;
+  std::size_t next_ = 0;
+};
+
+class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawResponse>,
+                       private DrawOp {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kApp;
+  static constexpr Rpc kRpc = Rpc::kDraw;
+  void request() {
+    core_.voucher_service.RequestDraw(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    campaign_id = request_.campaign_id();
+    member_id = request_.member_id();
+    request_id = request_.request_id();
+    core_.engine.draw(*this);
+  }
+
+ private:
+  void on_draw_done(const DrawOpResult& r) override {
+    if (core_.metrics != nullptr) {
+      core_.metrics->count_draw(request_.campaign_id(), r.outcome,
+                                r.outcome == Outcome::kOk && r.entry.outcome == DrawOutcome::kWon);
+    }
+    if (r.outcome == Outcome::kOk) {
+      v1::DrawResponse response;
+      response.set_won(r.entry.outcome == DrawOutcome::kWon);
+      if (r.voucher) {
+        voucher_to_proto(*r.voucher, visible_state(*r.voucher, core_.engine.clock().now_us()),
+                         response.mutable_voucher());
+      } else {
+        response.set_reason(static_cast<v1::NoPrizeReason>(r.entry.outcome));
+      }
+      response.set_draws_left_today(r.draws_left_today);
+      response.set_proof(r.proof);
+      return reply(response);
+    }
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    if (r.field != nullptr) ctx.field = r.field;
+    if (r.outcome == Outcome::kDrawLimitReached) ctx.detail = "draws reset at " + r.resets_at;
+    if (r.outcome == Outcome::kWrongMode) ctx.detail = "it is a FIRST_COME campaign: use Claim";
+    fail(to_grpc_status(r.outcome, ctx));
+  }
 };
 
 class CancelVoucherCall final
@@ -548,6 +802,7 @@ class CreateCampaignCall final
     }
     v1::Campaign response;
     campaign_to_proto((*created)->spec(), &response);
+    response.set_seed_commitment((*created)->seed_commitment());
     reply(response);
   }
 };
@@ -578,6 +833,42 @@ class GetCampaignCall final
     if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
     v1::Campaign response;
     campaign_to_proto(c->spec(), &response);
+    response.set_seed_commitment(c->seed_commitment());
+    reply(response);
+  }
+};
+
+class RevealSeedCall final
+    : public UnaryCall<RevealSeedCall, v1::RevealSeedRequest, v1::RevealSeedResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kRevealSeed;
+  void request() {
+    core_.admin_service.RequestRevealSeed(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    auto seed = core_.engine.reveal_seed(request_.campaign_id());
+    if (!seed) {
+      const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+      if (seed.error() == Outcome::kCampaignNotOver) {
+        ctx.detail =
+            "it ends at " +
+            google::protobuf::util::TimeUtil::ToString(
+                google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(c->spec().ends_at_us));
+      } else if (seed.error() == Outcome::kWrongMode) {
+        ctx.detail = "only LOTTERY campaigns have a seed";
+      }
+      return fail(to_grpc_status(seed.error(), ctx));
+    }
+    v1::RevealSeedResponse response;
+    response.set_campaign_id(request_.campaign_id());
+    response.set_seed(to_hex(*seed));
+    response.set_seed_commitment(seed_commitment(*seed));
     reply(response);
   }
 };
@@ -766,11 +1057,15 @@ int GrpcServer::start() {
   }
   for (auto& cq : cqs_) {
     post_calls<ClaimCall>(core_, cq.get());
+    post_calls<ClaimBatchCall>(core_, cq.get());
     post_calls<GetVoucherCall>(core_, cq.get());
     post_calls<RedeemCall>(core_, cq.get());
     post_calls<CancelVoucherCall>(core_, cq.get());
     post_calls<ListMemberVouchersCall>(core_, cq.get());
     post_calls<ExportRedemptionsCall>(core_, cq.get());
+    post_calls<DrawCall>(core_, cq.get());
+    post_calls<RevealSeedCall>(core_, cq.get());
+    post_calls<ExportDrawsCall>(core_, cq.get());
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());

@@ -136,31 +136,16 @@ const char* rpc_name(Rpc rpc) {
       return "ReconcileCampaign";
     case Rpc::kDraw:
       return "Draw";
+    case Rpc::kClaimBatch:
+      return "ClaimBatch";
+    case Rpc::kRevealSeed:
+      return "RevealSeed";
+    case Rpc::kExportDraws:
+      return "ExportDraws";
     case Rpc::kCount:
       break;
   }
   return "unknown";
-}
-
-const char* grpc_code_name(std::size_t code) {
-  static constexpr std::array<const char*, kGrpcCodes> kNames = {"OK",
-                                                                 "CANCELLED",
-                                                                 "UNKNOWN",
-                                                                 "INVALID_ARGUMENT",
-                                                                 "DEADLINE_EXCEEDED",
-                                                                 "NOT_FOUND",
-                                                                 "ALREADY_EXISTS",
-                                                                 "PERMISSION_DENIED",
-                                                                 "RESOURCE_EXHAUSTED",
-                                                                 "FAILED_PRECONDITION",
-                                                                 "ABORTED",
-                                                                 "OUT_OF_RANGE",
-                                                                 "UNIMPLEMENTED",
-                                                                 "INTERNAL",
-                                                                 "UNAVAILABLE",
-                                                                 "DATA_LOSS",
-                                                                 "UNAUTHENTICATED"};
-  return code < kNames.size() ? kNames[code] : "UNKNOWN";
 }
 
 Metrics::Metrics(const ClaimEngine& engine, MetricsOptions options)

@@ -37,6 +37,7 @@
 #include "engine/claim_engine.h"
 #include "engine/limits.h"
 #include "engine/outcome.h"
+#include "server/grpc_code_names.h"
 #include "server/metrics_primitives.h"
 
 namespace voucherd {
@@ -57,13 +58,12 @@ enum class Rpc : std::uint8_t {
   kGetCampaignStats,
   kReconcileCampaign,
   kDraw,
+  kClaimBatch,
+  kRevealSeed,
+  kExportDraws,
   kCount,
 };
 [[nodiscard]] const char* rpc_name(Rpc rpc);
-
-// gRPC status codes 0 (OK) .. 16 (UNAUTHENTICATED).
-inline constexpr std::size_t kGrpcCodes = 17;
-[[nodiscard]] const char* grpc_code_name(std::size_t code);
 
 // Outcome label slots: one per engine Outcome, then the draw-only "no_prize".
 // Outcomes the engine may add later (a lottery's) fall into the kInternal

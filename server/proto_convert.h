@@ -21,6 +21,12 @@ void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out);
 [[nodiscard]] std::string encode_campaign_definition(const CampaignSpec& spec);
 
 void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1::Voucher* out);
+// One draw of a LOTTERY campaign, and back (voucher-audit reads exports);
+// the way back names what does not fit the campaign.
+void draw_entry_to_proto(const CampaignSpec& spec, const DrawEntry& in,
+                         voucher::v1::DrawRecord* out);
+[[nodiscard]] std::expected<DrawEntry, std::string> draw_entry_from_proto(
+    const CampaignSpec& spec, const voucher::v1::DrawRecord& in);
 void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out);
 
 }  // namespace voucherd

@@ -16,7 +16,7 @@ grpc::Status make(grpc::StatusCode code, std::string message, Outcome reason,
   detail.set_code(static_cast<int>(code));
   detail.set_message(message);
   google::rpc::ErrorInfo info;
-  info.set_reason(outcome_name(reason));
+  info.set_reason(wire_reason(reason));
   info.set_domain(kDomain);
   if (!ctx.campaign_id.empty())
     (*info.mutable_metadata())["campaign_id"] = std::string(ctx.campaign_id);
@@ -40,6 +40,10 @@ std::string with_detail(std::string message, const StatusContext& ctx) {
 }
 
 }  // namespace
+
+const char* wire_reason(Outcome outcome) {
+  return outcome_name(outcome == Outcome::kSkuSoldOut ? Outcome::kSoldOut : outcome);
+}
 
 grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
   using grpc::StatusCode;
@@ -143,6 +147,18 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                               "caller",
                               ctx),
                   outcome, ctx, true);
+    case Outcome::kDrawLimitReached:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("the member has used every draw of their day in campaign " +
+                                  quoted(ctx.campaign_id),
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kCampaignNotOver:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                                  " has not ended: its seed is revealed after the end",
+                              ctx),
+                  outcome, ctx, false);
     case Outcome::kInternal:
       break;
   }

@@ -25,6 +25,10 @@ struct StatusContext {
 
 [[nodiscard]] grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx);
 
+// The google.rpc.ErrorInfo reason to_grpc_status() attaches for `outcome`
+// (a choice of SKU sold out is SOLD_OUT on the wire, like the whole campaign).
+[[nodiscard]] const char* wire_reason(Outcome outcome);
+
 // INVALID_ARGUMENT naming a field, for checks made in the adapter itself.
 [[nodiscard]] grpc::Status invalid_argument(std::string_view field, std::string_view message);
 

@@ -5,15 +5,21 @@
 //   voucherctl export-redemptions --target HOST:PORT --campaign ID
 //       [--site ID] --settlement FILE.csv [--detail FILE.csv]
 //       [--tls-ca CA.pem [--tls-cert CERT.pem --tls-key KEY.pem]]
+//   voucherctl export-draws --target HOST:PORT --campaign ID --out DIR [TLS]
+//       writes DIR/campaign.json (with the seed commitment), DIR/draws.jsonl
+//       (every draw, in order) and, once the campaign has ended,
+//       DIR/seed.txt: what voucher-audit checks
 //
 // The bearer token comes from VOUCHERCTL_TOKEN or --token-file (never from a
 // flag, which would show in process lists). Exit status: 0 done, 1 the
 // server refused or failed, 2 bad usage.
+#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -154,6 +160,80 @@ int export_redemptions(const std::string& target, const Tls& tls, const std::str
   return 0;
 }
 
+// Writes what an auditor needs: the campaign (with its commitment), every
+// draw, and the seed once the campaign has ended.
+int export_draws(const std::string& target, const Tls& tls, const std::string& token,
+                 const std::string& campaign, const std::string& out_dir) {
+  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(target, credentials(tls)));
+  auto context = [&](grpc::ClientContext& ctx) {
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream out(out_dir + "/" + name, std::ios::binary);
+    out << text;
+    if (!out) std::cerr << "voucherctl: cannot write " << out_dir << "/" << name << "\n";
+    return static_cast<bool>(out);
+  };
+  google::protobuf::util::JsonPrintOptions json;
+  json.preserve_proto_field_names = true;
+
+  v1::Campaign c;
+  {
+    grpc::ClientContext ctx;
+    context(ctx);
+    v1::GetCampaignRequest req;
+    req.set_campaign_id(campaign);
+    if (auto st = stub->GetCampaign(&ctx, req, &c); !st.ok()) {
+      std::cerr << "voucherctl: GetCampaign failed: " << st.error_message() << "\n";
+      return 1;
+    }
+  }
+  std::string text;
+  json.add_whitespace = true;
+  (void)google::protobuf::util::MessageToJsonString(c, &text, json);
+  if (!write("campaign.json", text + "\n")) return 2;
+
+  grpc::ClientContext ctx;
+  context(ctx);
+  v1::ExportDrawsRequest req;
+  req.set_campaign_id(campaign);
+  auto reader = stub->ExportDraws(&ctx, req);
+  std::ofstream draws(out_dir + "/draws.jsonl", std::ios::binary);
+  json.add_whitespace = false;
+  v1::DrawRecord r;
+  std::int64_t n = 0;
+  while (reader->Read(&r)) {
+    text.clear();
+    (void)google::protobuf::util::MessageToJsonString(r, &text, json);
+    draws << text << '\n';
+    ++n;
+  }
+  if (auto st = reader->Finish(); !st.ok()) {
+    std::cerr << "voucherctl: ExportDraws failed: " << st.error_message() << "\n";
+    return 1;
+  }
+  if (!draws.flush()) {
+    std::cerr << "voucherctl: cannot write " << out_dir << "/draws.jsonl\n";
+    return 2;
+  }
+  std::cerr << "voucherctl: " << n << " draws\n";
+
+  grpc::ClientContext seed_ctx;
+  context(seed_ctx);
+  v1::RevealSeedRequest seed_req;
+  seed_req.set_campaign_id(campaign);
+  v1::RevealSeedResponse seed;
+  if (auto st = stub->RevealSeed(&seed_ctx, seed_req, &seed); !st.ok()) {
+    std::cerr << "voucherctl: no seed yet (" << st.error_message()
+              << "); export again after the campaign ends\n";
+    return 0;
+  }
+  return write("seed.txt", seed.seed() + "\n") ? 0 : 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,13 +251,28 @@ int main(int argc, char** argv) {
   exp->add_option("--settlement", settlement, "settlement CSV to write")->required();
   exp->add_option("--detail", detail, "per-voucher CSV to write");
   Tls tls;
-  exp->add_option("--tls-ca", tls.ca, "PEM CA that signed voucherd's certificate: use TLS")
-      ->check(CLI::ExistingFile);
-  exp->add_option("--tls-cert", tls.cert, "PEM client certificate, for mutual TLS")
-      ->check(CLI::ExistingFile);
-  exp->add_option("--tls-key", tls.key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
-  exp->add_option("--token-file", token_file,
-                  "file whose first line is the admin bearer token (else VOUCHERCTL_TOKEN)");
+  // Where voucherd is and how to reach it: every calling subcommand has these.
+  auto connection_options = [&](CLI::App* sub) {
+    sub->add_option("--tls-ca", tls.ca, "PEM CA that signed voucherd's certificate: use TLS")
+        ->check(CLI::ExistingFile);
+    sub->add_option("--tls-cert", tls.cert, "PEM client certificate, for mutual TLS")
+        ->check(CLI::ExistingFile);
+    sub->add_option("--tls-key", tls.key, "PEM private key of --tls-cert")
+        ->check(CLI::ExistingFile);
+    sub->add_option("--token-file", token_file,
+                    "file whose first line is the admin bearer token (else VOUCHERCTL_TOKEN)");
+  };
+  connection_options(exp);
+  std::string out_dir;
+  auto* draws = app.add_subcommand(
+      "export-draws",
+      "write a LOTTERY campaign's definition, every draw and (once it ended) its seed to a "
+      "folder, for voucher-audit");
+  draws->add_option("--target", target, "voucherd address")->capture_default_str();
+  draws->add_option("--campaign", campaign, "campaign id")->required();
+  draws->add_option("--out", out_dir, "folder to write campaign.json, draws.jsonl, seed.txt")
+      ->required();
+  connection_options(draws);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -198,6 +293,7 @@ int main(int argc, char** argv) {
     std::cerr << "voucherctl: --tls-cert and --tls-key go together, with --tls-ca\n";
     return 2;
   }
+  if (draws->parsed()) return export_draws(target, tls, read_token(token_file), campaign, out_dir);
   return export_redemptions(target, tls, read_token(token_file), campaign, site, settlement,
                             detail);
 }

@@ -85,6 +85,11 @@ void PerClaimRedisLog::stop() {
 std::expected<void, std::string> PerClaimRedisLog::open_campaign(const CampaignSpec& spec,
                                                                  CampaignStock& stock,
                                                                  StoredDefinition /*stored*/) {
+  if (spec.mode == CampaignMode::kLottery) {
+    return std::unexpected("campaign \"" + spec.id +
+                           "\" is a LOTTERY: --store=redis-per-claim is a claim benchmark "
+                           "baseline and serves FIRST_COME campaigns only");
+  }
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return std::unexpected("redis: " + conn.error());
   std::vector<std::string> args;
@@ -313,6 +318,15 @@ std::expected<std::vector<std::int64_t>, std::string> PerClaimRedisLog::expired_
     }
   } while (cursor != "0");
   return out;
+}
+
+void PerClaimRedisLog::append_draw(DrawLogWrite& write) {
+  write.on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+}
+
+std::expected<std::vector<DrawEntry>, std::string> PerClaimRedisLog::draw_entries(
+    const CampaignSpec& spec) {
+  return std::unexpected("campaign \"" + spec.id + "\" is not served by --store=redis-per-claim");
 }
 
 }  // namespace voucherd::redis

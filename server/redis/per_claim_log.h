@@ -60,6 +60,11 @@ class PerClaimRedisLog final : public ClaimLog {
   // Scans the campaign's records (the baseline keeps no expiry buckets).
   std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
                                                                        UnixMicros now_us) override;
+  // The baseline measures claims only: it refuses LOTTERY campaigns at
+  // open_campaign, so no draw ever reaches it.
+  void append_draw(DrawLogWrite& write) override;
+  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) override;
 
  private:
   struct Lookup {

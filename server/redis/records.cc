@@ -205,7 +205,8 @@ RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view co
 const Script& cancel_script() {
   static const Script script(record_fields_lua() + R"lua(
 -- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count), expiring.
--- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix.
+-- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix,
+--   return the unit to the stock (1 or 0; LOTTERY prizes are not returned).
 -- Returns {status} or {status, record}: 0 cancelled, 1 not found,
 -- 2 cancelled before, 3 redeemed (not cancelled).
 local v = redis.call('GET', KEYS[1])
@@ -220,9 +221,11 @@ local b = sku .. '|' .. string.format('%d', math.floor(tonumber(f[8]) / 60000000
 if redis.call('HINCRBY', KEYS[6], b, -1) <= 0 then redis.call('HDEL', KEYS[6], b) end
 local c = '4' .. string.sub(v, 2)
 redis.call('SET', KEYS[1], c)
-redis.call('HINCRBY', KEYS[2], sku, -1)
-redis.call('HINCRBY', KEYS[3], sku, 1)
-redis.call('INCR', KEYS[4])
+if ARGV[5] == '1' then
+  redis.call('HINCRBY', KEYS[2], sku, -1)
+  redis.call('HINCRBY', KEYS[3], sku, 1)
+  redis.call('INCR', KEYS[4])
+end
 redis.call('HINCRBY', KEYS[5], sku, 1)
 if ARGV[2] == '0' then
   -- The member key has the campaign's hash tag: same slot as the voucher.
@@ -254,7 +257,8 @@ Command cancel_command(std::string_view campaign_id, std::string_view code,
        campaign_key("vd:", campaign_id, "returns"), campaign_key("vd:", campaign_id, "cancelled"),
        campaign_key("vd:", campaign_id, "expiring")},
       {std::string(code), request.keep_allowance ? "1" : "0",
-       std::to_string(request.per_member_limit), campaign_key("vd:", campaign_id, "m:")});
+       std::to_string(request.per_member_limit), campaign_key("vd:", campaign_id, "m:"),
+       request.return_unit ? "1" : "0"});
 }
 
 CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view code,

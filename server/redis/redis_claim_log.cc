@@ -39,7 +39,7 @@ constexpr auto kBackoffMin = std::chrono::milliseconds(50);
 constexpr auto kBackoffMax = std::chrono::milliseconds(2000);
 
 const Script kRegisterScript(R"lua(
--- KEYS: def, opens, stock, issued, leases, leased.
+-- KEYS: def, opens, stock, issued, leases, leased, seed.
 -- ARGV: definition, opens at (unix us), replace (1 or 0), then (sku, stock) pairs.
 -- 2: created; 1: same definition already there; 3: replaced; a different
 -- definition is there and stays: 0 (no replace asked), -1 (it has opened,
@@ -53,7 +53,8 @@ if cur then
   if now >= tonumber(redis.call('GET', KEYS[2]) or '0') then return -1 end
   if redis.call('EXISTS', KEYS[4]) == 1 then return -2 end
   if redis.call('HLEN', KEYS[5]) > 0 then return -3 end
-  redis.call('DEL', KEYS[3], KEYS[6])
+  -- A replaced LOTTERY gets a new seed (and commitment) from its first replica.
+  redis.call('DEL', KEYS[3], KEYS[6], KEYS[7])
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
@@ -248,10 +249,11 @@ bool RedisClaimLog::register_campaign(Connection& conn, Campaign& c, std::string
     args.push_back(sku.id);
     args.push_back(std::to_string(sku.stock));
   }
-  auto r = conn.eval(kRegisterScript,
-                     {key(spec.id, "def"), key(spec.id, "opens"), key(spec.id, "stock"),
-                      key(spec.id, "issued"), key(spec.id, "leases"), key(spec.id, "leased")},
-                     args);
+  auto r = conn.eval(
+      kRegisterScript,
+      {key(spec.id, "def"), key(spec.id, "opens"), key(spec.id, "stock"), key(spec.id, "issued"),
+       key(spec.id, "leases"), key(spec.id, "leased"), key(spec.id, "seed")},
+      args);
   if (!r || r->is_error()) return false;
   const std::string different =
       "campaign \"" + spec.id + "\" exists in Redis with a different definition";
@@ -275,6 +277,19 @@ bool RedisClaimLog::register_campaign(Connection& conn, Campaign& c, std::string
       break;
     default:
       break;
+  }
+  if (spec.mode == CampaignMode::kLottery) {
+    // The first replica's seed stays: every replica draws with it.
+    const std::string proposed = to_hex(c.stock->proposed_seed());
+    auto seed = conn.command({"SET", key(spec.id, "seed"), proposed, "NX", "GET"});
+    if (!seed || seed->is_error()) return false;
+    auto stored = seed_from_hex(seed->type == Reply::Type::kString ? seed->str : proposed);
+    if (!stored) {
+      *conflict = "campaign \"" + spec.id + "\": " + key(spec.id, "seed") +
+                  " in Redis is not 64 hex digits";
+      return false;
+    }
+    c.stock->set_seed(*stored);
   }
   c.registered = true;
   return true;
@@ -333,6 +348,115 @@ void RedisClaimLog::append_claim(ClaimLogWrite& write) {
     return;
   }
   wake_.notify_one();
+}
+
+void RedisClaimLog::append_draw(DrawLogWrite& write) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && claims_.size() + draws_.size() < queue_max_) {
+      draws_.push_back(&write);
+      queued = true;
+    }
+  }
+  if (!queued) {
+    write.on_draw_logged(DrawLogStatus::kOverloaded, DrawEntry{}, nullptr, 0);
+    return;
+  }
+  wake_.notify_one();
+}
+
+void RedisClaimLog::prepare_draw(DrawAttempt& d) {
+  const DrawRequestView& v = d.write->draw;
+  LotteryView& view = lottery_views_[v.spec->id];
+  if (view.remaining.empty()) {
+    for (const SkuSpec& s : v.spec->skus) view.remaining.push_back(s.stock);
+  }
+  if (d.draw_number == 0) {
+    // A member this replica has not seen draws for the first time, as a rule.
+    auto it = view.draws_by_member.find(absl::string_view(v.member_id.data(), v.member_id.size()));
+    d.draw_number = it == view.draws_by_member.end() ? 1 : it->second + 1;
+  }
+  d.random = d.write->randomness(d.draw_number);
+  const LotterySpec& rules = v.spec->lottery;
+  d.minted = nullptr;
+  if (d.sku_guess == kNoSku && is_lucky(rules.win_probability, d.random.win())) {
+    d.sku_guess = choose_sku(*v.spec, view.remaining, d.random.pick());
+  }
+  if (d.sku_guess != kNoSku) d.minted = d.write->mint(d.sku_guess);
+}
+
+void RedisClaimLog::complete_draws(const CampaignSpec& spec, std::vector<DrawAttempt>& draws,
+                                   const Reply& reply) {
+  // Guesses wrong this many times in a row (a storm of one member's draws
+  // across replicas) give up: the caller may retry.
+  constexpr int kAttemptsMax = 8;
+  auto parsed = parse_draw_reply(spec, draws.size(), reply);
+  if (!parsed) {
+    log_warning(parsed.error());
+    for (DrawAttempt& d : draws) {
+      d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+    }
+    return;
+  }
+  LotteryView& view = lottery_views_[spec.id];
+  view.remaining = std::move(parsed->remaining);
+  // Bounded: a view of millions of members is dropped, and guesses start over.
+  if (view.draws_by_member.size() > limits::kLotteryViewMembersMax) view.draws_by_member.clear();
+  for (std::size_t i = 0; i < draws.size(); ++i) {
+    DrawAttempt& d = draws[i];
+    const DrawReply& r = parsed->draws[i];
+    const DrawRequestView& v = d.write->draw;
+    switch (r.kind) {
+      case DrawReply::Kind::kDrawn: {
+        DrawEntry e = r.entry;
+        e.member_id = std::string(v.member_id);
+        e.draw_number = d.draw_number;
+        e.at_us = v.now_us;
+        e.released = v.released;
+        view.draws_by_member[e.member_id] = d.draw_number;
+        VoucherPtr voucher = e.outcome == DrawOutcome::kWon ? d.minted : nullptr;
+        d.write->on_draw_logged(DrawLogStatus::kDrawn, e, std::move(voucher), r.draws_today);
+        continue;
+      }
+      case DrawReply::Kind::kRepeat: {
+        DrawEntry e = r.entry;
+        e.member_id = std::string(v.member_id);
+        VoucherPtr voucher;
+        if (e.outcome == DrawOutcome::kWon) voucher = decode_voucher(spec.id, r.code, r.record);
+        if (e.outcome == DrawOutcome::kWon && !voucher) break;  // the record is unreadable
+        d.write->on_draw_logged(DrawLogStatus::kRepeat, e, std::move(voucher), r.draws_today);
+        continue;
+      }
+      case DrawReply::Kind::kDailyLimit:
+        d.write->on_draw_logged(DrawLogStatus::kDailyLimit, DrawEntry{}, nullptr, r.draws_today);
+        continue;
+      case DrawReply::Kind::kWrongNumber:
+        if (++d.attempts >= kAttemptsMax) break;
+        view.draws_by_member[std::string(v.member_id)] = r.next_number - 1;
+        d.draw_number = r.next_number;
+        d.sku_guess = kNoSku;
+        prepare_draw(d);
+        draw_retries_.push_back(d);
+        continue;
+      case DrawReply::Kind::kWrongSku:
+        if (++d.attempts >= kAttemptsMax) break;
+        d.sku_guess = r.sku;
+        prepare_draw(d);
+        draw_retries_.push_back(d);
+        continue;
+      case DrawReply::Kind::kUnreadable:
+        break;
+    }
+    d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+  }
+}
+
+std::expected<std::vector<DrawEntry>, std::string> RedisClaimLog::draw_entries(
+    const CampaignSpec& spec) {
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return std::unexpected("redis: " + conn.error());
+  return read_draw_log(**conn, spec);
 }
 
 void RedisClaimLog::find_voucher(std::string_view campaign_id, std::string_view code,
@@ -429,7 +553,7 @@ void RedisClaimLog::find_member_vouchers(std::string_view campaign_id, std::stri
 
 bool RedisClaimLog::queues_empty() const {
   return claims_.empty() && lookups_.empty() && redemptions_.empty() && cancellations_.empty() &&
-         member_lookups_.empty();
+         member_lookups_.empty() && draws_.empty();
 }
 
 void RedisClaimLog::writer_loop() {
@@ -443,9 +567,19 @@ void RedisClaimLog::writer_loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return stopping_ || !queues_empty(); });
-      if (queues_empty()) return;  // stopping, and drained
+      // Draws whose guesses were wrong go out again at once.
+      wake_.wait(lock, [&] { return stopping_ || !queues_empty() || !draw_retries_.empty(); });
+      if (queues_empty() && draw_retries_.empty()) return;  // stopping, and drained
       take(claims_, batch.claims);
+      batch.draws = std::move(draw_retries_);
+      draw_retries_.clear();
+      const std::size_t n = std::min(draws_.size(), limits::kClaimLogBatchMax);
+      for (std::size_t i = 0; i < n; ++i) {
+        DrawAttempt d;
+        d.write = draws_[i];
+        batch.draws.push_back(std::move(d));
+      }
+      draws_.erase(draws_.begin(), draws_.begin() + static_cast<std::ptrdiff_t>(n));
       take(lookups_, batch.lookups);
       take(redemptions_, batch.redemptions);
       take(cancellations_, batch.cancellations);
@@ -464,6 +598,7 @@ void RedisClaimLog::writer_loop() {
     batch.redemptions.clear();
     batch.cancellations.clear();
     batch.member_lookups.clear();
+    batch.draws.clear();
   }
 }
 
@@ -487,6 +622,11 @@ void RedisClaimLog::write_batch(Batch& batch) {
     }
     for (const MemberLookup& m : member_lookups) {
       m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
+    }
+    // A draw whose answer was lost may or may not be logged; a retry with
+    // the same request_id tells.
+    for (const DrawAttempt& d : batch.draws) {
+      d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
     }
   };
   if (!ensure_writer_connection()) return fail_all();
@@ -542,6 +682,21 @@ void RedisClaimLog::write_batch(Batch& batch) {
   for (const MemberLookup& m : member_lookups) {
     commands.push_back(member_vouchers_command(m.campaign_id, m.member_id));
   }
+  // Draws: one script call per campaign, in arrival order (retries first).
+  std::vector<std::pair<const CampaignSpec*, std::vector<DrawAttempt>>> draw_groups;
+  for (DrawAttempt& d : batch.draws) {
+    if (d.draw_number == 0) prepare_draw(d);  // a new draw (retries are prepared)
+    const CampaignSpec* spec = d.write->draw.spec;
+    auto it = std::find_if(draw_groups.begin(), draw_groups.end(),
+                           [&](auto& g) { return g.first == spec; });
+    if (it == draw_groups.end()) {
+      draw_groups.emplace_back(spec, std::vector<DrawAttempt>{});
+      it = draw_groups.end() - 1;
+    }
+    it->second.push_back(d);
+  }
+  const std::size_t first_draw_group = commands.size();
+  for (const auto& [spec, draws] : draw_groups) commands.push_back(draw_command(*spec, draws));
 
   auto replies = writer_conn_->pipeline(commands);
   if (!replies) {
@@ -556,6 +711,7 @@ void RedisClaimLog::write_batch(Batch& batch) {
   for (std::size_t i = 0; i < commands.size(); ++i) {
     if (!is_noscript((*replies)[i])) continue;
     const Script& script = i < groups.size()          ? kClaimScript
+                           : i >= first_draw_group    ? draw_script()
                            : i >= first_member_lookup ? member_vouchers_script()
                            : i >= first_cancellation  ? cancel_script()
                                                       : redeem_script();
@@ -608,7 +764,7 @@ void RedisClaimLog::write_batch(Batch& batch) {
     const Cancellation& x = cancellations[i];
     CancelReply answer =
         parse_cancel_reply(x.campaign_id, x.code, (*replies)[first_cancellation + i]);
-    if (answer.status == CancelStatus::kCancelled)
+    if (answer.status == CancelStatus::kCancelled && x.request.return_unit)
       unit_returned(x.campaign_id, x.request.sku_index);
     x.done->on_cancel_logged(answer.status, std::move(answer.voucher));
   }
@@ -620,6 +776,9 @@ void RedisClaimLog::write_batch(Batch& batch) {
     } else {
       m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
     }
+  }
+  for (std::size_t g = 0; g < draw_groups.size(); ++g) {
+    complete_draws(*draw_groups[g].first, draw_groups[g].second, (*replies)[first_draw_group + g]);
   }
 }
 
@@ -888,6 +1047,8 @@ void RedisClaimLog::lease_loop() {
             continue;
           }
         }
+        // A lottery's prizes are drawn in the store itself: nothing to lease.
+        if (c->spec->mode == CampaignMode::kLottery) continue;
         if (std::any_of(c->dropped.begin(), c->dropped.end(),
                         [](std::int64_t d) { return d > 0; })) {
           return_units(*conn, *c);  // what we dropped while Redis was away
@@ -907,7 +1068,7 @@ void RedisClaimLog::lease_loop() {
   if (conn) {
     std::lock_guard lock(campaigns_mu_);
     for (auto& c : campaigns_) {
-      if (c->registered) return_units(*conn, *c);
+      if (c->registered && c->spec->mode != CampaignMode::kLottery) return_units(*conn, *c);
     }
     (void)conn->command({"DEL", heartbeat_key(options_.replica_id)});
   }

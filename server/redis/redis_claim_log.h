@@ -19,6 +19,8 @@
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -32,6 +34,7 @@
 #include "engine/claim_engine.h"
 #include "engine/claim_log.h"
 #include "server/metrics_primitives.h"
+#include "server/redis/lottery_log.h"
 #include "server/redis/redis_connection.h"
 
 namespace voucherd::redis {
@@ -102,6 +105,13 @@ class RedisClaimLog final : public ClaimLog {
   std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
                                                                        UnixMicros now_us) override;
 
+  // Draws are group-committed with claims: one script call per campaign and
+  // batch decides them in order (server/redis/lottery_log.h).
+  void append_draw(DrawLogWrite& write) override;
+  // Reads the draw log on its own connection.
+  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) override;
+
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).
   [[nodiscard]] std::expected<CampaignCounts, std::string> read_counts(const CampaignSpec& spec);
@@ -143,6 +153,13 @@ class RedisClaimLog final : public ClaimLog {
     std::vector<Redemption> redemptions;
     std::vector<Cancellation> cancellations;
     std::vector<MemberLookup> member_lookups;
+    std::vector<DrawAttempt> draws;
+  };
+  // The writer's view of a LOTTERY campaign, for its guesses: each SKU's
+  // prize units left (as of the latest batch), and members' draw numbers.
+  struct LotteryView {
+    std::vector<std::int64_t> remaining;
+    absl::flat_hash_map<std::string, std::int64_t> draws_by_member;
   };
   struct Campaign {
     const CampaignSpec* spec;
@@ -171,6 +188,11 @@ class RedisClaimLog final : public ClaimLog {
   bool queues_empty() const;  // REQUIRES: mu_ held
   void lease_loop();
   void write_batch(Batch& batch);
+  // A draw's randomness and guesses for its (next) attempt. Writer thread.
+  void prepare_draw(DrawAttempt& d);
+  // Answers the draws of one script call; wrong guesses go to draw_retries_.
+  void complete_draws(const CampaignSpec& spec, std::vector<DrawAttempt>& draws,
+                      const Reply& reply);
   bool ensure_writer_connection();
   bool register_campaign(Connection& conn, Campaign& c, std::string* conflict);
   void top_up(Connection& conn, Campaign& c);
@@ -193,12 +215,15 @@ class RedisClaimLog final : public ClaimLog {
   std::deque<Redemption> redemptions_;
   std::deque<Cancellation> cancellations_;
   std::deque<MemberLookup> member_lookups_;
+  std::deque<DrawLogWrite*> draws_;
   bool stopping_ = false;
 
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)
   std::vector<std::unique_ptr<Campaign>> campaigns_;
 
   std::unique_ptr<Connection> writer_conn_;  // writer thread only
+  std::vector<DrawAttempt> draw_retries_;    // writer thread only: go out in the next batch
+  absl::flat_hash_map<std::string, LotteryView> lottery_views_;  // writer thread only
   std::chrono::steady_clock::time_point next_connect_{};
   std::chrono::milliseconds backoff_{50};
 

@@ -257,6 +257,7 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
   ASSERT_TRUE(client_->create(over, &created).ok());
   v1::Campaign lottery = small_campaign("a-lottery", 5);
   lottery.set_mode(v1::LOTTERY);
+  lottery.mutable_lottery()->set_win_probability(0.5);
   ASSERT_TRUE(client_->create(lottery, &created).ok());
   v1::Campaign one = small_campaign("one-pack", 1);
   ASSERT_TRUE(client_->create(one, &created).ok());

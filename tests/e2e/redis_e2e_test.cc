@@ -46,17 +46,7 @@ std::string guangdong_always_open(const TempDir& dir) {
 
 // A small campaign: `skus` SKUs sharing `stock` packs.
 std::string small_campaign(const TempDir& dir, std::int64_t stock, int skus) {
-  std::ostringstream j;
-  j << R"({"campaigns":[{"id":"small","name":"Small","mode":"FIRST_COME",)"
-    << R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","perMemberLimit":1,)"
-    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],"skus":[)";
-  for (int i = 0; i < skus; ++i) {
-    j << (i ? "," : "") << R"({"id":"sku-)" << i
-      << R"(","siteId":"site-1","kind":"HOT_SPRING","name":"Tickets","faceValueCents":"19800","stock":")"
-      << stock / skus + (i < stock % skus ? 1 : 0) << R"("})";
-  }
-  j << "]}]}";
-  return dir.write("small.json", j.str()).string();
+  return dir.write("small.json", first_come_campaign_json("small", stock, skus)).string();
 }
 
 std::vector<std::string> replica_args(const RedisServer& redis, const std::string& secret,

@@ -59,7 +59,6 @@ TEST(CampaignValidationTest, ExplicitValuesAreKept) {
   CampaignSpec spec = valid_spec();
   spec.per_member_limit = limits::kPerMemberLimitMax;
   spec.voucher_valid_days = limits::kVoucherValidDaysMax;
-  spec.mode = CampaignMode::kLottery;
   ASSERT_TRUE(validate_and_normalize(spec).has_value());
   EXPECT_EQ(spec.per_member_limit, 100);
   EXPECT_EQ(spec.voucher_valid_days, 3650);

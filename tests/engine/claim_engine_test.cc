@@ -116,6 +116,11 @@ class CountingClaimLog final : public ClaimLog {
                                                                        UnixMicros now_us) override {
     return memory.expired_counts(spec, now_us);
   }
+  void append_draw(DrawLogWrite& write) override { memory.append_draw(write); }
+  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) override {
+    return memory.draw_entries(spec);
+  }
   [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
 
   MemoryClaimLog memory;
@@ -383,6 +388,7 @@ TEST_F(ClaimEngineTest, WindowIsHalfOpen) {
 TEST_F(ClaimEngineTest, LotteryCampaignIsWrongMode) {
   CampaignSpec spec = small_spec("lottery-1");
   spec.mode = CampaignMode::kLottery;
+  spec.lottery.win_probability = 0.5;
   ASSERT_NE(create(spec), nullptr);
   EXPECT_EQ(claim("lottery-1", "m1").outcome, Outcome::kWrongMode);
   EXPECT_EQ(log_.appends.load(), 0);
@@ -730,6 +736,11 @@ class DeferredClaimLog final : public ClaimLog {
   std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
                                                                        UnixMicros now_us) override {
     return memory_.expired_counts(spec, now_us);
+  }
+  void append_draw(DrawLogWrite& write) override { memory_.append_draw(write); }
+  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) override {
+    return memory_.draw_entries(spec);
   }
   std::size_t queued() {
     std::lock_guard lock(mu_);

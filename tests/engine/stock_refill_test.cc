@@ -47,6 +47,11 @@ class ManualStockLog final : public ClaimLog {
                                                                        UnixMicros now_us) override {
     return memory_.expired_counts(spec, now_us);
   }
+  void append_draw(DrawLogWrite& write) override { memory_.append_draw(write); }
+  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+      const CampaignSpec& spec) override {
+    return memory_.draw_entries(spec);
+  }
   CampaignStock* stock_ = nullptr;
 
  private:

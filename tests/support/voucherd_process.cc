@@ -24,12 +24,14 @@ std::string read_file(const std::filesystem::path& p) {
   return s.str();
 }
 
-pid_t spawn(const std::vector<std::string>& args, const std::filesystem::path& stderr_path) {
+pid_t spawn(const std::vector<std::string>& args, const std::filesystem::path& stderr_path,
+            const std::filesystem::path& stdout_path = "/dev/null") {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -130,18 +132,40 @@ std::string VoucherdProcess::stderr_text() const { return read_file(stderr_path_
 
 int run_voucherd(const TempDir& dir, const std::vector<std::string>& args, std::string* stderr_out,
                  std::chrono::milliseconds timeout) {
-  const auto err = dir.path() / "run.stderr";
   std::vector<std::string> full{VOUCHERD_BINARY};
   full.insert(full.end(), args.begin(), args.end());
-  const pid_t pid = spawn(full, err);
+  return run_program(dir, full, nullptr, stderr_out, timeout);
+}
+
+int run_program(const TempDir& dir, const std::vector<std::string>& argv, std::string* stdout_out,
+                std::string* stderr_out, std::chrono::milliseconds timeout) {
+  const auto err = dir.path() / "run.stderr";
+  const auto out = dir.path() / "run.stdout";
+  const pid_t pid = spawn(argv, err, out);
   if (pid < 0) return -1;
   auto status = wait_exit(pid, timeout);
   if (!status) {
     kill(pid, SIGKILL);
     wait_exit(pid, std::chrono::seconds(10));
   }
+  if (stdout_out) *stdout_out = read_file(out);
   if (stderr_out) *stderr_out = read_file(err);
   return status.value_or(-1);
+}
+
+std::string first_come_campaign_json(const std::string& id, std::int64_t stock, int skus) {
+  std::ostringstream j;
+  j << R"({"campaigns":[{"id":")" << id << R"(","name":"Test )" << id
+    << R"(","mode":"FIRST_COME","startsAt":"2020-01-01T00:00:00Z",)"
+    << R"("endsAt":"2099-01-01T00:00:00Z","perMemberLimit":1,)"
+    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],"skus":[)";
+  for (int i = 0; i < skus; ++i) {
+    j << (i ? "," : "") << R"({"id":"sku-)" << i
+      << R"(","siteId":"site-1","kind":"HOT_SPRING","name":"Tickets","faceValueCents":"19800",)"
+      << R"("stock":")" << stock / skus + (i < stock % skus ? 1 : 0) << R"("})";
+  }
+  j << "]}]}";
+  return j.str();
 }
 
 std::string test_secret_hex() {

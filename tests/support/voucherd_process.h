@@ -61,6 +61,17 @@ class VoucherdProcess {
 int run_voucherd(const TempDir& dir, const std::vector<std::string>& args, std::string* stderr_out,
                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// Runs argv[0] (a path) to completion; returns its exit status (128+signal
+// when killed, -1 if it could not start or did not end within `timeout`,
+// when it is SIGKILLed), with its stdout and stderr.
+int run_program(const TempDir& dir, const std::vector<std::string>& argv, std::string* stdout_out,
+                std::string* stderr_out,
+                std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// A --campaigns file's content: one FIRST_COME campaign `id`, open from 2020
+// to 2099, one site (site-1), `skus` SKUs (sku-0 ..) sharing `stock` packs.
+std::string first_come_campaign_json(const std::string& id, std::int64_t stock, int skus);
+
 // 64 hex digits: a secret file's content.
 std::string test_secret_hex();
 
