@@ -1049,6 +1049,12 @@ int GrpcServer::start() {
     server_.reset();
     return 0;
   }
+  // The health service answers per service too (probes may name one);
+  // set_not_serving() flips them all at once.
+  if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
+    health->SetServingStatus(voucher::v1::VoucherService::service_full_name(), true);
+    health->SetServingStatus(voucher::v1::AdminService::service_full_name(), true);
+  }
   for (auto& cq : cqs_) {
     post_calls<ClaimCall>(core_, cq.get());
     post_calls<ClaimBatchCall>(core_, cq.get());

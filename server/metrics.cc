@@ -6,6 +6,7 @@
 #include <cctype>
 #include <functional>
 #include <limits>
+#include <unordered_map>
 
 #include "server/redis/redis_claim_log.h"
 
@@ -250,10 +251,10 @@ std::string Metrics::exposition(bool ready, bool draining) const {
 
   // Outcome counters, by campaign. The table is read under mu_: a scrape is
   // rare, and a count that adds a campaign meanwhile waits a moment.
-  std::vector<const CampaignCounters*> counted;
+  std::unordered_map<std::string_view, const CampaignCounters*> counted;
   {
     std::lock_guard lock(mu_);
-    for (const auto& c : owned_) counted.push_back(c.get());
+    for (const auto& c : owned_) counted.emplace(c->id, c.get());
   }
   // Every loaded campaign shows its always-shown series, counted or not.
   std::vector<std::string> loaded;
@@ -272,11 +273,8 @@ std::string Metrics::exposition(bool ready, bool draining) const {
       }
     };
     for (const std::string& id : loaded) {
-      const CampaignCounters* found = nullptr;
-      for (const CampaignCounters* c : counted) {
-        if (c->id == id) found = c;
-      }
-      add(id, found);
+      const auto it = counted.find(id);
+      add(id, it != counted.end() ? it->second : nullptr);
     }
     // "(unknown)" only once something was counted there.
     bool any_unknown = false;

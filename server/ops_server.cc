@@ -206,6 +206,7 @@ std::string OpsServer::status_json() const {
 void OpsServer::sample_series() {
   std::vector<std::pair<std::string, std::int64_t>> remaining;
   for (const CampaignRuntime* c : engine_.campaigns()) {
+    if (remaining.size() == kSeriesCampaignsMax) break;
     if (const auto stats = storewide_stats(engine_, options_.redis, c->spec())) {
       remaining.emplace_back(c->spec().id, stats->remaining);
     }

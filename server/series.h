@@ -24,6 +24,10 @@ namespace voucherd {
 
 // Five minutes of one-second points.
 inline constexpr std::size_t kSeriesPointsMax = 300;
+// Campaigns whose remaining stock is sampled each second (the first ones
+// loaded): with Redis each costs a round trip a second on the ops thread,
+// and a chart of more lines is unreadable anyway. /status shows them all.
+inline constexpr std::size_t kSeriesCampaignsMax = 16;
 
 class Series final {
  public:

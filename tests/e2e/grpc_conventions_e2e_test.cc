@@ -1,0 +1,132 @@
+// grpc_conventions_e2e_test — proves that a real voucherd serves the
+// standard grpc.health.v1.Health service (SERVING for the server and for
+// each of voucherd's services, NOT_FOUND for an unknown one) and server
+// reflection (it lists voucherd's services), so grpcurl-style tools and
+// load-balancer probes work. The calls are made with raw protobuf bytes
+// through gRPC's generic API, so no generated code of those services is
+// needed.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <optional>
+#include <string>
+
+#include "tests/support/voucherd_process.h"
+
+namespace voucherd::testing {
+namespace {
+
+grpc::ByteBuffer to_buffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string from_buffer(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  (void)buffer.Dump(&slices);
+  std::string out;
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// A length-delimited protobuf field (wire type 2) holding `value`.
+std::string string_field(int number, const std::string& value) {
+  std::string out(1, static_cast<char>((number << 3) | 2));
+  out.push_back(static_cast<char>(value.size()));  // REQUIRES: value.size() < 128
+  return out + value;
+}
+
+// One unary call through the generic stub: the response bytes, or the status.
+struct Answer {
+  grpc::Status status;
+  std::string bytes;
+};
+Answer unary(const std::string& target, const std::string& method, const std::string& request) {
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = stub.PrepareUnaryCall(&ctx, method, to_buffer(request), &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  Answer answer;
+  call->Finish(&response, &answer.status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  if (answer.status.ok()) answer.bytes = from_buffer(response);
+  return answer;
+}
+
+// HealthCheckResponse.status: field 1, varint; SERVING is 1 (an empty
+// message would mean UNKNOWN, 0).
+std::optional<int> health_status(const std::string& target, const std::string& service) {
+  const Answer a = unary(target, "/grpc.health.v1.Health/Check",
+                         service.empty() ? std::string() : string_field(1, service));
+  if (!a.status.ok()) return std::nullopt;
+  if (a.bytes.size() == 2 && a.bytes[0] == 0x08) return a.bytes[1];
+  return a.bytes.empty() ? 0 : -1;
+}
+
+TEST(GrpcConventions, HealthServiceAnswersPerService) {
+  TempDir dir;
+  VoucherdProcess server(dir, {});
+  ASSERT_GT(server.port(), 0);
+  EXPECT_EQ(health_status(server.target(), ""), std::optional<int>(1));
+  EXPECT_EQ(health_status(server.target(), "voucher.v1.VoucherService"), std::optional<int>(1));
+  EXPECT_EQ(health_status(server.target(), "voucher.v1.AdminService"), std::optional<int>(1));
+  const Answer unknown =
+      unary(server.target(), "/grpc.health.v1.Health/Check", string_field(1, "no.such.Service"));
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(GrpcConventions, ReflectionListsVoucherdsServices) {
+  TempDir dir;
+  VoucherdProcess server(dir, {});
+  ASSERT_GT(server.port(), 0);
+  {  // the channel closes before voucherd is stopped
+    auto channel = grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
+    grpc::GenericStub stub(channel);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto call = stub.PrepareCall(
+        &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+    void* tag = nullptr;
+    bool ok = false;
+    // Each step completes before the next starts.
+    auto step = [&](std::intptr_t expected) {
+      EXPECT_TRUE(cq.Next(&tag, &ok));
+      EXPECT_EQ(reinterpret_cast<std::intptr_t>(tag), expected);
+      return ok;
+    };
+    call->StartCall(reinterpret_cast<void*>(1));
+    ASSERT_TRUE(step(1));
+    // ServerReflectionRequest.list_services (field 7) = "".
+    call->Write(to_buffer(string_field(7, "")), reinterpret_cast<void*>(2));
+    ASSERT_TRUE(step(2));
+    grpc::ByteBuffer response;
+    call->Read(&response, reinterpret_cast<void*>(3));
+    ASSERT_TRUE(step(3));
+    call->WritesDone(reinterpret_cast<void*>(4));
+    step(4);
+    grpc::Status status;
+    call->Finish(&status, reinterpret_cast<void*>(5));
+    step(5);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    const std::string bytes = from_buffer(response);
+    for (const char* service :
+         {"voucher.v1.VoucherService", "voucher.v1.AdminService", "grpc.health.v1.Health"}) {
+      EXPECT_NE(bytes.find(service), std::string::npos) << service;
+    }
+  }
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+}  // namespace
+}  // namespace voucherd::testing
