@@ -141,10 +141,10 @@ BENCHMARK(BM_OursPerClaim)->Threads(1)->Threads(2)->UseRealTime();
 // counters found by id (a hash and a lock-free probe), one outcome
 // increment, then the RPC's status counter and latency histogram.
 struct Server {
-  voucherd::MemoryClaimLog log;
+  voucherd::MemoryStore store;
   voucherd::SystemClock clock;
   voucherd::SecureRandom random;
-  voucherd::ClaimEngine engine{log, clock, random, std::vector<std::uint8_t>(32, 1)};
+  voucherd::ClaimEngine engine{store.claim_log(), clock, random, std::vector<std::uint8_t>(32, 1)};
   std::unique_ptr<voucherd::Metrics> metrics;
   Server() {
     voucherd::CampaignSpec c;
@@ -158,8 +158,8 @@ struct Server {
     c.skus.push_back(
         voucherd::SkuSpec{"sku-1", "site-1", voucherd::SkuKind::kHotel, "Room", 38800, 100});
     (void)engine.create_campaign(std::move(c));
-    metrics = std::make_unique<voucherd::Metrics>(
-        engine, voucherd::MetricsOptions{"bench", "memory", nullptr});
+    metrics =
+        std::make_unique<voucherd::Metrics>(engine, voucherd::MetricsOptions{"bench", &store});
   }
 };
 Server& server() {

@@ -58,7 +58,9 @@ std::string CampaignRuntime::seed_commitment() const {
 }
 
 void CampaignRuntime::add_units(std::uint32_t sku, std::int64_t units) {
-  if (units > 0) inventory_.give_back(sku, units);
+  if (units <= 0) return;
+  inventory_.give_back(sku, units);
+  wake_stock_waiters();
 }
 
 std::int64_t CampaignRuntime::take_units(std::uint32_t sku, std::int64_t max) {
@@ -69,7 +71,110 @@ std::int64_t CampaignRuntime::available(std::uint32_t sku) const {
   return inventory_.available(sku);
 }
 
-void CampaignRuntime::set_final(std::uint32_t sku, bool final) { inventory_.set_final(sku, final); }
+void CampaignRuntime::set_final(std::uint32_t sku, bool final) {
+  inventory_.set_final(sku, final);
+  // Claims waiting on an empty SKU that turned final hear SOLD_OUT now.
+  if (final) wake_stock_waiters();
+}
+
+CampaignRuntime::StockWait CampaignRuntime::wait_for_stock(ClaimOp& op, UnixMicros now_us) {
+  std::lock_guard lock(stock_waiters_mu_);
+  // Looked at again under the lock: whoever brings units or finality takes
+  // this lock after publishing them, so either they are seen here, or the
+  // claim is on the list when they wake it. Nothing is lost in between.
+  const std::uint32_t sku = op.wanted_sku_;
+  const bool empty = sku == Inventory::kNone ? inventory_.sold_out() : inventory_.sku_empty(sku);
+  const bool final = sku == Inventory::kNone ? inventory_.all_final() : inventory_.is_final(sku);
+  if (!empty || final) return StockWait::kLookAgain;
+  if (stock_waiters_count_.load(std::memory_order_relaxed) >= limits::kStockWaitersMax) {
+    return StockWait::kFull;
+  }
+  UnixMicros until = now_us + limits::kStockWaitUsMax;
+  if (op.deadline_us > 0) until = std::min(until, op.deadline_us);
+  if (until <= now_us) return StockWait::kFull;  // no time left to wait
+  op.wait_until_us_ = until;
+  op.next_stock_waiter_ = stock_waiters_;
+  stock_waiters_ = &op;
+  // Relaxed: written under the lock; read bare only as a hint.
+  stock_waiters_count_.fetch_add(1, std::memory_order_relaxed);
+  return StockWait::kWaiting;
+}
+
+void CampaignRuntime::wake_stock_waiters() {
+  ClaimOp* woken = nullptr;
+  {
+    std::lock_guard lock(stock_waiters_mu_);
+    woken = stock_waiters_;
+    stock_waiters_ = nullptr;
+    stock_waiters_count_.store(0, std::memory_order_relaxed);
+  }
+  while (woken != nullptr) {
+    ClaimOp* next = woken->next_stock_waiter_;
+    woken->engine_->take_stock(*woken);  // may wait again; `woken` may be gone after
+    woken = next;
+  }
+}
+
+void CampaignRuntime::settle_waits(bool store_reachable) {
+  // Relaxed hint: a claim that parks just after this read is looked at on
+  // the keeper's next pass, milliseconds later.
+  if (stock_waiters_count_.load(std::memory_order_relaxed) == 0) return;
+  ClaimOp* ended = nullptr;
+  ClaimEngine* engine = nullptr;
+  {
+    std::lock_guard lock(stock_waiters_mu_);
+    if (stock_waiters_ == nullptr) return;
+    engine = stock_waiters_->engine_;
+    const UnixMicros now = engine->clock().now_us();
+    ClaimOp** link = &stock_waiters_;
+    while (*link != nullptr) {
+      ClaimOp* op = *link;
+      if (store_reachable && op->wait_until_us_ > now) {
+        link = &op->next_stock_waiter_;
+        continue;
+      }
+      *link = op->next_stock_waiter_;
+      op->next_stock_waiter_ = ended;
+      ended = op;
+      stock_waiters_count_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  // No unit can come while the store is unreachable: say so (UNAVAILABLE);
+  // a wait that ran out while it was reachable is a refill still on its way.
+  engine->end_waits(ended, store_reachable ? Outcome::kStockRefilling : Outcome::kLogUnavailable);
+}
+
+void CampaignRuntime::note_store_holder(std::string_view member_id, std::string_view cancelled_code,
+                                        bool holds_any) {
+  // A cancellation on any replica frees the allowance here too.
+  if (!cancelled_code.empty()) forget_held(member_id, cancelled_code);
+  const std::size_t h = ShardedMap<int>::hash(member_id);
+  if (holds_any) {
+    store_holders_.add(h);
+  } else {
+    store_holders_.remove(h);
+  }
+}
+
+void CampaignRuntime::forget_held(std::string_view member_id, std::string_view code) {
+  const std::size_t hash = ShardedMap<int>::hash(member_id);
+  bool emptied = false;
+  members_index_.with_shard(hash, [&](auto& map) {
+    auto it = map.find(to_absl(member_id), hash);
+    if (it == map.end()) return;
+    auto& held = it->second.held;
+    const auto before = held.size();
+    held.erase(std::remove_if(held.begin(), held.end(),
+                              [&](const VoucherPtr& v) { return v->code == code; }),
+               held.end());
+    if (held.size() < before && held.empty()) {
+      emptied = true;
+      if (it->second.pending.empty()) map.erase(it);
+    }
+  });
+  // Relaxed: a statistic.
+  if (emptied) members_.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void CampaignRuntime::note_missed(std::uint32_t sku) {
   // Load before store: a storm of presses on an empty shelf keeps the line
@@ -180,6 +285,12 @@ std::vector<const CampaignRuntime*> ClaimEngine::campaigns() const {
 }
 
 void ClaimEngine::claim(ClaimOp& op) {
+  op.fenced_ = 0;
+  op.looked_up_ = false;
+  run_claim(op);
+}
+
+void ClaimEngine::run_claim(ClaimOp& op) {
   op.engine_ = this;
   op.next_waiter_ = nullptr;
   auto fail = [&op](Outcome o, const char* field = nullptr) {
@@ -213,7 +324,7 @@ void ClaimEngine::claim(ClaimOp& op) {
   op.campaign_ = c;
   op.member_hash_ = ShardedMap<int>::hash(op.member_id);
 
-  enum class Step { kAnswer, kWait, kProceed };
+  enum class Step { kAnswer, kWait, kLookUp, kProceed };
   ClaimResult answer;
   const Step step = c->members_index_.with_shard(op.member_hash_, [&](auto& map) {
     // Refuse a newcomer only when nothing is here and nothing more will come.
@@ -223,6 +334,14 @@ void ClaimEngine::claim(ClaimOp& op) {
     // The shard hash is the map's own hash of the key, so it is passed along.
     auto it = map.find(to_absl(op.member_id), op.member_hash_);
     if (it == map.end()) {
+      // A member the store's feed says holds a voucher from another replica
+      // is looked up, not given stock: with an allowance of one, always;
+      // with more, once nothing is left. (Lock order: member shard, then
+      // holder shard; never the other way round.)
+      if (!op.looked_up_ && (limit == 1 || nothing_left) &&
+          c->store_holders_.contains(op.member_hash_)) {
+        return Step::kLookUp;
+      }
       if (nothing_left) {
         // A newcomer to an empty shelf is refused with no allocation (and
         // counted: units handed back by other replicas may yet come).
@@ -267,25 +386,75 @@ void ClaimEngine::claim(ClaimOp& op) {
   });
   if (step == Step::kAnswer) return op.on_claim_done(answer);
   if (step == Step::kWait) return;
+  if (step == Step::kLookUp) {
+    op.looked_up_ = true;
+    // Completes through ClaimOp::on_member_vouchers, which runs the claim again.
+    return log_.find_member_vouchers(spec.id, op.member_id, {}, op);
+  }
+  op.wanted_sku_ = sku;
+  op.per_member_limit = limit;
+  take_stock(op);
+}
 
-  const std::uint32_t taken =
-      sku == Inventory::kNone ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
-                              : (c->inventory_.take(sku) ? sku : Inventory::kNone);
-  if (taken == Inventory::kNone) {
-    // Empty here: sold out if no more units will come, else a refill of
-    // this replica's stock is on its way (shed; retrying shortly is right).
+void ClaimEngine::take_stock(ClaimOp& op) {
+  CampaignRuntime* c = op.campaign_;
+  const std::uint32_t sku = op.wanted_sku_;
+  // A unit seen under the waiters' lock may be taken by another claim before
+  // this one gets to it; a few more looks, then the claim is shed.
+  constexpr int kLooksMax = 4;
+  for (int look = 0;; ++look) {
+    const std::uint32_t taken =
+        sku == Inventory::kNone
+            ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
+            : (c->inventory_.take(sku) ? sku : Inventory::kNone);
+    if (taken != Inventory::kNone) {
+      op.sku_ = taken;
+      op.voucher = mint_voucher(*c, taken, op.member_id, op.request_id, clock_.now_us());
+      return log_.append_claim(op);  // completes through ClaimOp::on_logged
+    }
+    // Empty here: sold out if no more units will come; else a refill of
+    // this replica's stock is on its way, and the claim waits for it.
     const bool final =
         sku == Inventory::kNone ? c->inventory_.all_final() : c->inventory_.is_final(sku);
     c->note_missed(sku);
-    const Outcome why = !final                    ? Outcome::kStockRefilling
-                        : sku == Inventory::kNone ? Outcome::kSoldOut
-                                                  : Outcome::kSkuSoldOut;
-    return finish(op, ClaimResult{why, nullptr, nullptr}, /*drop_pending=*/true, nullptr);
+    if (final) {
+      // Nothing is left. A member the holders feed names (their voucher came
+      // from another replica, perhaps while this claim waited) is looked up
+      // rather than told SOLD_OUT: the claim lets go of its pending mark and
+      // runs again once the store has answered.
+      if (!op.looked_up_ && c->store_holders_.contains(op.member_hash_)) {
+        ClaimOp* waiters = release_pending(op, nullptr);
+        op.looked_up_ = true;
+        log_.find_member_vouchers(c->spec().id, op.member_id, {}, op);
+        return run_waiters(waiters);
+      }
+      const Outcome why = sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut;
+      return finish(op, ClaimResult{why, nullptr, nullptr}, /*drop_pending=*/true, nullptr);
+    }
+    const CampaignRuntime::StockWait wait = c->wait_for_stock(op, clock_.now_us());
+    if (wait == CampaignRuntime::StockWait::kWaiting) return;  // woken or settled later
+    if (wait == CampaignRuntime::StockWait::kLookAgain && look + 1 < kLooksMax) continue;
+    // Too many claims wait already, or no time is left: shed (retry shortly).
+    return finish(op, ClaimResult{Outcome::kStockRefilling, nullptr, nullptr}, true, nullptr);
   }
-  op.sku_ = taken;
-  op.voucher = mint_voucher(*c, taken, op.member_id, op.request_id, now);
-  op.per_member_limit = limit;
-  log_.append_claim(op);  // completes through ClaimOp::on_logged
+}
+
+void ClaimEngine::end_waits(ClaimOp* ended, Outcome why) {
+  while (ended != nullptr) {
+    ClaimOp* next = ended->next_stock_waiter_;
+    finish(*ended, ClaimResult{why, nullptr, nullptr}, /*drop_pending=*/true, nullptr);
+    ended = next;
+  }
+}
+
+void ClaimOp::on_member_vouchers(LookupStatus status, std::vector<VoucherPtr> vouchers) {
+  if (status != LookupStatus::kFound) {
+    return on_claim_done(ClaimResult{Outcome::kLogUnavailable, nullptr, nullptr});
+  }
+  // What the member holds goes into this replica's index, so the claim run
+  // again (and every later press here) answers from memory.
+  for (const VoucherPtr& v : vouchers) engine_->remember_held(*campaign_, v);
+  engine_->run_claim(*this);  // `this` may be gone after this line
 }
 
 VoucherPtr ClaimEngine::mint_voucher(const CampaignRuntime& c, std::uint32_t sku,
@@ -331,11 +500,19 @@ void ClaimEngine::complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held
       return finish(op, ClaimResult{Outcome::kOk, nullptr, op.voucher}, true, op.voucher);
     case LogStatus::kDuplicate:
       VOUCHERD_RELEASE_ASSERT(held != nullptr);
-      c.inventory_.give_back(op.sku_, 1);
+      c.add_units(op.sku_, 1);  // wakes a claim waiting for a unit, if any
       return finish(op, ClaimResult{Outcome::kAlreadyClaimed, nullptr, held}, true, held);
     case LogStatus::kOverloaded:
-      c.inventory_.give_back(op.sku_, 1);
+      c.add_units(op.sku_, 1);
       return finish(op, ClaimResult{Outcome::kOverloaded, nullptr, nullptr}, true, nullptr);
+    case LogStatus::kFenced:
+      // The unit was not ours to hand out and the log has dropped the rest
+      // of that SKU's local units: wait for the new lease like any claim
+      // that finds the shelf empty. Bounded, in case the store keeps refusing.
+      if (++op.fenced_ > limits::kFencedClaimRetriesMax) {
+        return finish(op, ClaimResult{Outcome::kStockRefilling, nullptr, nullptr}, true, nullptr);
+      }
+      return take_stock(op);
     case LogStatus::kUnavailable:
       // Not given back: the write may have landed, and a unit handed out
       // twice would oversell. The log settles it with the store later.
@@ -344,42 +521,49 @@ void ClaimEngine::complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held
   std::abort();  // unreachable: every LogStatus is handled above
 }
 
-void ClaimEngine::finish(ClaimOp& op, const ClaimResult& result, bool drop_pending,
-                         const VoucherPtr& held) {
+ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
   CampaignRuntime& c = *op.campaign_;
   ClaimOp* waiters = nullptr;
   bool first_voucher = false;
-  if (drop_pending) {
-    c.members_index_.with_shard(op.member_hash_, [&](auto& map) {
-      auto it = map.find(to_absl(op.member_id), op.member_hash_);
-      VOUCHERD_RELEASE_ASSERT(it != map.end());  // a pending claim keeps its entry
-      CampaignRuntime::MemberEntry& e = it->second;
-      auto p = std::find(e.pending.begin(), e.pending.end(), &op);
-      VOUCHERD_RELEASE_ASSERT(p != e.pending.end());
-      e.pending.erase(p);
-      if (held) {
-        const bool known = std::any_of(e.held.begin(), e.held.end(),
-                                       [&](const VoucherPtr& v) { return v->code == held->code; });
-        if (!known) {
-          first_voucher = e.held.empty();
-          e.held.push_back(held);
-        }
+  c.members_index_.with_shard(op.member_hash_, [&](auto& map) {
+    auto it = map.find(to_absl(op.member_id), op.member_hash_);
+    VOUCHERD_RELEASE_ASSERT(it != map.end());  // a pending claim keeps its entry
+    CampaignRuntime::MemberEntry& e = it->second;
+    auto p = std::find(e.pending.begin(), e.pending.end(), &op);
+    VOUCHERD_RELEASE_ASSERT(p != e.pending.end());
+    e.pending.erase(p);
+    if (held) {
+      const bool known = std::any_of(e.held.begin(), e.held.end(),
+                                     [&](const VoucherPtr& v) { return v->code == held->code; });
+      if (!known) {
+        first_voucher = e.held.empty();
+        e.held.push_back(held);
       }
-      if (e.pending.empty()) {
-        waiters = e.waiters;
-        e.waiters = nullptr;
-        e.waiter_count = 0;
-        if (e.held.empty()) map.erase(it);
-      }
-    });
-  }
+    }
+    if (e.pending.empty()) {
+      waiters = e.waiters;
+      e.waiters = nullptr;
+      e.waiter_count = 0;
+      if (e.held.empty()) map.erase(it);
+    }
+  });
   if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic
-  op.on_claim_done(result);  // `op` may be gone after this line
+  return waiters;
+}
+
+void ClaimEngine::run_waiters(ClaimOp* waiters) {
   while (waiters != nullptr) {
     ClaimOp* next = waiters->next_waiter_;
     claim(*waiters);
     waiters = next;
   }
+}
+
+void ClaimEngine::finish(ClaimOp& op, const ClaimResult& result, bool drop_pending,
+                         const VoucherPtr& held) {
+  ClaimOp* waiters = drop_pending ? release_pending(op, held) : nullptr;
+  op.on_claim_done(result);  // `op` may be gone after this line
+  run_waiters(waiters);
 }
 
 // ---------------------------------------------------------------- draws
@@ -468,6 +652,9 @@ void ClaimEngine::remember_held(CampaignRuntime& c, const VoucherPtr& v) {
     auto it = map.find(to_absl(v->member_id), hash);
     if (it == map.end()) it = map.try_emplace(v->member_id).first;
     CampaignRuntime::MemberEntry& e = it->second;
+    for (const VoucherPtr& h : e.held) {
+      if (h->code == v->code) return;  // known already
+    }
     first = e.held.empty();
     e.held.push_back(v);
   });
@@ -662,24 +849,7 @@ void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
 
 void ClaimEngine::forget_held(const VoucherRecord& v) {
   CampaignRuntime* c = find_mutable(v.campaign_id);
-  if (c == nullptr) return;
-  const std::size_t hash = ShardedMap<int>::hash(v.member_id);
-  bool emptied = false;
-  c->members_index_.with_shard(hash, [&](auto& map) {
-    auto it = map.find(to_absl(v.member_id), hash);
-    if (it == map.end()) return;
-    auto& held = it->second.held;
-    const auto before = held.size();
-    held.erase(std::remove_if(held.begin(), held.end(),
-                              [&](const VoucherPtr& h) { return h->code == v.code; }),
-               held.end());
-    if (held.size() < before && held.empty()) {
-      emptied = true;
-      if (it->second.pending.empty()) map.erase(it);
-    }
-  });
-  // Relaxed: a statistic.
-  if (emptied) c->members_.fetch_sub(1, std::memory_order_relaxed);
+  if (c != nullptr) c->forget_held(v.member_id, v.code);
 }
 
 void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {

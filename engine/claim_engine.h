@@ -43,6 +43,7 @@
 #include "engine/campaign_validation.h"
 #include "engine/claim_log.h"
 #include "engine/clock.h"
+#include "engine/holder_set.h"
 #include "engine/inventory.h"
 #include "engine/limits.h"
 #include "engine/lottery.h"
@@ -65,12 +66,16 @@ struct ClaimResult {
 
 // One claim in flight. The caller fills the inputs (views into memory the
 // caller keeps alive until on_claim_done) and hands it to ClaimEngine::claim.
-class ClaimOp : private ClaimLogWrite {
+class ClaimOp : private ClaimLogWrite, private MemberVouchersLookup {
  public:
   std::string_view campaign_id;
   std::string_view member_id;
   std::string_view sku_id;      // empty: any SKU with stock
   std::string_view request_id;  // may be empty when per_member_limit == 1
+  // The caller's deadline (Unix µs; 0: none). A claim that finds this
+  // replica's shelf empty while a refill is on its way waits for it, at
+  // most until this deadline and at most limits::kStockWaitUsMax.
+  UnixMicros deadline_us = 0;
 
   // Called exactly once per claim(), from any thread, possibly inside claim().
   virtual void on_claim_done(const ClaimResult& result) = 0;
@@ -80,13 +85,21 @@ class ClaimOp : private ClaimLogWrite {
 
  private:
   friend class ClaimEngine;
+  friend class CampaignRuntime;
   void on_logged(LogStatus status, VoucherPtr held) override;
+  void on_member_vouchers(LookupStatus status, std::vector<VoucherPtr> vouchers) override;
 
   ClaimEngine* engine_ = nullptr;
   class CampaignRuntime* campaign_ = nullptr;
   std::size_t member_hash_ = 0;
   std::uint32_t sku_ = 0;
+  std::uint32_t wanted_sku_ = 0;  // the SKU asked for, or Inventory::kNone
   ClaimOp* next_waiter_ = nullptr;
+  // Waiting for units: when the wait ends, and the next claim waiting.
+  UnixMicros wait_until_us_ = 0;
+  ClaimOp* next_stock_waiter_ = nullptr;
+  std::uint8_t fenced_ = 0;  // times the store refused this claim's unit
+  bool looked_up_ = false;   // the store was asked what the member holds
 };
 
 // A GetVoucher in flight; same ownership rules as ClaimOp.
@@ -258,6 +271,15 @@ class CampaignRuntime final : public CampaignStock {
   // the flags carry no data, only "there was demand".
   void note_missed(std::uint32_t sku);
   [[nodiscard]] bool take_missed(std::vector<std::uint32_t>& named_skus) override;
+  void settle_waits(bool store_reachable) override;
+  [[nodiscard]] std::size_t waiting_claims() const override {
+    // Relaxed: a moment's view for the keeper's demand check.
+    return stock_waiters_count_.load(std::memory_order_relaxed);
+  }
+  void note_store_holder(std::string_view member_id, std::string_view cancelled_code,
+                         bool holds_any) override;
+  // Members the store's holders feed says hold a voucher (a moment's view).
+  [[nodiscard]] std::int64_t store_holders() const { return store_holders_.size(); }
   [[nodiscard]] const LotterySeed& proposed_seed() const override { return proposed_seed_; }
   // The first seed set stays (every replica's log hands over the same one).
   void set_seed(const LotterySeed& seed) override;
@@ -283,6 +305,15 @@ class CampaignRuntime final : public CampaignStock {
   friend class CancelOp;
   friend class DrawOp;
 
+  enum class StockWait : std::uint8_t { kWaiting, kLookAgain, kFull };
+  // Parks `op` until units or finality arrive, unless they arrived already
+  // (kLookAgain) or too many claims wait (kFull).
+  StockWait wait_for_stock(ClaimOp& op, UnixMicros now_us);
+  // Hands every waiting claim back to the engine to try again.
+  void wake_stock_waiters();
+  // The member no longer holds `code` in this process's index.
+  void forget_held(std::string_view member_id, std::string_view code);
+
   // Inline room for one of each: with the usual limit of one pack a member
   // entry costs no allocation beyond its map slot.
   struct MemberEntry {
@@ -303,6 +334,13 @@ class CampaignRuntime final : public CampaignStock {
   Inventory inventory_;
   std::unique_ptr<SkuCounters[]> sku_counters_;
   std::atomic<std::int64_t> members_{0};
+  // Claims waiting for units, a list through ClaimOp::next_stock_waiter_.
+  // The lock is taken only by claims that found the shelf empty while a
+  // refill is on its way, and by whoever brings units or finality.
+  std::mutex stock_waiters_mu_;
+  ClaimOp* stock_waiters_ = nullptr;                 // guarded by stock_waiters_mu_
+  std::atomic<std::size_t> stock_waiters_count_{0};  // written under the lock
+  HolderSet store_holders_;
   // Set by presses that found no unit; cleared by the log when it looks.
   // Pressers load before they store, so a storm of sold-out presses keeps
   // the line shared instead of bouncing it between cores.
@@ -374,11 +412,15 @@ class ClaimEngine final {
 
  private:
   friend class ClaimOp;
+  friend class CampaignRuntime;
   friend class VoucherLookupOp;
   friend class RedeemOp;
   friend class CancelOp;
   friend class DrawOp;
 
+  // claim() without resetting the per-call state (re-runs of a claim that
+  // waited for its member's pending claim, or for the store's answer).
+  void run_claim(ClaimOp& op);
   CampaignRuntime* find_mutable(std::string_view id) const;
   // The campaign and SKU whose MAC a code carries, and its canonical form;
   // kMistypedCode or kVoucherNotFound (forged) without touching the log.
@@ -392,6 +434,17 @@ class ClaimEngine final {
   // in this process's index.
   void forget_held(const VoucherRecord& v);
   void finish(ClaimOp& op, const ClaimResult& result, bool drop_pending, const VoucherPtr& held);
+  // Drops the claim's pending mark (keeping `held`, if any, as the member's):
+  // returns the presses of the member that waited on it, to run again.
+  ClaimOp* release_pending(ClaimOp& op, const VoucherPtr& held);
+  void run_waiters(ClaimOp* waiters);
+  // The claim holds its member's pending mark: takes a unit (or waits for
+  // one, or refuses) and hands the voucher to the claim log.
+  void take_stock(ClaimOp& op);
+  // Claims that waited for units and were woken: each tries again.
+  void retry_waiters(ClaimOp* waiters);
+  // Answers claims whose wait ended (see CampaignStock::settle_waits).
+  void end_waits(ClaimOp* ended, Outcome why);
   void complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held);
   VoucherPtr mint_voucher(const CampaignRuntime& c, std::uint32_t sku, std::string_view member_id,
                           std::string_view request_id, UnixMicros now_us);

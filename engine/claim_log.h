@@ -36,6 +36,10 @@ enum class LogStatus : std::uint8_t {
   kUnavailable,  // the store could not confirm the write; it may or may not be applied.
                  // The unit it carried is the log's to account for (it may have been
                  // issued): the engine does not put it back in its local stock.
+  kFenced,       // nothing was written: the unit was not this replica's to hand out
+                 // (its lease was taken back while it was paused or cut off). The
+                 // log has dropped its local units of that SKU and leases again;
+                 // the engine waits for stock as if the shelf had been empty.
 };
 
 enum class LookupStatus : std::uint8_t { kFound, kNotFound, kUnavailable };
@@ -158,9 +162,24 @@ class CampaignStock {
   virtual void set_final(std::uint32_t sku, bool final) = 0;
   // The demand signal a leasing log refills on, since the last call (which
   // it clears): returns whether a claim for any SKU found no unit here
-  // (answered STOCK_REFILLING or SOLD_OUT), and appends to `named_skus` the
-  // SKUs that claims naming one found empty.
+  // (it waits for a refill, or was answered SOLD_OUT), and appends to
+  // `named_skus` the SKUs that claims naming one found empty.
   [[nodiscard]] virtual bool take_missed(std::vector<std::uint32_t>& named_skus) = 0;
+  // Claims waiting for units (a refill is on its way) are answered once
+  // their wait is over: STOCK_REFILLING at the end of their wait, or at once
+  // with UNAVAILABLE when `store_reachable` is false (no unit can come). A
+  // leasing log calls this every pass of its keeper; units arriving
+  // (add_units) and SKUs turning final (set_final) wake waiting claims
+  // themselves.
+  virtual void settle_waits(bool store_reachable) = 0;
+  // Claims waiting for units now (a moment's view; demand for the keeper).
+  [[nodiscard]] virtual std::size_t waiting_claims() const = 0;
+  // A shared store's holders feed: `member_id` holds a voucher of this
+  // campaign, issued by any replica (`holds_any`), or holds none any more.
+  // A non-empty `cancelled_code` was cancelled on some replica and its
+  // allowance freed: this process forgets it too.
+  virtual void note_store_holder(std::string_view member_id, std::string_view cancelled_code,
+                                 bool holds_any) = 0;
 };
 
 // What the claim log did with a draw of a LOTTERY campaign.

@@ -47,6 +47,20 @@ inline constexpr std::size_t kLotteryViewMembersMax = 1'000'000;
 // matters, a misbehaving client can).
 inline constexpr std::size_t kWaitersPerMemberMax = 16;
 
+// A claim that finds this replica's shelf empty while a refill is on its way
+// waits for it rather than telling the member to retry: a lease takes a few
+// milliseconds, an idle replica's units come back within a second, and a
+// dead replica's when its lease times out (3 s by default, plus a beat).
+// At most this long, and at most the caller's deadline.
+inline constexpr std::int64_t kStockWaitUsMax = 5'000'000;
+// Claims waiting for units at once, per campaign: a bound on memory and on
+// the work of one refill. Beyond it a claim is shed (RESOURCE_EXHAUSTED).
+inline constexpr std::size_t kStockWaitersMax = 16'384;
+// Times one claim may be refused by the store's fence (its unit was leased
+// back from this replica) before it is shed: each refusal drops the
+// replica's local units of that SKU, so a second refusal is already rare.
+inline constexpr std::uint8_t kFencedClaimRetriesMax = 3;
+
 // Voucher validity: up to ten years.
 inline constexpr std::int32_t kVoucherValidDaysMax = 3650;
 inline constexpr std::int32_t kVoucherValidDaysDefault = 30;
@@ -90,6 +104,7 @@ inline constexpr std::size_t kSecretBytesMin = 32;
 inline constexpr std::size_t kSecretBytesMax = 1024;
 
 static_assert(kClaimLogBatchMax <= kClaimLogQueueMax, "a batch comes out of the queue");
+static_assert(kStockWaitersMax <= kClaimLogQueueMax, "woken waiters fit in the claim-log queue");
 static_assert(kClaimBatchClaimsMax * 16 <= kClaimLogQueueMax,
               "many ClaimBatch calls in flight fit in the claim-log queue");
 static_assert(kLeaseUnitsMax >= kLeaseLowWaterDivisor, "a lease refills before it is empty");

@@ -63,6 +63,12 @@ void define_options(CLI::App& app, Config& c, std::string& store) {
   app.add_option("--replica-id", c.replica_id,
                  "with --store=redis: this replica's name in lease records (default: host, "
                  "pid and a random suffix, new at every start)");
+  app.add_option("--lease-timeout-ms", c.lease_timeout_ms,
+                 "with --store=redis: a replica that has not beaten this long is taken for dead, "
+                 "and any live replica gives its leased units back to the pool (it beats every "
+                 "sixth of this); use the same value on every replica")
+      ->check(CLI::Range(600, 600'000))
+      ->capture_default_str();
   app.add_option("--secret-file", c.secret_file,
                  "file holding the voucher-code MAC secret as hex (>= 64 hex digits)")
       ->check(CLI::ExistingFile);

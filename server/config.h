@@ -25,6 +25,7 @@ struct Config {
   int redis_pool = 16;             // --store=redis-per-claim: connections, one thread each
   bool replace_campaigns = false;  // replace different stored definitions before they open
   std::string replica_id;          // --store=redis: this process's name in lease records
+  int lease_timeout_ms = 3000;     // --store=redis: a replica silent this long loses its leases
   std::string secret_file;         // hex; see README "Secret file"
   std::string port_file;           // written with the bound port once listening
   std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port

@@ -38,8 +38,16 @@ class Tag {
 // shared store is unreachable, so a replica waiting for a lease then says
 // the store is down (UNAVAILABLE) rather than "refilling".
 Outcome refusal_on_wire(const GrpcServer::Core& core, Outcome outcome) {
-  const bool store_down = core.redis != nullptr && !core.redis->connected();
+  const bool store_down = !core.store.connected();
   return outcome == Outcome::kStockRefilling && store_down ? Outcome::kLogUnavailable : outcome;
+}
+
+// The caller's deadline in Unix µs, for a claim that may wait for units;
+// 0 when the caller set none (gRPC's "infinite" is far in the future).
+UnixMicros deadline_us(const grpc::ServerContext& ctx) {
+  const auto deadline = ctx.deadline();
+  if (deadline - std::chrono::system_clock::now() > std::chrono::hours(24)) return 0;
+  return std::chrono::duration_cast<std::chrono::microseconds>(deadline.time_since_epoch()).count();
 }
 
 const char* access_text(Access access) {
@@ -211,6 +219,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     member_id = request_.member_id();
     sku_id = request_.sku_id();
     request_id = request_.request_id();
+    deadline_us = voucherd::deadline_us(ctx_);
     core_.engine.claim(*this);
   }
 
@@ -268,6 +277,7 @@ class ClaimBatchCall final
     // frees nothing, but reads every Item) is not built while claims are
     // still being started. Relaxed: nothing has been handed out yet.
     pending_.store(n + 1, std::memory_order_relaxed);
+    const UnixMicros deadline = deadline_us(ctx_);
     for (std::size_t i = 0; i < n; ++i) {
       const v1::ClaimRequest& claim = request_.claims(static_cast<int>(i));
       Item& item = items_[i];
@@ -276,6 +286,7 @@ class ClaimBatchCall final
       item.member_id = claim.member_id();
       item.sku_id = claim.sku_id();
       item.request_id = claim.request_id();
+      item.deadline_us = deadline;
       core_.engine.claim(item);
     }
     // acq_rel as in claim_done(); here, on the queue thread, the last share
@@ -788,22 +799,27 @@ class CreateCampaignCall final
     if (!request_.has_campaign()) return fail(invalid_argument("campaign", "campaign must be set"));
     auto spec = campaign_from_proto(request_.campaign());
     if (!spec) return fail(invalid_argument(spec.error().field, spec.error().message));
-    auto created = core_.engine.create_campaign(
-        std::move(*spec), request_.replace_before_open() ? StoredDefinition::kReplaceBeforeOpen
-                                                         : StoredDefinition::kMustMatch);
-    if (!created) {
-      const CreateError& e = created.error();
-      if (e.outcome == Outcome::kInvalidArgument) {
-        return fail(invalid_argument(e.field.field, e.field.message));
+    // Registering a campaign writes it to the store (Redis: the definition,
+    // the stock, the registry): on the admin worker, never on a queue thread.
+    const bool posted = core_.admin_worker.post([this, spec = std::move(*spec)]() mutable {
+      auto created = core_.engine.create_campaign(
+          std::move(spec), request_.replace_before_open() ? StoredDefinition::kReplaceBeforeOpen
+                                                          : StoredDefinition::kMustMatch);
+      if (!created) {
+        const CreateError& e = created.error();
+        if (e.outcome == Outcome::kInvalidArgument) {
+          return fail(invalid_argument(e.field.field, e.field.message));
+        }
+        StatusContext ctx;
+        ctx.campaign_id = request_.campaign().id();
+        return fail(to_grpc_status(e.outcome, ctx));
       }
-      StatusContext ctx;
-      ctx.campaign_id = request_.campaign().id();
-      return fail(to_grpc_status(e.outcome, ctx));
-    }
-    v1::Campaign response;
-    campaign_to_proto((*created)->spec(), &response);
-    response.set_seed_commitment((*created)->seed_commitment());
-    reply(response);
+      v1::Campaign response;
+      campaign_to_proto((*created)->spec(), &response);
+      response.set_seed_commitment((*created)->seed_commitment());
+      reply(response);
+    });
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, StatusContext{}));
   }
 };
 
@@ -834,6 +850,93 @@ class GetCampaignCall final
     v1::Campaign response;
     campaign_to_proto(c->spec(), &response);
     response.set_seed_commitment(c->seed_commitment());
+    reply(response);
+  }
+};
+
+// Pages are cut at a campaign id: the token is the last id of the page,
+// hex-encoded behind a version tag, so it stays opaque and printable.
+constexpr std::string_view kPageTokenTag = "c1.";
+constexpr int kListPageSizeDefault = 50;
+constexpr int kListPageSizeMax = 1000;
+
+std::string page_token_of(std::string_view last_id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(kPageTokenTag);
+  for (const char ch : last_id) {
+    const auto b = static_cast<unsigned char>(ch);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+// The campaign id a token names; nullopt when voucherd did not make it.
+std::optional<std::string> id_of_page_token(std::string_view token) {
+  if (token.substr(0, kPageTokenTag.size()) != kPageTokenTag) return std::nullopt;
+  token.remove_prefix(kPageTokenTag.size());
+  if (token.empty() || token.size() % 2 != 0 || token.size() > 2 * limits::kIdBytesMax) {
+    return std::nullopt;
+  }
+  auto nibble = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return -1;
+  };
+  std::string id;
+  for (std::size_t i = 0; i < token.size(); i += 2) {
+    const int hi = nibble(token[i]);
+    const int lo = nibble(token[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    id.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return id;
+}
+
+class ListCampaignsCall final
+    : public UnaryCall<ListCampaignsCall, v1::ListCampaignsRequest, v1::ListCampaignsResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kListCampaigns;
+  void request() {
+    core_.admin_service.RequestListCampaigns(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    if (request_.page_size() < 0) {
+      return fail(invalid_argument("page_size", "page_size must not be negative"));
+    }
+    const int size = request_.page_size() == 0 ? kListPageSizeDefault
+                                               : std::min(request_.page_size(), kListPageSizeMax);
+    std::optional<std::string> after;
+    if (!request_.page_token().empty()) {
+      after = id_of_page_token(request_.page_token());
+      if (!after) {
+        return fail(invalid_argument("page_token",
+                                     "page_token is not one voucherd gave (pass the "
+                                     "next_page_token of the previous page, or nothing)"));
+      }
+    }
+    std::vector<const CampaignRuntime*> all = core_.engine.campaigns();
+    std::sort(all.begin(), all.end(), [](const CampaignRuntime* a, const CampaignRuntime* b) {
+      return a->spec().id < b->spec().id;
+    });
+    auto it = all.begin();
+    if (after) {
+      it = std::upper_bound(
+          all.begin(), all.end(), *after,
+          [](const std::string& id, const CampaignRuntime* c) { return id < c->spec().id; });
+    }
+    v1::ListCampaignsResponse response;
+    for (; it != all.end() && response.campaigns_size() < size; ++it) {
+      v1::Campaign* out = response.add_campaigns();
+      campaign_to_proto((*it)->spec(), out);
+      out->set_seed_commitment((*it)->seed_commitment());
+    }
+    if (it != all.end() && response.campaigns_size() > 0) {
+      response.set_next_page_token(
+          page_token_of(response.campaigns(response.campaigns_size() - 1).id()));
+    }
     reply(response);
   }
 };
@@ -905,14 +1008,9 @@ class GetCampaignStatsCall final
         local.skus[i].expired = (*expired)[i];
         local.expired += (*expired)[i];
       }
-      if (core_.redis == nullptr) {
-        v1::CampaignStats response;
-        stats_to_proto(local, &response);
-        return reply(response);
-      }
-      auto counts = core_.redis->read_counts(c->spec());
+      auto counts = core_.store.read_counts(c->spec());
       if (!counts) return store_failed(counts.error());
-      redis::apply_counts(*counts, local);
+      if (*counts) apply_counts(**counts, local);
       v1::CampaignStats response;
       stats_to_proto(local, &response);
       reply(response);
@@ -940,12 +1038,8 @@ class ReconcileCampaignCall final
     if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
     v1::ReconcileCampaignResponse response;
     response.set_campaign_id(c->spec().id);
-    if (core_.redis == nullptr) {  // memory store: no leases, nothing stranded
-      for (const SkuSpec& s : c->spec().skus) response.add_skus()->set_sku_id(s.id);
-      return reply(response);
-    }
     const bool posted = core_.admin_worker.post([this, c, response]() mutable {
-      auto returned = core_.redis->reconcile(c->spec());
+      auto returned = core_.store.reconcile(c->spec());
       if (!returned) {
         StatusContext failed = campaign_context(request_.campaign_id());
         failed.detail = returned.error();
@@ -1020,7 +1114,7 @@ void GrpcServer::AdminWorker::stop() {
 
 GrpcServer::GrpcServer(ClaimEngine& engine, GrpcServerOptions options)
     : core_{engine,
-            options.redis,
+            *options.store,
             options.auth,
             options.metrics,
             RedeemGuard(options.redeem_failure_budget, options.redeem_cooldown),
@@ -1068,6 +1162,7 @@ int GrpcServer::start() {
     post_calls<ExportDrawsCall>(core_, cq.get());
     post_calls<CreateCampaignCall>(core_, cq.get());
     post_calls<GetCampaignCall>(core_, cq.get());
+    post_calls<ListCampaignsCall>(core_, cq.get());
     post_calls<GetCampaignStatsCall>(core_, cq.get());
     post_calls<ReconcileCampaignCall>(core_, cq.get());
     threads_.emplace_back(poll, cq.get());
@@ -1075,10 +1170,12 @@ int GrpcServer::start() {
   return port;
 }
 
-void GrpcServer::set_not_serving() {
-  if (server_ && server_->GetHealthCheckService() != nullptr) {
-    server_->GetHealthCheckService()->SetServingStatus(false);
-  }
+void GrpcServer::set_serving(bool serving) {
+  auto* health = server_ ? server_->GetHealthCheckService() : nullptr;
+  if (health == nullptr) return;
+  health->SetServingStatus(serving);
+  health->SetServingStatus(voucher::v1::VoucherService::service_full_name(), serving);
+  health->SetServingStatus(voucher::v1::AdminService::service_full_name(), serving);
 }
 
 void GrpcServer::shutdown(std::chrono::milliseconds grace) {

@@ -24,7 +24,7 @@
 #include "engine/claim_engine.h"
 #include "server/auth.h"
 #include "server/metrics.h"
-#include "server/redis/redis_claim_log.h"
+#include "server/store.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd {
@@ -34,9 +34,9 @@ struct GrpcServerOptions {
   // nullptr: plaintext (loopback and tests); else e.g. grpc::SslServerCredentials.
   std::shared_ptr<grpc::ServerCredentials> credentials;
   int polling_threads = 2;
-  // The shared store when --store=redis, else nullptr: store-wide stats,
-  // reconciliation and connection state come from it.
-  redis::RedisClaimLog* redis = nullptr;
+  // The store behind the claim log: store-wide stats, reconciliation and
+  // connection state come from it. REQUIRES: set.
+  Store* store = nullptr;
   // Bearer-token roles; nullptr runs open (anyone may call anything).
   const Authenticator* auth = nullptr;
   // Consecutive failed redemptions (codes that are not vouchers) a caller
@@ -59,9 +59,10 @@ class GrpcServer final {
   // Stops accepting, lets in-flight calls finish (up to `grace`), then stops
   // the polling threads. Idempotent.
   void shutdown(std::chrono::milliseconds grace);
-  // The standard grpc.health.v1.Health service answers NOT_SERVING from now
-  // on (the first step of a drain).
-  void set_not_serving();
+  // The standard grpc.health.v1.Health service answers SERVING or
+  // NOT_SERVING, for the server and for each service. main follows
+  // readiness with it (the store's connection, the drain).
+  void set_serving(bool serving);
 
   // Internal: shared by the call objects.
   // Runs admin work that waits on the store (a Redis round trip) off the
@@ -84,7 +85,7 @@ class GrpcServer final {
 
   struct Core {
     ClaimEngine& engine;
-    redis::RedisClaimLog* redis;
+    Store& store;
     const Authenticator* auth;
     Metrics* metrics;
     RedeemGuard redeem_guard;

@@ -25,12 +25,15 @@
 #include "server/proto_convert.h"
 #include "server/redis/per_claim_log.h"
 #include "server/redis/redis_claim_log.h"
+#include "server/store.h"
 
 namespace {
 
 using namespace voucherd;
 
 constexpr auto kDrainGrace = std::chrono::seconds(10);
+// How often the gRPC health service is set to follow readiness.
+constexpr auto kReadinessPoll = std::chrono::milliseconds(100);
 
 void log_line(const std::string& level, const std::string& msg) {
   log::write(log::parse_level(level).value_or(log::Level::kInfo), msg);
@@ -108,11 +111,9 @@ int run(const Config& config, const sigset_t& signals) {
 
   SystemClock clock;
   SecureRandom random;
-  std::unique_ptr<ClaimLog> log;
-  redis::RedisClaimLog* redis_log = nullptr;
-  redis::PerClaimRedisLog* baseline_log = nullptr;
+  std::unique_ptr<Store> store;
   if (config.store == StoreKind::kMemory) {
-    log = std::make_unique<MemoryClaimLog>();
+    store = std::make_unique<MemoryStore>();
   } else {
     auto endpoint = redis::parse_url(config.redis_url, std::getenv("REDIS_PASSWORD"));
     if (!endpoint) {
@@ -123,11 +124,9 @@ int run(const Config& config, const sigset_t& signals) {
       redis::ClaimLogOptions options;
       options.endpoint = std::move(*endpoint);
       options.replica_id = config.replica_id.empty() ? default_replica_id() : config.replica_id;
-      auto r =
+      options.lease_timeout = std::chrono::milliseconds(config.lease_timeout_ms);
+      store =
           std::make_unique<redis::RedisClaimLog>(std::move(options), encode_campaign_definition);
-      redis_log = r.get();
-      log = std::move(r);
-      redis_log->start();  // connects in the background; not ready until it does
     } else {
       log_line("warn",
                "--store=redis-per-claim is the benchmark baseline (one Lua call per "
@@ -135,25 +134,11 @@ int run(const Config& config, const sigset_t& signals) {
       redis::PerClaimLogOptions options;
       options.endpoint = std::move(*endpoint);
       options.connections = static_cast<std::size_t>(config.redis_pool);
-      auto r = std::make_unique<redis::PerClaimRedisLog>(std::move(options));
-      baseline_log = r.get();
-      log = std::move(r);
-      baseline_log->start();
+      store = std::make_unique<redis::PerClaimRedisLog>(std::move(options));
     }
   }
-  ClaimEngine engine(*log, clock, random, secret);
-  // The store's threads call into the engine's campaigns: stop them before
-  // the engine goes, on every way out of this function.
-  struct StopStore {
-    redis::RedisClaimLog* log;
-    redis::PerClaimRedisLog* baseline;
-    ~StopStore() {
-      if (log != nullptr) log->stop();
-      if (baseline != nullptr) baseline->stop();
-    }
-  } stop_store{redis_log, baseline_log};
+  ClaimEngine engine(store->claim_log(), clock, random, secret);
   std::fill(secret.begin(), secret.end(), 0);
-
   if (!config.campaigns_file.empty()) {
     auto campaigns = load_campaigns_file(config.campaigns_file);
     if (!campaigns) {
@@ -189,6 +174,41 @@ int run(const Config& config, const sigset_t& signals) {
     }
   }
 
+  // The store's registry (after --campaigns, which may replace a stored
+  // definition before it opens): every campaign it holds is served here too,
+  // whichever replica created it, without a restart or a file.
+  store->watch_campaigns([&engine](const std::string& id, const std::string& definition) {
+    voucher::v1::Campaign proto;
+    if (!proto.ParseFromString(definition)) {
+      log::warn("campaign \"" + id + "\" in the store's registry does not parse; not served",
+                {{"campaign", id}});
+      return;
+    }
+    auto spec = campaign_from_proto(proto);
+    if (!spec) {
+      log::warn("campaign \"" + id + "\" in the store's registry is not valid here (" +
+                    spec.error().message + "); not served",
+                {{"campaign", id}});
+      return;
+    }
+    auto created = engine.create_campaign(std::move(*spec));
+    if (!created) {
+      log::warn("campaign \"" + id + "\" from the store's registry: " +
+                    created.error().field.message + "; not served",
+                {{"campaign", id}});
+      return;
+    }
+    log::info("serving campaign \"" + id + "\" from the store's registry", {{"campaign", id}});
+  });
+  // Connects at once (and reads the registry); the store's threads call into
+  // the engine's campaigns: stop them before the engine goes, on every way
+  // out of this function.
+  store->start();
+  struct StopStore {
+    Store& store;
+    ~StopStore() { store.stop(); }
+  } stop_store{*store};
+
   std::optional<Authenticator> auth;
   if (!config.auth_file.empty()) {
     auto loaded = Authenticator::load(config.auth_file);
@@ -214,25 +234,22 @@ int run(const Config& config, const sigset_t& signals) {
   }
   server_options.listen = config.listen;
   server_options.polling_threads = config.grpc_threads;
-  server_options.redis = redis_log;
+  server_options.store = store.get();
   server_options.auth = auth ? &*auth : nullptr;
   server_options.redeem_failure_budget = config.redeem_failure_budget;
   server_options.redeem_cooldown = std::chrono::seconds(config.redeem_cooldown_seconds);
   const std::string transport = config.tls_cert.empty()        ? "plaintext"
                                 : config.tls_client_ca.empty() ? "TLS"
                                                                : "mutual TLS";
-  const std::string store_name = baseline_log != nullptr ? "redis-per-claim"
-                                 : redis_log != nullptr  ? "redis"
-                                                         : "memory";
-  Metrics metrics(engine, MetricsOptions{VOUCHERD_VERSION, store_name, redis_log});
+  const std::string store_name(store->kind());
+  Metrics metrics(engine, MetricsOptions{VOUCHERD_VERSION, store.get()});
   server_options.metrics = &metrics;
   OpsServerOptions ops_options;
   ops_options.listen = config.ops_listen;
   ops_options.version = VOUCHERD_VERSION;
-  ops_options.store = store_name;
+  ops_options.store = store.get();
   ops_options.auth_open = !auth.has_value();
   ops_options.transport = transport;
-  ops_options.redis = redis_log;
   ops_options.metrics = &metrics;
   OpsServer ops(engine, std::move(ops_options));
   const auto ops_port = ops.start();
@@ -255,11 +272,11 @@ int run(const Config& config, const sigset_t& signals) {
     server.shutdown(std::chrono::milliseconds(0));
     return 1;
   }
-  const std::string store_state =
-      baseline_log != nullptr  ? "redis-per-claim"
-      : redis_log == nullptr   ? "memory"
-      : redis_log->connected() ? "redis"
-                               : "redis (not connected yet: claims are UNAVAILABLE until it is)";
+  const std::string store_state = store->connected()
+                                      ? store_name
+                                      : store_name +
+                                            " (not connected yet: not ready, claims UNAVAILABLE, "
+                                            "until it is)";
   log::info("listening on " + config.listen + " (port " + std::to_string(port) + ", " + transport +
                 "), store=" + store_state + (auth ? ", auth=tokens" : ", auth=OPEN") +
                 "; ops HTTP on port " + std::to_string(*ops_port),
@@ -269,16 +286,25 @@ int run(const Config& config, const sigset_t& signals) {
              {"transport", transport},
              {"auth", auth ? "tokens" : "open"}});
 
+  // Until SIGTERM/SIGINT: the gRPC health service follows readiness (the
+  // store's connection), looked at every kReadinessPoll.
+  bool serving = ops.readiness_problem().empty();
+  server.set_serving(serving);
   int sig = 0;
-  sigwait(&signals, &sig);
+  const timespec poll{0, std::chrono::nanoseconds(kReadinessPoll).count()};
+  for (;;) {
+    sig = sigtimedwait(&signals, nullptr, &poll);
+    if (sig == SIGTERM || sig == SIGINT) break;
+    const bool ready = ops.readiness_problem().empty();
+    if (ready != serving) server.set_serving(serving = ready);
+  }
   log_line("info",
            std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   // Readiness and gRPC health flip first, so balancers stop sending.
   ops.set_draining();
-  server.set_not_serving();
+  server.set_serving(false);
   server.shutdown(kDrainGrace);
-  if (redis_log != nullptr) redis_log->stop();  // pending writes, then leases go back
-  if (baseline_log != nullptr) baseline_log->stop();
+  store->stop();  // pending writes, then leases go back
   ops.stop();
   log_line("info", "stopped");
   return 0;

@@ -8,8 +8,6 @@
 #include <limits>
 #include <unordered_map>
 
-#include "server/redis/redis_claim_log.h"
-
 namespace voucherd {
 namespace {
 
@@ -98,20 +96,6 @@ bool always_shown(std::size_t slot, std::string_view family_name) {
 
 }  // namespace
 
-std::optional<CampaignStatsView> storewide_stats(const ClaimEngine& engine,
-                                                 redis::RedisClaimLog* redis,
-                                                 const CampaignSpec& spec) {
-  auto stats = engine.campaign_stats(spec.id);
-  if (!stats) return std::nullopt;
-  // While the store is known to be down, the engine's own figures: a read
-  // would only wait for its connection to fail, on the thread that also
-  // answers /healthz.
-  if (redis != nullptr && redis->connected()) {
-    if (auto counts = redis->read_counts(spec)) redis::apply_counts(*counts, *stats);
-  }
-  return std::move(*stats);
-}
-
 const char* rpc_name(Rpc rpc) {
   switch (rpc) {
     case Rpc::kClaim:
@@ -142,6 +126,8 @@ const char* rpc_name(Rpc rpc) {
       return "RevealSeed";
     case Rpc::kExportDraws:
       return "ExportDraws";
+    case Rpc::kListCampaigns:
+      return "ListCampaigns";
     case Rpc::kCount:
       break;
   }
@@ -232,14 +218,15 @@ std::string Metrics::exposition(bool ready, bool draining) const {
 
   MetricFamily build =
       family("voucherd_build_info", "voucherd's version and claim log (store)", MetricType::Gauge);
-  build.metric.push_back(gauge({{"version", options_.version}, {"store", options_.store}}, 1));
+  const std::string store_kind(options_.store->kind());
+  build.metric.push_back(gauge({{"version", options_.version}, {"store", store_kind}}, 1));
   out.push_back(std::move(build));
 
-  const bool connected = options_.redis == nullptr || options_.redis->connected();
+  const bool connected = options_.store->connected();
   MetricFamily store = family("voucherd_store_connected",
                               "1 while the claim log is reachable (always 1 for the memory store)",
                               MetricType::Gauge);
-  store.metric.push_back(gauge({{"store", options_.store}}, connected ? 1 : 0));
+  store.metric.push_back(gauge({{"store", store_kind}}, connected ? 1 : 0));
   out.push_back(std::move(store));
   MetricFamily ready_f = family("voucherd_ready", "1 while /readyz answers 200", MetricType::Gauge);
   ready_f.metric.push_back(gauge({}, ready ? 1 : 0));
@@ -320,9 +307,35 @@ std::string Metrics::exposition(bool ready, bool draining) const {
                                "units of an SKU this replica holds to hand out (leased from "
                                "Redis; the whole remaining stock with the memory store)",
                                MetricType::Gauge);
+  MetricFamily overdue = family("voucherd_lease_overdue_replicas",
+                                "replicas holding leased units that missed two beats (dead or "
+                                "paused: their units come back when their lease times out)",
+                                MetricType::Gauge);
+  MetricFamily stranded =
+      family("voucherd_lease_stranded_units", "units leased to replicas that missed two beats",
+             MetricType::Gauge);
+  MetricFamily reclaimed_units =
+      family("voucherd_lease_reclaimed_units_total",
+             "units this replica gave back to the pool from replicas whose beat lapsed",
+             MetricType::Counter);
+  MetricFamily reclaimed_replicas = family(
+      "voucherd_lease_reclaimed_replicas_total",
+      "replicas whose beat lapsed and whose leases this replica took back", MetricType::Counter);
   for (const CampaignRuntime* c : engine_.campaigns()) {
     const CampaignSpec& spec = c->spec();
-    const auto stats = storewide_stats(engine_, options_.redis, spec);
+    const LeaseHealth health = options_.store->lease_health(spec.id);
+    overdue.metric.push_back(
+        gauge({{"campaign", spec.id}}, static_cast<double>(health.overdue_replicas)));
+    stranded.metric.push_back(
+        gauge({{"campaign", spec.id}}, static_cast<double>(health.stranded_units)));
+    ClientMetric units = labelled({{"campaign", spec.id}});
+    units.counter.value = static_cast<double>(health.reclaimed_units_total);
+    reclaimed_units.metric.push_back(std::move(units));
+    ClientMetric reps = labelled({{"campaign", spec.id}});
+    reps.counter.value = static_cast<double>(health.reclaimed_replicas_total);
+    reclaimed_replicas.metric.push_back(std::move(reps));
+    // With the store down, the engine's own figures (never a blocking read).
+    const auto stats = best_stats(engine_, *options_.store, spec);
     if (!stats) continue;
     for (std::size_t i = 0; i < stats->skus.size(); ++i) {
       const std::string& sku = stats->skus[i].sku_id;
@@ -335,23 +348,29 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   }
   out.push_back(std::move(remaining));
   out.push_back(std::move(leased));
+  out.push_back(std::move(overdue));
+  out.push_back(std::move(stranded));
+  out.push_back(std::move(reclaimed_units));
+  out.push_back(std::move(reclaimed_replicas));
 
   // The claim log's writer (Redis store; empty for the others).
-  static const metrics::Histogram kNoBatches{redis::kBatchClaimsBounds};
+  static const metrics::Histogram kNoBatches{kBatchClaimsBounds};
   static const metrics::Histogram kNoWrites{metrics::kLatencyBoundsNs};
-  const redis::RedisClaimLog* log = options_.redis;
+  const Store& st = *options_.store;
   MetricFamily batch = family("voucherd_claim_log_batch_claims",
                               "claims per pipelined write to the claim log", MetricType::Histogram);
-  batch.metric.push_back(histogram({}, log != nullptr ? log->batch_claims() : kNoBatches, 1));
+  batch.metric.push_back(
+      histogram({}, st.batch_claims() != nullptr ? *st.batch_claims() : kNoBatches, 1));
   out.push_back(std::move(batch));
   MetricFamily write =
       family("voucherd_claim_log_write_seconds",
              "round trip of one pipelined write to the claim log", MetricType::Histogram);
-  write.metric.push_back(histogram({}, log != nullptr ? log->write_latency_ns() : kNoWrites, 1e-9));
+  write.metric.push_back(
+      histogram({}, st.write_latency_ns() != nullptr ? *st.write_latency_ns() : kNoWrites, 1e-9));
   out.push_back(std::move(write));
   MetricFamily depth = family("voucherd_claim_log_queue_depth",
                               "claims waiting for the claim log's writer", MetricType::Gauge);
-  depth.metric.push_back(gauge({}, log != nullptr ? static_cast<double>(log->queue_depth()) : 0));
+  depth.metric.push_back(gauge({}, static_cast<double>(st.queue_depth())));
   out.push_back(std::move(depth));
 
   return prometheus::TextSerializer().Serialize(out);

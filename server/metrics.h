@@ -39,12 +39,9 @@
 #include "engine/outcome.h"
 #include "server/grpc_code_names.h"
 #include "server/metrics_primitives.h"
+#include "server/store.h"
 
 namespace voucherd {
-
-namespace redis {
-class RedisClaimLog;
-}
 
 enum class Rpc : std::uint8_t {
   kClaim,
@@ -61,6 +58,7 @@ enum class Rpc : std::uint8_t {
   kClaimBatch,
   kRevealSeed,
   kExportDraws,
+  kListCampaigns,
   kCount,
 };
 [[nodiscard]] const char* rpc_name(Rpc rpc);
@@ -75,8 +73,7 @@ static_assert(kNoPrizeSlot < kOutcomeSlotsMax, "outcome slots must hold every Ou
 
 struct MetricsOptions {
   std::string version;
-  std::string store;                      // "memory", "redis", "redis-per-claim"
-  redis::RedisClaimLog* redis = nullptr;  // the shared store, when --store=redis
+  Store* store = nullptr;  // connection state, store-wide counts, leases, writer figures
 };
 
 // What the ops thread samples once a second for the dashboard's series.
@@ -85,13 +82,6 @@ struct MetricsSnapshot {
   metrics::HistogramSnapshot claim_latency;           // nanoseconds
   std::array<std::uint64_t, kGrpcCodes> codes_all{};  // every RPC's answers by code
 };
-
-// A campaign's stats as the ops port shows them: the engine's, with the
-// store-wide counts of every replica when the store is Redis and connected
-// (a blocking read: ops thread only). nullopt if the campaign is unknown.
-[[nodiscard]] std::optional<CampaignStatsView> storewide_stats(const ClaimEngine& engine,
-                                                               redis::RedisClaimLog* redis,
-                                                               const CampaignSpec& spec);
 
 class Metrics final {
  public:

@@ -147,10 +147,11 @@ void OpsServer::stop() {
 
 std::string OpsServer::readiness_problem() const {
   if (draining_.load(std::memory_order_acquire)) return "draining: shutting down";
-  if (options_.redis != nullptr && !options_.redis->connected()) {
-    return "claim log unreachable: Redis is not connected";
+  if (!options_.store->connected()) {
+    const std::string_view kind = options_.store->kind();
+    return kind.substr(0, 5) == "redis" ? "claim log unreachable: Redis is not connected"
+                                        : "claim log unreachable: the store is not connected";
   }
-  if (engine_.campaigns().empty()) return "no campaign loaded";
   return {};
 }
 
@@ -161,8 +162,8 @@ std::string OpsServer::status_json() const {
   out["uptime_seconds"] =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
           .count();
-  out["store"] = options_.store;
-  out["store_connected"] = options_.redis == nullptr || options_.redis->connected();
+  out["store"] = std::string(options_.store->kind());
+  out["store_connected"] = options_.store->connected();
   out["auth"] = options_.auth_open ? "OPEN: no --auth-file, anyone may call anything" : "tokens";
   out["transport"] = options_.transport;
   out["draining"] = draining_.load(std::memory_order_acquire);
@@ -173,7 +174,7 @@ std::string OpsServer::status_json() const {
   for (const CampaignRuntime* c : engine_.campaigns()) {
     const CampaignSpec& spec = c->spec();
     // With Redis, the store-wide counts of every replica.
-    const auto stats = storewide_stats(engine_, options_.redis, spec);
+    const auto stats = best_stats(engine_, *options_.store, spec);
     if (!stats) continue;
     json cj;
     cj["id"] = spec.id;
@@ -186,6 +187,13 @@ std::string OpsServer::status_json() const {
     cj["redeemed"] = stats->redeemed;
     cj["remaining"] = stats->remaining;
     cj["members"] = stats->members;
+    // Members the store's holders feed says hold a voucher (any replica's),
+    // as this replica has read it; and how the leases stand.
+    cj["store_holders_known"] = c->store_holders();
+    const LeaseHealth health = options_.store->lease_health(spec.id);
+    cj["lease_overdue_replicas"] = health.overdue_replicas;
+    cj["lease_stranded_units"] = health.stranded_units;
+    cj["lease_reclaimed_units_total"] = health.reclaimed_units_total;
     json skus = json::array();
     for (std::size_t i = 0; i < stats->skus.size(); ++i) {
       const SkuStatsView& s = stats->skus[i];
@@ -207,7 +215,7 @@ void OpsServer::sample_series() {
   std::vector<std::pair<std::string, std::int64_t>> remaining;
   for (const CampaignRuntime* c : engine_.campaigns()) {
     if (remaining.size() == kSeriesCampaignsMax) break;
-    if (const auto stats = storewide_stats(engine_, options_.redis, c->spec())) {
+    if (const auto stats = best_stats(engine_, *options_.store, c->spec())) {
       remaining.emplace_back(c->spec().id, stats->remaining);
     }
   }

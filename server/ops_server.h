@@ -3,8 +3,9 @@
 // live dashboard at /.
 //
 //   GET /healthz  200 "ok" while the process serves at all
-//   GET /readyz   200 "ready", or 503 with the reason: not draining, the
-//                 claim log reachable, campaigns loaded
+//   GET /readyz   200 "ready", or 503 with the reason: draining, or the
+//                 store unreachable (a replica with no campaign yet is ready:
+//                 ready means "can serve")
 //   GET /status   JSON: version, uptime, store and auth mode, and per
 //                 campaign its window, mode and per-SKU stock, issued,
 //                 redeemed and remaining
@@ -29,17 +30,16 @@
 
 #include "engine/claim_engine.h"
 #include "server/metrics.h"
-#include "server/redis/redis_claim_log.h"
+#include "server/store.h"
 
 namespace voucherd {
 
 struct OpsServerOptions {
   std::string listen = "127.0.0.1:9464";
   std::string version;
-  std::string store;      // "memory", "redis", "redis-per-claim"
-  bool auth_open = true;  // no --auth-file
-  std::string transport;  // "plaintext", "TLS", "mutual TLS"
-  redis::RedisClaimLog* redis = nullptr;
+  Store* store = nullptr;      // REQUIRES: set
+  bool auth_open = true;       // no --auth-file
+  std::string transport;       // "plaintext", "TLS", "mutual TLS"
   Metrics* metrics = nullptr;  // nullptr: /metrics and /series answer 503
 };
 
@@ -56,6 +56,9 @@ class OpsServer {
 
   // Readiness flips first when voucherd starts to drain.
   void set_draining() { draining_.store(true, std::memory_order_release); }
+  // Why this replica is not ready ("" when it is): draining, or the store
+  // unreachable. The gRPC health service follows the same answer.
+  [[nodiscard]] std::string readiness_problem() const;
 
   // Internal, for the connection handlers.
   struct Response {
@@ -67,7 +70,6 @@ class OpsServer {
 
  private:
   struct Impl;
-  [[nodiscard]] std::string readiness_problem() const;
   [[nodiscard]] std::string status_json() const;
   // Takes the dashboard's point of this second (ops thread).
   void sample_series();

@@ -24,6 +24,7 @@
 
 #include "engine/claim_log.h"
 #include "server/redis/redis_connection.h"
+#include "server/store.h"
 
 namespace voucherd::redis {
 
@@ -34,14 +35,17 @@ struct PerClaimLogOptions {
   std::size_t queue_max = 0;  // 0: limits::kClaimLogQueueMax
 };
 
-class PerClaimRedisLog final : public ClaimLog {
+class PerClaimRedisLog final : public ClaimLog, public Store {
  public:
   explicit PerClaimRedisLog(PerClaimLogOptions options);
   ~PerClaimRedisLog() override;
 
-  void start();
+  // Store: one replica; the engine's counts are the store's.
+  [[nodiscard]] std::string_view kind() const override { return "redis-per-claim"; }
+  [[nodiscard]] ClaimLog& claim_log() override { return *this; }
+  void start() override;
   // Lets queued calls finish, then stops the workers.
-  void stop();
+  void stop() override;
 
   std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                                  StoredDefinition stored) override;

@@ -204,7 +204,8 @@ RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view co
 
 const Script& cancel_script() {
   static const Script script(record_fields_lua() + R"lua(
--- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count), expiring.
+-- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count), expiring,
+--   holders (the feed, records.h).
 -- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix,
 --   return the unit to the stock (1 or 0; LOTTERY prizes are not returned).
 -- Returns {status} or {status, record}: 0 cancelled, 1 not found,
@@ -230,17 +231,26 @@ redis.call('HINCRBY', KEYS[5], sku, 1)
 if ARGV[2] == '0' then
   -- The member key has the campaign's hash tag: same slot as the voucher.
   local mk = ARGV[4] .. member
+  local freed, none_left = false, '0'
   if tonumber(ARGV[3]) == 1 then
     if redis.call('GET', mk) == ARGV[1] then
       redis.call('DEL', mk)
       redis.call('HINCRBY', KEYS[2], '_members', -1)
+      freed, none_left = true, '1'
     end
   elseif redis.call('HGET', mk, 'r:' .. rid) == ARGV[1] then
     redis.call('HDEL', mk, 'r:' .. rid)
+    freed = true
     if redis.call('HINCRBY', mk, 'n', -1) <= 0 then
       redis.call('DEL', mk)
       redis.call('HINCRBY', KEYS[2], '_members', -1)
+      none_left = '1'
     end
+  end
+  -- Every replica frees the allowance too (the holders feed).
+  if freed then
+    redis.call('RPUSH', KEYS[7], '-' .. #member .. ':' .. member .. #ARGV[1] .. ':' .. ARGV[1] ..
+      none_left)
   end
 end
 return {0, c}
@@ -255,7 +265,7 @@ Command cancel_command(std::string_view campaign_id, std::string_view code,
       {campaign_key("vd:", campaign_id, "v:") + std::string(code),
        campaign_key("vd:", campaign_id, "issued"), campaign_key("vd:", campaign_id, "stock"),
        campaign_key("vd:", campaign_id, "returns"), campaign_key("vd:", campaign_id, "cancelled"),
-       campaign_key("vd:", campaign_id, "expiring")},
+       campaign_key("vd:", campaign_id, "expiring"), campaign_key("vd:", campaign_id, "holders")},
       {std::string(code), request.keep_allowance ? "1" : "0",
        std::to_string(request.per_member_limit), campaign_key("vd:", campaign_id, "m:"),
        request.return_unit ? "1" : "0"});
@@ -363,6 +373,51 @@ std::expected<std::vector<VoucherPtr>, std::string> read_redeemed(const Endpoint
                   [](const VoucherPtr& a, const VoucherPtr& b) { return a->code == b->code; }),
       out.end());
   return out;
+}
+
+namespace {
+
+// "<len>:<bytes>" at the front of `in`; advances it. False when malformed.
+bool take_field(std::string_view& in, std::string_view& field) {
+  std::size_t len = 0;
+  std::size_t i = 0;
+  // An id is at most limits::kIdBytesMax bytes; a code far less: 4 digits
+  // bound the length without overflow.
+  while (i < in.size() && i < 4 && in[i] >= '0' && in[i] <= '9') {
+    len = len * 10 + static_cast<std::size_t>(in[i] - '0');
+    ++i;
+  }
+  if (i == 0 || i >= in.size() || in[i] != ':' || in.size() - i - 1 < len) return false;
+  field = in.substr(i + 1, len);
+  in.remove_prefix(i + 1 + len);
+  return true;
+}
+
+}  // namespace
+
+bool decode_holders_entry(std::string_view entry, std::vector<HolderChange>& out) {
+  const std::size_t first = out.size();
+  auto fail = [&] {
+    out.resize(first);
+    return false;
+  };
+  while (!entry.empty()) {
+    const char op = entry.front();
+    entry.remove_prefix(1);
+    HolderChange c;
+    if (!take_field(entry, c.member_id) || c.member_id.empty()) return fail();
+    if (op == '-') {
+      c.holds = false;
+      if (!take_field(entry, c.code) || entry.empty()) return fail();
+      if (entry.front() != '0' && entry.front() != '1') return fail();
+      c.none_left = entry.front() == '1';
+      entry.remove_prefix(1);
+    } else if (op != '+') {
+      return fail();
+    }
+    out.push_back(c);
+  }
+  return true;
 }
 
 }  // namespace voucherd::redis

@@ -84,6 +84,26 @@ struct CancelReply {
     const Endpoint& endpoint, std::chrono::milliseconds timeout, std::string_view key_prefix,
     std::string_view campaign_id);
 
+// The holders feed of a campaign (vd:{C}:holders, a list): what every
+// replica needs to answer a member who holds a voucher from another replica
+// (`already_claimed`, also after the sell-out) and to free the allowance of
+// a member whose voucher another replica cancelled. The claim script pushes
+// one entry per batch that gave members their first voucher; the cancel
+// script one per cancellation that freed an allowance. An entry is a run of
+//   '+' <len>:<member>                       the member holds a voucher now
+//   '-' <len>:<member> <len>:<code> <0|1>    `code` was cancelled and its
+//                                            allowance freed; 1: the member
+//                                            holds no voucher any more
+struct HolderChange {
+  bool holds = true;
+  std::string_view member_id;
+  std::string_view code;   // for !holds
+  bool none_left = false;  // for !holds
+};
+// Appends the changes of one entry to `out` (views into `entry`); false when
+// the entry is not well formed (nothing is appended then).
+[[nodiscard]] bool decode_holders_entry(std::string_view entry, std::vector<HolderChange>& out);
+
 // The outcome of one redeem_command() reply.
 struct RedeemReply {
   RedeemStatus status = RedeemStatus::kUnavailable;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <iostream>
+#include <random>
 #include <unordered_set>
 
 #include "engine/limits.h"
@@ -20,9 +21,21 @@ constexpr auto kLeasePoll = std::chrono::milliseconds(2);
 // A SKU whose shared stock is gone is asked again this often, so units that
 // come back (reconciliation, cancelled vouchers) are found.
 constexpr auto kFinalRecheck = std::chrono::milliseconds(100);
-// Heartbeat: refreshed every second, expires after 15 s without one.
-constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
-constexpr int kHeartbeatTtlSeconds = 15;
+// The campaign registry's version is read this often, so a campaign created
+// on another replica is served here within a second.
+constexpr auto kRegistryPoll = std::chrono::milliseconds(200);
+// The holders feed of each campaign is read this often (a member's voucher
+// from another replica is known here, and a cancellation elsewhere frees the
+// allowance here, within this much).
+constexpr auto kHoldersPoll = std::chrono::milliseconds(50);
+// Entries of the holders feed read per LRANGE, and LRANGEs per look.
+constexpr std::int64_t kHoldersChunk = 1024;
+constexpr int kHoldersReadsMax = 256;
+// An idle writer connection is pinged this often, so a lost Redis is
+// noticed with no traffic (and readiness follows within a second).
+constexpr auto kWriterIdlePing = std::chrono::milliseconds(250);
+// The first lease of a campaign is taken this long before its window opens.
+constexpr auto kPreleaseLead = std::chrono::seconds(10);
 // SKUs one lease call asks for (besides a final recheck of all of them).
 constexpr std::size_t kLeaseSkusPerCall = 8;
 // A press naming an empty SKU leases at most this many units of it.
@@ -35,8 +48,36 @@ constexpr std::int64_t kRecheckUnits = 16;
 // Local units untouched this long go back to the shared pool, so the last
 // packs of a campaign do not wait in a replica whose crowd has gone.
 constexpr auto kIdleLeaseReturn = std::chrono::milliseconds(250);
+// Reconnection backoff: doubles from 50 ms, capped at 500 ms so that a Redis
+// that comes back is found within a second; each wait is jittered (half to
+// all of it) so that replicas do not reconnect in step.
 constexpr auto kBackoffMin = std::chrono::milliseconds(50);
-constexpr auto kBackoffMax = std::chrono::milliseconds(2000);
+constexpr auto kBackoffMax = std::chrono::milliseconds(500);
+
+std::chrono::milliseconds jittered(std::chrono::milliseconds backoff) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const auto half = backoff.count() / 2;
+  return std::chrono::milliseconds(half + static_cast<std::int64_t>(rng() % (half + 1)));
+}
+
+// Registry keys: one hash tag of their own, so both live in one slot.
+constexpr const char* kRegistryKey = "vd:{registry}:campaigns";
+constexpr const char* kRegistryVersionKey = "vd:{registry}:version";
+
+// Redis's clock in Unix ms, as a Lua prelude: every replica's beat and
+// lease are stamped by the one clock they share.
+#define VOUCHERD_LUA_NOW_MS        \
+  "local t = redis.call('TIME')\n" \
+  "local now = tonumber(t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)))\n"
+
+const Script kIndexScript(R"lua(
+-- KEYS: the registry (hash: campaign id -> definition), its version.
+-- ARGV: campaign id, definition. Moves the version when the index changed.
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+return 1
+)lua");
 
 const Script kRegisterScript(R"lua(
 -- KEYS: def, opens, stock, issued, leases, leased, seed.
@@ -63,13 +104,20 @@ if cur then return 3 end
 return 2
 )lua");
 
-const Script kLeaseScript(R"lua(
--- KEYS: stock, leases, leased, returns. ARGV: replica, then (sku, wanted) pairs.
+const Script kLeaseScript(VOUCHERD_LUA_NOW_MS R"lua(
+-- KEYS: stock, leases, leased, returns, alive, holders.
+-- ARGV: replica, lease timeout (ms), then (sku, wanted) pairs.
 -- Takes at most what remains (never below zero). Per SKU returns: granted,
 -- left in the pool, and units leased to the other replicas; then the count
--- of reconciliations that gave units back, as of this answer.
+-- of reconciliations that gave units back, the length of the holders feed,
+-- and this replica's beat before this call: 0 fresh, 1 lapsed, 2 none (its
+-- leases were taken back, or it never leased). The call counts as a beat.
+local mine = redis.call('HGET', KEYS[5], ARGV[1])
+local beat = 0
+if not mine then beat = 2 elseif now - tonumber(mine) > tonumber(ARGV[2]) then beat = 1 end
+redis.call('HSET', KEYS[5], ARGV[1], now)
 local out = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local f = ARGV[1] .. '|' .. ARGV[i]
   local have = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
   local g = math.min(have, tonumber(ARGV[i + 1]))
@@ -78,13 +126,81 @@ for i = 2, #ARGV, 2 do
     redis.call('HINCRBY', KEYS[2], f, g)
     redis.call('HINCRBY', KEYS[3], ARGV[i], g)
   end
-  local mine = tonumber(redis.call('HGET', KEYS[2], f) or '0')
+  local held = tonumber(redis.call('HGET', KEYS[2], f) or '0')
   local all = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
   out[#out + 1] = g
   out[#out + 1] = have - g
-  out[#out + 1] = all - mine
+  out[#out + 1] = all - held
 end
 out[#out + 1] = tonumber(redis.call('GET', KEYS[4]) or '0')
+out[#out + 1] = redis.call('LLEN', KEYS[6])
+out[#out + 1] = beat
+return out
+)lua");
+
+const Script kBeatScript(VOUCHERD_LUA_NOW_MS R"lua(
+-- KEYS: alive (hash: replica -> its latest beat, Unix ms by Redis's clock),
+--   leases, leased, stock, returns.
+-- ARGV: replica ('' for a reconciliation that does not beat), lease timeout
+--   (ms), overdue (ms).
+-- Stamps this replica's beat, and gives back to the pool the leased units of
+-- every other replica whose latest beat is older than the timeout (or that
+-- holds a lease and never beat): atomically, so a replica is never half
+-- taken back. A replica paused meanwhile finds its lease records gone, and
+-- the claim script refuses what it would issue from them (the fence).
+-- Returns {this replica's beat before: 0 fresh, 1 lapsed, 2 none;
+--   replicas taken back; replicas overdue; units they hold; units left in
+--   the pool; then (sku, units given back) pairs}.
+local timeout, overdue = tonumber(ARGV[2]), tonumber(ARGV[3])
+local beat = 0
+if ARGV[1] ~= '' then
+  local mine = redis.call('HGET', KEYS[1], ARGV[1])
+  if not mine then beat = 2 elseif now - tonumber(mine) > timeout then beat = 1 end
+  redis.call('HSET', KEYS[1], ARGV[1], now)
+end
+local last = {}
+local a = redis.call('HGETALL', KEYS[1])
+for i = 1, #a, 2 do last[a[i]] = tonumber(a[i + 1]) end
+local gone, gone_n, late, late_n, late_units = {}, 0, {}, 0, 0
+local back = {}
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local f = all[i]
+  local bar = string.find(f, '|', 1, true)
+  if bar then
+    local rep = string.sub(f, 1, bar - 1)
+    local n = tonumber(all[i + 1])
+    local seen = last[rep]
+    if rep ~= ARGV[1] and (seen == nil or now - seen > timeout) then
+      local sku = string.sub(f, bar + 1)
+      -- (Redis refuses "-0" as an integer, so zero is never sent.)
+      if n ~= 0 then redis.call('HINCRBY', KEYS[3], sku, -n) end
+      if n > 0 then
+        redis.call('HINCRBY', KEYS[4], sku, n)
+        back[sku] = (back[sku] or 0) + n
+      end
+      redis.call('HDEL', KEYS[2], f)
+      if not gone[rep] then gone[rep] = true; gone_n = gone_n + 1 end
+    elseif rep ~= ARGV[1] and n > 0 and now - seen > overdue then
+      if not late[rep] then late[rep] = true; late_n = late_n + 1 end
+      late_units = late_units + n
+    end
+  end
+end
+-- Replicas whose beat lapsed are forgotten (their leases are back above).
+for rep, seen in pairs(last) do
+  if rep ~= ARGV[1] and now - seen > timeout then redis.call('HDEL', KEYS[1], rep) end
+end
+local pool = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[4])) do pool = pool + tonumber(v) end
+local out = {beat, gone_n, late_n, late_units, pool}
+local any = false
+for sku, n in pairs(back) do
+  out[#out + 1] = sku
+  out[#out + 1] = n
+  any = true
+end
+if any then redis.call('INCR', KEYS[5]) end
 return out
 )lua");
 
@@ -107,52 +223,82 @@ return out
 )lua");
 
 const Script kClaimScript(R"lua(
--- KEYS: issued, leases, leased, expiring, then (member, voucher) key pairs,
---   one per claim.
+-- KEYS: issued, leases, leased, expiring, holders, then (member, voucher)
+--   key pairs, one per claim.
 -- ARGV: replica, voucher key prefix, the campaign's per-member limit, then
 --   per claim: sku, voucher record (server/redis/records.h), the minute its
 --   voucher expires in and, when the limit is above 1, the request id.
 -- Per claim: 0 when written; {held code, held voucher record} when the
--- member already holds this request or their whole allowance.
+-- member already holds this request or their whole allowance; 2 when this
+-- replica's lease of the SKU has no unit left for it (the fence: its lease
+-- was taken back while it was paused or cut off), and nothing is written.
 -- A member with an allowance of 1 is a string key holding their code (one
 -- SET NX GET decides it); a larger allowance is a hash: n, last, r:<request>.
--- The batch's records go out in one MSET, and its counters once per SKU.
+-- The batch's records go out in one MSET, its counters once per SKU, and
+-- the members it gave a first voucher in one entry of the holders feed.
 local out = {}
 local per_sku = {}
 local records = {}
 local written = {}  -- code -> record, for a later claim of the batch that finds it held
+local feed = {}
 local new_members = 0
 local per_bucket = {}
-local n = (#KEYS - 4) / 2
+local lease_left = {}  -- sku -> units of this replica's lease not used yet
+local n = (#KEYS - 5) / 2
 local limit = tonumber(ARGV[3])
-local prefix_len = #ARGV[2]
+local prefix_len = #ARGV[2]  -- the member key prefix (vd:{C}:m:) is as long
 local stride = 3
 if limit > 1 then stride = 4 end
 for i = 1, n do
-  local mk = KEYS[3 + 2 * i]
-  local vk = KEYS[4 + 2 * i]
+  local mk = KEYS[4 + 2 * i]
+  local vk = KEYS[5 + 2 * i]
   local b = 3 + stride * (i - 1)
   local sku = ARGV[b + 1]
   local code = string.sub(vk, prefix_len + 1)
+  local left = lease_left[sku]
+  if left == nil then
+    left = tonumber(redis.call('HGET', KEYS[2], ARGV[1] .. '|' .. sku) or '0')
+    lease_left[sku] = left
+  end
   local held = false
-  if limit == 1 then
+  local rid = ARGV[b + 4]
+  if left <= 0 then
+    -- Fenced, unless the member holds the answer already.
+    if limit == 1 then
+      held = redis.call('GET', mk)
+    else
+      held = redis.call('HGET', mk, 'r:' .. rid)
+      if not held and tonumber(redis.call('HGET', mk, 'n') or '0') >= limit then
+        held = redis.call('HGET', mk, 'last')
+      end
+    end
+    if not held then out[i] = 2 end
+  elseif limit == 1 then
     held = redis.call('SET', mk, code, 'NX', 'GET')
-    if not held then new_members = new_members + 1 end
+    if not held then
+      new_members = new_members + 1
+      local member = string.sub(mk, prefix_len + 1)
+      feed[#feed + 1] = '+' .. #member .. ':' .. member
+    end
   else
-    local rid = ARGV[b + 4]
     held = redis.call('HGET', mk, 'r:' .. rid)
     if not held and tonumber(redis.call('HGET', mk, 'n') or '0') >= limit then
       held = redis.call('HGET', mk, 'last')
     end
     if not held then
-      if redis.call('HINCRBY', mk, 'n', 1) == 1 then new_members = new_members + 1 end
+      if redis.call('HINCRBY', mk, 'n', 1) == 1 then
+        new_members = new_members + 1
+        local member = string.sub(mk, prefix_len + 1)
+        feed[#feed + 1] = '+' .. #member .. ':' .. member
+      end
       redis.call('HSET', mk, 'last', code, 'r:' .. rid, code)
     end
   end
   if held then
     -- The held voucher's key has the campaign's hash tag: same slot as vk.
     out[i] = {held, written[held] or redis.call('GET', ARGV[2] .. held)}
-  else
+  elseif left > 0 then
+    lease_left[sku] = left - 1
     records[#records + 1] = vk
     records[#records + 1] = ARGV[b + 2]
     written[code] = ARGV[b + 2]
@@ -169,34 +315,10 @@ for sku, k in pairs(per_sku) do
   redis.call('HINCRBY', KEYS[3], sku, -k)
 end
 for bucket, k in pairs(per_bucket) do redis.call('HINCRBY', KEYS[4], bucket, k) end
-if new_members > 0 then redis.call('HINCRBY', KEYS[1], '_members', new_members) end
-return out
-)lua");
-
-const Script kReconcileScript(R"lua(
--- KEYS: stock, leases, leased, returns. ARGV: replicas that are gone.
--- Moves their outstanding leased units back to the shared stock, and counts
--- the reconciliation in `returns` if it gave any back (replicas that found
--- their SKUs sold out look again when that count moves).
-local gone = {}
-for i = 1, #ARGV do gone[ARGV[i]] = true end
-local out = {}
-local all = redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  local f = all[i]
-  local bar = string.find(f, '|', 1, true)
-  if bar and gone[string.sub(f, 1, bar - 1)] then
-    local sku = string.sub(f, bar + 1)
-    local n = tonumber(all[i + 1])
-    -- (Redis refuses "-0" as an integer, so zero is never sent.)
-    if n ~= 0 then redis.call('HINCRBY', KEYS[3], sku, -n) end
-    if n > 0 then redis.call('HINCRBY', KEYS[1], sku, n) end
-    redis.call('HDEL', KEYS[2], f)
-    out[#out + 1] = sku
-    out[#out + 1] = math.max(n, 0)
-  end
+if new_members > 0 then
+  redis.call('HINCRBY', KEYS[1], '_members', new_members)
+  redis.call('RPUSH', KEYS[5], table.concat(feed))
 end
-if #out > 0 then redis.call('INCR', KEYS[4]) end
 return out
 )lua");
 
@@ -207,7 +329,7 @@ std::string member_key(std::string_view campaign_id, std::string_view member) {
   return key(campaign_id, "m:") + std::string(member);
 }
 std::string voucher_prefix(std::string_view campaign_id) { return key(campaign_id, "v:"); }
-std::string heartbeat_key(std::string_view replica) { return "vd:replica:" + std::string(replica); }
+std::string endpoint_text(const Endpoint& e) { return e.host + ":" + std::to_string(e.port); }
 
 void log_warning(const std::string& msg) { log::warn(msg); }
 
@@ -224,6 +346,13 @@ RedisClaimLog::~RedisClaimLog() { stop(); }
 void RedisClaimLog::start() {
   writer_ = std::thread([this] { writer_loop(); });
   lease_keeper_ = std::thread([this] { lease_loop(); });
+  // Give both a moment to connect and read the registry, so that a replica
+  // that can reach Redis serves the store's campaigns from its first call.
+  // Bounded: a Redis that is down does not hold the start up.
+  const auto until = Clock::now() + options_.io_timeout;
+  while (!connected() && Clock::now() < until && !link_tried_.load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 void RedisClaimLog::stop() {
@@ -233,9 +362,45 @@ void RedisClaimLog::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  if (!lease_keeper_.joinable()) return;  // never started: no claim can be waiting
   if (writer_.joinable()) writer_.join();
   lease_stop_.store(true, std::memory_order_release);
-  if (lease_keeper_.joinable()) lease_keeper_.join();
+  lease_keeper_.join();
+  // Claims still waiting for units get their answer: no unit will come.
+  // (REQUIRES: the engine is still there, as for the threads above.)
+  std::lock_guard lock(campaigns_mu_);
+  for (auto& c : campaigns_) c->stock->settle_waits(/*store_reachable=*/false);
+}
+
+void RedisClaimLog::note_link(const std::string& error) {
+  const bool up = connected();
+  std::lock_guard lock(link_mu_);
+  if (!up && !error.empty()) link_tried_.store(true, std::memory_order_release);
+  if (up == link_reported_up_ && (up || link_ever_reported_)) return;
+  const auto now = Clock::now();
+  const std::string where = endpoint_text(options_.endpoint);
+  if (up) {
+    if (!link_ever_up_) {
+      log::info("store connected: Redis at " + where, {{"redis", where}});
+    } else {
+      const double outage_s = std::chrono::duration<double>(now - link_down_since_).count();
+      log::info("store back: Redis at " + where + " is reachable again after " +
+                    std::to_string(outage_s).substr(0, std::to_string(outage_s).find('.') + 4) +
+                    " s",
+                {{"redis", where}, {"outage_seconds", outage_s}});
+    }
+    link_ever_up_ = true;
+    link_reported_up_ = true;
+    link_ever_reported_ = true;
+    return;
+  }
+  if (error.empty()) return;  // down, but nothing to say yet (a connection is being made)
+  link_down_since_ = now;
+  link_reported_up_ = false;
+  link_ever_reported_ = true;
+  log::warn((link_ever_up_ ? "store lost: Redis at " : "store unreachable: Redis at ") + where +
+                ": " + error + " (not ready, claims UNAVAILABLE, until it is back)",
+            {{"redis", where}, {"error", error}});
 }
 
 // ------------------------------------------------------------------ campaigns
@@ -278,6 +443,12 @@ bool RedisClaimLog::register_campaign(Connection& conn, Campaign& c, std::string
     default:
       break;
   }
+  // In the registry, so every replica serves it (within kRegistryPoll).
+  if (auto indexed = conn.eval(kIndexScript, {kRegistryKey, kRegistryVersionKey},
+                               {spec.id, encode_campaign_(spec)});
+      !indexed || indexed->is_error()) {
+    return false;
+  }
   if (spec.mode == CampaignMode::kLottery) {
     // The first replica's seed stays: every replica draws with it.
     const std::string proposed = to_hex(c.stock->proposed_seed());
@@ -311,6 +482,7 @@ std::expected<void, std::string> RedisClaimLog::open_campaign(const CampaignSpec
   c->next_final_check.assign(spec.skus.size(), Clock::now());
   c->last_available.assign(spec.skus.size(), 0);
   c->last_change.assign(spec.skus.size(), Clock::now());
+  c->pool_units = spec.stock_total();
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     c->known_left[i] = spec.skus[i].stock;
     // A SKU without stock never gets any: it is sold out from the start.
@@ -496,20 +668,25 @@ void RedisClaimLog::redeem(std::string_view campaign_id, std::string_view code,
 }
 
 bool RedisClaimLog::ensure_writer_connection() {
-  if (writer_conn_ && !writer_conn_->broken()) return true;
+  // A connection the server closed while it sat idle (Redis restarted) is
+  // replaced before anything is written on it.
+  if (writer_conn_ && !writer_conn_->peer_closed()) return true;
   writer_conn_.reset();
   const auto now = Clock::now();
   if (now < next_connect_) return false;
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) {
     backoff_ = std::min(kBackoffMax, backoff_ * 2);
-    next_connect_ = now + backoff_;
-    connected_.store(false, std::memory_order_release);
+    next_connect_ = now + jittered(backoff_);
+    writer_up_.store(false, std::memory_order_release);
+    note_link(conn.error());
     return false;
   }
   writer_conn_ = std::move(*conn);
+  writer_last_used_ = now;
   backoff_ = kBackoffMin;
-  connected_.store(true, std::memory_order_release);
+  writer_up_.store(true, std::memory_order_release);
+  note_link("");
   return true;
 }
 
@@ -557,6 +734,7 @@ bool RedisClaimLog::queues_empty() const {
 }
 
 void RedisClaimLog::writer_loop() {
+  keep_writer_alive();  // connect at once, not at the first claim
   Batch batch;
   // Moves up to limits::kClaimLogBatchMax items from `from` to `to`.
   auto take = [](auto& from, auto& to) {
@@ -567,9 +745,17 @@ void RedisClaimLog::writer_loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      // Draws whose guesses were wrong go out again at once.
-      wake_.wait(lock, [&] { return stopping_ || !queues_empty() || !draw_retries_.empty(); });
-      if (queues_empty() && draw_retries_.empty()) return;  // stopping, and drained
+      // Draws whose guesses were wrong go out again at once. With nothing
+      // to write, the writer wakes now and then to watch its connection.
+      const bool work = wake_.wait_for(lock, kWriterIdlePing, [&] {
+        return stopping_ || !queues_empty() || !draw_retries_.empty();
+      });
+      if (queues_empty() && draw_retries_.empty()) {
+        if (stopping_) return;  // stopping, and drained
+        lock.unlock();
+        if (!work) keep_writer_alive();
+        continue;
+      }
       take(claims_, batch.claims);
       batch.draws = std::move(draw_retries_);
       draw_retries_.clear();
@@ -588,10 +774,9 @@ void RedisClaimLog::writer_loop() {
     }
     const auto started = std::chrono::steady_clock::now();
     write_batch(batch);
-    write_latency_ns_.observe(
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       std::chrono::steady_clock::now() - started)
-                                       .count()));
+    writer_last_used_ = std::chrono::steady_clock::now();
+    write_latency_ns_.observe(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(writer_last_used_ - started).count()));
     if (!batch.claims.empty()) batch_claims_.observe(batch.claims.size());
     batch.claims.clear();
     batch.lookups.clear();
@@ -599,6 +784,18 @@ void RedisClaimLog::writer_loop() {
     batch.cancellations.clear();
     batch.member_lookups.clear();
     batch.draws.clear();
+  }
+}
+
+void RedisClaimLog::keep_writer_alive() {
+  if (!ensure_writer_connection()) return;
+  const auto now = Clock::now();
+  if (now - writer_last_used_ < kWriterIdlePing) return;
+  writer_last_used_ = now;
+  auto pong = writer_conn_->command({"PING"});
+  if (!pong) {
+    writer_up_.store(false, std::memory_order_release);
+    note_link(pong.error());
   }
 }
 
@@ -648,11 +845,11 @@ void RedisClaimLog::write_batch(Batch& batch) {
   commands.reserve(groups.size() + lookups.size() + redemptions.size());
   for (const auto& [cid, writes] : groups) {
     std::vector<std::string> keys{key(cid, "issued"), key(cid, "leases"), key(cid, "leased"),
-                                  key(cid, "expiring")};
+                                  key(cid, "expiring"), key(cid, "holders")};
     // Every claim of a campaign carries the campaign's per-member limit.
     const std::int32_t limit = writes.front()->per_member_limit;
     std::vector<std::string> args{options_.replica_id, voucher_prefix(cid), std::to_string(limit)};
-    keys.reserve(4 + 2 * writes.size());
+    keys.reserve(5 + 2 * writes.size());
     args.reserve(3 + 4 * writes.size());
     for (const ClaimLogWrite* w : writes) {
       const VoucherRecord& v = *w->voucher;
@@ -702,8 +899,8 @@ void RedisClaimLog::write_batch(Batch& batch) {
   if (!replies) {
     // The writes may or may not have been applied: answer UNAVAILABLE (a
     // retry is safe: it returns the voucher if the claim did land).
-    connected_.store(false, std::memory_order_release);
-    log_warning(replies.error());
+    writer_up_.store(false, std::memory_order_release);
+    note_link(replies.error());
     return fail_all();
   }
   // Scripts Redis forgot (it restarted): load and send those calls again.
@@ -732,6 +929,13 @@ void RedisClaimLog::write_batch(Batch& batch) {
       const Reply& one = r.elements[i];
       if (one.type == Reply::Type::kInteger && one.integer == 0) {
         writes[i]->on_logged(LogStatus::kWritten, nullptr);
+        continue;
+      }
+      if (one.type == Reply::Type::kInteger && one.integer == 2) {
+        // Fenced: nothing written. The SKU's local units go first, so the
+        // claim, waiting again, cannot take another unit that is not ours.
+        drop_fenced(*writes[i]);
+        writes[i]->on_logged(LogStatus::kFenced, nullptr);
         continue;
       }
       VoucherPtr held;
@@ -790,7 +994,8 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
   const auto now = Clock::now();
   c.named.clear();
   const bool missed = c.stock->take_missed(c.named);
-  std::vector<std::string> args{options_.replica_id};
+  std::vector<std::string> args{options_.replica_id,
+                                std::to_string(options_.lease_timeout.count())};
   std::vector<std::size_t> skus;
   auto asked = [&](std::size_t i) { return std::find(skus.begin(), skus.end(), i) != skus.end(); };
   auto ask = [&](std::size_t i, std::int64_t want) {
@@ -808,12 +1013,23 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
   }
 
   // 2. Presses for any SKU: keep this replica's units above the low-water
-  //    mark while there is demand (a press found nothing, or units moved in
-  //    the last kIdleLeaseReturn). An idle replica holds nothing.
-  //    Units come from as few SKUs as possible, so that a batch of claims
-  //    touches few SKUs and its counters are updated once per SKU.
+  //    mark while there is demand (a press found nothing, claims wait for
+  //    units, or units moved in the last kIdleLeaseReturn), and take a
+  //    first lease before the window opens, so the opening wave is served
+  //    from local stock. Units come from as few SKUs as possible, so that
+  //    a batch of claims touches few SKUs and its counters are updated once
+  //    per SKU.
+  const bool waiting = c.stock->waiting_claims() > 0;
+  const UnixMicros now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+  const bool prelease =
+      !c.preleased && now_us < spec.ends_at_us &&
+      now_us + std::chrono::duration_cast<std::chrono::microseconds>(kPreleaseLead).count() >=
+          spec.starts_at_us;
+  const bool demand = missed || waiting;
   const bool busy = now - c.last_busy < kIdleLeaseReturn;
-  if (missed || busy) {
+  if (demand || busy || prelease) {
     std::int64_t here = 0;
     std::int64_t pool = 0;
     for (std::size_t i = 0; i < n; ++i) {
@@ -842,7 +1058,7 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
       //    once all are final (sold out), one GET tells whether a
       //    reconciliation gave units back since, and only then are all
       //    asked. Presses on a sold-out campaign cost Redis nothing more.
-      if (skus.empty() && pool == 0 && missed && now >= c.next_recheck) {
+      if (skus.empty() && pool == 0 && demand && now >= c.next_recheck) {
         c.next_recheck = now + kFinalRecheck;
         for (std::size_t i = 0; i < n; ++i) {
           if (!c.final[i]) ask(i, kRecheckUnits);
@@ -860,19 +1076,29 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
 
   auto r = conn.eval(kLeaseScript,
                      {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased"),
-                      key(spec.id, "returns")},
+                      key(spec.id, "returns"), key(spec.id, "alive"), key(spec.id, "holders")},
                      args);
-  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 3 * skus.size() + 1) {
+  if (!r || r->type != Reply::Type::kArray || r->elements.size() != 3 * skus.size() + 3) {
     if (!r || (r->type != Reply::Type::kError)) {
       // The answer was lost: the lease may have been granted. Count what we
       // asked for as dropped; handing it back later returns only what our
       // lease record really holds, so nothing strands in a live replica.
       for (std::size_t k = 0; k < skus.size(); ++k) {
-        c.dropped[skus[k]] += std::stoll(args[2 + 2 * k]);
+        c.dropped[skus[k]] += std::stoll(args[3 + 2 * k]);
       }
+    } else {
+      log_warning("lease script failed: " + r->str);
     }
     return;
   }
+  const std::size_t tail = 3 * skus.size();
+  const std::int64_t holders_len = to_int(r->elements[tail + 1]);
+  const std::int64_t beat_state = to_int(r->elements[tail + 2]);
+  c.preleased = true;
+  // A SKU turns final (an empty shelf then means SOLD_OUT) only once this
+  // replica knows every member who got a voucher before the pool ran dry:
+  // the feed is read up to its length in this same answer first.
+  bool holders_known = false;
   for (std::size_t k = 0; k < skus.size(); ++k) {
     const std::size_t i = skus[k];
     const auto sku = static_cast<std::uint32_t>(i);
@@ -880,6 +1106,7 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
     const std::int64_t left = to_int(r->elements[3 * k + 1]);
     const std::int64_t elsewhere = to_int(r->elements[3 * k + 2]);
     if (granted > 0) {
+      c.leased_before = true;
       c.stock->add_units(sku, granted);
       c.last_available[i] += granted;
       c.last_change[i] = now;  // fresh units get a whole idle period
@@ -888,13 +1115,39 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
     c.elsewhere[i] = elsewhere;
     // Final once the pool is empty and no other replica holds a lease: an
     // empty local counter then means sold out. While others still hold
-    // units, presses here hear STOCK_REFILLING (retry) instead, and the
-    // units come back when those replicas go idle (or are reconciled).
-    c.final[i] = left == 0 && elsewhere <= 0;
-    c.stock->set_final(sku, c.final[i]);
+    // units, presses here wait for them (they come back when those replicas
+    // go idle, or when a dead replica's lease times out).
+    bool final = left == 0 && elsewhere <= 0;
+    if (final && !c.final[i] && !holders_known) {
+      holders_known = read_holders(conn, c, holders_len);
+      if (!holders_known) final = false;  // look again at the next pass
+    }
+    c.final[i] = final;
+    c.stock->set_final(sku, final);
     if (left == 0) c.next_final_check[i] = now + kFinalRecheck;
   }
-  c.returns_seen = to_int(r->elements.back());
+  c.returns_seen = to_int(r->elements[tail]);
+  if (beat_state == 1 || (beat_state == 2 && c.leased_before)) on_lapsed(conn, c);
+}
+
+void RedisClaimLog::on_lapsed(Connection& conn, Campaign& c) {
+  // This replica's beat lapsed (it was paused, or cut off from Redis for
+  // longer than the lease timeout): its leases may have been given to
+  // others. Its local units are not to be trusted: drop them, hand back
+  // what its lease records still hold, and lease again. Claims already on
+  // their way that find no lease record are fenced by the claim script.
+  log::warn("this replica's lease beat in campaign \"" + c.spec->id +
+                "\" lapsed (paused or cut off for longer than the lease timeout): dropping its "
+                "local units and leasing again",
+            {{"campaign", c.spec->id}, {"replica", options_.replica_id}});
+  for (std::size_t i = 0; i < c.spec->skus.size(); ++i) {
+    const auto sku = static_cast<std::uint32_t>(i);
+    c.dropped[i] += c.stock->take_units(sku, INT64_MAX);
+    c.final[i] = false;
+    c.stock->set_final(sku, false);
+    c.last_available[i] = 0;
+  }
+  return_units(conn, c);
 }
 
 void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
@@ -936,7 +1189,11 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
       c.last_change[i] = now;
       continue;
     }
-    if (here == 0 || now - c.last_change[i] < kIdleLeaseReturn) continue;
+    // Idle units go back only once the shared pool is empty (as of the
+    // latest beat): until then other replicas lease from the pool, and this
+    // replica keeps its block for its next presses (a trickle of members is
+    // served from memory, with no wait for a lease).
+    if (here == 0 || c.pool_units > 0 || now - c.last_change[i] < kIdleLeaseReturn) continue;
     const std::int64_t n = c.stock->take_units(sku, here);
     if (n == 0) continue;
     args.push_back(spec.skus[i].id);
@@ -945,6 +1202,11 @@ void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
     c.last_change[i] = now - kIdleLeaseReturn;  // idle: no refill without demand
     c.known_left[i] += n;
     c.next_final_check[i] = now;
+    // The units are in the pool again, where another replica may take them:
+    // not sold out here until a lease answer (and the holders feed up to
+    // it) says so again.
+    c.final[i] = false;
+    c.stock->set_final(sku, false);
   }
   if (args.size() == 1) return;
   auto r = conn.eval(kReturnScript,
@@ -969,6 +1231,23 @@ void RedisClaimLog::unit_returned(std::string_view campaign_id, std::uint32_t sk
     c->known_left[sku] += 1;
     c->final[sku] = false;
     c->stock->set_final(sku, false);
+  }
+}
+
+void RedisClaimLog::drop_fenced(const ClaimLogWrite& write) {
+  const VoucherRecord& v = *write.voucher;
+  std::lock_guard lock(campaigns_mu_);
+  for (auto& c : campaigns_) {
+    if (c->spec->id != v.campaign_id) continue;
+    for (std::size_t i = 0; i < c->spec->skus.size(); ++i) {
+      if (c->spec->skus[i].id != v.sku_id) continue;
+      const auto sku = static_cast<std::uint32_t>(i);
+      // Handed back later, as far as our lease record still holds them
+      // (it holds none of this claim's unit).
+      c->dropped[i] += c->stock->take_units(sku, INT64_MAX) + 1;
+      c->final[i] = false;
+      c->stock->set_final(sku, false);
+    }
   }
 }
 
@@ -1000,30 +1279,162 @@ void RedisClaimLog::drop_local_units() {
   }
 }
 
+void RedisClaimLog::beat(Connection& conn, Campaign& c) {
+  const CampaignSpec& spec = *c.spec;
+  const auto timeout_ms = options_.lease_timeout.count();
+  const auto beat_ms = std::max<std::int64_t>(1, timeout_ms / 6);
+  auto r =
+      conn.eval(kBeatScript,
+                {key(spec.id, "alive"), key(spec.id, "leases"), key(spec.id, "leased"),
+                 key(spec.id, "stock"), key(spec.id, "returns")},
+                {options_.replica_id, std::to_string(timeout_ms), std::to_string(2 * beat_ms)});
+  if (!r || r->type != Reply::Type::kArray || r->elements.size() < 5 ||
+      r->elements.size() % 2 != 1) {
+    if (r && r->is_error()) log_warning("beat script failed: " + r->str);
+    return;
+  }
+  const std::vector<Reply>& e = r->elements;
+  const std::int64_t beat_state = to_int(e[0]);
+  const std::int64_t gone = to_int(e[1]);
+  c.pool_units = to_int(e[4]);
+  std::int64_t reclaimed = 0;
+  for (std::size_t k = 5; k + 1 < e.size(); k += 2) {
+    const std::int64_t units = to_int(e[k + 1]);
+    reclaimed += units;
+    for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+      if (spec.skus[i].id != e[k].str) continue;
+      // Back in the pool: this SKU is not sold out after all. Claims here
+      // wait for it; the next lease (or look again) takes it.
+      c.known_left[i] += units;
+      c.final[i] = false;
+      c.stock->set_final(static_cast<std::uint32_t>(i), false);
+      c.next_final_check[i] = Clock::now();
+    }
+  }
+  if (gone > 0) {
+    log::warn("took back the leases of " + std::to_string(gone) +
+                  " replica(s) whose beat lapsed in campaign \"" + spec.id +
+                  "\": " + std::to_string(reclaimed) + " units back in the pool",
+              {{"campaign", spec.id}, {"replicas", gone}, {"units", reclaimed}});
+  }
+  {
+    std::lock_guard lock(health_mu_);
+    LeaseHealth& h = health_[spec.id];
+    h.overdue_replicas = to_int(e[2]);
+    h.stranded_units = to_int(e[3]);
+    h.reclaimed_replicas_total += gone;
+    h.reclaimed_units_total += reclaimed;
+  }
+  if (beat_state == 1 || (beat_state == 2 && c.leased_before)) on_lapsed(conn, c);
+}
+
+LeaseHealth RedisClaimLog::lease_health(std::string_view campaign_id) const {
+  std::lock_guard lock(health_mu_);
+  const auto it = health_.find(absl::string_view(campaign_id.data(), campaign_id.size()));
+  return it == health_.end() ? LeaseHealth{} : it->second;
+}
+
+bool RedisClaimLog::read_holders(Connection& conn, Campaign& c, std::int64_t until) {
+  const std::string feed = key(c.spec->id, "holders");
+  std::vector<HolderChange> changes;
+  bool unit_back = false;
+  struct LookAgain {
+    Campaign& c;
+    bool& unit_back;
+    ~LookAgain() {
+      if (!unit_back) return;
+      for (std::size_t i = 0; i < c.spec->skus.size(); ++i) {
+        c.final[i] = false;
+        c.stock->set_final(static_cast<std::uint32_t>(i), false);
+      }
+      c.next_recheck = Clock::now();
+    }
+  } look_again{c, unit_back};
+  for (int reads = 0; reads < kHoldersReadsMax; ++reads) {
+    if (until >= 0 && c.holders_read >= until) return true;
+    auto r = conn.command({"LRANGE", feed, std::to_string(c.holders_read),
+                           std::to_string(c.holders_read + kHoldersChunk - 1)});
+    if (!r || r->type != Reply::Type::kArray) return false;
+    for (const Reply& entry : r->elements) {
+      changes.clear();
+      if (!decode_holders_entry(entry.str, changes)) {
+        log_warning("campaign \"" + c.spec->id + "\": an entry of " + feed +
+                    " is not a holders entry; skipped");
+      }
+      for (const HolderChange& h : changes) {
+        c.stock->note_store_holder(h.member_id, h.code, h.holds || !h.none_left);
+        // A cancellation gave its unit back to the pool: SOLD_OUT is not the
+        // answer here any more until the pool has been looked at again.
+        if (!h.holds) unit_back = true;
+      }
+      ++c.holders_read;
+    }
+    if (static_cast<std::int64_t>(r->elements.size()) < kHoldersChunk) {
+      return until < 0 || c.holders_read >= until;
+    }
+  }
+  return false;  // more than one look reads; the rest at the next one
+}
+
+bool RedisClaimLog::poll_registry(Connection& conn) {
+  auto version = conn.command({"GET", kRegistryVersionKey});
+  if (!version) return false;
+  const std::string seen = version->type == Reply::Type::kString ? version->str : "";
+  if (seen == registry_version_ && keeper_up_.load(std::memory_order_relaxed)) return true;
+  auto all = conn.command({"HGETALL", kRegistryKey});
+  if (!all || all->type != Reply::Type::kArray) return false;
+  registry_version_ = seen;
+  if (!listener_) return true;
+  std::vector<std::pair<std::string, std::string>> fresh;
+  {
+    std::lock_guard lock(campaigns_mu_);
+    for (std::size_t k = 0; k + 1 < all->elements.size(); k += 2) {
+      const std::string& id = all->elements[k].str;
+      const bool known = std::any_of(campaigns_.begin(), campaigns_.end(),
+                                     [&](const auto& c) { return c->spec->id == id; });
+      if (!known) fresh.emplace_back(id, all->elements[k + 1].str);
+    }
+  }
+  // Outside campaigns_mu_: creating a campaign opens it here, which takes it.
+  for (const auto& [id, definition] : fresh) listener_(id, definition);
+  return true;
+}
+
 void RedisClaimLog::lease_loop() {
   std::unique_ptr<Connection> conn;
   auto next_connect = Clock::now();
   auto backoff = kBackoffMin;
-  auto next_heartbeat = Clock::now();
+  auto next_registry_poll = Clock::now();
+  const auto beat_every = std::max(std::chrono::milliseconds(1), options_.lease_timeout / 6);
   bool had_connection = false;
+  std::string last_error = "connection lost";
+  auto settle_all = [&](bool reachable) {
+    std::lock_guard lock(campaigns_mu_);
+    for (auto& c : campaigns_) c->stock->settle_waits(reachable);
+  };
   while (!lease_stop_.load(std::memory_order_acquire)) {
     const auto now = Clock::now();
     if (!conn || conn->broken()) {
       if (conn || had_connection) {
         conn.reset();
         had_connection = false;
-        connected_.store(false, std::memory_order_release);
+        keeper_up_.store(false, std::memory_order_release);
+        note_link(last_error);
         drop_local_units();
       }
+      // No unit can come while Redis is away: waiting claims hear so.
+      settle_all(/*reachable=*/false);
       if (now >= next_connect) {
         if (auto c = Connection::connect(options_.endpoint, options_.io_timeout)) {
           conn = std::move(*c);
           had_connection = true;
           backoff = kBackoffMin;
-          next_heartbeat = now;
+          next_registry_poll = now;
         } else {
           backoff = std::min(kBackoffMax, backoff * 2);
-          next_connect = now + backoff;
+          next_connect = now + jittered(backoff);
+          last_error = c.error();
+          note_link(last_error);
         }
       }
       if (!conn) {
@@ -1031,11 +1442,18 @@ void RedisClaimLog::lease_loop() {
         continue;
       }
     }
-    if (now >= next_heartbeat) {
-      auto r = conn->command({"SET", heartbeat_key(options_.replica_id), "1", "EX",
-                              std::to_string(kHeartbeatTtlSeconds)});
-      if (!r) continue;  // broken: handled at the top
-      next_heartbeat = now + kHeartbeatEvery;
+    // The registry first: a new connection is "up" once it has read it, so
+    // a replica is ready only when it serves the store's campaigns.
+    if (now >= next_registry_poll) {
+      if (!poll_registry(*conn)) {
+        last_error = "reading the campaign registry failed";
+        continue;  // broken: handled at the top
+      }
+      next_registry_poll = now + kRegistryPoll;
+      if (!keeper_up_.load(std::memory_order_relaxed)) {
+        keeper_up_.store(true, std::memory_order_release);
+        note_link("");
+      }
     }
     {
       std::lock_guard lock(campaigns_mu_);
@@ -1049,15 +1467,25 @@ void RedisClaimLog::lease_loop() {
         }
         // A lottery's prizes are drawn in the store itself: nothing to lease.
         if (c->spec->mode == CampaignMode::kLottery) continue;
+        if (now >= c->next_beat) {
+          c->next_beat = now + beat_every;
+          beat(*conn, *c);
+        }
         if (std::any_of(c->dropped.begin(), c->dropped.end(),
                         [](std::int64_t d) { return d > 0; })) {
           return_units(*conn, *c);  // what we dropped while Redis was away
         }
         return_idle_units(*conn, *c);
         top_up(*conn, *c);
+        if (now >= c->next_holders_read) {
+          c->next_holders_read = now + kHoldersPoll;
+          (void)read_holders(*conn, *c, -1);
+        }
         if (conn->broken()) break;
+        c->stock->settle_waits(/*store_reachable=*/true);
       }
     }
+    if (conn->broken()) last_error = "a command to Redis failed (connection lost)";
     std::this_thread::sleep_for(kLeasePoll);
   }
   // Clean stop: hand every unused unit back and say goodbye.
@@ -1068,15 +1496,17 @@ void RedisClaimLog::lease_loop() {
   if (conn) {
     std::lock_guard lock(campaigns_mu_);
     for (auto& c : campaigns_) {
-      if (c->registered && c->spec->mode != CampaignMode::kLottery) return_units(*conn, *c);
+      if (!c->registered || c->spec->mode == CampaignMode::kLottery) continue;
+      return_units(*conn, *c);
+      (void)conn->command({"HDEL", key(c->spec->id, "alive"), options_.replica_id});
     }
-    (void)conn->command({"DEL", heartbeat_key(options_.replica_id)});
   }
 }
 
 // ------------------------------------------------------------------ admin
 
-std::expected<CampaignCounts, std::string> RedisClaimLog::read_counts(const CampaignSpec& spec) {
+std::expected<std::optional<CampaignCounts>, std::string> RedisClaimLog::read_counts(
+    const CampaignSpec& spec) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return std::unexpected(conn.error());
   Command issued{"HMGET", key(spec.id, "issued"), "_members"};
@@ -1104,28 +1534,20 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
     const CampaignSpec& spec) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return std::unexpected(conn.error());
-  auto leases = (*conn)->command({"HGETALL", key(spec.id, "leases")});
-  if (!leases) return std::unexpected(leases.error());
-  std::unordered_set<std::string> replicas;
-  for (std::size_t i = 0; i < leases->elements.size(); i += 2) {
-    const std::string& f = leases->elements[i].str;
-    if (const auto bar = f.find('|'); bar != std::string::npos) replicas.insert(f.substr(0, bar));
-  }
-  std::vector<std::string> gone;
-  for (const std::string& rep : replicas) {
-    auto alive = (*conn)->command({"EXISTS", heartbeat_key(rep)});
-    if (!alive) return std::unexpected(alive.error());
-    if (alive->integer == 0) gone.push_back(rep);
-  }
-  std::vector<std::int64_t> returned(spec.skus.size(), 0);
-  if (gone.empty()) return returned;
-  auto r = (*conn)->eval(kReconcileScript,
-                         {key(spec.id, "stock"), key(spec.id, "leases"), key(spec.id, "leased"),
-                          key(spec.id, "returns")},
-                         gone);
+  // The keepers' own beat script, without a beat of this caller's: the
+  // replicas whose beat lapsed lose their leases, in one atomic step.
+  const auto timeout_ms = options_.lease_timeout.count();
+  auto r = (*conn)->eval(kBeatScript,
+                         {key(spec.id, "alive"), key(spec.id, "leases"), key(spec.id, "leased"),
+                          key(spec.id, "stock"), key(spec.id, "returns")},
+                         {"", std::to_string(timeout_ms), std::to_string(timeout_ms)});
   if (!r) return std::unexpected(r.error());
   if (r->is_error()) return std::unexpected("reconcile script failed: " + r->str);
-  for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+  if (r->type != Reply::Type::kArray || r->elements.size() < 5) {
+    return std::unexpected(std::string("reconcile script: unexpected answer"));
+  }
+  std::vector<std::int64_t> returned(spec.skus.size(), 0);
+  for (std::size_t i = 5; i + 1 < r->elements.size(); i += 2) {
     for (std::size_t s = 0; s < spec.skus.size(); ++s) {
       if (spec.skus[s].id == r->elements[i].str) returned[s] += to_int(r->elements[i + 1]);
     }
@@ -1159,20 +1581,6 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::expired_cou
     }
   }
   return out;
-}
-
-void apply_counts(const CampaignCounts& counts, CampaignStatsView& stats) {
-  stats.issued = stats.redeemed = stats.remaining = 0;
-  stats.members = counts.members;
-  for (std::size_t i = 0; i < stats.skus.size(); ++i) {
-    SkuStatsView& s = stats.skus[i];
-    s.issued = counts.issued[i];
-    s.redeemed = counts.redeemed[i];
-    s.remaining = s.stock - s.issued;
-    stats.issued += s.issued;
-    stats.redeemed += s.redeemed;
-    stats.remaining += s.remaining;
-  }
 }
 
 }  // namespace voucherd::redis

@@ -36,32 +36,22 @@
 #include "server/metrics_primitives.h"
 #include "server/redis/lottery_log.h"
 #include "server/redis/redis_connection.h"
+#include "server/store.h"
 
 namespace voucherd::redis {
-
-// Claims per writer batch: 1 .. limits::kClaimLogBatchMax (512).
-inline constexpr std::array<std::uint64_t, 10> kBatchClaimsBounds = {1,  2,  4,   8,   16,
-                                                                     32, 64, 128, 256, 512};
 
 struct ClaimLogOptions {
   Endpoint endpoint;
   std::string replica_id;  // unique per process start
   std::chrono::milliseconds io_timeout{2000};
   std::size_t queue_max = 0;  // 0: limits::kClaimLogQueueMax
+  // A replica that has not beaten this long is taken for dead: any live
+  // replica gives its leased units back to the pool. It beats every sixth
+  // of this. Every replica of a store should use the same value.
+  std::chrono::milliseconds lease_timeout{3000};
 };
 
-// Store-wide counts of one campaign, read for GetCampaignStats.
-struct CampaignCounts {
-  std::vector<std::int64_t> issued;    // per SKU, all replicas
-  std::vector<std::int64_t> redeemed;  // per SKU, all replicas
-  std::int64_t members = 0;            // members holding at least one voucher
-};
-
-// Replaces this replica's issued, redeemed, remaining and member counts in
-// `stats` with the store-wide ones (every replica's vouchers).
-void apply_counts(const CampaignCounts& counts, CampaignStatsView& stats);
-
-class RedisClaimLog final : public ClaimLog {
+class RedisClaimLog final : public ClaimLog, public Store {
  public:
   // `encode_campaign` turns a spec into the bytes stored as its definition
   // (deterministic); the log compares them to tell "same campaign" apart.
@@ -69,20 +59,32 @@ class RedisClaimLog final : public ClaimLog {
                 std::function<std::string(const CampaignSpec&)> encode_campaign);
   ~RedisClaimLog() override;
 
-  // Starts the writer and lease keeper. Connecting happens in the background:
-  // a Redis that is down at start only makes claims UNAVAILABLE until it is up.
-  void start();
+  // Store:
+  [[nodiscard]] std::string_view kind() const override { return "redis"; }
+  [[nodiscard]] ClaimLog& claim_log() override { return *this; }
+  // Starts the writer and the lease keeper, which connect at once and keep
+  // their connections alive on their own (reconnecting with capped backoff
+  // and jitter, pinging when idle). A Redis that is down only makes the
+  // replica not ready, and claims UNAVAILABLE, until it is up.
+  void start() override;
   // Lets queued writes finish, hands unused leased units back, stops threads.
-  void stop();
-
-  [[nodiscard]] bool connected() const { return connected_.load(std::memory_order_acquire); }
+  void stop() override;
+  // Both connections (the writer's and the lease keeper's) are up, and the
+  // keeper has read the campaign registry since it connected.
+  [[nodiscard]] bool connected() const override {
+    return writer_up_.load(std::memory_order_acquire) && keeper_up_.load(std::memory_order_acquire);
+  }
+  void watch_campaigns(CampaignListener listener) override { listener_ = std::move(listener); }
+  [[nodiscard]] LeaseHealth lease_health(std::string_view campaign_id) const override;
 
   // The writer's figures, for /metrics: claims per batch that carried
   // claims, the round trip of each pipeline (ns), and claims waiting.
-  [[nodiscard]] const metrics::Histogram& batch_claims() const { return batch_claims_; }
-  [[nodiscard]] const metrics::Histogram& write_latency_ns() const { return write_latency_ns_; }
+  [[nodiscard]] const metrics::Histogram* batch_claims() const override { return &batch_claims_; }
+  [[nodiscard]] const metrics::Histogram* write_latency_ns() const override {
+    return &write_latency_ns_;
+  }
   // Relaxed: a gauge read at scrape time, ordering nothing.
-  [[nodiscard]] std::size_t queue_depth() const {
+  [[nodiscard]] std::size_t queue_depth() const override {
     return queue_depth_.load(std::memory_order_relaxed);
   }
 
@@ -114,12 +116,14 @@ class RedisClaimLog final : public ClaimLog {
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).
-  [[nodiscard]] std::expected<CampaignCounts, std::string> read_counts(const CampaignSpec& spec);
-  // Returns to the shared pool the units leased by replicas that are gone
-  // (no heartbeat). Safe while claims continue: live replicas' leases are
+  [[nodiscard]] std::expected<std::optional<CampaignCounts>, std::string> read_counts(
+      const CampaignSpec& spec) override;
+  // Returns to the shared pool the units leased by replicas whose beat
+  // lapsed (the lease keepers do this on their own at every beat; this is
+  // the manual tool). Safe while claims continue: live replicas' leases are
   // untouched. Returns the units returned per SKU.
   [[nodiscard]] std::expected<std::vector<std::int64_t>, std::string> reconcile(
-      const CampaignSpec& spec);
+      const CampaignSpec& spec) override;
 
  private:
   struct Lookup {
@@ -182,9 +186,22 @@ class RedisClaimLog final : public ClaimLog {
     std::vector<std::uint32_t> named;  // scratch: SKUs presses named and found empty
     StoredDefinition stored = StoredDefinition::kMustMatch;
     bool registered = false;
+    // The first lease is taken before the window opens (or at once), so
+    // the opening wave is served from local stock.
+    bool preleased = false;
+    // Units in the shared pool (all SKUs) as of the latest beat.
+    std::int64_t pool_units = 0;
+    std::chrono::steady_clock::time_point next_beat{};
+    // Entries of vd:{C}:holders handed to the engine so far.
+    std::int64_t holders_read = 0;
+    std::chrono::steady_clock::time_point next_holders_read{};
+    bool leased_before = false;  // a lease granted units here at least once
   };
 
   void writer_loop();
+  // Writer thread: connects (with backoff) when it has no connection, and
+  // pings an idle one, so the link is watched with no traffic.
+  void keep_writer_alive();
   bool queues_empty() const;  // REQUIRES: mu_ held
   void lease_loop();
   void write_batch(Batch& batch);
@@ -199,6 +216,24 @@ class RedisClaimLog final : public ClaimLog {
   void return_units(Connection& conn, Campaign& c);
   void return_idle_units(Connection& conn, Campaign& c);
   void drop_local_units();
+  // Beats for this replica in the campaign, and takes back the leases of
+  // replicas whose beat lapsed (kBeatScript). Keeper thread.
+  void beat(Connection& conn, Campaign& c);
+  // Reads the holders feed (vd:{C}:holders) up to at least `until` entries
+  // (-1: whatever is there) and hands it to the engine. Keeper thread.
+  bool read_holders(Connection& conn, Campaign& c, std::int64_t until);
+  // The registry: campaigns other replicas created. Keeper thread, without
+  // campaigns_mu_ (the listener creates campaigns, which takes it).
+  bool poll_registry(Connection& conn);
+  // A claim the store fenced: its SKU's local units are not ours any more.
+  void drop_fenced(const ClaimLogWrite& write);
+  // This replica's beat lapsed: drop its local units, hand back what its
+  // lease records still hold, lease again. Keeper thread.
+  void on_lapsed(Connection& conn, Campaign& c);
+  // A connection's state changed (its flag is already set): log once when
+  // the store is lost (warn, with `error`) and once when it is back (info,
+  // with the outage's length). An empty `error` only reports "up".
+  void note_link(const std::string& error);
   void unit_returned(std::string_view campaign_id, std::uint32_t sku);
   // Units of claims whose write was not confirmed: maybe issued, maybe not.
   // Kept as dropped; on reconnection the lease record decides.
@@ -227,7 +262,20 @@ class RedisClaimLog final : public ClaimLog {
   std::chrono::steady_clock::time_point next_connect_{};
   std::chrono::milliseconds backoff_{50};
 
-  std::atomic<bool> connected_{false};
+  CampaignListener listener_;     // set before start(); called by the keeper
+  std::string registry_version_;  // keeper thread: vd:{registry}:version as last read
+
+  std::atomic<bool> writer_up_{false};
+  std::atomic<bool> keeper_up_{false};
+  std::chrono::steady_clock::time_point writer_last_used_{};  // writer thread
+  std::atomic<bool> link_tried_{false};  // a connection attempt failed at least once
+  std::mutex link_mu_;                   // guards the link's reported state below
+  bool link_reported_up_ = false;
+  bool link_ever_up_ = false;
+  bool link_ever_reported_ = false;
+  std::chrono::steady_clock::time_point link_down_since_{};
+  mutable std::mutex health_mu_;  // guards health_
+  absl::flat_hash_map<std::string, LeaseHealth> health_;
   std::atomic<bool> lease_stop_{false};
   std::atomic<std::size_t> queue_depth_{0};  // claims_.size(), stored under mu_
   metrics::Histogram batch_claims_{kBatchClaimsBounds};

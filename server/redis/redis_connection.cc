@@ -2,6 +2,8 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <cstdio>
@@ -206,6 +208,19 @@ std::int64_t to_int(const Reply& r) {
     return v;
   }
   return 0;
+}
+
+bool Connection::peer_closed() {
+  if (broken_) return true;
+  // Nothing is due from Redis between our requests: a readable socket
+  // means end-of-file (the server went away) or a reset.
+  pollfd p{ctx_->fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  char byte = 0;
+  const ssize_t n = ::recv(ctx_->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;  // unexpected data; the reply parser will judge it
+  broken_ = true;
+  return true;
 }
 
 }  // namespace voucherd::redis

@@ -88,6 +88,10 @@ class Connection {
   [[nodiscard]] std::expected<void, std::string> load(const Script& script);
 
   [[nodiscard]] bool broken() const { return broken_; }
+  // Whether the server closed the connection while it sat idle (a Redis
+  // that restarted): polled without blocking, before a write that must not
+  // go out on a dead socket. Marks the connection broken when so.
+  [[nodiscard]] bool peer_closed();
 
  private:
   explicit Connection(redisContext* ctx) : ctx_(ctx) {}

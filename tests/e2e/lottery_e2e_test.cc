@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "tests/support/redis_server.h"
+#include "tests/support/replicas.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -50,12 +51,6 @@ std::string lottery_campaign(const TempDir& dir, SystemClock::time_point starts,
     << R"("faceValueCents":"19800","stock":")" << stock_b << R"("}],)"
     << R"("lottery":{"winProbability":)" << p << R"(,"drawsPerDay":)" << draws_per_day << "}}]}";
   return dir.write("lucky.json", j.str()).string();
-}
-
-std::vector<std::string> replica_args(const RedisServer& redis, const std::string& secret,
-                                      const std::string& campaigns) {
-  return {"--store", "redis",       "--redis", redis.url(),      "--secret-file",
-          secret,    "--campaigns", campaigns, "--grpc-threads", "1"};
 }
 
 struct Client {

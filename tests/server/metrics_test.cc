@@ -61,14 +61,15 @@ class MetricsOfAnEngine : public ::testing::Test {
     c.skus.push_back(SkuSpec{"spa", "site-1", SkuKind::kHotSpring, "Spa \"deluxe\"", 100, 5});
     EXPECT_TRUE(engine_.create_campaign(std::move(c)).has_value());
   }
-  MemoryClaimLog log_;
+  MemoryStore store_;
+  MemoryClaimLog& log_ = static_cast<MemoryClaimLog&>(store_.claim_log());
   SystemClock clock_;
   SecureRandom random_;
   ClaimEngine engine_;
 };
 
 TEST_F(MetricsOfAnEngine, ExpositionParsesStrictlyAndCountsWhatItWasTold) {
-  Metrics metrics(engine_, MetricsOptions{"1.2.3", "memory", nullptr});
+  Metrics metrics(engine_, MetricsOptions{"1.2.3", &store_});
   metrics.count_claim("spring", Outcome::kOk);
   metrics.count_claim("spring", Outcome::kOk);
   metrics.count_claim("spring", Outcome::kSoldOut);

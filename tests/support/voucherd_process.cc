@@ -116,6 +116,10 @@ VoucherdProcess::~VoucherdProcess() {
   if (pid_ > 0) stop(SIGKILL, std::chrono::seconds(10));
 }
 
+void VoucherdProcess::send_signal(int signal) const {
+  if (pid_ > 0) ::kill(pid_, signal);
+}
+
 std::optional<int> VoucherdProcess::stop(int signal, std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return std::nullopt;
   kill(pid_, signal);

@@ -48,6 +48,8 @@ class VoucherdProcess {
   // when killed by a signal), nullopt on timeout (then it is SIGKILLed).
   std::optional<int> stop(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(30));
   [[nodiscard]] std::string stderr_text() const;
+  // Sends `signal` (SIGSTOP, SIGCONT, ...) without waiting.
+  void send_signal(int signal) const;
 
  private:
   pid_t pid_ = -1;

@@ -1,0 +1,128 @@
+#include "tests/support/replicas.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "server/redis/records.h"
+#include "server/redis/redis_connection.h"
+
+namespace voucherd::testing {
+
+std::vector<std::string> replica_args(const RedisServer& redis, const std::string& secret_file,
+                                      const std::string& campaigns_file) {
+  std::vector<std::string> args{"--store",       "redis",     "--redis",        redis.url(),
+                                "--secret-file", secret_file, "--grpc-threads", "1"};
+  if (!campaigns_file.empty()) {
+    args.push_back("--campaigns");
+    args.push_back(campaigns_file);
+  }
+  return args;
+}
+
+std::string guangdong_always_open(const TempDir& dir) {
+  std::ifstream in(std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string json = ss.str();
+  for (auto [from, to] : {std::pair{"2024-06-18T02:00:00Z", "2020-01-01T00:00:00Z"},
+                          std::pair{"2024-12-31T16:00:00Z", "2099-01-01T00:00:00Z"}}) {
+    const auto at = json.find(from);
+    if (at != std::string::npos) json.replace(at, std::string(from).size(), to);
+  }
+  return dir.write("guangdong-open.json", json).string();
+}
+
+std::string Press::reason() const {
+  if (status.ok()) return "";
+  google::rpc::Status details;
+  if (!details.ParseFromString(status.error_details())) return "";
+  for (const auto& any : details.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) return info.reason();
+  }
+  return "";
+}
+
+Press press_once(const std::string& target, const std::string& campaign_id,
+                 const std::string& member_id) {
+  auto stub = voucher::v1::VoucherService::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  voucher::v1::ClaimRequest req;
+  req.set_campaign_id(campaign_id);
+  req.set_member_id(member_id);
+  Press out;
+  out.status = stub->Claim(&ctx, req, &out.response);
+  return out;
+}
+
+void Acknowledged::add(const std::string& member, const std::string& code) {
+  auto [it, fresh] = code_by_member.try_emplace(member, code);
+  if (!fresh && it->second != code) ++members_with_two;
+  auto [cit, cfresh] = member_by_code.try_emplace(code, member);
+  if (!cfresh && cit->second != member) ++codes_with_two;
+}
+
+void Acknowledged::add(const load::StormReport& r) {
+  for (const auto& [member, code] : r.code_by_member) add(member, code);
+}
+
+int missing_in_redis(const RedisServer& redis, const std::string& campaign,
+                     const Acknowledged& acknowledged) {
+  auto conn = redis::Connection::connect(*redis::parse_url(redis.url(), nullptr),
+                                         std::chrono::milliseconds(5000));
+  if (!conn) return -1;
+  std::vector<redis::Command> cmds;
+  std::vector<std::pair<const std::string*, const std::string*>> expected;  // code, member
+  for (const auto& [code, member] : acknowledged.member_by_code) {
+    cmds.push_back({"GET", "vd:{" + campaign + "}:v:" + code});
+    expected.emplace_back(&code, &member);
+  }
+  auto replies = (*conn)->pipeline(cmds);
+  if (!replies) return -1;
+  int missing = 0;
+  for (std::size_t i = 0; i < replies->size(); ++i) {
+    const VoucherPtr v = redis::decode_voucher(campaign, *expected[i].first, (*replies)[i].str);
+    if (!v || v->member_id != *expected[i].second) ++missing;
+  }
+  return missing;
+}
+
+std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
+                       const std::string& skip_field) {
+  auto conn = redis::Connection::connect(*redis::parse_url(redis.url(), nullptr),
+                                         std::chrono::milliseconds(5000));
+  if (!conn) return -1;
+  auto r = (*conn)->command({"HGETALL", hash_key});
+  if (!r) return -1;
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+    if (r->elements[i].str != skip_field) sum += std::stoll(r->elements[i + 1].str);
+  }
+  return sum;
+}
+
+std::int64_t redis_calls_total(const RedisServer& redis) {
+  const std::string info = redis.cli({"INFO", "commandstats"});
+  std::int64_t total = 0;
+  for (std::size_t at = info.find(":calls="); at != std::string::npos;
+       at = info.find(":calls=", at + 1)) {
+    total += std::stoll(info.substr(at + 7));
+  }
+  return total;
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace voucherd::testing

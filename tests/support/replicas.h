@@ -1,0 +1,70 @@
+// replicas.h — test support for voucherd replicas sharing one real Redis:
+// their flags, one-press clients (a member pressing once, no retry), the
+// acknowledged vouchers of a crowd, and checks against Redis itself.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bench/storm.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/voucherd_process.h"
+#include "voucher/v1/voucher.grpc.pb.h"
+
+namespace voucherd::testing {
+
+// --store redis on `redis`, with the secret file, one gRPC thread, and the
+// campaigns file when one is given.
+std::vector<std::string> replica_args(const RedisServer& redis, const std::string& secret_file,
+                                      const std::string& campaigns_file = "");
+
+// The Guangdong sample with a window open for the whole test run (every
+// replica must load the very same definition); its path in `dir`.
+std::string guangdong_always_open(const TempDir& dir);
+
+// One Claim, pressed once like a member would (deadline 10 s, no retry).
+struct Press {
+  grpc::Status status;
+  voucher::v1::ClaimResponse response;
+  [[nodiscard]] bool ok() const { return status.ok(); }
+  // The google.rpc.ErrorInfo reason of a refusal ("" when OK or none).
+  [[nodiscard]] std::string reason() const;
+};
+Press press_once(const std::string& target, const std::string& campaign_id,
+                 const std::string& member_id);
+
+// Every (member, code) the clients saw acknowledged, merged; counts members
+// seen with two codes and codes seen with two members.
+struct Acknowledged {
+  std::unordered_map<std::string, std::string> code_by_member;
+  std::unordered_map<std::string, std::string> member_by_code;
+  int members_with_two = 0;
+  int codes_with_two = 0;
+  void add(const std::string& member, const std::string& code);
+  void add(const load::StormReport& r);
+};
+
+// How many acknowledged vouchers are not in Redis under their member
+// (-1: Redis could not be read).
+int missing_in_redis(const RedisServer& redis, const std::string& campaign,
+                     const Acknowledged& acknowledged);
+
+// Sum of a Redis hash's values, skipping `skip_field`.
+std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
+                       const std::string& skip_field = "_members");
+
+// Calls of all Redis commands so far (INFO commandstats).
+std::int64_t redis_calls_total(const RedisServer& redis);
+
+// Waits until `condition` holds, polling every 10 ms, at most `limit`;
+// returns whether it held.
+bool wait_until(const std::function<bool()>& condition,
+                std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+}  // namespace voucherd::testing
