@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <iostream>
 #include <random>
 #include <unordered_set>
@@ -384,9 +385,9 @@ void RedisClaimLog::note_link(const std::string& error) {
       log::info("store connected: Redis at " + where, {{"redis", where}});
     } else {
       const double outage_s = std::chrono::duration<double>(now - link_down_since_).count();
-      log::info("store back: Redis at " + where + " is reachable again after " +
-                    std::to_string(outage_s).substr(0, std::to_string(outage_s).find('.') + 4) +
-                    " s",
+      char took[32];
+      std::snprintf(took, sizeof took, "%.3f", outage_s);
+      log::info("store back: Redis at " + where + " is reachable again after " + took + " s",
                 {{"redis", where}, {"outage_seconds", outage_s}});
     }
     link_ever_up_ = true;

@@ -16,6 +16,7 @@
 #include "bench/storm.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "tests/support/replicas.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -32,16 +33,6 @@ std::string sample_campaigns() {
   return std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json";
 }
 
-// The google.rpc.ErrorInfo reason of a status, or "" if none.
-std::string reason_of(const grpc::Status& s) {
-  google::rpc::Status detail;
-  if (!detail.ParseFromString(s.error_details())) return "";
-  for (const auto& any : detail.details()) {
-    google::rpc::ErrorInfo info;
-    if (any.UnpackTo(&info)) return info.reason();
-  }
-  return "";
-}
 
 class Client {
  public:

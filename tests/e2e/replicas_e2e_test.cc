@@ -25,6 +25,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "tests/support/grpc_generic.h"
@@ -224,30 +226,39 @@ TEST(Replicas, ACampaignCreatedOnOneIsServedByEveryReplica) {
   EXPECT_NE(refused.error_message().find("page_token"), std::string::npos);
 }
 
-// Presses of new members on `target`, one at a time and each once, until
-// SOLD_OUT is answered or `limit` passes: the members served, and whether
-// SOLD_OUT came.
+// New members pressing on `target`, each once, from `threads` threads at a
+// time, until SOLD_OUT is answered or `limit` passes: the members served,
+// whether SOLD_OUT came, and any other answers.
 struct Drain {
   Acknowledged acknowledged;
   bool sold_out = false;
   std::map<std::string, int> other_answers;
 };
 Drain drain(const std::string& target, const std::string& campaign, const std::string& prefix,
-            std::chrono::milliseconds limit) {
+            std::chrono::milliseconds limit, int threads = 1) {
   Drain out;
+  std::mutex mu;
+  std::atomic<bool> sold_out{false};
   const auto until = std::chrono::steady_clock::now() + limit;
-  for (int m = 0; std::chrono::steady_clock::now() < until; ++m) {
-    const std::string member = prefix + std::to_string(m);
-    const Press p = press_once(target, campaign, member);
-    if (p.ok()) {
-      out.acknowledged.add(member, p.response.voucher().code());
-    } else if (p.reason() == "SOLD_OUT") {
-      out.sold_out = true;
-      break;
-    } else {
-      ++out.other_answers[std::to_string(p.status.error_code()) + " " + p.reason()];
-    }
+  std::vector<std::thread> crowd;
+  for (int t = 0; t < threads; ++t) {
+    crowd.emplace_back([&, t] {
+      for (int m = 0; !sold_out.load() && std::chrono::steady_clock::now() < until; ++m) {
+        const std::string member = prefix + std::to_string(t) + "-" + std::to_string(m);
+        const Press p = press_once(target, campaign, member);
+        std::lock_guard lock(mu);
+        if (p.ok()) {
+          out.acknowledged.add(member, p.response.voucher().code());
+        } else if (p.reason() == "SOLD_OUT") {
+          sold_out.store(true);
+        } else {
+          ++out.other_answers[std::to_string(p.status.error_code()) + " " + p.reason()];
+        }
+      }
+    });
   }
+  for (auto& t : crowd) t.join();
+  out.sold_out = sold_out.load();
   return out;
 }
 
@@ -286,7 +297,7 @@ TEST(Replicas, KilledReplicasStrandNothingAndTheCampaignSellsOutExactly) {
   Acknowledged ack;
   for (const auto& r : reports) ack.add(r);
   // The survivor's crowd goes on: new members, each pressing once.
-  Drain rest = drain(replicas[0]->target(), "small", "late-", seconds(10));
+  Drain rest = drain(replicas[0]->target(), "small", "late-", seconds(10), 8);
   const auto sold_out_after =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last_kill);
   for (const auto& [member, code] : rest.acknowledged.code_by_member) ack.add(member, code);
@@ -326,7 +337,7 @@ TEST(Replicas, APausedReplicaIssuesNothingFromLeasesTakenBackMeanwhile) {
   // Its beat lapses; the other replica takes its leases back on its own.
   EXPECT_TRUE(wait_until([&] { return !sleeper_leased(); }, seconds(15)));
   // The other replica sells out everything, the sleeper's units included.
-  Drain rest = drain(b->target(), "small", "b-", seconds(60));
+  Drain rest = drain(b->target(), "small", "b-", seconds(60), 4);
   for (const auto& [member, code] : rest.acknowledged.code_by_member) ack.add(member, code);
   EXPECT_TRUE(rest.sold_out);
   EXPECT_EQ(redis_sum(s.redis, "vd:{small}:issued"), 3'000);

@@ -1,5 +1,10 @@
 #include "tests/support/replicas.h"
 
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -35,7 +40,7 @@ std::string guangdong_always_open(const TempDir& dir) {
   return dir.write("guangdong-open.json", json).string();
 }
 
-std::string Press::reason() const {
+std::string reason_of(const grpc::Status& status) {
   if (status.ok()) return "";
   google::rpc::Status details;
   if (!details.ParseFromString(status.error_details())) return "";
@@ -104,6 +109,35 @@ std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
     if (r->elements[i].str != skip_field) sum += std::stoll(r->elements[i + 1].str);
   }
   return sum;
+}
+
+std::string redis_commands_during(const RedisServer& redis, const TempDir& dir,
+                                  const std::function<void()>& action) {
+  const std::filesystem::path file = dir.path() / "monitor.txt";
+  std::filesystem::remove(file);
+  // Bounded: the monitor ends by itself after 120 s if nothing stops it.
+  const std::string command = "timeout 120 redis-cli -p " + std::to_string(redis.port()) +
+                              " MONITOR > " + file.string() + " 2>&1 & echo $!";
+  FILE* shell = ::popen(command.c_str(), "r");
+  if (shell == nullptr) return "";
+  int pid = 0;
+  if (std::fscanf(shell, "%d", &pid) != 1) pid = 0;
+  ::pclose(shell);
+  auto text = [&] {
+    std::ifstream in(file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  EXPECT_TRUE(
+      wait_until([&] { return text().find("OK") != std::string::npos; }, std::chrono::seconds(10)));
+  action();
+  // A marker, so everything sent before it is in the file when it shows.
+  (void)redis.cli({"ECHO", "voucherd-monitor-end"});
+  EXPECT_TRUE(wait_until([&] { return text().find("voucherd-monitor-end") != std::string::npos; },
+                         std::chrono::seconds(10)));
+  if (pid > 0) ::kill(pid, SIGTERM);
+  return text();
 }
 
 std::int64_t redis_calls_total(const RedisServer& redis) {

@@ -28,13 +28,15 @@ std::vector<std::string> replica_args(const RedisServer& redis, const std::strin
 // replica must load the very same definition); its path in `dir`.
 std::string guangdong_always_open(const TempDir& dir);
 
+// The google.rpc.ErrorInfo reason of a status ("" when OK or none).
+std::string reason_of(const grpc::Status& status);
+
 // One Claim, pressed once like a member would (deadline 10 s, no retry).
 struct Press {
   grpc::Status status;
   voucher::v1::ClaimResponse response;
   [[nodiscard]] bool ok() const { return status.ok(); }
-  // The google.rpc.ErrorInfo reason of a refusal ("" when OK or none).
-  [[nodiscard]] std::string reason() const;
+  [[nodiscard]] std::string reason() const { return reason_of(status); }
 };
 Press press_once(const std::string& target, const std::string& campaign_id,
                  const std::string& member_id);
@@ -58,6 +60,11 @@ int missing_in_redis(const RedisServer& redis, const std::string& campaign,
 // Sum of a Redis hash's values, skipping `skip_field`.
 std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
                        const std::string& skip_field = "_members");
+
+// Every command Redis received while `action` ran, as redis-cli MONITOR
+// prints them (one line each), so a test can say which keys were touched.
+std::string redis_commands_during(const RedisServer& redis, const TempDir& dir,
+                                  const std::function<void()>& action);
 
 // Calls of all Redis commands so far (INFO commandstats).
 std::int64_t redis_calls_total(const RedisServer& redis);
