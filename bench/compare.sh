@@ -173,6 +173,12 @@ echo
 for r in memory redis per_claim; do
   printf '%-10s sold out after %.2f s\n' "$r" "$(j $r '.phases[0].sellout_s')"
 done
+echo "Answers by gRPC code, and presses voucher-load had to send again (it retries"
+echo "RESOURCE_EXHAUSTED and UNAVAILABLE; a healthy run needs none):"
+for r in memory redis per_claim redis_c16 redis_c256 memory_after redis_after; do
+  printf '  %-13s retries %s, %s\n' "$r" "$(j $r '.phases[0].retries')" \
+    "$(j $r '.phases[0].status_codes | tojson')"
+done
 echo "Redis commands during the presses after sell-out: $AFTER_COMMANDS" \
   "($(j redis_after '.phases[0].answers') presses)"
 sed 's/^/  /' "$WORK/after_commandstats.txt"

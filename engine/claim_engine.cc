@@ -72,9 +72,11 @@ std::int64_t CampaignRuntime::available(std::uint32_t sku) const {
 }
 
 void CampaignRuntime::set_final(std::uint32_t sku, bool final) {
+  const bool was_final = inventory_.is_final(sku);
   inventory_.set_final(sku, final);
-  // Claims waiting on an empty SKU that turned final hear SOLD_OUT now.
-  if (final) wake_stock_waiters();
+  // Claims waiting on an empty SKU that turned final hear SOLD_OUT now
+  // (only on the change: a keeper confirming finality wakes nobody).
+  if (final && !was_final) wake_stock_waiters();
 }
 
 CampaignRuntime::StockWait CampaignRuntime::wait_for_stock(ClaimOp& op, UnixMicros now_us) {
@@ -89,10 +91,13 @@ CampaignRuntime::StockWait CampaignRuntime::wait_for_stock(ClaimOp& op, UnixMicr
   if (stock_waiters_count_.load(std::memory_order_relaxed) >= limits::kStockWaitersMax) {
     return StockWait::kFull;
   }
-  UnixMicros until = now_us + limits::kStockWaitUsMax;
-  if (op.deadline_us > 0) until = std::min(until, op.deadline_us);
-  if (until <= now_us) return StockWait::kFull;  // no time left to wait
-  op.wait_until_us_ = until;
+  // The wait's end is fixed when the claim first waits: woken and waiting
+  // again, it keeps it, so no claim waits longer than the bound in all.
+  if (op.wait_until_us_ == 0) {
+    op.wait_until_us_ = now_us + limits::kStockWaitUsMax;
+    if (op.deadline_us > 0) op.wait_until_us_ = std::min(op.wait_until_us_, op.deadline_us);
+  }
+  if (op.wait_until_us_ <= now_us) return StockWait::kFull;  // no time left to wait
   op.next_stock_waiter_ = stock_waiters_;
   stock_waiters_ = &op;
   // Relaxed: written under the lock; read bare only as a hint.
@@ -287,6 +292,7 @@ std::vector<const CampaignRuntime*> ClaimEngine::campaigns() const {
 void ClaimEngine::claim(ClaimOp& op) {
   op.fenced_ = 0;
   op.looked_up_ = false;
+  op.wait_until_us_ = 0;
   run_claim(op);
 }
 

@@ -368,14 +368,20 @@ void RedisClaimLog::stop() {
   lease_stop_.store(true, std::memory_order_release);
   lease_keeper_.join();
   // Claims still waiting for units get their answer: no unit will come.
+  // Answering one may run a press of the same member that waited on it,
+  // which may wait in turn: settle until none is left (bounded).
   // (REQUIRES: the engine is still there, as for the threads above.)
   std::lock_guard lock(campaigns_mu_);
-  for (auto& c : campaigns_) c->stock->settle_waits(/*store_reachable=*/false);
+  for (auto& c : campaigns_) {
+    for (int round = 0; round < 64 && c->stock->waiting_claims() > 0; ++round) {
+      c->stock->settle_waits(/*store_reachable=*/false);
+    }
+  }
 }
 
 void RedisClaimLog::note_link(const std::string& error) {
-  const bool up = connected();
   std::lock_guard lock(link_mu_);
+  const bool up = connected();  // under the lock: the last caller logs the last state
   if (!up && !error.empty()) link_tried_.store(true, std::memory_order_release);
   if (up == link_reported_up_ && (up || link_ever_reported_)) return;
   const auto now = Clock::now();
@@ -1244,8 +1250,8 @@ void RedisClaimLog::drop_fenced(const ClaimLogWrite& write) {
       if (c->spec->skus[i].id != v.sku_id) continue;
       const auto sku = static_cast<std::uint32_t>(i);
       // Handed back later, as far as our lease record still holds them
-      // (it holds none of this claim's unit).
-      c->dropped[i] += c->stock->take_units(sku, INT64_MAX) + 1;
+      // (the fenced claim's own unit was never in it).
+      c->dropped[i] += c->stock->take_units(sku, INT64_MAX);
       c->final[i] = false;
       c->stock->set_final(sku, false);
     }
@@ -1447,8 +1453,12 @@ void RedisClaimLog::lease_loop() {
     // a replica is ready only when it serves the store's campaigns.
     if (now >= next_registry_poll) {
       if (!poll_registry(*conn)) {
+        // Broken: handled at the top. An error reply (Redis still loading
+        // its AOF, say) leaves the connection up: look again after a pause.
         last_error = "reading the campaign registry failed";
-        continue;  // broken: handled at the top
+        settle_all(/*reachable=*/true);
+        std::this_thread::sleep_for(kLeasePoll);
+        continue;
       }
       next_registry_poll = now + kRegistryPoll;
       if (!keeper_up_.load(std::memory_order_relaxed)) {
@@ -1462,7 +1472,13 @@ void RedisClaimLog::lease_loop() {
         if (!c->registered) {
           std::string conflict;
           if (!register_campaign(*conn, *c, &conflict)) {
-            if (!conflict.empty()) log_warning(conflict + "; not leasing its stock");
+            // No unit can come for a campaign the store refuses: its
+            // waiting claims hear UNAVAILABLE rather than wait.
+            c->stock->settle_waits(/*store_reachable=*/false);
+            if (!conflict.empty() && !c->conflict_logged) {
+              log_warning(conflict + "; not leasing its stock");
+              c->conflict_logged = true;
+            }
             continue;
           }
         }

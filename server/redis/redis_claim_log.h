@@ -195,7 +195,8 @@ class RedisClaimLog final : public ClaimLog, public Store {
     // Entries of vd:{C}:holders handed to the engine so far.
     std::int64_t holders_read = 0;
     std::chrono::steady_clock::time_point next_holders_read{};
-    bool leased_before = false;  // a lease granted units here at least once
+    bool leased_before = false;    // a lease granted units here at least once
+    bool conflict_logged = false;  // its refusal by the store was logged
   };
 
   void writer_loop();
