@@ -140,16 +140,6 @@ std::string redis_commands_during(const RedisServer& redis, const TempDir& dir,
   return text();
 }
 
-std::int64_t redis_calls_total(const RedisServer& redis) {
-  const std::string info = redis.cli({"INFO", "commandstats"});
-  std::int64_t total = 0;
-  for (std::size_t at = info.find(":calls="); at != std::string::npos;
-       at = info.find(":calls=", at + 1)) {
-    total += std::stoll(info.substr(at + 7));
-  }
-  return total;
-}
-
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {

@@ -66,9 +66,6 @@ std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
 std::string redis_commands_during(const RedisServer& redis, const TempDir& dir,
                                   const std::function<void()>& action);
 
-// Calls of all Redis commands so far (INFO commandstats).
-std::int64_t redis_calls_total(const RedisServer& redis);
-
 // Waits until `condition` holds, polling every 10 ms, at most `limit`;
 // returns whether it held.
 bool wait_until(const std::function<bool()>& condition,
