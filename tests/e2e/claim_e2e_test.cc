@@ -33,7 +33,6 @@ std::string sample_campaigns() {
   return std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json";
 }
 
-
 class Client {
  public:
   explicit Client(const std::string& target)

@@ -267,7 +267,9 @@ TEST(Replicas, KilledReplicasStrandNothingAndTheCampaignSellsOutExactly) {
   const std::string campaigns =
       s.dir.write("small.json", first_come_campaign_json("small", 6'000, 12)).string();
   std::vector<std::unique_ptr<VoucherdProcess>> replicas;
-  for (int i = 0; i < 3; ++i) replicas.push_back(s.start({}, campaigns));
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(s.start({"--replica-id", "replica-" + std::to_string(i)}, campaigns));
+  }
   // A crowd on each replica, no retries; two replicas are killed mid-storm.
   std::vector<load::StormReport> reports(3);
   std::vector<std::thread> threads;
@@ -296,13 +298,30 @@ TEST(Replicas, KilledReplicasStrandNothingAndTheCampaignSellsOutExactly) {
   for (auto& t : threads) t.join();
   Acknowledged ack;
   for (const auto& r : reports) ack.add(r);
-  // The survivor's crowd goes on: new members, each pressing once.
-  Drain rest = drain(replicas[0]->target(), "small", "late-", seconds(10), 8);
+  // The survivor's crowd goes on: new members, each pressing once. Nobody
+  // reconciles: within 10 s of the last kill no unit is leased to the dead
+  // any more (their beats lapse after 3 s), and the crowd sells out the
+  // rest, dead replicas' units included, to exactly the stock.
+  std::atomic<bool> recovered{false};
+  std::thread watch([&] {
+    recovered = wait_until(
+        [&] {
+          const std::string leases = s.redis.cli({"HGETALL", "vd:{small}:leases"});
+          return leases.find("replica-1|") == std::string::npos &&
+                 leases.find("replica-2|") == std::string::npos;
+        },
+        seconds(10) -
+            std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last_kill));
+  });
+  Drain rest = drain(replicas[0]->target(), "small", "late-", seconds(60), 8);
   const auto sold_out_after =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last_kill);
+  watch.join();
+  EXPECT_TRUE(recovered.load()) << "the dead replicas still held leases 10 s after the kill";
   for (const auto& [member, code] : rest.acknowledged.code_by_member) ack.add(member, code);
-  EXPECT_TRUE(rest.sold_out) << "no SOLD_OUT within 10 s of the last kill; issued "
-                             << redis_sum(s.redis, "vd:{small}:issued");
+  EXPECT_TRUE(rest.sold_out) << "no SOLD_OUT; issued " << redis_sum(s.redis, "vd:{small}:issued");
+  // (The sell-out time also depends on how fast this crowd presses; in a
+  // Release build here it is 3.4-4.4 s, in a sanitizer build longer.)
   std::cout << "sold out " << sold_out_after.count() << " ms after the last kill\n";
   for (const auto& [answer, n] : rest.other_answers) ADD_FAILURE() << n << " x " << answer;
   EXPECT_EQ(redis_sum(s.redis, "vd:{small}:issued"), 6'000);
