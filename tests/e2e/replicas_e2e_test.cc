@@ -124,6 +124,8 @@ TEST(Replicas, ReadyWithNoTrafficAndFollowsRedisBothWays) {
   EXPECT_EQ(count_of(log, "store lost"), 1) << log;
   EXPECT_EQ(count_of(log, "store back"), 1) << log;
   EXPECT_NE(log.find("outage_seconds"), std::string::npos) << log;
+  // A clean stop exits 0 (and a sanitizer report would make it fail).
+  EXPECT_EQ(a->stop(SIGTERM), std::optional<int>(0)) << a->stderr_text();
 }
 
 TEST(Replicas, ATrickleOfMembersIsServedAtTheFirstPress) {
@@ -176,6 +178,9 @@ TEST(Replicas, AFirstWaveOf128OverTwoReplicasIsServedAtTheFirstPress) {
         << "member " << m << ": " << refusals[static_cast<std::size_t>(m)];
   }
   EXPECT_EQ(redis_sum(s.redis, "vd:{wave}:issued"), 128);
+  // A clean stop exits 0 (and a sanitizer report would make it fail).
+  EXPECT_EQ(a->stop(SIGTERM), std::optional<int>(0)) << a->stderr_text();
+  EXPECT_EQ(b->stop(SIGTERM), std::optional<int>(0)) << b->stderr_text();
 }
 
 TEST(Replicas, ACampaignCreatedOnOneIsServedByEveryReplica) {
@@ -224,6 +229,10 @@ TEST(Replicas, ACampaignCreatedOnOneIsServedByEveryReplica) {
   const grpc::Status refused = admin->ListCampaigns(&ctx, bad, &resp);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(refused.error_message().find("page_token"), std::string::npos);
+  // A clean stop exits 0 (and a sanitizer report would make it fail).
+  EXPECT_EQ(a->stop(SIGTERM), std::optional<int>(0)) << a->stderr_text();
+  EXPECT_EQ(b->stop(SIGTERM), std::optional<int>(0)) << b->stderr_text();
+  EXPECT_EQ(c->stop(SIGTERM), std::optional<int>(0)) << c->stderr_text();
 }
 
 // New members pressing on `target`, each once, from `threads` threads at a
@@ -332,6 +341,8 @@ TEST(Replicas, KilledReplicasStrandNothingAndTheCampaignSellsOutExactly) {
   // Every unit is issued or in the pool; none is leased to the dead.
   EXPECT_EQ(redis_sum(s.redis, "vd:{small}:stock"), 0);
   EXPECT_EQ(redis_sum(s.redis, "vd:{small}:leased"), 0);
+  // A clean stop exits 0 (and a sanitizer report would make it fail).
+  EXPECT_EQ(replicas[0]->stop(SIGTERM), std::optional<int>(0)) << replicas[0]->stderr_text();
 }
 
 TEST(Replicas, APausedReplicaIssuesNothingFromLeasesTakenBackMeanwhile) {
@@ -381,6 +392,9 @@ TEST(Replicas, APausedReplicaIssuesNothingFromLeasesTakenBackMeanwhile) {
   EXPECT_EQ(ack.codes_with_two, 0);
   EXPECT_EQ(missing_in_redis(s.redis, "small", ack), 0);
   EXPECT_NE(a->stderr_text().find("lapsed"), std::string::npos) << a->stderr_text();
+  // A clean stop exits 0 (and a sanitizer report would make it fail).
+  EXPECT_EQ(a->stop(SIGTERM), std::optional<int>(0)) << a->stderr_text();
+  EXPECT_EQ(b->stop(SIGTERM), std::optional<int>(0)) << b->stderr_text();
 }
 
 TEST(Replicas, HoldersGetTheirVoucherFromEveryReplicaAndCancellationFreesThemEverywhere) {
@@ -448,6 +462,9 @@ TEST(Replicas, HoldersGetTheirVoucherFromEveryReplicaAndCancellationFreesThemEve
   EXPECT_FALSE(renewed.response.already_claimed());
   EXPECT_NE(renewed.response.voucher().code(), code);
   EXPECT_EQ(redis_sum(s.redis, "vd:{tiny}:issued"), 10);
+  // A clean stop exits 0 (and a sanitizer report would make it fail).
+  EXPECT_EQ(a->stop(SIGTERM), std::optional<int>(0)) << a->stderr_text();
+  EXPECT_EQ(b->stop(SIGTERM), std::optional<int>(0)) << b->stderr_text();
 }
 
 }  // namespace
