@@ -89,7 +89,7 @@ class Store {
     return std::nullopt;
   }
   // Gives back to the shared pool the units leased by replicas whose
-  // heartbeat lapsed; per SKU, the units given back. Blocking: admin threads.
+  // beat lapsed; per SKU, the units given back. Blocking: admin threads.
   [[nodiscard]] virtual std::expected<std::vector<std::int64_t>, std::string> reconcile(
       const CampaignSpec& spec) {
     return std::vector<std::int64_t>(spec.skus.size(), 0);

@@ -1344,19 +1344,6 @@ LeaseHealth RedisClaimLog::lease_health(std::string_view campaign_id) const {
 bool RedisClaimLog::read_holders(Connection& conn, Campaign& c, std::int64_t until) {
   const std::string feed = key(c.spec->id, "holders");
   std::vector<HolderChange> changes;
-  bool unit_back = false;
-  struct LookAgain {
-    Campaign& c;
-    bool& unit_back;
-    ~LookAgain() {
-      if (!unit_back) return;
-      for (std::size_t i = 0; i < c.spec->skus.size(); ++i) {
-        c.final[i] = false;
-        c.stock->set_final(static_cast<std::uint32_t>(i), false);
-      }
-      c.next_recheck = Clock::now();
-    }
-  } look_again{c, unit_back};
   for (int reads = 0; reads < kHoldersReadsMax; ++reads) {
     if (until >= 0 && c.holders_read >= until) return true;
     auto r = conn.command({"LRANGE", feed, std::to_string(c.holders_read),
@@ -1370,9 +1357,14 @@ bool RedisClaimLog::read_holders(Connection& conn, Campaign& c, std::int64_t unt
       }
       for (const HolderChange& h : changes) {
         c.stock->note_store_holder(h.member_id, h.code, h.holds || !h.none_left);
+        if (h.holds) continue;
         // A cancellation gave its unit back to the pool: SOLD_OUT is not the
         // answer here any more until the pool has been looked at again.
-        if (!h.holds) unit_back = true;
+        for (std::size_t i = 0; i < c.spec->skus.size(); ++i) {
+          c.final[i] = false;
+          c.stock->set_final(static_cast<std::uint32_t>(i), false);
+        }
+        c.next_recheck = Clock::now();
       }
       ++c.holders_read;
     }

@@ -8,9 +8,12 @@
 //     one pipeline (one script call per campaign), and completes each claim
 //     only after Redis answered. A lone claim goes out at once; under a storm
 //     batches grow by themselves while the previous round trip is in flight.
+//     Idle, it pings its connection every 250 ms.
 //   - the lease keeper owns another connection; it keeps each campaign's
-//     local counters topped up from the shared stock, refreshes this
-//     replica's heartbeat, and hands unused units back on stop().
+//     local counters topped up from the shared stock, beats for this replica
+//     (taking back the leases of replicas whose beat lapsed), reads the
+//     holders feed and the campaign registry, ends the waits of claims
+//     waiting for units, and hands unused units back on stop().
 //
 // Key layout (every key of a campaign carries the hash tag {<campaign id>}
 // so a campaign lives in one Redis Cluster slot and no script crosses
