@@ -20,7 +20,7 @@ MEMBERS="${MEMBERS:-120000}"       # distinct members per crowd (+30% repeats)
 CONC="${CONC:-64}"                 # calls in flight
 THREADS="${THREADS:-2}"            # voucher-load client threads
 GRPC_THREADS="${GRPC_THREADS:-2}"  # server polling threads (echo-server and voucherd alike)
-LOAD="$BUILD_DIR/bench/voucher-load"
+LOAD="$BUILD_DIR/bin/voucher-load"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -29,7 +29,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-for bin in "$LOAD" "$BUILD_DIR/bench/echo-server" "$BUILD_DIR/server/voucherd"; do
+for bin in "$LOAD" "$BUILD_DIR/bin/echo-server" "$BUILD_DIR/bin/voucherd" "$BUILD_DIR/bin/voucherd-baseline"; do
   [ -x "$bin" ] || { echo "compare: $bin is missing; run scripts/build.sh" >&2; exit 2; }
 done
 
@@ -62,8 +62,8 @@ start_server() {  # binary args...: starts it with --port-file, waits for the po
   PORT="$(cat "$WORK/port")"
 }
 stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
-voucherd() {
-  start_server "$BUILD_DIR/server/voucherd" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+voucherd() {  # VOUCHERD=voucherd-baseline for the per-claim-script store
+  start_server "$BUILD_DIR/bin/${VOUCHERD:-voucherd}" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
     --secret-file "$WORK/secret.hex" --grpc-threads "$GRPC_THREADS" "$@"
 }
 REDIS_PID=""
@@ -89,7 +89,7 @@ load() {
 crowd() { load "$1" "${2:-guangdong-2024}" --members "$MEMBERS" --repeat-share 0.3 --concurrency "$CONC" "${@:3}"; }
 
 echo "== echo-server (the gRPC ceiling)"
-start_server "$BUILD_DIR/bench/echo-server" --listen 127.0.0.1:0 --threads "$GRPC_THREADS"
+start_server "$BUILD_DIR/bin/echo-server" --listen 127.0.0.1:0 --threads "$GRPC_THREADS"
 crowd echo
 stop_server
 
@@ -123,7 +123,7 @@ done
 
 echo "== baseline: one Redis script per claim (appendfsync always)"
 start_redis
-voucherd --campaigns "$WORK/gd.json" --store redis-per-claim --redis "redis://127.0.0.1:$REDIS_PORT" \
+VOUCHERD=voucherd-baseline voucherd --campaigns "$WORK/gd.json" --store redis-per-claim --redis "redis://127.0.0.1:$REDIS_PORT" \
   --redis-pool "${POOL:-32}"
 crowd per_claim
 stop_server

@@ -39,7 +39,7 @@ redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --app
   --appendfsync always --maxmemory-policy noeviction --daemonize no --logfile "$WORK/redis/log" &
 REDIS_PID=$!
 for _ in $(seq 1 100); do redis-cli -p "$PORT" PING >/dev/null 2>&1 && break; sleep 0.05; done
-"$BUILD_DIR/server/voucherd" --listen 127.0.0.1:0 --port-file "$WORK/port" --ops-listen 127.0.0.1:0 \
+"$BUILD_DIR/bin/voucherd" --listen 127.0.0.1:0 --port-file "$WORK/port" --ops-listen 127.0.0.1:0 \
   --campaigns "$WORK/both.json" --secret-file "$WORK/secret.hex" --grpc-threads 1 \
   --store redis --redis "redis://127.0.0.1:$PORT" 2>>"$WORK/voucherd.log" &
 VPID=$!
@@ -54,7 +54,7 @@ calls_total() { redis_stat commandstats | awk -F'[:=,]' '/^cmdstat_/ {s+=$3} END
 
 THREADS="${THREADS:-2}"
 load() {  # voucher-load flags...
-  "$BUILD_DIR/bench/voucher-load" --target "$TARGET" --threads "$THREADS" --concurrency "$CONC" \
+  "$BUILD_DIR/bin/voucher-load" --target "$TARGET" --threads "$THREADS" --concurrency "$CONC" \
     --max-retries 200 --duration 600 --skip-stats "$@" |
     grep -E "^  (Total|Calls|Answers|Latency:|Prizes|Vouchers|Sold out|  50%|  99%|    [A-Z_]+ )|Check|RESULT" || true
 }

@@ -23,7 +23,7 @@ PORT=$(( 20000 + RANDOM % 20000 ))
 
 start_voucherd() {  # args...
   rm -f "$WORK/port"
-  "$BUILD_DIR/server/voucherd" --listen 127.0.0.1:0 --port-file "$WORK/port" --ops-listen 127.0.0.1:0 --campaigns "$WORK/gd.json" \
+  "$BUILD_DIR/bin/${VOUCHERD:-voucherd}" --listen 127.0.0.1:0 --port-file "$WORK/port" --ops-listen 127.0.0.1:0 --campaigns "$WORK/gd.json" \
     --secret-file "$WORK/secret.hex" --grpc-threads 1 "$@" 2>>"$WORK/voucherd.log" &
   VPID=$!
   for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done
@@ -31,7 +31,7 @@ start_voucherd() {  # args...
 }
 stop_voucherd() { kill -TERM "$VPID"; wait "$VPID" || true; }
 storm() {
-  "$BUILD_DIR/bench/voucher-load" --target "127.0.0.1:$(cat "$WORK/port")" --campaign guangdong-2024 \
+  "$BUILD_DIR/bin/voucher-load" --target "127.0.0.1:$(cat "$WORK/port")" --campaign guangdong-2024 \
     --members "$MEMBERS" --repeat-share 0.3 --concurrency "$CONC" --max-retries 200 --duration 300 \
     --skip-stats || true
 }
@@ -75,4 +75,4 @@ run_redis() {
 
 run_redis redis always
 run_redis redis everysec
-run_redis redis-per-claim always --redis-pool "${POOL:-32}"
+VOUCHERD=voucherd-baseline run_redis redis-per-claim always --redis-pool "${POOL:-32}"

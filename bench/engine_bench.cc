@@ -5,7 +5,7 @@
 // path one by one: inventory take (contended and spread), SKU choice, the
 // allowance index, code minting and verification.
 //
-//   build/bench/engine_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/bin/engine_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
 #include <atomic>

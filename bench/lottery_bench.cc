@@ -2,7 +2,7 @@
 // the SKU choice over the Guangdong-sized 307 SKUs, and a whole draw through
 // the engine with the memory claim log.
 //
-//   build/bench/lottery_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
+//   build/bin/lottery_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
 #include <benchmark/benchmark.h>
 
 #include <string>

@@ -8,10 +8,10 @@
 // two clock reads that time it. "MetricsCountClaimAndObserveRpc" is
 // voucherd's Metrics object as the Claim handler calls it (campaign found by
 // id), without the clock reads. Compare with the engine's claim (~0.9 us,
-// build/bench/engine_bench) and a gRPC claim (~30 us of CPU); the budget is
+// build/bin/engine_bench) and a gRPC claim (~30 us of CPU); the budget is
 // 5% of the claim path.
 //
-//   build/bench/metrics_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/bin/metrics_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -22,8 +22,8 @@
 #include <memory>
 
 #include "engine/memory_claim_log.h"
-#include "server/metrics.h"
-#include "server/metrics_primitives.h"
+#include "server/base/metrics_primitives.h"
+#include "server/ops/metrics.h"
 
 namespace {
 

@@ -4,15 +4,15 @@
 // into RESP bytes (what the writer thread does per batch before the
 // socket write).
 //
-//   build/bench/store_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/bin/store_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 #include <hiredis/hiredis.h>
 
 #include <string>
 #include <vector>
 
+#include "server/redis/connection.h"
 #include "server/redis/records.h"
-#include "server/redis/redis_connection.h"
 
 namespace {
 

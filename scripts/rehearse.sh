@@ -16,7 +16,7 @@ trap 'kill "$VOUCHERD_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 # A fresh random MAC secret for this rehearsal (64 hex digits).
 od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$WORK/secret.hex"
 
-"$BUILD_DIR/server/voucherd" --campaigns deploy/campaigns/guangdong-2024.json --rehearse \
+"$BUILD_DIR/bin/voucherd" --campaigns deploy/campaigns/guangdong-2024.json --rehearse \
   --secret-file "$WORK/secret.hex" --listen 127.0.0.1:0 --port-file "$WORK/port" \
   --ops-listen 127.0.0.1:0 \
   2> "$WORK/voucherd.log" &
@@ -31,7 +31,7 @@ echo "voucherd is serving the Guangdong sample on 127.0.0.1:$PORT; here comes th
 # (bench/README.md). Repeat presses, the report and the checks as in any
 # voucher-load run; --expect-sold-out fails the run unless all 59,000 went.
 status=0
-"$BUILD_DIR/bench/voucher-load" --target "127.0.0.1:$PORT" --campaign guangdong-2024 \
+"$BUILD_DIR/bin/voucher-load" --target "127.0.0.1:$PORT" --campaign guangdong-2024 \
   --members 200000 --repeat-share 0.3 --threads "${THREADS:-2}" --concurrency "${CONCURRENCY:-256}" \
   --duration 300 --expect-sold-out --progress "$@" || status=$?
 

@@ -15,7 +15,7 @@
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
-#include "server/grpc_code_names.h"
+#include "proto/grpc_code_names.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd::load {

@@ -31,7 +31,7 @@
 
 #include "engine/claim_log.h"
 #include "engine/lottery.h"
-#include "server/redis/redis_connection.h"
+#include "server/redis/connection.h"
 
 namespace voucherd::redis {
 

@@ -20,7 +20,7 @@
 
 #include "engine/claim_log.h"
 #include "engine/model.h"
-#include "server/redis/redis_connection.h"
+#include "server/redis/connection.h"
 
 namespace voucherd::redis {
 

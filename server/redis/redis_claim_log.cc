@@ -8,7 +8,7 @@
 #include <unordered_set>
 
 #include "engine/limits.h"
-#include "server/log.h"
+#include "server/base/log.h"
 #include "server/redis/records.h"
 
 namespace voucherd::redis {

@@ -36,10 +36,10 @@
 
 #include "engine/claim_engine.h"
 #include "engine/claim_log.h"
-#include "server/metrics_primitives.h"
+#include "server/base/metrics_primitives.h"
+#include "server/redis/connection.h"
 #include "server/redis/lottery_log.h"
-#include "server/redis/redis_connection.h"
-#include "server/store.h"
+#include "server/store/store.h"
 
 namespace voucherd::redis {
 

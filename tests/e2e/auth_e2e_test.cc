@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "engine/voucher_code.h"
-#include "server/auth.h"
+#include "server/grpc/auth.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 

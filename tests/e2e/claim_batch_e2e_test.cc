@@ -11,7 +11,7 @@
 
 #include <set>
 
-#include "server/auth.h"
+#include "server/grpc/auth.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 

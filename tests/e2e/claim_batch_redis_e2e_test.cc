@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "bench/load/load.h"
+#include "server/redis/connection.h"
 #include "server/redis/records.h"
-#include "server/redis/redis_connection.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"

@@ -13,10 +13,10 @@
 #include <thread>
 #include <unordered_map>
 
-#include "bench/storm.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tests/support/replicas.h"
+#include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 

@@ -14,8 +14,8 @@
 #include <sstream>
 #include <thread>
 
-#include "bench/storm.h"
 #include "tests/support/http_get.h"
+#include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
 
 namespace voucherd::testing {

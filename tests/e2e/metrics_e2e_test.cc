@@ -16,10 +16,10 @@
 #include <sstream>
 #include <thread>
 
-#include "bench/storm.h"
 #include "tests/support/exposition_check.h"
 #include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 

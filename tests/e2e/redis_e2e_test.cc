@@ -17,11 +17,11 @@
 #include <thread>
 #include <unordered_map>
 
-#include "bench/storm.h"
+#include "server/redis/connection.h"
 #include "server/redis/records.h"
-#include "server/redis/redis_connection.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/replicas.h"
+#include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 

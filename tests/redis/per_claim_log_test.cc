@@ -1,7 +1,7 @@
 // per_claim_log_test — the benchmark baseline (one Lua call per claim) on a
 // real redis-server records vouchers, decides repeats in Redis, finds codes,
 // and never issues beyond the stock.
-#include "server/redis/per_claim_log.h"
+#include "bench/baseline/per_claim_log.h"
 
 #include <gtest/gtest.h>
 

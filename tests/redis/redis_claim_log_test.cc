@@ -19,7 +19,7 @@
 #include <unordered_set>
 
 #include "engine/claim_engine.h"
-#include "server/proto_convert.h"
+#include "server/grpc/proto_convert.h"
 #include "server/redis/records.h"
 #include "tests/support/redis_server.h"
 

@@ -3,10 +3,9 @@
 // commands in order, survives Redis losing its script cache (NOSCRIPT ->
 // reload), and reports a dead or unreachable Redis as an error instead of
 // hanging or crashing.
-#include "server/redis/redis_connection.h"
-
 #include <gtest/gtest.h>
 
+#include "server/redis/connection.h"
 #include "tests/support/redis_server.h"
 
 namespace voucherd::testing {

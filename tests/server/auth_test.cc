@@ -1,7 +1,7 @@
 // auth_test — the tokens file is read strictly (every bad line is named),
 // tokens map to exactly the roles they were given, and the redeem guard
 // refuses a caller past its failure budget for the cool-down only.
-#include "server/auth.h"
+#include "server/grpc/auth.h"
 
 #include <gtest/gtest.h>
 

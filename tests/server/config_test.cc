@@ -3,7 +3,7 @@
 // (--config or VOUCHERD_CONFIG), which beats the default; and that a bad
 // value from any source is refused (exit code 2) with a message naming the
 // flag and the source, before voucherd listens.
-#include "server/config.h"
+#include "server/app/config.h"
 
 #include <gtest/gtest.h>
 
@@ -52,7 +52,7 @@ TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefault) {
   ASSERT_FALSE(r.should_exit);
   EXPECT_EQ(r.config.ops_listen, "127.0.0.1:1003");  // command line over env and file
   EXPECT_EQ(r.config.grpc_threads, 4);               // env over file
-  EXPECT_EQ(r.config.log_level, "warn");             // file over default
+  EXPECT_EQ(r.config.log_level, log::Level::kWarn);  // file over default
   EXPECT_TRUE(r.config.rehearse);                    // a switch from the file
   EXPECT_EQ(r.config.redeem_failure_budget, 100);    // default
   EXPECT_EQ(r.config.config_file, file.string());

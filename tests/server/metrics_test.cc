@@ -5,7 +5,7 @@
 // lottery, that the series ring stays bounded, and that the strict
 // exposition parser used by the end-to-end tests refuses what Prometheus
 // would refuse.
-#include "server/metrics.h"
+#include "server/ops/metrics.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "engine/memory_claim_log.h"
-#include "server/series.h"
+#include "server/ops/series.h"
 #include "tests/support/exposition_check.h"
 
 namespace voucherd::testing {

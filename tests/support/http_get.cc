@@ -1,6 +1,11 @@
 #include "tests/support/http_get.h"
 
-#include "server/asio.h"
+// <utility> first: Boost 1.74's Asio uses std::exchange without including it.
+// clang-format off
+#include <utility>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+// clang-format on
 
 namespace voucherd::testing {
 

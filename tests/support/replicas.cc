@@ -11,8 +11,8 @@
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "server/redis/connection.h"
 #include "server/redis/records.h"
-#include "server/redis/redis_connection.h"
 
 namespace voucherd::testing {
 

@@ -12,8 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bench/storm.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 

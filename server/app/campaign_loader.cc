@@ -1,0 +1,32 @@
+#include "server/app/campaign_loader.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace voucherd {
+
+std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_file(
+    const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected("cannot read --campaigns file " + path);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string json = buf.str();
+
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;  // a misspelt field is an error, not a silent default
+  voucher::v1::CampaignSet set;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &set, options);
+  if (status.ok())
+    return std::vector<voucher::v1::Campaign>(set.campaigns().begin(), set.campaigns().end());
+  voucher::v1::Campaign one;
+  auto one_status = google::protobuf::util::JsonStringToMessage(json, &one, options);
+  if (one_status.ok()) return std::vector<voucher::v1::Campaign>{one};
+  return std::unexpected("--campaigns file " + path +
+                         " is neither a CampaignSet nor a Campaign in protobuf JSON: " +
+                         std::string(status.message()));
+}
+
+}  // namespace voucherd

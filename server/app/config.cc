@@ -1,0 +1,337 @@
+#include "server/app/config.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "engine/limits.h"
+
+#ifndef VOUCHERD_VERSION
+#define VOUCHERD_VERSION "0.0.0"
+#endif
+
+namespace voucherd {
+
+namespace {
+
+// A config file holds one line per flag (about 25) and comments; anything
+// far longer is not a config file.
+constexpr std::size_t kConfigLinesMax = 1000;
+
+// A value from one source, for a flag named without its dashes.
+struct Setting {
+  std::string name;  // "ops-listen"
+  std::string value;
+  std::string source;  // "config file F, line N" or "environment variable VOUCHERD_X"
+};
+
+constexpr const char* kPrecedence =
+    "Each setting comes from, strongest first: the command line, then the environment "
+    "(VOUCHERD_<FLAG>, e.g. VOUCHERD_OPS_LISTEN, VOUCHERD_STORE), then the config file "
+    "(--config FILE or VOUCHERD_CONFIG: one \"flag = value\" per line, the flag without its "
+    "dashes, e.g. ops-listen = 127.0.0.1:9464; # starts a comment line; values may be "
+    "quoted; true/false for switches), then the default. Secrets stay in files "
+    "(--secret-file, --auth-file) or REDIS_PASSWORD.";
+
+// The options, bound to `c` (and to `store`, read after parsing).
+void define_options(CLI::App& app, Config& c, std::string& store, std::string& log_level) {
+  app.set_version_flag("--version", std::string("voucherd ") + VOUCHERD_VERSION);
+  app.add_option("--listen", c.listen, "gRPC listen address host:port (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--campaigns", c.campaigns_file,
+                 "campaigns to load at start, protobuf JSON (CampaignSet or one Campaign)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--store", store,
+                 "claim log: memory (one process, gone at exit), redis (shared, durable), or "
+                 "redis-per-claim (benchmark baseline: one Lua call per claim, one replica)")
+      ->check(CLI::IsMember({"memory", "redis", "redis-per-claim"}))
+      ->capture_default_str();
+  app.add_option("--redis", c.redis_url,
+                 "with --store=redis: redis://HOST:PORT[/DB] (password: REDIS_PASSWORD or "
+                 "redis://:PASSWORD@HOST:PORT)");
+  app.add_option("--redis-pool", c.redis_pool,
+                 "with --store=redis-per-claim: Redis connections, one thread each")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_flag("--replace-campaigns", c.replace_campaigns,
+               "with a shared store: a campaign from --campaigns replaces a different stored "
+               "definition if it has not opened, nothing was issued and nothing is leased");
+  app.add_option("--replica-id", c.replica_id,
+                 "with --store=redis: this replica's name in lease records (default: host, "
+                 "pid and a random suffix, new at every start)");
+  app.add_option("--lease-timeout-ms", c.lease_timeout_ms,
+                 "with --store=redis: a replica that has not beaten this long is taken for dead, "
+                 "and any live replica gives its leased units back to the pool (it beats every "
+                 "sixth of this); use the same value on every replica")
+      ->check(CLI::Range(600, 600'000))
+      ->capture_default_str();
+  app.add_option("--secret-file", c.secret_file,
+                 "file holding the voucher-code MAC secret as hex (>= 64 hex digits)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--port-file", c.port_file, "write the bound gRPC port here once listening");
+  app.add_option("--ops-listen", c.ops_listen,
+                 "operators' HTTP address host:port: /healthz, /readyz, /status (port 0: any)")
+      ->capture_default_str();
+  app.add_option("--ops-port-file", c.ops_port_file, "write the bound ops HTTP port here");
+  app.add_option("--log-level", log_level, "JSON log lines on stderr from this level up")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_flag("--rehearse", c.rehearse,
+               "open every loaded campaign's window from now (same length) for a rehearsal");
+  app.add_option("--auth-file", c.auth_file,
+                 "bearer tokens file (sha256:<hex of token> <role> per line; roles app, admin, "
+                 "site:<id>); without it voucherd is open to anyone")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", c.tls_cert, "PEM certificate chain: serve gRPC over TLS")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", c.tls_client_ca,
+                 "PEM CA certificate: require client certificates it signed (mutual TLS)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--redeem-failure-budget", c.redeem_failure_budget,
+                 "consecutive redemptions of codes that are not vouchers one caller may make "
+                 "before a cool-down")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
+  app.add_option("--redeem-cooldown-seconds", c.redeem_cooldown_seconds,
+                 "how long a caller past the failure budget is refused")
+      ->check(CLI::Range(1, 86'400))
+      ->capture_default_str();
+  app.add_option("--grpc-threads", c.grpc_threads, "completion-queue polling threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--config", c.config_file,
+                 "config file of flag = value lines (see below); also VOUCHERD_CONFIG");
+  for (CLI::Option* option : app.get_options()) {
+    // The sources are layered by order of arguments (see parse_config):
+    // the last value given wins.
+    option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
+  app.footer(kPrecedence);
+}
+
+// The names settable from the environment or a config file: every flag
+// but --help, --version and --config.
+std::vector<std::string> setting_names(CLI::App& app) {
+  std::vector<std::string> names;
+  for (CLI::Option* option : app.get_options()) {
+    const std::string name = option->get_single_name();
+    if (name.empty() || name == "help" || name == "version" || name == "config") continue;
+    names.push_back(name);
+  }
+  return names;
+}
+
+std::string env_name(std::string_view flag) {
+  std::string env = "VOUCHERD_";
+  for (char ch : flag) env.push_back(ch == '-' ? '_' : static_cast<char>(std::toupper(ch)));
+  return env;
+}
+
+std::string trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(first, last - first + 1));
+}
+
+// Reads `flag = value` lines. Unknown flags, repeated flags and lines that
+// are not settings are refused, naming the file and line.
+std::expected<std::vector<Setting>, std::string> read_config_file(
+    const std::string& path, const std::vector<std::string>& names) {
+  std::ifstream in(path);
+  if (!in) return std::unexpected("cannot read config file " + path);
+  std::vector<Setting> out;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    const std::string where = "config file " + path + ", line " + std::to_string(number);
+    if (number > static_cast<int>(kConfigLinesMax)) {
+      return std::unexpected(where + ": more than " + std::to_string(kConfigLinesMax) + " lines");
+    }
+    const std::string text = trim(line);
+    if (text.empty() || text[0] == '#') continue;
+    const auto eq = text.find('=');
+    if (eq == std::string::npos) {
+      return std::unexpected(where + ": expected \"flag = value\", got \"" + text + "\"");
+    }
+    std::string name = trim(std::string_view(text).substr(0, eq));
+    for (char& ch : name) ch = ch == '_' ? '-' : static_cast<char>(std::tolower(ch));
+    if (name.rfind("--", 0) == 0) name.erase(0, 2);
+    std::string value = trim(std::string_view(text).substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return std::unexpected(where + ": unknown setting \"" + name + "\"");
+    }
+    for (const Setting& s : out) {
+      if (s.name == name) return std::unexpected(where + ": \"" + name + "\" is set twice");
+    }
+    out.push_back({name, value, where});
+  }
+  return out;
+}
+
+// Parses `args` (in order) into a fresh Config; the CLI11 error, if any.
+std::optional<std::string> try_parse(std::vector<std::string> args) {
+  Config scratch;
+  std::string store = "memory";
+  std::string log_level = "info";
+  CLI::App app{"voucherd", "voucherd"};
+  define_options(app, scratch, store, log_level);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector reversed
+  try {
+    app.parse(std::move(args));
+  } catch (const CLI::ParseError& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
+  ConfigResult result;
+  Config& c = result.config;
+  CLI::App app{"voucherd — voucher lottery and redemption engine (gRPC)", "voucherd"};
+  std::string store = "memory";
+  std::string log_level = "info";
+  define_options(app, c, store, log_level);
+  const std::vector<std::string> names = setting_names(app);
+  auto refuse = [&](const std::string& msg) {
+    std::cerr << "voucherd: " << msg << "\n";
+    result.should_exit = true;
+    result.exit_code = 2;
+    return result;
+  };
+
+  // The config file: --config on the command line, else VOUCHERD_CONFIG.
+  std::string config_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) config_path = argv[i + 1];
+    if (arg.rfind("--config=", 0) == 0) config_path = std::string(arg.substr(9));
+  }
+  if (config_path.empty()) {
+    if (const char* from_env = env("VOUCHERD_CONFIG"); from_env != nullptr) {
+      config_path = from_env;
+    }
+  }
+  std::vector<Setting> settings;
+  if (!config_path.empty()) {
+    auto file = read_config_file(config_path, names);
+    if (!file) return refuse(file.error());
+    settings = std::move(*file);
+  }
+  for (const std::string& name : names) {
+    const std::string variable = env_name(name);
+    if (const char* value = env(variable.c_str()); value != nullptr) {
+      settings.push_back({name, value, "environment variable " + variable});
+    }
+  }
+  // --help and --version answer whatever the other sources hold.
+  bool asks_help_or_version = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    asks_help_or_version =
+        asks_help_or_version || arg == "--help" || arg == "-h" || arg == "--version";
+  }
+  if (asks_help_or_version) settings.clear();
+  // Each value of a file or the environment alone first, so that a bad one
+  // is reported with its source.
+  for (const Setting& s : settings) {
+    if (auto error = try_parse({"--" + s.name + "=" + s.value})) {
+      return refuse(s.source + ": " + *error);
+    }
+  }
+  // Then all of them in order of precedence, weakest first: with every
+  // option taking the last value given, the command line beats the
+  // environment, which beats the file (CLI11's own config and environment
+  // support would put the file above the environment).
+  std::vector<std::string> args;
+  for (const Setting& s : settings) args.push_back("--" + s.name + "=" + s.value);
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector reversed
+  try {
+    app.parse(std::move(args));
+  } catch (const CLI::ParseError& e) {
+    result.should_exit = true;
+    result.exit_code = app.exit(e);  // prints help/version (0) or the error (non-zero)
+    if (result.exit_code != 0) {
+      result.exit_code = 2;
+      std::cerr << "voucherd: the command line has a bad value (see above)\n";
+    }
+    return result;
+  }
+  c.config_file = config_path;
+  c.store = store == "redis"             ? StoreKind::kRedis
+            : store == "redis-per-claim" ? StoreKind::kRedisPerClaim
+                                         : StoreKind::kMemory;
+  // The option's check admits only names parse_level knows.
+  c.log_level = log::parse_level(log_level).value_or(log::Level::kInfo);
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return refuse("--tls-cert and --tls-key go together: give both, or neither");
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return refuse("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  if (c.store != StoreKind::kMemory) {
+    if (c.redis_url.empty()) {
+      return refuse("--store=" + store + " needs --redis redis://HOST:PORT[/DB]");
+    }
+    // Codes minted under a throw-away secret could not be verified by the
+    // other replicas or after a restart: refuse rather than mint them.
+    if (c.secret_file.empty()) {
+      return refuse("--store=" + store +
+                    " needs --secret-file: every replica and every restart must share one "
+                    "MAC secret to verify each other's voucher codes");
+    }
+  } else if (!c.redis_url.empty()) {
+    return refuse("--redis is only used with --store=redis or redis-per-claim");
+  }
+  return result;
+}
+
+std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected("cannot read --secret-file " + path);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  if (text.size() > 2 * limits::kSecretBytesMax + 1024) {
+    return std::unexpected("--secret-file " + path + " is too large");
+  }
+  std::vector<std::uint8_t> out;
+  int high = -1;
+  for (char ch : text) {
+    if (std::isspace(static_cast<unsigned char>(ch))) continue;
+    int v = -1;
+    if (ch >= '0' && ch <= '9') v = ch - '0';
+    if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
+    if (v < 0) return std::unexpected("--secret-file " + path + " must hold hex digits only");
+    if (high < 0) {
+      high = v;
+    } else {
+      out.push_back(static_cast<std::uint8_t>(high * 16 + v));
+      high = -1;
+    }
+  }
+  if (high >= 0)
+    return std::unexpected("--secret-file " + path + " has an odd number of hex digits");
+  if (out.size() < limits::kSecretBytesMin) {
+    return std::unexpected("--secret-file " + path + " holds " + std::to_string(out.size()) +
+                           " bytes; at least " + std::to_string(limits::kSecretBytesMin) +
+                           " are needed (64 hex digits)");
+  }
+  return out;
+}
+
+}  // namespace voucherd

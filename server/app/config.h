@@ -1,0 +1,71 @@
+// config.h — voucherd's configuration: parsed and validated once at start
+// into one immutable struct, then passed down by const&.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <expected>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "server/base/log.h"
+
+namespace voucherd {
+
+enum class StoreKind : std::uint8_t {
+  kMemory,
+  kRedis,
+  kRedisPerClaim,  // the benchmark baseline: one Lua call per claim, no batching
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:50051";
+  std::string campaigns_file;  // protobuf JSON: a CampaignSet or one Campaign
+  StoreKind store = StoreKind::kMemory;
+  std::string redis_url;           // --store=redis*: redis://HOST:PORT[/DB]
+  int redis_pool = 16;             // --store=redis-per-claim: connections, one thread each
+  bool replace_campaigns = false;  // replace different stored definitions before they open
+  std::string replica_id;          // --store=redis: this process's name in lease records
+  int lease_timeout_ms = 3000;     // --store=redis: a replica silent this long loses its leases
+  std::string secret_file;         // hex; see README "Secret file"
+  std::string port_file;           // written with the bound port once listening
+  std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port
+  std::string ops_port_file;                  // written with the bound ops port
+  log::Level log_level = log::Level::kInfo;   // --log-level debug, info, warn, error
+  bool rehearse = false;                      // open loaded campaigns' windows from now
+  int grpc_threads = 2;                       // completion-queue polling threads
+  std::string auth_file;                      // bearer tokens -> roles; empty: open (warned loudly)
+  std::string tls_cert;                       // PEM server certificate chain; with tls_key: TLS
+  std::string tls_key;                        // PEM private key
+  std::string tls_client_ca;        // PEM CA: clients must present a certificate it signed (mTLS)
+  int redeem_failure_budget = 100;  // failed redemptions before a cool-down
+  int redeem_cooldown_seconds = 60;
+  std::string config_file;  // --config / VOUCHERD_CONFIG: where file settings came from
+};
+
+struct ConfigResult {
+  int exit_code = 0;  // when set: exit with it (--help, --version, bad value)
+  bool should_exit = false;
+  Config config;
+};
+
+// Reads an environment variable; nullptr when unset.
+using EnvLookup = std::function<const char*(const char*)>;
+
+// Parses the configuration from its sources, strongest first: argv, then
+// the environment (VOUCHERD_<FLAG>), then the config file (--config FILE or
+// VOUCHERD_CONFIG; "flag = value" lines), then the defaults. A bad value
+// from any source produces should_exit with exit code 2 and a message on
+// stderr naming the flag and its source; --help and --version print and
+// exit 0.
+[[nodiscard]] ConfigResult parse_config(
+    int argc, char** argv, const EnvLookup& env = [](const char* name) {
+      return static_cast<const char*>(std::getenv(name));
+    });
+
+// Reads the secret file (hex digits, whitespace ignored, >= 32 bytes).
+[[nodiscard]] std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(
+    const std::string& path);
+
+}  // namespace voucherd

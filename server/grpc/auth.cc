@@ -1,0 +1,137 @@
+#include "server/grpc/auth.h"
+
+#include <openssl/sha.h>
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+namespace voucherd {
+namespace {
+
+bool is_hex(std::string_view s) {
+  for (char c : s) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool admits(Access access, Role role) {
+  switch (access) {
+    case Access::kApp:
+      return role == Role::kApp;
+    case Access::kAppOrSite:
+      return role == Role::kApp || role == Role::kSite;
+    case Access::kSite:
+      return role == Role::kSite;
+    case Access::kAdmin:
+      return role == Role::kAdmin;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string token_hash(std::string_view token) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), d.data());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * d.size());
+  for (unsigned char b : d) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+std::expected<Authenticator, std::string> Authenticator::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::unexpected("cannot read --auth-file " + path);
+  Authenticator auth;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string key, role, extra;
+    if (!(words >> key)) continue;  // blank or comment
+    const std::string where = "--auth-file " + path + " line " + std::to_string(number) + ": ";
+    if (!(words >> role) || (words >> extra)) {
+      return std::unexpected(where + "expected \"sha256:<64 hex digits> <role>\"");
+    }
+    if (key.rfind("sha256:", 0) != 0 || key.size() != 7 + 64 || !is_hex(key.substr(7))) {
+      return std::unexpected(where +
+                             "the token must be given as sha256:<64 hex digits> (its "
+                             "hash, never the token itself)");
+    }
+    Principal p;
+    p.token_hash = lower(key.substr(7));
+    if (role == "app") {
+      p.role = Role::kApp;
+    } else if (role == "admin") {
+      p.role = Role::kAdmin;
+    } else if (role.rfind("site:", 0) == 0 && role.size() > 5) {
+      p.role = Role::kSite;
+      p.site_id = role.substr(5);
+    } else {
+      return std::unexpected(where + "role must be app, admin or site:<site id>, not \"" + role +
+                             "\"");
+    }
+    if (!auth.by_hash_.emplace(p.token_hash, p).second) {
+      return std::unexpected(where + "the same token appears twice");
+    }
+  }
+  if (auth.by_hash_.empty()) return std::unexpected("--auth-file " + path + " holds no token");
+  return auth;
+}
+
+std::expected<Principal, Authenticator::Refusal> Authenticator::admit(
+    std::string_view authorization, Access access) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.size() <= kBearer.size() ||
+      lower(authorization.substr(0, kBearer.size())) != "bearer ") {
+    return std::unexpected(Refusal::kUnauthenticated);
+  }
+  auto it = by_hash_.find(token_hash(authorization.substr(kBearer.size())));
+  if (it == by_hash_.end()) return std::unexpected(Refusal::kUnauthenticated);
+  if (!admits(access, it->second.role)) return std::unexpected(Refusal::kPermissionDenied);
+  return it->second;
+}
+
+std::expected<void, std::chrono::seconds> RedeemGuard::check(const std::string& caller,
+                                                             Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(caller);
+  if (it == entries_.end() || now >= it->second.blocked_until) return {};
+  return std::unexpected(std::chrono::ceil<std::chrono::seconds>(it->second.blocked_until - now));
+}
+
+void RedeemGuard::failed(const std::string& caller, Clock::time_point now) {
+  // Callers are tokens (a few) or, without --auth-file, site names a client
+  // chooses: bound the table by forgetting callers not in a cool-down.
+  constexpr std::size_t kCallersMax = 65'536;
+  std::lock_guard lock(mu_);
+  if (entries_.size() >= kCallersMax && !entries_.contains(caller)) {
+    std::erase_if(entries_, [&](const auto& kv) { return kv.second.blocked_until <= now; });
+  }
+  Entry& e = entries_[caller];
+  if (++e.failures >= budget_) {
+    e.failures = 0;
+    e.blocked_until = now + cooldown_;
+  }
+}
+
+void RedeemGuard::succeeded(const std::string& caller) {
+  std::lock_guard lock(mu_);
+  entries_.erase(caller);
+}
+
+}  // namespace voucherd

@@ -1,0 +1,264 @@
+#include "server/grpc/proto_convert.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+
+namespace voucherd {
+namespace {
+
+using google::protobuf::Timestamp;
+using google::protobuf::util::TimeUtil;
+
+// Timestamps voucherd accepts: 1970..9999, as protobuf itself allows.
+std::expected<UnixMicros, InvalidField> micros_from(const Timestamp& ts, const char* field) {
+  if (ts.seconds() < 0 || ts.seconds() > 253402300799 || ts.nanos() < 0 ||
+      ts.nanos() > 999'999'999) {
+    return std::unexpected(InvalidField{field, std::string(field) + " is out of range"});
+  }
+  return TimeUtil::TimestampToMicroseconds(ts);
+}
+
+void set_micros(UnixMicros us, Timestamp* out) { *out = TimeUtil::MicrosecondsToTimestamp(us); }
+
+std::expected<LotterySpec, InvalidField> lottery_from_proto(const voucher::v1::LotteryRules& in,
+                                                            const std::vector<SkuSpec>& skus) {
+  LotterySpec out;
+  out.win_probability = in.win_probability();
+  out.draws_per_day = in.draws_per_day();
+  out.time_zone = in.time_zone();
+  out.prizes_per_member = in.prizes_per_member();
+  switch (in.sku_choice()) {
+    case voucher::v1::SKU_CHOICE_UNSPECIFIED:
+    case voucher::v1::PROPORTIONAL_TO_REMAINING:
+      out.sku_choice = SkuChoice::kProportionalToRemaining;
+      break;
+    case voucher::v1::WEIGHTED:
+      out.sku_choice = SkuChoice::kWeighted;
+      break;
+    default:
+      return std::unexpected(InvalidField{
+          "campaign.lottery.sku_choice",
+          "campaign.lottery.sku_choice must be PROPORTIONAL_TO_REMAINING or WEIGHTED"});
+  }
+  switch (in.release()) {
+    case voucher::v1::RELEASE_SCHEDULE_UNSPECIFIED:
+    case voucher::v1::LINEAR:
+      out.release = ReleaseSchedule::kLinear;
+      break;
+    case voucher::v1::EQUAL_PER_DAY:
+      out.release = ReleaseSchedule::kEqualPerDay;
+      break;
+    default:
+      return std::unexpected(InvalidField{"campaign.lottery.release",
+                                          "campaign.lottery.release must be LINEAR or "
+                                          "EQUAL_PER_DAY"});
+  }
+  if (in.sku_weights().empty()) return out;
+  // Weights in the campaign's SKU order; every SKU named exactly once.
+  constexpr std::int64_t kUnset = -1;
+  out.sku_weights.assign(skus.size(), kUnset);
+  for (const auto& w : in.sku_weights()) {
+    auto it = std::find_if(skus.begin(), skus.end(),
+                           [&](const SkuSpec& s) { return s.id == w.sku_id(); });
+    if (it == skus.end() || out.sku_weights[it - skus.begin()] != kUnset) {
+      return std::unexpected(InvalidField{
+          "campaign.lottery.sku_weights",
+          "campaign.lottery.sku_weights: \"" + w.sku_id() +
+              (it == skus.end() ? "\" is not a SKU of the campaign" : "\" is weighted twice")});
+    }
+    out.sku_weights[it - skus.begin()] = w.weight();
+  }
+  for (std::size_t i = 0; i < skus.size(); ++i) {
+    if (out.sku_weights[i] == kUnset) {
+      return std::unexpected(
+          InvalidField{"campaign.lottery.sku_weights",
+                       "campaign.lottery.sku_weights gives SKU \"" + skus[i].id + "\" no weight"});
+    }
+  }
+  return out;
+}
+
+void lottery_to_proto(const CampaignSpec& in, voucher::v1::LotteryRules* out) {
+  const LotterySpec& l = in.lottery;
+  out->set_win_probability(l.win_probability);
+  out->set_draws_per_day(l.draws_per_day);
+  out->set_time_zone(l.time_zone);
+  out->set_prizes_per_member(l.prizes_per_member);
+  out->set_sku_choice(l.sku_choice == SkuChoice::kWeighted
+                          ? voucher::v1::WEIGHTED
+                          : voucher::v1::PROPORTIONAL_TO_REMAINING);
+  for (std::size_t i = 0; i < l.sku_weights.size() && i < in.skus.size(); ++i) {
+    auto* w = out->add_sku_weights();
+    w->set_sku_id(in.skus[i].id);
+    w->set_weight(l.sku_weights[i]);
+  }
+  out->set_release(l.release == ReleaseSchedule::kEqualPerDay ? voucher::v1::EQUAL_PER_DAY
+                                                              : voucher::v1::LINEAR);
+}
+
+}  // namespace
+
+std::expected<CampaignSpec, InvalidField> campaign_from_proto(const voucher::v1::Campaign& in) {
+  CampaignSpec out;
+  out.id = in.id();
+  out.name = in.name();
+  out.mode = static_cast<CampaignMode>(
+      in.mode() == voucher::v1::FIRST_COME || in.mode() == voucher::v1::LOTTERY ? in.mode() : 0);
+  if (in.has_starts_at()) {
+    auto t = micros_from(in.starts_at(), "campaign.starts_at");
+    if (!t) return std::unexpected(t.error());
+    out.starts_at_us = *t;
+  }
+  if (in.has_ends_at()) {
+    auto t = micros_from(in.ends_at(), "campaign.ends_at");
+    if (!t) return std::unexpected(t.error());
+    out.ends_at_us = *t;
+  }
+  out.per_member_limit = in.per_member_limit();
+  out.voucher_valid_days = in.voucher_valid_days();
+  out.cancel_keeps_allowance = in.cancel_keeps_allowance();
+  out.voucher_valid_seconds = in.voucher_valid_seconds();
+  for (const auto& s : in.sites()) {
+    const int k = s.kind();
+    out.sites.push_back(
+        SiteSpec{s.id(), s.name(), s.city(), static_cast<SkuKind>(k >= 0 && k <= 4 ? k : 0)});
+  }
+  for (const auto& s : in.skus()) {
+    const int k = s.kind();
+    out.skus.push_back(SkuSpec{s.id(), s.site_id(), static_cast<SkuKind>(k >= 1 && k <= 4 ? k : 0),
+                               s.name(), s.face_value_cents(), s.stock()});
+  }
+  if (in.has_lottery()) {
+    auto rules = lottery_from_proto(in.lottery(), out.skus);
+    if (!rules) return std::unexpected(rules.error());
+    out.lottery = std::move(*rules);
+  }
+  return out;
+}
+
+void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out) {
+  out->set_id(in.id);
+  out->set_name(in.name);
+  out->set_mode(static_cast<voucher::v1::CampaignMode>(in.mode));
+  set_micros(in.starts_at_us, out->mutable_starts_at());
+  set_micros(in.ends_at_us, out->mutable_ends_at());
+  out->set_per_member_limit(in.per_member_limit);
+  out->set_voucher_valid_days(in.voucher_valid_days);
+  out->set_cancel_keeps_allowance(in.cancel_keeps_allowance);
+  out->set_voucher_valid_seconds(in.voucher_valid_seconds);
+  for (const SiteSpec& s : in.sites) {
+    auto* p = out->add_sites();
+    p->set_id(s.id);
+    p->set_name(s.name);
+    p->set_city(s.city);
+    p->set_kind(static_cast<voucher::v1::SkuKind>(s.kind));
+  }
+  for (const SkuSpec& s : in.skus) {
+    auto* p = out->add_skus();
+    p->set_id(s.id);
+    p->set_site_id(s.site_id);
+    p->set_kind(static_cast<voucher::v1::SkuKind>(s.kind));
+    p->set_name(s.name);
+    p->set_face_value_cents(s.face_value_cents);
+    p->set_stock(s.stock);
+  }
+  if (in.mode == CampaignMode::kLottery) lottery_to_proto(in, out->mutable_lottery());
+}
+
+void draw_entry_to_proto(const CampaignSpec& spec, const DrawEntry& in,
+                         voucher::v1::DrawRecord* out) {
+  out->set_member_id(in.member_id);
+  out->set_draw_number(in.draw_number);
+  set_micros(in.at_us, out->mutable_drawn_at());
+  out->set_won(in.outcome == DrawOutcome::kWon);
+  if (in.outcome != DrawOutcome::kWon) {
+    out->set_reason(static_cast<voucher::v1::NoPrizeReason>(in.outcome));
+  } else if (in.sku < spec.skus.size()) {
+    out->set_sku_id(spec.skus[in.sku].id);
+  }
+  out->set_released(in.released);
+  out->set_remaining(in.remaining);
+}
+
+std::expected<DrawEntry, std::string> draw_entry_from_proto(const CampaignSpec& spec,
+                                                            const voucher::v1::DrawRecord& in) {
+  DrawEntry out;
+  out.member_id = in.member_id();
+  out.draw_number = in.draw_number();
+  out.at_us = TimeUtil::TimestampToMicroseconds(in.drawn_at());
+  out.released = in.released();
+  out.remaining = in.remaining();
+  if (in.won()) {
+    out.outcome = DrawOutcome::kWon;
+    auto it = std::find_if(spec.skus.begin(), spec.skus.end(),
+                           [&](const SkuSpec& s) { return s.id == in.sku_id(); });
+    if (it == spec.skus.end()) {
+      return std::unexpected("won SKU \"" + in.sku_id() + "\", which the campaign does not have");
+    }
+    out.sku = static_cast<std::uint32_t>(it - spec.skus.begin());
+    return out;
+  }
+  const int reason = in.reason();
+  if (reason < static_cast<int>(DrawOutcome::kUnlucky) ||
+      reason > static_cast<int>(DrawOutcome::kAlreadyWon)) {
+    return std::unexpected("neither won nor a reason for no prize");
+  }
+  out.outcome = static_cast<DrawOutcome>(reason);
+  return out;
+}
+
+std::string encode_campaign_definition(const CampaignSpec& spec) {
+  voucher::v1::Campaign proto;
+  campaign_to_proto(spec, &proto);
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    proto.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1::Voucher* out) {
+  out->set_code(in.code);
+  out->set_campaign_id(in.campaign_id);
+  out->set_sku_id(in.sku_id);
+  out->set_site_id(in.site_id);
+  out->set_member_id(in.member_id);
+  out->set_state(static_cast<voucher::v1::VoucherState>(visible));
+  out->set_face_value_cents(in.face_value_cents);
+  set_micros(in.issued_at_us, out->mutable_issued_at());
+  set_micros(in.expires_at_us, out->mutable_expires_at());
+  out->set_request_id(in.request_id);
+  out->set_sku_kind(static_cast<voucher::v1::SkuKind>(in.sku_kind));
+  if (in.state == VoucherState::kRedeemed) {
+    set_micros(in.redeemed_at_us, out->mutable_redeemed_at());
+    out->set_redeemed_site_id(in.redeemed_site_id);
+    out->set_redeem_request_id(in.redeem_request_id);
+  }
+}
+
+void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out) {
+  out->set_campaign_id(in.campaign_id);
+  out->set_stock_total(in.stock_total);
+  out->set_issued(in.issued);
+  out->set_redeemed(in.redeemed);
+  out->set_remaining(in.remaining);
+  out->set_members(in.members);
+  out->set_expired(in.expired);
+  for (const SkuStatsView& s : in.skus) {
+    auto* p = out->add_skus();
+    p->set_sku_id(s.sku_id);
+    p->set_stock(s.stock);
+    p->set_issued(s.issued);
+    p->set_redeemed(s.redeemed);
+    p->set_remaining(s.remaining);
+    p->set_expired(s.expired);
+  }
+}
+
+}  // namespace voucherd

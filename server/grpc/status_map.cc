@@ -1,0 +1,180 @@
+#include "server/grpc/status_map.h"
+
+#include "engine/limits.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace voucherd {
+namespace {
+
+constexpr const char* kDomain = "voucherd";
+constexpr int kRetryDelayMs = 200;  // a hint for shed load; callers add jitter
+
+grpc::Status make(grpc::StatusCode code, std::string message, Outcome reason,
+                  const StatusContext& ctx, bool retry_hint) {
+  google::rpc::Status detail;
+  detail.set_code(static_cast<int>(code));
+  detail.set_message(message);
+  google::rpc::ErrorInfo info;
+  info.set_reason(wire_reason(reason));
+  info.set_domain(kDomain);
+  if (!ctx.campaign_id.empty())
+    (*info.mutable_metadata())["campaign_id"] = std::string(ctx.campaign_id);
+  if (!ctx.sku_id.empty()) (*info.mutable_metadata())["sku_id"] = std::string(ctx.sku_id);
+  if (!ctx.site_id.empty()) (*info.mutable_metadata())["site_id"] = std::string(ctx.site_id);
+  if (!ctx.field.empty()) (*info.mutable_metadata())["field"] = std::string(ctx.field);
+  detail.add_details()->PackFrom(info);
+  if (retry_hint) {
+    google::rpc::RetryInfo retry;
+    retry.mutable_retry_delay()->set_nanos(kRetryDelayMs * 1'000'000);
+    detail.add_details()->PackFrom(retry);
+  }
+  return grpc::Status(code, std::move(message), detail.SerializeAsString());
+}
+
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string with_detail(std::string message, const StatusContext& ctx) {
+  if (!ctx.detail.empty()) message += ": " + ctx.detail;
+  return message;
+}
+
+}  // namespace
+
+const char* wire_reason(Outcome outcome) {
+  return outcome_name(outcome == Outcome::kSkuSoldOut ? Outcome::kSoldOut : outcome);
+}
+
+grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
+  using grpc::StatusCode;
+  switch (outcome) {
+    case Outcome::kOk:
+    case Outcome::kAlreadyClaimed:
+      return grpc::Status::OK;
+    case Outcome::kInvalidArgument:
+      return make(StatusCode::INVALID_ARGUMENT,
+                  with_detail(std::string(ctx.field) + " must be 1 to " +
+                                  std::to_string(limits::kIdBytesMax) + " bytes",
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kRequestIdRequired:
+      return make(StatusCode::INVALID_ARGUMENT,
+                  with_detail("request_id is required: campaign " + quoted(ctx.campaign_id) +
+                                  " allows more than one pack per member, and request_id tells a "
+                                  "retry from a new claim",
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kMistypedCode:
+      return make(StatusCode::INVALID_ARGUMENT,
+                  with_detail("code looks mistyped: expected 30 characters of 0-9 and A-Z "
+                              "(without I, L, O, U) whose check character matches",
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kCampaignNotFound:
+      return make(StatusCode::NOT_FOUND,
+                  with_detail("campaign " + quoted(ctx.campaign_id) + " not found", ctx), outcome,
+                  ctx, false);
+    case Outcome::kSkuNotFound:
+      return make(StatusCode::NOT_FOUND,
+                  with_detail("SKU " + quoted(ctx.sku_id) + " not found in campaign " +
+                                  quoted(ctx.campaign_id),
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kVoucherNotFound:
+      return make(StatusCode::NOT_FOUND, with_detail("no voucher with this code", ctx), outcome,
+                  ctx, false);
+    case Outcome::kNotOpen:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) + " is not open yet", ctx),
+                  outcome, ctx, false);
+    case Outcome::kClosed:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) + " is closed", ctx), outcome,
+                  ctx, false);
+    case Outcome::kWrongMode:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) + " is of another mode", ctx),
+                  outcome, ctx, false);
+    case Outcome::kSoldOut:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) + " is sold out", ctx), outcome,
+                  ctx, false);
+    case Outcome::kSkuSoldOut:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("SKU " + quoted(ctx.sku_id) + " of campaign " +
+                                  quoted(ctx.campaign_id) + " is sold out",
+                              ctx),
+                  Outcome::kSoldOut, ctx, false);
+    case Outcome::kTooManyWaiters:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("too many presses of one member in flight; retry later", ctx),
+                  outcome, ctx, true);
+    case Outcome::kOverloaded:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("voucherd is overloaded; retry later", ctx), outcome, ctx, true);
+    case Outcome::kStockRefilling:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                                  ": this replica is refilling its stock; retry shortly",
+                              ctx),
+                  outcome, ctx, true);
+    case Outcome::kLogUnavailable:
+      return make(StatusCode::UNAVAILABLE,
+                  with_detail("the claim log did not confirm the write; retrying is safe", ctx),
+                  outcome, ctx, true);
+    case Outcome::kCampaignExists:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                                  " already exists with another definition",
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kWrongSite:
+      return make(StatusCode::PERMISSION_DENIED,
+                  with_detail("this voucher is not redeemable by site " + quoted(ctx.site_id), ctx),
+                  outcome, ctx, false);
+    case Outcome::kVoucherExpired:
+      return make(StatusCode::FAILED_PRECONDITION, with_detail("this voucher has expired", ctx),
+                  outcome, ctx, false);
+    case Outcome::kVoucherCancelled:
+      return make(StatusCode::FAILED_PRECONDITION, with_detail("this voucher was cancelled", ctx),
+                  outcome, ctx, false);
+    case Outcome::kAlreadyRedeemed:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("this voucher was already redeemed", ctx), outcome, ctx, false);
+    case Outcome::kRedeemThrottled:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("too many redemptions of codes that are not vouchers from this "
+                              "caller",
+                              ctx),
+                  outcome, ctx, true);
+    case Outcome::kDrawLimitReached:
+      return make(StatusCode::RESOURCE_EXHAUSTED,
+                  with_detail("the member has used every draw of their day in campaign " +
+                                  quoted(ctx.campaign_id),
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kCampaignNotOver:
+      return make(StatusCode::FAILED_PRECONDITION,
+                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                                  " has not ended: its seed is revealed after the end",
+                              ctx),
+                  outcome, ctx, false);
+    case Outcome::kInternal:
+      break;
+  }
+  return make(StatusCode::INTERNAL, with_detail("internal error", ctx), Outcome::kInternal, ctx,
+              false);
+}
+
+grpc::Status invalid_argument(std::string_view field, std::string_view message) {
+  StatusContext ctx;
+  ctx.field = field;
+  // The message always names the field, so a person reading a log line knows
+  // what to fix without decoding the ErrorInfo.
+  std::string text(message);
+  if (text.find(field) == std::string::npos) text = std::string(field) + ": " + text;
+  return make(grpc::StatusCode::INVALID_ARGUMENT, std::move(text), Outcome::kInvalidArgument, ctx,
+              false);
+}
+
+}  // namespace voucherd

@@ -1,0 +1,84 @@
+// ops_server.h — the operators' HTTP port (Boost.Asio + Beast), apart from
+// the gRPC port: /healthz, /readyz, /status, /metrics, /series and the
+// live dashboard at /.
+//
+//   GET /healthz  200 "ok" while the process serves at all
+//   GET /readyz   200 "ready", or 503 with the reason: draining, or the
+//                 store unreachable (a replica with no campaign yet is ready:
+//                 ready means "can serve")
+//   GET /status   JSON: version, uptime, store and auth mode, and per
+//                 campaign its window, mode and per-SKU stock, issued,
+//                 redeemed and remaining
+//   GET /metrics  Prometheus text exposition (server/metrics.h)
+//   GET /series   the last five minutes, one point a second (server/series.h)
+//   GET /         the live dashboard (server/dashboard.h)
+//
+// One thread runs the io_context; every handler reads the engine's
+// lock-free counters (or the store, on this thread), so the claim path is
+// never blocked by an ops request. A timer on the same thread samples the
+// dashboard's series once a second.
+//
+// Thread-safety: start()/stop() from one thread; set_draining() from any.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "engine/claim_engine.h"
+#include "server/ops/metrics.h"
+#include "server/store/store.h"
+
+namespace voucherd {
+
+struct OpsServerOptions {
+  std::string listen = "127.0.0.1:9464";
+  std::string version;
+  Store* store = nullptr;      // REQUIRES: set
+  bool auth_open = true;       // no --auth-file
+  std::string transport;       // "plaintext", "TLS", "mutual TLS"
+  Metrics* metrics = nullptr;  // nullptr: /metrics and /series answer 503
+};
+
+class OpsServer {
+ public:
+  OpsServer(ClaimEngine& engine, OpsServerOptions options);
+  ~OpsServer();
+  OpsServer(const OpsServer&) = delete;
+  OpsServer& operator=(const OpsServer&) = delete;
+
+  // Binds and starts serving; the bound port, or an error naming the address.
+  [[nodiscard]] std::expected<int, std::string> start();
+  void stop();
+
+  // Readiness flips first when voucherd starts to drain.
+  void set_draining() { draining_.store(true, std::memory_order_release); }
+  // Why this replica is not ready ("" when it is): draining, or the store
+  // unreachable. The gRPC health service follows the same answer.
+  [[nodiscard]] std::string readiness_problem() const;
+
+  // Internal, for the connection handlers.
+  struct Response {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+  };
+  [[nodiscard]] Response handle(std::string_view method, std::string_view target);
+
+ private:
+  struct Impl;
+  [[nodiscard]] std::string status_json() const;
+  // Takes the dashboard's point of this second (ops thread).
+  void sample_series();
+
+  ClaimEngine& engine_;
+  OpsServerOptions options_;
+  std::chrono::steady_clock::time_point started_;
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace voucherd

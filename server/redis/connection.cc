@@ -1,0 +1,226 @@
+#include "server/redis/connection.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <cstdio>
+
+namespace voucherd::redis {
+namespace {
+
+Reply convert(const redisReply* r) {
+  Reply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+      break;
+    default:
+      out.type = Reply::Type::kNil;
+  }
+  return out;
+}
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+}  // namespace
+
+std::expected<Endpoint, std::string> parse_url(std::string_view url, const char* env_password) {
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return std::unexpected("--redis must look like redis://HOST:PORT[/DB]");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  Endpoint ep;
+  if (env_password != nullptr) ep.password = env_password;
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view auth = rest.substr(0, at);
+    if (const auto colon = auth.find(':'); colon != std::string_view::npos)
+      auth = auth.substr(colon + 1);
+    ep.password = std::string(auth);
+    rest = rest.substr(at + 1);
+  }
+  std::string_view hostport = rest;
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    const std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), ep.db);
+      if (ec != std::errc() || p != db.data() + db.size() || ep.db < 0 || ep.db > 15) {
+        return std::unexpected("--redis database must be a number from 0 to 15");
+      }
+    }
+  }
+  std::string_view host = hostport;
+  if (const auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    const std::string_view port = hostport.substr(colon + 1);
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), ep.port);
+    if (ec != std::errc() || p != port.data() + port.size() || ep.port <= 0 || ep.port > 65535) {
+      return std::unexpected("--redis port must be a number from 1 to 65535");
+    }
+  }
+  if (host.empty()) return std::unexpected("--redis must name a host");
+  ep.host = std::string(host);
+  return ep;
+}
+
+Script::Script(std::string src) : source(std::move(src)) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(source.data()), source.size(), digest);
+  sha1.reserve(2 * SHA_DIGEST_LENGTH);
+  for (unsigned char b : digest) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", b);
+    sha1 += hex;
+  }
+}
+
+std::expected<std::unique_ptr<Connection>, std::string> Connection::connect(
+    const Endpoint& endpoint, std::chrono::milliseconds timeout) {
+  redisContext* ctx =
+      redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, to_timeval(timeout));
+  if (ctx == nullptr) return std::unexpected("cannot allocate a Redis connection");
+  if (ctx->err != 0) {
+    std::string why = "cannot connect to Redis at " + endpoint.host + ":" +
+                      std::to_string(endpoint.port) + ": " + ctx->errstr;
+    redisFree(ctx);
+    return std::unexpected(why);
+  }
+  redisSetTimeout(ctx, to_timeval(timeout));
+  std::unique_ptr<Connection> conn(new Connection(ctx));
+  if (!endpoint.password.empty()) {
+    auto r = conn->command({"AUTH", endpoint.password});
+    if (!r) return std::unexpected(r.error());
+    if (r->is_error()) return std::unexpected("Redis refused AUTH: " + r->str);
+  }
+  if (endpoint.db != 0) {
+    auto r = conn->command({"SELECT", std::to_string(endpoint.db)});
+    if (!r) return std::unexpected(r.error());
+    if (r->is_error()) return std::unexpected("Redis refused SELECT: " + r->str);
+  }
+  return conn;
+}
+
+Connection::~Connection() { redisFree(ctx_); }
+
+std::string Connection::failure(const char* what) {
+  broken_ = true;
+  return std::string("Redis ") + what +
+         " failed: " + (ctx_->err != 0 ? ctx_->errstr : "unknown error");
+}
+
+std::expected<std::vector<Reply>, std::string> Connection::pipeline(
+    const std::vector<Command>& commands) {
+  if (broken_) return std::unexpected("Redis connection is broken");
+  std::vector<const char*> argv;
+  std::vector<std::size_t> argvlen;
+  for (const Command& cmd : commands) {
+    argv.clear();
+    argvlen.clear();
+    for (const std::string& a : cmd) {
+      argv.push_back(a.data());
+      argvlen.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), argvlen.data()) !=
+        REDIS_OK) {
+      return std::unexpected(failure("write"));
+    }
+  }
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      return std::unexpected(failure("read"));
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    replies.push_back(convert(reply));
+    freeReplyObject(reply);
+  }
+  return replies;
+}
+
+std::expected<Reply, std::string> Connection::command(const Command& args) {
+  auto r = pipeline({args});
+  if (!r) return std::unexpected(r.error());
+  return std::move(r->front());
+}
+
+Command Connection::evalsha(const Script& script, const std::vector<std::string>& keys,
+                            const std::vector<std::string>& args) {
+  Command cmd;
+  cmd.reserve(3 + keys.size() + args.size());
+  cmd.emplace_back("EVALSHA");
+  cmd.push_back(script.sha1);
+  cmd.push_back(std::to_string(keys.size()));
+  cmd.insert(cmd.end(), keys.begin(), keys.end());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  return cmd;
+}
+
+std::expected<void, std::string> Connection::load(const Script& script) {
+  auto r = command({"SCRIPT", "LOAD", script.source});
+  if (!r) return std::unexpected(r.error());
+  if (r->is_error()) return std::unexpected("Redis refused SCRIPT LOAD: " + r->str);
+  return {};
+}
+
+std::expected<Reply, std::string> Connection::eval(const Script& script,
+                                                   const std::vector<std::string>& keys,
+                                                   const std::vector<std::string>& args) {
+  auto r = command(evalsha(script, keys, args));
+  if (!r || !is_noscript(*r)) return r;
+  if (auto loaded = load(script); !loaded) return std::unexpected(loaded.error());
+  return command(evalsha(script, keys, args));
+}
+
+std::int64_t to_int(const Reply& r) {
+  if (r.type == Reply::Type::kInteger) return r.integer;
+  if (r.type == Reply::Type::kString) {
+    std::int64_t v = 0;
+    std::from_chars(r.str.data(), r.str.data() + r.str.size(), v);
+    return v;
+  }
+  return 0;
+}
+
+bool Connection::peer_closed() {
+  if (broken_) return true;
+  // Nothing is due from Redis between our requests: a readable socket
+  // means end-of-file (the server went away) or a reset.
+  pollfd p{ctx_->fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  char byte = 0;
+  const ssize_t n = ::recv(ctx_->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;  // unexpected data; the reply parser will judge it
+  broken_ = true;
+  return true;
+}
+
+}  // namespace voucherd::redis

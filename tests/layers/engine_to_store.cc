@@ -1,0 +1,2 @@
+// Forbidden: the engine knows nothing of the adapters.
+#include "server/store/store.h"
