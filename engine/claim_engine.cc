@@ -2,19 +2,13 @@
 
 #include <algorithm>
 #include <bit>
-#include <cassert>
-#include <cstdlib>
+
+#include "engine/check.h"
 
 namespace voucherd {
 namespace {
 
 std::size_t slot_hash(std::string_view id) { return ShardedMap<int>::hash(id); }
-
-// Crash on corrupted internal state (never on client or store input).
-#define VOUCHERD_RELEASE_ASSERT(cond) \
-  do {                                \
-    if (!(cond)) std::abort();        \
-  } while (0)
 
 }  // namespace
 
@@ -505,7 +499,7 @@ void ClaimEngine::complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held
       c.sku_counters_[op.sku_].issued.fetch_add(1, std::memory_order_relaxed);
       return finish(op, ClaimResult{Outcome::kOk, nullptr, op.voucher}, true, op.voucher);
     case LogStatus::kDuplicate:
-      VOUCHERD_RELEASE_ASSERT(held != nullptr);
+      VOUCHERD_CHECK(held != nullptr, "a log that answers kDuplicate hands over the voucher held");
       c.add_units(op.sku_, 1);  // wakes a claim waiting for a unit, if any
       return finish(op, ClaimResult{Outcome::kAlreadyClaimed, nullptr, held}, true, held);
     case LogStatus::kOverloaded:
@@ -524,7 +518,7 @@ void ClaimEngine::complete_logged(ClaimOp& op, LogStatus status, VoucherPtr held
       // twice would oversell. The log settles it with the store later.
       return finish(op, ClaimResult{Outcome::kLogUnavailable, nullptr, nullptr}, true, nullptr);
   }
-  std::abort();  // unreachable: every LogStatus is handled above
+  check::fail("status", "every LogStatus is handled above");
 }
 
 ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
@@ -533,10 +527,10 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
   bool first_voucher = false;
   c.members_index_.with_shard(op.member_hash_, [&](auto& map) {
     auto it = map.find(to_absl(op.member_id), op.member_hash_);
-    VOUCHERD_RELEASE_ASSERT(it != map.end());  // a pending claim keeps its entry
+    VOUCHERD_CHECK(it != map.end(), "a pending claim keeps its member's entry");
     CampaignRuntime::MemberEntry& e = it->second;
     auto p = std::find(e.pending.begin(), e.pending.end(), &op);
-    VOUCHERD_RELEASE_ASSERT(p != e.pending.end());
+    VOUCHERD_CHECK(p != e.pending.end(), "a pending claim is on its member's pending list");
     e.pending.erase(p);
     if (held) {
       const bool known = std::any_of(e.held.begin(), e.held.end(),
@@ -763,7 +757,7 @@ void CancelOp::on_cancel_logged(CancelStatus status, VoucherPtr voucher) {
     case CancelStatus::kUnavailable:
       return on_cancel_done(Outcome::kLogUnavailable, nullptr);
   }
-  std::abort();  // unreachable: every CancelStatus is handled above
+  check::fail("status", "every CancelStatus is handled above");
 }
 
 namespace {
@@ -881,7 +875,7 @@ void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {
     case RedeemStatus::kUnavailable:
       return on_redeem_done(Outcome::kLogUnavailable, nullptr, false, nullptr);
   }
-  std::abort();  // unreachable: every RedeemStatus is handled above
+  check::fail("status", "every RedeemStatus is handled above");
 }
 
 void VoucherLookupOp::on_found(LookupStatus status, VoucherPtr voucher) {

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <cassert>
+
+#include "engine/check.h"
 
 namespace voucherd {
 
@@ -10,9 +11,10 @@ Inventory::Inventory(std::span<const std::int64_t> units)
     : sku_count_(static_cast<std::uint32_t>(units.size())),
       word_count_(static_cast<std::uint32_t>((units.size() + 63) / 64)),
       counters_(std::make_unique<Counter[]>(units.size())) {
-  assert(units.size() <= limits::kSkusPerCampaignMax);
+  VOUCHERD_CHECK(units.size() <= limits::kSkusPerCampaignMax,
+                 "validation bounds a campaign's SKUs by kSkusPerCampaignMax");
   for (std::size_t i = 0; i < units.size(); ++i) {
-    assert(units[i] >= 0);
+    VOUCHERD_CHECK(units[i] >= 0, "a SKU's stock never goes below zero");
     counters_[i].units.store(units[i], std::memory_order_relaxed);
     if (units[i] > 0)
       has_stock_[i / 64].fetch_or(std::uint64_t{1} << (i % 64), std::memory_order_relaxed);
@@ -22,7 +24,7 @@ Inventory::Inventory(std::span<const std::int64_t> units)
 }
 
 bool Inventory::take(std::uint32_t sku) {
-  assert(sku < sku_count_);
+  VOUCHERD_DCHECK(sku < sku_count_, "a SKU index comes from this campaign's spec");
   std::atomic<std::int64_t>& c = counters_[sku].units;
   // Relaxed: the counter guards no other memory; each CAS is atomic on its own
   // location and only succeeds from a positive value, which is all the
@@ -62,9 +64,10 @@ std::uint32_t Inventory::take_any(std::uint32_t hint) {
 }
 
 void Inventory::give_back(std::uint32_t sku, std::int64_t units) {
-  assert(sku < sku_count_);
-  assert(units > 0);
-  counters_[sku].units.fetch_add(units, std::memory_order_relaxed);
+  VOUCHERD_DCHECK(sku < sku_count_, "a SKU index comes from this campaign's spec");
+  VOUCHERD_CHECK(units > 0, "only units taken (a positive count) are given back");
+  const std::int64_t before = counters_[sku].units.fetch_add(units, std::memory_order_relaxed);
+  VOUCHERD_DCHECK(before >= 0, "a SKU's stock never goes below zero");
   // Release: a taker that acquires this bit sees the units just added.
   has_stock_[sku / 64].fetch_or(std::uint64_t{1} << (sku % 64), std::memory_order_release);
 }
@@ -81,7 +84,7 @@ void Inventory::clear_bit_if_empty(std::uint32_t sku) {
 }
 
 std::int64_t Inventory::take_up_to(std::uint32_t sku, std::int64_t max) {
-  assert(sku < sku_count_);
+  VOUCHERD_DCHECK(sku < sku_count_, "a SKU index comes from this campaign's spec");
   std::atomic<std::int64_t>& c = counters_[sku].units;
   std::int64_t cur = c.load(std::memory_order_relaxed);
   while (cur > 0 && max > 0) {
@@ -96,7 +99,7 @@ std::int64_t Inventory::take_up_to(std::uint32_t sku, std::int64_t max) {
 }
 
 void Inventory::set_final(std::uint32_t sku, bool final) {
-  assert(sku < sku_count_);
+  VOUCHERD_DCHECK(sku < sku_count_, "a SKU index comes from this campaign's spec");
   const std::uint64_t mask = std::uint64_t{1} << (sku % 64);
   // Release/acquire: a reader that sees "final" also sees the units that
   // were added before it was set.
@@ -133,7 +136,11 @@ bool Inventory::sku_empty(std::uint32_t sku) const {
 }
 
 std::int64_t Inventory::available(std::uint32_t sku) const {
-  return counters_[sku].units.load(std::memory_order_relaxed);
+  VOUCHERD_DCHECK(sku < sku_count_, "a SKU index comes from this campaign's spec");
+  const std::int64_t units = counters_[sku].units.load(std::memory_order_relaxed);
+  // The pair of the checks where units are written (take, give_back).
+  VOUCHERD_DCHECK(units >= 0, "a SKU's stock never goes below zero");
+  return units;
 }
 
 }  // namespace voucherd

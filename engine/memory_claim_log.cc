@@ -2,9 +2,9 @@
 
 #include <absl/hash/hash.h>
 
-#include <cassert>
 #include <cstdlib>
 
+#include "engine/check.h"
 #include "engine/redemption.h"
 #include "engine/sharded_map.h"
 
@@ -60,12 +60,11 @@ void MemoryClaimLog::record(const VoucherPtr& voucher) {
     CodeShard& shard = codes_[shard_of(v.code, kShards)];
     std::lock_guard lock(shard.mu);
     const auto key = key_of(v.code);
-    // The engine mints every code in canonical form, well within the bound.
-    if (!key) std::abort();
+    VOUCHERD_CHECK(key.has_value(),
+                   "the engine mints every code in canonical form, within the key's bound");
     const bool inserted = shard.by_code.emplace(*key, voucher).second;
-    // 80 random bits per code: a collision means the random source is broken.
-    assert(inserted);
-    (void)inserted;
+    VOUCHERD_CHECK(inserted,
+                   "80 random bits per code never collide (else the random source broke)");
   }
   voucher_count_.fetch_add(1, std::memory_order_relaxed);  // a statistic only
 }

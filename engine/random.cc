@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/check.h"
+
 namespace voucherd {
 namespace {
 
@@ -25,7 +27,8 @@ void SecureRandom::fill(std::span<std::uint8_t> out) {
     if (buf.used == buf.bytes.size()) {
       // RAND_bytes only fails if the OS entropy source is broken; minting
       // guessable codes would be worse than stopping.
-      if (RAND_bytes(buf.bytes.data(), static_cast<int>(buf.bytes.size())) != 1) std::abort();
+      VOUCHERD_CHECK(RAND_bytes(buf.bytes.data(), static_cast<int>(buf.bytes.size())) == 1,
+                     "OpenSSL's CSPRNG gives bytes (without them no code or seed is safe)");
       buf.used = 0;
     }
     const std::size_t n = std::min(out.size() - done, buf.bytes.size() - buf.used);

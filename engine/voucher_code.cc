@@ -7,8 +7,9 @@
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
-#include <cassert>
 #include <cstring>
+
+#include "engine/check.h"
 
 namespace voucherd {
 namespace {
@@ -77,14 +78,15 @@ std::array<std::uint8_t, kBodySymbols> body_symbols(const CodeFields& f) {
   for (int shift = 40; shift >= 0; shift -= 5) {
     s[i++] = static_cast<std::uint8_t>((f.mac >> shift) & 31u);
   }
-  assert(i == kBodySymbols);
+  VOUCHERD_DCHECK(i == kBodySymbols, "a code body is exactly kBodySymbols symbols");
   return s;
 }
 
 }  // namespace
 
 CodeSigner::CodeSigner(std::span<const std::uint8_t> secret) {
-  assert(secret.size() >= limits::kSecretBytesMin);
+  VOUCHERD_CHECK(secret.size() >= limits::kSecretBytesMin,
+                 "the secret file's reader refuses secrets shorter than kSecretBytesMin");
   SHA256(secret.data(), secret.size(), master_key_.data());
 }
 
@@ -100,7 +102,7 @@ SkuMacKey CodeSigner::derive_sku_key(std::string_view campaign_id, std::string_v
   unsigned int k_len = 0;
   HMAC(EVP_sha256(), master_key_.data(), static_cast<int>(master_key_.size()),
        reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), k_sku.data(), &k_len);
-  assert(k_len == k_sku.size());
+  VOUCHERD_CHECK(k_len == k_sku.size(), "HMAC-SHA256 writes 32 bytes");
 
   SkuMacKey key = hmac_key(k_sku);
   OPENSSL_cleanse(k_sku.data(), k_sku.size());
@@ -115,7 +117,7 @@ std::uint16_t campaign_tag(std::string_view campaign_id) {
 }
 
 SkuMacKey hmac_key(std::span<const std::uint8_t> key_bytes) {
-  assert(key_bytes.size() <= 64);
+  VOUCHERD_CHECK(key_bytes.size() <= 64, "an HMAC-SHA256 key fits one 64-byte block");
   std::array<std::uint8_t, 64> ipad{};
   std::array<std::uint8_t, 64> opad{};
   for (std::size_t i = 0; i < 64; ++i) {
@@ -163,7 +165,7 @@ std::uint8_t check_symbol(std::span<const std::uint8_t> body) {
   // c = sum_i alpha^(i+1) * v_i over GF(32). Weights are distinct and non-zero
   // for fewer than 31 positions, so one changed symbol or two exchanged
   // symbols always change c.
-  assert(body.size() <= kWeights.w.size());
+  VOUCHERD_DCHECK(body.size() <= kWeights.w.size(), "a body is shorter than the weights table");
   std::uint8_t c = 0;
   for (std::size_t i = 0; i < body.size(); ++i) c ^= kWeights.w[i][body[i] & 31u];
   return c;
@@ -179,7 +181,7 @@ std::string format_code(const CodeFields& f) {
     if (i > 0 && i % kGroupChars == 0) text[n++] = '-';
     text[n++] = kAlphabet[i < body.size() ? body[i] : check];
   }
-  assert(n == text.size());
+  VOUCHERD_DCHECK(n == text.size(), "a code's text is exactly its groups and dashes");
   return std::string(text.data(), n);
 }
 
