@@ -21,8 +21,6 @@ std::expected<UnixMicros, InvalidField> micros_from(const Timestamp& ts, const c
   return TimeUtil::TimestampToMicroseconds(ts);
 }
 
-void set_micros(UnixMicros us, Timestamp* out) { *out = TimeUtil::MicrosecondsToTimestamp(us); }
-
 std::expected<LotterySpec, InvalidField> lottery_from_proto(const voucher::v1::LotteryRules& in,
                                                             const std::vector<SkuSpec>& skus) {
   LotterySpec out;
@@ -101,6 +99,14 @@ void lottery_to_proto(const CampaignSpec& in, voucher::v1::LotteryRules* out) {
 
 }  // namespace
 
+void timestamp_to_proto(UnixMicros us, Timestamp* out) {
+  *out = TimeUtil::MicrosecondsToTimestamp(us);
+}
+
+std::string timestamp_text(UnixMicros us) {
+  return TimeUtil::ToString(TimeUtil::MicrosecondsToTimestamp(us));
+}
+
 std::expected<CampaignSpec, InvalidField> campaign_from_proto(const voucher::v1::Campaign& in) {
   CampaignSpec out;
   out.id = in.id();
@@ -143,8 +149,8 @@ void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out) {
   out->set_id(in.id);
   out->set_name(in.name);
   out->set_mode(static_cast<voucher::v1::CampaignMode>(in.mode));
-  set_micros(in.starts_at_us, out->mutable_starts_at());
-  set_micros(in.ends_at_us, out->mutable_ends_at());
+  timestamp_to_proto(in.starts_at_us, out->mutable_starts_at());
+  timestamp_to_proto(in.ends_at_us, out->mutable_ends_at());
   out->set_per_member_limit(in.per_member_limit);
   out->set_voucher_valid_days(in.voucher_valid_days);
   out->set_cancel_keeps_allowance(in.cancel_keeps_allowance);
@@ -172,7 +178,7 @@ void draw_entry_to_proto(const CampaignSpec& spec, const DrawEntry& in,
                          voucher::v1::DrawRecord* out) {
   out->set_member_id(in.member_id);
   out->set_draw_number(in.draw_number);
-  set_micros(in.at_us, out->mutable_drawn_at());
+  timestamp_to_proto(in.at_us, out->mutable_drawn_at());
   out->set_won(in.outcome == DrawOutcome::kWon);
   if (in.outcome != DrawOutcome::kWon) {
     out->set_reason(static_cast<voucher::v1::NoPrizeReason>(in.outcome));
@@ -231,12 +237,12 @@ void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1
   out->set_member_id(in.member_id);
   out->set_state(static_cast<voucher::v1::VoucherState>(visible));
   out->set_face_value_cents(in.face_value_cents);
-  set_micros(in.issued_at_us, out->mutable_issued_at());
-  set_micros(in.expires_at_us, out->mutable_expires_at());
+  timestamp_to_proto(in.issued_at_us, out->mutable_issued_at());
+  timestamp_to_proto(in.expires_at_us, out->mutable_expires_at());
   out->set_request_id(in.request_id);
   out->set_sku_kind(static_cast<voucher::v1::SkuKind>(in.sku_kind));
   if (in.state == VoucherState::kRedeemed) {
-    set_micros(in.redeemed_at_us, out->mutable_redeemed_at());
+    timestamp_to_proto(in.redeemed_at_us, out->mutable_redeemed_at());
     out->set_redeemed_site_id(in.redeemed_site_id);
     out->set_redeem_request_id(in.redeem_request_id);
   }

@@ -14,6 +14,11 @@ namespace voucherd {
 // e.g. a timestamp out of range; the rest is validate_and_normalize()'s job.
 [[nodiscard]] std::expected<CampaignSpec, InvalidField> campaign_from_proto(
     const voucher::v1::Campaign& in);
+// The one conversion of voucherd's Unix µs to protobuf's Timestamp, and its
+// RFC 3339 text ("2024-06-18T02:00:00Z") for messages.
+void timestamp_to_proto(UnixMicros us, google::protobuf::Timestamp* out);
+[[nodiscard]] std::string timestamp_text(UnixMicros us);
+
 void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out);
 
 // The bytes a shared store keeps as a campaign's definition: the Campaign

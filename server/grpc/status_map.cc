@@ -177,4 +177,22 @@ grpc::Status invalid_argument(std::string_view field, std::string_view message) 
               false);
 }
 
+grpc::Status unauthenticated() {
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      "missing or unknown bearer token: send \"authorization: Bearer <token>\"");
+}
+
+grpc::Status permission_denied(std::string message) {
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, std::move(message));
+}
+
+grpc::Status deadline_passed() {
+  return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                      "the call's deadline passed before voucherd could start it");
+}
+
+grpc::Status client_gone() {
+  return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+}
+
 }  // namespace voucherd

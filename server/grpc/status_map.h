@@ -1,4 +1,6 @@
-// status_map.h — the one place engine outcomes become gRPC statuses.
+// status_map.h — the one place gRPC statuses are made: engine outcomes, and
+// the front's own refusals (auth, deadlines, a client gone). No other file
+// constructs a grpc::Status.
 //
 // Final business refusals (sold out, not open, closed, wrong mode, ...) carry a
 // google.rpc.ErrorInfo detail: domain "voucherd", reason = outcome_name(), and
@@ -31,5 +33,16 @@ struct StatusContext {
 
 // INVALID_ARGUMENT naming a field, for checks made in the adapter itself.
 [[nodiscard]] grpc::Status invalid_argument(std::string_view field, std::string_view message);
+
+// The front's own refusals, which no engine outcome names.
+// UNAUTHENTICATED: no bearer token, or one voucherd does not know.
+[[nodiscard]] grpc::Status unauthenticated();
+// PERMISSION_DENIED: a known token that this call does not admit; `message`
+// says what the call needs.
+[[nodiscard]] grpc::Status permission_denied(std::string message);
+// DEADLINE_EXCEEDED: the call's deadline passed before it was started.
+[[nodiscard]] grpc::Status deadline_passed();
+// CANCELLED: a streaming call's client went away mid-stream.
+[[nodiscard]] grpc::Status client_gone();
 
 }  // namespace voucherd

@@ -1,0 +1,72 @@
+#include "server/grpc/call.h"
+
+namespace voucherd {
+
+Outcome refusal_on_wire(const GrpcServer::Core& core, Outcome outcome) {
+  const bool store_down = !core.store.connected();
+  return outcome == Outcome::kStockRefilling && store_down ? Outcome::kLogUnavailable : outcome;
+}
+
+UnixMicros deadline_us(const grpc::ServerContext& ctx) {
+  const auto deadline = ctx.deadline();
+  if (deadline - std::chrono::system_clock::now() > std::chrono::hours(24)) return 0;
+  return std::chrono::duration_cast<std::chrono::microseconds>(deadline.time_since_epoch()).count();
+}
+
+namespace {
+
+const char* access_text(Access access) {
+  switch (access) {
+    case Access::kApp:
+      return "an app token";
+    case Access::kAppOrSite:
+      return "an app or site token";
+    case Access::kSite:
+      return "a site token";
+    case Access::kAdmin:
+      return "an admin token";
+  }
+  return "another token";
+}
+
+}  // namespace
+
+std::optional<grpc::Status> check_access(const GrpcServer::Core& core,
+                                         const grpc::ServerContext& ctx, Access access,
+                                         std::optional<Principal>* principal) {
+  if (core.auth == nullptr) return std::nullopt;
+  const auto& metadata = ctx.client_metadata();
+  const auto it = metadata.find("authorization");
+  const std::string_view value = it == metadata.end()
+                                     ? std::string_view()
+                                     : std::string_view(it->second.data(), it->second.size());
+  auto admitted = core.auth->admit(value, access);
+  if (admitted) {
+    *principal = std::move(*admitted);
+    return std::nullopt;
+  }
+  if (admitted.error() == Authenticator::Refusal::kUnauthenticated) return unauthenticated();
+  return permission_denied(std::string("this call needs ") + access_text(access) +
+                           "; the token presented has another role");
+}
+
+std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - since)
+          .count());
+}
+
+std::uint64_t next_call_number() {
+  static std::atomic<std::uint64_t> next{0};
+  // Relaxed: the number only has to be unique, not ordered with anything.
+  return next.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+StatusContext campaign_context(std::string_view campaign_id) {
+  StatusContext ctx;
+  ctx.campaign_id = campaign_id;
+  ctx.field = "campaign_id";
+  return ctx;
+}
+
+}  // namespace voucherd

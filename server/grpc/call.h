@@ -1,0 +1,273 @@
+// call.h — what every call object of the gRPC front shares (internal to
+// server/grpc/): the completion-queue tag, the unary and server-streaming
+// call templates, admission by bearer token, and the per-call metrics and
+// debug line. The call objects themselves live one file per RPC family:
+//
+//   claim_calls.cc     Claim, ClaimBatch                       (VoucherService)
+//   voucher_calls.cc   GetVoucher, Redeem, ListMemberVouchers,  (VoucherService)
+//                      CancelVoucher, ExportRedemptions         (AdminService)
+//   lottery_calls.cc   Draw (VoucherService); RevealSeed, ExportDraws (AdminService)
+//   campaign_calls.cc  CreateCampaign, GetCampaign, ListCampaigns,
+//                      GetCampaignStats, ReconcileCampaign      (AdminService)
+//
+// Each family file exposes one post_*_calls() that grpc_server.cc calls per
+// completion queue.
+//
+// Thread-safety: a call object is driven by its completion queue's thread;
+// where an engine completion answers it from another thread, the call says
+// how the two are ordered.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "engine/claim_engine.h"
+#include "engine/limits.h"
+#include "server/base/log.h"
+#include "server/grpc/auth.h"
+#include "server/grpc/grpc_server.h"
+#include "server/grpc/proto_convert.h"
+#include "server/grpc/status_map.h"
+#include "server/ops/metrics.h"
+#include "voucher/v1/voucher.grpc.pb.h"
+
+namespace voucherd {
+
+namespace v1 = voucher::v1;
+
+// Calls of each RPC kept posted per completion queue, so a burst of new calls
+// does not wait for re-arming.
+constexpr int kPostedCallsPerRpc = 32;
+
+// A completion-queue tag: every event of a call comes back as proceed(ok).
+class Tag {
+ public:
+  virtual ~Tag() = default;
+  virtual void proceed(bool ok) = 0;
+};
+
+// The refusal a claim is answered with. No stock can arrive while the
+// shared store is unreachable, so a replica waiting for a lease then says
+// the store is down (UNAVAILABLE) rather than "refilling".
+[[nodiscard]] Outcome refusal_on_wire(const GrpcServer::Core& core, Outcome outcome);
+
+// The caller's deadline in Unix µs, for a claim that may wait for units;
+// 0 when the caller set none (gRPC's "infinite" is far in the future).
+[[nodiscard]] UnixMicros deadline_us(const grpc::ServerContext& ctx);
+
+// With --auth-file, whether the caller's bearer token admits `access`: the
+// refusal to answer, or nothing (and the caller in `principal`).
+[[nodiscard]] std::optional<grpc::Status> check_access(const GrpcServer::Core& core,
+                                                       const grpc::ServerContext& ctx,
+                                                       Access access,
+                                                       std::optional<Principal>* principal);
+
+[[nodiscard]] std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since);
+
+// A number unique in this process, for calls that bring no request id.
+[[nodiscard]] std::uint64_t next_call_number();
+
+// The request id of a call, for its log lines: the request's own
+// request_id when it has one, else the caller's x-request-id metadata
+// (bounded), else a number unique in this process. Debug lines only.
+template <class Request>
+std::string request_id_of(const Request& request, const grpc::ServerContext& ctx) {
+  if constexpr (requires { request.request_id(); }) {
+    if (!request.request_id().empty()) return request.request_id();
+  }
+  const auto& metadata = ctx.client_metadata();
+  if (const auto it = metadata.find("x-request-id"); it != metadata.end()) {
+    return std::string(it->second.data(),
+                       std::min<std::size_t>(it->second.size(), limits::kIdBytesMax));
+  }
+  return "call-" + std::to_string(next_call_number());
+}
+
+// Counts an answered call and, at debug level, logs one line about it.
+template <class Request>
+void record_answer(const GrpcServer::Core& core, Rpc rpc, const Request& request,
+                   const grpc::ServerContext& ctx, const grpc::Status& status,
+                   std::chrono::steady_clock::time_point started) {
+  const std::uint64_t ns = elapsed_ns(started);
+  if (core.metrics != nullptr) core.metrics->observe_rpc(rpc, status.error_code(), ns);
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("rpc answered",
+               {{"request_id", request_id_of(request, ctx)},
+                {"rpc", rpc_name(rpc)},
+                {"code", grpc_code_name(static_cast<std::size_t>(status.error_code()))},
+                {"duration_us", ns / 1000}});
+  }
+}
+
+// One unary call: posted, then admitted, then handled, then finished, then
+// deleted. Derived provides: void request(); void handle(); Derived(Core&,
+// CQ*); static constexpr Access kAccess (who may call it, with --auth-file);
+// static constexpr Rpc kRpc (its name in metrics and logs).
+template <class Derived, class Request, class Response>
+class UnaryCall : public Tag {
+ public:
+  UnaryCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
+      : core_(core), cq_(cq), responder_(&ctx_) {}
+
+  void proceed(bool ok) override {
+    if (!handled_) {
+      if (!ok) {  // the server is shutting down: this posted call never arrived
+        delete this;
+        return;
+      }
+      handled_ = true;
+      started_ = std::chrono::steady_clock::now();
+      (new Derived(core_, cq_))->post();  // keep a call posted for the next client
+      // A call whose deadline has already passed is not started: its caller
+      // has given up, and its work would only delay the live ones.
+      if (ctx_.deadline() <= std::chrono::system_clock::now()) {
+        return fail(deadline_passed());
+      }
+      if (!admit()) return;
+      static_cast<Derived*>(this)->handle();
+      return;
+    }
+    // Finish completed (ok or not): the call is over. The acquire pairs
+    // with the release in reply()/fail(), which may have run on another
+    // thread (a claim log's); gRPC orders the two as well, but inside
+    // libraries ThreadSanitizer cannot see, so the order is made explicit.
+    (void)answered_.load(std::memory_order_acquire);
+    delete this;
+  }
+
+  void post() { static_cast<Derived*>(this)->request(); }
+
+  // With --auth-file: the caller's bearer token must admit Derived::kAccess.
+  bool admit() {
+    auto refused = check_access(core_, ctx_, Derived::kAccess, &principal_);
+    if (refused) fail(*refused);
+    return !refused;
+  }
+
+ protected:
+  void reply(const Response& response) {
+    record_answer(core_, Derived::kRpc, request_, ctx_, grpc::Status::OK, started_);
+    answered_.store(true, std::memory_order_release);
+    responder_.Finish(response, grpc::Status::OK, this);
+  }
+  void fail(const grpc::Status& status) {
+    record_answer(core_, Derived::kRpc, request_, ctx_, status, started_);
+    answered_.store(true, std::memory_order_release);
+    responder_.FinishWithError(status, this);
+  }
+
+  GrpcServer::Core& core_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  grpc::ServerAsyncResponseWriter<Response> responder_;
+  std::optional<Principal> principal_;  // set when --auth-file admitted the caller
+
+ private:
+  bool handled_ = false;
+  std::chrono::steady_clock::time_point started_{};
+  std::atomic<bool> answered_{false};
+};
+
+// A server-streaming export of one campaign: the records are gathered on the
+// admin worker, then streamed one Write at a time, each next one started by
+// the previous one's completion. Derived provides: void request();
+// std::optional<grpc::Status> load(const CampaignRuntime&) (admin worker:
+// gathers, or the refusal); bool next(Record&) (the next record, or done).
+template <class Derived, class Request, class Record>
+class ExportCall : public Tag {
+ public:
+  ExportCall(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq)
+      : core_(core), cq_(cq), writer_(&ctx_) {}
+
+  void post() { static_cast<Derived*>(this)->request(); }
+
+  void proceed(bool ok) override {
+    // Pairs with the release in start_next(): a Write may start on the
+    // admin worker while its completion runs on a completion-queue thread.
+    (void)started_.load(std::memory_order_acquire);
+    switch (state_) {
+      case State::kPosted:
+        if (!ok) {  // shutting down: this posted call never arrived
+          delete this;
+          return;
+        }
+        started_at_ = std::chrono::steady_clock::now();
+        (new Derived(core_, cq_))->post();
+        return handle();
+      case State::kWriting:
+        if (!ok) return finish(client_gone());
+        return start_next();
+      case State::kFinishing:
+        delete this;
+        return;
+    }
+  }
+
+ protected:
+  GrpcServer::Core& core_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  grpc::ServerAsyncWriter<Record> writer_;
+
+ private:
+  enum class State : std::uint8_t { kPosted, kWriting, kFinishing };
+
+  void handle() {
+    std::optional<Principal> principal;
+    if (auto refused = check_access(core_, ctx_, Access::kAdmin, &principal)) {
+      return finish(*refused);
+    }
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    if (c == nullptr) {
+      StatusContext ctx;
+      ctx.campaign_id = request_.campaign_id();
+      return finish(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    }
+    const bool posted = core_.admin_worker.post([this, c] {
+      if (auto refused = static_cast<Derived*>(this)->load(*c)) return finish(*refused);
+      start_next();
+    });
+    if (!posted) finish(to_grpc_status(Outcome::kOverloaded, StatusContext{}));
+  }
+
+  void start_next() {
+    Record r;
+    if (!static_cast<Derived*>(this)->next(r)) return finish(grpc::Status::OK);
+    state_ = State::kWriting;
+    started_.store(true, std::memory_order_release);
+    writer_.Write(r, this);
+  }
+
+  void finish(const grpc::Status& status) {
+    record_answer(core_, Derived::kRpc, request_, ctx_, status, started_at_);
+    state_ = State::kFinishing;
+    started_.store(true, std::memory_order_release);
+    writer_.Finish(status, this);
+  }
+
+  State state_ = State::kPosted;
+  std::chrono::steady_clock::time_point started_at_{};
+  std::atomic<bool> started_{false};
+};
+
+// Context for the admin calls that name one campaign.
+[[nodiscard]] StatusContext campaign_context(std::string_view campaign_id);
+
+template <class Call>
+void post_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq) {
+  for (int i = 0; i < kPostedCallsPerRpc; ++i) (new Call(core, cq))->post();
+}
+
+// One per RPC family: posts kPostedCallsPerRpc calls of each of its RPCs on `cq`.
+void post_claim_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
+void post_voucher_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
+void post_lottery_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
+void post_campaign_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
+
+}  // namespace voucherd

@@ -1,0 +1,251 @@
+// campaign_calls.cc — the campaign RPCs (AdminService): CreateCampaign, GetCampaign,
+// ListCampaigns, GetCampaignStats and ReconcileCampaign.
+#include <algorithm>
+
+#include "engine/campaign_validation.h"
+#include "server/grpc/call.h"
+
+namespace voucherd {
+namespace {
+
+class CreateCampaignCall final
+    : public UnaryCall<CreateCampaignCall, v1::CreateCampaignRequest, v1::Campaign> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kCreateCampaign;
+  void request() {
+    core_.admin_service.RequestCreateCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    if (!request_.has_campaign()) return fail(invalid_argument("campaign", "campaign must be set"));
+    auto spec = campaign_from_proto(request_.campaign());
+    if (!spec) return fail(invalid_argument(spec.error().field, spec.error().message));
+    // Registering a campaign writes it to the store (Redis: the definition,
+    // the stock, the registry): on the admin worker, never on a queue thread.
+    const bool posted = core_.admin_worker.post([this, spec = std::move(*spec)]() mutable {
+      auto created = core_.engine.create_campaign(
+          std::move(spec), request_.replace_before_open() ? StoredDefinition::kReplaceBeforeOpen
+                                                          : StoredDefinition::kMustMatch);
+      if (!created) {
+        const CreateError& e = created.error();
+        if (e.outcome == Outcome::kInvalidArgument) {
+          return fail(invalid_argument(e.field.field, e.field.message));
+        }
+        StatusContext ctx;
+        ctx.campaign_id = request_.campaign().id();
+        return fail(to_grpc_status(e.outcome, ctx));
+      }
+      v1::Campaign response;
+      campaign_to_proto((*created)->spec(), &response);
+      response.set_seed_commitment((*created)->seed_commitment());
+      reply(response);
+    });
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, StatusContext{}));
+  }
+};
+
+class GetCampaignCall final
+    : public UnaryCall<GetCampaignCall, v1::GetCampaignRequest, v1::Campaign> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kGetCampaign;
+  void request() {
+    core_.admin_service.RequestGetCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    const StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    v1::Campaign response;
+    campaign_to_proto(c->spec(), &response);
+    response.set_seed_commitment(c->seed_commitment());
+    reply(response);
+  }
+};
+
+// Pages are cut at a campaign id: the token is the last id of the page,
+// hex-encoded behind a version tag, so it stays opaque and printable.
+constexpr std::string_view kPageTokenTag = "c1.";
+constexpr int kListPageSizeDefault = 50;
+constexpr int kListPageSizeMax = 1000;
+
+std::string page_token_of(std::string_view last_id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(kPageTokenTag);
+  for (const char ch : last_id) {
+    const auto b = static_cast<unsigned char>(ch);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+// The campaign id a token names; nullopt when voucherd did not make it.
+std::optional<std::string> id_of_page_token(std::string_view token) {
+  if (token.substr(0, kPageTokenTag.size()) != kPageTokenTag) return std::nullopt;
+  token.remove_prefix(kPageTokenTag.size());
+  if (token.empty() || token.size() % 2 != 0 || token.size() > 2 * limits::kIdBytesMax) {
+    return std::nullopt;
+  }
+  auto nibble = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return -1;
+  };
+  std::string id;
+  for (std::size_t i = 0; i < token.size(); i += 2) {
+    const int hi = nibble(token[i]);
+    const int lo = nibble(token[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    id.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return id;
+}
+
+class ListCampaignsCall final
+    : public UnaryCall<ListCampaignsCall, v1::ListCampaignsRequest, v1::ListCampaignsResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kListCampaigns;
+  void request() {
+    core_.admin_service.RequestListCampaigns(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    if (request_.page_size() < 0) {
+      return fail(invalid_argument("page_size", "page_size must not be negative"));
+    }
+    const int size = request_.page_size() == 0 ? kListPageSizeDefault
+                                               : std::min(request_.page_size(), kListPageSizeMax);
+    std::optional<std::string> after;
+    if (!request_.page_token().empty()) {
+      after = id_of_page_token(request_.page_token());
+      if (!after) {
+        return fail(invalid_argument("page_token",
+                                     "page_token is not one voucherd gave (pass the "
+                                     "next_page_token of the previous page, or nothing)"));
+      }
+    }
+    std::vector<const CampaignRuntime*> all = core_.engine.campaigns();
+    std::sort(all.begin(), all.end(), [](const CampaignRuntime* a, const CampaignRuntime* b) {
+      return a->spec().id < b->spec().id;
+    });
+    auto it = all.begin();
+    if (after) {
+      it = std::upper_bound(
+          all.begin(), all.end(), *after,
+          [](const std::string& id, const CampaignRuntime* c) { return id < c->spec().id; });
+    }
+    v1::ListCampaignsResponse response;
+    for (; it != all.end() && response.campaigns_size() < size; ++it) {
+      v1::Campaign* out = response.add_campaigns();
+      campaign_to_proto((*it)->spec(), out);
+      out->set_seed_commitment((*it)->seed_commitment());
+    }
+    if (it != all.end() && response.campaigns_size() > 0) {
+      response.set_next_page_token(
+          page_token_of(response.campaigns(response.campaigns_size() - 1).id()));
+    }
+    reply(response);
+  }
+};
+
+class GetCampaignStatsCall final
+    : public UnaryCall<GetCampaignStatsCall, v1::GetCampaignStatsRequest, v1::CampaignStats> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kGetCampaignStats;
+  void request() {
+    core_.admin_service.RequestGetCampaignStats(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    const StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    auto stats = core_.engine.campaign_stats(request_.campaign_id());
+    if (!stats) return fail(to_grpc_status(stats.error(), ctx));
+    // Expired vouchers (and, with Redis, the store-wide counts of every
+    // replica) are read from the store: on the admin worker.
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    const bool posted = core_.admin_worker.post([this, c, local = std::move(*stats)]() mutable {
+      auto store_failed = [&](const std::string& why) {
+        StatusContext failed = campaign_context(request_.campaign_id());
+        failed.detail = why;
+        fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+      };
+      auto expired = core_.engine.expired_counts(c->spec());
+      if (!expired) return store_failed(expired.error());
+      local.expired = 0;
+      for (std::size_t i = 0; i < local.skus.size(); ++i) {
+        local.skus[i].expired = (*expired)[i];
+        local.expired += (*expired)[i];
+      }
+      auto counts = core_.store.read_counts(c->spec());
+      if (!counts) return store_failed(counts.error());
+      if (*counts) apply_counts(**counts, local);
+      v1::CampaignStats response;
+      stats_to_proto(local, &response);
+      reply(response);
+    });
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, ctx));
+  }
+};
+
+class ReconcileCampaignCall final
+    : public UnaryCall<ReconcileCampaignCall, v1::ReconcileCampaignRequest,
+                       v1::ReconcileCampaignResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kReconcileCampaign;
+  void request() {
+    core_.admin_service.RequestReconcileCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    const StatusContext ctx = campaign_context(request_.campaign_id());
+    if (!id_is_valid(request_.campaign_id())) {
+      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    }
+    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+    if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    v1::ReconcileCampaignResponse response;
+    response.set_campaign_id(c->spec().id);
+    const bool posted = core_.admin_worker.post([this, c, response]() mutable {
+      auto returned = core_.store.reconcile(c->spec());
+      if (!returned) {
+        StatusContext failed = campaign_context(request_.campaign_id());
+        failed.detail = returned.error();
+        return fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+      }
+      std::int64_t total = 0;
+      for (std::size_t i = 0; i < c->spec().skus.size(); ++i) {
+        auto* s = response.add_skus();
+        s->set_sku_id(c->spec().skus[i].id);
+        s->set_units_returned((*returned)[i]);
+        total += (*returned)[i];
+      }
+      response.set_units_returned(total);
+      reply(response);
+    });
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, ctx));
+  }
+};
+
+}  // namespace
+
+void post_campaign_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq) {
+  post_calls<CreateCampaignCall>(core, cq);
+  post_calls<GetCampaignCall>(core, cq);
+  post_calls<ListCampaignsCall>(core, cq);
+  post_calls<GetCampaignStatsCall>(core, cq);
+  post_calls<ReconcileCampaignCall>(core, cq);
+}
+
+}  // namespace voucherd
