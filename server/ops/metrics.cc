@@ -8,6 +8,8 @@
 #include <limits>
 #include <unordered_map>
 
+#include "server/base/bug.h"
+
 namespace voucherd {
 namespace {
 
@@ -235,6 +237,14 @@ std::string Metrics::exposition(bool ready, bool draining) const {
       family("voucherd_draining", "1 once SIGTERM started the drain", MetricType::Gauge);
   draining_f.metric.push_back(gauge({}, draining ? 1 : 0));
   out.push_back(std::move(draining_f));
+  MetricFamily bugs = family("voucherd_internal_errors_total",
+                             "\"should not happen\" events (VOUCHERD_BUG): each is a bug, logged "
+                             "at error with where it happened",
+                             MetricType::Counter);
+  ClientMetric bug_count = labelled({});
+  bug_count.counter.value = static_cast<double>(bug::count());
+  bugs.metric.push_back(std::move(bug_count));
+  out.push_back(std::move(bugs));
 
   // Outcome counters, by campaign. The table is read under mu_: a scrape is
   // rare, and a count that adds a campaign meanwhile waits a moment.
