@@ -309,7 +309,7 @@ void BM_SkuChoice(benchmark::State& state) {
   for (auto _ : state) {
     const std::uint32_t sku = inventory.take_any(hint);
     hint = (hint + 37) % 307;
-    if (sku != Inventory::kNone) {
+    if (sku != kNoSku) {
       ++found;
       inventory.give_back(sku, 1);
     }

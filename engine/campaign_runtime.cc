@@ -72,8 +72,8 @@ CampaignRuntime::StockWait CampaignRuntime::wait_for_stock(ClaimOp& op, UnixMicr
   // this lock after publishing them, so either they are seen here, or the
   // claim is on the list when they wake it. Nothing is lost in between.
   const std::uint32_t sku = op.wanted_sku_;
-  const bool empty = sku == Inventory::kNone ? inventory_.sold_out() : inventory_.sku_empty(sku);
-  const bool final = sku == Inventory::kNone ? inventory_.all_final() : inventory_.is_final(sku);
+  const bool empty = sku == kNoSku ? inventory_.sold_out() : inventory_.sku_empty(sku);
+  const bool final = sku == kNoSku ? inventory_.all_final() : inventory_.is_final(sku);
   if (!empty || final) return StockWait::kLookAgain;
   if (stock_waiters_count_.load(std::memory_order_relaxed) >= limits::kStockWaitersMax) {
     return StockWait::kFull;
@@ -171,7 +171,7 @@ void CampaignRuntime::forget_held(std::string_view member_id, std::string_view c
 void CampaignRuntime::note_missed(std::uint32_t sku) {
   // Load before store: a storm of presses on an empty shelf keeps the line
   // shared instead of bouncing it between cores.
-  if (sku == Inventory::kNone) {
+  if (sku == kNoSku) {
     if (!missed_.load(std::memory_order_relaxed)) missed_.store(true, std::memory_order_relaxed);
     return;
   }
@@ -197,7 +197,7 @@ bool CampaignRuntime::take_missed(std::vector<std::uint32_t>& named_skus) {
 
 std::uint32_t CampaignRuntime::sku_index(std::string_view sku_id) const {
   auto it = sku_by_id_.find(to_absl(sku_id));
-  return it == sku_by_id_.end() ? Inventory::kNone : it->second;
+  return it == sku_by_id_.end() ? kNoSku : it->second;
 }
 
 }  // namespace voucherd

@@ -44,7 +44,7 @@ class CampaignRuntime final : public CampaignStock {
   std::int64_t take_units(std::uint32_t sku, std::int64_t max) override;
   [[nodiscard]] std::int64_t available(std::uint32_t sku) const override;
   void set_final(std::uint32_t sku, bool final) override;
-  // A press found no unit of `sku` (Inventory::kNone: of any SKU). Relaxed:
+  // A press found no unit of `sku` (kNoSku: of any SKU). Relaxed:
   // the flags carry no data, only "there was demand".
   void note_missed(std::uint32_t sku);
   [[nodiscard]] bool take_missed(std::vector<std::uint32_t>& named_skus) override;
@@ -71,7 +71,7 @@ class CampaignRuntime final : public CampaignStock {
 
   [[nodiscard]] const CampaignSpec& spec() const { return spec_; }
   [[nodiscard]] std::uint16_t tag() const { return tag_; }
-  // Index of an SKU id, or Inventory::kNone.
+  // Index of an SKU id, or kNoSku.
   [[nodiscard]] std::uint32_t sku_index(std::string_view sku_id) const;
 
   // This process's statistics of a SKU: vouchers issued (a cancel counts -1)

@@ -37,10 +37,10 @@ void ClaimEngine::run_claim(ClaimOp& op) {
   const UnixMicros now = clock_.now_us();
   if (now < spec.starts_at_us) return fail(Outcome::kNotOpen);
   if (now >= spec.ends_at_us) return fail(Outcome::kClosed);
-  std::uint32_t sku = Inventory::kNone;
+  std::uint32_t sku = kNoSku;
   if (!op.sku_id.empty()) {
     sku = c->sku_index(op.sku_id);
-    if (sku == Inventory::kNone) return fail(Outcome::kSkuNotFound);
+    if (sku == kNoSku) return fail(Outcome::kSkuNotFound);
   }
   const std::int32_t limit = spec.per_member_limit;
   if (limit > 1 && op.request_id.empty()) return fail(Outcome::kRequestIdRequired, "request_id");
@@ -52,7 +52,7 @@ void ClaimEngine::run_claim(ClaimOp& op) {
   ClaimResult answer;
   const Step step = c->members_index_.with_shard(op.member_hash_, [&](auto& map) {
     // Refuse a newcomer only when nothing is here and nothing more will come.
-    const bool nothing_left = sku == Inventory::kNone
+    const bool nothing_left = sku == kNoSku
                                   ? c->inventory_.sold_out() && c->inventory_.all_final()
                                   : c->inventory_.sku_empty(sku) && c->inventory_.is_final(sku);
     // The shard hash is the map's own hash of the key, so it is passed along.
@@ -70,8 +70,7 @@ void ClaimEngine::run_claim(ClaimOp& op) {
         // A newcomer to an empty shelf is refused with no allocation (and
         // counted: units handed back by other replicas may yet come).
         c->note_missed(sku);
-        answer = {sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr,
-                  nullptr};
+        answer = {sku == kNoSku ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr, nullptr};
         return Step::kAnswer;
       }
       it = map.try_emplace(std::string(op.member_id)).first;
@@ -128,18 +127,16 @@ void ClaimEngine::take_stock(ClaimOp& op) {
   constexpr int kLooksMax = 4;
   for (int look = 0;; ++look) {
     const std::uint32_t taken =
-        sku == Inventory::kNone
-            ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
-            : (c->inventory_.take(sku) ? sku : Inventory::kNone);
-    if (taken != Inventory::kNone) {
+        sku == kNoSku ? c->inventory_.take_any(static_cast<std::uint32_t>(op.member_hash_))
+                      : (c->inventory_.take(sku) ? sku : kNoSku);
+    if (taken != kNoSku) {
       op.sku_ = taken;
       op.voucher = mint_voucher(*c, taken, op.member_id, op.request_id, clock_.now_us());
       return log_.append_claim(op);  // completes through ClaimOp::on_logged
     }
     // Empty here: sold out if no more units will come; else a refill of
     // this replica's stock is on its way, and the claim waits for it.
-    const bool final =
-        sku == Inventory::kNone ? c->inventory_.all_final() : c->inventory_.is_final(sku);
+    const bool final = sku == kNoSku ? c->inventory_.all_final() : c->inventory_.is_final(sku);
     c->note_missed(sku);
     if (final) {
       // Nothing is left. A member the holders feed names (their voucher came
@@ -152,7 +149,7 @@ void ClaimEngine::take_stock(ClaimOp& op) {
         log_.find_member_vouchers(c->spec().id, op.member_id, {}, op);
         return run_waiters(waiters);
       }
-      const Outcome why = sku == Inventory::kNone ? Outcome::kSoldOut : Outcome::kSkuSoldOut;
+      const Outcome why = sku == kNoSku ? Outcome::kSoldOut : Outcome::kSkuSoldOut;
       return finish(op, ClaimResult{why, nullptr, nullptr}, /*drop_pending=*/true, nullptr);
     }
     const CampaignRuntime::StockWait wait = c->wait_for_stock(op, clock_.now_us());

@@ -40,7 +40,7 @@ bool Inventory::take(std::uint32_t sku) {
 }
 
 std::uint32_t Inventory::take_any(std::uint32_t hint) {
-  if (word_count_ == 0) return kNone;
+  if (word_count_ == 0) return kNoSku;
   const std::uint32_t start_word = (hint / 64) % word_count_;
   const std::uint32_t start_bit = hint % 64;
   for (std::uint32_t w = 0; w < word_count_; ++w) {
@@ -60,7 +60,7 @@ std::uint32_t Inventory::take_any(std::uint32_t hint) {
       clear_bit_if_empty(sku);  // a stale bit: drop it so sold_out() can become true
     }
   }
-  return kNone;
+  return kNoSku;
 }
 
 void Inventory::give_back(std::uint32_t sku, std::int64_t units) {

@@ -25,13 +25,12 @@
 #include <span>
 
 #include "engine/limits.h"
+#include "engine/model.h"
 
 namespace voucherd {
 
 class Inventory final {
  public:
-  static constexpr std::uint32_t kNone = UINT32_MAX;
-
   // REQUIRES: units.size() <= limits::kSkusPerCampaignMax, each unit count >= 0.
   explicit Inventory(std::span<const std::int64_t> units);
   Inventory(const Inventory&) = delete;
@@ -43,7 +42,7 @@ class Inventory final {
   [[nodiscard]] bool take(std::uint32_t sku);
   // Takes one unit of any SKU with stock, starting the search at `hint` so
   // that concurrent callers with different hints spread over SKUs. Returns
-  // the SKU index, or kNone when every SKU is empty.
+  // the SKU index, or kNoSku when every SKU is empty.
   [[nodiscard]] std::uint32_t take_any(std::uint32_t hint);
   // Returns units to `sku` (a failed claim, a cancelled voucher, a new lease).
   void give_back(std::uint32_t sku, std::int64_t units);

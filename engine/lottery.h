@@ -39,7 +39,6 @@ namespace voucherd {
 
 inline constexpr std::size_t kLotterySeedBytes = 32;
 using LotterySeed = std::array<std::uint8_t, kLotterySeedBytes>;
-inline constexpr std::uint32_t kNoSku = 0xFFFFFFFFu;
 inline constexpr std::int32_t kDefaultDrawsPerDay = 3;
 inline constexpr std::string_view kDefaultTimeZone = "Asia/Shanghai";
 

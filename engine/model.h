@@ -15,6 +15,10 @@ using UnixMicros = std::int64_t;
 inline constexpr UnixMicros kMicrosPerSecond = 1'000'000;
 inline constexpr UnixMicros kMicrosPerDay = 86'400 * kMicrosPerSecond;
 
+// "No SKU": a claim that names none, a press that found no unit of any SKU,
+// a draw that won nothing. SKU indexes are below kSkusPerCampaignMax.
+inline constexpr std::uint32_t kNoSku = UINT32_MAX;
+
 enum class CampaignMode : std::uint8_t { kUnspecified = 0, kFirstCome = 1, kLottery = 2 };
 enum class SkuKind : std::uint8_t {
   kUnspecified = 0,

@@ -61,7 +61,7 @@ class ClaimOp : private ClaimLogWrite, private MemberVouchersLookup {
   class CampaignRuntime* campaign_ = nullptr;
   std::size_t member_hash_ = 0;
   std::uint32_t sku_ = 0;
-  std::uint32_t wanted_sku_ = 0;  // the SKU asked for, or Inventory::kNone
+  std::uint32_t wanted_sku_ = 0;  // the SKU asked for, or kNoSku
   ClaimOp* next_waiter_ = nullptr;
   // Waiting for units: when the wait ends, and the next claim waiting.
   UnixMicros wait_until_us_ = 0;

@@ -66,8 +66,8 @@ TEST(InventoryTest, TakeAnyStartsAtHintAndSkipsEmptySkus) {
   EXPECT_EQ(inv.take_any(3), 0u);
   // Only SKU 2 is left, whatever the hint.
   EXPECT_EQ(inv.take_any(0), 2u);
-  EXPECT_EQ(inv.take_any(1), Inventory::kNone);
-  EXPECT_EQ(inv.take_any(123456789), Inventory::kNone);
+  EXPECT_EQ(inv.take_any(1), kNoSku);
+  EXPECT_EQ(inv.take_any(123456789), kNoSku);
   EXPECT_TRUE(inv.sold_out());
 }
 
@@ -78,11 +78,11 @@ TEST(InventoryTest, TakeAnyDrainsEverySkuAcrossBitmapWords) {
   std::vector<std::int64_t> taken(300, 0);
   for (int i = 0; i < 1000; ++i) {
     const std::uint32_t sku = inv.take_any(static_cast<std::uint32_t>(i) * 2654435761u);
-    ASSERT_NE(sku, Inventory::kNone) << "take " << i;
+    ASSERT_NE(sku, kNoSku) << "take " << i;
     ASSERT_LT(sku, 300u);
     ++taken[sku];
   }
-  EXPECT_EQ(inv.take_any(7), Inventory::kNone);
+  EXPECT_EQ(inv.take_any(7), kNoSku);
   EXPECT_TRUE(inv.sold_out());
   EXPECT_EQ(taken, units);
 }
@@ -93,7 +93,7 @@ TEST(InventoryTest, GiveBackRefillsASoldOutInventory) {
   EXPECT_TRUE(inv.take(0));
   EXPECT_TRUE(inv.take(1));
   EXPECT_TRUE(inv.sold_out());
-  EXPECT_EQ(inv.take_any(0), Inventory::kNone);
+  EXPECT_EQ(inv.take_any(0), kNoSku);
 
   inv.give_back(1, 2);
   EXPECT_FALSE(inv.sold_out());
@@ -110,12 +110,12 @@ TEST(InventoryTest, EmptyAndZeroStockInventoriesAreSoldOut) {
   Inventory none(std::span<const std::int64_t>{});
   EXPECT_EQ(none.sku_count(), 0u);
   EXPECT_TRUE(none.sold_out());
-  EXPECT_EQ(none.take_any(0), Inventory::kNone);
+  EXPECT_EQ(none.take_any(0), kNoSku);
 
   const std::vector<std::int64_t> zeros(70, 0);
   Inventory zero(zeros);
   EXPECT_TRUE(zero.sold_out());
-  EXPECT_EQ(zero.take_any(65), Inventory::kNone);
+  EXPECT_EQ(zero.take_any(65), kNoSku);
   EXPECT_FALSE(zero.take(69));
 }
 
@@ -125,11 +125,11 @@ TEST(InventoryTest, MaximumSkuCountIsUsable) {
   std::vector<int> seen(limits::kSkusPerCampaignMax, 0);
   for (std::size_t i = 0; i < limits::kSkusPerCampaignMax; ++i) {
     const std::uint32_t sku = inv.take_any(static_cast<std::uint32_t>(i * 977));
-    ASSERT_NE(sku, Inventory::kNone);
+    ASSERT_NE(sku, kNoSku);
     ASSERT_LT(sku, limits::kSkusPerCampaignMax);
     ++seen[sku];
   }
-  EXPECT_EQ(inv.take_any(0), Inventory::kNone);
+  EXPECT_EQ(inv.take_any(0), kNoSku);
   EXPECT_TRUE(inv.sold_out());
   for (std::size_t s = 0; s < seen.size(); ++s) EXPECT_EQ(seen[s], 1) << "sku " << s;
 }
@@ -193,7 +193,7 @@ TEST_P(InventoryHammerTest, ExactlyStockTakesSucceed) {
       if (p.use_take_any) {
         for (;;) {
           const std::uint32_t sku = inv.take_any(hint++);
-          if (sku == Inventory::kNone) break;
+          if (sku == kNoSku) break;
           ++ok[t];
           ++per_sku[t][sku];
         }
@@ -230,7 +230,7 @@ TEST_P(InventoryHammerTest, ExactlyStockTakesSucceed) {
   }
   EXPECT_GE(watcher.lowest(), 0);
   EXPECT_TRUE(inv.sold_out());
-  EXPECT_EQ(inv.take_any(0), Inventory::kNone);
+  EXPECT_EQ(inv.take_any(0), kNoSku);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -300,14 +300,14 @@ TEST_P(InventoryGiveBackTest, GiveBackWhileTakingLosesNoUnit) {
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       std::uint32_t hint = static_cast<std::uint32_t>(t) * 40503u;
       for (;;) {
-        if (inv.take_any(hint++) != Inventory::kNone) {
+        if (inv.take_any(hint++) != kNoSku) {
           ++taken[t];
           continue;
         }
         // Empty now. Stop only once no giver can add more, after one more
         // look (a give_back may have landed between the miss and the check).
         if (givers_left.load(std::memory_order_acquire) == 0) {
-          if (inv.take_any(hint++) != Inventory::kNone) {
+          if (inv.take_any(hint++) != kNoSku) {
             ++taken[t];
             continue;
           }
@@ -324,7 +324,7 @@ TEST_P(InventoryGiveBackTest, GiveBackWhileTakingLosesNoUnit) {
   // Everything happened-before this point: a final drain must find nothing
   // the takers missed.
   std::int64_t late = 0;
-  while (inv.take_any(0) != Inventory::kNone) ++late;
+  while (inv.take_any(0) != kNoSku) ++late;
   EXPECT_EQ(late, 0) << "units left behind after every taker saw the inventory empty";
 
   const std::int64_t total_given = std::accumulate(given.begin(), given.end(), std::int64_t{0});
