@@ -62,8 +62,9 @@ void BM_ClaimBatchEncode100(benchmark::State& state) {
     keys.reserve(2 * kClaims);
     args.reserve(3 + 3 * kClaims);
     for (const VoucherRecord& v : vouchers) {
-      keys.push_back(redis::campaign_key("vd:", v.campaign_id, "m:" + v.member_id));
-      keys.push_back(redis::campaign_key("vd:", v.campaign_id, "v:" + v.code));
+      keys.push_back(
+          redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id, "m:" + v.member_id));
+      keys.push_back(redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id, "v:" + v.code));
       args.push_back(v.sku_id);
       args.push_back(redis::encode_voucher(v));
       args.push_back(redis::expiry_bucket(v.expires_at_us));

@@ -10,8 +10,6 @@
 namespace voucherd::redis {
 namespace {
 
-constexpr std::string_view kPrefix = "vdb:";
-
 const Script kInitScript(R"lua(
 -- KEYS: stock. ARGV: (sku, stock) pairs. Sets each SKU's stock unless set.
 for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -97,7 +95,7 @@ std::expected<void, std::string> PerClaimRedisLog::open_campaign(const CampaignS
     args.push_back(s.id);
     args.push_back(std::to_string(s.stock));
   }
-  auto r = (*conn)->eval(kInitScript, {campaign_key(kPrefix, spec.id, "stock")}, args);
+  auto r = (*conn)->eval(kInitScript, {CampaignKeys(spec.id, kBaselineKeyPrefix).stock()}, args);
   if (!r) return std::unexpected("redis: " + r.error());
   if (r->is_error()) return std::unexpected("redis: " + r->str);
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
@@ -210,12 +208,9 @@ void PerClaimRedisLog::worker_loop() {
 void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
   const VoucherRecord& v = *write.voucher;
   const std::vector<std::string> args{v.member_id, v.code, v.sku_id, encode_voucher(v)};
+  const CampaignKeys keys(v.campaign_id, kBaselineKeyPrefix);
   auto r = conn.eval(kClaimScript,
-                     {campaign_key(kPrefix, v.campaign_id, "stock"),
-                      campaign_key(kPrefix, v.campaign_id, "members"),
-                      campaign_key(kPrefix, v.campaign_id, "issued"),
-                      campaign_key(kPrefix, v.campaign_id, "v:") + v.code},
-                     args);
+                     {keys.stock(), keys.members(), keys.issued(), keys.voucher(v.code)}, args);
   if (r && r->type == Reply::Type::kInteger && r->integer == 0) {
     return write.on_logged(LogStatus::kWritten, nullptr);
   }
@@ -231,7 +226,7 @@ void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
 }
 
 void PerClaimRedisLog::run_lookup(Connection& conn, const Lookup& l) {
-  auto r = conn.command({"GET", campaign_key(kPrefix, l.campaign_id, "v:") + l.code});
+  auto r = conn.command({"GET", CampaignKeys(l.campaign_id, kBaselineKeyPrefix).voucher(l.code)});
   if (!r || r->is_error()) return l.lookup->on_found(LookupStatus::kUnavailable, nullptr);
   VoucherPtr v = decode_voucher(l.campaign_id, l.code, r->str);
   const LookupStatus status = v ? LookupStatus::kFound : LookupStatus::kNotFound;
@@ -240,7 +235,7 @@ void PerClaimRedisLog::run_lookup(Connection& conn, const Lookup& l) {
 
 void PerClaimRedisLog::run_redemption(Connection& conn, const Redemption& r) {
   const Command cmd =
-      redeem_command(kPrefix, r.campaign_id, r.code, {r.site_id, r.request_id, r.now_us},
+      redeem_command(kBaselineKeyPrefix, r.campaign_id, r.code, {r.site_id, r.request_id, r.now_us},
                      /*track_expiring=*/false);
   auto reply = conn.command(cmd);
   if (reply && is_noscript(*reply) && conn.load(redeem_script())) reply = conn.command(cmd);
@@ -250,12 +245,10 @@ void PerClaimRedisLog::run_redemption(Connection& conn, const Redemption& r) {
 }
 
 void PerClaimRedisLog::run_cancellation(Connection& conn, const Cancellation& x) {
-  auto reply = conn.eval(kCancelScript,
-                         {campaign_key(kPrefix, x.campaign_id, "v:") + x.code,
-                          campaign_key(kPrefix, x.campaign_id, "members"),
-                          campaign_key(kPrefix, x.campaign_id, "stock"),
-                          campaign_key(kPrefix, x.campaign_id, "issued")},
-                         {x.code, x.request.keep_allowance ? "1" : "0"});
+  const CampaignKeys keys(x.campaign_id, kBaselineKeyPrefix);
+  auto reply =
+      conn.eval(kCancelScript, {keys.voucher(x.code), keys.members(), keys.stock(), keys.issued()},
+                {x.code, x.request.keep_allowance ? "1" : "0"});
   if (!reply) return x.done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
   CancelReply answer = parse_cancel_reply(x.campaign_id, x.code, *reply);
   if (answer.status == CancelStatus::kCancelled) {
@@ -271,11 +264,12 @@ void PerClaimRedisLog::run_cancellation(Connection& conn, const Cancellation& x)
 
 void PerClaimRedisLog::run_member_lookup(Connection& conn, const MemberLookup& m) {
   // The baseline allows one voucher per member: members hash -> code.
-  auto code = conn.command({"HGET", campaign_key(kPrefix, m.campaign_id, "members"), m.member_id});
+  const CampaignKeys keys(m.campaign_id, kBaselineKeyPrefix);
+  auto code = conn.command({"HGET", keys.members(), m.member_id});
   if (!code || code->is_error()) return m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
   if (code->type != Reply::Type::kString)
     return m.done->on_member_vouchers(LookupStatus::kFound, {});
-  auto record = conn.command({"GET", campaign_key(kPrefix, m.campaign_id, "v:") + code->str});
+  auto record = conn.command({"GET", keys.voucher(code->str)});
   if (!record || record->is_error()) {
     return m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
   }
@@ -288,14 +282,14 @@ void PerClaimRedisLog::run_member_lookup(Connection& conn, const MemberLookup& m
 
 std::expected<std::vector<VoucherPtr>, std::string> PerClaimRedisLog::redeemed_vouchers(
     std::string_view campaign_id) {
-  return read_redeemed(options_.endpoint, options_.io_timeout, kPrefix, campaign_id);
+  return read_redeemed(options_.endpoint, options_.io_timeout, kBaselineKeyPrefix, campaign_id);
 }
 
 std::expected<std::vector<std::int64_t>, std::string> PerClaimRedisLog::expired_counts(
     const CampaignSpec& spec, UnixMicros now_us) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return std::unexpected(conn.error());
-  const std::string prefix = campaign_key(kPrefix, spec.id, "v:");
+  const std::string prefix = CampaignKeys(spec.id, kBaselineKeyPrefix).voucher_prefix();
   std::vector<std::int64_t> out(spec.skus.size(), 0);
   std::unordered_set<std::string> seen;  // SCAN may return a key twice
   std::string cursor = "0";

@@ -2,7 +2,9 @@
 
 #include <charconv>
 
+#include "server/redis/keys.h"
 #include "server/redis/records.h"
+#include "server/redis/script_replies.h"
 
 namespace voucherd::redis {
 namespace {
@@ -48,182 +50,14 @@ bool parse_decision(const CampaignSpec& spec, std::string_view letter, std::stri
 
 }  // namespace
 
-const Script& draw_script() {
-  static const Script script(R"lua(
--- KEYS: stock, issued, expiring, drawn, then per draw: the member's draw
---   record, their allowance key, and the voucher key of the code minted for
---   the SKU the replica expects a win to pick (the draw record again when
---   none was minted).
--- ARGV: voucher key prefix, prize stock in total, draws per day, prizes per
---   member, weighted (1/0), starts_at (ms), retries remembered per member,
---   the number of SKUs, the SKU ids, [the weights,] then per draw: request
---   id, draw number (the replica's guess), local day, released, lucky (1/0),
---   pick (53 bits), SKU guessed (index or -1), voucher record, expiry
---   minute, the draw log line's start ("<len>:<member>\t<n>\t<ms since
---   starts_at>\t") and the retry entry's start ("<n>\31<time in ms>\31").
--- Per draw: {0, outcome letter, SKU index or -1, remaining before, draws
---   today} decided and logged; {1, entry, voucher record or nil, draws
---   today} a retry; {2, draws today} at the daily limit; {3, next draw
---   number} or {4, SKU index} the replica guessed wrong, nothing changed.
---   Then each SKU's prize units left.
-local prefix = ARGV[1]
-local stock_total = tonumber(ARGV[2])
-local per_day = tonumber(ARGV[3])
-local prizes_max = tonumber(ARGV[4])
-local weighted = ARGV[5] == '1'
-local base_ms = tonumber(ARGV[6])
-local keep = tonumber(ARGV[7])
-local nsku = tonumber(ARGV[8])
-local ids = {}
-for k = 1, nsku do ids[k] = ARGV[8 + k] end
-local a = 9 + nsku
-local weights = {}
-if weighted then
-  for k = 1, nsku do weights[k] = tonumber(ARGV[a + k - 1]) end
-  a = a + nsku
-end
-local rem = redis.call('HMGET', KEYS[1], unpack(ids))
-local left = 0
-for k = 1, nsku do
-  rem[k] = tonumber(rem[k] or '0')
-  left = left + rem[k]
-end
-local won, per_bucket, chunks, written = {}, {}, {}, {}
-local new_members = 0
-local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
-local function weight(k)
-  if rem[k] <= 0 then return 0 end
-  if weighted then return weights[k] end
-  return rem[k]
-end
-local function choose(pick)
-  local total = 0
-  for k = 1, nsku do total = total + weight(k) end
-  if total <= 0 then return -1 end
-  local point = math.floor(pick / 9007199254740992 * total)
-  for k = 1, nsku do
-    local w = weight(k)
-    if point < w then return k - 1 end
-    point = point - w
-  end
-  return -1
-end
-local function draw(i)
-  local dk, mk, vk = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
-  local b = a + 11 * (i - 1)
-  local rid, guess, day = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  local released, lucky, pick = tonumber(ARGV[b + 3]), ARGV[b + 4] == '1', tonumber(ARGV[b + 5])
-  local sku_guess = tonumber(ARGV[b + 6])
-  -- The member's record: draws, day, draws that day, prizes, then the
-  -- latest draws (each '\30' <len>:<request id> '\31' entry).
-  local dn, dd, dc, dw, recent = 0, -1, 0, 0, ''
-  local v = redis.call('GET', dk)
-  if v then
-    dn, dd, dc, dw, recent = string.match(v, '^(%d+)\31(%-?%d+)\31(%d+)\31(%d+)\31(.*)$')
-    dn, dd, dc, dw = tonumber(dn), tonumber(dd), tonumber(dc), tonumber(dw)
-  end
-  -- A day before the member's latest (a replica's clock a little behind)
-  -- counts as that day.
-  local same_day = day <= dd
-  local today = 0
-  if same_day then today = dc end
-  local tag = '\30' .. #rid .. ':' .. rid .. '\31'
-  local s = string.find(recent, tag, 1, true)
-  if s then
-    local e = string.find(recent, '\30', s + 1, true)
-    local entry = string.sub(recent, s + #tag, (e or 0) - 1)
-    local code = string.match(entry, '([^\31]*)$')
-    local record = false
-    if code ~= '' then record = written[code] or redis.call('GET', prefix .. code) end
-    return {1, entry, record, today}
-  end
-  if same_day and dc >= per_day then return {2, dc} end
-  if dn + 1 ~= guess then return {3, dn + 1} end
-  local o, sku = 'U', -1
-  if dw >= prizes_max then
-    o = 'A'
-  elseif not lucky then
-    o = 'U'
-  elseif left <= 0 then
-    o = 'G'
-  elseif stock_total - left >= released then
-    o = 'P'
-  else
-    sku = choose(pick)
-    if sku < 0 then
-      o = 'G'
-    elseif sku ~= sku_guess then
-      return {4, sku}
-    else
-      o = 'W'
-    end
-  end
-  local before = left
-  local code = ''
-  if o == 'W' then
-    local k = sku + 1
-    rem[k] = rem[k] - 1
-    left = left - 1
-    won[k] = (won[k] or 0) + 1
-    code = string.sub(vk, #prefix + 1)
-    redis.call('SET', vk, ARGV[b + 7])
-    written[code] = ARGV[b + 7]
-    local bucket = ids[k] .. '|' .. ARGV[b + 8]
-    per_bucket[bucket] = (per_bucket[bucket] or 0) + 1
-    if prizes_max == 1 then
-      redis.call('SET', mk, code)
-    else
-      redis.call('HINCRBY', mk, 'n', 1)
-      redis.call('HSET', mk, 'last', code, 'r:' .. rid, code)
-    end
-    if dw == 0 then new_members = new_members + 1 end
-    dw = dw + 1
-  end
-  seq = seq + 1
-  local c = math.floor((seq - 1) / 65536)
-  chunks[c] = chunks[c] or {}
-  local t = chunks[c]
-  local decided = o .. '\t' .. sku .. '\t' .. ARGV[b + 3] .. '\t' .. before
-  t[#t + 1] = ARGV[b + 9] .. decided .. '\n'
-  recent = recent .. tag .. ARGV[b + 10] .. string.gsub(decided, '\t', '\31') .. '\31' .. code
-  local starts, p = {}, 1
-  while true do
-    local q = string.find(recent, '\30', p, true)
-    if not q then break end
-    starts[#starts + 1] = q
-    p = q + 1
-  end
-  if #starts > keep then recent = string.sub(recent, starts[#starts - keep + 1]) end
-  today = today + 1
-  if day > dd then dd = day end
-  redis.call('SET', dk, ARGV[b + 1] .. '\31' .. dd .. '\31' .. today .. '\31' .. dw .. '\31' .. recent)
-  return {0, o, sku, before, today}
-end
-local out = {}
-local n = (#KEYS - 4) / 3
-for i = 1, n do out[i] = draw(i) end
-for k, cnt in pairs(won) do
-  redis.call('HINCRBY', KEYS[1], ids[k], -cnt)
-  redis.call('HINCRBY', KEYS[2], ids[k], cnt)
-end
-for bucket, cnt in pairs(per_bucket) do redis.call('HINCRBY', KEYS[3], bucket, cnt) end
-if new_members > 0 then redis.call('HINCRBY', KEYS[2], '_members', new_members) end
-for c, t in pairs(chunks) do redis.call('APPEND', KEYS[4] .. ':' .. c, table.concat(t)) end
-redis.call('SET', KEYS[4], seq)
-out[n + 1] = rem
-return out
-)lua");
-  return script;
-}
-
 Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws) {
   const std::string& cid = spec.id;
   const LotterySpec& rules = spec.lottery;
   const bool weighted = rules.sku_choice == SkuChoice::kWeighted;
-  const std::string prefix = campaign_key("vd:", cid, "v:");
-  std::vector<std::string> keys{
-      campaign_key("vd:", cid, "stock"), campaign_key("vd:", cid, "issued"),
-      campaign_key("vd:", cid, "expiring"), campaign_key("vd:", cid, "drawn")};
+  const CampaignKeys campaign(cid);
+  const std::string prefix = campaign.voucher_prefix();
+  std::vector<std::string> keys{campaign.stock(), campaign.issued(), campaign.expiring(),
+                                campaign.drawn()};
   keys.reserve(4 + 3 * draws.size());
   std::vector<std::string> args{
       prefix, std::to_string(spec.stock_total()), std::to_string(rules.draws_per_day),
@@ -239,9 +73,9 @@ Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& d
   }
   for (const DrawAttempt& d : draws) {
     const DrawRequestView& v = d.write->draw;
-    const std::string draws_key = campaign_key("vd:", cid, "d:") + std::string(v.member_id);
+    const std::string draws_key = campaign.draws(v.member_id);
     keys.push_back(draws_key);
-    keys.push_back(campaign_key("vd:", cid, "m:") + std::string(v.member_id));
+    keys.push_back(campaign.member(v.member_id));
     keys.push_back(d.minted ? prefix + d.minted->code : draws_key);
     const std::string n = std::to_string(d.draw_number);
     args.emplace_back(v.request_id);
@@ -284,7 +118,7 @@ std::expected<DrawBatchReply, std::string> parse_draw_reply(const CampaignSpec& 
       continue;
     }
     switch (e[0].integer) {
-      case 0:
+      case replies::draw::kDrawn:
         if (e.size() == 5 &&
             parse_decision(spec, e[1].str, std::to_string(e[2].integer), d.entry)) {
           d.kind = DrawReply::Kind::kDrawn;
@@ -292,7 +126,7 @@ std::expected<DrawBatchReply, std::string> parse_draw_reply(const CampaignSpec& 
           d.draws_today = static_cast<std::int32_t>(e[4].integer);
         }
         break;
-      case 1: {
+      case replies::draw::kRepeat: {
         // n, at (ms), outcome, SKU, released, remaining, code
         std::int64_t at_ms = 0;
         if (e.size() == 4 && split(e[1].str, '\x1f', 7, fields) &&
@@ -307,19 +141,19 @@ std::expected<DrawBatchReply, std::string> parse_draw_reply(const CampaignSpec& 
         }
         break;
       }
-      case 2:
+      case replies::draw::kDailyLimit:
         if (e.size() == 2) {
           d.kind = DrawReply::Kind::kDailyLimit;
           d.draws_today = static_cast<std::int32_t>(e[1].integer);
         }
         break;
-      case 3:
+      case replies::draw::kWrongNumber:
         if (e.size() == 2) {
           d.kind = DrawReply::Kind::kWrongNumber;
           d.next_number = e[1].integer;
         }
         break;
-      case 4:
+      case replies::draw::kWrongSku:
         if (e.size() == 2 && e[1].integer >= 0 &&
             e[1].integer < static_cast<long long>(spec.skus.size())) {
           d.kind = DrawReply::Kind::kWrongSku;
@@ -369,7 +203,8 @@ std::expected<void, std::string> parse_draw_lines(const CampaignSpec& spec, std:
 
 std::expected<std::vector<DrawEntry>, std::string> read_draw_log(Connection& conn,
                                                                  const CampaignSpec& spec) {
-  const std::string drawn = campaign_key("vd:", spec.id, "drawn");
+  const CampaignKeys campaign(spec.id);
+  const std::string drawn = campaign.drawn();
   auto count = conn.command({"GET", drawn});
   if (!count) return std::unexpected(count.error());
   std::int64_t n = 0;
@@ -379,7 +214,7 @@ std::expected<std::vector<DrawEntry>, std::string> read_draw_log(Connection& con
   std::vector<DrawEntry> out;
   out.reserve(static_cast<std::size_t>(n));
   for (std::int64_t chunk = 0; chunk * kDrawLogChunk < n; ++chunk) {
-    auto text = conn.command({"GET", drawn + ":" + std::to_string(chunk)});
+    auto text = conn.command({"GET", campaign.drawn_chunk(chunk)});
     if (!text) return std::unexpected(text.error());
     if (auto parsed = parse_draw_lines(spec, text->str, out); !parsed) {
       return std::unexpected(parsed.error());

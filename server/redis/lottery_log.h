@@ -1,7 +1,7 @@
 // lottery_log.h — draws of LOTTERY campaigns in Redis: the script that
 // decides a batch of draws atomically, and the compact draw log.
 //
-// Keys of a campaign C (all with the hash tag {C}; docs/redis.md):
+// Keys of a campaign C (all with the hash tag {C}; server/redis/keys.h):
 //   vd:{C}:stock      hash SKU -> prize units left (the register script fills it)
 //   vd:{C}:issued     hash SKU -> prizes won, and _members
 //   vd:{C}:seed       the seed (64 hex digits); SET NX by the first replica
@@ -47,6 +47,7 @@ struct DrawAttempt {
   int attempts = 0;
 };
 
+// scripts/draw.lua, which names its KEYS, ARGV and answers (script_replies.h).
 [[nodiscard]] const Script& draw_script();
 // One script call deciding `draws` (all of `spec`) in order.
 [[nodiscard]] Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws);

@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 
+#include "server/redis/script_replies.h"
+
 namespace voucherd::redis {
 namespace {
 
@@ -34,32 +36,6 @@ std::optional<std::int64_t> number(std::string_view s) {
 }
 
 }  // namespace
-
-const std::string& record_fields_lua() {
-  static const std::string lua = R"lua(
--- The first n fields of a voucher record (after its state digit).
-local function record_fields(v, n)
-  local f = {}
-  local pos = 2
-  for i = 1, n do
-    local colon = string.find(v, ':', pos, true)
-    local len = tonumber(string.sub(v, pos, colon - 1))
-    f[i] = string.sub(v, colon + 1, colon + len)
-    pos = colon + len + 1
-  end
-  return f
-end
-)lua";
-  return lua;
-}
-
-std::string campaign_key(std::string_view prefix, std::string_view campaign_id,
-                         std::string_view suffix) {
-  std::string k;
-  k.reserve(prefix.size() + campaign_id.size() + suffix.size() + 3);
-  k.append(prefix).append("{").append(campaign_id).append("}:").append(suffix);
-  return k;
-}
 
 std::string expiry_bucket(UnixMicros expires_at_us) {
   return std::to_string(expires_at_us / (60 * kMicrosPerSecond));
@@ -123,44 +99,13 @@ VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
   return v;
 }
 
-const Script& redeem_script() {
-  static const Script script(record_fields_lua() + R"lua(
--- KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set), expiring.
--- ARGV: site, now (unix us), request id, code, track expiring (1 or 0).
--- Returns {status} or {status, record}; status as RedeemStatus: 0 redeemed,
--- 1 not found, 2 wrong site, 3 redeemed before, 4 cancelled, 5 expired.
-local v = redis.call('GET', KEYS[1])
-if not v then return {1} end
-local f = record_fields(v, 8)
-if f[2] ~= ARGV[1] then return {2} end
-local state = string.sub(v, 1, 1)
-if state == '2' then return {3, v} end
-if state == '4' then return {4, v} end
-if tonumber(ARGV[2]) >= tonumber(f[8]) then return {5, v} end
-local r = '2' .. string.sub(v, 2) .. #ARGV[1] .. ':' .. ARGV[1] .. #ARGV[2] .. ':' .. ARGV[2] ..
-          #ARGV[3] .. ':' .. ARGV[3]
-redis.call('SET', KEYS[1], r)
-redis.call('HINCRBY', KEYS[2], f[1], 1)
-redis.call('SADD', KEYS[3], ARGV[4])
-if ARGV[5] == '1' then
-  -- No longer ISSUED: out of its expiry bucket.
-  local b = f[1] .. '|' .. string.format('%d', math.floor(tonumber(f[8]) / 60000000))
-  if redis.call('HINCRBY', KEYS[4], b, -1) <= 0 then redis.call('HDEL', KEYS[4], b) end
-end
-return {0, r}
-)lua");
-  return script;
-}
-
 Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,
                        std::string_view code, const RedeemRequestView& request,
                        bool track_expiring) {
+  const CampaignKeys keys(campaign_id, key_prefix);
   return Connection::evalsha(
       redeem_script(),
-      {campaign_key(key_prefix, campaign_id, "v:") + std::string(code),
-       campaign_key(key_prefix, campaign_id, "redeemed"),
-       campaign_key(key_prefix, campaign_id, "redeemed_codes"),
-       campaign_key(key_prefix, campaign_id, "expiring")},
+      {keys.voucher(code), keys.redeemed(), keys.redeemed_codes(), keys.expiring()},
       {std::string(request.site_id), std::to_string(request.now_us),
        std::string(request.request_id), std::string(code), track_expiring ? "1" : "0"});
 }
@@ -175,100 +120,44 @@ RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view co
     if (!out.voucher) return out;  // a record we cannot read: do not guess
   }
   switch (status) {
-    case 0:
+    case replies::redeem::kRedeemed:
       out.status = RedeemStatus::kRedeemed;
       break;
-    case 1:
+    case replies::redeem::kNotFound:
       out.status = RedeemStatus::kNotFound;
       break;
-    case 2:
+    case replies::redeem::kWrongSite:
       out.status = RedeemStatus::kWrongSite;
       break;
-    case 3:
+    case replies::redeem::kRedeemedBefore:
       out.status = RedeemStatus::kRedeemedBefore;
       break;
-    case 4:
+    case replies::redeem::kCancelled:
       out.status = RedeemStatus::kCancelled;
       break;
-    case 5:
+    case replies::redeem::kExpired:
       out.status = RedeemStatus::kExpired;
       break;
     default:
       break;
   }
   // Statuses that carry a record must have one.
-  const bool needs_record = status == 0 || status == 3 || status == 4 || status == 5;
+  const bool needs_record =
+      status == replies::redeem::kRedeemed || status == replies::redeem::kRedeemedBefore ||
+      status == replies::redeem::kCancelled || status == replies::redeem::kExpired;
   if (needs_record && !out.voucher) out.status = RedeemStatus::kUnavailable;
   return out;
 }
 
-const Script& cancel_script() {
-  static const Script script(record_fields_lua() + R"lua(
--- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count), expiring,
---   holders (the feed, records.h).
--- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix,
---   return the unit to the stock (1 or 0; LOTTERY prizes are not returned).
--- Returns {status} or {status, record}: 0 cancelled, 1 not found,
--- 2 cancelled before, 3 redeemed (not cancelled).
-local v = redis.call('GET', KEYS[1])
-if not v then return {1} end
-local state = string.sub(v, 1, 1)
-if state == '2' then return {3, v} end
-if state == '4' then return {2, v} end
-local f = record_fields(v, 8)
-local sku, member, rid = f[1], f[3], f[4]
--- No longer ISSUED: out of its expiry bucket.
-local b = sku .. '|' .. string.format('%d', math.floor(tonumber(f[8]) / 60000000))
-if redis.call('HINCRBY', KEYS[6], b, -1) <= 0 then redis.call('HDEL', KEYS[6], b) end
-local c = '4' .. string.sub(v, 2)
-redis.call('SET', KEYS[1], c)
-if ARGV[5] == '1' then
-  redis.call('HINCRBY', KEYS[2], sku, -1)
-  redis.call('HINCRBY', KEYS[3], sku, 1)
-  redis.call('INCR', KEYS[4])
-end
-redis.call('HINCRBY', KEYS[5], sku, 1)
-if ARGV[2] == '0' then
-  -- The member key has the campaign's hash tag: same slot as the voucher.
-  local mk = ARGV[4] .. member
-  local freed, none_left = false, '0'
-  if tonumber(ARGV[3]) == 1 then
-    if redis.call('GET', mk) == ARGV[1] then
-      redis.call('DEL', mk)
-      redis.call('HINCRBY', KEYS[2], '_members', -1)
-      freed, none_left = true, '1'
-    end
-  elseif redis.call('HGET', mk, 'r:' .. rid) == ARGV[1] then
-    redis.call('HDEL', mk, 'r:' .. rid)
-    freed = true
-    if redis.call('HINCRBY', mk, 'n', -1) <= 0 then
-      redis.call('DEL', mk)
-      redis.call('HINCRBY', KEYS[2], '_members', -1)
-      none_left = '1'
-    end
-  end
-  -- Every replica frees the allowance too (the holders feed).
-  if freed then
-    redis.call('RPUSH', KEYS[7], '-' .. #member .. ':' .. member .. #ARGV[1] .. ':' .. ARGV[1] ..
-      none_left)
-  end
-end
-return {0, c}
-)lua");
-  return script;
-}
-
 Command cancel_command(std::string_view campaign_id, std::string_view code,
                        const CancelRequestView& request) {
-  return Connection::evalsha(
-      cancel_script(),
-      {campaign_key("vd:", campaign_id, "v:") + std::string(code),
-       campaign_key("vd:", campaign_id, "issued"), campaign_key("vd:", campaign_id, "stock"),
-       campaign_key("vd:", campaign_id, "returns"), campaign_key("vd:", campaign_id, "cancelled"),
-       campaign_key("vd:", campaign_id, "expiring"), campaign_key("vd:", campaign_id, "holders")},
-      {std::string(code), request.keep_allowance ? "1" : "0",
-       std::to_string(request.per_member_limit), campaign_key("vd:", campaign_id, "m:"),
-       request.return_unit ? "1" : "0"});
+  const CampaignKeys keys(campaign_id);
+  return Connection::evalsha(cancel_script(),
+                             {keys.voucher(code), keys.issued(), keys.stock(), keys.returns(),
+                              keys.cancelled(), keys.expiring(), keys.holders()},
+                             {std::string(code), request.keep_allowance ? "1" : "0",
+                              std::to_string(request.per_member_limit), keys.member_prefix(),
+                              request.return_unit ? "1" : "0"});
 }
 
 CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view code,
@@ -276,52 +165,24 @@ CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view co
   CancelReply out;
   if (reply.type != Reply::Type::kArray || reply.elements.empty()) return out;
   const std::int64_t status = to_int(reply.elements[0]);
-  if (status == 1) {
+  if (status == replies::cancel::kNotFound) {
     out.status = CancelStatus::kNotFound;
     return out;
   }
   if (reply.elements.size() != 2) return out;
   out.voucher = decode_voucher(campaign_id, code, reply.elements[1].str);
   if (!out.voucher) return out;  // a record we cannot read: do not guess
-  out.status = status == 0   ? CancelStatus::kCancelled
-               : status == 2 ? CancelStatus::kAlreadyCancelled
-               : status == 3 ? CancelStatus::kRedeemed
-                             : CancelStatus::kUnavailable;
+  out.status = status == replies::cancel::kCancelled         ? CancelStatus::kCancelled
+               : status == replies::cancel::kCancelledBefore ? CancelStatus::kAlreadyCancelled
+               : status == replies::cancel::kRedeemed        ? CancelStatus::kRedeemed
+                                                             : CancelStatus::kUnavailable;
   return out;
 }
 
-const Script& member_vouchers_script() {
-  static const Script script(R"lua(
--- KEYS: the member's allowance key. ARGV: voucher key prefix.
--- A string holds one code; a hash holds r:<request> -> code.
-local t = redis.call('TYPE', KEYS[1])['ok']
-local codes = {}
-if t == 'string' then
-  codes[1] = redis.call('GET', KEYS[1])
-elseif t == 'hash' then
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 2) == 'r:' then codes[#codes + 1] = all[i + 1] end
-  end
-end
-local out = {}
-for _, c in ipairs(codes) do
-  -- The voucher keys carry the campaign's hash tag: same slot.
-  local r = redis.call('GET', ARGV[1] .. c)
-  if r then
-    out[#out + 1] = c
-    out[#out + 1] = r
-  end
-end
-return out
-)lua");
-  return script;
-}
-
 Command member_vouchers_command(std::string_view campaign_id, std::string_view member_id) {
-  return Connection::evalsha(member_vouchers_script(),
-                             {campaign_key("vd:", campaign_id, "m:") + std::string(member_id)},
-                             {campaign_key("vd:", campaign_id, "v:")});
+  const CampaignKeys keys(campaign_id);
+  return Connection::evalsha(member_vouchers_script(), {keys.member(member_id)},
+                             {keys.voucher_prefix()});
 }
 
 std::optional<std::vector<VoucherPtr>> parse_member_vouchers(std::string_view campaign_id,
@@ -342,8 +203,9 @@ std::expected<std::vector<VoucherPtr>, std::string> read_redeemed(const Endpoint
                                                                   std::string_view campaign_id) {
   auto conn = Connection::connect(endpoint, timeout);
   if (!conn) return std::unexpected(conn.error());
-  const std::string set = campaign_key(key_prefix, campaign_id, "redeemed_codes");
-  const std::string prefix = campaign_key(key_prefix, campaign_id, "v:");
+  const CampaignKeys keys(campaign_id, key_prefix);
+  const std::string set = keys.redeemed_codes();
+  const std::string prefix = keys.voucher_prefix();
   std::vector<VoucherPtr> out;
   std::string cursor = "0";
   do {

@@ -1,8 +1,7 @@
-// records.h — how voucherd's Redis stores name their keys and lay out a
-// voucher record; shared by the Redis claim log and the per-claim baseline.
-//
-// Every key of a campaign carries the hash tag {<campaign id>}, so one
-// campaign lives in one Redis Cluster slot (docs/redis.md).
+// records.h — how voucherd's Redis stores lay out a voucher record, and the
+// commands and replies of the scripts that read and change one; shared by the
+// Redis claim log and the per-claim baseline. The key names are keys.h's;
+// the scripts are scripts/*.lua (scripts.h), their answers script_replies.h.
 //
 // A voucher record is one string value: the state as one digit first (so a
 // script can read or change it with GETRANGE/SETRANGE at offset 0), then
@@ -21,17 +20,14 @@
 #include "engine/claim_log.h"
 #include "engine/model.h"
 #include "server/redis/connection.h"
+#include "server/redis/keys.h"
 
 namespace voucherd::redis {
-
-// "<prefix>{<campaign id>}:<suffix>", e.g. vd:{guangdong-2024}:stock.
-[[nodiscard]] std::string campaign_key(std::string_view prefix, std::string_view campaign_id,
-                                       std::string_view suffix);
 
 [[nodiscard]] std::string encode_voucher(const VoucherRecord& v);
 
 // Lua defining record_fields(v, n): the first n fields of a record, for the
-// scripts that read one (prepended to their source).
+// scripts that read one (prepended to their source): scripts/record_fields.lua.
 [[nodiscard]] const std::string& record_fields_lua();
 
 // The minute a voucher expires in (Unix minutes), as the Redis claim log
@@ -44,9 +40,8 @@ namespace voucherd::redis {
 [[nodiscard]] VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                                         std::string_view value);
 
-// The redemption rules of engine/redemption.h as one atomic script.
-// KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set),
-// expiring. ARGV: site, now (unix µs), request id, code, track expiring (1/0).
+// The redemption rules of engine/redemption.h as one atomic script
+// (scripts/redeem.lua, which names its KEYS, ARGV and answers).
 [[nodiscard]] const Script& redeem_script();
 // `track_expiring`: the store keeps expiry buckets (the claim log does; the
 // baseline does not).

@@ -17,7 +17,10 @@
 //
 // Key layout (every key of a campaign carries the hash tag {<campaign id>}
 // so a campaign lives in one Redis Cluster slot and no script crosses
-// slots): see docs/redis.md.
+// slots): server/redis/keys.h. The scripts: server/redis/scripts/*.lua
+// (scripts.h), their answers script_replies.h. The class's code is split by
+// job: redis_claim_log.cc (start, stop, the link), writer.cc, leases.cc,
+// campaigns.cc, admin_reads.cc (claim_log_internal.h holds what they share).
 //
 // Thread-safety: every public method may be called from any thread.
 #pragma once
@@ -208,7 +211,15 @@ class RedisClaimLog final : public ClaimLog, public Store {
   void keep_writer_alive();
   bool queues_empty() const;  // REQUIRES: mu_ held
   void lease_loop();
+  // Sends a batch as one pipeline and answers every request in it, one part
+  // per kind of request (writer.cc).
   void write_batch(Batch& batch);
+  struct ClaimsPart;
+  struct LookupsPart;
+  struct RedemptionsPart;
+  struct CancellationsPart;
+  struct MemberLookupsPart;
+  struct DrawsPart;
   // A draw's randomness and guesses for its (next) attempt. Writer thread.
   void prepare_draw(DrawAttempt& d);
   // Answers the draws of one script call; wrong guesses go to draw_retries_.
@@ -221,7 +232,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
   void return_idle_units(Connection& conn, Campaign& c);
   void drop_local_units();
   // Beats for this replica in the campaign, and takes back the leases of
-  // replicas whose beat lapsed (kBeatScript). Keeper thread.
+  // replicas whose beat lapsed (beat.lua). Keeper thread.
   void beat(Connection& conn, Campaign& c);
   // Reads the holders feed (vd:{C}:holders) up to at least `until` entries
   // (-1: whatever is there) and hands it to the engine. Keeper thread.

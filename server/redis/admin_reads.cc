@@ -1,0 +1,101 @@
+// The admin paths' reads of the Redis claim log: counts, the manual
+// reconciliation, the settlement export, expired counts and the draw log.
+// Each runs on the caller's thread with a short-lived connection of its own,
+// never on the writer's or the keeper's.
+#include <charconv>
+
+#include "server/redis/keys.h"
+#include "server/redis/records.h"
+#include "server/redis/redis_claim_log.h"
+#include "server/redis/script_replies.h"
+#include "server/redis/scripts.h"
+
+namespace voucherd::redis {
+
+std::expected<std::optional<CampaignCounts>, std::string> RedisClaimLog::read_counts(
+    const CampaignSpec& spec) {
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return std::unexpected(conn.error());
+  const CampaignKeys keys(spec.id);
+  Command issued{"HMGET", keys.issued(), "_members"};
+  Command redeemed{"HMGET", keys.redeemed()};
+  for (const SkuSpec& s : spec.skus) {
+    issued.push_back(s.id);
+    redeemed.push_back(s.id);
+  }
+  auto r = (*conn)->pipeline({issued, redeemed});
+  if (!r) return std::unexpected(r.error());
+  const std::vector<Reply>& a = (*r)[0].elements;
+  const std::vector<Reply>& b = (*r)[1].elements;
+  CampaignCounts out;
+  out.issued.assign(spec.skus.size(), 0);
+  out.redeemed.assign(spec.skus.size(), 0);
+  if (!a.empty()) out.members = to_int(a[0]);
+  for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+    if (i + 1 < a.size()) out.issued[i] = to_int(a[i + 1]);
+    if (i < b.size()) out.redeemed[i] = to_int(b[i]);
+  }
+  return out;
+}
+
+std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
+    const CampaignSpec& spec) {
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return std::unexpected(conn.error());
+  // The keepers' own beat script, without a beat of this caller's: the
+  // replicas whose beat lapsed lose their leases, in one atomic step.
+  const auto timeout_ms = options_.lease_timeout.count();
+  const CampaignKeys keys(spec.id);
+  auto r = (*conn)->eval(beat_script(),
+                         {keys.alive(), keys.leases(), keys.leased(), keys.stock(), keys.returns()},
+                         {"", std::to_string(timeout_ms), std::to_string(timeout_ms)});
+  if (!r) return std::unexpected(r.error());
+  if (r->is_error()) return std::unexpected("reconcile script failed: " + r->str);
+  if (r->type != Reply::Type::kArray || r->elements.size() < replies::beat::kHead) {
+    return std::unexpected(std::string("reconcile script: unexpected answer"));
+  }
+  std::vector<std::int64_t> returned(spec.skus.size(), 0);
+  for (std::size_t i = replies::beat::kHead; i + 1 < r->elements.size(); i += 2) {
+    for (std::size_t s = 0; s < spec.skus.size(); ++s) {
+      if (spec.skus[s].id == r->elements[i].str) returned[s] += to_int(r->elements[i + 1]);
+    }
+  }
+  return returned;
+}
+
+std::expected<std::vector<VoucherPtr>, std::string> RedisClaimLog::redeemed_vouchers(
+    std::string_view campaign_id) {
+  return read_redeemed(options_.endpoint, options_.io_timeout, kStoreKeyPrefix, campaign_id);
+}
+
+std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::expired_counts(
+    const CampaignSpec& spec, UnixMicros now_us) {
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return std::unexpected(conn.error());
+  auto all = (*conn)->command({"HGETALL", CampaignKeys(spec.id).expiring()});
+  if (!all) return std::unexpected(all.error());
+  std::vector<std::int64_t> out(spec.skus.size(), 0);
+  const std::int64_t minute = 60 * kMicrosPerSecond;
+  for (std::size_t k = 0; k + 1 < all->elements.size(); k += 2) {
+    const std::string& field = all->elements[k].str;
+    const auto bar = field.rfind('|');
+    if (bar == std::string::npos) continue;
+    std::int64_t bucket = 0;
+    std::from_chars(field.data() + bar + 1, field.data() + field.size(), bucket);
+    if ((bucket + 1) * minute > now_us) continue;  // not wholly past yet
+    const std::string_view sku(field.data(), bar);
+    for (std::size_t s = 0; s < spec.skus.size(); ++s) {
+      if (spec.skus[s].id == sku) out[s] += to_int(all->elements[k + 1]);
+    }
+  }
+  return out;
+}
+
+std::expected<std::vector<DrawEntry>, std::string> RedisClaimLog::draw_entries(
+    const CampaignSpec& spec) {
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return std::unexpected("redis: " + conn.error());
+  return read_draw_log(**conn, spec);
+}
+
+}  // namespace voucherd::redis

@@ -1,0 +1,655 @@
+// The writer: the queues every claim, look-up, redemption, cancellation and
+// draw waits in; the writer thread, which takes everything queued at once and
+// sends it as one pipeline; and the batch, one part per kind of request.
+#include <algorithm>
+#include <span>
+#include <thread>
+
+#include "engine/check.h"
+#include "engine/limits.h"
+#include "server/base/bug.h"
+#include "server/base/log.h"
+#include "server/redis/claim_log_internal.h"
+#include "server/redis/keys.h"
+#include "server/redis/records.h"
+#include "server/redis/redis_claim_log.h"
+#include "server/redis/script_replies.h"
+#include "server/redis/scripts.h"
+
+namespace voucherd::redis {
+
+using internal::Clock;
+using internal::jittered;
+using internal::kBackoffMax;
+using internal::kBackoffMin;
+
+namespace {
+
+// An idle writer connection is pinged this often, so a lost Redis is
+// noticed with no traffic (and readiness follows within a second).
+constexpr auto kWriterIdlePing = std::chrono::milliseconds(250);
+
+}  // namespace
+
+// ------------------------------------------------------------------ queues
+
+void RedisClaimLog::append_claim(ClaimLogWrite& write) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && claims_.size() < queue_max_) {
+      claims_.push_back(&write);
+      queue_depth_.store(claims_.size(), std::memory_order_relaxed);
+      queued = true;
+    }
+  }
+  if (!queued) {
+    // Full queue: shed now rather than let memory grow (RESOURCE_EXHAUSTED).
+    write.on_logged(LogStatus::kOverloaded, nullptr);
+    return;
+  }
+  wake_.notify_one();
+}
+
+void RedisClaimLog::append_draw(DrawLogWrite& write) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && claims_.size() + draws_.size() < queue_max_) {
+      draws_.push_back(&write);
+      queued = true;
+    }
+  }
+  if (!queued) {
+    write.on_draw_logged(DrawLogStatus::kOverloaded, DrawEntry{}, nullptr, 0);
+    return;
+  }
+  wake_.notify_one();
+}
+
+void RedisClaimLog::find_voucher(std::string_view campaign_id, std::string_view code,
+                                 VoucherLookup& lookup) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && lookups_.size() < queue_max_) {
+      lookups_.push_back(Lookup{std::string(campaign_id), std::string(code), &lookup});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    lookup.on_found(LookupStatus::kUnavailable, nullptr);
+    return;
+  }
+  wake_.notify_one();
+}
+
+void RedisClaimLog::redeem(std::string_view campaign_id, std::string_view code,
+                           const RedeemRequestView& request, VoucherRedemption& done) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && redemptions_.size() < queue_max_) {
+      redemptions_.push_back(Redemption{std::string(campaign_id), std::string(code),
+                                        std::string(request.site_id),
+                                        std::string(request.request_id), request.now_us, &done});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    done.on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+    return;
+  }
+  wake_.notify_one();
+}
+
+void RedisClaimLog::cancel(std::string_view campaign_id, std::string_view code,
+                           const CancelRequestView& request, VoucherCancellation& done) {
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && cancellations_.size() < queue_max_) {
+      cancellations_.push_back(
+          Cancellation{std::string(campaign_id), std::string(code), request, &done});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    done.on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+    return;
+  }
+  wake_.notify_one();
+}
+
+void RedisClaimLog::find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
+                                         std::span<const std::string> /*known_codes*/,
+                                         MemberVouchersLookup& done) {
+  // Redis's record of the member is complete; this replica's index is not.
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && member_lookups_.size() < queue_max_) {
+      member_lookups_.push_back(
+          MemberLookup{std::string(campaign_id), std::string(member_id), &done});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    done.on_member_vouchers(LookupStatus::kUnavailable, {});
+    return;
+  }
+  wake_.notify_one();
+}
+
+bool RedisClaimLog::queues_empty() const {
+  return claims_.empty() && lookups_.empty() && redemptions_.empty() && cancellations_.empty() &&
+         member_lookups_.empty() && draws_.empty();
+}
+
+// ------------------------------------------------------------------ writer thread
+
+void RedisClaimLog::writer_loop() {
+  keep_writer_alive();  // connect at once, not at the first claim
+  Batch batch;
+  // Moves up to limits::kClaimLogBatchMax items from `from` to `to`.
+  auto take = [](auto& from, auto& to) {
+    const std::size_t n = std::min(from.size(), limits::kClaimLogBatchMax);
+    for (std::size_t i = 0; i < n; ++i) to.push_back(std::move(from[i]));
+    from.erase(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(n));
+  };
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      // Draws whose guesses were wrong go out again at once. With nothing
+      // to write, the writer wakes now and then to watch its connection.
+      const bool work = wake_.wait_for(lock, kWriterIdlePing, [&] {
+        return stopping_ || !queues_empty() || !draw_retries_.empty();
+      });
+      if (queues_empty() && draw_retries_.empty()) {
+        if (stopping_) return;  // stopping, and drained
+        lock.unlock();
+        if (!work) keep_writer_alive();
+        continue;
+      }
+      take(claims_, batch.claims);
+      batch.draws = std::move(draw_retries_);
+      draw_retries_.clear();
+      const std::size_t n = std::min(draws_.size(), limits::kClaimLogBatchMax);
+      for (std::size_t i = 0; i < n; ++i) {
+        DrawAttempt d;
+        d.write = draws_[i];
+        batch.draws.push_back(std::move(d));
+      }
+      draws_.erase(draws_.begin(), draws_.begin() + static_cast<std::ptrdiff_t>(n));
+      take(lookups_, batch.lookups);
+      take(redemptions_, batch.redemptions);
+      take(cancellations_, batch.cancellations);
+      take(member_lookups_, batch.member_lookups);
+      queue_depth_.store(claims_.size(), std::memory_order_relaxed);
+    }
+    const auto started = std::chrono::steady_clock::now();
+    write_batch(batch);
+    writer_last_used_ = std::chrono::steady_clock::now();
+    write_latency_ns_.observe(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(writer_last_used_ - started).count()));
+    if (!batch.claims.empty()) batch_claims_.observe(batch.claims.size());
+    batch.claims.clear();
+    batch.lookups.clear();
+    batch.redemptions.clear();
+    batch.cancellations.clear();
+    batch.member_lookups.clear();
+    batch.draws.clear();
+  }
+}
+
+void RedisClaimLog::keep_writer_alive() {
+  if (!ensure_writer_connection()) return;
+  const auto now = Clock::now();
+  if (now - writer_last_used_ < kWriterIdlePing) return;
+  writer_last_used_ = now;
+  auto pong = writer_conn_->command({"PING"});
+  if (!pong) {
+    writer_up_.store(false, std::memory_order_release);
+    note_link(pong.error());
+  }
+}
+
+bool RedisClaimLog::ensure_writer_connection() {
+  // A connection the server closed while it sat idle (Redis restarted) is
+  // replaced before anything is written on it.
+  if (writer_conn_ && !writer_conn_->peer_closed()) return true;
+  writer_conn_.reset();
+  const auto now = Clock::now();
+  if (now < next_connect_) return false;
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) {
+    backoff_ = std::min(kBackoffMax, backoff_ * 2);
+    next_connect_ = now + jittered(backoff_);
+    writer_up_.store(false, std::memory_order_release);
+    note_link(conn.error());
+    return false;
+  }
+  writer_conn_ = std::move(*conn);
+  writer_last_used_ = now;
+  backoff_ = kBackoffMin;
+  writer_up_.store(true, std::memory_order_release);
+  note_link("");
+  return true;
+}
+
+// ------------------------------------------------------------------ the batch
+
+// A batch goes out as one pipeline in parts, one per kind of request, in
+// this order. Each part builds its commands (build), and answers its
+// requests from its own slice of the replies (answer), or all of them
+// UNAVAILABLE when the pipeline failed (fail). `script` is the script its
+// commands call (nullptr for plain commands), loaded again on NOSCRIPT.
+// Writer thread only.
+
+struct RedisClaimLog::ClaimsPart {
+  RedisClaimLog& log;
+  const std::vector<ClaimLogWrite*>& writes;
+  const Script* script = &claim_script();
+  std::size_t first = 0;  // the part's slice of the pipeline
+  std::size_t count = 0;
+  // One script call per campaign, claims in arrival order within it.
+  // The campaign id is copied: a write's record may be freed as soon as its
+  // claim is answered, while later claims of the group are still decoded.
+  std::vector<std::pair<std::string, std::vector<ClaimLogWrite*>>> groups = {};
+
+  void build(std::vector<Command>& out) {
+    for (ClaimLogWrite* w : writes) {
+      const std::string_view cid = w->voucher->campaign_id;
+      auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == cid; });
+      if (it == groups.end()) {
+        groups.emplace_back(std::string(cid), std::vector<ClaimLogWrite*>{});
+        it = groups.end() - 1;
+      }
+      it->second.push_back(w);
+    }
+    for (const auto& [cid, group] : groups) {
+      const CampaignKeys campaign(cid);
+      std::vector<std::string> keys{campaign.issued(), campaign.leases(), campaign.leased(),
+                                    campaign.expiring(), campaign.holders()};
+      // Every claim of a campaign carries the campaign's per-member limit.
+      const std::int32_t limit = group.front()->per_member_limit;
+      std::vector<std::string> args{log.options_.replica_id, campaign.voucher_prefix(),
+                                    std::to_string(limit)};
+      keys.reserve(5 + 2 * group.size());
+      args.reserve(3 + 4 * group.size());
+      for (const ClaimLogWrite* w : group) {
+        const VoucherRecord& v = *w->voucher;
+        keys.push_back(campaign.member(v.member_id));
+        keys.push_back(campaign.voucher(v.code));
+        args.push_back(v.sku_id);
+        args.push_back(encode_voucher(v));
+        args.push_back(expiry_bucket(v.expires_at_us));
+        if (limit > 1) args.push_back(v.request_id);
+      }
+      out.push_back(Connection::evalsha(*script, keys, args));
+    }
+  }
+
+  void answer(std::span<const Reply> slice) {
+    VOUCHERD_DCHECK(slice.size() == groups.size(), "one claim script call per campaign");
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const Reply& r = slice[g];
+      const auto& group = groups[g].second;
+      if (r.type != Reply::Type::kArray || r.elements.size() != group.size()) {
+        log::warn("claim script failed: " + r.str);
+        log.drop_unconfirmed(group);
+        for (ClaimLogWrite* w : group) w->on_logged(LogStatus::kUnavailable, nullptr);
+        continue;
+      }
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        const Reply& one = r.elements[i];
+        if (one.type == Reply::Type::kInteger && one.integer == replies::claim::kWritten) {
+          group[i]->on_logged(LogStatus::kWritten, nullptr);
+          continue;
+        }
+        if (one.type == Reply::Type::kInteger && one.integer == replies::claim::kFenced) {
+          // Fenced: nothing written. The SKU's local units go first, so the
+          // claim, waiting again, cannot take another unit that is not ours.
+          log.drop_fenced(*group[i]);
+          group[i]->on_logged(LogStatus::kFenced, nullptr);
+          continue;
+        }
+        VoucherPtr held;
+        if (one.type == Reply::Type::kArray && one.elements.size() == 2) {
+          held = decode_voucher(groups[g].first, one.elements[0].str, one.elements[1].str);
+        }
+        // A held code whose record is missing would mean a corrupted store:
+        // refuse to guess, and let the caller retry.
+        if (!held) log.drop_unconfirmed({group[i]});
+        group[i]->on_logged(held ? LogStatus::kDuplicate : LogStatus::kUnavailable, held);
+      }
+    }
+  }
+
+  void fail() {
+    // The writes may or may not have been applied: UNAVAILABLE (a retry is
+    // safe: it returns the voucher if the claim did land), and their units
+    // are kept as dropped.
+    log.drop_unconfirmed(writes);
+    for (ClaimLogWrite* w : writes) w->on_logged(LogStatus::kUnavailable, nullptr);
+  }
+};
+
+struct RedisClaimLog::LookupsPart {
+  const std::vector<Lookup>& lookups;
+  const Script* script = nullptr;  // plain GETs
+  std::size_t first = 0;
+  std::size_t count = 0;
+
+  void build(std::vector<Command>& out) const {
+    for (const Lookup& l : lookups) {
+      out.push_back({"GET", CampaignKeys(l.campaign_id).voucher(l.code)});
+    }
+  }
+
+  void answer(std::span<const Reply> slice) const {
+    VOUCHERD_DCHECK(slice.size() == lookups.size(), "one GET per look-up");
+    for (std::size_t i = 0; i < lookups.size(); ++i) {
+      const Reply& r = slice[i];
+      VoucherPtr v = r.type == Reply::Type::kString
+                         ? decode_voucher(lookups[i].campaign_id, lookups[i].code, r.str)
+                         : nullptr;
+      const LookupStatus status = v              ? LookupStatus::kFound
+                                  : r.is_error() ? LookupStatus::kUnavailable
+                                                 : LookupStatus::kNotFound;
+      lookups[i].lookup->on_found(status, std::move(v));
+    }
+  }
+
+  void fail() const {
+    for (const Lookup& l : lookups) l.lookup->on_found(LookupStatus::kUnavailable, nullptr);
+  }
+};
+
+struct RedisClaimLog::RedemptionsPart {
+  const std::vector<Redemption>& redemptions;
+  const Script* script = &redeem_script();
+  std::size_t first = 0;
+  std::size_t count = 0;
+
+  void build(std::vector<Command>& out) const {
+    for (const Redemption& r : redemptions) {
+      out.push_back(redeem_command(kStoreKeyPrefix, r.campaign_id, r.code,
+                                   RedeemRequestView{r.site_id, r.request_id, r.now_us},
+                                   /*track_expiring=*/true));
+    }
+  }
+
+  void answer(std::span<const Reply> slice) const {
+    VOUCHERD_DCHECK(slice.size() == redemptions.size(), "one redeem script call per redemption");
+    for (std::size_t i = 0; i < redemptions.size(); ++i) {
+      const Redemption& r = redemptions[i];
+      RedeemReply answer = parse_redeem_reply(r.campaign_id, r.code, slice[i]);
+      r.done->on_redeem_logged(answer.status, std::move(answer.voucher));
+    }
+  }
+
+  void fail() const {
+    // A redemption whose answer was lost may or may not have happened; a
+    // retry with the same request_id tells.
+    for (const Redemption& r : redemptions) {
+      r.done->on_redeem_logged(RedeemStatus::kUnavailable, nullptr);
+    }
+  }
+};
+
+struct RedisClaimLog::CancellationsPart {
+  RedisClaimLog& log;
+  const std::vector<Cancellation>& cancellations;
+  const Script* script = &cancel_script();
+  std::size_t first = 0;
+  std::size_t count = 0;
+
+  void build(std::vector<Command>& out) const {
+    for (const Cancellation& x : cancellations) {
+      out.push_back(cancel_command(x.campaign_id, x.code, x.request));
+    }
+  }
+
+  void answer(std::span<const Reply> slice) const {
+    VOUCHERD_DCHECK(slice.size() == cancellations.size(),
+                    "one cancel script call per cancellation");
+    for (std::size_t i = 0; i < cancellations.size(); ++i) {
+      const Cancellation& x = cancellations[i];
+      CancelReply answer = parse_cancel_reply(x.campaign_id, x.code, slice[i]);
+      if (answer.status == CancelStatus::kCancelled && x.request.return_unit)
+        log.unit_returned(x.campaign_id, x.request.sku_index);
+      x.done->on_cancel_logged(answer.status, std::move(answer.voucher));
+    }
+  }
+
+  void fail() const {
+    for (const Cancellation& x : cancellations) {
+      x.done->on_cancel_logged(CancelStatus::kUnavailable, nullptr);
+    }
+  }
+};
+
+struct RedisClaimLog::MemberLookupsPart {
+  const std::vector<MemberLookup>& member_lookups;
+  const Script* script = &member_vouchers_script();
+  std::size_t first = 0;
+  std::size_t count = 0;
+
+  void build(std::vector<Command>& out) const {
+    for (const MemberLookup& m : member_lookups) {
+      out.push_back(member_vouchers_command(m.campaign_id, m.member_id));
+    }
+  }
+
+  void answer(std::span<const Reply> slice) const {
+    VOUCHERD_DCHECK(slice.size() == member_lookups.size(),
+                    "one member vouchers script call per look-up");
+    for (std::size_t i = 0; i < member_lookups.size(); ++i) {
+      const MemberLookup& m = member_lookups[i];
+      auto found = parse_member_vouchers(m.campaign_id, slice[i]);
+      if (found) {
+        m.done->on_member_vouchers(LookupStatus::kFound, std::move(*found));
+      } else {
+        m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
+      }
+    }
+  }
+
+  void fail() const {
+    for (const MemberLookup& m : member_lookups) {
+      m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
+    }
+  }
+};
+
+struct RedisClaimLog::DrawsPart {
+  RedisClaimLog& log;
+  std::vector<DrawAttempt>& draws;
+  const Script* script = &draw_script();
+  std::size_t first = 0;
+  std::size_t count = 0;
+  // One script call per campaign, in arrival order (retries first).
+  std::vector<std::pair<const CampaignSpec*, std::vector<DrawAttempt>>> groups = {};
+
+  void build(std::vector<Command>& out) {
+    for (DrawAttempt& d : draws) {
+      if (d.draw_number == 0) log.prepare_draw(d);  // a new draw (retries are prepared)
+      const CampaignSpec* spec = d.write->draw.spec;
+      auto it =
+          std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == spec; });
+      if (it == groups.end()) {
+        groups.emplace_back(spec, std::vector<DrawAttempt>{});
+        it = groups.end() - 1;
+      }
+      it->second.push_back(d);
+    }
+    for (const auto& [spec, group] : groups) out.push_back(draw_command(*spec, group));
+  }
+
+  void answer(std::span<const Reply> slice) {
+    VOUCHERD_DCHECK(slice.size() == groups.size(), "one draw script call per campaign");
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      log.complete_draws(*groups[g].first, groups[g].second, slice[g]);
+    }
+  }
+
+  void fail() const {
+    // A draw whose answer was lost may or may not be logged; a retry with
+    // the same request_id tells.
+    for (const DrawAttempt& d : draws) {
+      d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+    }
+  }
+};
+
+void RedisClaimLog::write_batch(Batch& batch) {
+  ClaimsPart claims{*this, batch.claims};
+  LookupsPart lookups{batch.lookups};
+  RedemptionsPart redemptions{batch.redemptions};
+  CancellationsPart cancellations{*this, batch.cancellations};
+  MemberLookupsPart member_lookups{batch.member_lookups};
+  DrawsPart draws{*this, batch.draws};
+  // Every part, in the order its commands go out and its requests are answered.
+  const auto each_part = [&](auto&& visit) {
+    visit(claims);
+    visit(lookups);
+    visit(redemptions);
+    visit(cancellations);
+    visit(member_lookups);
+    visit(draws);
+  };
+  const auto fail_all = [&] { each_part([](auto& part) { part.fail(); }); };
+  if (!ensure_writer_connection()) return fail_all();
+
+  std::vector<Command> commands;
+  commands.reserve(batch.lookups.size() + batch.redemptions.size() + batch.cancellations.size() +
+                   batch.member_lookups.size() + 2);
+  each_part([&](auto& part) {
+    part.first = commands.size();
+    part.build(commands);
+    part.count = commands.size() - part.first;
+  });
+
+  auto answers = writer_conn_->pipeline(commands);
+  if (!answers) {
+    // The writes may or may not have been applied: answer UNAVAILABLE (a
+    // retry is safe: it returns the voucher if the claim did land).
+    writer_up_.store(false, std::memory_order_release);
+    note_link(answers.error());
+    return fail_all();
+  }
+  if (answers->size() != commands.size()) {
+    // Connection::pipeline reads one reply per command, or fails.
+    VOUCHERD_BUG("a batch's replies do not match its requests");
+    return fail_all();
+  }
+  // Scripts Redis forgot (it restarted): load and send those calls again.
+  // A NOSCRIPT call did not run, so sending it again cannot apply it twice.
+  // A plain command never answers NOSCRIPT. If a load fails, the rest stay
+  // NOSCRIPT errors, answered as such by their parts.
+  bool load_failed = false;
+  each_part([&](const auto& part) {
+    for (std::size_t i = part.first; i < part.first + part.count && !load_failed; ++i) {
+      if (!is_noscript((*answers)[i]) || part.script == nullptr) continue;
+      if (auto loaded = writer_conn_->load(*part.script); !loaded) {
+        load_failed = true;
+        break;
+      }
+      if (auto again = writer_conn_->command(commands[i])) (*answers)[i] = std::move(*again);
+    }
+  });
+
+  const std::span<const Reply> all(*answers);
+  each_part([&](auto& part) { part.answer(all.subspan(part.first, part.count)); });
+}
+
+// ------------------------------------------------------------------ draws
+
+void RedisClaimLog::prepare_draw(DrawAttempt& d) {
+  const DrawRequestView& v = d.write->draw;
+  LotteryView& view = lottery_views_[v.spec->id];
+  if (view.remaining.empty()) {
+    for (const SkuSpec& s : v.spec->skus) view.remaining.push_back(s.stock);
+  }
+  if (d.draw_number == 0) {
+    // A member this replica has not seen draws for the first time, as a rule.
+    auto it = view.draws_by_member.find(absl::string_view(v.member_id.data(), v.member_id.size()));
+    d.draw_number = it == view.draws_by_member.end() ? 1 : it->second + 1;
+  }
+  d.random = d.write->randomness(d.draw_number);
+  const LotterySpec& rules = v.spec->lottery;
+  d.minted = nullptr;
+  if (d.sku_guess == kNoSku && is_lucky(rules.win_probability, d.random.win())) {
+    d.sku_guess = choose_sku(*v.spec, view.remaining, d.random.pick());
+  }
+  if (d.sku_guess != kNoSku) d.minted = d.write->mint(d.sku_guess);
+}
+
+void RedisClaimLog::complete_draws(const CampaignSpec& spec, std::vector<DrawAttempt>& draws,
+                                   const Reply& reply) {
+  // Guesses wrong this many times in a row (a storm of one member's draws
+  // across replicas) give up: the caller may retry.
+  constexpr int kAttemptsMax = 8;
+  auto parsed = parse_draw_reply(spec, draws.size(), reply);
+  if (!parsed) {
+    log::warn(parsed.error());
+    for (DrawAttempt& d : draws) {
+      d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+    }
+    return;
+  }
+  LotteryView& view = lottery_views_[spec.id];
+  view.remaining = std::move(parsed->remaining);
+  // Bounded: a view of millions of members is dropped, and guesses start over.
+  if (view.draws_by_member.size() > limits::kLotteryViewMembersMax) view.draws_by_member.clear();
+  for (std::size_t i = 0; i < draws.size(); ++i) {
+    DrawAttempt& d = draws[i];
+    const DrawReply& r = parsed->draws[i];
+    const DrawRequestView& v = d.write->draw;
+    switch (r.kind) {
+      case DrawReply::Kind::kDrawn: {
+        DrawEntry e = r.entry;
+        e.member_id = std::string(v.member_id);
+        e.draw_number = d.draw_number;
+        e.at_us = v.now_us;
+        e.released = v.released;
+        view.draws_by_member[e.member_id] = d.draw_number;
+        VoucherPtr voucher = e.outcome == DrawOutcome::kWon ? d.minted : nullptr;
+        d.write->on_draw_logged(DrawLogStatus::kDrawn, e, std::move(voucher), r.draws_today);
+        continue;
+      }
+      case DrawReply::Kind::kRepeat: {
+        DrawEntry e = r.entry;
+        e.member_id = std::string(v.member_id);
+        VoucherPtr voucher;
+        if (e.outcome == DrawOutcome::kWon) voucher = decode_voucher(spec.id, r.code, r.record);
+        if (e.outcome == DrawOutcome::kWon && !voucher) break;  // the record is unreadable
+        d.write->on_draw_logged(DrawLogStatus::kRepeat, e, std::move(voucher), r.draws_today);
+        continue;
+      }
+      case DrawReply::Kind::kDailyLimit:
+        d.write->on_draw_logged(DrawLogStatus::kDailyLimit, DrawEntry{}, nullptr, r.draws_today);
+        continue;
+      case DrawReply::Kind::kWrongNumber:
+        if (++d.attempts >= kAttemptsMax) break;
+        view.draws_by_member[std::string(v.member_id)] = r.next_number - 1;
+        d.draw_number = r.next_number;
+        d.sku_guess = kNoSku;
+        prepare_draw(d);
+        draw_retries_.push_back(d);
+        continue;
+      case DrawReply::Kind::kWrongSku:
+        if (++d.attempts >= kAttemptsMax) break;
+        d.sku_guess = r.sku;
+        prepare_draw(d);
+        draw_retries_.push_back(d);
+        continue;
+      case DrawReply::Kind::kUnreadable:
+        break;
+    }
+    d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+  }
+}
+
+}  // namespace voucherd::redis
