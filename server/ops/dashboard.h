@@ -1,7 +1,10 @@
 // dashboard.h — the live page served at GET / on the ops port: plain HTML,
 // CSS and JavaScript compiled into voucherd (no CDN, nothing fetched from
 // the internet). It polls /status and /series once a second and draws its
-// charts on <canvas> itself.
+// charts on <canvas> itself. The page is server/ops/dashboard.html,
+// embedded at build time. Every text from the server goes into the page
+// through textContent or element ids set by the DOM API, never through
+// innerHTML, so a campaign or site name cannot inject markup.
 //
 // Stable hooks for tests and scripts:
 //   id="remaining-<campaign id>"   the campaign's remaining stock (text and
