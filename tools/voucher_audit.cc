@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "engine/campaign_validation.h"
 #include "engine/lottery.h"
 #include "server/grpc/proto_convert.h"
@@ -31,15 +32,6 @@
 namespace {
 
 namespace v1 = voucher::v1;
-
-bool read_all(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream text;
-  text << in.rdbuf();
-  out = text.str();
-  return true;
-}
 
 int unreadable(const std::string& what) {
   std::cerr << "voucher-audit: " << what << "\n";
@@ -64,7 +56,9 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (!seed_path.empty()) {
-    if (!read_all(seed_path, seed_hex)) return unreadable("cannot read " + seed_path);
+    auto read = voucherd::read_file(seed_path, "--seed-file");
+    if (!read) return unreadable(read.error());
+    seed_hex = std::move(*read);
     while (!seed_hex.empty() && std::isspace(static_cast<unsigned char>(seed_hex.back()))) {
       seed_hex.pop_back();
     }
@@ -72,8 +66,9 @@ int main(int argc, char** argv) {
   const auto seed = voucherd::seed_from_hex(seed_hex);
   if (!seed) return unreadable("the seed must be 64 hex digits (--seed or --seed-file)");
 
-  std::string text;
-  if (!read_all(campaign_path, text)) return unreadable("cannot read " + campaign_path);
+  auto read = voucherd::read_file(campaign_path, "--campaign");
+  if (!read) return unreadable(read.error());
+  const std::string& text = *read;
   v1::Campaign proto;
   if (auto st = google::protobuf::util::JsonStringToMessage(text, &proto); !st.ok()) {
     return unreadable(campaign_path + ": " + std::string(st.message()));

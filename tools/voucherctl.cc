@@ -27,6 +27,7 @@
 #include <string>
 #include <tuple>
 
+#include "client/credentials.h"
 #include "server/grpc/auth.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -62,32 +63,12 @@ std::string read_token(const std::string& token_file) {
   return env != nullptr ? env : "";
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-struct Tls {
-  std::string ca, cert, key;  // file paths; empty ca: plaintext
-};
-
-std::shared_ptr<grpc::ChannelCredentials> credentials(const Tls& tls) {
-  if (tls.ca.empty()) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = read_file(tls.ca);
-  if (!tls.cert.empty()) {
-    options.pem_cert_chain = read_file(tls.cert);
-    options.pem_private_key = read_file(tls.key);
-  }
-  return grpc::SslCredentials(options);
-}
-
-int export_redemptions(const std::string& target, const Tls& tls, const std::string& token,
-                       const std::string& campaign, const std::string& site,
-                       const std::string& settlement_path, const std::string& detail_path) {
-  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(target, credentials(tls)));
+int export_redemptions(const std::string& target,
+                       const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                       const std::string& token, const std::string& campaign,
+                       const std::string& site, const std::string& settlement_path,
+                       const std::string& detail_path) {
+  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(target, credentials));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
   if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
@@ -162,9 +143,11 @@ int export_redemptions(const std::string& target, const Tls& tls, const std::str
 
 // Writes what an auditor needs: the campaign (with its commitment), every
 // draw, and the seed once the campaign has ended.
-int export_draws(const std::string& target, const Tls& tls, const std::string& token,
-                 const std::string& campaign, const std::string& out_dir) {
-  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(target, credentials(tls)));
+int export_draws(const std::string& target,
+                 const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                 const std::string& token, const std::string& campaign,
+                 const std::string& out_dir) {
+  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(target, credentials));
   auto context = [&](grpc::ClientContext& ctx) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
@@ -250,14 +233,14 @@ int main(int argc, char** argv) {
   exp->add_option("--site", site, "only this site's redemptions");
   exp->add_option("--settlement", settlement, "settlement CSV to write")->required();
   exp->add_option("--detail", detail, "per-voucher CSV to write");
-  Tls tls;
+  voucherd::ClientTls tls;
   // Where voucherd is and how to reach it: every calling subcommand has these.
   auto connection_options = [&](CLI::App* sub) {
-    sub->add_option("--tls-ca", tls.ca, "PEM CA that signed voucherd's certificate: use TLS")
+    sub->add_option("--tls-ca", tls.ca_file, "PEM CA that signed voucherd's certificate: use TLS")
         ->check(CLI::ExistingFile);
-    sub->add_option("--tls-cert", tls.cert, "PEM client certificate, for mutual TLS")
+    sub->add_option("--tls-cert", tls.cert_file, "PEM client certificate, for mutual TLS")
         ->check(CLI::ExistingFile);
-    sub->add_option("--tls-key", tls.key, "PEM private key of --tls-cert")
+    sub->add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert")
         ->check(CLI::ExistingFile);
     sub->add_option("--token-file", token_file,
                     "file whose first line is the admin bearer token (else VOUCHERCTL_TOKEN)");
@@ -289,11 +272,19 @@ int main(int argc, char** argv) {
     std::cout << "sha256:" << voucherd::token_hash(token) << "\n";
     return 0;
   }
-  if (tls.cert.empty() != tls.key.empty() || (!tls.cert.empty() && tls.ca.empty())) {
+  if (tls.cert_file.empty() != tls.key_file.empty() ||
+      (!tls.cert_file.empty() && tls.ca_file.empty())) {
     std::cerr << "voucherctl: --tls-cert and --tls-key go together, with --tls-ca\n";
     return 2;
   }
-  if (draws->parsed()) return export_draws(target, tls, read_token(token_file), campaign, out_dir);
-  return export_redemptions(target, tls, read_token(token_file), campaign, site, settlement,
-                            detail);
+  auto credentials = voucherd::client_credentials(tls);
+  if (!credentials) {
+    std::cerr << "voucherctl: " << credentials.error() << "\n";
+    return 2;
+  }
+  if (draws->parsed()) {
+    return export_draws(target, *credentials, read_token(token_file), campaign, out_dir);
+  }
+  return export_redemptions(target, *credentials, read_token(token_file), campaign, site,
+                            settlement, detail);
 }

@@ -141,24 +141,6 @@ class WorkSource {
   std::atomic<std::int64_t> next_{0};
 };
 
-std::shared_ptr<grpc::ChannelCredentials> credentials(const TlsOptions& tls, std::string* error) {
-  if (tls.ca_file.empty()) return grpc::InsecureChannelCredentials();
-  auto read = [&](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) *error = "cannot read " + path;
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-  };
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = read(tls.ca_file);
-  if (!tls.cert_file.empty()) {
-    options.pem_cert_chain = read(tls.cert_file);
-    options.pem_private_key = read(tls.key_file);
-  }
-  return grpc::SslCredentials(options);
-}
-
 // One client thread: its own connection and completion queue.
 class Worker {
  public:
@@ -778,8 +760,12 @@ const char* status_code_name(int code) {
 LoadReport run_load(const LoadOptions& o) {
   LoadReport r;
   r.options = o;
-  auto creds = credentials(o.tls, &r.error);
-  if (!r.error.empty()) return r;
+  auto credentials = client_credentials(o.tls);
+  if (!credentials) {
+    r.error = credentials.error();
+    return r;
+  }
+  const std::shared_ptr<grpc::ChannelCredentials>& creds = *credentials;
   std::vector<std::unique_ptr<Worker>> workers;  // kept for the check at the end
 
   const auto crowd_total = [&](std::int64_t crowd) { return o.count >= 0 ? o.count : crowd; };

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "bench/load/histogram.h"
+#include "client/credentials.h"
 
 namespace voucherd::load {
 
@@ -54,11 +55,7 @@ enum class Mode : std::uint8_t {
   kDraw,    // VoucherService.Draw of a LOTTERY campaign: each press is one draw
 };
 
-struct TlsOptions {
-  std::string ca_file;    // PEM CA of voucherd's certificate; empty: plaintext
-  std::string cert_file;  // client certificate and key, for mutual TLS
-  std::string key_file;
-};
+using TlsOptions = ClientTls;  // client/credentials.h
 
 struct LoadOptions {
   std::string target;  // host:port

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 
+#include "common/files.h"
 #include "engine/claim_engine.h"
 #include "engine/clock.h"
 #include "engine/random.h"
@@ -54,13 +55,11 @@ bool write_port_file(const std::string& path, int port) {
 }
 
 std::expected<std::string, std::string> read_pem(const std::string& path, const char* flag) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (!in || out.str().find("-----BEGIN ") == std::string::npos) {
+  auto text = read_file(path, flag);
+  if (!text || text->find("-----BEGIN ") == std::string::npos) {
     return std::unexpected(std::string("cannot read a PEM file from ") + flag + " " + path);
   }
-  return out.str();
+  return text;
 }
 
 // gRPC's own TLS: the certificate and key, and with a client CA, mutual TLS.

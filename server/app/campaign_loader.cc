@@ -2,18 +2,15 @@
 
 #include <google/protobuf/util/json_util.h>
 
-#include <fstream>
-#include <sstream>
+#include "common/files.h"
 
 namespace voucherd {
 
 std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_file(
     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected("cannot read --campaigns file " + path);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  const std::string json = buf.str();
+  auto read = read_file(path, "--campaigns file");
+  if (!read) return std::unexpected(read.error());
+  const std::string& json = *read;
 
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;  // a misspelt field is an error, not a silent default

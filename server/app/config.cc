@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 
+#include "common/files.h"
 #include "engine/limits.h"
 
 #ifndef VOUCHERD_VERSION
@@ -300,11 +301,9 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
 }
 
 std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected("cannot read --secret-file " + path);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
+  auto read = read_file(path, "--secret-file");
+  if (!read) return std::unexpected(read.error());
+  const std::string& text = *read;
   if (text.size() > 2 * limits::kSecretBytesMax + 1024) {
     return std::unexpected("--secret-file " + path + " is too large");
   }
