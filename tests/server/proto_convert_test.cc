@@ -7,7 +7,8 @@
 // bytes; a voucher carries every field, its visible state, and the
 // redemption only when it was redeemed; draw entries round trip for every
 // outcome, and a record that does not fit the campaign is refused saying
-// why; stats carry every count, per SKU too.
+// why; stats carry every count, per SKU too; and timestamps convert once,
+// to the microsecond, with their RFC 3339 text.
 #include "server/grpc/proto_convert.h"
 
 #include <gtest/gtest.h>
@@ -324,6 +325,18 @@ TEST(ProtoConvert, StatsCarryEveryCountPerSkuToo) {
     EXPECT_EQ(out.skus(i).remaining(), want.remaining);
     EXPECT_EQ(out.skus(i).expired(), want.expired);
   }
+}
+
+TEST(ProtoConvert, TimestampsConvertToTheMicrosecondWithTheirText) {
+  google::protobuf::Timestamp ts;
+  timestamp_to_proto(kStart, &ts);
+  EXPECT_EQ(ts.seconds(), 1'700'000'000);
+  EXPECT_EQ(ts.nanos(), 250'000);
+  timestamp_to_proto(0, &ts);
+  EXPECT_EQ(ts.seconds(), 0);
+  EXPECT_EQ(ts.nanos(), 0);
+  EXPECT_EQ(timestamp_text(1'718'676'000LL * kMicrosPerSecond), "2024-06-18T02:00:00Z");
+  EXPECT_EQ(timestamp_text(kStart), "2023-11-14T22:13:20.000250Z");
 }
 
 }  // namespace

@@ -5,8 +5,10 @@
 // status and whose ErrorInfo has domain "voucherd", the wire reason
 // (SKU_SOLD_OUT goes out as SOLD_OUT) and the campaign / SKU / site / field
 // metadata that was given; load shedding alone adds a RetryInfo (200 ms);
-// messages name what they are about and append the context's detail; and
-// invalid_argument() always names its field.
+// messages name what they are about and append the context's detail;
+// invalid_argument() always names its field; and the front's own refusals
+// (unauthenticated, permission denied, deadline passed, client gone) have
+// their codes and say what to do, with no details.
 #include "server/grpc/status_map.h"
 
 #include <gtest/gtest.h>
@@ -203,6 +205,25 @@ TEST(StatusMap, InvalidArgumentAlwaysNamesItsField) {
   ASSERT_EQ(d.info.metadata().size(), 1u);
   EXPECT_EQ(d.info.metadata().at("field"), "page_token");
   EXPECT_EQ(d.retry_infos, 0);
+}
+
+TEST(StatusMap, TheFrontsOwnRefusalsHaveTheirCodes) {
+  const grpc::Status no_token = unauthenticated();
+  EXPECT_EQ(no_token.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(no_token.error_message().find("authorization: Bearer"), std::string::npos)
+      << no_token.error_message();
+  const grpc::Status denied = permission_denied("Redeem needs a site token");
+  EXPECT_EQ(denied.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(denied.error_message(), "Redeem needs a site token");
+  const grpc::Status late = deadline_passed();
+  EXPECT_EQ(late.error_code(), StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_NE(late.error_message().find("deadline"), std::string::npos) << late.error_message();
+  const grpc::Status gone = client_gone();
+  EXPECT_EQ(gone.error_code(), StatusCode::CANCELLED);
+  EXPECT_NE(gone.error_message().find("client"), std::string::npos) << gone.error_message();
+  for (const grpc::Status& s : {no_token, denied, late, gone}) {
+    EXPECT_TRUE(s.error_details().empty()) << s.error_message();
+  }
 }
 
 }  // namespace
