@@ -10,11 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "engine/voucher_code.h"
 #include "server/grpc/auth.h"
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/voucherd_process.h"
+#include "tests/support/wait.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd::testing {
@@ -23,17 +25,7 @@ namespace {
 namespace v1 = voucher::v1;
 
 std::string campaign_file(const TempDir& dir) {
-  return dir
-      .write("auth-campaign.json",
-             R"({"id":"auth","name":"Auth","mode":"FIRST_COME",)"
-             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"},)"
-             R"({"id":"site-2","name":"Hotel","city":"Shaoguan","kind":"HOTEL"}],)"
-             R"("skus":[{"id":"spring","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
-             R"("faceValueCents":"19800","stock":"50"},)"
-             R"({"id":"room","siteId":"site-2","kind":"HOTEL","name":"Room",)"
-             R"("faceValueCents":"39800","stock":"50"}]})")
-      .string();
+  return spring_and_hotel("auth", 50, 50).write(dir, "auth-campaign.json");
 }
 
 std::string tokens_file(const TempDir& dir) {
@@ -45,61 +37,29 @@ std::string tokens_file(const TempDir& dir) {
   return dir.write("tokens", text).string();
 }
 
-struct Client {
-  explicit Client(const std::string& target)
-      : channel(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
-        voucher(v1::VoucherService::NewStub(channel)),
-        admin(v1::AdminService::NewStub(channel)) {}
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1::VoucherService::Stub> voucher;
-  std::unique_ptr<v1::AdminService::Stub> admin;
-};
-
-void prepare(grpc::ClientContext& ctx, const std::optional<std::string>& token) {
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  if (token) ctx.AddMetadata("authorization", "Bearer " + *token);
+grpc::Status claim(const Client& c, const std::optional<std::string>& token,
+                   const std::string& campaign, const std::string& member, v1::ClaimResponse* out) {
+  auto reply = c.bearer(token).claim(campaign, member, "spring");
+  *out = reply.response;
+  return reply.status;
 }
 
-grpc::Status claim(Client& c, const std::optional<std::string>& token, const std::string& campaign,
-                   const std::string& member, v1::ClaimResponse* out) {
-  grpc::ClientContext ctx;
-  prepare(ctx, token);
-  v1::ClaimRequest req;
-  req.set_campaign_id(campaign);
-  req.set_member_id(member);
-  req.set_sku_id("spring");
-  return c.voucher->Claim(&ctx, req, out);
-}
-
-grpc::Status get_voucher(Client& c, const std::optional<std::string>& token,
+grpc::Status get_voucher(const Client& c, const std::optional<std::string>& token,
                          const std::string& code) {
-  grpc::ClientContext ctx;
-  prepare(ctx, token);
-  v1::GetVoucherRequest req;
-  req.set_code(code);
-  v1::Voucher out;
-  return c.voucher->GetVoucher(&ctx, req, &out);
+  return c.bearer(token).get_voucher(code).status;
 }
 
-grpc::Status redeem(Client& c, const std::optional<std::string>& token, const std::string& code,
-                    const std::string& site, v1::RedeemResponse* out = nullptr) {
-  grpc::ClientContext ctx;
-  prepare(ctx, token);
-  v1::RedeemRequest req;
-  req.set_code(code);
-  req.set_site_id(site);
-  v1::RedeemResponse ignored;
-  return c.voucher->Redeem(&ctx, req, out != nullptr ? out : &ignored);
+grpc::Status redeem(const Client& c, const std::optional<std::string>& token,
+                    const std::string& code, const std::string& site,
+                    v1::RedeemResponse* out = nullptr) {
+  auto reply = c.bearer(token).redeem(code, site);
+  if (out != nullptr) *out = reply.response;
+  return reply.status;
 }
 
-grpc::Status get_campaign(Client& c, const std::optional<std::string>& token,
+grpc::Status get_campaign(const Client& c, const std::optional<std::string>& token,
                           const std::string& id) {
-  grpc::ClientContext ctx;
-  prepare(ctx, token);
-  v1::GetCampaignRequest req;
-  req.set_campaign_id(id);
-  v1::Campaign out;
-  return c.admin->GetCampaign(&ctx, req, &out);
+  return c.bearer(token).get_campaign(id).status;
 }
 
 TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
@@ -230,15 +190,11 @@ TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
 
 TEST(RedeemEndToEnd, VouchersExpireAfterTheirSecondsAndStatsCountThem) {
   TempDir dir;
-  const std::string campaign =
-      dir.write(
-             "short.json",
-             R"({"id":"short","name":"Short","mode":"FIRST_COME","voucherValidSeconds":"2",)"
-             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
-             R"("skus":[{"id":"spring","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
-             R"("faceValueCents":"19800","stock":"10"}]})")
-          .string();
+  const std::string campaign = CampaignJson("short")
+                                   .voucher_valid_seconds(2)
+                                   .spring_site()
+                                   .sku("spring", "Spa", 19'800, 10)
+                                   .write(dir, "short.json");
   VoucherdProcess server(dir, {"--campaigns", campaign});
   ASSERT_GT(server.port(), 0);
   Client c(server.target());
@@ -247,24 +203,28 @@ TEST(RedeemEndToEnd, VouchersExpireAfterTheirSecondsAndStatsCountThem) {
   ASSERT_TRUE(claim(c, std::nullopt, "short", "member-2", &used).ok());
   ASSERT_TRUE(redeem(c, std::nullopt, used.voucher().code(), "site-1").ok());  // in time
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
-  const grpc::Status late = redeem(c, std::nullopt, kept.voucher().code(), "site-1");
+  // Valid 2 s: wait (bounded) until the kept voucher reads EXPIRED, then
+  // press once to redeem it.
+  const std::string kept_code = kept.voucher().code();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const auto v = c.get_voucher(kept_code);
+        return v.ok() && v.response.state() == v1::EXPIRED;
+      },
+      std::chrono::seconds(20)))
+      << "the voucher valid for 2 s never read EXPIRED";
+  const grpc::Status late = redeem(c, std::nullopt, kept_code, "site-1");
   EXPECT_EQ(late.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(late.error_message().find("expired"), std::string::npos) << late.error_message();
   {
-    grpc::ClientContext ctx;
-    v1::GetVoucherRequest req;
-    req.set_code(kept.voucher().code());
-    v1::Voucher v;
-    ASSERT_TRUE(c.voucher->GetVoucher(&ctx, req, &v).ok());
-    EXPECT_EQ(v.state(), v1::EXPIRED);
+    const auto v = c.get_voucher(kept_code);
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v.response.state(), v1::EXPIRED);
   }
   {
-    grpc::ClientContext ctx;
-    v1::GetCampaignStatsRequest req;
-    req.set_campaign_id("short");
-    v1::CampaignStats stats;
-    ASSERT_TRUE(c.admin->GetCampaignStats(&ctx, req, &stats).ok());
+    const auto reply = c.stats("short");
+    ASSERT_TRUE(reply.ok());
+    const v1::CampaignStats& stats = reply.response;
     EXPECT_EQ(stats.issued(), 2);
     EXPECT_EQ(stats.redeemed(), 1);
     EXPECT_EQ(stats.expired(), 1);

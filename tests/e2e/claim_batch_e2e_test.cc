@@ -9,9 +9,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <optional>
 #include <set>
 
 #include "server/grpc/auth.h"
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -22,48 +25,31 @@ namespace v1 = voucher::v1;
 
 // Two SKUs, 60 + 40 packs, open now.
 std::string batch_campaign(const TempDir& dir) {
-  return dir
-      .write("batch-campaign.json",
-             R"({"id":"batch","name":"Batch","mode":"FIRST_COME",)"
-             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"},)"
-             R"({"id":"site-2","name":"Hotel","city":"Shaoguan","kind":"HOTEL"}],)"
-             R"("skus":[{"id":"spring","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
-             R"("faceValueCents":"19800","stock":"60"},)"
-             R"({"id":"room","siteId":"site-2","kind":"HOTEL","name":"Room",)"
-             R"("faceValueCents":"39800","stock":"40"}]})")
-      .string();
+  return spring_and_hotel("batch", 60, 40).write(dir, "batch-campaign.json");
 }
 
-class Client {
+// The batch calls (20 s each) and the issued count of campaign "batch".
+class BatchClient {
  public:
-  explicit Client(const std::string& target)
-      : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
-        vouchers_(v1::VoucherService::NewStub(channel_)),
-        admin_(v1::AdminService::NewStub(channel_)) {}
+  explicit BatchClient(const std::string& target) : client_(target) {}
 
   grpc::Status batch(const v1::ClaimBatchRequest& req, v1::ClaimBatchResponse* out,
                      const std::string& token = "") {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    return vouchers_->ClaimBatch(&ctx, req, out);
+    auto reply = as(token).with_deadline(std::chrono::seconds(20)).claim_batch(req);
+    *out = std::move(reply.response);
+    return reply.status;
   }
   std::int64_t issued(const std::string& token = "") {
-    grpc::ClientContext ctx;
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    v1::GetCampaignStatsRequest req;
-    req.set_campaign_id("batch");
-    v1::CampaignStats stats;
-    const grpc::Status s = admin_->GetCampaignStats(&ctx, req, &stats);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return stats.issued();
+    const auto reply = as(token).stats("batch");
+    EXPECT_TRUE(reply.ok()) << reply.status.error_message();
+    return reply.response.issued();
   }
 
  private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::VoucherService::Stub> vouchers_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  Client as(const std::string& token) const {
+    return client_.bearer(token.empty() ? std::nullopt : std::optional<std::string>(token));
+  }
+  Client client_;
 };
 
 v1::ClaimBatchRequest members(int first, int n, const std::string& sku = "") {
@@ -85,7 +71,7 @@ class ClaimBatchEndToEnd : public ::testing::Test {
         dir_, std::vector<std::string>{"--campaigns", batch_campaign(dir_), "--secret-file",
                                        secret.string()});
     ASSERT_GT(server_->port(), 0);
-    client_ = std::make_unique<Client>(server_->target());
+    client_ = std::make_unique<BatchClient>(server_->target());
   }
   void TearDown() override {
     client_.reset();
@@ -96,7 +82,7 @@ class ClaimBatchEndToEnd : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<VoucherdProcess> server_;
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<BatchClient> client_;
 };
 
 TEST_F(ClaimBatchEndToEnd, SellsExactlyTheStockAndSellsOutMidBatch) {
@@ -225,7 +211,7 @@ TEST(ClaimBatchAuthEndToEnd, NeedsAnAppTokenLikeClaim) {
   VoucherdProcess server(dir, {"--campaigns", batch_campaign(dir), "--auth-file",
                                dir.write("tokens", tokens).string()});
   ASSERT_GT(server.port(), 0);
-  Client client(server.target());
+  BatchClient client(server.target());
   v1::ClaimBatchResponse out;
   EXPECT_EQ(client.batch(members(0, 3), &out).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(client.batch(members(0, 3), &out, "wrong").error_code(),

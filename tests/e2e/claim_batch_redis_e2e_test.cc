@@ -12,9 +12,10 @@
 #include <thread>
 
 #include "bench/load/load.h"
-#include "server/redis/connection.h"
-#include "server/redis/records.h"
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/replicas.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -36,9 +37,8 @@ TEST(ClaimBatchRedisEndToEnd, TwoReplicasSellExactlyTheStockInBatches) {
   const std::string campaigns = campaign_file(dir);
   std::vector<std::unique_ptr<VoucherdProcess>> replicas;
   for (int i = 0; i < 2; ++i) {
-    replicas.push_back(std::make_unique<VoucherdProcess>(
-        dir, std::vector<std::string>{"--store", "redis", "--redis", redis.url(), "--secret-file",
-                                      secret, "--campaigns", campaigns, "--grpc-threads", "1"}));
+    replicas.push_back(
+        std::make_unique<VoucherdProcess>(dir, replica_args(redis, secret, campaigns)));
     ASSERT_GT(replicas.back()->port(), 0);
   }
   // Overlapping crowds: members 0..5,999 on replica 0, 3,000..8,999 on
@@ -65,7 +65,7 @@ TEST(ClaimBatchRedisEndToEnd, TwoReplicasSellExactlyTheStockInBatches) {
   }
   for (auto& t : crowds) t.join();
 
-  std::unordered_map<std::string, std::string> code_by_member, member_by_code;
+  Acknowledged ack;
   std::int64_t issued = 0;
   for (const auto& r : reports) {
     ASSERT_EQ(r.phases.size(), 1u) << r.error;
@@ -75,65 +75,39 @@ TEST(ClaimBatchRedisEndToEnd, TwoReplicasSellExactlyTheStockInBatches) {
     // Every claim is answered OK or SOLD_OUT in the end.
     EXPECT_EQ(p.answers, p.issued + p.already_claimed + p.sold_out) << load::format_text(r);
     issued += p.issued;
-    for (const auto& [member, code] : r.code_by_member) {
-      auto [it, fresh] = code_by_member.try_emplace(member, code);
-      EXPECT_TRUE(fresh || it->second == code) << member << " holds two codes";
-      auto [cit, cfresh] = member_by_code.try_emplace(code, member);
-      EXPECT_TRUE(cfresh || cit->second == member) << code << " went to two members";
-    }
+    for (const auto& [member, code] : r.code_by_member) ack.add(member, code);
   }
+  EXPECT_EQ(ack.members_with_two, 0) << "members holding two codes";
+  EXPECT_EQ(ack.codes_with_two, 0) << "codes that went to two members";
   EXPECT_EQ(issued, kStock);
-  EXPECT_EQ(static_cast<std::int64_t>(member_by_code.size()), kStock);
+  EXPECT_EQ(static_cast<std::int64_t>(ack.member_by_code.size()), kStock);
 
   // Store-wide stats agree, on either replica.
-  auto admin = v1::AdminService::NewStub(
-      grpc::CreateChannel(replicas[1]->target(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  v1::GetCampaignStatsRequest req;
-  req.set_campaign_id("rb");
-  v1::CampaignStats stats;
-  ASSERT_TRUE(admin->GetCampaignStats(&ctx, req, &stats).ok());
-  EXPECT_EQ(stats.issued(), kStock);
-  EXPECT_EQ(stats.remaining(), 0);
-  EXPECT_EQ(stats.members(), kStock);
+  const auto stats = Client(replicas[1]->target()).stats("rb");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats.response.issued(), kStock);
+  EXPECT_EQ(stats.response.remaining(), 0);
+  EXPECT_EQ(stats.response.members(), kStock);
 
   // A member who got a voucher through replica 0 asks again, in a later
   // batch: the same voucher, already_claimed. (Asked on the replica that
   // answered them: after the sell-out, a replica refuses members it has
   // never seen as SOLD_OUT without asking Redis, by design.)
   const auto& [member, code] = *reports[0].code_by_member.begin();
-  auto vouchers = v1::VoucherService::NewStub(
-      grpc::CreateChannel(replicas[0]->target(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext bctx;
   v1::ClaimBatchRequest batch;
   v1::ClaimRequest* c = batch.add_claims();
   c->set_campaign_id("rb");
   c->set_member_id(member);
-  v1::ClaimBatchResponse out;
-  ASSERT_TRUE(vouchers->ClaimBatch(&bctx, batch, &out).ok());
+  const auto again = Client(replicas[0]->target()).claim_batch(batch);
+  ASSERT_TRUE(again.ok());
+  const v1::ClaimBatchResponse& out = again.response;
   ASSERT_EQ(out.results_size(), 1);
   EXPECT_EQ(out.results(0).code(), 0) << out.results(0).message();
   EXPECT_TRUE(out.results(0).response().already_claimed());
   EXPECT_EQ(out.results(0).response().voucher().code(), code);
 
   // Every acknowledged voucher is in Redis, under its member.
-  auto conn = redis::Connection::connect(*redis::parse_url(redis.url(), nullptr),
-                                         std::chrono::milliseconds(5000));
-  ASSERT_TRUE(conn);
-  std::vector<redis::Command> gets;
-  std::vector<const std::pair<const std::string, std::string>*> expected;
-  for (const auto& entry : member_by_code) {
-    gets.push_back({"GET", "vd:{rb}:v:" + entry.first});
-    expected.push_back(&entry);
-  }
-  auto replies = (*conn)->pipeline(gets);
-  ASSERT_TRUE(replies);
-  int missing = 0;
-  for (std::size_t i = 0; i < replies->size(); ++i) {
-    const VoucherPtr v = redis::decode_voucher("rb", expected[i]->first, (*replies)[i].str);
-    if (!v || v->member_id != expected[i]->second) ++missing;
-  }
-  EXPECT_EQ(missing, 0);
+  EXPECT_EQ(missing_in_redis(redis, "rb", ack), 0);
 
   for (auto& r : replicas) EXPECT_EQ(r->stop(SIGTERM), std::optional<int>(0)) << r->stderr_text();
 }

@@ -5,16 +5,14 @@
 // bad input gets its documented status code and reason without changing
 // stored state, and that the server is healthy afterwards and exits 0 on
 // SIGTERM.
-#include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <thread>
-#include <unordered_map>
 
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/replicas.h"
 #include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
@@ -24,88 +22,52 @@ namespace voucherd::testing {
 namespace {
 
 namespace v1 = voucher::v1;
-using google::protobuf::util::TimeUtil;
 
 constexpr const char* kCampaign = "guangdong-2024";
 constexpr std::int64_t kStock = 59'000;
 
-std::string sample_campaigns() {
-  return std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json";
-}
-
-class Client {
+// The calls of these tests, each a status with the response written to `out`.
+class ClaimClient {
  public:
-  explicit Client(const std::string& target)
-      : channel_(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
-        vouchers_(v1::VoucherService::NewStub(channel_)),
-        admin_(v1::AdminService::NewStub(channel_)) {}
+  explicit ClaimClient(const std::string& target) : client_(target) {}
 
   grpc::Status claim(const std::string& campaign, const std::string& member, const std::string& sku,
                      const std::string& request_id, v1::ClaimResponse* out) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::ClaimRequest req;
-    req.set_campaign_id(campaign);
-    req.set_member_id(member);
-    req.set_sku_id(sku);
-    req.set_request_id(request_id);
-    return vouchers_->Claim(&ctx, req, out);
+    return into(client_.claim(campaign, member, sku, request_id), out);
   }
   grpc::Status get_voucher(const std::string& code, v1::Voucher* out) {
-    grpc::ClientContext ctx;
-    v1::GetVoucherRequest req;
-    req.set_code(code);
-    return vouchers_->GetVoucher(&ctx, req, out);
+    return into(client_.get_voucher(code), out);
   }
   grpc::Status create(const v1::Campaign& c, v1::Campaign* out) {
-    grpc::ClientContext ctx;
-    v1::CreateCampaignRequest req;
-    *req.mutable_campaign() = c;
-    return admin_->CreateCampaign(&ctx, req, out);
+    return into(client_.create_campaign(c), out);
   }
   grpc::Status stats(const std::string& campaign, v1::CampaignStats* out) {
-    grpc::ClientContext ctx;
-    v1::GetCampaignStatsRequest req;
-    req.set_campaign_id(campaign);
-    return admin_->GetCampaignStats(&ctx, req, out);
+    return into(client_.stats(campaign), out);
   }
   grpc::Status get_campaign(const std::string& campaign, v1::Campaign* out) {
-    grpc::ClientContext ctx;
-    v1::GetCampaignRequest req;
-    req.set_campaign_id(campaign);
-    return admin_->GetCampaign(&ctx, req, out);
+    return into(client_.get_campaign(campaign), out);
   }
-  std::shared_ptr<grpc::Channel> channel() { return channel_; }
 
  private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::VoucherService::Stub> vouchers_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  template <typename Response>
+  static grpc::Status into(Reply<Response> reply, Response* out) {
+    *out = std::move(reply.response);
+    return reply.status;
+  }
+  Client client_;
 };
 
-// A small valid campaign whose window is open now.
+// A small valid campaign whose window is open now (from a minute ago to an
+// hour from now).
 v1::Campaign small_campaign(const std::string& id, std::int64_t stock) {
-  v1::Campaign c;
-  c.set_id(id);
-  c.set_name("Test " + id);
-  c.set_mode(v1::FIRST_COME);
-  const auto now = TimeUtil::GetCurrentTime();
-  *c.mutable_starts_at() = now - TimeUtil::SecondsToDuration(60);
-  *c.mutable_ends_at() = now + TimeUtil::SecondsToDuration(3600);
-  c.set_per_member_limit(1);
+  const auto now = std::chrono::system_clock::now();
+  v1::Campaign c = CampaignJson(id)
+                       .window(now - std::chrono::seconds(60), now + std::chrono::seconds(3600))
+                       .per_member_limit(1)
+                       .site("site-a", "Hot spring A", "Qingyuan", "HOT_SPRING")
+                       .sku("sku-a", "2 adult tickets", 19'800, stock)
+                       .message();
   c.set_voucher_valid_days(30);
-  auto* site = c.add_sites();
-  site->set_id("site-a");
-  site->set_name("Hot spring A");
-  site->set_city("Qingyuan");
-  site->set_kind(v1::HOT_SPRING);
-  auto* sku = c.add_skus();
-  sku->set_id("sku-a");
-  sku->set_site_id("site-a");
-  sku->set_kind(v1::HOT_SPRING);
-  sku->set_name("2 adult tickets");
-  sku->set_face_value_cents(19800);
-  sku->set_stock(stock);
   return c;
 }
 
@@ -114,10 +76,10 @@ class ClaimEndToEnd : public ::testing::Test {
   void SetUp() override {
     const auto secret = dir_.write("secret.hex", test_secret_hex());
     server_ = std::make_unique<VoucherdProcess>(
-        dir_, std::vector<std::string>{"--campaigns", sample_campaigns(), "--rehearse",
+        dir_, std::vector<std::string>{"--campaigns", guangdong_sample_path(), "--rehearse",
                                        "--secret-file", secret.string()});
     ASSERT_GT(server_->port(), 0);
-    client_ = std::make_unique<Client>(server_->target());
+    client_ = std::make_unique<ClaimClient>(server_->target());
   }
   void TearDown() override {
     // Close our connection first: gRPC 1.51's graceful GOAWAY waits for an idle
@@ -132,7 +94,7 @@ class ClaimEndToEnd : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<VoucherdProcess> server_;
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<ClaimClient> client_;
 };
 
 TEST_F(ClaimEndToEnd, CrowdFromManyThreadsGetsExactlyTheStock) {
@@ -166,9 +128,7 @@ TEST_F(ClaimEndToEnd, CrowdFromManyThreadsGetsExactlyTheStock) {
   for (auto& th : threads) th.join();
 
   std::int64_t issued = 0, presses = 0, answered_ok_or_sold_out = 0;
-  std::unordered_map<std::string, std::string> code_by_member;
-  std::unordered_map<std::string, std::string> member_by_code;
-  std::int64_t members_with_two = 0, codes_with_two = 0;
+  Acknowledged ack;
   for (const auto& r : reports) {
     EXPECT_FALSE(r.timed_out);
     EXPECT_TRUE(r.errors_by_code.empty()) << load::format_report(r);
@@ -176,21 +136,17 @@ TEST_F(ClaimEndToEnd, CrowdFromManyThreadsGetsExactlyTheStock) {
     issued += r.issued;
     presses += r.presses;
     answered_ok_or_sold_out += r.issued + r.already_claimed + r.sold_out;
-    for (const auto& [member, code] : r.code_by_member) {
-      auto [it, fresh] = code_by_member.try_emplace(member, code);
-      if (!fresh && it->second != code) ++members_with_two;
-      auto [cit, cfresh] = member_by_code.try_emplace(code, member);
-      if (!cfresh && cit->second != member) ++codes_with_two;
-    }
+    ack.add(r);
   }
+  const auto& member_by_code = ack.member_by_code;
   const std::int64_t expected_presses = kThreads * (kPerThread + kPerThread * 4 / 10);
   EXPECT_EQ(presses, expected_presses);
   EXPECT_EQ(answered_ok_or_sold_out, presses);
   EXPECT_EQ(issued, kStock);
   EXPECT_EQ(static_cast<std::int64_t>(member_by_code.size()), kStock);
-  EXPECT_EQ(static_cast<std::int64_t>(code_by_member.size()), kStock);
-  EXPECT_EQ(members_with_two, 0);
-  EXPECT_EQ(codes_with_two, 0);
+  EXPECT_EQ(static_cast<std::int64_t>(ack.code_by_member.size()), kStock);
+  EXPECT_EQ(ack.members_with_two, 0);
+  EXPECT_EQ(ack.codes_with_two, 0);
 
   v1::CampaignStats stats;
   ASSERT_TRUE(client_->stats(kCampaign, &stats).ok());
@@ -237,13 +193,14 @@ struct BadClaim {
 TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
   // Campaigns for the window and mode cases.
   v1::Campaign created;
+  const auto now = std::chrono::system_clock::now();
   v1::Campaign later = small_campaign("opens-later", 5);
-  *later.mutable_starts_at() = TimeUtil::GetCurrentTime() + TimeUtil::SecondsToDuration(3600);
-  *later.mutable_ends_at() = TimeUtil::GetCurrentTime() + TimeUtil::SecondsToDuration(7200);
+  *later.mutable_starts_at() = timestamp_of(now + std::chrono::hours(1));
+  *later.mutable_ends_at() = timestamp_of(now + std::chrono::hours(2));
   ASSERT_TRUE(client_->create(later, &created).ok());
   v1::Campaign over = small_campaign("already-over", 5);
-  *over.mutable_starts_at() = TimeUtil::GetCurrentTime() - TimeUtil::SecondsToDuration(7200);
-  *over.mutable_ends_at() = TimeUtil::GetCurrentTime() - TimeUtil::SecondsToDuration(3600);
+  *over.mutable_starts_at() = timestamp_of(now - std::chrono::hours(2));
+  *over.mutable_ends_at() = timestamp_of(now - std::chrono::hours(1));
   ASSERT_TRUE(client_->create(over, &created).ok());
   v1::Campaign lottery = small_campaign("a-lottery", 5);
   lottery.set_mode(v1::LOTTERY);
@@ -329,7 +286,8 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
   }
   {
     v1::Campaign c = small_campaign("bad-5", 5);
-    *c.mutable_ends_at() = c.starts_at() - TimeUtil::SecondsToDuration(1);
+    *c.mutable_ends_at() = c.starts_at();
+    c.mutable_ends_at()->set_seconds(c.starts_at().seconds() - 1);
     bad_campaigns.push_back({"ends before it starts", c, "campaign.ends_at"});
   }
   {

@@ -14,27 +14,24 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/campaigns.h"
 #include "tests/support/http_get.h"
 #include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
+#include "tests/support/wait.h"
 
 namespace voucherd::testing {
 namespace {
 
 // Campaign "dash": 20,000 packs over eight SKUs of two sites.
 std::string campaign_file(const TempDir& dir) {
-  std::ostringstream j;
-  j << R"({"id":"dash","name":"Dashboard","mode":"FIRST_COME",)"
-    << R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"},)"
-    << R"({"id":"site-2","name":"Hill","city":"Shaoguan","kind":"SCENIC"}],"skus":[)";
+  CampaignJson c("dash", "Dashboard");
+  c.spring_site().site("site-2", "Hill", "Shaoguan", "SCENIC");
   for (int i = 0; i < 8; ++i) {
-    j << (i ? "," : "") << R"({"id":"sku-)" << i << R"(","siteId":"site-)" << 1 + i % 2
-      << R"(","kind":")" << (i % 2 ? "SCENIC" : "HOT_SPRING")
-      << R"(","name":"Pack","faceValueCents":"9800","stock":"2500"})";
+    c.sku_at("site-" + std::to_string(1 + i % 2), i % 2 ? "SCENIC" : "HOT_SPRING",
+             "sku-" + std::to_string(i), "Pack", 9'800, 2'500);
   }
-  j << "]}";
-  return dir.write("dash.json", j.str()).string();
+  return c.write(dir, "dash.json");
 }
 
 std::string chromium_binary() {
@@ -95,9 +92,8 @@ TEST(DashboardEndToEnd, ChromiumDrawsTheChartsAndShowsTheRemainingStock) {
   load::StormReport report;
   std::thread storm([&] { report = load::run_storm(crowd); });
   auto status = [&] { return nlohmann::json::parse(http_get(server.ops_port(), "/status").body); };
-  for (int attempt = 0; attempt < 1'000 && status()["campaigns"][0]["issued"] == 0; ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  // The storm has begun (bounded: the checks below tell if it never did).
+  (void)wait_until([&] { return status()["campaigns"][0]["issued"] != 0; });
   // During the storm: the page as an operator sees it.
   const std::string screenshot = std::string(VOUCHERD_BUILD_DIR) + "/dashboard.png";
   std::filesystem::remove(screenshot);
@@ -107,11 +103,9 @@ TEST(DashboardEndToEnd, ChromiumDrawsTheChartsAndShowsTheRemainingStock) {
   EXPECT_GT(report.issued, 0);
 
   // The series has a point (one a second), so every chart has one to draw.
-  for (int attempt = 0; attempt < 1'000; ++attempt) {
-    const auto series = nlohmann::json::parse(http_get(server.ops_port(), "/series").body);
-    if (!series["t"].empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  (void)wait_until([&] {
+    return !nlohmann::json::parse(http_get(server.ops_port(), "/series").body)["t"].empty();
+  });
   const std::string dom = run_chromium(dir, "--dump-dom", url);
   for (const char* chart : {"chart-remaining", "chart-claims", "chart-p99", "chart-errors"}) {
     const auto at = dom.find(std::string("id=\"") + chart + "\"");

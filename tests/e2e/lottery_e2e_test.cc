@@ -9,7 +9,6 @@
 
 #include <array>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -17,9 +16,12 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/replicas.h"
 #include "tests/support/voucherd_process.h"
+#include "tests/support/wait.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd::testing {
@@ -28,58 +30,31 @@ namespace {
 namespace v1 = voucher::v1;
 using SystemClock = std::chrono::system_clock;
 
-std::string rfc3339(SystemClock::time_point t) {
-  const std::time_t s = SystemClock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf.data();
-}
-
 // A LOTTERY campaign "lucky" of two SKUs at one site.
-std::string lottery_campaign(const TempDir& dir, SystemClock::time_point starts,
-                             SystemClock::time_point ends, int stock_a, int stock_b, double p,
-                             int draws_per_day) {
-  std::ostringstream j;
-  j << R"({"campaigns":[{"id":"lucky","name":"Lucky","mode":"LOTTERY","startsAt":")"
-    << rfc3339(starts) << R"(","endsAt":")" << rfc3339(ends) << R"(",)"
-    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
-    << R"("skus":[{"id":"sku-a","siteId":"site-1","kind":"HOT_SPRING","name":"Day pass",)"
-    << R"("faceValueCents":"9800","stock":")" << stock_a << R"("},)"
-    << R"({"id":"sku-b","siteId":"site-1","kind":"HOT_SPRING","name":"Night pass",)"
-    << R"("faceValueCents":"19800","stock":")" << stock_b << R"("}],)"
-    << R"("lottery":{"winProbability":)" << p << R"(,"drawsPerDay":)" << draws_per_day << "}}]}";
-  return dir.write("lucky.json", j.str()).string();
+CampaignJson lottery_campaign(SystemClock::time_point starts, SystemClock::time_point ends,
+                              int stock_a, int stock_b, double p, int draws_per_day) {
+  return CampaignJson("lucky", "Lucky")
+      .lottery(p, draws_per_day)
+      .window(starts, ends)
+      .spring_site()
+      .sku("sku-a", "Day pass", 9'800, stock_a)
+      .sku("sku-b", "Night pass", 19'800, stock_b);
 }
 
-struct Client {
-  explicit Client(const std::string& target)
-      : channel(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
-        voucher(v1::VoucherService::NewStub(channel)),
-        admin(v1::AdminService::NewStub(channel)) {}
-
-  grpc::Status draw(const std::string& member, const std::string& request, v1::DrawResponse* out) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(SystemClock::now() + std::chrono::seconds(10));
-    v1::DrawRequest req;
-    req.set_campaign_id("lucky");
-    req.set_member_id(member);
-    req.set_request_id(request);
-    return voucher->Draw(&ctx, req, out);
+// The calls of these tests, on campaign "lucky".
+struct LuckyClient : Client {
+  using Client::Client;
+  grpc::Status draw(const std::string& member, const std::string& request,
+                    v1::DrawResponse* out) const {
+    auto reply = Client::draw("lucky", member, request);
+    *out = std::move(reply.response);
+    return reply.status;
   }
-  v1::Campaign campaign() {
-    grpc::ClientContext ctx;
-    v1::GetCampaignRequest req;
-    req.set_campaign_id("lucky");
-    v1::Campaign out;
-    EXPECT_TRUE(admin->GetCampaign(&ctx, req, &out).ok());
-    return out;
+  v1::Campaign campaign() const {
+    auto reply = get_campaign("lucky");
+    EXPECT_TRUE(reply.ok());
+    return reply.response;
   }
-
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1::VoucherService::Stub> voucher;
-  std::unique_ptr<v1::AdminService::Stub> admin;
 };
 
 // Runs a command; returns its exit status and stdout.
@@ -105,24 +80,21 @@ TEST(LotteryEndToEnd, TwoReplicasShareTheSeedTheDailyLimitAndThePrizeLimit) {
   RedisServer redis(dir);
   const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
   const auto now = SystemClock::now();
-  const std::string campaigns = lottery_campaign(dir, now - std::chrono::hours(1),
-                                                 now + std::chrono::hours(1), 600, 400, 1.0, 3);
+  const std::string campaigns =
+      lottery_campaign(now - std::chrono::hours(1), now + std::chrono::hours(1), 600, 400, 1.0, 3)
+          .write(dir, "lucky.json");
   VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
   VoucherdProcess b(dir, replica_args(redis, secret, campaigns));
   ASSERT_NE(a.port(), 0);
   ASSERT_NE(b.port(), 0);
-  Client ca(a.target()), cb(b.target());
+  LuckyClient ca(a.target()), cb(b.target());
 
   // One commitment, published by both, and no seed before the end.
   const std::string commitment = ca.campaign().seed_commitment();
   EXPECT_EQ(commitment.size(), 64u);
   EXPECT_EQ(cb.campaign().seed_commitment(), commitment);
   {
-    grpc::ClientContext ctx;
-    v1::RevealSeedRequest req;
-    req.set_campaign_id("lucky");
-    v1::RevealSeedResponse out;
-    const grpc::Status st = ca.admin->RevealSeed(&ctx, req, &out);
+    const grpc::Status st = ca.reveal_seed("lucky").status;
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_NE(st.error_message().find("has not ended"), std::string::npos) << st.error_message();
   }
@@ -152,7 +124,7 @@ TEST(LotteryEndToEnd, TwoReplicasShareTheSeedTheDailyLimitAndThePrizeLimit) {
   EXPECT_EQ(third.draws_left_today(), 0);
   // The fourth, on either replica: over the limit, saying when draws reset
   // (midnight in Shanghai).
-  for (Client* c : {&cb, &ca}) {
+  for (const LuckyClient* c : {&cb, &ca}) {
     v1::DrawResponse over;
     const grpc::Status st = c->draw("alice", "a4", &over);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -162,32 +134,21 @@ TEST(LotteryEndToEnd, TwoReplicasShareTheSeedTheDailyLimitAndThePrizeLimit) {
 
   // The prize is a voucher like any other, seen from either replica.
   {
-    grpc::ClientContext ctx;
-    v1::GetVoucherRequest req;
-    req.set_code(first.voucher().code());
-    v1::Voucher v;
-    ASSERT_TRUE(cb.voucher->GetVoucher(&ctx, req, &v).ok());
-    EXPECT_EQ(v.member_id(), "alice");
-    EXPECT_EQ(v.state(), v1::ISSUED);
+    const auto v = cb.get_voucher(first.voucher().code());
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v.response.member_id(), "alice");
+    EXPECT_EQ(v.response.state(), v1::ISSUED);
   }
   {
-    grpc::ClientContext ctx;
-    v1::GetCampaignStatsRequest req;
-    req.set_campaign_id("lucky");
-    v1::CampaignStats stats;
-    ASSERT_TRUE(cb.admin->GetCampaignStats(&ctx, req, &stats).ok());
-    EXPECT_EQ(stats.issued(), 1);
-    EXPECT_EQ(stats.remaining(), 999);
-    EXPECT_EQ(stats.members(), 1);
+    const auto stats = cb.stats("lucky");
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats.response.issued(), 1);
+    EXPECT_EQ(stats.response.remaining(), 999);
+    EXPECT_EQ(stats.response.members(), 1);
   }
   // Modes: no Claim on a lottery.
   {
-    grpc::ClientContext ctx;
-    v1::ClaimRequest req;
-    req.set_campaign_id("lucky");
-    req.set_member_id("bob");
-    v1::ClaimResponse out;
-    const grpc::Status st = ca.voucher->Claim(&ctx, req, &out);
+    const grpc::Status st = ca.claim("lucky", "bob").status;
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_NE(st.error_message().find("use Draw"), std::string::npos) << st.error_message();
   }
@@ -202,13 +163,19 @@ TEST(LotteryEndToEnd, ACrowdOnTwoReplicasKeepsTheInvariantsAndTheAuditVerifiesIt
   TempDir dir;
   RedisServer redis(dir);
   const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
-  const auto starts = SystemClock::now() - std::chrono::seconds(2);
-  const auto ends = starts + std::chrono::seconds(10);
-  const std::string campaigns = lottery_campaign(dir, starts, ends, 25, 15, 0.3, 5);
-  VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
-  VoucherdProcess b(dir, replica_args(redis, secret, campaigns));
+  VoucherdProcess a(dir, replica_args(redis, secret));
+  VoucherdProcess b(dir, replica_args(redis, secret));
   ASSERT_NE(a.port(), 0);
   ASSERT_NE(b.port(), 0);
+  // The 10 s window starts once both replicas are up (however slow their
+  // start was): created on one, served by the other from the store.
+  const auto starts = SystemClock::now() - std::chrono::seconds(2);
+  const auto ends = starts + std::chrono::seconds(10);
+  const auto created =
+      Client(a.target()).create_campaign(lottery_campaign(starts, ends, 25, 15, 0.3, 5).message());
+  ASSERT_TRUE(created.ok()) << created.status.error_message();
+  ASSERT_TRUE(wait_until([&] { return Client(b.target()).get_campaign("lucky").ok(); }))
+      << "the other replica never served the campaign";
 
   // Four threads, two per replica; each member draws up to five times,
   // alternating replicas, until the window closes.
@@ -219,14 +186,14 @@ TEST(LotteryEndToEnd, ACrowdOnTwoReplicasKeepsTheInvariantsAndTheAuditVerifiesIt
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      Client mine(t % 2 == 0 ? a.target() : b.target());
-      Client other(t % 2 == 0 ? b.target() : a.target());
+      LuckyClient mine(t % 2 == 0 ? a.target() : b.target());
+      LuckyClient other(t % 2 == 0 ? b.target() : a.target());
       for (int round = 0; round < 5; ++round) {
         for (int m = 0; m < 40; ++m) {
           if (SystemClock::now() >= ends - std::chrono::milliseconds(500)) return;
           const std::string member = "m" + std::to_string(t) + "-" + std::to_string(m);
           v1::DrawResponse r;
-          Client& c = (round % 2 == 0) ? mine : other;
+          const LuckyClient& c = (round % 2 == 0) ? mine : other;
           const grpc::Status st = c.draw(member, "r" + std::to_string(round), &r);
           std::lock_guard lock(mu);
           if (!st.ok()) {
@@ -252,7 +219,10 @@ TEST(LotteryEndToEnd, ACrowdOnTwoReplicasKeepsTheInvariantsAndTheAuditVerifiesIt
   EXPECT_GT(paused, 0);  // prizes are released over the window, not all at once
 
   // After the end: the seed, the export, and the audit.
-  std::this_thread::sleep_until(ends + std::chrono::milliseconds(300));
+  // Once the window has closed (the seed is revealed from then on).
+  ASSERT_TRUE(wait_until([&] { return Client(a.target()).reveal_seed("lucky").ok(); },
+                         std::chrono::seconds(30)))
+      << "the seed was never revealed after the end";
   const std::filesystem::path out = dir.path() / "audit";
   std::string text;
   ASSERT_EQ(run(std::string(VOUCHERCTL_BINARY) + " export-draws --target " + a.target() +

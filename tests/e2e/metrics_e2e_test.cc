@@ -16,34 +16,27 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/exposition_check.h"
 #include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
-#include "voucher/v1/voucher.grpc.pb.h"
+#include "tests/support/wait.h"
 
 namespace voucherd::testing {
 namespace {
 
-namespace v1 = voucher::v1;
-
 // One campaign, "m", of `stock` packs over four SKUs of one site.
 std::string campaign_file(const TempDir& dir, std::int64_t stock) {
-  std::ostringstream j;
-  j << R"({"id":"m","name":"Metrics","mode":"FIRST_COME",)"
-    << R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
-    << R"("skus":[)";
-  for (int i = 0; i < 4; ++i) {
-    j << (i ? "," : "") << R"({"id":"sku-)" << i
-      << R"(","siteId":"site-1","kind":"HOT_SPRING","name":"Spa","faceValueCents":"9800",)"
-      << R"("stock":")" << stock / 4 + (i < stock % 4 ? 1 : 0) << R"("})";
-  }
-  j << "]}";
-  return dir.write("m.json", j.str()).string();
+  return CampaignJson("m", "Metrics")
+      .spring_site()
+      .shared_stock(stock, 4, 9'800, "Spa")
+      .write(dir, "m.json");
 }
 
+// Unlike replica_args(), voucherd's default gRPC threads.
 std::vector<std::string> redis_args(const RedisServer& redis, const std::string& secret,
                                     const std::string& campaigns) {
   return {"--store",       "redis", "--redis",     redis.url(),
@@ -148,14 +141,11 @@ TEST(MetricsEndToEnd, CountersAddUpToWhatTheCrowdSaw) {
 
   // The dashboard's series (a point a second) shows the campaign sold out.
   nlohmann::json series;
-  for (int attempt = 0; attempt < 1'000; ++attempt) {
+  (void)wait_until([&] {
     series = nlohmann::json::parse(http_get(server.ops_port(), "/series").body);
-    if (!series["t"].empty() && series["remaining"].contains("m") &&
-        series["remaining"]["m"].back() == 0) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+    return !series["t"].empty() && series["remaining"].contains("m") &&
+           series["remaining"]["m"].back() == 0;
+  });
   ASSERT_TRUE(series["remaining"].contains("m")) << series.dump();
   EXPECT_EQ(series["t"].size(), series["claims_per_s"].size());
   EXPECT_EQ(series["t"].size(), series["remaining"]["m"].size());
@@ -177,10 +167,7 @@ TEST(MetricsEndToEnd, SigtermDuringAStormLosesNoAcknowledgedClaim) {
   load::StormReport report;
   std::thread storm([&] { report = load::run_storm(crowd(server->target(), 40'000, 0)); });
   // SIGTERM once the crowd has been given vouchers (whatever the speed).
-  for (int attempt = 0; attempt < 1'000; ++attempt) {
-    if (claims(scrape(server->ops_port()), "issued") >= 500) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  (void)wait_until([&] { return claims(scrape(server->ops_port()), "issued") >= 500; });
   const std::optional<int> exit_code = server->stop(SIGTERM);
   storm.join();
   EXPECT_EQ(exit_code, std::optional<int>(0)) << server->stderr_text();
@@ -191,18 +178,13 @@ TEST(MetricsEndToEnd, SigtermDuringAStormLosesNoAcknowledgedClaim) {
   // on the same Redis finds each one, bound to its member.
   VoucherdProcess fresh(dir, redis_args(redis, secret, campaigns));
   ASSERT_GT(fresh.port(), 0);
-  auto stub = v1::VoucherService::NewStub(
-      grpc::CreateChannel(fresh.target(), grpc::InsecureChannelCredentials()));
+  const Client client(fresh.target());
   std::int64_t found = 0;
   for (const auto& [member, code] : report.code_by_member) {
-    grpc::ClientContext ctx;
-    v1::GetVoucherRequest req;
-    req.set_code(code);
-    v1::Voucher v;
-    const grpc::Status st = stub->GetVoucher(&ctx, req, &v);
-    ASSERT_TRUE(st.ok()) << "acknowledged voucher " << code << " of " << member
-                         << " is lost: " << st.error_message();
-    EXPECT_EQ(v.member_id(), member);
+    const auto v = client.get_voucher(code);
+    ASSERT_TRUE(v.ok()) << "acknowledged voucher " << code << " of " << member
+                        << " is lost: " << v.status.error_message();
+    EXPECT_EQ(v.response.member_id(), member);
     ++found;
   }
   EXPECT_EQ(found, static_cast<std::int64_t>(report.code_by_member.size()));

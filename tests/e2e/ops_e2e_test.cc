@@ -7,50 +7,28 @@
 
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/voucherd_process.h"
-#include "voucher/v1/voucher.grpc.pb.h"
+#include "tests/support/wait.h"
 
 namespace voucherd::testing {
 namespace {
 
-namespace v1 = voucher::v1;
-
 std::string campaign_file(const TempDir& dir) {
-  return dir
-      .write("ops-campaign.json",
-             R"({"id":"ops","name":"Ops","mode":"FIRST_COME",)"
-             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
-             R"("skus":[{"id":"spa","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
-             R"("faceValueCents":"19800","stock":"40"},)"
-             R"({"id":"pool","siteId":"site-1","kind":"HOT_SPRING","name":"Pool",)"
-             R"("faceValueCents":"9800","stock":"10"}]})")
-      .string();
+  return CampaignJson("ops", "Ops")
+      .spring_site()
+      .sku("spa", "Spa", 19'800, 40)
+      .sku("pool", "Pool", 9'800, 10)
+      .write(dir, "ops-campaign.json");
 }
 
 // Claims, retrying while a lease is on its way or Redis is not there yet.
 grpc::Status claim(const std::string& target, const std::string& member) {
-  auto stub =
-      v1::VoucherService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  grpc::Status st;
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    grpc::ClientContext ctx;
-    v1::ClaimRequest req;
-    req.set_campaign_id("ops");
-    req.set_member_id(member);
-    v1::ClaimResponse out;
-    st = stub->Claim(&ctx, req, &out);
-    if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
-        st.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return st;
+  return Client(target).claim_until_final("ops", member).status;
 }
 
 TEST(OpsEndToEnd, HealthReadinessAndStatusOfAMemoryStore) {
@@ -117,12 +95,9 @@ TEST(OpsEndToEnd, ReadinessFollowsTheClaimLog) {
 
   redis.start();
   ASSERT_TRUE(claim(server.target(), "m-1").ok());
-  int ready = 0;
-  for (int attempt = 0; attempt < 200 && ready != 200; ++attempt) {
-    ready = http_get(server.ops_port(), "/readyz").status;
-    if (ready != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(ready, 200);
+  EXPECT_TRUE(wait_until([&] { return http_get(server.ops_port(), "/readyz").status == 200; },
+                         std::chrono::seconds(10)))
+      << "/readyz never answered 200 once Redis was back";
   const auto j = nlohmann::json::parse(http_get(server.ops_port(), "/status").body);
   EXPECT_EQ(j["store"], "redis");
   EXPECT_EQ(j["campaigns"][0]["issued"], 1);

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <random>
@@ -19,10 +20,14 @@
 
 #include "server/redis/connection.h"
 #include "server/redis/records.h"
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
+#include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/replicas.h"
 #include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
+#include "tests/support/wait.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd::testing {
@@ -32,7 +37,7 @@ namespace v1 = voucher::v1;
 
 // A small campaign: `skus` SKUs sharing `stock` packs.
 std::string small_campaign(const TempDir& dir, std::int64_t stock, int skus) {
-  return dir.write("small.json", first_come_campaign_json("small", stock, skus)).string();
+  return first_come_campaign("small", stock, skus).write(dir, "small.json");
 }
 
 load::StormOptions storm(const std::string& target, const std::string& campaign, std::int64_t first,
@@ -52,14 +57,9 @@ load::StormOptions storm(const std::string& target, const std::string& campaign,
 }
 
 v1::CampaignStats stats_of(const std::string& target, const std::string& campaign) {
-  auto stub =
-      v1::AdminService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  v1::GetCampaignStatsRequest req;
-  req.set_campaign_id(campaign);
-  v1::CampaignStats out;
-  EXPECT_TRUE(stub->GetCampaignStats(&ctx, req, &out).ok());
-  return out;
+  auto reply = Client(target).stats(campaign);
+  EXPECT_TRUE(reply.ok()) << reply.status.error_message();
+  return reply.response;
 }
 
 TEST(RedisEndToEnd, ThreeReplicasSellExactlyTheStockToACrowd) {
@@ -142,10 +142,7 @@ TEST(RedisEndToEnd, KillNineMidStormLosesNothingAndItsLeasesComeBackOnTheirOwn) 
     }
     return false;
   };
-  for (int attempt = 0; attempt < 1000 && !victim_holds(); ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(victim_holds()) << "the replica to kill never held a lease";
+  EXPECT_TRUE(wait_until(victim_holds)) << "the replica to kill never held a lease";
   replicas[2]->stop(SIGKILL);
   for (auto& t : threads) t.join();
   Acknowledged ack;
@@ -172,14 +169,9 @@ TEST(RedisEndToEnd, KillNineMidStormLosesNothingAndItsLeasesComeBackOnTheirOwn) 
   EXPECT_EQ(redis.cli({"HGET", "vd:{small}:issued", "_members"}), "6000");
   EXPECT_EQ(missing_in_redis(redis, "small", ack), 0);
   // The manual tool finds nothing stranded.
-  auto admin = v1::AdminService::NewStub(
-      grpc::CreateChannel(replicas[0]->target(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  v1::ReconcileCampaignRequest req;
-  req.set_campaign_id("small");
-  v1::ReconcileCampaignResponse resp;
-  ASSERT_TRUE(admin->ReconcileCampaign(&ctx, req, &resp).ok());
-  EXPECT_EQ(resp.units_returned(), 0);
+  const auto reconciled = Client(replicas[0]->target()).reconcile("small");
+  ASSERT_TRUE(reconciled.ok()) << reconciled.status.error_message();
+  EXPECT_EQ(reconciled.response.units_returned(), 0);
 }
 
 TEST(RedisEndToEnd, RedisRestartMidStormLosesNoAcknowledgedVoucher) {
@@ -192,12 +184,30 @@ TEST(RedisEndToEnd, RedisRestartMidStormLosesNoAcknowledgedVoucher) {
   ASSERT_GT(a.port(), 0);
   ASSERT_GT(b.port(), 0);
   std::vector<load::StormReport> reports(2);
-  std::thread ta([&] { reports[0] = load::run_storm(storm(a.target(), "small", 0, 5'000, 41)); });
-  std::thread tb(
-      [&] { reports[1] = load::run_storm(storm(b.target(), "small", 4'000, 5'000, 42)); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::atomic<int> storms_done{0};
+  std::thread ta([&] {
+    reports[0] = load::run_storm(storm(a.target(), "small", 0, 5'000, 41));
+    storms_done.fetch_add(1);
+  });
+  std::thread tb([&] {
+    reports[1] = load::run_storm(storm(b.target(), "small", 4'000, 5'000, 42));
+    storms_done.fetch_add(1);
+  });
+  // Kill Redis mid-storm: once the crowds have demonstrably been issued
+  // vouchers (in Redis), however slow the machine, and while both still press.
+  EXPECT_TRUE(wait_until([&] { return redis_sum(redis, "vd:{small}:issued") >= 100; },
+                         std::chrono::seconds(60)))
+      << "the storms never issued a voucher";
+  EXPECT_EQ(storms_done.load(), 0) << "a storm had ended before Redis was killed";
   redis.kill_hard();  // AOF with appendfsync always: every reply was on disk
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Restart it once a replica has found it gone (it reports not ready).
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return http_get(a.ops_port(), "/readyz").status == 503 ||
+               http_get(b.ops_port(), "/readyz").status == 503;
+      },
+      std::chrono::seconds(10)))
+      << "no replica noticed that Redis was gone";
   redis.start();
   ta.join();
   tb.join();
@@ -224,26 +234,17 @@ TEST(RedisEndToEnd, UnreachableRedisIsUnavailableThenRecovers) {
   const std::string campaigns = small_campaign(dir, 100, 2);
   VoucherdProcess replica(dir, replica_args(redis, secret, campaigns));
   ASSERT_GT(replica.port(), 0);
-  auto stub = v1::VoucherService::NewStub(
-      grpc::CreateChannel(replica.target(), grpc::InsecureChannelCredentials()));
-  auto claim = [&](const std::string& member, v1::ClaimResponse* out) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::ClaimRequest req;
-    req.set_campaign_id("small");
-    req.set_member_id(member);
-    return stub->Claim(&ctx, req, out);
-  };
-  v1::ClaimResponse out;
-  EXPECT_EQ(claim("member-1", &out).error_code(), grpc::StatusCode::UNAVAILABLE);
+  const Client client(replica.target());
+  EXPECT_EQ(client.claim("small", "member-1").code(), grpc::StatusCode::UNAVAILABLE);
   redis.start();
-  grpc::Status s;
+  Reply<v1::ClaimResponse> claimed;
   for (int attempt = 0; attempt < 200; ++attempt) {
-    s = claim("member-1", &out);
-    if (s.ok()) break;
+    claimed = client.claim("small", "member-1");
+    if (claimed.ok()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(claimed.ok()) << claimed.status.error_message();
+  const v1::ClaimResponse& out = claimed.response;
   EXPECT_FALSE(out.already_claimed());
   const VoucherPtr stored = redis::decode_voucher(
       "small", out.voucher().code(), redis.cli({"GET", "vd:{small}:v:" + out.voucher().code()}));
@@ -259,12 +260,9 @@ TEST(RedisEndToEnd, ReplaceCampaignsReplacesAStoredDefinitionOnlyBeforeItOpens) 
   // Variants of the small campaign: opening in 2098 or already open, and
   // with 100 or 120 packs.
   auto variant = [&](const std::string& name, std::int64_t stock, bool open) {
-    std::ifstream in(small_campaign(dir, stock, 2));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string json = ss.str();
-    if (!open) json.replace(json.find("2020-01-01"), 10, "2098-01-01");
-    return dir.write(name, json).string();
+    return first_come_campaign("small", stock, 2)
+        .window(open ? "2020-01-01T00:00:00Z" : "2098-01-01T00:00:00Z", "2099-01-01T00:00:00Z")
+        .write(dir, name);
   };
   const std::string later_100 = variant("later-100.json", 100, false);
   const std::string later_120 = variant("later-120.json", 120, false);
@@ -318,51 +316,24 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   VoucherdProcess b(dir, replica_args(redis, secret, campaigns));
   ASSERT_GT(a.port(), 0);
   ASSERT_GT(b.port(), 0);
-  auto stub_of = [](const std::string& target) {
-    return v1::VoucherService::NewStub(
-        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  // Every call here waits up to 20 s; claims press again until the
+  // replica's first lease has arrived.
+  auto client_of = [](const std::string& target) {
+    return Client(target).with_deadline(std::chrono::seconds(20));
   };
-  auto deadline = [](grpc::ClientContext& ctx) {
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  };
-  // Claims, pressing again until the replica's first lease has arrived.
-  auto claim = [&](const std::string& target, v1::ClaimResponse* out) {
-    auto stub = stub_of(target);
-    grpc::Status st;
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      grpc::ClientContext ctx;
-      deadline(ctx);
-      v1::ClaimRequest req;
-      req.set_campaign_id("small");
-      req.set_member_id("member-1");
-      st = stub->Claim(&ctx, req, out);
-      // Refilling, or not connected to Redis yet: both safe to retry.
-      if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
-          st.error_code() != grpc::StatusCode::UNAVAILABLE) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return st;
-  };
-  v1::ClaimResponse claimed;
-  const grpc::Status claimed_status = claim(a.target(), &claimed);
-  ASSERT_TRUE(claimed_status.ok()) << claimed_status.error_message();
-  const std::string code = claimed.voucher().code();
-  auto redeem = [&](v1::VoucherService::Stub& stub, const std::string& c, const std::string& site,
+  const auto claimed = client_of(a.target()).claim_until_final("small", "member-1", 200);
+  ASSERT_TRUE(claimed.ok()) << claimed.status.error_message();
+  const std::string code = claimed.response.voucher().code();
+  auto redeem = [&](const Client& client, const std::string& c, const std::string& site,
                     const std::string& request_id, v1::RedeemResponse* out) {
-    grpc::ClientContext ctx;
-    deadline(ctx);
-    v1::RedeemRequest req;
-    req.set_code(c);
-    req.set_site_id(site);
-    req.set_request_id(request_id);
-    return stub.Redeem(&ctx, req, out);
+    auto reply = client.redeem(c, site, request_id);
+    *out = std::move(reply.response);
+    return reply.status;
   };
 
   // Another site's desk: PERMISSION_DENIED, and the voucher stays ISSUED.
   v1::RedeemResponse out;
-  grpc::Status s = redeem(*stub_of(b.target()), code, "site-2", "desk-x", &out);
+  grpc::Status s = redeem(client_of(b.target()), code, "site-2", "desk-x", &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   EXPECT_NE(s.error_message().find("site-2"), std::string::npos) << s.error_message();
 
@@ -372,9 +343,9 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   std::vector<std::thread> desks;
   for (int i = 0; i < 64; ++i) {
     desks.emplace_back([&, i] {
-      auto stub = stub_of(i % 2 == 0 ? a.target() : b.target());
+      const Client desk = client_of(i % 2 == 0 ? a.target() : b.target());
       v1::RedeemResponse r;
-      const grpc::Status st = redeem(*stub, code, "site-1", "desk-" + std::to_string(i), &r);
+      const grpc::Status st = redeem(desk, code, "site-1", "desk-" + std::to_string(i), &r);
       if (st.ok()) {
         ++ok;
       } else if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
@@ -393,30 +364,17 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
 
   // The same over one connection: 64 calls at once on one channel.
   {
-    v1::ClaimResponse second;
-    grpc::Status st;
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      grpc::ClientContext ctx;
-      deadline(ctx);
-      v1::ClaimRequest req;
-      req.set_campaign_id("small");
-      req.set_member_id("member-2");
-      st = stub_of(b.target())->Claim(&ctx, req, &second);
-      if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
-          st.error_code() != grpc::StatusCode::UNAVAILABLE) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ASSERT_TRUE(st.ok()) << st.error_message();
-    auto shared = stub_of(a.target());
+    const auto claimed_second = client_of(b.target()).claim_until_final("small", "member-2", 200);
+    ASSERT_TRUE(claimed_second.ok()) << claimed_second.status.error_message();
+    const v1::ClaimResponse& second = claimed_second.response;
+    const Client shared = client_of(a.target());
     std::atomic<int> one_ok{0}, one_refused{0};
     std::vector<std::thread> callers;
     for (int i = 0; i < 64; ++i) {
       callers.emplace_back([&, i] {
         v1::RedeemResponse r;
         const grpc::Status s2 =
-            redeem(*shared, second.voucher().code(), "site-1", "line-" + std::to_string(i), &r);
+            redeem(shared, second.voucher().code(), "site-1", "line-" + std::to_string(i), &r);
         if (s2.ok()) {
           ++one_ok;
         } else if (s2.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
@@ -432,18 +390,15 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   // The winning desk retries (its answer was lost): OK, already_redeemed.
   std::string winner;
   {
-    grpc::ClientContext ctx;
-    deadline(ctx);
-    v1::GetVoucherRequest req;
-    req.set_code(code);
-    v1::Voucher v;
-    ASSERT_TRUE(stub_of(b.target())->GetVoucher(&ctx, req, &v).ok());
+    const auto read = client_of(b.target()).get_voucher(code);
+    ASSERT_TRUE(read.ok());
+    const v1::Voucher& v = read.response;
     EXPECT_EQ(v.state(), v1::REDEEMED);
     EXPECT_EQ(v.redeemed_site_id(), "site-1");
     EXPECT_TRUE(v.has_redeemed_at());
     winner = v.redeem_request_id();
   }
-  s = redeem(*stub_of(a.target()), code, "site-1", winner, &out);
+  s = redeem(client_of(a.target()), code, "site-1", winner, &out);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_TRUE(out.already_redeemed());
   EXPECT_EQ(out.voucher().code(), code);
@@ -452,12 +407,9 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   EXPECT_EQ(stats_of(a.target(), "small").redeemed(), 2);
   // "My vouchers" through the replica that did not issue it: read from Redis.
   {
-    grpc::ClientContext ctx;
-    deadline(ctx);
-    v1::ListMemberVouchersRequest req;
-    req.set_member_id("member-1");
-    v1::ListMemberVouchersResponse mine;
-    ASSERT_TRUE(stub_of(b.target())->ListMemberVouchers(&ctx, req, &mine).ok());
+    const auto listed = client_of(b.target()).list_member_vouchers("member-1");
+    ASSERT_TRUE(listed.ok());
+    const v1::ListMemberVouchersResponse& mine = listed.response;
     ASSERT_EQ(mine.vouchers_size(), 1);
     EXPECT_EQ(mine.vouchers(0).code(), code);
     EXPECT_EQ(mine.vouchers(0).state(), v1::REDEEMED);
@@ -469,9 +421,9 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   const std::string other_secret = dir.write("other.hex", std::string(64, 'e')).string();
   VoucherdProcess stranger(dir, {"--campaigns", campaigns, "--secret-file", other_secret});
   ASSERT_GT(stranger.port(), 0);
-  v1::ClaimResponse foreign;
-  ASSERT_TRUE(claim(stranger.target(), &foreign).ok());
-  std::vector<std::string> forged{foreign.voucher().code()};
+  const auto foreign = client_of(stranger.target()).claim_until_final("small", "member-1", 200);
+  ASSERT_TRUE(foreign.ok());
+  std::vector<std::string> forged{foreign.response.voucher().code()};
   for (std::size_t pos = 0; pos < code.size(); pos += 3) {
     if (code[pos] == '-') continue;
     std::string typo = code;
@@ -490,10 +442,10 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
   // Every command Redis gets while the forgeries are tried: the replicas'
   // keepers beat and look at the registry meanwhile, but no command names
   // a voucher key (vd:{C}:v:<code>).
-  auto stub_a = stub_of(a.target());
+  const Client client_a = client_of(a.target());
   const std::string seen = redis_commands_during(redis, dir, [&] {
     for (const std::string& f : forged) {
-      const grpc::Status st = redeem(*stub_a, f, "site-1", "desk-forger", &out);
+      const grpc::Status st = redeem(client_a, f, "site-1", "desk-forger", &out);
       EXPECT_TRUE(st.error_code() == grpc::StatusCode::NOT_FOUND ||
                   st.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
           << f << ": " << st.error_message();
@@ -513,26 +465,12 @@ TEST(RedisEndToEnd, CancelReturnsTheUnitSoANewMemberCanClaimIt) {
   const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
   VoucherdProcess a(dir, replica_args(redis, secret, small_campaign(dir, 2, 1)));
   ASSERT_GT(a.port(), 0);
-  auto channel = grpc::CreateChannel(a.target(), grpc::InsecureChannelCredentials());
-  auto voucher = v1::VoucherService::NewStub(channel);
-  auto admin = v1::AdminService::NewStub(channel);
+  const Client client(a.target());
   // Claims until the answer is final (not refilling, not "not connected yet").
   auto claim = [&](const std::string& member, v1::ClaimResponse* out) {
-    grpc::Status st;
-    for (int attempt = 0; attempt < 500; ++attempt) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      v1::ClaimRequest req;
-      req.set_campaign_id("small");
-      req.set_member_id(member);
-      st = voucher->Claim(&ctx, req, out);
-      if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
-          st.error_code() != grpc::StatusCode::UNAVAILABLE) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return st;
+    auto reply = client.claim_until_final("small", member);
+    *out = std::move(reply.response);
+    return reply.status;
   };
   v1::ClaimResponse one, two, three;
   ASSERT_TRUE(claim("member-1", &one).ok());
@@ -541,11 +479,9 @@ TEST(RedisEndToEnd, CancelReturnsTheUnitSoANewMemberCanClaimIt) {
 
   v1::Voucher cancelled;
   {
-    grpc::ClientContext ctx;
-    v1::CancelVoucherRequest req;
-    req.set_code(one.voucher().code());
-    const grpc::Status st = admin->CancelVoucher(&ctx, req, &cancelled);
-    ASSERT_TRUE(st.ok()) << st.error_message();
+    auto reply = client.cancel_voucher(one.voucher().code());
+    ASSERT_TRUE(reply.ok()) << reply.status.error_message();
+    cancelled = std::move(reply.response);
   }
   EXPECT_EQ(cancelled.state(), v1::CANCELLED);
   // The unit is back in Redis's pool and member-1's allowance is freed.
@@ -564,20 +500,9 @@ TEST(RedisEndToEnd, CancelReturnsTheUnitSoANewMemberCanClaimIt) {
   EXPECT_EQ(stats.issued(), 2);
   EXPECT_EQ(stats.remaining(), 0);
   // A redeemed voucher cannot be cancelled.
+  ASSERT_TRUE(client.redeem(two.voucher().code(), "site-1").ok());
   {
-    grpc::ClientContext ctx;
-    v1::RedeemRequest req;
-    req.set_code(two.voucher().code());
-    req.set_site_id("site-1");
-    v1::RedeemResponse out;
-    ASSERT_TRUE(voucher->Redeem(&ctx, req, &out).ok());
-  }
-  {
-    grpc::ClientContext ctx;
-    v1::CancelVoucherRequest req;
-    req.set_code(two.voucher().code());
-    v1::Voucher out;
-    const grpc::Status st = admin->CancelVoucher(&ctx, req, &out);
+    const grpc::Status st = client.cancel_voucher(two.voucher().code()).status;
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_NE(st.error_message().find("cannot be cancelled"), std::string::npos)
         << st.error_message();
@@ -589,48 +514,27 @@ TEST(RedisEndToEnd, SettlementCsvAddsUpToTheRedeemedFaceValues) {
   TempDir dir;
   RedisServer redis(dir);
   const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
-  const std::string campaigns =
-      dir.write("two-sites.json",
-                R"({"id":"two","name":"Two sites","mode":"FIRST_COME",)"
-                R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-                R"("sites":[{"id":"spring","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"},)"
-                R"({"id":"hotel","name":"Hotel, \"Old Town\"","city":"Chaozhou","kind":"HOTEL"}],)"
-                R"("skus":[{"id":"spa","siteId":"spring","kind":"HOT_SPRING","name":"Spa",)"
-                R"("faceValueCents":"19850","stock":"20"},)"
-                R"({"id":"room","siteId":"hotel","kind":"HOTEL","name":"Room",)"
-                R"("faceValueCents":"39800","stock":"20"}]})")
-          .string();
+  const std::string campaigns = CampaignJson("two", "Two sites")
+                                    .site("spring", "Spring", "Qingyuan", "HOT_SPRING")
+                                    .sku("spa", "Spa", 19'850, 20)
+                                    .site("hotel", "Hotel, \"Old Town\"", "Chaozhou", "HOTEL")
+                                    .sku("room", "Room", 39'800, 20)
+                                    .write(dir, "two-sites.json");
   VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
   ASSERT_GT(a.port(), 0);
-  auto voucher = v1::VoucherService::NewStub(
-      grpc::CreateChannel(a.target(), grpc::InsecureChannelCredentials()));
+  const Client client(a.target());
   // 30 members claim; every third voucher is redeemed at its site.
   std::int64_t expected_count = 0, expected_cents = 0;
   std::map<std::string, std::int64_t> expected_by_site;
   for (int m = 0; m < 30; ++m) {
-    v1::ClaimResponse claimed;
-    grpc::Status st;
-    for (int attempt = 0; attempt < 500; ++attempt) {
-      grpc::ClientContext ctx;
-      v1::ClaimRequest req;
-      req.set_campaign_id("two");
-      req.set_member_id("member-" + std::to_string(m));
-      st = voucher->Claim(&ctx, req, &claimed);
-      if (st.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED &&
-          st.error_code() != grpc::StatusCode::UNAVAILABLE) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ASSERT_TRUE(st.ok()) << st.error_message();
+    const auto reply = client.claim_until_final("two", "member-" + std::to_string(m));
+    ASSERT_TRUE(reply.ok()) << reply.status.error_message();
+    const v1::ClaimResponse& claimed = reply.response;
     if (m % 3 != 0) continue;
-    grpc::ClientContext ctx;
-    v1::RedeemRequest req;
-    req.set_code(claimed.voucher().code());
-    req.set_site_id(claimed.voucher().site_id());
-    req.set_request_id("desk-" + std::to_string(m));
-    v1::RedeemResponse out;
-    ASSERT_TRUE(voucher->Redeem(&ctx, req, &out).ok());
+    ASSERT_TRUE(client
+                    .redeem(claimed.voucher().code(), claimed.voucher().site_id(),
+                            "desk-" + std::to_string(m))
+                    .ok());
     ++expected_count;
     expected_cents += claimed.voucher().face_value_cents();
     expected_by_site[claimed.voucher().site_id()] += claimed.voucher().face_value_cents();

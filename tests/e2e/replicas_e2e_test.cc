@@ -19,7 +19,6 @@
 //      before and after the sell-out; newcomers' presses after the sell-out
 //      cost Redis nothing; a cancellation on one replica frees the member on
 //      the other.
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -29,6 +28,8 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/grpc_generic.h"
 #include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
@@ -43,26 +44,13 @@ namespace v1 = voucher::v1;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// The one FIRST_COME campaign of first_come_campaign_json(), as a message.
+// The one FIRST_COME campaign of first_come_campaign(), as a message.
 v1::Campaign campaign_message(const std::string& id, std::int64_t stock, int skus) {
-  v1::CampaignSet set;
-  EXPECT_TRUE(
-      google::protobuf::util::JsonStringToMessage(first_come_campaign_json(id, stock, skus), &set)
-          .ok());
-  return set.campaigns(0);
-}
-
-std::unique_ptr<v1::AdminService::Stub> admin_of(const std::string& target) {
-  return v1::AdminService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  return first_come_campaign(id, stock, skus).message();
 }
 
 grpc::Status create_campaign(const std::string& target, const v1::Campaign& campaign) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
-  v1::CreateCampaignRequest req;
-  *req.mutable_campaign() = campaign;
-  v1::Campaign out;
-  return admin_of(target)->CreateCampaign(&ctx, req, &out);
+  return Client(target).create_campaign(campaign).status;
 }
 
 bool ready(const VoucherdProcess& p) { return http_get(p.ops_port(), "/readyz").status == 200; }
@@ -206,27 +194,20 @@ TEST(Replicas, ACampaignCreatedOnOneIsServedByEveryReplica) {
   EXPECT_EQ(held.response.voucher().code(), p.response.voucher().code());
 
   // ListCampaigns, a page at a time, in id order.
-  auto admin = admin_of(c->target());
+  const Client admin(c->target());
   std::vector<std::string> ids;
   std::string token;
   for (int page = 0; page < 10; ++page) {
-    grpc::ClientContext ctx;
-    v1::ListCampaignsRequest req;
-    req.set_page_size(2);
-    req.set_page_token(token);
-    v1::ListCampaignsResponse resp;
-    ASSERT_TRUE(admin->ListCampaigns(&ctx, req, &resp).ok());
+    const auto listed = admin.list_campaigns(2, token);
+    ASSERT_TRUE(listed.ok());
+    const v1::ListCampaignsResponse& resp = listed.response;
     EXPECT_LE(resp.campaigns_size(), 2);
     for (const auto& campaign : resp.campaigns()) ids.push_back(campaign.id());
     token = resp.next_page_token();
     if (token.empty()) break;
   }
   EXPECT_EQ(ids, (std::vector<std::string>{"second", "shared", "third"}));
-  grpc::ClientContext ctx;
-  v1::ListCampaignsRequest bad;
-  bad.set_page_token("not-a-token");
-  v1::ListCampaignsResponse resp;
-  const grpc::Status refused = admin->ListCampaigns(&ctx, bad, &resp);
+  const grpc::Status refused = admin.list_campaigns(0, "not-a-token").status;
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(refused.error_message().find("page_token"), std::string::npos);
   // A clean stop exits 0 (and a sanitizer report would make it fail).
@@ -300,7 +281,9 @@ TEST(Replicas, KilledReplicasStrandNothingAndTheCampaignSellsOutExactly) {
     return std::stoll("0" + s.redis.cli({"HLEN", "vd:{small}:leases"})) >= n;
   };
   EXPECT_TRUE(wait_until([&] { return holds_lease(3); }, seconds(20)));
-  std::this_thread::sleep_for(milliseconds(200));
+  // Mid-storm: once the crowds have been issued some vouchers.
+  EXPECT_TRUE(
+      wait_until([&] { return redis_sum(s.redis, "vd:{small}:issued") >= 300; }, seconds(20)));
   replicas[1]->stop(SIGKILL);
   replicas[2]->stop(SIGKILL);
   const auto last_kill = std::chrono::steady_clock::now();
@@ -442,14 +425,7 @@ TEST(Replicas, HoldersGetTheirVoucherFromEveryReplicaAndCancellationFreesThemEve
             << " Redis commands meanwhile, none naming a member who pressed\n";
 
   // Cancelled on the first replica: the member is free on the other one too.
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
-    v1::CancelVoucherRequest req;
-    req.set_code(code);
-    v1::Voucher out;
-    ASSERT_TRUE(admin_of(a->target())->CancelVoucher(&ctx, req, &out).ok());
-  }
+  ASSERT_TRUE(Client(a->target()).cancel_voucher(code).ok());
   // B learns it from the store's holders feed (every 50 ms); /status says
   // how many holders B knows of.
   auto holders_known_on_b = [&] {

@@ -11,13 +11,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/voucherd_process.h"
-#include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd::testing {
 namespace {
-
-namespace v1 = voucher::v1;
 
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -44,25 +43,18 @@ void make_certificates(const TempDir& dir) {
 }
 
 std::string campaign_file(const TempDir& dir) {
-  return dir
-      .write("tls-campaign.json",
-             R"({"id":"tls","name":"TLS","mode":"FIRST_COME",)"
-             R"("startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",)"
-             R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
-             R"("skus":[{"id":"spa","siteId":"site-1","kind":"HOT_SPRING","name":"Spa",)"
-             R"("faceValueCents":"19800","stock":"10"}]})")
-      .string();
+  return CampaignJson("tls", "TLS")
+      .spring_site()
+      .sku("spa", "Spa", 19'800, 10)
+      .write(dir, "tls-campaign.json");
 }
 
-grpc::Status claim(const std::string& target, std::shared_ptr<grpc::ChannelCredentials> creds) {
-  auto stub = v1::VoucherService::NewStub(grpc::CreateChannel(target, std::move(creds)));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  v1::ClaimRequest req;
-  req.set_campaign_id("tls");
-  req.set_member_id("member-1");
-  v1::ClaimResponse out;
-  return stub->Claim(&ctx, req, &out);
+grpc::Status claim(const std::string& target,
+                   const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+  return Client(target, creds)
+      .with_deadline(std::chrono::seconds(5))
+      .claim("tls", "member-1")
+      .status;
 }
 
 TEST(TlsEndToEnd, ServesOverTlsAndRequiresClientCertificatesWhenAsked) {

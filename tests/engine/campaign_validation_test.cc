@@ -12,6 +12,7 @@
 
 #include "engine/limits.h"
 #include "engine/model.h"
+#include "tests/support/engine/campaign_spec.h"
 
 namespace voucherd {
 namespace {
@@ -19,20 +20,11 @@ namespace {
 constexpr UnixMicros kStart = 1'700'000'000LL * kMicrosPerSecond;
 
 CampaignSpec valid_spec() {
-  CampaignSpec s;
-  s.id = "gd-2024";
-  s.name = "Guangdong winter giveaway";
-  s.mode = CampaignMode::kFirstCome;
-  s.starts_at_us = kStart;
-  s.ends_at_us = kStart + 7 * kMicrosPerDay;
-  s.per_member_limit = 0;
-  s.voucher_valid_days = 0;
-  s.sites = {{"site-001", "Hot Spring Resort", "Qingyuan", SkuKind::kHotSpring},
-             {"site-002", "Old Town Homestay", "Chaozhou", SkuKind::kHomestay}};
-  s.skus = {{"sku-001", "site-001", SkuKind::kHotSpring, "Spa pass", 19'900, 100},
-            {"sku-002", "site-002", SkuKind::kHomestay, "One night", 39'900, 50},
-            {"sku-003", "site-002", SkuKind::kScenic, "Walking tour", 0, 0}};
-  return s;
+  return testing::SpecBuilder("gd-2024", "Guangdong winter giveaway")
+      .window(kStart, kStart + 7 * kMicrosPerDay)
+      .per_member_limit(0)
+      .voucher_valid_days(0)
+      .guangdong_sites_and_skus(100, 50, 0, 0);
 }
 
 TEST(CampaignValidationTest, ValidSpecPassesAndIsNormalized) {

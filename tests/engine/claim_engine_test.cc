@@ -34,6 +34,8 @@
 #include "engine/outcome.h"
 #include "engine/random.h"
 #include "engine/voucher_code.h"
+#include "tests/support/engine/campaign_spec.h"
+#include "tests/support/engine/forwarding_claim_log.h"
 
 namespace voucherd {
 
@@ -41,6 +43,9 @@ namespace voucherd {
 inline void PrintTo(Outcome o, std::ostream* os) { *os << outcome_name(o); }
 
 namespace {
+
+using testing::ForwardingClaimLog;
+using testing::SpecBuilder;
 
 constexpr UnixMicros kStart = 1'700'000'000LL * kMicrosPerSecond;
 constexpr UnixMicros kHour = 3600 * kMicrosPerSecond;
@@ -77,58 +82,6 @@ class RecordingLookup final : public VoucherLookupOp {
   int calls = 0;
 };
 
-// The memory claim log, counting the calls that reach it (forged codes must
-// be turned away before touching storage).
-class CountingClaimLog final : public ClaimLog {
- public:
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
-                                                 StoredDefinition stored) override {
-    return memory.open_campaign(spec, stock, stored);
-  }
-  void append_claim(ClaimLogWrite& write) override {
-    appends.fetch_add(1, std::memory_order_relaxed);
-    memory.append_claim(write);
-  }
-  void find_voucher(std::string_view campaign_id, std::string_view code,
-                    VoucherLookup& lookup) override {
-    finds.fetch_add(1, std::memory_order_relaxed);
-    memory.find_voucher(campaign_id, code, lookup);
-  }
-  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
-              VoucherRedemption& done) override {
-    redeems.fetch_add(1, std::memory_order_relaxed);
-    memory.redeem(campaign_id, code, request, done);
-  }
-  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
-              VoucherCancellation& done) override {
-    memory.cancel(campaign_id, code, request, done);
-  }
-  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
-                            std::span<const std::string> known_codes,
-                            MemberVouchersLookup& done) override {
-    memory.find_member_vouchers(campaign_id, member_id, known_codes, done);
-  }
-  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
-      std::string_view campaign_id) override {
-    return memory.redeemed_vouchers(campaign_id);
-  }
-  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
-                                                                       UnixMicros now_us) override {
-    return memory.expired_counts(spec, now_us);
-  }
-  void append_draw(DrawLogWrite& write) override { memory.append_draw(write); }
-  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) override {
-    return memory.draw_entries(spec);
-  }
-  [[nodiscard]] std::int64_t voucher_count() const { return memory.voucher_count(); }
-
-  MemoryClaimLog memory;
-  std::atomic<int> appends{0};
-  std::atomic<int> finds{0};
-  std::atomic<int> redeems{0};
-};
-
 std::string lowercase(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -141,20 +94,11 @@ std::string without_dashes(std::string s) {
 
 // Two sites, three SKUs: sku-001 (2 units), sku-002 (1 unit), sku-003 (none).
 CampaignSpec small_spec(std::string id = "gd-2024") {
-  CampaignSpec s;
-  s.id = std::move(id);
-  s.name = "Guangdong winter giveaway";
-  s.mode = CampaignMode::kFirstCome;
-  s.starts_at_us = kStart;
-  s.ends_at_us = kEnd;
-  s.per_member_limit = 1;
-  s.voucher_valid_days = 10;
-  s.sites = {{"site-001", "Hot Spring Resort", "Qingyuan", SkuKind::kHotSpring},
-             {"site-002", "Old Town Homestay", "Chaozhou", SkuKind::kHomestay}};
-  s.skus = {{"sku-001", "site-001", SkuKind::kHotSpring, "Spa pass", 19'900, 2},
-            {"sku-002", "site-002", SkuKind::kHomestay, "One night", 39'900, 1},
-            {"sku-003", "site-002", SkuKind::kScenic, "Walking tour", 5'000, 0}};
-  return s;
+  return SpecBuilder(std::move(id), "Guangdong winter giveaway")
+      .window(kStart, kEnd)
+      .per_member_limit(1)
+      .voucher_valid_days(10)
+      .guangdong_sites_and_skus(2, 1, 0, 5'000);
 }
 
 class ClaimEngineTest : public ::testing::Test {
@@ -253,7 +197,9 @@ class ClaimEngineTest : public ::testing::Test {
     return {op.outcome, op.vouchers};
   }
 
-  CountingClaimLog log_;
+  // Counts the calls that reach the memory log (forged codes must be turned
+  // away before touching storage).
+  ForwardingClaimLog log_;
   FakeClock clock_{kStart + kHour};
   DeterministicRandom random_{20240101};
   std::vector<std::uint8_t> secret_;
@@ -327,7 +273,7 @@ TEST_F(ClaimEngineTest, RepeatPressReturnsTheSameVoucher) {
   ASSERT_EQ(sku.outcome, Outcome::kAlreadyClaimed);
   EXPECT_EQ(sku.voucher->code, first.voucher->code);
   EXPECT_EQ(log_.voucher_count(), 1);
-  EXPECT_EQ(log_.appends.load(), 1) << "repeat presses are answered without a log write";
+  EXPECT_EQ(log_.appends(), 1) << "repeat presses are answered without a log write";
 
   // Still answered with the voucher once everything is gone.
   ASSERT_EQ(claim("gd-2024", "member-2").outcome, Outcome::kOk);
@@ -360,7 +306,7 @@ TEST_F(ClaimEngineTest, UnknownCampaignAndSku) {
   EXPECT_EQ(claim("no-such-campaign", "m1").outcome, Outcome::kCampaignNotFound);
   EXPECT_EQ(claim("gd-202", "m1").outcome, Outcome::kCampaignNotFound);
   EXPECT_EQ(claim("gd-2024", "m1", "sku-999").outcome, Outcome::kSkuNotFound);
-  EXPECT_EQ(log_.appends.load(), 0);
+  EXPECT_EQ(log_.appends(), 0);
   EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kOk);  // the failures left no trace
 }
 
@@ -374,7 +320,7 @@ TEST_F(ClaimEngineTest, WindowIsHalfOpen) {
   EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kClosed);
   clock_.set_us(kEnd + kMicrosPerDay);
   EXPECT_EQ(claim("gd-2024", "m1").outcome, Outcome::kClosed);
-  EXPECT_EQ(log_.appends.load(), 0);
+  EXPECT_EQ(log_.appends(), 0);
 
   clock_.set_us(kStart);
   const ClaimResult at_start = claim("gd-2024", "m1");
@@ -391,7 +337,7 @@ TEST_F(ClaimEngineTest, LotteryCampaignIsWrongMode) {
   spec.lottery.win_probability = 0.5;
   ASSERT_NE(create(spec), nullptr);
   EXPECT_EQ(claim("lottery-1", "m1").outcome, Outcome::kWrongMode);
-  EXPECT_EQ(log_.appends.load(), 0);
+  EXPECT_EQ(log_.appends(), 0);
 }
 
 TEST_F(ClaimEngineTest, InvalidArgumentsNameTheField) {
@@ -549,7 +495,7 @@ TEST_F(ClaimEngineTest, GetVoucherTellsMistypedFromForged) {
   EXPECT_EQ(lookup("").outcome, Outcome::kMistypedCode);
   EXPECT_EQ(lookup("hello").outcome, Outcome::kMistypedCode);
 
-  EXPECT_EQ(log_.finds.load(), 0) << "mistyped codes must not reach the claim log";
+  EXPECT_EQ(log_.finds(), 0) << "mistyped codes must not reach the claim log";
 
   // Well-formed codes whose MAC does not verify: not found, whatever else is
   // right, and turned away without touching the claim log.
@@ -582,7 +528,7 @@ TEST_F(ClaimEngineTest, GetVoucherTellsMistypedFromForged) {
   foreign.mac = compute_mac(wrong_signer.derive_sku_key("gd-2024", "site-001", "sku-001"), foreign);
   EXPECT_EQ(lookup(format_code(foreign)).outcome, Outcome::kVoucherNotFound);
 
-  EXPECT_EQ(log_.finds.load(), 0) << "codes with a wrong MAC must not reach the claim log";
+  EXPECT_EQ(log_.finds(), 0) << "codes with a wrong MAC must not reach the claim log";
 
   // A genuine code (right secret and MAC) that was never issued: the log says no.
   CodeSigner signer(secret_);
@@ -591,11 +537,11 @@ TEST_F(ClaimEngineTest, GetVoucherTellsMistypedFromForged) {
   unissued.mac = compute_mac(signer.derive_sku_key("gd-2024", "site-001", "sku-001"), unissued);
   EXPECT_EQ(lookup(format_code(unissued)).outcome, Outcome::kVoucherNotFound);
 
-  EXPECT_EQ(log_.finds.load(), 1);
+  EXPECT_EQ(log_.finds(), 1);
 
   // The real one is still found.
   EXPECT_EQ(lookup(code).outcome, Outcome::kOk);
-  EXPECT_EQ(log_.finds.load(), 2);
+  EXPECT_EQ(log_.finds(), 2);
 }
 
 TEST_F(ClaimEngineTest, VoucherExpiresByTheClock) {
@@ -698,82 +644,6 @@ TEST_F(ClaimEngineTest, CampaignStatsAreExact) {
 
 // ---------------------------------------------------------------- asynchronous log
 
-// A claim log that holds every append until the test completes it with the
-// status it picks, so that the engine's asynchronous paths (presses waiting
-// on a member's claim in flight, log refusals) run deterministically.
-// kWritten appends go through to a MemoryClaimLog, so they can be looked up.
-class DeferredClaimLog final : public ClaimLog {
- public:
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
-                                                 StoredDefinition stored) override {
-    return memory_.open_campaign(spec, stock, stored);
-  }
-  void append_claim(ClaimLogWrite& write) override {
-    std::lock_guard lock(mu_);
-    queue_.push_back(&write);
-  }
-  void find_voucher(std::string_view campaign_id, std::string_view code,
-                    VoucherLookup& lookup) override {
-    memory_.find_voucher(campaign_id, code, lookup);
-  }
-  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
-              VoucherRedemption& done) override {
-    memory_.redeem(campaign_id, code, request, done);
-  }
-  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
-              VoucherCancellation& done) override {
-    memory_.cancel(campaign_id, code, request, done);
-  }
-  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
-                            std::span<const std::string> known_codes,
-                            MemberVouchersLookup& done) override {
-    memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
-  }
-  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
-      std::string_view campaign_id) override {
-    return memory_.redeemed_vouchers(campaign_id);
-  }
-  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
-                                                                       UnixMicros now_us) override {
-    return memory_.expired_counts(spec, now_us);
-  }
-  void append_draw(DrawLogWrite& write) override { memory_.append_draw(write); }
-  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) override {
-    return memory_.draw_entries(spec);
-  }
-  std::size_t queued() {
-    std::lock_guard lock(mu_);
-    return queue_.size();
-  }
-  // The voucher of the oldest queued append.
-  VoucherPtr front_voucher() {
-    std::lock_guard lock(mu_);
-    return queue_.empty() ? nullptr : queue_.front()->voucher;
-  }
-  // Completes the oldest queued append.
-  void complete(LogStatus status, VoucherPtr held = nullptr) {
-    ClaimLogWrite* w = nullptr;
-    {
-      std::lock_guard lock(mu_);
-      ASSERT_FALSE(queue_.empty());
-      w = queue_.front();
-      queue_.pop_front();
-    }
-    if (status == LogStatus::kWritten) {
-      memory_.append_claim(*w);  // records it and completes it with kWritten
-    } else {
-      w->on_logged(status, std::move(held));
-    }
-  }
-  std::int64_t written() const { return memory_.voucher_count(); }
-
- private:
-  std::mutex mu_;
-  std::deque<ClaimLogWrite*> queue_;
-  MemoryClaimLog memory_;
-};
-
 class DeferredLogTest : public ::testing::Test {
  protected:
   DeferredLogTest() : secret_(test_secret()), engine_(log_, clock_, random_, secret_) {}
@@ -787,7 +657,11 @@ class DeferredLogTest : public ::testing::Test {
     engine_.claim(op);
   }
 
-  DeferredClaimLog log_;
+  // Holds every append until the test completes it with the status it picks,
+  // so the engine's asynchronous paths (presses waiting on a member's claim in
+  // flight, log refusals) run deterministically; kWritten appends go through
+  // to the memory log, so they can be looked up.
+  ForwardingClaimLog log_{ForwardingClaimLog::Appends::kHold};
   FakeClock clock_{kStart + kHour};
   DeterministicRandom random_{31337};
   std::vector<std::uint8_t> secret_;
@@ -906,7 +780,7 @@ TEST_F(DeferredLogTest, LogOverloadGivesTheUnitBack) {
   EXPECT_EQ(retry.result.outcome, Outcome::kOk);
   EXPECT_EQ(retry.result.voucher->sku_id, "sku-002");
   EXPECT_EQ(engine_.campaign_stats("gd-2024")->remaining, 0);
-  EXPECT_EQ(log_.written(), 1);
+  EXPECT_EQ(log_.voucher_count(), 1);
 }
 
 TEST_F(DeferredLogTest, WaitersRetryWhenTheClaimInFlightFails) {
@@ -984,7 +858,7 @@ TEST_F(DeferredLogTest, LimitAboveOneWaitsOnlyForTheSameRequest) {
   ASSERT_EQ(r1_retry.calls.load(), 1);
   EXPECT_EQ(r1_retry.result.outcome, Outcome::kAlreadyClaimed);
   EXPECT_EQ(r1_retry.result.voucher->code, r1.result.voucher->code);
-  EXPECT_EQ(log_.written(), 2);
+  EXPECT_EQ(log_.voucher_count(), 2);
 }
 
 // ---------------------------------------------------------------- concurrency
@@ -1271,7 +1145,7 @@ TEST_F(ClaimEngineTest, RedeemRefusesBadInputBeforeTheClaimLog) {
   CodeFields forged = *fields;
   forged.random[0] ^= 1;
   EXPECT_EQ(redeem(format_code(forged), "site-001")->outcome, Outcome::kVoucherNotFound);
-  EXPECT_EQ(log_.redeems.load(), 0) << "bad input must not reach the claim log";
+  EXPECT_EQ(log_.redeems(), 0) << "bad input must not reach the claim log";
   EXPECT_EQ(lookup(code).state, VoucherState::kIssued);
 }
 

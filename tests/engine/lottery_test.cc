@@ -14,6 +14,7 @@
 #include "engine/limits.h"
 #include "engine/memory_claim_log.h"
 #include "engine/random.h"
+#include "tests/support/engine/campaign_spec.h"
 
 namespace voucherd {
 namespace {
@@ -27,18 +28,11 @@ std::vector<std::uint8_t> test_secret() { return std::vector<std::uint8_t>(32, 0
 CampaignSpec lottery_spec(std::vector<std::int64_t> stocks, double p,
                           UnixMicros starts = kShanghaiMidnight,
                           UnixMicros ends = kShanghaiMidnight + 10 * kMicrosPerDay) {
-  CampaignSpec s;
-  s.id = "city-lottery";
-  s.name = "City travel lottery";
-  s.mode = CampaignMode::kLottery;
-  s.starts_at_us = starts;
-  s.ends_at_us = ends;
-  s.sites = {{"site-1", "Lakeside Inn", "Hangzhou", SkuKind::kHotel}};
+  testing::SpecBuilder s("city-lottery", "City travel lottery");
+  s.lottery(p).window(starts, ends).site("site-1", "Hangzhou", SkuKind::kHotel, "Lakeside Inn");
   for (std::size_t i = 0; i < stocks.size(); ++i) {
-    s.skus.push_back({"sku-" + std::to_string(i), "site-1", SkuKind::kHotel,
-                      "Room " + std::to_string(i), 10'000, stocks[i]});
+    s.sku("sku-" + std::to_string(i), stocks[i], 10'000, "Room " + std::to_string(i));
   }
-  s.lottery.win_probability = p;
   return s;
 }
 

@@ -14,55 +14,14 @@
 #include <memory>
 
 #include "engine/claim_engine.h"
-#include "engine/memory_claim_log.h"
+#include "tests/support/engine/campaign_spec.h"
+#include "tests/support/engine/forwarding_claim_log.h"
 
 namespace voucherd {
 namespace {
 
-// The memory log's storage, but stock arrives only when the test says so.
-class ManualStockLog final : public ClaimLog {
- public:
-  std::expected<void, std::string> open_campaign(const CampaignSpec&, CampaignStock& stock,
-                                                 StoredDefinition /*stored*/) override {
-    stock_ = &stock;
-    return {};
-  }
-  void append_claim(ClaimLogWrite& write) override { memory_.append_claim(write); }
-  void find_voucher(std::string_view campaign_id, std::string_view code,
-                    VoucherLookup& lookup) override {
-    memory_.find_voucher(campaign_id, code, lookup);
-  }
-  void redeem(std::string_view campaign_id, std::string_view code, const RedeemRequestView& request,
-              VoucherRedemption& done) override {
-    memory_.redeem(campaign_id, code, request, done);
-  }
-  void cancel(std::string_view campaign_id, std::string_view code, const CancelRequestView& request,
-              VoucherCancellation& done) override {
-    memory_.cancel(campaign_id, code, request, done);
-  }
-  void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
-                            std::span<const std::string> known_codes,
-                            MemberVouchersLookup& done) override {
-    memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
-  }
-  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
-      std::string_view campaign_id) override {
-    return memory_.redeemed_vouchers(campaign_id);
-  }
-  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
-                                                                       UnixMicros now_us) override {
-    return memory_.expired_counts(spec, now_us);
-  }
-  void append_draw(DrawLogWrite& write) override { memory_.append_draw(write); }
-  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) override {
-    return memory_.draw_entries(spec);
-  }
-  CampaignStock* stock_ = nullptr;
-
- private:
-  MemoryClaimLog memory_;
-};
+using testing::ForwardingClaimLog;
+using testing::SpecBuilder;
 
 struct Press final : ClaimOp {
   Outcome outcome = Outcome::kInternal;  // kInternal: not answered yet
@@ -70,16 +29,10 @@ struct Press final : ClaimOp {
 };
 
 CampaignSpec two_skus() {
-  CampaignSpec c;
-  c.id = "leased-campaign";
-  c.name = "Leased";
-  c.mode = CampaignMode::kFirstCome;
-  c.starts_at_us = 1;
-  c.ends_at_us = INT64_C(4'000'000'000'000'000);
-  c.sites.push_back(SiteSpec{"site-1", "Site", "Shaoguan", SkuKind::kScenic});
-  c.skus.push_back(SkuSpec{"sku-a", "site-1", SkuKind::kScenic, "Day ticket", 6000, 3});
-  c.skus.push_back(SkuSpec{"sku-b", "site-1", SkuKind::kScenic, "Night ticket", 8000, 2});
-  return c;
+  return SpecBuilder("leased-campaign", "Leased")
+      .site("site-1", "Shaoguan", SkuKind::kScenic, "Site")
+      .sku("sku-a", 3, 6000, "Day ticket")
+      .sku("sku-b", 2, 8000, "Night ticket");
 }
 
 // Presses that may wait: each lives as long as the test.
@@ -101,7 +54,8 @@ struct Crowd {
 };
 
 struct Fixture {
-  ManualStockLog log;
+  // The memory log's storage, but stock arrives only when the test says so.
+  ForwardingClaimLog log{ForwardingClaimLog::Appends::kForward, ForwardingClaimLog::Stock::kManual};
   FakeClock clock{1000};
   DeterministicRandom random{7};
   ClaimEngine engine{log, clock, random, std::vector<std::uint8_t>(32, 1)};
@@ -114,7 +68,7 @@ struct Fixture {
 
 TEST(StockRefill, EmptyButNotFinalWaitsForUnitsThenSoldOutWhenFinal) {
   Fixture f;
-  CampaignStock& stock = *f.log.stock_;
+  CampaignStock& stock = *f.log.stock();
   std::vector<std::uint32_t> named;
   EXPECT_FALSE(stock.take_missed(named));  // no demand yet
   EXPECT_TRUE(named.empty());
@@ -161,7 +115,7 @@ TEST(StockRefill, EmptyButNotFinalWaitsForUnitsThenSoldOutWhenFinal) {
 
 TEST(StockRefill, AWaitEndsAtItsDeadlineOrAtOnceWhenTheStoreIsLost) {
   Fixture f;
-  CampaignStock& stock = *f.log.stock_;
+  CampaignStock& stock = *f.log.stock();
   Press& patient = f.crowd.press(f.engine, "m-1");                              // no deadline
   Press& hurried = f.crowd.press(f.engine, "m-2", {}, f.clock.now_us() + 500);  // 0.5 ms
   EXPECT_EQ(stock.waiting_claims(), 2u);
@@ -190,7 +144,7 @@ TEST(StockRefill, AWaitEndsAtItsDeadlineOrAtOnceWhenTheStoreIsLost) {
 
 TEST(StockRefill, TakeUnitsHandsBackOnlyWhatIsThere) {
   Fixture f;
-  CampaignStock& stock = *f.log.stock_;
+  CampaignStock& stock = *f.log.stock();
   stock.add_units(0, 5);
   EXPECT_EQ(f.press("m-1", "sku-a"), Outcome::kOk);
   EXPECT_EQ(stock.available(0), 4);

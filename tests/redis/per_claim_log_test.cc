@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "engine/claim_engine.h"
+#include "tests/support/engine/campaign_spec.h"
 #include "tests/support/redis_server.h"
 
 namespace voucherd::testing {
@@ -25,15 +26,9 @@ struct WaitedLookup final : VoucherLookupOp {
 };
 
 CampaignSpec campaign(std::int64_t stock) {
-  CampaignSpec c;
-  c.id = "baseline";
-  c.name = "Baseline test";
-  c.mode = CampaignMode::kFirstCome;
-  c.starts_at_us = 1;
-  c.ends_at_us = INT64_C(4'000'000'000'000'000);
-  c.sites.push_back(SiteSpec{"site-1", "Hot spring", "Qingyuan", SkuKind::kHotSpring});
-  c.skus.push_back(SkuSpec{"sku-a", "site-1", SkuKind::kHotSpring, "Two tickets", 19800, stock});
-  return c;
+  return SpecBuilder("baseline", "Baseline test")
+      .site("site-1", "Qingyuan", SkuKind::kHotSpring, "Hot spring")
+      .sku("sku-a", stock, 19800, "Two tickets");
 }
 
 ClaimResult claim(ClaimEngine& engine, const std::string& member) {

@@ -21,6 +21,7 @@
 #include "engine/claim_engine.h"
 #include "server/grpc/proto_convert.h"
 #include "server/redis/records.h"
+#include "tests/support/engine/campaign_spec.h"
 #include "tests/support/redis_server.h"
 
 namespace voucherd::testing {
@@ -42,16 +43,10 @@ struct WaitedLookup final : VoucherLookupOp {
 };
 
 CampaignSpec campaign(std::int64_t stock_a, std::int64_t stock_b) {
-  CampaignSpec c;
-  c.id = "gd-redis";
-  c.name = "Redis test";
-  c.mode = CampaignMode::kFirstCome;
-  c.starts_at_us = 1;
-  c.ends_at_us = INT64_C(4'000'000'000'000'000);
-  c.sites.push_back(SiteSpec{"site-1", "Hot spring", "Qingyuan", SkuKind::kHotSpring});
-  c.skus.push_back(SkuSpec{"sku-a", "site-1", SkuKind::kHotSpring, "Two tickets", 19800, stock_a});
-  c.skus.push_back(SkuSpec{"sku-b", "site-1", SkuKind::kHotSpring, "Family", 29800, stock_b});
-  return c;
+  return SpecBuilder("gd-redis", "Redis test")
+      .site("site-1", "Qingyuan", SkuKind::kHotSpring, "Hot spring")
+      .sku("sku-a", stock_a, 19800, "Two tickets")
+      .sku("sku-b", stock_b, 29800, "Family");
 }
 
 // One voucherd replica, minus gRPC: an engine on a Redis claim log.

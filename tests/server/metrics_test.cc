@@ -14,6 +14,7 @@
 
 #include "engine/memory_claim_log.h"
 #include "server/ops/series.h"
+#include "tests/support/engine/campaign_spec.h"
 #include "tests/support/exposition_check.h"
 
 namespace voucherd::testing {
@@ -50,15 +51,10 @@ TEST(MetricsPrimitives, HistogramBucketsAndQuantile) {
 class MetricsOfAnEngine : public ::testing::Test {
  protected:
   MetricsOfAnEngine() : engine_(log_, clock_, random_, std::vector<std::uint8_t>(32, 7)) {
-    CampaignSpec c;
-    c.id = "spring";
-    c.name = "Spring";
-    c.mode = CampaignMode::kFirstCome;
-    c.starts_at_us = 1;
-    c.ends_at_us = INT64_C(4'000'000'000'000'000);
-    c.per_member_limit = 1;
-    c.sites.push_back(SiteSpec{"site-1", "Site", "Qingyuan", SkuKind::kHotSpring});
-    c.skus.push_back(SkuSpec{"spa", "site-1", SkuKind::kHotSpring, "Spa \"deluxe\"", 100, 5});
+    CampaignSpec c = SpecBuilder("spring", "Spring")
+                         .per_member_limit(1)
+                         .site("site-1", "Qingyuan", SkuKind::kHotSpring, "Site")
+                         .sku("spa", 5, 100, "Spa \"deluxe\"");
     EXPECT_TRUE(engine_.create_campaign(std::move(c)).has_value());
   }
   MemoryStore store_;

@@ -7,10 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "server/redis/connection.h"
 #include "server/redis/records.h"
 
@@ -27,42 +24,9 @@ std::vector<std::string> replica_args(const RedisServer& redis, const std::strin
   return args;
 }
 
-std::string guangdong_always_open(const TempDir& dir) {
-  std::ifstream in(std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string json = ss.str();
-  for (auto [from, to] : {std::pair{"2024-06-18T02:00:00Z", "2020-01-01T00:00:00Z"},
-                          std::pair{"2024-12-31T16:00:00Z", "2099-01-01T00:00:00Z"}}) {
-    const auto at = json.find(from);
-    if (at != std::string::npos) json.replace(at, std::string(from).size(), to);
-  }
-  return dir.write("guangdong-open.json", json).string();
-}
-
-std::string reason_of(const grpc::Status& status) {
-  if (status.ok()) return "";
-  google::rpc::Status details;
-  if (!details.ParseFromString(status.error_details())) return "";
-  for (const auto& any : details.details()) {
-    google::rpc::ErrorInfo info;
-    if (any.UnpackTo(&info)) return info.reason();
-  }
-  return "";
-}
-
 Press press_once(const std::string& target, const std::string& campaign_id,
                  const std::string& member_id) {
-  auto stub = voucher::v1::VoucherService::NewStub(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  voucher::v1::ClaimRequest req;
-  req.set_campaign_id(campaign_id);
-  req.set_member_id(member_id);
-  Press out;
-  out.status = stub->Claim(&ctx, req, &out.response);
-  return out;
+  return Client(target).claim(campaign_id, member_id);
 }
 
 void Acknowledged::add(const std::string& member, const std::string& code) {
@@ -138,15 +102,6 @@ std::string redis_commands_during(const RedisServer& redis, const TempDir& dir,
                          std::chrono::seconds(10)));
   if (pid > 0) ::kill(pid, SIGTERM);
   return text();
-}
-
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
 }
 
 }  // namespace voucherd::testing

@@ -12,9 +12,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/storm.h"
 #include "tests/support/voucherd_process.h"
+#include "tests/support/wait.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd::testing {
@@ -24,20 +27,9 @@ namespace voucherd::testing {
 std::vector<std::string> replica_args(const RedisServer& redis, const std::string& secret_file,
                                       const std::string& campaigns_file = "");
 
-// The Guangdong sample with a window open for the whole test run (every
-// replica must load the very same definition); its path in `dir`.
-std::string guangdong_always_open(const TempDir& dir);
-
-// The google.rpc.ErrorInfo reason of a status ("" when OK or none).
-std::string reason_of(const grpc::Status& status);
-
-// One Claim, pressed once like a member would (deadline 10 s, no retry).
-struct Press {
-  grpc::Status status;
-  voucher::v1::ClaimResponse response;
-  [[nodiscard]] bool ok() const { return status.ok(); }
-  [[nodiscard]] std::string reason() const { return reason_of(status); }
-};
+// One Claim, pressed once like a member would (on a channel of its own,
+// deadline 10 s, no retry).
+using Press = Reply<voucher::v1::ClaimResponse>;
 Press press_once(const std::string& target, const std::string& campaign_id,
                  const std::string& member_id);
 
@@ -65,10 +57,5 @@ std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
 // prints them (one line each), so a test can say which keys were touched.
 std::string redis_commands_during(const RedisServer& redis, const TempDir& dir,
                                   const std::function<void()>& action);
-
-// Waits until `condition` holds, polling every 10 ms, at most `limit`;
-// returns whether it held.
-bool wait_until(const std::function<bool()>& condition,
-                std::chrono::milliseconds limit = std::chrono::seconds(10));
 
 }  // namespace voucherd::testing

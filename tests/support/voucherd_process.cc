@@ -157,21 +157,6 @@ int run_program(const TempDir& dir, const std::vector<std::string>& argv, std::s
   return status.value_or(-1);
 }
 
-std::string first_come_campaign_json(const std::string& id, std::int64_t stock, int skus) {
-  std::ostringstream j;
-  j << R"({"campaigns":[{"id":")" << id << R"(","name":"Test )" << id
-    << R"(","mode":"FIRST_COME","startsAt":"2020-01-01T00:00:00Z",)"
-    << R"("endsAt":"2099-01-01T00:00:00Z","perMemberLimit":1,)"
-    << R"("sites":[{"id":"site-1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],"skus":[)";
-  for (int i = 0; i < skus; ++i) {
-    j << (i ? "," : "") << R"({"id":"sku-)" << i
-      << R"(","siteId":"site-1","kind":"HOT_SPRING","name":"Tickets","faceValueCents":"19800",)"
-      << R"("stock":")" << stock / skus + (i < stock % skus ? 1 : 0) << R"("})";
-  }
-  j << "]}]}";
-  return j.str();
-}
-
 std::string test_secret_hex() {
   return "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
 }

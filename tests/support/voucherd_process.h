@@ -70,10 +70,6 @@ int run_program(const TempDir& dir, const std::vector<std::string>& argv, std::s
                 std::string* stderr_out,
                 std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
-// A --campaigns file's content: one FIRST_COME campaign `id`, open from 2020
-// to 2099, one site (site-1), `skus` SKUs (sku-0 ..) sharing `stock` packs.
-std::string first_come_campaign_json(const std::string& id, std::int64_t stock, int skus);
-
 // 64 hex digits: a secret file's content.
 std::string test_secret_hex();
 

@@ -1,0 +1,343 @@
+// proto_convert_test — proves server/grpc/proto_convert.h: a campaign (first
+// come, and a lottery with weights and its release schedule) goes to
+// voucher.v1.Campaign and back unchanged; unknown modes and kinds come back
+// as "unspecified" for validation to refuse; timestamps out of range and
+// lottery rules that do not fit the campaign are refused naming the field;
+// equal specs give equal definition bytes and different ones different
+// bytes; a voucher carries every field, its visible state, and the
+// redemption only when it was redeemed; draw entries round trip for every
+// outcome, and a record that does not fit the campaign is refused saying
+// why; stats carry every count, per SKU too; and timestamps convert once,
+// to the microsecond, with their RFC 3339 text.
+#include "server/grpc/proto_convert.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/limits.h"
+#include "tests/support/engine/campaign_spec.h"
+
+namespace voucherd {
+namespace {
+
+namespace v1 = voucher::v1;
+using testing::SpecBuilder;
+
+constexpr UnixMicros kStart = 1'700'000'000LL * kMicrosPerSecond + 250;  // sub-second too
+constexpr UnixMicros kEnd = kStart + 7 * kMicrosPerDay;
+
+CampaignSpec first_come() {
+  CampaignSpec s = SpecBuilder("gd-2024", "Guangdong winter giveaway")
+                       .window(kStart, kEnd)
+                       .per_member_limit(2)
+                       .voucher_valid_days(10)
+                       .guangdong_sites_and_skus(100, 50, 7, 5'000);
+  s.voucher_valid_seconds = 3600;
+  s.cancel_keeps_allowance = true;
+  return s;
+}
+
+CampaignSpec weighted_lottery() {
+  CampaignSpec s = SpecBuilder("lucky", "Lucky")
+                       .lottery(0.25)
+                       .window(kStart, kEnd)
+                       .site("site-1", "Hangzhou", SkuKind::kHotel, "Lakeside Inn")
+                       .sku("sku-a", 30, 9'800, "Day pass")
+                       .sku("sku-b", 10, 19'800, "Night pass");
+  s.lottery.draws_per_day = 5;
+  s.lottery.time_zone = "Asia/Shanghai";
+  s.lottery.prizes_per_member = 2;
+  s.lottery.sku_choice = SkuChoice::kWeighted;
+  s.lottery.sku_weights = {3, 1};
+  s.lottery.release = ReleaseSchedule::kEqualPerDay;
+  return s;
+}
+
+CampaignSpec round_trip(const CampaignSpec& spec) {
+  v1::Campaign proto;
+  campaign_to_proto(spec, &proto);
+  auto back = campaign_from_proto(proto);
+  EXPECT_TRUE(back.has_value()) << back.error().field << ": " << back.error().message;
+  return back.value_or(CampaignSpec{});
+}
+
+TEST(ProtoConvert, CampaignsRoundTrip) {
+  const CampaignSpec plain = first_come();
+  EXPECT_EQ(round_trip(plain), plain);
+  const CampaignSpec lottery = weighted_lottery();
+  EXPECT_EQ(round_trip(lottery), lottery);
+
+  v1::Campaign proto;
+  campaign_to_proto(lottery, &proto);
+  EXPECT_EQ(proto.mode(), v1::LOTTERY);
+  EXPECT_EQ(proto.starts_at().seconds(), 1'700'000'000);
+  EXPECT_EQ(proto.starts_at().nanos(), 250'000);
+  ASSERT_EQ(proto.skus_size(), 2);
+  EXPECT_EQ(proto.skus(1).kind(), v1::HOTEL);
+  EXPECT_EQ(proto.skus(1).face_value_cents(), 19'800);
+  EXPECT_EQ(proto.lottery().sku_choice(), v1::WEIGHTED);
+  EXPECT_EQ(proto.lottery().release(), v1::EQUAL_PER_DAY);
+  ASSERT_EQ(proto.lottery().sku_weights_size(), 2);
+  EXPECT_EQ(proto.lottery().sku_weights(1).sku_id(), "sku-b");
+  EXPECT_EQ(proto.lottery().sku_weights(1).weight(), 1);
+  // A FIRST_COME campaign carries no lottery rules.
+  v1::Campaign plain_proto;
+  campaign_to_proto(plain, &plain_proto);
+  EXPECT_FALSE(plain_proto.has_lottery());
+}
+
+TEST(ProtoConvert, UnknownModesAndKindsComeBackUnspecified) {
+  v1::Campaign proto;
+  campaign_to_proto(first_come(), &proto);
+  proto.set_mode(static_cast<v1::CampaignMode>(9));
+  proto.mutable_sites(0)->set_kind(static_cast<v1::SkuKind>(17));
+  proto.mutable_skus(0)->set_kind(v1::SKU_KIND_UNSPECIFIED);
+  proto.mutable_skus(1)->set_kind(static_cast<v1::SkuKind>(5));
+  auto spec = campaign_from_proto(proto);
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_EQ(spec->mode, CampaignMode::kUnspecified);
+  EXPECT_EQ(spec->sites[0].kind, SkuKind::kUnspecified);
+  EXPECT_EQ(spec->skus[0].kind, SkuKind::kUnspecified);
+  EXPECT_EQ(spec->skus[1].kind, SkuKind::kUnspecified);
+  EXPECT_EQ(spec->skus[2].kind, SkuKind::kScenic);
+}
+
+TEST(ProtoConvert, TimestampsOutOfRangeAreRefusedNamingTheField) {
+  v1::Campaign proto;
+  campaign_to_proto(first_come(), &proto);
+  v1::Campaign early = proto;
+  early.mutable_starts_at()->set_seconds(-1);
+  auto refused = campaign_from_proto(early);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().field, "campaign.starts_at");
+  EXPECT_EQ(refused.error().message, "campaign.starts_at is out of range");
+
+  v1::Campaign late = proto;
+  late.mutable_ends_at()->set_seconds(253'402'300'800);  // 10000-01-01
+  refused = campaign_from_proto(late);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().field, "campaign.ends_at");
+
+  v1::Campaign bad_nanos = proto;
+  bad_nanos.mutable_ends_at()->set_nanos(1'000'000'000);
+  refused = campaign_from_proto(bad_nanos);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().field, "campaign.ends_at");
+
+  // The last second of 9999 is fine; so is a campaign without timestamps
+  // (validation refuses that, not the conversion).
+  v1::Campaign last = proto;
+  last.mutable_ends_at()->set_seconds(253'402'300'799);
+  EXPECT_TRUE(campaign_from_proto(last).has_value());
+  v1::Campaign none = proto;
+  none.clear_starts_at();
+  none.clear_ends_at();
+  auto unset = campaign_from_proto(none);
+  ASSERT_TRUE(unset.has_value());
+  EXPECT_EQ(unset->starts_at_us, 0);
+  EXPECT_EQ(unset->ends_at_us, 0);
+}
+
+TEST(ProtoConvert, LotteryRulesThatDoNotFitAreRefusedNamingTheField) {
+  v1::Campaign proto;
+  campaign_to_proto(weighted_lottery(), &proto);
+  struct Case {
+    const char* name;
+    void (*spoil)(v1::LotteryRules&);
+    const char* field;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"unknown SKU choice",
+       [](v1::LotteryRules& l) { l.set_sku_choice(static_cast<v1::SkuChoice>(7)); },
+       "campaign.lottery.sku_choice",
+       "campaign.lottery.sku_choice must be PROPORTIONAL_TO_REMAINING or WEIGHTED"},
+      {"unknown release",
+       [](v1::LotteryRules& l) { l.set_release(static_cast<v1::ReleaseSchedule>(7)); },
+       "campaign.lottery.release", "campaign.lottery.release must be LINEAR or EQUAL_PER_DAY"},
+      {"weight of an unknown SKU",
+       [](v1::LotteryRules& l) { l.mutable_sku_weights(1)->set_sku_id("sku-z"); },
+       "campaign.lottery.sku_weights",
+       "campaign.lottery.sku_weights: \"sku-z\" is not a SKU of the campaign"},
+      {"SKU weighted twice",
+       [](v1::LotteryRules& l) { l.mutable_sku_weights(1)->set_sku_id("sku-a"); },
+       "campaign.lottery.sku_weights", "campaign.lottery.sku_weights: \"sku-a\" is weighted twice"},
+      {"SKU without a weight", [](v1::LotteryRules& l) { l.mutable_sku_weights()->RemoveLast(); },
+       "campaign.lottery.sku_weights",
+       "campaign.lottery.sku_weights gives SKU \"sku-b\" no weight"},
+  };
+  for (const Case& c : cases) {
+    v1::Campaign spoilt = proto;
+    c.spoil(*spoilt.mutable_lottery());
+    auto refused = campaign_from_proto(spoilt);
+    ASSERT_FALSE(refused.has_value()) << c.name;
+    EXPECT_EQ(refused.error().field, c.field) << c.name;
+    EXPECT_EQ(refused.error().message, c.message) << c.name;
+  }
+  // No weights at all: fine (proportional to what remains).
+  v1::Campaign unweighted = proto;
+  unweighted.mutable_lottery()->clear_sku_weights();
+  unweighted.mutable_lottery()->set_sku_choice(v1::SKU_CHOICE_UNSPECIFIED);
+  unweighted.mutable_lottery()->set_release(v1::RELEASE_SCHEDULE_UNSPECIFIED);
+  auto spec = campaign_from_proto(unweighted);
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_TRUE(spec->lottery.sku_weights.empty());
+  EXPECT_EQ(spec->lottery.sku_choice, SkuChoice::kProportionalToRemaining);
+  EXPECT_EQ(spec->lottery.release, ReleaseSchedule::kLinear);
+}
+
+TEST(ProtoConvert, EqualSpecsGiveEqualDefinitionBytes) {
+  const std::string bytes = encode_campaign_definition(first_come());
+  EXPECT_EQ(encode_campaign_definition(first_come()), bytes);
+  CampaignSpec more = first_come();
+  more.skus[0].stock += 1;
+  EXPECT_NE(encode_campaign_definition(more), bytes);
+  // The bytes are the Campaign message.
+  v1::Campaign decoded;
+  ASSERT_TRUE(decoded.ParseFromString(bytes));
+  auto spec = campaign_from_proto(decoded);
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_EQ(*spec, first_come());
+}
+
+VoucherRecord a_voucher() {
+  VoucherRecord v;
+  v.code = "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB";
+  v.campaign_id = "gd-2024";
+  v.sku_id = "sku-001";
+  v.site_id = "site-001";
+  v.member_id = "member-1";
+  v.request_id = "req-1";
+  v.sku_kind = SkuKind::kHotSpring;
+  v.face_value_cents = 19'900;
+  v.issued_at_us = kStart;
+  v.expires_at_us = kStart + 10 * kMicrosPerDay;
+  v.redeemed_site_id = "site-001";
+  v.redeemed_at_us = kStart + kMicrosPerDay;
+  v.redeem_request_id = "desk-1";
+  return v;
+}
+
+TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
+  VoucherRecord issued = a_voucher();
+  v1::Voucher out;
+  voucher_to_proto(issued, VoucherState::kExpired, &out);  // the visible state is what goes out
+  EXPECT_EQ(out.code(), issued.code);
+  EXPECT_EQ(out.campaign_id(), "gd-2024");
+  EXPECT_EQ(out.sku_id(), "sku-001");
+  EXPECT_EQ(out.site_id(), "site-001");
+  EXPECT_EQ(out.member_id(), "member-1");
+  EXPECT_EQ(out.request_id(), "req-1");
+  EXPECT_EQ(out.state(), v1::EXPIRED);
+  EXPECT_EQ(out.sku_kind(), v1::HOT_SPRING);
+  EXPECT_EQ(out.face_value_cents(), 19'900);
+  EXPECT_EQ(out.issued_at().seconds(), 1'700'000'000);
+  EXPECT_EQ(out.issued_at().nanos(), 250'000);
+  EXPECT_EQ(out.expires_at().seconds(), 1'700'000'000 + 10 * 86'400);
+  // Stored ISSUED: no redemption goes out, whatever the record holds.
+  EXPECT_FALSE(out.has_redeemed_at());
+  EXPECT_TRUE(out.redeemed_site_id().empty());
+  EXPECT_TRUE(out.redeem_request_id().empty());
+
+  VoucherRecord redeemed = a_voucher();
+  redeemed.state = VoucherState::kRedeemed;
+  v1::Voucher r;
+  voucher_to_proto(redeemed, VoucherState::kRedeemed, &r);
+  EXPECT_EQ(r.state(), v1::REDEEMED);
+  ASSERT_TRUE(r.has_redeemed_at());
+  EXPECT_EQ(r.redeemed_at().seconds(), 1'700'000'000 + 86'400);
+  EXPECT_EQ(r.redeemed_site_id(), "site-001");
+  EXPECT_EQ(r.redeem_request_id(), "desk-1");
+}
+
+TEST(ProtoConvert, DrawEntriesRoundTripForEveryOutcome) {
+  const CampaignSpec spec = weighted_lottery();
+  for (DrawOutcome o : {DrawOutcome::kWon, DrawOutcome::kUnlucky, DrawOutcome::kPaused,
+                        DrawOutcome::kAllGone, DrawOutcome::kAlreadyWon}) {
+    DrawEntry entry;
+    entry.member_id = "m-7";
+    entry.draw_number = 3;
+    entry.at_us = kStart + 42;
+    entry.outcome = o;
+    entry.sku = o == DrawOutcome::kWon ? 1 : kNoSku;
+    entry.released = 12;
+    entry.remaining = 9;
+    v1::DrawRecord record;
+    draw_entry_to_proto(spec, entry, &record);
+    EXPECT_EQ(record.won(), o == DrawOutcome::kWon);
+    EXPECT_EQ(record.sku_id(), o == DrawOutcome::kWon ? "sku-b" : "");
+    if (o != DrawOutcome::kWon) {
+      EXPECT_EQ(static_cast<int>(record.reason()), static_cast<int>(o));
+    }
+    auto back = draw_entry_from_proto(spec, record);
+    ASSERT_TRUE(back.has_value()) << outcome_name(o) << ": " << back.error();
+    EXPECT_EQ(*back, entry) << outcome_name(o);
+  }
+}
+
+TEST(ProtoConvert, DrawRecordsThatDoNotFitTheCampaignAreRefused) {
+  const CampaignSpec spec = weighted_lottery();
+  v1::DrawRecord won;
+  won.set_member_id("m-1");
+  won.set_draw_number(1);
+  won.set_won(true);
+  won.set_sku_id("sku-z");
+  auto refused = draw_entry_from_proto(spec, won);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error(), "won SKU \"sku-z\", which the campaign does not have");
+
+  v1::DrawRecord lost;
+  lost.set_member_id("m-1");
+  lost.set_draw_number(1);
+  for (int reason : {0, 5, 99}) {
+    lost.set_reason(static_cast<v1::NoPrizeReason>(reason));
+    refused = draw_entry_from_proto(spec, lost);
+    ASSERT_FALSE(refused.has_value()) << reason;
+    EXPECT_EQ(refused.error(), "neither won nor a reason for no prize") << reason;
+  }
+}
+
+TEST(ProtoConvert, StatsCarryEveryCountPerSkuToo) {
+  CampaignStatsView view;
+  view.campaign_id = "gd-2024";
+  view.stock_total = 150;
+  view.issued = 40;
+  view.redeemed = 12;
+  view.remaining = 110;
+  view.expired = 3;
+  view.members = 39;
+  view.skus = {{"sku-001", 100, 30, 10, 70, 2}, {"sku-002", 50, 10, 2, 40, 1}};
+  v1::CampaignStats out;
+  stats_to_proto(view, &out);
+  EXPECT_EQ(out.campaign_id(), "gd-2024");
+  EXPECT_EQ(out.stock_total(), 150);
+  EXPECT_EQ(out.issued(), 40);
+  EXPECT_EQ(out.redeemed(), 12);
+  EXPECT_EQ(out.remaining(), 110);
+  EXPECT_EQ(out.expired(), 3);
+  EXPECT_EQ(out.members(), 39);
+  ASSERT_EQ(out.skus_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    const SkuStatsView& want = view.skus[static_cast<std::size_t>(i)];
+    EXPECT_EQ(out.skus(i).sku_id(), want.sku_id);
+    EXPECT_EQ(out.skus(i).stock(), want.stock);
+    EXPECT_EQ(out.skus(i).issued(), want.issued);
+    EXPECT_EQ(out.skus(i).redeemed(), want.redeemed);
+    EXPECT_EQ(out.skus(i).remaining(), want.remaining);
+    EXPECT_EQ(out.skus(i).expired(), want.expired);
+  }
+}
+
+TEST(ProtoConvert, TimestampsConvertToTheMicrosecondWithTheirText) {
+  google::protobuf::Timestamp ts;
+  timestamp_to_proto(kStart, &ts);
+  EXPECT_EQ(ts.seconds(), 1'700'000'000);
+  EXPECT_EQ(ts.nanos(), 250'000);
+  timestamp_to_proto(0, &ts);
+  EXPECT_EQ(ts.seconds(), 0);
+  EXPECT_EQ(ts.nanos(), 0);
+  EXPECT_EQ(timestamp_text(1'718'676'000LL * kMicrosPerSecond), "2024-06-18T02:00:00Z");
+  EXPECT_EQ(timestamp_text(kStart), "2023-11-14T22:13:20.000250Z");
+}
+
+}  // namespace
+}  // namespace voucherd

@@ -1,0 +1,230 @@
+// status_map_test — proves server/grpc/status_map.h, the one place engine
+// outcomes become gRPC statuses: every Outcome maps to its documented gRPC
+// code (OK for kOk and kAlreadyClaimed, with no details); every refusal
+// carries a google.rpc.Status payload whose code and message match the
+// status and whose ErrorInfo has domain "voucherd", the wire reason
+// (SKU_SOLD_OUT goes out as SOLD_OUT) and the campaign / SKU / site / field
+// metadata that was given; load shedding alone adds a RetryInfo (200 ms);
+// messages name what they are about and append the context's detail;
+// invalid_argument() always names its field; and the front's own refusals
+// (unauthenticated, permission denied, deadline passed, client gone) have
+// their codes and say what to do, with no details.
+#include "server/grpc/status_map.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace voucherd {
+namespace {
+
+using grpc::StatusCode;
+
+// The payload of a refusal, decoded.
+struct Details {
+  bool parsed = false;
+  google::rpc::Status status;
+  int error_infos = 0;
+  google::rpc::ErrorInfo info;
+  int retry_infos = 0;
+  google::rpc::RetryInfo retry;
+};
+
+Details details_of(const grpc::Status& s) {
+  Details d;
+  d.parsed = d.status.ParseFromString(s.error_details());
+  for (const auto& any : d.status.details()) {
+    if (any.Is<google::rpc::ErrorInfo>()) {
+      ++d.error_infos;
+      EXPECT_TRUE(any.UnpackTo(&d.info));
+    } else if (any.Is<google::rpc::RetryInfo>()) {
+      ++d.retry_infos;
+      EXPECT_TRUE(any.UnpackTo(&d.retry));
+    } else {
+      ADD_FAILURE() << "unexpected detail " << any.type_url();
+    }
+  }
+  return d;
+}
+
+struct Row {
+  Outcome outcome;
+  StatusCode code;
+  const char* reason;    // ErrorInfo.reason on the wire
+  bool retry_hint;       // a RetryInfo is attached
+  const char* mentions;  // the message says this
+};
+
+// Every Outcome but kOk / kAlreadyClaimed, in enum order.
+const std::vector<Row>& refusals() {
+  static const std::vector<Row> rows = {
+      {Outcome::kInvalidArgument, StatusCode::INVALID_ARGUMENT, "INVALID_ARGUMENT", false,
+       "member_id must be 1 to 128 bytes"},
+      {Outcome::kMistypedCode, StatusCode::INVALID_ARGUMENT, "MISTYPED_CODE", false,
+       "code looks mistyped"},
+      {Outcome::kCampaignNotFound, StatusCode::NOT_FOUND, "CAMPAIGN_NOT_FOUND", false,
+       "campaign \"gd-2024\" not found"},
+      {Outcome::kSkuNotFound, StatusCode::NOT_FOUND, "SKU_NOT_FOUND", false,
+       "SKU \"sku-9\" not found in campaign \"gd-2024\""},
+      {Outcome::kVoucherNotFound, StatusCode::NOT_FOUND, "VOUCHER_NOT_FOUND", false,
+       "no voucher with this code"},
+      {Outcome::kNotOpen, StatusCode::FAILED_PRECONDITION, "NOT_OPEN", false,
+       "campaign \"gd-2024\" is not open yet"},
+      {Outcome::kClosed, StatusCode::FAILED_PRECONDITION, "CLOSED", false,
+       "campaign \"gd-2024\" is closed"},
+      {Outcome::kWrongMode, StatusCode::FAILED_PRECONDITION, "WRONG_MODE", false,
+       "is of another mode"},
+      {Outcome::kSoldOut, StatusCode::FAILED_PRECONDITION, "SOLD_OUT", false,
+       "campaign \"gd-2024\" is sold out"},
+      {Outcome::kSkuSoldOut, StatusCode::FAILED_PRECONDITION, "SOLD_OUT", false,
+       "SKU \"sku-9\" of campaign \"gd-2024\" is sold out"},
+      {Outcome::kRequestIdRequired, StatusCode::INVALID_ARGUMENT, "REQUEST_ID_REQUIRED", false,
+       "request_id is required: campaign \"gd-2024\""},
+      {Outcome::kTooManyWaiters, StatusCode::RESOURCE_EXHAUSTED, "TOO_MANY_PRESSES", true,
+       "retry later"},
+      {Outcome::kOverloaded, StatusCode::RESOURCE_EXHAUSTED, "OVERLOADED", true,
+       "voucherd is overloaded"},
+      {Outcome::kStockRefilling, StatusCode::RESOURCE_EXHAUSTED, "STOCK_REFILLING", true,
+       "refilling its stock"},
+      {Outcome::kLogUnavailable, StatusCode::UNAVAILABLE, "STORE_UNAVAILABLE", true,
+       "retrying is safe"},
+      {Outcome::kCampaignExists, StatusCode::FAILED_PRECONDITION, "CAMPAIGN_EXISTS", false,
+       "already exists with another definition"},
+      {Outcome::kWrongSite, StatusCode::PERMISSION_DENIED, "WRONG_SITE", false,
+       "not redeemable by site \"site-2\""},
+      {Outcome::kVoucherExpired, StatusCode::FAILED_PRECONDITION, "EXPIRED", false, "expired"},
+      {Outcome::kVoucherCancelled, StatusCode::FAILED_PRECONDITION, "CANCELLED", false,
+       "cancelled"},
+      {Outcome::kAlreadyRedeemed, StatusCode::FAILED_PRECONDITION, "ALREADY_REDEEMED", false,
+       "already redeemed"},
+      {Outcome::kRedeemThrottled, StatusCode::RESOURCE_EXHAUSTED, "REDEEM_THROTTLED", true,
+       "too many redemptions"},
+      {Outcome::kDrawLimitReached, StatusCode::RESOURCE_EXHAUSTED, "DAILY_DRAW_LIMIT", false,
+       "every draw of their day in campaign \"gd-2024\""},
+      {Outcome::kCampaignNotOver, StatusCode::FAILED_PRECONDITION, "CAMPAIGN_NOT_OVER", false,
+       "has not ended"},
+      {Outcome::kInternal, StatusCode::INTERNAL, "INTERNAL", false, "internal error"},
+  };
+  return rows;
+}
+
+StatusContext full_context() {
+  StatusContext ctx;
+  ctx.campaign_id = "gd-2024";
+  ctx.sku_id = "sku-9";
+  ctx.site_id = "site-2";
+  ctx.field = "member_id";
+  return ctx;
+}
+
+TEST(StatusMap, OkOutcomesAreOkWithoutDetails) {
+  for (Outcome o : {Outcome::kOk, Outcome::kAlreadyClaimed}) {
+    const grpc::Status s = to_grpc_status(o, full_context());
+    EXPECT_TRUE(s.ok()) << outcome_name(o);
+    EXPECT_TRUE(s.error_message().empty());
+    EXPECT_TRUE(s.error_details().empty());
+  }
+}
+
+TEST(StatusMap, EveryRefusalHasItsCodeReasonMessageAndMetadata) {
+  // The table covers every outcome after kAlreadyClaimed up to kInternal.
+  ASSERT_EQ(refusals().size(), static_cast<std::size_t>(Outcome::kInternal) -
+                                   static_cast<std::size_t>(Outcome::kAlreadyClaimed));
+  for (const Row& row : refusals()) {
+    SCOPED_TRACE(outcome_name(row.outcome));
+    const grpc::Status s = to_grpc_status(row.outcome, full_context());
+    EXPECT_EQ(s.error_code(), row.code);
+    EXPECT_NE(s.error_message().find(row.mentions), std::string::npos) << s.error_message();
+    EXPECT_STREQ(wire_reason(row.outcome), row.reason);
+
+    const Details d = details_of(s);
+    ASSERT_TRUE(d.parsed);
+    // The payload repeats the status, as google.rpc.Status should.
+    EXPECT_EQ(d.status.code(), static_cast<int>(row.code));
+    EXPECT_EQ(d.status.message(), s.error_message());
+    ASSERT_EQ(d.error_infos, 1);
+    EXPECT_EQ(d.info.domain(), "voucherd");
+    EXPECT_EQ(d.info.reason(), row.reason);
+    const std::map<std::string, std::string> metadata(d.info.metadata().begin(),
+                                                      d.info.metadata().end());
+    EXPECT_EQ(metadata, (std::map<std::string, std::string>{{"campaign_id", "gd-2024"},
+                                                            {"sku_id", "sku-9"},
+                                                            {"site_id", "site-2"},
+                                                            {"field", "member_id"}}));
+    EXPECT_EQ(d.retry_infos, row.retry_hint ? 1 : 0);
+    if (row.retry_hint) {
+      EXPECT_EQ(d.retry.retry_delay().seconds(), 0);
+      EXPECT_EQ(d.retry.retry_delay().nanos(), 200'000'000);
+    }
+  }
+}
+
+TEST(StatusMap, MetadataHoldsOnlyWhatTheContextGives) {
+  StatusContext ctx;
+  ctx.campaign_id = "spring";
+  const Details d = details_of(to_grpc_status(Outcome::kSoldOut, ctx));
+  ASSERT_EQ(d.error_infos, 1);
+  ASSERT_EQ(d.info.metadata().size(), 1u);
+  EXPECT_EQ(d.info.metadata().at("campaign_id"), "spring");
+
+  const Details none = details_of(to_grpc_status(Outcome::kVoucherNotFound, StatusContext{}));
+  ASSERT_EQ(none.error_infos, 1);
+  EXPECT_TRUE(none.info.metadata().empty());
+  EXPECT_EQ(none.info.reason(), "VOUCHER_NOT_FOUND");
+}
+
+TEST(StatusMap, TheContextsDetailIsAppendedToTheMessage) {
+  StatusContext ctx;
+  ctx.campaign_id = "spring";
+  ctx.detail = "draws reset at 2026-11-29T00:00:00+08:00";
+  const grpc::Status s = to_grpc_status(Outcome::kDrawLimitReached, ctx);
+  EXPECT_EQ(s.error_message(),
+            "the member has used every draw of their day in campaign \"spring\": draws reset at "
+            "2026-11-29T00:00:00+08:00");
+  EXPECT_EQ(details_of(s).status.message(), s.error_message());
+  ctx.detail.clear();
+  EXPECT_EQ(to_grpc_status(Outcome::kSoldOut, ctx).error_message(),
+            "campaign \"spring\" is sold out");
+}
+
+TEST(StatusMap, InvalidArgumentAlwaysNamesItsField) {
+  const grpc::Status named = invalid_argument("claims", "claims must hold 1 to 1000 claims");
+  EXPECT_EQ(named.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(named.error_message(), "claims must hold 1 to 1000 claims");
+  const grpc::Status unnamed = invalid_argument("page_token", "is not one this server issued");
+  EXPECT_EQ(unnamed.error_message(), "page_token: is not one this server issued");
+  const Details d = details_of(unnamed);
+  ASSERT_EQ(d.error_infos, 1);
+  EXPECT_EQ(d.info.reason(), "INVALID_ARGUMENT");
+  EXPECT_EQ(d.info.domain(), "voucherd");
+  ASSERT_EQ(d.info.metadata().size(), 1u);
+  EXPECT_EQ(d.info.metadata().at("field"), "page_token");
+  EXPECT_EQ(d.retry_infos, 0);
+}
+
+TEST(StatusMap, TheFrontsOwnRefusalsHaveTheirCodes) {
+  const grpc::Status no_token = unauthenticated();
+  EXPECT_EQ(no_token.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(no_token.error_message().find("authorization: Bearer"), std::string::npos)
+      << no_token.error_message();
+  const grpc::Status denied = permission_denied("Redeem needs a site token");
+  EXPECT_EQ(denied.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(denied.error_message(), "Redeem needs a site token");
+  const grpc::Status late = deadline_passed();
+  EXPECT_EQ(late.error_code(), StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_NE(late.error_message().find("deadline"), std::string::npos) << late.error_message();
+  const grpc::Status gone = client_gone();
+  EXPECT_EQ(gone.error_code(), StatusCode::CANCELLED);
+  EXPECT_NE(gone.error_message().find("client"), std::string::npos) << gone.error_message();
+  for (const grpc::Status& s : {no_token, denied, late, gone}) {
+    EXPECT_TRUE(s.error_details().empty()) << s.error_message();
+  }
+}
+
+}  // namespace
+}  // namespace voucherd

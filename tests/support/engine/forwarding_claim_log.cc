@@ -1,0 +1,93 @@
+#include "tests/support/engine/forwarding_claim_log.h"
+
+#include <gtest/gtest.h>
+
+namespace voucherd::testing {
+
+std::expected<void, std::string> ForwardingClaimLog::open_campaign(const CampaignSpec& spec,
+                                                                   CampaignStock& stock,
+                                                                   StoredDefinition stored) {
+  if (stock_mode_ == Stock::kManual) {
+    stock_ = &stock;
+    return {};
+  }
+  return memory_.open_campaign(spec, stock, stored);
+}
+
+void ForwardingClaimLog::append_claim(ClaimLogWrite& write) {
+  appends_.fetch_add(1, std::memory_order_relaxed);
+  if (appends_mode_ == Appends::kHold) {
+    std::lock_guard lock(mu_);
+    held_.push_back(&write);
+    return;
+  }
+  memory_.append_claim(write);
+}
+
+void ForwardingClaimLog::find_voucher(std::string_view campaign_id, std::string_view code,
+                                      VoucherLookup& lookup) {
+  finds_.fetch_add(1, std::memory_order_relaxed);
+  memory_.find_voucher(campaign_id, code, lookup);
+}
+
+void ForwardingClaimLog::redeem(std::string_view campaign_id, std::string_view code,
+                                const RedeemRequestView& request, VoucherRedemption& done) {
+  redeems_.fetch_add(1, std::memory_order_relaxed);
+  memory_.redeem(campaign_id, code, request, done);
+}
+
+void ForwardingClaimLog::cancel(std::string_view campaign_id, std::string_view code,
+                                const CancelRequestView& request, VoucherCancellation& done) {
+  memory_.cancel(campaign_id, code, request, done);
+}
+
+void ForwardingClaimLog::find_member_vouchers(std::string_view campaign_id,
+                                              std::string_view member_id,
+                                              std::span<const std::string> known_codes,
+                                              MemberVouchersLookup& done) {
+  memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
+}
+
+std::expected<std::vector<VoucherPtr>, std::string> ForwardingClaimLog::redeemed_vouchers(
+    std::string_view campaign_id) {
+  return memory_.redeemed_vouchers(campaign_id);
+}
+
+std::expected<std::vector<std::int64_t>, std::string> ForwardingClaimLog::expired_counts(
+    const CampaignSpec& spec, UnixMicros now_us) {
+  return memory_.expired_counts(spec, now_us);
+}
+
+void ForwardingClaimLog::append_draw(DrawLogWrite& write) { memory_.append_draw(write); }
+
+std::expected<std::vector<DrawEntry>, std::string> ForwardingClaimLog::draw_entries(
+    const CampaignSpec& spec) {
+  return memory_.draw_entries(spec);
+}
+
+std::size_t ForwardingClaimLog::queued() {
+  std::lock_guard lock(mu_);
+  return held_.size();
+}
+
+VoucherPtr ForwardingClaimLog::front_voucher() {
+  std::lock_guard lock(mu_);
+  return held_.empty() ? nullptr : held_.front()->voucher;
+}
+
+void ForwardingClaimLog::complete(LogStatus status, VoucherPtr held) {
+  ClaimLogWrite* w = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    ASSERT_FALSE(held_.empty()) << "complete() with no append held";
+    w = held_.front();
+    held_.pop_front();
+  }
+  if (status == LogStatus::kWritten) {
+    memory_.append_claim(*w);  // records it and completes it with kWritten
+  } else {
+    w->on_logged(status, std::move(held));
+  }
+}
+
+}  // namespace voucherd::testing
