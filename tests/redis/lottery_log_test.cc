@@ -15,6 +15,7 @@
 
 #include "server/redis/records.h"
 #include "server/redis/scripts.h"
+#include "tests/support/engine/campaign_spec.h"
 #include "tests/support/redis_server.h"
 
 namespace voucherd::testing {
@@ -28,19 +29,14 @@ using redis::Reply;
 constexpr UnixMicros kStartsAtUs = INT64_C(1'700'000'000'000'000);
 
 CampaignSpec lottery(std::int64_t stock) {
-  CampaignSpec c;
-  c.id = "lot-1";
-  c.name = "Lottery test";
-  c.mode = CampaignMode::kLottery;
-  c.starts_at_us = kStartsAtUs;
-  c.ends_at_us = kStartsAtUs + INT64_C(86'400'000'000);
-  c.per_member_limit = 1;
-  c.sites.push_back(SiteSpec{"site-1", "Hot spring", "Qingyuan", SkuKind::kHotSpring});
-  c.skus.push_back(SkuSpec{"sku-a", "site-1", SkuKind::kHotSpring, "Two tickets", 19800, stock});
-  c.lottery.win_probability = 0.5;
-  c.lottery.draws_per_day = 2;
-  c.lottery.prizes_per_member = 1;
-  return c;
+  return SpecBuilder("lot-1", "Lottery test")
+      .lottery(0.5)
+      .draws_per_day(2)
+      .prizes_per_member(1)
+      .window(kStartsAtUs, kStartsAtUs + INT64_C(86'400'000'000))
+      .per_member_limit(1)
+      .site("site-1", "Qingyuan", SkuKind::kHotSpring, "Hot spring")
+      .sku("sku-a", stock, 19800, "Two tickets");
 }
 
 // One draw request; the writer's callbacks are not used by draw_command.

@@ -23,6 +23,16 @@ SpecBuilder& SpecBuilder::lottery(double p) {
   return *this;
 }
 
+SpecBuilder& SpecBuilder::draws_per_day(std::int32_t draws) {
+  spec_.lottery.draws_per_day = draws;
+  return *this;
+}
+
+SpecBuilder& SpecBuilder::prizes_per_member(std::int32_t prizes) {
+  spec_.lottery.prizes_per_member = prizes;
+  return *this;
+}
+
 SpecBuilder& SpecBuilder::window(UnixMicros starts_at_us, UnixMicros ends_at_us) {
   spec_.starts_at_us = starts_at_us;
   spec_.ends_at_us = ends_at_us;

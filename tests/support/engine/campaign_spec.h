@@ -32,6 +32,8 @@ class SpecBuilder {
   SpecBuilder& mode(CampaignMode mode);
   // LOTTERY, winning with probability `p`.
   SpecBuilder& lottery(double p);
+  SpecBuilder& draws_per_day(std::int32_t draws);
+  SpecBuilder& prizes_per_member(std::int32_t prizes);
   SpecBuilder& window(UnixMicros starts_at_us, UnixMicros ends_at_us);
   SpecBuilder& per_member_limit(std::int32_t limit);
   SpecBuilder& voucher_valid_days(std::int32_t days);
