@@ -108,19 +108,17 @@ class ClaimEngine final {
   [[nodiscard]] std::expected<LotterySeed, Outcome> reveal_seed(std::string_view campaign_id) const;
   // Every draw of a LOTTERY campaign in decision order (blocking: admin
   // threads only). The error is a message (kWrongMode is the caller's to check).
-  [[nodiscard]] std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) {
+  [[nodiscard]] StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) {
     return log_.draw_entries(spec);
   }
   // Every REDEEMED voucher of a campaign (blocking: admin threads only).
-  [[nodiscard]] std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+  [[nodiscard]] StoreResult<std::vector<VoucherPtr>> redeemed_vouchers(
       std::string_view campaign_id) {
     return log_.redeemed_vouchers(campaign_id);
   }
   // Per SKU, vouchers past expires_at and still ISSUED (blocking: admin
   // threads only).
-  [[nodiscard]] std::expected<std::vector<std::int64_t>, std::string> expired_counts(
-      const CampaignSpec& spec) {
+  [[nodiscard]] StoreResult<std::vector<std::int64_t>> expired_counts(const CampaignSpec& spec) {
     return log_.expired_counts(spec, clock_.now_us());
   }
 

@@ -13,8 +13,14 @@
 // appends in flight share one durable write (the Redis log pipelines them).
 // A caller owns each ClaimLogWrite / VoucherLookup until its completion runs.
 //
+// The asynchronous calls complete with a one-byte status each (LogStatus,
+// RedeemStatus, ...); the blocking ones (admin reads, open_campaign) return
+// a StoreResult: the value, or a StoreError whose kind says what went wrong
+// and whose message says it for a person.
+//
 // Implementations: MemoryClaimLog (engine/memory_claim_log.h; tests and
-// --store=memory), RedisClaimLog (server/).
+// --store=memory), RedisClaimLog (server/redis/), PerClaimRedisLog
+// (bench/baseline/, the benchmark baseline).
 #pragma once
 
 #include <cstdint>
@@ -26,8 +32,55 @@
 
 #include "engine/lottery.h"
 #include "engine/model.h"
+#include "engine/outcome.h"
 
 namespace voucherd {
+
+// What a store reports when it could not do what was asked.
+enum class StoreErrorKind : std::uint8_t {
+  kUnavailable,  // the store did not answer (connection lost, timed out)
+  kConflict,     // open_campaign: a different definition is stored and may not be replaced
+  kUnsupported,  // this store does not serve what was asked (the baseline's lotteries)
+  kBadReply,     // the store answered something voucherd cannot use (a bug, or damage)
+};
+
+struct StoreError {
+  StoreErrorKind kind = StoreErrorKind::kUnavailable;
+  std::string message;  // for a person: names the store and what failed
+};
+
+template <class T>
+using StoreResult = std::expected<T, StoreError>;
+
+// Shorthands for an implementation's returns: `return store_unavailable(why);`.
+[[nodiscard]] inline std::unexpected<StoreError> store_unavailable(std::string message) {
+  return std::unexpected(StoreError{StoreErrorKind::kUnavailable, std::move(message)});
+}
+[[nodiscard]] inline std::unexpected<StoreError> store_conflict(std::string message) {
+  return std::unexpected(StoreError{StoreErrorKind::kConflict, std::move(message)});
+}
+[[nodiscard]] inline std::unexpected<StoreError> store_unsupported(std::string message) {
+  return std::unexpected(StoreError{StoreErrorKind::kUnsupported, std::move(message)});
+}
+[[nodiscard]] inline std::unexpected<StoreError> store_bad_reply(std::string message) {
+  return std::unexpected(StoreError{StoreErrorKind::kBadReply, std::move(message)});
+}
+
+// The engine's outcome for a store error, which the front turns into a
+// status: UNAVAILABLE, ALREADY_EXISTS, FAILED_PRECONDITION or INTERNAL.
+[[nodiscard]] constexpr Outcome outcome_of(StoreErrorKind kind) {
+  switch (kind) {
+    case StoreErrorKind::kUnavailable:
+      return Outcome::kLogUnavailable;
+    case StoreErrorKind::kConflict:
+      return Outcome::kCampaignExists;
+    case StoreErrorKind::kUnsupported:
+      return Outcome::kWrongMode;
+    case StoreErrorKind::kBadReply:
+      return Outcome::kInternal;
+  }
+  return Outcome::kInternal;
+}
 
 enum class LogStatus : std::uint8_t {
   kWritten,      // the voucher is durably recorded
@@ -241,11 +294,12 @@ class ClaimLog {
   // Called once when the engine adds a campaign, before any claim of it.
   // `spec` is validated and normalized; `stock` stays valid for the life of
   // the engine. Returns a message when the store already holds a different
-  // definition of this campaign that `stored` does not allow to replace (the
-  // engine then refuses the campaign).
-  [[nodiscard]] virtual std::expected<void, std::string> open_campaign(const CampaignSpec& spec,
-                                                                       CampaignStock& stock,
-                                                                       StoredDefinition stored) = 0;
+  // definition of this campaign that `stored` does not allow to replace
+  // (kConflict), or when the store cannot serve it (kUnavailable,
+  // kUnsupported); the engine then refuses the campaign.
+  [[nodiscard]] virtual StoreResult<void> open_campaign(const CampaignSpec& spec,
+                                                        CampaignStock& stock,
+                                                        StoredDefinition stored) = 0;
 
   virtual void append_claim(ClaimLogWrite& write) = 0;
   // `code` is the canonical display form (format_code()) of a code whose MAC
@@ -273,20 +327,20 @@ class ClaimLog {
                                     MemberVouchersLookup& done) = 0;
   // Every REDEEMED voucher of a campaign, for the settlement export. Blocks:
   // call it on an admin thread, never on the claim path.
-  [[nodiscard]] virtual std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
+  [[nodiscard]] virtual StoreResult<std::vector<VoucherPtr>> redeemed_vouchers(
       std::string_view campaign_id) = 0;
   // Per SKU of `spec`, the vouchers still ISSUED whose expires_at is at or
   // before `now_us` (state derived at read time: nothing sweeps them).
   // Blocking: admin threads only. A log may count a voucher only once the
   // minute it expires in has passed (the Redis log counts by minute).
-  [[nodiscard]] virtual std::expected<std::vector<std::int64_t>, std::string> expired_counts(
+  [[nodiscard]] virtual StoreResult<std::vector<std::int64_t>> expired_counts(
       const CampaignSpec& spec, UnixMicros now_us) = 0;
 
   // LOTTERY campaigns: decides and records one draw (see DrawLogWrite).
   virtual void append_draw(DrawLogWrite& write) = 0;
   // Every draw of a LOTTERY campaign, in the order they were decided.
   // Blocking: admin threads only.
-  [[nodiscard]] virtual std::expected<std::vector<DrawEntry>, std::string> draw_entries(
+  [[nodiscard]] virtual StoreResult<std::vector<DrawEntry>> draw_entries(
       const CampaignSpec& spec) = 0;
 };
 

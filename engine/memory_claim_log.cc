@@ -30,9 +30,8 @@ std::optional<MemoryClaimLog::CodeKey> MemoryClaimLog::key_of(std::string_view c
   return k;
 }
 
-std::expected<void, std::string> MemoryClaimLog::open_campaign(const CampaignSpec& spec,
-                                                               CampaignStock& stock,
-                                                               StoredDefinition /*stored*/) {
+StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                StoredDefinition /*stored*/) {
   {
     std::lock_guard lock(stocks_mu_);
     stocks_[spec.id] = &stock;
@@ -139,10 +138,9 @@ void MemoryClaimLog::append_draw(DrawLogWrite& write) {
   write.on_draw_logged(status, entry, std::move(voucher), today);
 }
 
-std::expected<std::vector<DrawEntry>, std::string> MemoryClaimLog::draw_entries(
-    const CampaignSpec& spec) {
+StoreResult<std::vector<DrawEntry>> MemoryClaimLog::draw_entries(const CampaignSpec& spec) {
   LotteryBook* book = book_of(spec.id);
-  if (book == nullptr) return std::unexpected("campaign \"" + spec.id + "\" is not a lottery");
+  if (book == nullptr) return store_unsupported("campaign \"" + spec.id + "\" is not a lottery");
   std::lock_guard lock(book->mu);
   return book->entries;
 }
@@ -211,7 +209,7 @@ void MemoryClaimLog::find_member_vouchers(std::string_view /*campaign_id*/,
   done.on_member_vouchers(LookupStatus::kFound, std::move(found));
 }
 
-std::expected<std::vector<VoucherPtr>, std::string> MemoryClaimLog::redeemed_vouchers(
+StoreResult<std::vector<VoucherPtr>> MemoryClaimLog::redeemed_vouchers(
     std::string_view campaign_id) {
   std::vector<VoucherPtr> out;
   for (CodeShard& shard : codes_) {
@@ -223,8 +221,8 @@ std::expected<std::vector<VoucherPtr>, std::string> MemoryClaimLog::redeemed_vou
   return out;
 }
 
-std::expected<std::vector<std::int64_t>, std::string> MemoryClaimLog::expired_counts(
-    const CampaignSpec& spec, UnixMicros now_us) {
+StoreResult<std::vector<std::int64_t>> MemoryClaimLog::expired_counts(const CampaignSpec& spec,
+                                                                      UnixMicros now_us) {
   absl::flat_hash_map<std::string, std::size_t> index_of;
   for (std::size_t i = 0; i < spec.skus.size(); ++i) index_of[spec.skus[i].id] = i;
   std::vector<std::int64_t> out(spec.skus.size(), 0);

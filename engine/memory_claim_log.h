@@ -34,8 +34,8 @@ namespace voucherd {
 class MemoryClaimLog final : public ClaimLog {
  public:
   // Hands over the whole stock at once: every SKU is final from the start.
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
-                                                 StoredDefinition stored) override;
+  StoreResult<void> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                  StoredDefinition stored) override;
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
@@ -49,16 +49,14 @@ class MemoryClaimLog final : public ClaimLog {
   void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
                             std::span<const std::string> known_codes,
                             MemberVouchersLookup& done) override;
-  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
-      std::string_view campaign_id) override;
-  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
-                                                                       UnixMicros now_us) override;
+  StoreResult<std::vector<VoucherPtr>> redeemed_vouchers(std::string_view campaign_id) override;
+  StoreResult<std::vector<std::int64_t>> expired_counts(const CampaignSpec& spec,
+                                                        UnixMicros now_us) override;
 
   // Decides draws under one lock per campaign: the prize stock, every
   // member's draws and the draw log are all here.
   void append_draw(DrawLogWrite& write) override;
-  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) override;
+  StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {

@@ -30,7 +30,7 @@ std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
     if (existing->spec() == spec) return existing;
     return std::unexpected(CreateError{
         Outcome::kCampaignExists,
-        {"campaign.id", "campaign \"" + spec.id + "\" exists with a different definition"}});
+        {"campaign.id", "the definition given differs from the one this replica serves"}});
   }
   if (owned_.size() >= limits::kCampaignsMax) {
     return std::unexpected(
@@ -43,7 +43,11 @@ std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
   auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_, proposed);
   CampaignRuntime* c = runtime.get();
   if (auto opened = log_.open_campaign(c->spec(), *c, stored); !opened) {
-    return std::unexpected(CreateError{Outcome::kCampaignExists, {"campaign", opened.error()}});
+    // The store's kind of refusal, not always "exists": a store that cannot
+    // be reached says so (UNAVAILABLE), and one that does not serve this
+    // kind of campaign says that.
+    return std::unexpected(
+        CreateError{outcome_of(opened.error().kind), {"campaign", opened.error().message}});
   }
   owned_.push_back(std::move(runtime));
 

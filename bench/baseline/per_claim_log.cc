@@ -80,24 +80,23 @@ void PerClaimRedisLog::stop() {
   workers_.clear();
 }
 
-std::expected<void, std::string> PerClaimRedisLog::open_campaign(const CampaignSpec& spec,
-                                                                 CampaignStock& stock,
-                                                                 StoredDefinition /*stored*/) {
+StoreResult<void> PerClaimRedisLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                  StoredDefinition /*stored*/) {
   if (spec.mode == CampaignMode::kLottery) {
-    return std::unexpected("campaign \"" + spec.id +
-                           "\" is a LOTTERY: --store=redis-per-claim is a claim benchmark "
-                           "baseline and serves FIRST_COME campaigns only");
+    return store_unsupported("campaign \"" + spec.id +
+                             "\" is a LOTTERY: --store=redis-per-claim is a claim benchmark "
+                             "baseline and serves FIRST_COME campaigns only");
   }
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
-  if (!conn) return std::unexpected("redis: " + conn.error());
+  if (!conn) return store_unavailable("redis: " + conn.error());
   std::vector<std::string> args;
   for (const SkuSpec& s : spec.skus) {
     args.push_back(s.id);
     args.push_back(std::to_string(s.stock));
   }
   auto r = (*conn)->eval(kInitScript, {CampaignKeys(spec.id, kBaselineKeyPrefix).stock()}, args);
-  if (!r) return std::unexpected("redis: " + r.error());
-  if (r->is_error()) return std::unexpected("redis: " + r->str);
+  if (!r) return store_unavailable("redis: " + r.error());
+  if (r->is_error()) return store_bad_reply("redis: " + r->str);
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     const auto sku = static_cast<std::uint32_t>(i);
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
@@ -280,30 +279,30 @@ void PerClaimRedisLog::run_member_lookup(Connection& conn, const MemberLookup& m
   m.done->on_member_vouchers(LookupStatus::kFound, std::move(found));
 }
 
-std::expected<std::vector<VoucherPtr>, std::string> PerClaimRedisLog::redeemed_vouchers(
+StoreResult<std::vector<VoucherPtr>> PerClaimRedisLog::redeemed_vouchers(
     std::string_view campaign_id) {
   return read_redeemed(options_.endpoint, options_.io_timeout, kBaselineKeyPrefix, campaign_id);
 }
 
-std::expected<std::vector<std::int64_t>, std::string> PerClaimRedisLog::expired_counts(
-    const CampaignSpec& spec, UnixMicros now_us) {
+StoreResult<std::vector<std::int64_t>> PerClaimRedisLog::expired_counts(const CampaignSpec& spec,
+                                                                        UnixMicros now_us) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
-  if (!conn) return std::unexpected(conn.error());
+  if (!conn) return store_unavailable(conn.error());
   const std::string prefix = CampaignKeys(spec.id, kBaselineKeyPrefix).voucher_prefix();
   std::vector<std::int64_t> out(spec.skus.size(), 0);
   std::unordered_set<std::string> seen;  // SCAN may return a key twice
   std::string cursor = "0";
   do {
     auto page = (*conn)->command({"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
-    if (!page) return std::unexpected(page.error());
+    if (!page) return store_unavailable(page.error());
     if (page->type != Reply::Type::kArray || page->elements.size() != 2) {
-      return std::unexpected("unexpected SCAN reply: " + page->str);
+      return store_bad_reply("unexpected SCAN reply: " + page->str);
     }
     cursor = page->elements[0].str;
     for (const Reply& k : page->elements[1].elements) {
       if (!seen.insert(k.str).second) continue;
       auto value = (*conn)->command({"GET", k.str});
-      if (!value) return std::unexpected(value.error());
+      if (!value) return store_unavailable(value.error());
       VoucherPtr v = decode_voucher(spec.id, k.str.substr(prefix.size()), value->str);
       if (!v || visible_state(*v, now_us) != VoucherState::kExpired) continue;
       for (std::size_t s = 0; s < spec.skus.size(); ++s) {
@@ -318,9 +317,8 @@ void PerClaimRedisLog::append_draw(DrawLogWrite& write) {
   write.on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
 }
 
-std::expected<std::vector<DrawEntry>, std::string> PerClaimRedisLog::draw_entries(
-    const CampaignSpec& spec) {
-  return std::unexpected("campaign \"" + spec.id + "\" is not served by --store=redis-per-claim");
+StoreResult<std::vector<DrawEntry>> PerClaimRedisLog::draw_entries(const CampaignSpec& spec) {
+  return store_unsupported("campaign \"" + spec.id + "\" is not served by --store=redis-per-claim");
 }
 
 }  // namespace voucherd::redis

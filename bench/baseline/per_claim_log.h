@@ -47,8 +47,8 @@ class PerClaimRedisLog final : public ClaimLog, public Store {
   // Lets queued calls finish, then stops the workers.
   void stop() override;
 
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
-                                                 StoredDefinition stored) override;
+  StoreResult<void> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                  StoredDefinition stored) override;
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
@@ -59,16 +59,14 @@ class PerClaimRedisLog final : public ClaimLog, public Store {
   void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
                             std::span<const std::string> known_codes,
                             MemberVouchersLookup& done) override;
-  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
-      std::string_view campaign_id) override;
+  StoreResult<std::vector<VoucherPtr>> redeemed_vouchers(std::string_view campaign_id) override;
   // Scans the campaign's records (the baseline keeps no expiry buckets).
-  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
-                                                                       UnixMicros now_us) override;
+  StoreResult<std::vector<std::int64_t>> expired_counts(const CampaignSpec& spec,
+                                                        UnixMicros now_us) override;
   // The baseline measures claims only: it refuses LOTTERY campaigns at
   // open_campaign, so no draw ever reaches it.
   void append_draw(DrawLogWrite& write) override;
-  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) override;
+  StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
 
  private:
   struct Lookup {

@@ -34,6 +34,7 @@ class CreateCampaignCall final
         }
         StatusContext ctx;
         ctx.campaign_id = request_.campaign().id();
+        ctx.detail = e.field.message;  // the engine's or the store's words
         return fail(to_grpc_status(e.outcome, ctx));
       }
       v1::Campaign response;
@@ -175,10 +176,10 @@ class GetCampaignStatsCall final
     // replica) are read from the store: on the admin worker.
     const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
     const bool posted = core_.admin_worker.post([this, c, local = std::move(*stats)]() mutable {
-      auto store_failed = [&](const std::string& why) {
+      auto store_failed = [&](const StoreError& error) {
         StatusContext failed = campaign_context(request_.campaign_id());
-        failed.detail = why;
-        fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+        failed.detail = error.message;
+        fail(to_grpc_status(outcome_of(error.kind), failed));
       };
       auto expired = core_.engine.expired_counts(c->spec());
       if (!expired) return store_failed(expired.error());
@@ -221,8 +222,8 @@ class ReconcileCampaignCall final
       auto returned = core_.store.reconcile(c->spec());
       if (!returned) {
         StatusContext failed = campaign_context(request_.campaign_id());
-        failed.detail = returned.error();
-        return fail(to_grpc_status(Outcome::kLogUnavailable, failed));
+        failed.detail = returned.error().message;
+        return fail(to_grpc_status(outcome_of(returned.error().kind), failed));
       }
       std::int64_t total = 0;
       for (std::size_t i = 0; i < c->spec().skus.size(); ++i) {

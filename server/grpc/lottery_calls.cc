@@ -99,8 +99,8 @@ class ExportDrawsCall final
     }
     auto entries = core_.engine.draw_entries(c.spec());
     if (!entries) {
-      ctx.detail = entries.error();
-      return to_grpc_status(Outcome::kLogUnavailable, ctx);
+      ctx.detail = entries.error().message;
+      return to_grpc_status(outcome_of(entries.error().kind), ctx);
     }
     spec_ = &c.spec();
     entries_ = std::move(*entries);

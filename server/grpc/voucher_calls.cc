@@ -197,8 +197,8 @@ class ExportRedemptionsCall final
     if (!records) {
       StatusContext ctx;
       ctx.campaign_id = request_.campaign_id();
-      ctx.detail = records.error();
-      return to_grpc_status(Outcome::kLogUnavailable, ctx);
+      ctx.detail = records.error().message;
+      return to_grpc_status(outcome_of(records.error().kind), ctx);
     }
     for (VoucherPtr& v : *records) {
       if (request_.site_id().empty() || v->site_id == request_.site_id()) {

@@ -12,10 +12,9 @@
 
 namespace voucherd::redis {
 
-std::expected<std::optional<CampaignCounts>, std::string> RedisClaimLog::read_counts(
-    const CampaignSpec& spec) {
+StoreResult<std::optional<CampaignCounts>> RedisClaimLog::read_counts(const CampaignSpec& spec) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
-  if (!conn) return std::unexpected(conn.error());
+  if (!conn) return store_unavailable(conn.error());
   const CampaignKeys keys(spec.id);
   Command issued{"HMGET", keys.issued(), "_members"};
   Command redeemed{"HMGET", keys.redeemed()};
@@ -24,7 +23,7 @@ std::expected<std::optional<CampaignCounts>, std::string> RedisClaimLog::read_co
     redeemed.push_back(s.id);
   }
   auto r = (*conn)->pipeline({issued, redeemed});
-  if (!r) return std::unexpected(r.error());
+  if (!r) return store_unavailable(r.error());
   const std::vector<Reply>& a = (*r)[0].elements;
   const std::vector<Reply>& b = (*r)[1].elements;
   CampaignCounts out;
@@ -38,10 +37,9 @@ std::expected<std::optional<CampaignCounts>, std::string> RedisClaimLog::read_co
   return out;
 }
 
-std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
-    const CampaignSpec& spec) {
+StoreResult<std::vector<std::int64_t>> RedisClaimLog::reconcile(const CampaignSpec& spec) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
-  if (!conn) return std::unexpected(conn.error());
+  if (!conn) return store_unavailable(conn.error());
   // The keepers' own beat script, without a beat of this caller's: the
   // replicas whose beat lapsed lose their leases, in one atomic step.
   const auto timeout_ms = options_.lease_timeout.count();
@@ -49,10 +47,10 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
   auto r = (*conn)->eval(beat_script(),
                          {keys.alive(), keys.leases(), keys.leased(), keys.stock(), keys.returns()},
                          {"", std::to_string(timeout_ms), std::to_string(timeout_ms)});
-  if (!r) return std::unexpected(r.error());
-  if (r->is_error()) return std::unexpected("reconcile script failed: " + r->str);
+  if (!r) return store_unavailable(r.error());
+  if (r->is_error()) return store_bad_reply("reconcile script failed: " + r->str);
   if (r->type != Reply::Type::kArray || r->elements.size() < replies::beat::kHead) {
-    return std::unexpected(std::string("reconcile script: unexpected answer"));
+    return store_bad_reply("reconcile script: unexpected answer");
   }
   std::vector<std::int64_t> returned(spec.skus.size(), 0);
   for (std::size_t i = replies::beat::kHead; i + 1 < r->elements.size(); i += 2) {
@@ -63,17 +61,17 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::reconcile(
   return returned;
 }
 
-std::expected<std::vector<VoucherPtr>, std::string> RedisClaimLog::redeemed_vouchers(
+StoreResult<std::vector<VoucherPtr>> RedisClaimLog::redeemed_vouchers(
     std::string_view campaign_id) {
   return read_redeemed(options_.endpoint, options_.io_timeout, kStoreKeyPrefix, campaign_id);
 }
 
-std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::expired_counts(
-    const CampaignSpec& spec, UnixMicros now_us) {
+StoreResult<std::vector<std::int64_t>> RedisClaimLog::expired_counts(const CampaignSpec& spec,
+                                                                     UnixMicros now_us) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
-  if (!conn) return std::unexpected(conn.error());
+  if (!conn) return store_unavailable(conn.error());
   auto all = (*conn)->command({"HGETALL", CampaignKeys(spec.id).expiring()});
-  if (!all) return std::unexpected(all.error());
+  if (!all) return store_unavailable(all.error());
   std::vector<std::int64_t> out(spec.skus.size(), 0);
   const std::int64_t minute = 60 * kMicrosPerSecond;
   for (std::size_t k = 0; k + 1 < all->elements.size(); k += 2) {
@@ -91,10 +89,9 @@ std::expected<std::vector<std::int64_t>, std::string> RedisClaimLog::expired_cou
   return out;
 }
 
-std::expected<std::vector<DrawEntry>, std::string> RedisClaimLog::draw_entries(
-    const CampaignSpec& spec) {
+StoreResult<std::vector<DrawEntry>> RedisClaimLog::draw_entries(const CampaignSpec& spec) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
-  if (!conn) return std::unexpected("redis: " + conn.error());
+  if (!conn) return store_unavailable("redis: " + conn.error());
   return read_draw_log(**conn, spec);
 }
 

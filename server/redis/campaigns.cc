@@ -74,9 +74,8 @@ bool RedisClaimLog::register_campaign(Connection& conn, Campaign& c, std::string
   return true;
 }
 
-std::expected<void, std::string> RedisClaimLog::open_campaign(const CampaignSpec& spec,
-                                                              CampaignStock& stock,
-                                                              StoredDefinition stored) {
+StoreResult<void> RedisClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                               StoredDefinition stored) {
   auto c = std::make_unique<Campaign>();
   c->spec = &spec;
   c->stock = &stock;
@@ -102,7 +101,7 @@ std::expected<void, std::string> RedisClaimLog::open_campaign(const CampaignSpec
   if (auto conn = Connection::connect(options_.endpoint, options_.io_timeout)) {
     std::string conflict;
     if (!register_campaign(**conn, *c, &conflict) && !conflict.empty()) {
-      return std::unexpected(conflict);
+      return store_conflict(conflict);
     }
   }
   std::lock_guard lock(campaigns_mu_);

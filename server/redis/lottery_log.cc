@@ -201,27 +201,26 @@ std::expected<void, std::string> parse_draw_lines(const CampaignSpec& spec, std:
   return {};
 }
 
-std::expected<std::vector<DrawEntry>, std::string> read_draw_log(Connection& conn,
-                                                                 const CampaignSpec& spec) {
+StoreResult<std::vector<DrawEntry>> read_draw_log(Connection& conn, const CampaignSpec& spec) {
   const CampaignKeys campaign(spec.id);
   const std::string drawn = campaign.drawn();
   auto count = conn.command({"GET", drawn});
-  if (!count) return std::unexpected(count.error());
+  if (!count) return store_unavailable(count.error());
   std::int64_t n = 0;
   if (count->type == Reply::Type::kString && !parse_int(count->str, n)) {
-    return std::unexpected(drawn + " is not a number");
+    return store_bad_reply(drawn + " is not a number");
   }
   std::vector<DrawEntry> out;
   out.reserve(static_cast<std::size_t>(n));
   for (std::int64_t chunk = 0; chunk * kDrawLogChunk < n; ++chunk) {
     auto text = conn.command({"GET", campaign.drawn_chunk(chunk)});
-    if (!text) return std::unexpected(text.error());
+    if (!text) return store_unavailable(text.error());
     if (auto parsed = parse_draw_lines(spec, text->str, out); !parsed) {
-      return std::unexpected(parsed.error());
+      return store_bad_reply(parsed.error());
     }
   }
   if (static_cast<std::int64_t>(out.size()) != n) {
-    return std::unexpected("the draw log holds " + std::to_string(out.size()) + " lines; " + drawn +
+    return store_bad_reply("the draw log holds " + std::to_string(out.size()) + " lines; " + drawn +
                            " says " + std::to_string(n));
   }
   return out;

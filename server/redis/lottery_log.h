@@ -81,8 +81,8 @@ struct DrawBatchReply {
                                                                           const Reply& reply);
 
 // The campaign's whole draw log, read chunk by chunk on `conn`.
-[[nodiscard]] std::expected<std::vector<DrawEntry>, std::string> read_draw_log(
-    Connection& conn, const CampaignSpec& spec);
+[[nodiscard]] StoreResult<std::vector<DrawEntry>> read_draw_log(Connection& conn,
+                                                                const CampaignSpec& spec);
 // Parses draw log lines (appends to `out`); an error names the line.
 [[nodiscard]] std::expected<void, std::string> parse_draw_lines(const CampaignSpec& spec,
                                                                 std::string_view text,

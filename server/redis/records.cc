@@ -197,12 +197,12 @@ std::optional<std::vector<VoucherPtr>> parse_member_vouchers(std::string_view ca
   return out;
 }
 
-std::expected<std::vector<VoucherPtr>, std::string> read_redeemed(const Endpoint& endpoint,
-                                                                  std::chrono::milliseconds timeout,
-                                                                  std::string_view key_prefix,
-                                                                  std::string_view campaign_id) {
+StoreResult<std::vector<VoucherPtr>> read_redeemed(const Endpoint& endpoint,
+                                                   std::chrono::milliseconds timeout,
+                                                   std::string_view key_prefix,
+                                                   std::string_view campaign_id) {
   auto conn = Connection::connect(endpoint, timeout);
-  if (!conn) return std::unexpected(conn.error());
+  if (!conn) return store_unavailable(conn.error());
   const CampaignKeys keys(campaign_id, key_prefix);
   const std::string set = keys.redeemed_codes();
   const std::string prefix = keys.voucher_prefix();
@@ -210,20 +210,20 @@ std::expected<std::vector<VoucherPtr>, std::string> read_redeemed(const Endpoint
   std::string cursor = "0";
   do {
     auto page = (*conn)->command({"SSCAN", set, cursor, "COUNT", "1000"});
-    if (!page) return std::unexpected(page.error());
+    if (!page) return store_unavailable(page.error());
     if (page->type != Reply::Type::kArray || page->elements.size() != 2) {
-      return std::unexpected("unexpected SSCAN reply: " + page->str);
+      return store_bad_reply("unexpected SSCAN reply: " + page->str);
     }
     cursor = page->elements[0].str;
     std::vector<Command> gets;
     for (const Reply& code : page->elements[1].elements) gets.push_back({"GET", prefix + code.str});
     if (gets.empty()) continue;
     auto records = (*conn)->pipeline(gets);
-    if (!records) return std::unexpected(records.error());
+    if (!records) return store_unavailable(records.error());
     for (std::size_t k = 0; k < records->size(); ++k) {
       const std::string& code = page->elements[1].elements[k].str;
       VoucherPtr v = decode_voucher(campaign_id, code, (*records)[k].str);
-      if (!v) return std::unexpected("unreadable voucher record " + prefix + code);
+      if (!v) return store_bad_reply("unreadable voucher record " + prefix + code);
       // SSCAN may return a code twice; a set member is one voucher.
       out.push_back(std::move(v));
     }

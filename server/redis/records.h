@@ -75,9 +75,10 @@ struct CancelReply {
 // Every REDEEMED voucher of a campaign: the codes in <prefix>{C}:redeemed_codes
 // (SSCAN) and their records, read in pipelined chunks on a connection of its
 // own. Blocking.
-[[nodiscard]] std::expected<std::vector<VoucherPtr>, std::string> read_redeemed(
-    const Endpoint& endpoint, std::chrono::milliseconds timeout, std::string_view key_prefix,
-    std::string_view campaign_id);
+[[nodiscard]] StoreResult<std::vector<VoucherPtr>> read_redeemed(const Endpoint& endpoint,
+                                                                 std::chrono::milliseconds timeout,
+                                                                 std::string_view key_prefix,
+                                                                 std::string_view campaign_id);
 
 // The holders feed of a campaign (vd:{C}:holders, a list): what every
 // replica needs to answer a member who holds a voucher from another replica

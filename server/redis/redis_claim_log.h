@@ -94,8 +94,8 @@ class RedisClaimLog final : public ClaimLog, public Store {
     return queue_depth_.load(std::memory_order_relaxed);
   }
 
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
-                                                 StoredDefinition stored) override;
+  StoreResult<void> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                  StoredDefinition stored) override;
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
@@ -107,29 +107,26 @@ class RedisClaimLog final : public ClaimLog, public Store {
                             std::span<const std::string> known_codes,
                             MemberVouchersLookup& done) override;
   // Reads vd:{C}:redeemed_codes and the records, on its own connection.
-  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
-      std::string_view campaign_id) override;
+  StoreResult<std::vector<VoucherPtr>> redeemed_vouchers(std::string_view campaign_id) override;
   // Sums the expiry buckets (vd:{C}:expiring) whose minute has passed.
-  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
-                                                                       UnixMicros now_us) override;
+  StoreResult<std::vector<std::int64_t>> expired_counts(const CampaignSpec& spec,
+                                                        UnixMicros now_us) override;
 
   // Draws are group-committed with claims: one script call per campaign and
   // batch decides them in order (server/redis/lottery_log.h).
   void append_draw(DrawLogWrite& write) override;
   // Reads the draw log on its own connection.
-  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) override;
+  StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).
-  [[nodiscard]] std::expected<std::optional<CampaignCounts>, std::string> read_counts(
+  [[nodiscard]] StoreResult<std::optional<CampaignCounts>> read_counts(
       const CampaignSpec& spec) override;
   // Returns to the shared pool the units leased by replicas whose beat
   // lapsed (the lease keepers do this on their own at every beat; this is
   // the manual tool). Safe while claims continue: live replicas' leases are
   // untouched. Returns the units returned per SKU.
-  [[nodiscard]] std::expected<std::vector<std::int64_t>, std::string> reconcile(
-      const CampaignSpec& spec) override;
+  [[nodiscard]] StoreResult<std::vector<std::int64_t>> reconcile(const CampaignSpec& spec) override;
 
  private:
   struct Lookup {

@@ -28,7 +28,7 @@ std::expected<CampaignStatsView, std::string> storewide_stats(const ClaimEngine&
                            " store is not connected");
   }
   auto counts = store.read_counts(spec);
-  if (!counts) return std::unexpected(counts.error());
+  if (!counts) return std::unexpected(counts.error().message);
   if (*counts) apply_counts(**counts, *stats);
   return std::move(*stats);
 }

@@ -83,15 +83,14 @@ class Store {
 
   // Store-wide counts of every replica's vouchers; nullopt when the engine's
   // own counts are the store's (one process). Blocking: admin and ops threads.
-  [[nodiscard]] virtual std::expected<std::optional<CampaignCounts>, std::string> read_counts(
+  [[nodiscard]] virtual StoreResult<std::optional<CampaignCounts>> read_counts(
       const CampaignSpec& spec) {
     (void)spec;
     return std::nullopt;
   }
   // Gives back to the shared pool the units leased by replicas whose
   // beat lapsed; per SKU, the units given back. Blocking: admin threads.
-  [[nodiscard]] virtual std::expected<std::vector<std::int64_t>, std::string> reconcile(
-      const CampaignSpec& spec) {
+  [[nodiscard]] virtual StoreResult<std::vector<std::int64_t>> reconcile(const CampaignSpec& spec) {
     return std::vector<std::int64_t>(spec.skus.size(), 0);
   }
   [[nodiscard]] virtual LeaseHealth lease_health(std::string_view campaign_id) const {

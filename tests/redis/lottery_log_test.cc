@@ -171,7 +171,7 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
 
   // The log: every decided draw, in order, and nothing else.
   auto log = redis::read_draw_log(*conn_, spec);
-  ASSERT_TRUE(log.has_value()) << log.error();
+  ASSERT_TRUE(log.has_value()) << log.error().message;
   const std::int64_t released = spec.stock_total();
   const std::vector<DrawEntry> expected{
       {"alice", 1, t1 / 1000 * 1000, DrawOutcome::kWon, 0, released, 2},
@@ -198,7 +198,7 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
 
 TEST_F(LotteryLogTest, AnEmptyLogReadsAsNoDraws) {
   auto log = redis::read_draw_log(*conn_, lottery(1));
-  ASSERT_TRUE(log.has_value()) << log.error();
+  ASSERT_TRUE(log.has_value()) << log.error().message;
   EXPECT_TRUE(log->empty());
 }
 
@@ -209,24 +209,29 @@ TEST_F(LotteryLogTest, ALogThatDisagreesWithItsCountIsAnError) {
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "1"}), "OK");
   auto one = redis::read_draw_log(*conn_, spec);
-  ASSERT_TRUE(one.has_value()) << one.error();
+  ASSERT_TRUE(one.has_value()) << one.error().message;
   EXPECT_EQ(one->size(), 1u);
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "2"}), "OK");
   auto short_log = redis::read_draw_log(*conn_, spec);
   ASSERT_FALSE(short_log.has_value());
-  EXPECT_NE(short_log.error().find("holds 1 lines"), std::string::npos) << short_log.error();
+  EXPECT_EQ(short_log.error().kind, StoreErrorKind::kBadReply);
+  EXPECT_NE(short_log.error().message.find("holds 1 lines"), std::string::npos)
+      << short_log.error().message;
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "many"}), "OK");
   auto not_a_count = redis::read_draw_log(*conn_, spec);
   ASSERT_FALSE(not_a_count.has_value());
-  EXPECT_NE(not_a_count.error().find("is not a number"), std::string::npos);
+  EXPECT_EQ(not_a_count.error().kind, StoreErrorKind::kBadReply);
+  EXPECT_NE(not_a_count.error().message.find("is not a number"), std::string::npos);
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "1"}), "OK");
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn:0", "garbage"}), "OK");
   auto garbage = redis::read_draw_log(*conn_, spec);
   ASSERT_FALSE(garbage.has_value());
-  EXPECT_NE(garbage.error().find("draw log line 1"), std::string::npos) << garbage.error();
+  EXPECT_EQ(garbage.error().kind, StoreErrorKind::kBadReply);
+  EXPECT_NE(garbage.error().message.find("draw log line 1"), std::string::npos)
+      << garbage.error().message;
 }
 
 TEST(DrawLogLines, ParsesWellFormedLines) {

@@ -1,6 +1,8 @@
 // per_claim_log_test — the benchmark baseline (one Lua call per claim) on a
 // real redis-server records vouchers, decides repeats in Redis, finds codes,
-// and never issues beyond the stock.
+// and never issues beyond the stock; a campaign it cannot open is refused
+// for what went wrong (Redis down: UNAVAILABLE; a LOTTERY: not served), not
+// as "exists".
 #include "bench/baseline/per_claim_log.h"
 
 #include <gtest/gtest.h>
@@ -74,6 +76,39 @@ TEST(PerClaimRedisLog, OneScriptCallPerClaimRecordsExactlyTheStock) {
   engine.get_voucher(lookup);
   EXPECT_EQ(found.get(), Outcome::kOk);
   log.stop();
+}
+
+TEST(PerClaimRedisLog, ACampaignItCannotOpenIsRefusedForWhatWentWrong) {
+  TempDir dir;
+  redis::PerClaimLogOptions options;
+  // Nothing listens here: the server was started and stopped.
+  {
+    RedisServer gone(dir);
+    options.endpoint = *redis::parse_url(gone.url(), nullptr);
+  }
+  options.connections = 1;
+  options.io_timeout = std::chrono::milliseconds(500);
+  redis::PerClaimRedisLog log(options);
+  SystemClock clock;
+  SecureRandom random;
+  ClaimEngine engine(log, clock, random, std::vector<std::uint8_t>(32, 7));
+
+  auto down = engine.create_campaign(campaign(30));
+  ASSERT_FALSE(down.has_value());
+  EXPECT_EQ(down.error().outcome, Outcome::kLogUnavailable) << down.error().field.message;
+  EXPECT_NE(down.error().field.message.find("redis"), std::string::npos)
+      << down.error().field.message;
+
+  auto lottery = engine.create_campaign(SpecBuilder("baseline-lottery", "Lottery")
+                                            .lottery(0.5)
+                                            .site("site-1", "Qingyuan", SkuKind::kHotSpring, "Spa")
+                                            .sku("sku-a", 5, 19800, "Two tickets"));
+  ASSERT_FALSE(lottery.has_value());
+  EXPECT_EQ(lottery.error().outcome, Outcome::kWrongMode);
+  EXPECT_NE(lottery.error().field.message.find("LOTTERY"), std::string::npos)
+      << lottery.error().field.message;
+  EXPECT_EQ(engine.find_campaign("baseline"), nullptr);
+  EXPECT_EQ(engine.find_campaign("baseline-lottery"), nullptr);
 }
 
 }  // namespace

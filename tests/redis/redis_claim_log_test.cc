@@ -124,7 +124,7 @@ TEST(RedisClaimLog, RecordsVouchersAllowancesAndAnswersRepeats) {
   EXPECT_EQ(v->issued_at_us, first.voucher->issued_at_us);
 
   auto counts = r.log.read_counts(r.engine.find_campaign("gd-redis")->spec());
-  ASSERT_TRUE(counts.has_value()) << counts.error();
+  ASSERT_TRUE(counts.has_value()) << counts.error().message;
   EXPECT_EQ((*counts)->issued[0] + (*counts)->issued[1], 1);
 }
 
@@ -379,7 +379,7 @@ TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRec
   const CampaignSpec& stored_spec = engine.find_campaign("gd-redis")->spec();
   clock.advance_us(2 * 60 * kMicrosPerSecond);
   auto expired = log.expired_counts(stored_spec, clock.now_us());
-  ASSERT_TRUE(expired.has_value()) << expired.error();
+  ASSERT_TRUE(expired.has_value()) << expired.error().message;
   EXPECT_EQ((*expired)[0] + (*expired)[1], 1);
   auto before_expiry = log.expired_counts(stored_spec, clock.now_us() - 2 * kMicrosPerDay);
   ASSERT_TRUE(before_expiry.has_value());
@@ -478,7 +478,7 @@ TEST(RedisClaimLog, LeasesOfAReplicaThatStoppedBeatingComeBackWithoutAnOperator)
   EXPECT_EQ(health.reclaimed_replicas_total, 1);
   // The manual tool finds nothing left to do.
   auto returned = live.log.reconcile(live.engine.find_campaign("gd-redis")->spec());
-  ASSERT_TRUE(returned.has_value()) << returned.error();
+  ASSERT_TRUE(returned.has_value()) << returned.error().message;
   EXPECT_EQ((*returned)[0], 0);
 }
 
@@ -493,7 +493,7 @@ TEST(RedisClaimLog, ReconcileGivesBackTheLeasesOfReplicasWhoseBeatLapsed) {
   EXPECT_EQ(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leases", "gone|sku-a", "30"}), "30");
   EXPECT_FALSE(redis_server.cli({"HINCRBY", "vd:{gd-redis}:leased", "sku-a", "30"}).empty());
   auto returned = live.log.reconcile(live.engine.find_campaign("gd-redis")->spec());
-  ASSERT_TRUE(returned.has_value()) << returned.error();
+  ASSERT_TRUE(returned.has_value()) << returned.error().message;
   // The live replica's own beat may have taken it back first: either way,
   // exactly once, and every unit is accounted for.
   const std::int64_t by_tool = (*returned)[0];

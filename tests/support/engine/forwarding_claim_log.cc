@@ -4,9 +4,8 @@
 
 namespace voucherd::testing {
 
-std::expected<void, std::string> ForwardingClaimLog::open_campaign(const CampaignSpec& spec,
-                                                                   CampaignStock& stock,
-                                                                   StoredDefinition stored) {
+StoreResult<void> ForwardingClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                                    StoredDefinition stored) {
   if (stock_mode_ == Stock::kManual) {
     stock_ = &stock;
     return {};
@@ -48,20 +47,19 @@ void ForwardingClaimLog::find_member_vouchers(std::string_view campaign_id,
   memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
 }
 
-std::expected<std::vector<VoucherPtr>, std::string> ForwardingClaimLog::redeemed_vouchers(
+StoreResult<std::vector<VoucherPtr>> ForwardingClaimLog::redeemed_vouchers(
     std::string_view campaign_id) {
   return memory_.redeemed_vouchers(campaign_id);
 }
 
-std::expected<std::vector<std::int64_t>, std::string> ForwardingClaimLog::expired_counts(
-    const CampaignSpec& spec, UnixMicros now_us) {
+StoreResult<std::vector<std::int64_t>> ForwardingClaimLog::expired_counts(const CampaignSpec& spec,
+                                                                          UnixMicros now_us) {
   return memory_.expired_counts(spec, now_us);
 }
 
 void ForwardingClaimLog::append_draw(DrawLogWrite& write) { memory_.append_draw(write); }
 
-std::expected<std::vector<DrawEntry>, std::string> ForwardingClaimLog::draw_entries(
-    const CampaignSpec& spec) {
+StoreResult<std::vector<DrawEntry>> ForwardingClaimLog::draw_entries(const CampaignSpec& spec) {
   return memory_.draw_entries(spec);
 }
 

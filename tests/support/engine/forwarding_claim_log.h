@@ -40,8 +40,8 @@ class ForwardingClaimLog final : public ClaimLog {
   explicit ForwardingClaimLog(Appends appends = Appends::kForward, Stock stock = Stock::kForward)
       : appends_mode_(appends), stock_mode_(stock) {}
 
-  std::expected<void, std::string> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
-                                                 StoredDefinition stored) override;
+  StoreResult<void> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
+                                  StoredDefinition stored) override;
   void append_claim(ClaimLogWrite& write) override;
   void find_voucher(std::string_view campaign_id, std::string_view code,
                     VoucherLookup& lookup) override;
@@ -52,13 +52,11 @@ class ForwardingClaimLog final : public ClaimLog {
   void find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
                             std::span<const std::string> known_codes,
                             MemberVouchersLookup& done) override;
-  std::expected<std::vector<VoucherPtr>, std::string> redeemed_vouchers(
-      std::string_view campaign_id) override;
-  std::expected<std::vector<std::int64_t>, std::string> expired_counts(const CampaignSpec& spec,
-                                                                       UnixMicros now_us) override;
+  StoreResult<std::vector<VoucherPtr>> redeemed_vouchers(std::string_view campaign_id) override;
+  StoreResult<std::vector<std::int64_t>> expired_counts(const CampaignSpec& spec,
+                                                        UnixMicros now_us) override;
   void append_draw(DrawLogWrite& write) override;
-  std::expected<std::vector<DrawEntry>, std::string> draw_entries(
-      const CampaignSpec& spec) override;
+  StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
 
   // Calls that reached the log.
   [[nodiscard]] int appends() const { return appends_.load(std::memory_order_relaxed); }
