@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 
+#include "engine/campaign_validation.h"
 #include "engine/claim_engine.h"
 #include "engine/limits.h"
 #include "server/base/log.h"
@@ -65,6 +66,9 @@ class Tag {
                                                        const grpc::ServerContext& ctx,
                                                        Access access,
                                                        std::optional<Principal>* principal);
+
+// Context for the admin calls that name one campaign.
+[[nodiscard]] StatusContext campaign_context(std::string_view campaign_id);
 
 [[nodiscard]] std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since);
 
@@ -158,6 +162,24 @@ class UnaryCall : public Tag {
     record_answer(core_, Derived::kRpc, request_, ctx_, status, started_);
     answered_.store(true, std::memory_order_release);
     responder_.FinishWithError(status, this);
+  }
+  // The campaign an admin call names, or nullptr with the call answered
+  // (INVALID_ARGUMENT for a malformed id, NOT_FOUND for an unknown one).
+  const CampaignRuntime* named_campaign(std::string_view campaign_id) {
+    const StatusContext ctx = campaign_context(campaign_id);
+    if (!id_is_valid(campaign_id)) {
+      fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+      return nullptr;
+    }
+    const CampaignRuntime* c = core_.engine.find_campaign(campaign_id);
+    if (c == nullptr) fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    return c;
+  }
+  // Answers with what the store reported about the named campaign.
+  void fail_store(const StoreError& error, std::string_view campaign_id) {
+    StatusContext ctx = campaign_context(campaign_id);
+    ctx.detail = error.message;
+    fail(to_grpc_status(outcome_of(error.kind), ctx));
   }
 
   GrpcServer::Core& core_;
@@ -255,9 +277,6 @@ class ExportCall : public Tag {
   std::chrono::steady_clock::time_point started_at_{};
   std::atomic<bool> started_{false};
 };
-
-// Context for the admin calls that name one campaign.
-[[nodiscard]] StatusContext campaign_context(std::string_view campaign_id);
 
 template <class Call>
 void post_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq) {

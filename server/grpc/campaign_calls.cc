@@ -56,12 +56,8 @@ class GetCampaignCall final
     core_.admin_service.RequestGetCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    const StatusContext ctx = campaign_context(request_.campaign_id());
-    if (!id_is_valid(request_.campaign_id())) {
-      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
-    }
-    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
-    if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    const CampaignRuntime* c = named_campaign(request_.campaign_id());
+    if (c == nullptr) return;
     v1::Campaign response;
     campaign_to_proto(c->spec(), &response);
     response.set_seed_commitment(c->seed_commitment());
@@ -166,36 +162,28 @@ class GetCampaignStatsCall final
     core_.admin_service.RequestGetCampaignStats(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    const StatusContext ctx = campaign_context(request_.campaign_id());
-    if (!id_is_valid(request_.campaign_id())) {
-      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
-    }
+    const CampaignRuntime* c = named_campaign(request_.campaign_id());
+    if (c == nullptr) return;
     auto stats = core_.engine.campaign_stats(request_.campaign_id());
-    if (!stats) return fail(to_grpc_status(stats.error(), ctx));
+    if (!stats) return fail(to_grpc_status(stats.error(), campaign_context(c->spec().id)));
     // Expired vouchers (and, with Redis, the store-wide counts of every
     // replica) are read from the store: on the admin worker.
-    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
     const bool posted = core_.admin_worker.post([this, c, local = std::move(*stats)]() mutable {
-      auto store_failed = [&](const StoreError& error) {
-        StatusContext failed = campaign_context(request_.campaign_id());
-        failed.detail = error.message;
-        fail(to_grpc_status(outcome_of(error.kind), failed));
-      };
       auto expired = core_.engine.expired_counts(c->spec());
-      if (!expired) return store_failed(expired.error());
+      if (!expired) return fail_store(expired.error(), c->spec().id);
       local.expired = 0;
       for (std::size_t i = 0; i < local.skus.size(); ++i) {
         local.skus[i].expired = (*expired)[i];
         local.expired += (*expired)[i];
       }
       auto counts = core_.store.read_counts(c->spec());
-      if (!counts) return store_failed(counts.error());
+      if (!counts) return fail_store(counts.error(), c->spec().id);
       if (*counts) apply_counts(**counts, local);
       v1::CampaignStats response;
       stats_to_proto(local, &response);
       reply(response);
     });
-    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, ctx));
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, campaign_context(c->spec().id)));
   }
 };
 
@@ -210,21 +198,13 @@ class ReconcileCampaignCall final
     core_.admin_service.RequestReconcileCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    const StatusContext ctx = campaign_context(request_.campaign_id());
-    if (!id_is_valid(request_.campaign_id())) {
-      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
-    }
-    const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
-    if (c == nullptr) return fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
+    const CampaignRuntime* c = named_campaign(request_.campaign_id());
+    if (c == nullptr) return;
     v1::ReconcileCampaignResponse response;
     response.set_campaign_id(c->spec().id);
     const bool posted = core_.admin_worker.post([this, c, response]() mutable {
       auto returned = core_.store.reconcile(c->spec());
-      if (!returned) {
-        StatusContext failed = campaign_context(request_.campaign_id());
-        failed.detail = returned.error().message;
-        return fail(to_grpc_status(outcome_of(returned.error().kind), failed));
-      }
+      if (!returned) return fail_store(returned.error(), c->spec().id);
       std::int64_t total = 0;
       for (std::size_t i = 0; i < c->spec().skus.size(); ++i) {
         auto* s = response.add_skus();
@@ -235,7 +215,7 @@ class ReconcileCampaignCall final
       response.set_units_returned(total);
       reply(response);
     });
-    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, ctx));
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, campaign_context(c->spec().id)));
   }
 };
 

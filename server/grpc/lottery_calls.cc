@@ -59,13 +59,11 @@ class RevealSeedCall final
     core_.admin_service.RequestRevealSeed(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    StatusContext ctx = campaign_context(request_.campaign_id());
-    if (!id_is_valid(request_.campaign_id())) {
-      return fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
-    }
+    const CampaignRuntime* c = named_campaign(request_.campaign_id());
+    if (c == nullptr) return;
     auto seed = core_.engine.reveal_seed(request_.campaign_id());
     if (!seed) {
-      const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
+      StatusContext ctx = campaign_context(request_.campaign_id());
       if (seed.error() == Outcome::kCampaignNotOver) {
         ctx.detail = "it ends at " + timestamp_text(c->spec().ends_at_us);
       } else if (seed.error() == Outcome::kWrongMode) {
