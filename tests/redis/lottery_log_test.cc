@@ -89,9 +89,7 @@ DrawAttempt attempt(Draw& d, std::int64_t number, bool lucky, const std::string&
 class LotteryLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto ep = redis::parse_url(server_.url(), nullptr);
-    ASSERT_TRUE(ep.has_value()) << ep.error();
-    auto conn = Connection::connect(*ep, std::chrono::milliseconds(2000));
+    auto conn = server_.connect();
     ASSERT_TRUE(conn.has_value()) << conn.error();
     conn_ = std::move(*conn);
   }
@@ -319,9 +317,7 @@ TEST(DrawReplies, AReplyOfAnotherShapeIsAnError) {
 TEST(EmbeddedScripts, EveryScriptLoadsUnderItsSha) {
   TempDir dir;
   RedisServer server(dir, /*aof=*/false);
-  auto ep = redis::parse_url(server.url(), nullptr);
-  ASSERT_TRUE(ep.has_value());
-  auto conn = Connection::connect(*ep, std::chrono::milliseconds(2000));
+  auto conn = server.connect();
   ASSERT_TRUE(conn.has_value()) << conn.error();
   ASSERT_EQ(redis::all_scripts().size(), 10u);
   for (const redis::NamedScript& s : redis::all_scripts()) {

@@ -41,9 +41,7 @@ TEST(RedisUrl, ParsesHostPortDbAndPassword) {
 TEST(RedisConnection, PipelinesAndReloadsScriptsAfterFlush) {
   TempDir dir;
   RedisServer server(dir, /*aof=*/false);
-  auto ep = redis::parse_url(server.url(), nullptr);
-  ASSERT_TRUE(ep.has_value());
-  auto conn = Connection::connect(*ep, std::chrono::milliseconds(2000));
+  auto conn = server.connect();
   ASSERT_TRUE(conn.has_value()) << conn.error();
 
   auto replies = (*conn)->pipeline({{"SET", "k", "v"},

@@ -122,6 +122,13 @@ void RedisServer::kill_hard() {
   pid_ = -1;
 }
 
+std::expected<std::unique_ptr<redis::Connection>, std::string> RedisServer::connect(
+    std::chrono::milliseconds timeout) const {
+  auto endpoint = redis::parse_url(url(), nullptr);
+  if (!endpoint) return std::unexpected(endpoint.error());
+  return redis::Connection::connect(*endpoint, timeout);
+}
+
 std::string RedisServer::cli(const std::vector<std::string>& args) const {
   std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_);
   for (const auto& a : args) cmd += " '" + a + "'";

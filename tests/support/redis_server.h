@@ -9,10 +9,13 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <expected>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "server/redis/connection.h"
 #include "tests/support/voucherd_process.h"
 
 namespace voucherd::testing {
@@ -36,6 +39,10 @@ class RedisServer {
   void kill_hard();
   // Start again on the same port with the same data dir.
   void start();
+
+  // A connection of the Redis store's own kind to this server.
+  [[nodiscard]] std::expected<std::unique_ptr<redis::Connection>, std::string> connect(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) const;
 
   // Runs redis-cli against this server; returns its stdout (trimmed).
   [[nodiscard]] std::string cli(const std::vector<std::string>& args) const;

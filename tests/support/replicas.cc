@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "server/redis/connection.h"
+#include "server/redis/keys.h"
 #include "server/redis/records.h"
 
 namespace voucherd::testing {
@@ -42,13 +43,13 @@ void Acknowledged::add(const load::StormReport& r) {
 
 int missing_in_redis(const RedisServer& redis, const std::string& campaign,
                      const Acknowledged& acknowledged) {
-  auto conn = redis::Connection::connect(*redis::parse_url(redis.url(), nullptr),
-                                         std::chrono::milliseconds(5000));
+  auto conn = redis.connect(std::chrono::milliseconds(5000));
   if (!conn) return -1;
+  const redis::CampaignKeys keys(campaign);
   std::vector<redis::Command> cmds;
   std::vector<std::pair<const std::string*, const std::string*>> expected;  // code, member
   for (const auto& [code, member] : acknowledged.member_by_code) {
-    cmds.push_back({"GET", "vd:{" + campaign + "}:v:" + code});
+    cmds.push_back({"GET", keys.voucher(code)});
     expected.emplace_back(&code, &member);
   }
   auto replies = (*conn)->pipeline(cmds);
@@ -63,8 +64,7 @@ int missing_in_redis(const RedisServer& redis, const std::string& campaign,
 
 std::int64_t redis_sum(const RedisServer& redis, const std::string& hash_key,
                        const std::string& skip_field) {
-  auto conn = redis::Connection::connect(*redis::parse_url(redis.url(), nullptr),
-                                         std::chrono::milliseconds(5000));
+  auto conn = redis.connect(std::chrono::milliseconds(5000));
   if (!conn) return -1;
   auto r = (*conn)->command({"HGETALL", hash_key});
   if (!r) return -1;
