@@ -23,9 +23,6 @@
 namespace voucherd::redis {
 
 using internal::Clock;
-using internal::jittered;
-using internal::kBackoffMax;
-using internal::kBackoffMin;
 
 namespace {
 
@@ -495,7 +492,7 @@ bool RedisClaimLog::poll_registry(Connection& conn) {
 void RedisClaimLog::lease_loop() {
   std::unique_ptr<Connection> conn;
   auto next_connect = Clock::now();
-  auto backoff = kBackoffMin;
+  auto backoff = internal::kBackoffMin;
   auto next_registry_poll = Clock::now();
   const auto beat_every = std::max(std::chrono::milliseconds(1), options_.lease_timeout / 6);
   bool had_connection = false;
@@ -520,11 +517,11 @@ void RedisClaimLog::lease_loop() {
         if (auto c = Connection::connect(options_.endpoint, options_.io_timeout)) {
           conn = std::move(*c);
           had_connection = true;
-          backoff = kBackoffMin;
+          backoff = internal::kBackoffMin;
           next_registry_poll = now;
         } else {
-          backoff = std::min(kBackoffMax, backoff * 2);
-          next_connect = now + jittered(backoff);
+          backoff = std::min(internal::kBackoffMax, backoff * 2);
+          next_connect = now + internal::jittered(backoff);
           last_error = c.error();
           note_link(last_error);
         }

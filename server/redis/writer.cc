@@ -19,9 +19,6 @@
 namespace voucherd::redis {
 
 using internal::Clock;
-using internal::jittered;
-using internal::kBackoffMax;
-using internal::kBackoffMin;
 
 namespace {
 
@@ -223,15 +220,15 @@ bool RedisClaimLog::ensure_writer_connection() {
   if (now < next_connect_) return false;
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) {
-    backoff_ = std::min(kBackoffMax, backoff_ * 2);
-    next_connect_ = now + jittered(backoff_);
+    backoff_ = std::min(internal::kBackoffMax, backoff_ * 2);
+    next_connect_ = now + internal::jittered(backoff_);
     writer_up_.store(false, std::memory_order_release);
     note_link(conn.error());
     return false;
   }
   writer_conn_ = std::move(*conn);
   writer_last_used_ = now;
-  backoff_ = kBackoffMin;
+  backoff_ = internal::kBackoffMin;
   writer_up_.store(true, std::memory_order_release);
   note_link("");
   return true;
