@@ -78,7 +78,9 @@ std::uint64_t LatencyHistogram::value_at_quantile(double q) const {
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBuckets; ++i) {
     seen += counts_[i].load(std::memory_order_relaxed);
-    if (seen >= rank) return std::min(upper_edge(i), max_ns());
+    // The last bucket also holds every value past its edge: its edge bounds
+    // nothing, and the maximum is the honest answer there.
+    if (seen >= rank) return i == kBuckets - 1 ? max_ns() : std::min(upper_edge(i), max_ns());
   }
   return max_ns();
 }
