@@ -372,7 +372,12 @@ TEST_F(ClaimEngineTest, InvalidArgumentsNameTheField) {
 TEST_F(ClaimEngineTest, PerMemberLimitThreeIsIdempotentPerRequest) {
   CampaignSpec spec = small_spec("multi");
   spec.per_member_limit = 3;
+  // Stock for every claim below on both SKUs: "any SKU" starts at a SKU
+  // derived from the member's hash, which is seeded per process, so the
+  // first two claims may take sku-002 and the third, which names it, must
+  // still find a unit.
   spec.skus[0].stock = 10;
+  spec.skus[1].stock = 10;
   ASSERT_NE(create(spec), nullptr);
 
   const ClaimResult no_request = claim("multi", "m1");
