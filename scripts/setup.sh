@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   golang-github-gogo-googleapis-dev
-  libhiredis-dev redis-server redis-tools
+  libhiredis-dev redis-server redis-tools redis-sentinel
   openssl libboost-dev nlohmann-json3-dev libspdlog-dev jq
   prometheus-cpp-dev
   prometheus chromium
