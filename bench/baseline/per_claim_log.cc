@@ -281,7 +281,9 @@ void PerClaimRedisLog::run_member_lookup(Connection& conn, const MemberLookup& m
 
 StoreResult<std::vector<VoucherPtr>> PerClaimRedisLog::redeemed_vouchers(
     std::string_view campaign_id) {
-  return read_redeemed(options_.endpoint, options_.io_timeout, kBaselineKeyPrefix, campaign_id);
+  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
+  if (!conn) return store_unavailable(conn.error());
+  return read_redeemed(**conn, kBaselineKeyPrefix, campaign_id);
 }
 
 StoreResult<std::vector<std::int64_t>> PerClaimRedisLog::expired_counts(const CampaignSpec& spec,

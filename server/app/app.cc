@@ -101,10 +101,22 @@ std::expected<std::unique_ptr<Store>, std::string> make_store(const Config& conf
     }
     return options.per_claim_store(config);
   }
-  auto endpoint = redis::parse_url(config.redis_url, std::getenv("REDIS_PASSWORD"));
-  if (!endpoint) return std::unexpected(endpoint.error());
   redis::ClaimLogOptions redis_options;
-  redis_options.endpoint = std::move(*endpoint);
+  if (config.redis_sentinel.empty()) {
+    auto endpoint = redis::parse_url(config.redis_url, std::getenv("REDIS_PASSWORD"));
+    if (!endpoint) return std::unexpected(endpoint.error());
+    redis_options.endpoint = std::move(*endpoint);
+  } else {
+    auto sentinels =
+        redis::parse_sentinels(config.redis_sentinel, std::getenv("REDIS_SENTINEL_PASSWORD"));
+    if (!sentinels) return std::unexpected(sentinels.error());
+    redis_options.sentinel = redis::SentinelOptions{std::move(*sentinels), config.redis_master};
+    if (const char* password = std::getenv("REDIS_PASSWORD")) {
+      redis_options.endpoint.password = password;
+    }
+  }
+  redis_options.min_replicas = config.redis_min_replicas;
+  redis_options.replica_wait = std::chrono::milliseconds(config.redis_replica_wait_ms);
   redis_options.replica_id = config.replica_id.empty() ? default_replica_id() : config.replica_id;
   redis_options.lease_timeout = std::chrono::milliseconds(config.lease_timeout_ms);
   return std::make_unique<redis::RedisClaimLog>(std::move(redis_options),

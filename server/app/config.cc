@@ -54,6 +54,22 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
   app.add_option("--redis", c.redis_url,
                  "with --store=redis: redis://HOST:PORT[/DB] (password: REDIS_PASSWORD or "
                  "redis://:PASSWORD@HOST:PORT)");
+  app.add_option("--redis-sentinel", c.redis_sentinel,
+                 "with --store=redis, instead of --redis: Redis Sentinel HOST:PORT[,HOST:PORT...] "
+                 "naming the primary of --redis-master (password: REDIS_PASSWORD for the "
+                 "primary, REDIS_SENTINEL_PASSWORD for the sentinels)");
+  app.add_option("--redis-master", c.redis_master,
+                 "with --redis-sentinel: the master's name in the sentinels' configuration");
+  app.add_option("--redis-min-replicas", c.redis_min_replicas,
+                 "with --store=redis: a claim, redemption, cancellation or draw is answered OK "
+                 "only once this many replicas of the Redis primary have it (WAIT); if fewer "
+                 "confirm within --redis-replica-wait-ms it is answered UNAVAILABLE (0: no WAIT)")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--redis-replica-wait-ms", c.redis_replica_wait_ms,
+                 "with --redis-min-replicas: how long a batch waits for its replicas")
+      ->check(CLI::Range(1, 1500))
+      ->capture_default_str();
   app.add_option("--redis-pool", c.redis_pool,
                  "with --store=redis-per-claim: Redis connections, one thread each")
       ->check(CLI::Range(1, 256))
@@ -283,9 +299,23 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
   if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
     return refuse("--tls-client-ca needs --tls-cert and --tls-key");
   }
+  if (!c.redis_sentinel.empty() && c.store != StoreKind::kRedis) {
+    return refuse("--redis-sentinel is only used with --store=redis");
+  }
+  if (c.redis_min_replicas > 0 && c.store != StoreKind::kRedis) {
+    return refuse("--redis-min-replicas is only used with --store=redis");
+  }
+  if (c.redis_sentinel.empty() != c.redis_master.empty()) {
+    return refuse("--redis-sentinel and --redis-master go together: give both, or neither");
+  }
+  if (!c.redis_sentinel.empty() && !c.redis_url.empty()) {
+    return refuse("give --redis or --redis-sentinel, not both");
+  }
   if (c.store != StoreKind::kMemory) {
-    if (c.redis_url.empty()) {
-      return refuse("--store=" + store + " needs --redis redis://HOST:PORT[/DB]");
+    if (c.redis_url.empty() && c.redis_sentinel.empty()) {
+      return refuse("--store=" + store +
+                    " needs --redis redis://HOST:PORT[/DB] (or, with --store=redis, "
+                    "--redis-sentinel HOST:PORT[,...] and --redis-master NAME)");
     }
     // Codes minted under a throw-away secret could not be verified by the
     // other replicas or after a restart: refuse rather than mint them.

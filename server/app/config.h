@@ -23,13 +23,17 @@ struct Config {
   std::string listen = "127.0.0.1:50051";
   std::string campaigns_file;  // protobuf JSON: a CampaignSet or one Campaign
   StoreKind store = StoreKind::kMemory;
-  std::string redis_url;           // --store=redis*: redis://HOST:PORT[/DB]
-  int redis_pool = 16;             // --store=redis-per-claim: connections, one thread each
-  bool replace_campaigns = false;  // replace different stored definitions before they open
-  std::string replica_id;          // --store=redis: this process's name in lease records
-  int lease_timeout_ms = 3000;     // --store=redis: a replica silent this long loses its leases
-  std::string secret_file;         // hex; see README "Secret file"
-  std::string port_file;           // written with the bound port once listening
+  std::string redis_url;            // --store=redis*: redis://HOST:PORT[/DB]
+  std::string redis_sentinel;       // --store=redis: HOST:PORT[,HOST:PORT...] of sentinels
+  std::string redis_master;         // with redis_sentinel: the master's name
+  int redis_min_replicas = 0;       // --store=redis: WAIT for this many replicas per batch
+  int redis_replica_wait_ms = 500;  // ... at most this long
+  int redis_pool = 16;              // --store=redis-per-claim: connections, one thread each
+  bool replace_campaigns = false;   // replace different stored definitions before they open
+  std::string replica_id;           // --store=redis: this process's name in lease records
+  int lease_timeout_ms = 3000;      // --store=redis: a replica silent this long loses its leases
+  std::string secret_file;          // hex; see README "Secret file"
+  std::string port_file;            // written with the bound port once listening
   std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port
   std::string ops_port_file;                  // written with the bound ops port
   log::Level log_level = log::Level::kInfo;   // --log-level debug, info, warn, error

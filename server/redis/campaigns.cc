@@ -98,7 +98,7 @@ StoreResult<void> RedisClaimLog::open_campaign(const CampaignSpec& spec, Campaig
   }
   // Register now if Redis is reachable, so a conflicting definition is
   // refused at once; otherwise the lease keeper registers it later.
-  if (auto conn = Connection::connect(options_.endpoint, options_.io_timeout)) {
+  if (auto conn = connect_primary()) {
     std::string conflict;
     if (!register_campaign(**conn, *c, &conflict) && !conflict.empty()) {
       return store_conflict(conflict);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 
@@ -162,6 +163,7 @@ std::expected<std::vector<Reply>, std::string> Connection::pipeline(
     auto* reply = static_cast<redisReply*>(raw);
     replies.push_back(convert(reply));
     freeReplyObject(reply);
+    if (is_readonly(replies.back())) broken_ = true;
   }
   return replies;
 }
@@ -208,6 +210,27 @@ std::int64_t to_int(const Reply& r) {
     return v;
   }
   return 0;
+}
+
+std::expected<std::optional<Reply>, std::string> Connection::read_pushed(
+    std::chrono::milliseconds wait) {
+  if (broken_) return std::unexpected("Redis connection is broken");
+  void* raw = nullptr;
+  // A message may already sit in hiredis's buffer, read with an earlier one.
+  if (redisReaderGetReply(ctx_->reader, &raw) != REDIS_OK) return std::unexpected(failure("read"));
+  if (raw == nullptr) {
+    pollfd p{ctx_->fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(wait.count()));
+    if (ready == 0 || (ready < 0 && errno == EINTR)) return std::nullopt;
+    // Readable: a whole message arrives within the socket timeout.
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      return std::unexpected(failure("read"));
+    }
+  }
+  auto* reply = static_cast<redisReply*>(raw);
+  Reply out = convert(reply);
+  freeReplyObject(reply);
+  return out;
 }
 
 bool Connection::peer_closed() {

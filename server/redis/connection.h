@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,7 +73,9 @@ class Connection {
   // Sends every command, then reads every reply. An error string means the
   // connection failed (timeout, reset): it is unusable afterwards, and the
   // commands may or may not have been applied. Redis errors for single
-  // commands come back as Reply::Type::kError, not as a failure.
+  // commands come back as Reply::Type::kError, not as a failure; a READONLY
+  // error (the server is a replica now: a failover moved the primary) also
+  // marks the connection broken, so its owner connects to the primary again.
   [[nodiscard]] std::expected<std::vector<Reply>, std::string> pipeline(
       const std::vector<Command>& commands);
   [[nodiscard]] std::expected<Reply, std::string> command(const Command& args);
@@ -86,6 +89,11 @@ class Connection {
                                        const std::vector<std::string>& args);
   // Loads `script` into Redis's cache (after a NOSCRIPT inside a pipeline).
   [[nodiscard]] std::expected<void, std::string> load(const Script& script);
+
+  // Waits up to `wait` for a message the server sends unasked (pub/sub,
+  // after SUBSCRIBE). nullopt: none came in time.
+  [[nodiscard]] std::expected<std::optional<Reply>, std::string> read_pushed(
+      std::chrono::milliseconds wait);
 
   [[nodiscard]] bool broken() const { return broken_; }
   // Whether the server closed the connection while it sat idle (a Redis
@@ -106,6 +114,12 @@ class Connection {
 
 [[nodiscard]] inline bool is_noscript(const Reply& r) {
   return r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+// The server is a replica: it refuses writes (after a failover, the old
+// primary turned into a replica of the new one).
+[[nodiscard]] inline bool is_readonly(const Reply& r) {
+  return r.is_error() && r.str.rfind("READONLY", 0) == 0;
 }
 
 }  // namespace voucherd::redis

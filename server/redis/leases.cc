@@ -51,6 +51,9 @@ constexpr std::int64_t kNamedLeaseUnitsMax = 16;
 // Below this many units left in the shared pool, leases shrink to an eighth
 // of what is left.
 constexpr std::int64_t kNearlyGoneUnits = 4 * limits::kLeaseUnitsMax;
+// "Every unit the lease record holds", for return_units after a lost link
+// (return_units.lua gives back at most what the record holds).
+constexpr std::int64_t kAllHeldUnits = std::int64_t{1} << 50;
 // Units asked per SKU by the final recheck.
 constexpr std::int64_t kRecheckUnits = 16;
 // Local units untouched this long go back to the shared pool, so the last
@@ -260,7 +263,7 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
     sent[i] = taken(c.stock->take_units(static_cast<std::uint32_t>(i), INT64_MAX), INT64_MAX) +
               c.dropped[i];
     args.push_back(spec.skus[i].id);
-    args.push_back(std::to_string(sent[i]));
+    args.push_back(std::to_string(c.return_all_held ? kAllHeldUnits : sent[i]));
   }
   const CampaignKeys keys(spec.id);
   auto r = conn.eval(return_units_script(), {keys.stock(), keys.leases(), keys.leased()}, args);
@@ -274,6 +277,28 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
   // Redis took back at most what our lease still recorded; anything above
   // that was issued by a write whose answer never reached us.
   std::fill(c.dropped.begin(), c.dropped.end(), 0);
+  c.return_all_held = false;
+}
+
+bool RedisClaimLog::check_server(Connection& conn) {
+  auto info = conn.command({"INFO", "server"});
+  if (!info) return false;
+  std::string run_id;
+  if (const auto at = info->str.find("run_id:"); at != std::string::npos) {
+    const auto from = at + 7;
+    run_id = info->str.substr(from, info->str.find_first_of("\r\n", from) - from);
+  }
+  // Another server (a failover), or the same one restarted: its holders
+  // feeds may be shorter than what was read here (writes lost with the old
+  // primary, or with an AOF that was not fsynced), so positions read so
+  // far mean nothing there. Read every feed again from its start (applying
+  // an entry twice changes nothing).
+  if (run_id.empty() || run_id != server_run_id_) {
+    std::lock_guard lock(campaigns_mu_);
+    for (auto& c : campaigns_) c->holders_read = 0;
+  }
+  server_run_id_ = std::move(run_id);
+  return true;
 }
 
 void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
@@ -370,9 +395,14 @@ void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) 
 void RedisClaimLog::drop_local_units() {
   // Redis is unreachable: units leased to us are "unknown" until we are back
   // (a reconciliation may meanwhile give them to others), so stop handing
-  // them out; remember how many, to give them back on reconnection.
+  // them out; remember how many, to give them back on reconnection. Back,
+  // all that our lease record holds goes back to the pool: after a failover
+  // it may hold units of writes that were confirmed to us and then lost
+  // (asynchronous replication), which nothing here would ever hand back.
+  // A claim still on its way is then fenced by the claim script.
   std::lock_guard lock(campaigns_mu_);
   for (auto& c : campaigns_) {
+    c->return_all_held = true;
     for (std::size_t i = 0; i < c->spec->skus.size(); ++i) {
       const auto sku = static_cast<std::uint32_t>(i);
       add_dropped(c->dropped[i], taken(c->stock->take_units(sku, INT64_MAX), INT64_MAX));
@@ -491,6 +521,7 @@ bool RedisClaimLog::poll_registry(Connection& conn) {
 
 void RedisClaimLog::lease_loop() {
   std::unique_ptr<Connection> conn;
+  std::uint64_t generation = 0;  // conn's, as the locator gave it
   auto next_connect = Clock::now();
   auto backoff = internal::kBackoffMin;
   auto next_registry_poll = Clock::now();
@@ -503,6 +534,12 @@ void RedisClaimLog::lease_loop() {
   };
   while (!lease_stop_.load(std::memory_order_acquire)) {
     const auto now = Clock::now();
+    if (conn && !primary_->current(generation)) {
+      // A failover moved the primary: what this connection's server says
+      // is no longer the store's word.
+      conn.reset();
+      last_error = "the Redis primary moved (a failover)";
+    }
     if (!conn || conn->broken()) {
       if (conn || had_connection) {
         conn.reset();
@@ -514,11 +551,16 @@ void RedisClaimLog::lease_loop() {
       // No unit can come while Redis is away: waiting claims hear so.
       settle_all(/*reachable=*/false);
       if (now >= next_connect) {
-        if (auto c = Connection::connect(options_.endpoint, options_.io_timeout)) {
-          conn = std::move(*c);
+        if (auto c = primary_->connect(options_.io_timeout)) {
+          conn = std::move(c->conn);
+          generation = c->generation;
           had_connection = true;
           backoff = internal::kBackoffMin;
           next_registry_poll = now;
+          if (!check_server(*conn)) {
+            last_error = "reading the primary's run_id failed (connection lost)";
+            continue;
+          }
         } else {
           backoff = std::min(internal::kBackoffMax, backoff * 2);
           next_connect = now + internal::jittered(backoff);
@@ -570,8 +612,8 @@ void RedisClaimLog::lease_loop() {
           c->next_beat = now + beat_every;
           beat(*conn, *c);
         }
-        if (std::any_of(c->dropped.begin(), c->dropped.end(),
-                        [](std::int64_t d) { return d > 0; })) {
+        if (c->return_all_held || std::any_of(c->dropped.begin(), c->dropped.end(),
+                                              [](std::int64_t d) { return d > 0; })) {
           return_units(*conn, *c);  // what we dropped while Redis was away
         }
         return_idle_units(*conn, *c);
@@ -590,7 +632,7 @@ void RedisClaimLog::lease_loop() {
   // Clean stop: hand every unused unit back and say goodbye.
   if (!conn || conn->broken()) conn.reset();
   if (!conn) {
-    if (auto c = Connection::connect(options_.endpoint, options_.io_timeout)) conn = std::move(*c);
+    if (auto c = primary_->connect(options_.io_timeout)) conn = std::move(c->conn);
   }
   if (conn) {
     std::lock_guard lock(campaigns_mu_);

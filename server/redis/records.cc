@@ -197,19 +197,15 @@ std::optional<std::vector<VoucherPtr>> parse_member_vouchers(std::string_view ca
   return out;
 }
 
-StoreResult<std::vector<VoucherPtr>> read_redeemed(const Endpoint& endpoint,
-                                                   std::chrono::milliseconds timeout,
-                                                   std::string_view key_prefix,
+StoreResult<std::vector<VoucherPtr>> read_redeemed(Connection& conn, std::string_view key_prefix,
                                                    std::string_view campaign_id) {
-  auto conn = Connection::connect(endpoint, timeout);
-  if (!conn) return store_unavailable(conn.error());
   const CampaignKeys keys(campaign_id, key_prefix);
   const std::string set = keys.redeemed_codes();
   const std::string prefix = keys.voucher_prefix();
   std::vector<VoucherPtr> out;
   std::string cursor = "0";
   do {
-    auto page = (*conn)->command({"SSCAN", set, cursor, "COUNT", "1000"});
+    auto page = conn.command({"SSCAN", set, cursor, "COUNT", "1000"});
     if (!page) return store_unavailable(page.error());
     if (page->type != Reply::Type::kArray || page->elements.size() != 2) {
       return store_bad_reply("unexpected SSCAN reply: " + page->str);
@@ -218,7 +214,7 @@ StoreResult<std::vector<VoucherPtr>> read_redeemed(const Endpoint& endpoint,
     std::vector<Command> gets;
     for (const Reply& code : page->elements[1].elements) gets.push_back({"GET", prefix + code.str});
     if (gets.empty()) continue;
-    auto records = (*conn)->pipeline(gets);
+    auto records = conn.pipeline(gets);
     if (!records) return store_unavailable(records.error());
     for (std::size_t k = 0; k < records->size(); ++k) {
       const std::string& code = page->elements[1].elements[k].str;

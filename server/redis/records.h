@@ -73,10 +73,8 @@ struct CancelReply {
     std::string_view campaign_id, const Reply& reply);
 
 // Every REDEEMED voucher of a campaign: the codes in <prefix>{C}:redeemed_codes
-// (SSCAN) and their records, read in pipelined chunks on a connection of its
-// own. Blocking.
-[[nodiscard]] StoreResult<std::vector<VoucherPtr>> read_redeemed(const Endpoint& endpoint,
-                                                                 std::chrono::milliseconds timeout,
+// (SSCAN) and their records, read in pipelined chunks on `conn`. Blocking.
+[[nodiscard]] StoreResult<std::vector<VoucherPtr>> read_redeemed(Connection& conn,
                                                                  std::string_view key_prefix,
                                                                  std::string_view campaign_id);
 

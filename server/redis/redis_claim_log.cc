@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "engine/check.h"
 #include "engine/limits.h"
 #include "server/base/log.h"
 #include "server/redis/claim_log_internal.h"
@@ -15,21 +16,23 @@ namespace voucherd::redis {
 
 using internal::Clock;
 
-namespace {
-
-std::string endpoint_text(const Endpoint& e) { return e.host + ":" + std::to_string(e.port); }
-
-}  // namespace
-
 RedisClaimLog::RedisClaimLog(ClaimLogOptions options,
                              std::function<std::string(const CampaignSpec&)> encode_campaign)
     : options_(std::move(options)),
       encode_campaign_(std::move(encode_campaign)),
-      queue_max_(options_.queue_max != 0 ? options_.queue_max : limits::kClaimLogQueueMax) {}
+      queue_max_(options_.queue_max != 0 ? options_.queue_max : limits::kClaimLogQueueMax),
+      primary_(options_.sentinel
+                   ? std::make_unique<PrimaryLocator>(*options_.sentinel, options_.endpoint)
+                   : std::make_unique<PrimaryLocator>(options_.endpoint)) {
+  // A WAIT longer than the socket timeout would read as a lost connection.
+  VOUCHERD_CHECK(options_.replica_wait < options_.io_timeout,
+                 "the replicas' wait is shorter than the Redis I/O timeout");
+}
 
 RedisClaimLog::~RedisClaimLog() { stop(); }
 
 void RedisClaimLog::start() {
+  primary_->start_watching();
   writer_ = std::thread([this] { writer_loop(); });
   lease_keeper_ = std::thread([this] { lease_loop(); });
   // Give both a moment to connect and read the registry, so that a replica
@@ -52,6 +55,7 @@ void RedisClaimLog::stop() {
   if (writer_.joinable()) writer_.join();
   lease_stop_.store(true, std::memory_order_release);
   lease_keeper_.join();
+  primary_->stop_watching();
   // Claims still waiting for units get their answer: no unit will come.
   // Answering one may run a press of the same member that waited on it,
   // which may wait in turn: settle until none is left (bounded).
@@ -70,15 +74,15 @@ void RedisClaimLog::note_link(const std::string& error) {
   if (!up && !error.empty()) link_tried_.store(true, std::memory_order_release);
   if (up == link_reported_up_ && (up || link_ever_reported_)) return;
   const auto now = Clock::now();
-  const std::string where = endpoint_text(options_.endpoint);
+  const std::string where = primary_->describe();
   if (up) {
     if (!link_ever_up_) {
-      log::info("store connected: Redis at " + where, {{"redis", where}});
+      log::info("store connected: " + where, {{"redis", where}});
     } else {
       const double outage_s = std::chrono::duration<double>(now - link_down_since_).count();
       char took[32];
       std::snprintf(took, sizeof took, "%.3f", outage_s);
-      log::info("store back: Redis at " + where + " is reachable again after " + took + " s",
+      log::info("store back: " + where + " is reachable again after " + took + " s",
                 {{"redis", where}, {"outage_seconds", outage_s}});
     }
     link_ever_up_ = true;
@@ -90,9 +94,15 @@ void RedisClaimLog::note_link(const std::string& error) {
   link_down_since_ = now;
   link_reported_up_ = false;
   link_ever_reported_ = true;
-  log::warn((link_ever_up_ ? "store lost: Redis at " : "store unreachable: Redis at ") + where +
-                ": " + error + " (not ready, claims UNAVAILABLE, until it is back)",
+  log::warn((link_ever_up_ ? "store lost: " : "store unreachable: ") + where + ": " + error +
+                " (not ready, claims UNAVAILABLE, until it is back)",
             {{"redis", where}, {"error", error}});
+}
+
+std::expected<std::unique_ptr<Connection>, std::string> RedisClaimLog::connect_primary() {
+  auto located = primary_->connect(options_.io_timeout);
+  if (!located) return std::unexpected(located.error());
+  return std::move(located->conn);
 }
 
 LeaseHealth RedisClaimLog::lease_health(std::string_view campaign_id) const {

@@ -42,12 +42,17 @@
 #include "server/base/metrics_primitives.h"
 #include "server/redis/connection.h"
 #include "server/redis/lottery_log.h"
+#include "server/redis/primary.h"
 #include "server/store/store.h"
 
 namespace voucherd::redis {
 
 struct ClaimLogOptions {
+  // The primary: `endpoint` (--redis), or, when `sentinel` is set, the
+  // primary the sentinels name (`endpoint` then gives only its password
+  // and database).
   Endpoint endpoint;
+  std::optional<SentinelOptions> sentinel;
   std::string replica_id;  // unique per process start
   std::chrono::milliseconds io_timeout{2000};
   std::size_t queue_max = 0;  // 0: limits::kClaimLogQueueMax
@@ -55,6 +60,11 @@ struct ClaimLogOptions {
   // replica gives its leased units back to the pool. It beats every sixth
   // of this. Every replica of a store should use the same value.
   std::chrono::milliseconds lease_timeout{3000};
+  // Acknowledged means replicated: after each batch that wrote, WAIT until
+  // this many replicas have it, at most `replica_wait`; when fewer confirm,
+  // the batch's writes are answered UNAVAILABLE (retry-safe). 0: no WAIT.
+  int min_replicas = 0;
+  std::chrono::milliseconds replica_wait{500};
 };
 
 class RedisClaimLog final : public ClaimLog, public Store {
@@ -198,7 +208,11 @@ class RedisClaimLog final : public ClaimLog, public Store {
     // Entries of vd:{C}:holders handed to the engine so far.
     std::int64_t holders_read = 0;
     std::chrono::steady_clock::time_point next_holders_read{};
-    bool leased_before = false;    // a lease granted units here at least once
+    bool leased_before = false;  // a lease granted units here at least once
+    // The keeper's link was lost: the next return hands back all that the
+    // lease record holds (a failover may have kept writes we never heard
+    // confirmed, or lost some we did).
+    bool return_all_held = false;
     bool conflict_logged = false;  // its refusal by the store was logged
   };
 
@@ -223,6 +237,12 @@ class RedisClaimLog final : public ClaimLog, public Store {
   void complete_draws(const CampaignSpec& spec, std::vector<DrawAttempt>& draws,
                       const Reply& reply);
   bool ensure_writer_connection();
+  // A connection to the primary for an admin read or a one-off write.
+  std::expected<std::unique_ptr<Connection>, std::string> connect_primary();
+  // WAIT for options_.min_replicas replicas, at most options_.replica_wait.
+  Command wait_command() const;
+  // Empty when WAIT's answer says enough replicas confirmed; otherwise why not.
+  std::string replicas_confirmed(const Reply& wait_reply) const;
   bool register_campaign(Connection& conn, Campaign& c, std::string* conflict);
   void top_up(Connection& conn, Campaign& c);
   void return_units(Connection& conn, Campaign& c);
@@ -234,6 +254,10 @@ class RedisClaimLog final : public ClaimLog, public Store {
   // Reads the holders feed (vd:{C}:holders) up to at least `until` entries
   // (-1: whatever is there) and hands it to the engine. Keeper thread.
   bool read_holders(Connection& conn, Campaign& c, std::int64_t until);
+  // A new keeper connection: whether its server is the one seen before
+  // (INFO's run_id); if not, every holders feed is read again from its
+  // start. False when the connection failed. Keeper thread.
+  bool check_server(Connection& conn);
   // The registry: campaigns other replicas created. Keeper thread, without
   // campaigns_mu_ (the listener creates campaigns, which takes it).
   bool poll_registry(Connection& conn);
@@ -268,7 +292,9 @@ class RedisClaimLog final : public ClaimLog, public Store {
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)
   std::vector<std::unique_ptr<Campaign>> campaigns_;
 
+  std::unique_ptr<PrimaryLocator> primary_;
   std::unique_ptr<Connection> writer_conn_;  // writer thread only
+  std::uint64_t writer_generation_ = 0;      // writer thread only: writer_conn_'s
   std::vector<DrawAttempt> draw_retries_;    // writer thread only: go out in the next batch
   absl::flat_hash_map<std::string, LotteryView> lottery_views_;  // writer thread only
   std::chrono::steady_clock::time_point next_connect_{};
@@ -276,6 +302,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
 
   CampaignListener listener_;     // set before start(); called by the keeper
   std::string registry_version_;  // keeper thread: vd:{registry}:version as last read
+  std::string server_run_id_;     // keeper thread: the primary's run_id as last seen
 
   std::atomic<bool> writer_up_{false};
   std::atomic<bool> keeper_up_{false};

@@ -214,19 +214,23 @@ void RedisClaimLog::keep_writer_alive() {
 bool RedisClaimLog::ensure_writer_connection() {
   // A connection the server closed while it sat idle (Redis restarted) is
   // replaced before anything is written on it.
-  if (writer_conn_ && !writer_conn_->peer_closed()) return true;
+  // So is one to a server that is no longer the primary (a failover).
+  if (writer_conn_ && !writer_conn_->peer_closed() && primary_->current(writer_generation_)) {
+    return true;
+  }
   writer_conn_.reset();
   const auto now = Clock::now();
   if (now < next_connect_) return false;
-  auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
-  if (!conn) {
+  auto located = primary_->connect(options_.io_timeout);
+  if (!located) {
     backoff_ = std::min(internal::kBackoffMax, backoff_ * 2);
     next_connect_ = now + internal::jittered(backoff_);
     writer_up_.store(false, std::memory_order_release);
-    note_link(conn.error());
+    note_link(located.error());
     return false;
   }
-  writer_conn_ = std::move(*conn);
+  writer_conn_ = std::move(located->conn);
+  writer_generation_ = located->generation;
   writer_last_used_ = now;
   backoff_ = internal::kBackoffMin;
   writer_up_.store(true, std::memory_order_release);
@@ -528,6 +532,14 @@ void RedisClaimLog::write_batch(Batch& batch) {
     part.count = commands.size() - part.first;
   });
 
+  // Acknowledged means replicated, when asked: a WAIT ends the pipeline of
+  // a batch that writes, so the replicas' confirmation costs no round trip
+  // of its own.
+  const bool wrote = !batch.claims.empty() || !batch.redemptions.empty() ||
+                     !batch.cancellations.empty() || !batch.draws.empty();
+  const bool wait_replicas = options_.min_replicas > 0 && wrote;
+  if (wait_replicas) commands.push_back(wait_command());
+
   auto answers = writer_conn_->pipeline(commands);
   if (!answers) {
     // The writes may or may not have been applied: answer UNAVAILABLE (a
@@ -546,6 +558,7 @@ void RedisClaimLog::write_batch(Batch& batch) {
   // A plain command never answers NOSCRIPT. If a load fails, the rest stay
   // NOSCRIPT errors, answered as such by their parts.
   bool load_failed = false;
+  bool sent_again = false;
   each_part([&](const auto& part) {
     for (std::size_t i = part.first; i < part.first + part.count && !load_failed; ++i) {
       if (!is_noscript((*answers)[i]) || part.script == nullptr) continue;
@@ -554,11 +567,58 @@ void RedisClaimLog::write_batch(Batch& batch) {
         break;
       }
       if (auto again = writer_conn_->command(commands[i])) (*answers)[i] = std::move(*again);
+      sent_again = true;
     }
   });
 
+  if (writer_conn_->broken()) {
+    // READONLY: the server turned into a replica. Nothing was written; the
+    // parts answer the errors as UNAVAILABLE, and the next batch goes to
+    // the primary the locator finds.
+    writer_up_.store(false, std::memory_order_release);
+    note_link("Redis answered READONLY: it is a replica now (a failover?)");
+  }
+
+  // The batch's writes are answered only once enough replicas have them;
+  // if they do not confirm in time, UNAVAILABLE (the writes may stay: a
+  // retry returns them). Calls sent again after a NOSCRIPT wait again.
+  if (wait_replicas && !writer_conn_->broken()) {
+    std::string why = replicas_confirmed(answers->back());
+    if (why.empty() && sent_again) {
+      auto again = writer_conn_->command(wait_command());
+      why = again ? replicas_confirmed(*again) : again.error();
+    }
+    if (!why.empty()) {
+      log::warn("a batch's writes were not confirmed by " + std::to_string(options_.min_replicas) +
+                    " replica(s): " + why + "; answering them UNAVAILABLE",
+                {{"min_replicas", options_.min_replicas}});
+      const std::span<const Reply> all(*answers);
+      lookups.answer(all.subspan(lookups.first, lookups.count));
+      member_lookups.answer(all.subspan(member_lookups.first, member_lookups.count));
+      claims.fail();
+      redemptions.fail();
+      cancellations.fail();
+      draws.fail();
+      return;
+    }
+  }
+
   const std::span<const Reply> all(*answers);
   each_part([&](auto& part) { part.answer(all.subspan(part.first, part.count)); });
+}
+
+Command RedisClaimLog::wait_command() const {
+  return {"WAIT", std::to_string(options_.min_replicas),
+          std::to_string(options_.replica_wait.count())};
+}
+
+std::string RedisClaimLog::replicas_confirmed(const Reply& wait_reply) const {
+  if (wait_reply.type != Reply::Type::kInteger) return "WAIT answered " + wait_reply.str;
+  if (wait_reply.integer < options_.min_replicas) {
+    return std::to_string(wait_reply.integer) + " confirmed within " +
+           std::to_string(options_.replica_wait.count()) + " ms";
+  }
+  return "";
 }
 
 // ------------------------------------------------------------------ draws

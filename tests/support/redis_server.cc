@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
 #include <thread>
 
 extern char** environ;
@@ -48,7 +49,10 @@ int free_loopback_port() {
 }
 
 RedisServer::RedisServer(const TempDir& dir, bool aof, std::string appendfsync)
-    : dir_(dir.path() / "redis"), aof_(aof), appendfsync_(std::move(appendfsync)) {
+    : RedisServer(dir, RedisServerOptions{aof, std::move(appendfsync), "redis", {}}) {}
+
+RedisServer::RedisServer(const TempDir& dir, RedisServerOptions options)
+    : dir_(dir.path() / options.name), options_(std::move(options)) {
   std::filesystem::create_directories(dir_);
   port_ = free_loopback_port();
   start();
@@ -59,32 +63,28 @@ RedisServer::~RedisServer() {
 }
 
 void RedisServer::start() {
-  const std::string port = std::to_string(port_);
-  std::vector<std::string> args = {"/usr/bin/redis-server",
-                                   "--bind",
-                                   "127.0.0.1",
-                                   "--port",
-                                   port,
-                                   "--dir",
-                                   dir_.string(),
-                                   "--save",
-                                   "",
-                                   "--daemonize",
-                                   "no",
-                                   "--protected-mode",
-                                   "yes",
-                                   "--loglevel",
-                                   "warning",
-                                   "--logfile",
-                                   (dir_ / "redis.log").string(),
-                                   "--maxmemory-policy",
-                                   "noeviction"};
-  if (aof_) {
-    for (const char* a : {"--appendonly", "yes", "--appendfsync"}) args.emplace_back(a);
-    args.push_back(appendfsync_);
+  // A configuration file (not flags), so that CONFIG REWRITE works: Sentinel
+  // rewrites a replica's file when a failover reconfigures it.
+  std::vector<std::string> lines = {
+      "bind 127.0.0.1", "port " + std::to_string(port_), "dir " + dir_.string(), "save \"\"",
+      "daemonize no", "protected-mode yes", "loglevel warning",
+      "logfile " + (dir_ / "redis.log").string(), "maxmemory-policy noeviction",
+      // A replica's first sync starts at once (default: 5 s).
+      "repl-diskless-sync-delay 0"};
+  if (options_.aof) {
+    lines.emplace_back("appendonly yes");
+    lines.push_back("appendfsync " + options_.appendfsync);
   } else {
-    for (const char* a : {"--appendonly", "no"}) args.emplace_back(a);
+    lines.emplace_back("appendonly no");
   }
+  const std::filesystem::path conf = dir_ / "redis.conf";
+  // A restart keeps what Sentinel wrote (its replicaof, say).
+  if (!std::filesystem::exists(conf)) {
+    std::ofstream out(conf);
+    for (const auto& l : lines) out << l << "\n";
+    for (const auto& l : options_.config) out << l << "\n";
+  }
+  std::vector<std::string> args = {"/usr/bin/redis-server", conf.string()};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -103,6 +103,10 @@ void RedisServer::start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ADD_FAILURE() << "redis-server on port " << port_ << " did not answer PING";
+}
+
+void RedisServer::send_signal(int signal) const {
+  if (pid_ > 0) ::kill(pid_, signal);
 }
 
 void RedisServer::stop() {

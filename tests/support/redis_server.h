@@ -20,11 +20,20 @@
 
 namespace voucherd::testing {
 
+struct RedisServerOptions {
+  bool aof = true;                     // false: no persistence
+  std::string appendfsync = "always";  // "always", "everysec" or "no"
+  std::string name = "redis";          // its subdirectory of the temp dir
+  // More configuration lines ("replicaof 127.0.0.1 6379", ...).
+  std::vector<std::string> config;
+};
+
 class RedisServer {
  public:
   // `appendfsync`: "always", "everysec" or "no"; `aof` false runs without
   // persistence.
   explicit RedisServer(const TempDir& dir, bool aof = true, std::string appendfsync = "always");
+  RedisServer(const TempDir& dir, RedisServerOptions options);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -39,6 +48,8 @@ class RedisServer {
   void kill_hard();
   // Start again on the same port with the same data dir.
   void start();
+  // SIGSTOP / SIGCONT: a server that hangs, and comes back.
+  void send_signal(int signal) const;
 
   // A connection of the Redis store's own kind to this server.
   [[nodiscard]] std::expected<std::unique_ptr<redis::Connection>, std::string> connect(
@@ -49,8 +60,7 @@ class RedisServer {
 
  private:
   std::filesystem::path dir_;
-  bool aof_;
-  std::string appendfsync_;
+  RedisServerOptions options_;
   int port_ = 0;
   pid_t pid_ = -1;
 };

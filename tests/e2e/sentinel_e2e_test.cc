@@ -1,0 +1,248 @@
+// sentinel_e2e_test — proves voucherd on Redis Sentinel, with real
+// redis-server and redis-sentinel processes on loopback (a primary, one
+// replica, three sentinels) and two voucherd replicas, called by members who
+// press once and take the first answer:
+//   1. the primary is killed (SIGKILL) mid-storm while its replica lags (its
+//      link was cut and it hung for 600 ms): the sentinels fail over, both voucherd
+//      replicas follow the new primary with nobody calling a repair, are
+//      not ready while no primary is known, serve a member's first press
+//      afterwards, and the campaign sells out to exactly its stock in the
+//      new primary. Acknowledged vouchers lost are measured and printed,
+//      without and with --redis-min-replicas 1; with it, none is lost;
+//   2. --redis-min-replicas 1 with a replica that hangs: a press is answered
+//      UNAVAILABLE at once (the first answer), the replica still ready; the
+//      member's next press once the replica is back returns the voucher the
+//      first one wrote.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "tests/support/campaigns.h"
+#include "tests/support/http_get.h"
+#include "tests/support/redis_sentinel.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/replicas.h"
+#include "tests/support/storm.h"
+#include "tests/support/voucherd_process.h"
+#include "tests/support/wait.h"
+
+namespace voucherd::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+bool ready(const VoucherdProcess& p) { return http_get(p.ops_port(), "/readyz").status == 200; }
+
+struct FailoverResult {
+  std::int64_t issued_at_kill = 0;  // in the old primary, just before it died
+  std::size_t acknowledged = 0;
+  int lost = -1;
+  int members_with_two = 0;
+  int codes_with_two = 0;
+};
+
+// A storm over both replicas; the replica cut off and paused, the primary
+// killed, the replica resumed; the old primary restarted (it rejoins as a replica); new
+// members until SOLD_OUT. Checks the store's counts exactly.
+FailoverResult failover_mid_storm(bool min_replicas) {
+  constexpr std::int64_t kStock = 3'000;
+  TempDir dir;
+  SentinelGroup group(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns =
+      dir.write("c.json", first_come_campaign_json("gd", kStock, 6)).string();
+  std::vector<std::unique_ptr<VoucherdProcess>> replicas;
+  for (int i = 0; i < 2; ++i) {
+    std::vector<std::string> args{"--store",          "redis",
+                                  "--redis-sentinel", group.sentinel_list(),
+                                  "--redis-master",   SentinelGroup::master_name(),
+                                  "--secret-file",    secret,
+                                  "--campaigns",      campaigns,
+                                  "--grpc-threads",   "1",
+                                  "--replica-id",     "replica-" + std::to_string(i)};
+    if (min_replicas) {
+      for (const char* a : {"--redis-min-replicas", "1", "--redis-replica-wait-ms", "300"}) {
+        args.emplace_back(a);
+      }
+    }
+    replicas.push_back(std::make_unique<VoucherdProcess>(dir, args));
+    EXPECT_GT(replicas.back()->port(), 0) << replicas.back()->stderr_text();
+  }
+  for (auto& r : replicas) {
+    EXPECT_TRUE(wait_until([&] { return ready(*r); }, seconds(10))) << r->stderr_text();
+  }
+  RedisServer& first = group.server(0);
+  RedisServer& replica = group.server(1);
+  const int old_port = first.port();
+
+  // The storm: no retries, a member presses once (a fifth twice).
+  std::vector<load::StormReport> reports(2);
+  std::vector<std::thread> crowds;
+  for (std::size_t i = 0; i < 2; ++i) {
+    crowds.emplace_back([&, i] {
+      load::StormOptions o;
+      o.target = replicas[i]->target();
+      o.campaign_id = "gd";
+      o.member_first = static_cast<std::int64_t>(i) * 1'000'000;
+      o.members = 1'200;
+      o.repeat_share = 0.2;
+      o.concurrency = 8;
+      o.max_seconds = 30;
+      o.seed = 90 + i;
+      reports[i] = load::run_storm(o);
+    });
+  }
+  std::atomic<bool> saw_not_ready{false};
+  std::atomic<bool> watching{true};
+  std::thread watch([&] {
+    while (watching.load()) {
+      if (!ready(*replicas[0])) saw_not_ready.store(true);
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
+  // Mid-storm: the replica loses its link to the primary and hangs
+  // (SIGSTOP: it cannot reconnect), so it lags; then the primary dies.
+  EXPECT_TRUE(wait_until([&] { return redis_sum(first, "vd:{gd}:issued") >= 600; }, seconds(30)));
+  EXPECT_EQ(replica.cli({"CLIENT", "KILL", "TYPE", "master"}), "1");
+  replica.send_signal(SIGSTOP);
+  std::this_thread::sleep_for(milliseconds(600));
+  const std::int64_t issued_at_kill = redis_sum(first, "vd:{gd}:issued");
+  first.kill_hard();
+  replica.send_signal(SIGCONT);
+  for (auto& t : crowds) t.join();
+  EXPECT_TRUE(group.wait_for_failover(old_port, seconds(60))) << "no failover within 60 s";
+  // Nobody calls a repair: both replicas follow the new primary.
+  for (auto& r : replicas) {
+    EXPECT_TRUE(wait_until([&] { return ready(*r); }, seconds(30))) << r->stderr_text();
+  }
+  watching.store(false);
+  watch.join();
+  EXPECT_TRUE(saw_not_ready.load()) << "never not ready while the primary was gone";
+  // The old primary comes back and the sentinels make it a replica of the
+  // new one (with --redis-min-replicas 1, writes need it).
+  first.start();
+  RedisServer* now = group.primary();
+  EXPECT_NE(now, nullptr);
+  if (now == nullptr) return {};
+  EXPECT_EQ(now->port(), replica.port());
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return first.cli({"INFO", "replication"}).find("master_link_status:up") !=
+               std::string::npos;
+      },
+      seconds(30)))
+      << "the old primary did not rejoin as a replica";
+  // A member's first press on each replica after the failover is served.
+  for (std::size_t i = 0; i < 2; ++i) {
+    const Press p = press_once(replicas[i]->target(), "gd", "after-failover-" + std::to_string(i));
+    EXPECT_TRUE(p.ok()) << p.status.error_message() << "\n" << replicas[i]->stderr_text();
+  }
+  // New members until the campaign is sold out.
+  Acknowledged ack;
+  for (const auto& r : reports) ack.add(r);
+  bool sold_out = false;
+  const auto until = std::chrono::steady_clock::now() + seconds(60);
+  std::map<std::string, int> others;
+  for (int m = 0; !sold_out && std::chrono::steady_clock::now() < until; ++m) {
+    const std::string member = "late-" + std::to_string(m);
+    const Press p = press_once(replicas[static_cast<std::size_t>(m % 2)]->target(), "gd", member);
+    if (p.ok()) {
+      ack.add(member, p.response.voucher().code());
+    } else if (p.reason() == "SOLD_OUT") {
+      sold_out = true;
+    } else {
+      ++others[std::to_string(p.status.error_code()) + " " + p.reason()];
+    }
+  }
+  EXPECT_TRUE(sold_out) << "issued " << redis_sum(*now, "vd:{gd}:issued");
+  for (const auto& [answer, n] : others)
+    std::cout << "  after the failover: " << n << " x " << answer << "\n";
+  // Exactly the stock in the store, every unit issued, none leased.
+  EXPECT_EQ(redis_sum(*now, "vd:{gd}:issued"), kStock);
+  EXPECT_EQ(now->cli({"HGET", "vd:{gd}:issued", "_members"}), std::to_string(kStock));
+  EXPECT_EQ(redis_sum(*now, "vd:{gd}:stock"), 0);
+  EXPECT_EQ(redis_sum(*now, "vd:{gd}:leased"), 0);
+  FailoverResult out;
+  out.issued_at_kill = issued_at_kill;
+  out.acknowledged = ack.code_by_member.size();
+  out.lost = missing_in_redis(*now, "gd", ack);
+  out.members_with_two = ack.members_with_two;
+  out.codes_with_two = ack.codes_with_two;
+  for (auto& r : replicas) EXPECT_EQ(r->stop(SIGTERM), std::optional<int>(0)) << r->stderr_text();
+  return out;
+}
+
+TEST(Sentinel, AFailoverMidStormIsFollowedAndWithMinReplicasLosesNothing) {
+  const FailoverResult async = failover_mid_storm(/*min_replicas=*/false);
+  const FailoverResult waited = failover_mid_storm(/*min_replicas=*/true);
+  std::cout << "primary killed mid-storm while its replica lagged (cut off 600 ms):\n"
+            << "  without --redis-min-replicas: " << async.lost << " of " << async.acknowledged
+            << " acknowledged vouchers lost (members with two codes " << async.members_with_two
+            << ", codes with two members " << async.codes_with_two
+            << "; the old primary had issued " << async.issued_at_kill << " when killed)\n"
+            << "  with --redis-min-replicas 1:  " << waited.lost << " of " << waited.acknowledged
+            << " acknowledged vouchers lost (members with two codes " << waited.members_with_two
+            << ", codes with two members " << waited.codes_with_two
+            << "; the old primary had issued " << waited.issued_at_kill << " when killed)\n";
+  EXPECT_GE(async.lost, 0);
+  EXPECT_EQ(waited.lost, 0);
+  EXPECT_EQ(waited.members_with_two, 0);
+  EXPECT_EQ(waited.codes_with_two, 0);
+}
+
+TEST(Sentinel, MinReplicasAnswersUnavailableWhileTheReplicaHangsAndTheRetryFindsTheVoucher) {
+  TempDir dir;
+  RedisServerOptions p;
+  p.name = "primary";
+  RedisServer primary(dir, p);
+  RedisServerOptions o;
+  o.name = "replica";
+  o.config = {"replicaof 127.0.0.1 " + std::to_string(primary.port())};
+  RedisServer replica(dir, o);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return replica.cli({"INFO", "replication"}).find("master_link_status:up") !=
+               std::string::npos;
+      },
+      seconds(20)));
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  const std::string campaigns =
+      dir.write("c.json", first_come_campaign_json("gd", 100, 2)).string();
+  auto args = replica_args(primary, secret, campaigns);
+  for (const char* a : {"--redis-min-replicas", "1", "--redis-replica-wait-ms", "200"}) {
+    args.emplace_back(a);
+  }
+  VoucherdProcess v(dir, args);
+  ASSERT_GT(v.port(), 0) << v.stderr_text();
+  ASSERT_TRUE(wait_until([&] { return ready(v); }, seconds(10))) << v.stderr_text();
+
+  const Press served = press_once(v.target(), "gd", "member-1");
+  EXPECT_TRUE(served.ok()) << served.status.error_message();
+
+  replica.send_signal(SIGSTOP);
+  const Press hung = press_once(v.target(), "gd", "member-2");
+  EXPECT_EQ(hung.status.error_code(), grpc::StatusCode::UNAVAILABLE) << hung.status.error_message();
+  EXPECT_TRUE(ready(v)) << "the primary is there: still ready";
+  // The write happened on the primary; the replica has not confirmed it.
+  EXPECT_EQ(redis_sum(primary, "vd:{gd}:issued"), 2);
+  replica.send_signal(SIGCONT);
+
+  const Press again = press_once(v.target(), "gd", "member-2");
+  ASSERT_TRUE(again.ok()) << again.status.error_message();
+  EXPECT_EQ(redis_sum(primary, "vd:{gd}:issued"), 2) << "the retry issued nothing new";
+  Acknowledged ack;
+  ack.add("member-1", served.response.voucher().code());
+  ack.add("member-2", again.response.voucher().code());
+  EXPECT_EQ(missing_in_redis(primary, "gd", ack), 0);
+  EXPECT_EQ(missing_in_redis(replica, "gd", ack), 0) << "the replica has both";
+  EXPECT_EQ(v.stop(SIGTERM), std::optional<int>(0)) << v.stderr_text();
+}
+
+}  // namespace
+}  // namespace voucherd::testing
