@@ -278,6 +278,16 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
   // that was issued by a write whose answer never reached us.
   std::fill(c.dropped.begin(), c.dropped.end(), 0);
   c.return_all_held = false;
+  // The pool has units again where we gave some back: SOLD_OUT is not the
+  // answer there until the pool has been looked at again (a press now
+  // waits for the next lease instead).
+  const std::vector<Reply>& given = r->elements;
+  for (std::size_t i = 0; i < spec.skus.size() && i < given.size(); ++i) {
+    if (to_int(given[i]) <= 0) continue;
+    c.final[i] = false;
+    c.stock->set_final(static_cast<std::uint32_t>(i), false);
+    c.next_recheck = Clock::now();
+  }
 }
 
 bool RedisClaimLog::check_server(Connection& conn) {

@@ -40,11 +40,13 @@ std::expected<std::unique_ptr<Connection>, std::string> connect_sentinel(
 
 std::expected<std::vector<Endpoint>, std::string> parse_sentinels(std::string_view list,
                                                                   const char* env_password) {
+  if (list.empty()) return std::unexpected("--redis-sentinel needs at least one HOST:PORT");
   std::vector<Endpoint> out;
-  while (!list.empty()) {
+  for (bool more = true; more;) {
     const auto comma = list.find(',');
     const std::string_view one = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    more = comma != std::string_view::npos;
+    if (more) list = list.substr(comma + 1);
     const auto colon = one.rfind(':');
     if (colon == std::string_view::npos || colon == 0) {
       return std::unexpected("--redis-sentinel: \"" + std::string(one) +
@@ -61,7 +63,6 @@ std::expected<std::vector<Endpoint>, std::string> parse_sentinels(std::string_vi
     if (env_password != nullptr) e.password = env_password;
     out.push_back(std::move(e));
   }
-  if (out.empty()) return std::unexpected("--redis-sentinel needs at least one HOST:PORT");
   return out;
 }
 

@@ -12,7 +12,8 @@
 //   2. --redis-min-replicas 1 with a replica that hangs: a press is answered
 //      UNAVAILABLE at once (the first answer), the replica still ready; the
 //      member's next press once the replica is back returns the voucher the
-//      first one wrote.
+//      first one wrote, and a newcomer's first press is served (the refused
+//      write's units went back to the pool, and SOLD_OUT is not answered).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -41,6 +42,7 @@ bool ready(const VoucherdProcess& p) { return http_get(p.ops_port(), "/readyz").
 
 struct FailoverResult {
   std::int64_t issued_at_kill = 0;  // in the old primary, just before it died
+  std::int64_t followed_ms = 0;     // from the kill until both replicas were ready again
   std::size_t acknowledged = 0;
   int lost = -1;
   int members_with_two = 0;
@@ -114,6 +116,7 @@ FailoverResult failover_mid_storm(bool min_replicas) {
   std::this_thread::sleep_for(milliseconds(600));
   const std::int64_t issued_at_kill = redis_sum(first, "vd:{gd}:issued");
   first.kill_hard();
+  const auto killed = std::chrono::steady_clock::now();
   replica.send_signal(SIGCONT);
   for (auto& t : crowds) t.join();
   EXPECT_TRUE(group.wait_for_failover(old_port, seconds(60))) << "no failover within 60 s";
@@ -121,6 +124,8 @@ FailoverResult failover_mid_storm(bool min_replicas) {
   for (auto& r : replicas) {
     EXPECT_TRUE(wait_until([&] { return ready(*r); }, seconds(30))) << r->stderr_text();
   }
+  const auto followed_ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - killed).count();
   watching.store(false);
   watch.join();
   EXPECT_TRUE(saw_not_ready.load()) << "never not ready while the primary was gone";
@@ -170,6 +175,7 @@ FailoverResult failover_mid_storm(bool min_replicas) {
   EXPECT_EQ(redis_sum(*now, "vd:{gd}:leased"), 0);
   FailoverResult out;
   out.issued_at_kill = issued_at_kill;
+  out.followed_ms = followed_ms;
   out.acknowledged = ack.code_by_member.size();
   out.lost = missing_in_redis(*now, "gd", ack);
   out.members_with_two = ack.members_with_two;
@@ -185,11 +191,15 @@ TEST(Sentinel, AFailoverMidStormIsFollowedAndWithMinReplicasLosesNothing) {
             << "  without --redis-min-replicas: " << async.lost << " of " << async.acknowledged
             << " acknowledged vouchers lost (members with two codes " << async.members_with_two
             << ", codes with two members " << async.codes_with_two
-            << "; the old primary had issued " << async.issued_at_kill << " when killed)\n"
+            << "; the old primary had issued " << async.issued_at_kill
+            << " when killed; both replicas ready again " << async.followed_ms
+            << " ms after the kill)\n"
             << "  with --redis-min-replicas 1:  " << waited.lost << " of " << waited.acknowledged
             << " acknowledged vouchers lost (members with two codes " << waited.members_with_two
             << ", codes with two members " << waited.codes_with_two
-            << "; the old primary had issued " << waited.issued_at_kill << " when killed)\n";
+            << "; the old primary had issued " << waited.issued_at_kill
+            << " when killed; both replicas ready again " << waited.followed_ms
+            << " ms after the kill)\n";
   EXPECT_GE(async.lost, 0);
   EXPECT_EQ(waited.lost, 0);
   EXPECT_EQ(waited.members_with_two, 0);
@@ -233,12 +243,18 @@ TEST(Sentinel, MinReplicasAnswersUnavailableWhileTheReplicaHangsAndTheRetryFinds
   EXPECT_EQ(redis_sum(primary, "vd:{gd}:issued"), 2);
   replica.send_signal(SIGCONT);
 
+  // The refused write's units went back to the pool: a newcomer is served
+  // at once, not told SOLD_OUT.
+  const Press newcomer = press_once(v.target(), "gd", "member-3");
+  EXPECT_TRUE(newcomer.ok()) << newcomer.status.error_message();
+
   const Press again = press_once(v.target(), "gd", "member-2");
   ASSERT_TRUE(again.ok()) << again.status.error_message();
-  EXPECT_EQ(redis_sum(primary, "vd:{gd}:issued"), 2) << "the retry issued nothing new";
+  EXPECT_EQ(redis_sum(primary, "vd:{gd}:issued"), 3) << "the retry issued nothing new";
   Acknowledged ack;
   ack.add("member-1", served.response.voucher().code());
   ack.add("member-2", again.response.voucher().code());
+  ack.add("member-3", newcomer.response.voucher().code());
   EXPECT_EQ(missing_in_redis(primary, "gd", ack), 0);
   EXPECT_EQ(missing_in_redis(replica, "gd", ack), 0) << "the replica has both";
   EXPECT_EQ(v.stop(SIGTERM), std::optional<int>(0)) << v.stderr_text();

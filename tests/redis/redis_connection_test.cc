@@ -2,11 +2,15 @@
 // test, that voucherd's Redis connection parses URLs strictly, pipelines
 // commands in order, survives Redis losing its script cache (NOSCRIPT ->
 // reload), and reports a dead or unreachable Redis as an error instead of
-// hanging or crashing.
+// hanging or crashing; that the primary locator refuses a replica (ROLE)
+// and a connection that answers READONLY is broken; and that sentinel lists
+// parse strictly.
 #include <gtest/gtest.h>
 
 #include "server/redis/connection.h"
+#include "server/redis/primary.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/voucherd_process.h"
 
 namespace voucherd::testing {
 namespace {
@@ -36,6 +40,52 @@ TEST(RedisUrl, ParsesHostPortDbAndPassword) {
                           "redis://h:1/16", "redis://h:1/a"}) {
     EXPECT_FALSE(redis::parse_url(bad, nullptr).has_value()) << bad;
   }
+}
+
+TEST(RedisSentinels, ParsesHostPortListsStrictly) {
+  auto list = redis::parse_sentinels("127.0.0.1:26379,sentinel-b:26380", "pw");
+  ASSERT_TRUE(list.has_value()) << list.error();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].host, "127.0.0.1");
+  EXPECT_EQ((*list)[0].port, 26379);
+  EXPECT_EQ((*list)[1].host, "sentinel-b");
+  EXPECT_EQ((*list)[1].port, 26380);
+  EXPECT_EQ((*list)[1].password, "pw");
+  for (const char* bad : {"", "h", ":1", "h:0", "h:65536", "h:x", "h:1,", "h:1,,h:2"}) {
+    const auto r = redis::parse_sentinels(bad, nullptr);
+    EXPECT_FALSE(r.has_value()) << bad;
+  }
+  EXPECT_NE(redis::parse_sentinels("h:x", nullptr).error().find("\"h:x\""), std::string::npos);
+}
+
+TEST(RedisPrimary, AReplicaIsRefusedAndReadOnlyBreaksTheConnection) {
+  TempDir dir;
+  RedisServerOptions p;
+  p.name = "primary";
+  RedisServer primary(dir, p);
+  RedisServerOptions r;
+  r.name = "replica";
+  r.config = {"replicaof 127.0.0.1 " + std::to_string(primary.port())};
+  RedisServer replica(dir, r);
+
+  redis::PrimaryLocator to_primary(*redis::parse_url(primary.url(), nullptr));
+  auto ok = to_primary.connect(std::chrono::milliseconds(2000));
+  ASSERT_TRUE(ok.has_value()) << ok.error();
+  EXPECT_TRUE(to_primary.current(ok->generation));
+
+  redis::PrimaryLocator to_replica(*redis::parse_url(replica.url(), nullptr));
+  auto refused = to_replica.connect(std::chrono::milliseconds(2000));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().find("not a primary"), std::string::npos) << refused.error();
+
+  // A connection made before its server became a replica: READONLY marks
+  // it broken (its owner then reconnects through the locator).
+  auto plain = replica.connect();
+  ASSERT_TRUE(plain.has_value()) << plain.error();
+  auto written = (*plain)->command({"SET", "k", "v"});
+  ASSERT_TRUE(written.has_value()) << written.error();
+  EXPECT_TRUE(redis::is_readonly(*written)) << written->str;
+  EXPECT_TRUE((*plain)->broken());
 }
 
 TEST(RedisConnection, PipelinesAndReloadsScriptsAfterFlush) {

@@ -109,6 +109,41 @@ TEST(Config, ABadValueFromAnySourceNamesTheFlagAndTheSource) {
   EXPECT_NE(err.find("--rehearse"), std::string::npos) << err;
 }
 
+TEST(Config, RedisSentinelAndMinReplicasGoWithTheRedisStoreOnly) {
+  TempDir dir;
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  auto refused = [&](std::vector<std::string> args, const std::string& says) {
+    std::string err;
+    const ConfigResult r = Invocation{std::move(args), {}}.parse(&err);
+    EXPECT_EQ(r.exit_code, 2) << says;
+    EXPECT_NE(err.find(says), std::string::npos) << err;
+  };
+  refused({"--store", "redis", "--secret-file", secret, "--redis-sentinel", "127.0.0.1:26379"},
+          "--redis-sentinel and --redis-master go together");
+  refused({"--store", "redis", "--secret-file", secret, "--redis-master", "voucherd"},
+          "--redis-sentinel and --redis-master go together");
+  refused({"--store", "redis", "--secret-file", secret, "--redis", "redis://127.0.0.1:6379",
+           "--redis-sentinel", "127.0.0.1:26379", "--redis-master", "voucherd"},
+          "give --redis or --redis-sentinel, not both");
+  refused({"--redis-sentinel", "127.0.0.1:26379", "--redis-master", "voucherd"},
+          "--redis-sentinel is only used with --store=redis");
+  refused({"--redis-min-replicas", "1"}, "--redis-min-replicas is only used with --store=redis");
+  refused({"--store", "redis", "--secret-file", secret}, "needs --redis");
+  refused({"--redis-min-replicas", "17"}, "--redis-min-replicas");
+  refused({"--redis-replica-wait-ms", "2000"}, "--redis-replica-wait-ms");
+
+  const ConfigResult ok = Invocation{
+      {"--store", "redis", "--secret-file", secret, "--redis-sentinel",
+       "127.0.0.1:26379,127.0.0.1:26380", "--redis-master", "voucherd", "--redis-min-replicas", "1",
+       "--redis-replica-wait-ms", "250"},
+      {}}.parse();
+  EXPECT_FALSE(ok.should_exit);
+  EXPECT_EQ(ok.config.redis_sentinel, "127.0.0.1:26379,127.0.0.1:26380");
+  EXPECT_EQ(ok.config.redis_master, "voucherd");
+  EXPECT_EQ(ok.config.redis_min_replicas, 1);
+  EXPECT_EQ(ok.config.redis_replica_wait_ms, 250);
+}
+
 TEST(Config, AFileThatIsNotAConfigFileIsRefusedWithItsLine) {
   TempDir dir;
   std::string err;
