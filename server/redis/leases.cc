@@ -260,8 +260,17 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
   std::vector<std::int64_t> sent(spec.skus.size(), 0);
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     VOUCHERD_CHECK(c.dropped[i] >= 0, "a SKU's dropped units never go below zero");
-    sent[i] = taken(c.stock->take_units(static_cast<std::uint32_t>(i), INT64_MAX), INT64_MAX) +
-              c.dropped[i];
+    const auto sku = static_cast<std::uint32_t>(i);
+    if (c.return_all_held || c.dropped[i] > 0 || c.stock->available(sku) > 0) {
+      // The units go back to the pool, where they may be leased again: a
+      // press that finds none here meanwhile waits for the next lease
+      // instead of hearing SOLD_OUT (cleared before the units leave, so no
+      // press sees an empty shelf still marked final).
+      c.final[i] = false;
+      c.stock->set_final(sku, false);
+      c.next_final_check[i] = Clock::now();
+    }
+    sent[i] = taken(c.stock->take_units(sku, INT64_MAX), INT64_MAX) + c.dropped[i];
     args.push_back(spec.skus[i].id);
     args.push_back(std::to_string(c.return_all_held ? kAllHeldUnits : sent[i]));
   }
@@ -278,16 +287,6 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
   // that was issued by a write whose answer never reached us.
   std::fill(c.dropped.begin(), c.dropped.end(), 0);
   c.return_all_held = false;
-  // The pool has units again where we gave some back: SOLD_OUT is not the
-  // answer there until the pool has been looked at again (a press now
-  // waits for the next lease instead).
-  const std::vector<Reply>& given = r->elements;
-  for (std::size_t i = 0; i < spec.skus.size() && i < given.size(); ++i) {
-    if (to_int(given[i]) <= 0) continue;
-    c.final[i] = false;
-    c.stock->set_final(static_cast<std::uint32_t>(i), false);
-    c.next_recheck = Clock::now();
-  }
 }
 
 bool RedisClaimLog::check_server(Connection& conn) {

@@ -75,14 +75,20 @@ SentinelGroup::SentinelGroup(const TempDir& dir, int replicas, int sentinels,
     sentinel_ports_.push_back(port);
     sentinel_pids_.push_back(pid);
   }
-  // Every replica has had its first sync.
-  for (std::size_t i = 1; i < servers_.size(); ++i) {
-    const auto synced = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (servers_[i]->cli({"INFO", "replication"}).find("master_link_status:up") ==
-               std::string::npos &&
-           std::chrono::steady_clock::now() < synced) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Every replica has had its first sync and is streaming: the primary
+  // sends it writes only after its first acknowledgement.
+  const auto synced = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto online = [&] {
+    const std::string info = servers_[0]->cli({"INFO", "replication"});
+    std::size_t n = 0;
+    for (auto at = info.find("state=online"); at != std::string::npos;
+         at = info.find("state=online", at + 1)) {
+      ++n;
     }
+    return n == static_cast<std::size_t>(replicas);
+  };
+  while (!online() && std::chrono::steady_clock::now() < synced) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // Sentinels find each other and the replicas through hello messages
   // (every 2 s) and INFO (every 10 s, or 1 s during failover): wait.
