@@ -48,7 +48,14 @@ int free_loopback_port() {
 }
 
 RedisServer::RedisServer(const TempDir& dir, bool aof, std::string appendfsync)
-    : dir_(dir.path() / "redis"), aof_(aof), appendfsync_(std::move(appendfsync)) {
+    : RedisServer(dir.path() / "redis", {}, aof, std::move(appendfsync)) {}
+
+RedisServer::RedisServer(std::filesystem::path data_dir, std::vector<std::string> extra_args,
+                         bool aof, std::string appendfsync)
+    : dir_(std::move(data_dir)),
+      aof_(aof),
+      appendfsync_(std::move(appendfsync)),
+      extra_args_(std::move(extra_args)) {
   std::filesystem::create_directories(dir_);
   port_ = free_loopback_port();
   start();
@@ -85,6 +92,7 @@ void RedisServer::start() {
   } else {
     for (const char* a : {"--appendonly", "no"}) args.emplace_back(a);
   }
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -25,6 +25,10 @@ class RedisServer {
   // `appendfsync`: "always", "everysec" or "no"; `aof` false runs without
   // persistence.
   explicit RedisServer(const TempDir& dir, bool aof = true, std::string appendfsync = "always");
+  // The same, with its data in `data_dir` (made if missing) and `extra_args`
+  // added to the command line (e.g. {"--cluster-enabled", "yes"}).
+  RedisServer(std::filesystem::path data_dir, std::vector<std::string> extra_args, bool aof,
+              std::string appendfsync);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -51,6 +55,7 @@ class RedisServer {
   std::filesystem::path dir_;
   bool aof_;
   std::string appendfsync_;
+  std::vector<std::string> extra_args_;
   int port_ = 0;
   pid_t pid_ = -1;
 };
