@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -172,6 +173,60 @@ std::expected<Reply, std::string> Connection::command(const Command& args) {
   auto r = pipeline({args});
   if (!r) return std::unexpected(r.error());
   return std::move(r->front());
+}
+
+std::expected<void, std::string> Connection::append(const Command& args) {
+  if (broken_) return std::unexpected("Redis connection is broken");
+  // A command has a handful of arguments; the stack array covers them and
+  // longer ones (a script call carrying a batch) use the heap.
+  constexpr std::size_t kInlineArgs = 16;
+  std::array<const char*, kInlineArgs> inline_argv;
+  std::array<std::size_t, kInlineArgs> inline_argvlen;
+  std::vector<const char*> heap_argv;
+  std::vector<std::size_t> heap_argvlen;
+  const char** argv = inline_argv.data();
+  std::size_t* argvlen = inline_argvlen.data();
+  if (args.size() > kInlineArgs) {
+    heap_argv.resize(args.size());
+    heap_argvlen.resize(args.size());
+    argv = heap_argv.data();
+    argvlen = heap_argvlen.data();
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    argv[i] = args[i].data();
+    argvlen[i] = args[i].size();
+  }
+  if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), argv, argvlen) != REDIS_OK) {
+    return std::unexpected(failure("write"));
+  }
+  return {};
+}
+
+std::expected<void, std::string> Connection::flush() {
+  if (broken_) return std::unexpected("Redis connection is broken");
+  // On a blocking context every write waits at most the socket timeout, and
+  // each pass writes some bytes or fails, so this ends.
+  int done = 0;
+  while (done == 0) {
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return std::unexpected(failure("write"));
+  }
+  return {};
+}
+
+std::expected<void, std::string> Connection::receive(std::size_t count,
+                                                     std::vector<Reply>* replies) {
+  if (broken_) return std::unexpected("Redis connection is broken");
+  replies->reserve(replies->size() + count);
+  for (std::size_t i = 0; i < count; ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      return std::unexpected(failure("read"));
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    replies->push_back(convert(reply));
+    freeReplyObject(reply);
+  }
+  return {};
 }
 
 Command Connection::evalsha(const Script& script, const std::vector<std::string>& keys,

@@ -80,6 +80,20 @@ class Connection {
       const std::vector<Command>& commands);
   [[nodiscard]] std::expected<Reply, std::string> command(const Command& args);
 
+  // pipeline() in three steps, so that one thread can write pipelines to
+  // several servers before it reads any of them (the cluster router's round
+  // trips overlap): append() queues a command in the connection's buffer,
+  // flush() writes everything queued, receive() reads `count` replies into
+  // `replies`, in order. An error string means the connection failed and is
+  // unusable afterwards; receive() has then appended the replies read before
+  // the failure (the commands they answer did run), and the commands not
+  // answered may or may not have been applied. receive() flushes first if
+  // anything is still queued.
+  [[nodiscard]] std::expected<void, std::string> append(const Command& args);
+  [[nodiscard]] std::expected<void, std::string> flush();
+  [[nodiscard]] std::expected<void, std::string> receive(std::size_t count,
+                                                         std::vector<Reply>* replies);
+
   // EVALSHA with `keys` and `args`; on NOSCRIPT, SCRIPT LOAD and retry once.
   [[nodiscard]] std::expected<Reply, std::string> eval(const Script& script,
                                                        const std::vector<std::string>& keys,

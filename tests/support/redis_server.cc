@@ -49,7 +49,18 @@ int free_loopback_port() {
 }
 
 RedisServer::RedisServer(const TempDir& dir, bool aof, std::string appendfsync)
-    : RedisServer(dir, RedisServerOptions{aof, std::move(appendfsync), "redis", {}}) {}
+    : RedisServer(dir, RedisServerOptions{aof, std::move(appendfsync), "redis", {}, {}}) {}
+
+RedisServer::RedisServer(std::filesystem::path data_dir, std::vector<std::string> extra_args,
+                         bool aof, std::string appendfsync)
+    : dir_(std::move(data_dir)) {
+  options_.aof = aof;
+  options_.appendfsync = std::move(appendfsync);
+  options_.args = std::move(extra_args);
+  std::filesystem::create_directories(dir_);
+  port_ = free_loopback_port();
+  start();
+}
 
 RedisServer::RedisServer(const TempDir& dir, RedisServerOptions options)
     : dir_(dir.path() / options.name), options_(std::move(options)) {
@@ -85,6 +96,7 @@ void RedisServer::start() {
     for (const auto& l : options_.config) out << l << "\n";
   }
   std::vector<std::string> args = {"/usr/bin/redis-server", conf.string()};
+  args.insert(args.end(), options_.args.begin(), options_.args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

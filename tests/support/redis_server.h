@@ -26,6 +26,9 @@ struct RedisServerOptions {
   std::string name = "redis";          // its subdirectory of the temp dir
   // More configuration lines ("replicaof 127.0.0.1 6379", ...).
   std::vector<std::string> config;
+  // More command-line arguments, after the configuration file's path
+  // ({"--cluster-enabled", "yes"}, ...).
+  std::vector<std::string> args;
 };
 
 class RedisServer {
@@ -34,6 +37,10 @@ class RedisServer {
   // persistence.
   explicit RedisServer(const TempDir& dir, bool aof = true, std::string appendfsync = "always");
   RedisServer(const TempDir& dir, RedisServerOptions options);
+  // With its data in `data_dir` (made if missing) and `extra_args` added to
+  // the command line (e.g. {"--cluster-enabled", "yes"}).
+  RedisServer(std::filesystem::path data_dir, std::vector<std::string> extra_args, bool aof,
+              std::string appendfsync);
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
