@@ -283,7 +283,7 @@ StoreResult<std::vector<VoucherPtr>> PerClaimRedisLog::redeemed_vouchers(
     std::string_view campaign_id) {
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return store_unavailable(conn.error());
-  return read_redeemed(**conn, kBaselineKeyPrefix, campaign_id);
+  return read_redeemed(*link_over(std::move(*conn)), kBaselineKeyPrefix, campaign_id);
 }
 
 StoreResult<std::vector<std::int64_t>> PerClaimRedisLog::expired_counts(const CampaignSpec& spec,

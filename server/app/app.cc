@@ -102,7 +102,15 @@ std::expected<std::unique_ptr<Store>, std::string> make_store(const Config& conf
     return options.per_claim_store(config);
   }
   redis::ClaimLogOptions redis_options;
-  if (config.redis_sentinel.empty()) {
+  if (!config.redis_cluster.empty()) {
+    auto seeds = redis::parse_seed_list(config.redis_cluster);
+    if (!seeds) return std::unexpected("--redis-cluster: " + seeds.error());
+    redis::ClusterOptions cluster;
+    cluster.seeds = std::move(*seeds);
+    if (const char* password = std::getenv("REDIS_PASSWORD")) cluster.password = password;
+    cluster.timeout = redis_options.io_timeout;
+    redis_options.cluster = std::move(cluster);
+  } else if (config.redis_sentinel.empty()) {
     auto endpoint = redis::parse_url(config.redis_url, std::getenv("REDIS_PASSWORD"));
     if (!endpoint) return std::unexpected(endpoint.error());
     redis_options.endpoint = std::move(*endpoint);

@@ -58,6 +58,10 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
                  "with --store=redis, instead of --redis: Redis Sentinel HOST:PORT[,HOST:PORT...] "
                  "naming the primary of --redis-master (password: REDIS_PASSWORD for the "
                  "primary, REDIS_SENTINEL_PASSWORD for the sentinels)");
+  app.add_option("--redis-cluster", c.redis_cluster,
+                 "with --store=redis, instead of --redis: a Redis Cluster, from any of its nodes "
+                 "HOST:PORT[,HOST:PORT...] (password: REDIS_PASSWORD); each campaign lives on the "
+                 "primary that serves its slot");
   app.add_option("--redis-master", c.redis_master,
                  "with --redis-sentinel: the master's name in the sentinels' configuration");
   app.add_option("--redis-min-replicas", c.redis_min_replicas,
@@ -308,14 +312,18 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
   if (c.redis_sentinel.empty() != c.redis_master.empty()) {
     return refuse("--redis-sentinel and --redis-master go together: give both, or neither");
   }
-  if (!c.redis_sentinel.empty() && !c.redis_url.empty()) {
-    return refuse("give --redis or --redis-sentinel, not both");
+  if (!c.redis_cluster.empty() && c.store != StoreKind::kRedis) {
+    return refuse("--redis-cluster is only used with --store=redis");
+  }
+  if (!c.redis_url.empty() + !c.redis_sentinel.empty() + !c.redis_cluster.empty() > 1) {
+    return refuse("give one of --redis, --redis-sentinel and --redis-cluster");
   }
   if (c.store != StoreKind::kMemory) {
-    if (c.redis_url.empty() && c.redis_sentinel.empty()) {
+    if (c.redis_url.empty() && c.redis_sentinel.empty() && c.redis_cluster.empty()) {
       return refuse("--store=" + store +
                     " needs --redis redis://HOST:PORT[/DB] (or, with --store=redis, "
-                    "--redis-sentinel HOST:PORT[,...] and --redis-master NAME)");
+                    "--redis-sentinel HOST:PORT[,...] and --redis-master NAME, or "
+                    "--redis-cluster HOST:PORT[,...])");
     }
     // Codes minted under a throw-away secret could not be verified by the
     // other replicas or after a restart: refuse rather than mint them.

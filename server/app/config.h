@@ -26,6 +26,7 @@ struct Config {
   std::string redis_url;            // --store=redis*: redis://HOST:PORT[/DB]
   std::string redis_sentinel;       // --store=redis: HOST:PORT[,HOST:PORT...] of sentinels
   std::string redis_master;         // with redis_sentinel: the master's name
+  std::string redis_cluster;        // --store=redis: HOST:PORT[,HOST:PORT...] of cluster nodes
   int redis_min_replicas = 0;       // --store=redis: WAIT for this many replicas per batch
   int redis_replica_wait_ms = 500;  // ... at most this long
   int redis_pool = 16;              // --store=redis-per-claim: connections, one thread each

@@ -13,7 +13,7 @@
 namespace voucherd::redis {
 
 StoreResult<std::optional<CampaignCounts>> RedisClaimLog::read_counts(const CampaignSpec& spec) {
-  auto conn = connect_primary();
+  auto conn = open_link();
   if (!conn) return store_unavailable(conn.error());
   const CampaignKeys keys(spec.id);
   Command issued{"HMGET", keys.issued(), "_members"};
@@ -38,7 +38,7 @@ StoreResult<std::optional<CampaignCounts>> RedisClaimLog::read_counts(const Camp
 }
 
 StoreResult<std::vector<std::int64_t>> RedisClaimLog::reconcile(const CampaignSpec& spec) {
-  auto conn = connect_primary();
+  auto conn = open_link();
   if (!conn) return store_unavailable(conn.error());
   // The keepers' own beat script, without a beat of this caller's: the
   // replicas whose beat lapsed lose their leases, in one atomic step.
@@ -63,14 +63,14 @@ StoreResult<std::vector<std::int64_t>> RedisClaimLog::reconcile(const CampaignSp
 
 StoreResult<std::vector<VoucherPtr>> RedisClaimLog::redeemed_vouchers(
     std::string_view campaign_id) {
-  auto conn = connect_primary();
+  auto conn = open_link();
   if (!conn) return store_unavailable(conn.error());
   return read_redeemed(**conn, kStoreKeyPrefix, campaign_id);
 }
 
 StoreResult<std::vector<std::int64_t>> RedisClaimLog::expired_counts(const CampaignSpec& spec,
                                                                      UnixMicros now_us) {
-  auto conn = connect_primary();
+  auto conn = open_link();
   if (!conn) return store_unavailable(conn.error());
   auto all = (*conn)->command({"HGETALL", CampaignKeys(spec.id).expiring()});
   if (!all) return store_unavailable(all.error());
@@ -92,7 +92,7 @@ StoreResult<std::vector<std::int64_t>> RedisClaimLog::expired_counts(const Campa
 }
 
 StoreResult<std::vector<DrawEntry>> RedisClaimLog::draw_entries(const CampaignSpec& spec) {
-  auto conn = connect_primary();
+  auto conn = open_link();
   if (!conn) return store_unavailable("redis: " + conn.error());
   return read_draw_log(**conn, spec);
 }

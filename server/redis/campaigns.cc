@@ -13,7 +13,7 @@ namespace voucherd::redis {
 
 using internal::Clock;
 
-bool RedisClaimLog::register_campaign(Connection& conn, Campaign& c, std::string* conflict) {
+bool RedisClaimLog::register_campaign(Link& conn, Campaign& c, std::string* conflict) {
   const CampaignSpec& spec = *c.spec;
   const bool replace = c.stored == StoredDefinition::kReplaceBeforeOpen;
   const CampaignKeys keys(spec.id);
@@ -98,7 +98,7 @@ StoreResult<void> RedisClaimLog::open_campaign(const CampaignSpec& spec, Campaig
   }
   // Register now if Redis is reachable, so a conflicting definition is
   // refused at once; otherwise the lease keeper registers it later.
-  if (auto conn = connect_primary()) {
+  if (auto conn = open_link()) {
     std::string conflict;
     if (!register_campaign(**conn, *c, &conflict) && !conflict.empty()) {
       return store_conflict(conflict);

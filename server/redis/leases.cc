@@ -88,7 +88,7 @@ bool lapsed(std::int64_t beat_state, bool leased_before) {
 
 }  // namespace
 
-void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
+void RedisClaimLog::top_up(Link& conn, Campaign& c) {
   const CampaignSpec& spec = *c.spec;
   const CampaignKeys keys(spec.id);
   const std::size_t n = spec.skus.size();
@@ -234,7 +234,7 @@ void RedisClaimLog::top_up(Connection& conn, Campaign& c) {
   if (lapsed(beat_state, c.leased_before)) on_lapsed(conn, c);
 }
 
-void RedisClaimLog::on_lapsed(Connection& conn, Campaign& c) {
+void RedisClaimLog::on_lapsed(Link& conn, Campaign& c) {
   // This replica's beat lapsed (it was paused, or cut off from Redis for
   // longer than the lease timeout): its leases may have been given to
   // others. Its local units are not to be trusted: drop them, hand back
@@ -254,7 +254,7 @@ void RedisClaimLog::on_lapsed(Connection& conn, Campaign& c) {
   return_units(conn, c);
 }
 
-void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
+void RedisClaimLog::return_units(Link& conn, Campaign& c) {
   const CampaignSpec& spec = *c.spec;
   std::vector<std::string> args{options_.replica_id};
   std::vector<std::int64_t> sent(spec.skus.size(), 0);
@@ -289,14 +289,10 @@ void RedisClaimLog::return_units(Connection& conn, Campaign& c) {
   c.return_all_held = false;
 }
 
-bool RedisClaimLog::check_server(Connection& conn) {
-  auto info = conn.command({"INFO", "server"});
-  if (!info) return false;
-  std::string run_id;
-  if (const auto at = info->str.find("run_id:"); at != std::string::npos) {
-    const auto from = at + 7;
-    run_id = info->str.substr(from, info->str.find_first_of("\r\n", from) - from);
-  }
+bool RedisClaimLog::check_server(Link& conn) {
+  auto identity = conn.server_identity();
+  if (!identity) return false;
+  std::string run_id = std::move(*identity);
   // Another server (a failover), or the same one restarted: its holders
   // feeds may be shorter than what was read here (writes lost with the old
   // primary, or with an AOF that was not fsynced), so positions read so
@@ -310,7 +306,7 @@ bool RedisClaimLog::check_server(Connection& conn) {
   return true;
 }
 
-void RedisClaimLog::return_idle_units(Connection& conn, Campaign& c) {
+void RedisClaimLog::return_idle_units(Link& conn, Campaign& c) {
   const CampaignSpec& spec = *c.spec;
   const auto now = Clock::now();
   std::vector<std::string> args{options_.replica_id};
@@ -421,7 +417,7 @@ void RedisClaimLog::drop_local_units() {
   }
 }
 
-void RedisClaimLog::beat(Connection& conn, Campaign& c) {
+void RedisClaimLog::beat(Link& conn, Campaign& c) {
   const CampaignSpec& spec = *c.spec;
   const auto timeout_ms = options_.lease_timeout.count();
   const auto beat_ms = std::max<std::int64_t>(1, timeout_ms / 6);
@@ -470,7 +466,7 @@ void RedisClaimLog::beat(Connection& conn, Campaign& c) {
   if (lapsed(beat_state, c.leased_before)) on_lapsed(conn, c);
 }
 
-bool RedisClaimLog::read_holders(Connection& conn, Campaign& c, std::int64_t until) {
+bool RedisClaimLog::read_holders(Link& conn, Campaign& c, std::int64_t until) {
   const std::string feed = CampaignKeys(c.spec->id).holders();
   std::vector<HolderChange> changes;
   for (int reads = 0; reads < kHoldersReadsMax; ++reads) {
@@ -504,7 +500,7 @@ bool RedisClaimLog::read_holders(Connection& conn, Campaign& c, std::int64_t unt
   return false;  // more than one look reads; the rest at the next one
 }
 
-bool RedisClaimLog::poll_registry(Connection& conn) {
+bool RedisClaimLog::poll_registry(Link& conn) {
   auto version = conn.command({"GET", std::string(kRegistryVersionKey)});
   if (!version) return false;
   const std::string seen = version->type == Reply::Type::kString ? version->str : "";
@@ -529,8 +525,7 @@ bool RedisClaimLog::poll_registry(Connection& conn) {
 }
 
 void RedisClaimLog::lease_loop() {
-  std::unique_ptr<Connection> conn;
-  std::uint64_t generation = 0;  // conn's, as the locator gave it
+  std::unique_ptr<Link> conn;
   auto next_connect = Clock::now();
   auto backoff = internal::kBackoffMin;
   auto next_registry_poll = Clock::now();
@@ -543,7 +538,7 @@ void RedisClaimLog::lease_loop() {
   };
   while (!lease_stop_.load(std::memory_order_acquire)) {
     const auto now = Clock::now();
-    if (conn && !primary_->current(generation)) {
+    if (conn && !conn->broken() && !conn->usable()) {
       // A failover moved the primary: what this connection's server says
       // is no longer the store's word.
       conn.reset();
@@ -560,9 +555,8 @@ void RedisClaimLog::lease_loop() {
       // No unit can come while Redis is away: waiting claims hear so.
       settle_all(/*reachable=*/false);
       if (now >= next_connect) {
-        if (auto c = primary_->connect(options_.io_timeout)) {
-          conn = std::move(c->conn);
-          generation = c->generation;
+        if (auto c = open_link()) {
+          conn = std::move(*c);
           had_connection = true;
           backoff = internal::kBackoffMin;
           next_registry_poll = now;
@@ -641,7 +635,7 @@ void RedisClaimLog::lease_loop() {
   // Clean stop: hand every unused unit back and say goodbye.
   if (!conn || conn->broken()) conn.reset();
   if (!conn) {
-    if (auto c = primary_->connect(options_.io_timeout)) conn = std::move(c->conn);
+    if (auto c = open_link()) conn = std::move(*c);
   }
   if (conn) {
     std::lock_guard lock(campaigns_mu_);

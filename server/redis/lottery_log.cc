@@ -201,7 +201,7 @@ std::expected<void, std::string> parse_draw_lines(const CampaignSpec& spec, std:
   return {};
 }
 
-StoreResult<std::vector<DrawEntry>> read_draw_log(Connection& conn, const CampaignSpec& spec) {
+StoreResult<std::vector<DrawEntry>> read_draw_log(Link& conn, const CampaignSpec& spec) {
   const CampaignKeys campaign(spec.id);
   const std::string drawn = campaign.drawn();
   auto count = conn.command({"GET", drawn});

@@ -32,6 +32,7 @@
 #include "engine/claim_log.h"
 #include "engine/lottery.h"
 #include "server/redis/connection.h"
+#include "server/redis/link.h"
 
 namespace voucherd::redis {
 
@@ -81,7 +82,7 @@ struct DrawBatchReply {
                                                                           const Reply& reply);
 
 // The campaign's whole draw log, read chunk by chunk on `conn`.
-[[nodiscard]] StoreResult<std::vector<DrawEntry>> read_draw_log(Connection& conn,
+[[nodiscard]] StoreResult<std::vector<DrawEntry>> read_draw_log(Link& conn,
                                                                 const CampaignSpec& spec);
 // Parses draw log lines (appends to `out`); an error names the line.
 [[nodiscard]] std::expected<void, std::string> parse_draw_lines(const CampaignSpec& spec,

@@ -197,7 +197,7 @@ std::optional<std::vector<VoucherPtr>> parse_member_vouchers(std::string_view ca
   return out;
 }
 
-StoreResult<std::vector<VoucherPtr>> read_redeemed(Connection& conn, std::string_view key_prefix,
+StoreResult<std::vector<VoucherPtr>> read_redeemed(Link& conn, std::string_view key_prefix,
                                                    std::string_view campaign_id) {
   const CampaignKeys keys(campaign_id, key_prefix);
   const std::string set = keys.redeemed_codes();

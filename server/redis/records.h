@@ -21,6 +21,7 @@
 #include "engine/model.h"
 #include "server/redis/connection.h"
 #include "server/redis/keys.h"
+#include "server/redis/link.h"
 
 namespace voucherd::redis {
 
@@ -74,7 +75,7 @@ struct CancelReply {
 
 // Every REDEEMED voucher of a campaign: the codes in <prefix>{C}:redeemed_codes
 // (SSCAN) and their records, read in pipelined chunks on `conn`. Blocking.
-[[nodiscard]] StoreResult<std::vector<VoucherPtr>> read_redeemed(Connection& conn,
+[[nodiscard]] StoreResult<std::vector<VoucherPtr>> read_redeemed(Link& conn,
                                                                  std::string_view key_prefix,
                                                                  std::string_view campaign_id);
 

@@ -21,9 +21,12 @@ RedisClaimLog::RedisClaimLog(ClaimLogOptions options,
     : options_(std::move(options)),
       encode_campaign_(std::move(encode_campaign)),
       queue_max_(options_.queue_max != 0 ? options_.queue_max : limits::kClaimLogQueueMax),
-      primary_(options_.sentinel
+      primary_(options_.cluster ? nullptr
+               : options_.sentinel
                    ? std::make_unique<PrimaryLocator>(*options_.sentinel, options_.endpoint)
-                   : std::make_unique<PrimaryLocator>(options_.endpoint)) {
+                   : std::make_unique<PrimaryLocator>(options_.endpoint)),
+      links_(primary_ ? std::make_unique<LinkFactory>(*primary_, options_.io_timeout)
+                      : std::make_unique<LinkFactory>(*options_.cluster)) {
   // A WAIT longer than the socket timeout would read as a lost connection.
   VOUCHERD_CHECK(options_.replica_wait < options_.io_timeout,
                  "the replicas' wait is shorter than the Redis I/O timeout");
@@ -32,7 +35,7 @@ RedisClaimLog::RedisClaimLog(ClaimLogOptions options,
 RedisClaimLog::~RedisClaimLog() { stop(); }
 
 void RedisClaimLog::start() {
-  primary_->start_watching();
+  if (primary_) primary_->start_watching();
   writer_ = std::thread([this] { writer_loop(); });
   lease_keeper_ = std::thread([this] { lease_loop(); });
   // Give both a moment to connect and read the registry, so that a replica
@@ -55,7 +58,7 @@ void RedisClaimLog::stop() {
   if (writer_.joinable()) writer_.join();
   lease_stop_.store(true, std::memory_order_release);
   lease_keeper_.join();
-  primary_->stop_watching();
+  if (primary_) primary_->stop_watching();
   // Claims still waiting for units get their answer: no unit will come.
   // Answering one may run a press of the same member that waited on it,
   // which may wait in turn: settle until none is left (bounded).
@@ -74,7 +77,7 @@ void RedisClaimLog::note_link(const std::string& error) {
   if (!up && !error.empty()) link_tried_.store(true, std::memory_order_release);
   if (up == link_reported_up_ && (up || link_ever_reported_)) return;
   const auto now = Clock::now();
-  const std::string where = primary_->describe();
+  const std::string where = links_->describe();
   if (up) {
     if (!link_ever_up_) {
       log::info("store connected: " + where, {{"redis", where}});
@@ -99,10 +102,14 @@ void RedisClaimLog::note_link(const std::string& error) {
             {{"redis", where}, {"error", error}});
 }
 
-std::expected<std::unique_ptr<Connection>, std::string> RedisClaimLog::connect_primary() {
-  auto located = primary_->connect(options_.io_timeout);
-  if (!located) return std::unexpected(located.error());
-  return std::move(located->conn);
+std::expected<std::unique_ptr<Link>, std::string> RedisClaimLog::open_link() {
+  auto link = links_->open();
+  if (!link) return std::unexpected(link.error());
+  // A cluster link connects when first used: see that the store answers.
+  if (links_->cluster()) {
+    if (auto pong = (*link)->ping(); !pong) return std::unexpected(pong.error());
+  }
+  return link;
 }
 
 LeaseHealth RedisClaimLog::lease_health(std::string_view campaign_id) const {

@@ -41,6 +41,7 @@
 #include "engine/claim_log.h"
 #include "server/base/metrics_primitives.h"
 #include "server/redis/connection.h"
+#include "server/redis/link.h"
 #include "server/redis/lottery_log.h"
 #include "server/redis/primary.h"
 #include "server/store/store.h"
@@ -53,6 +54,8 @@ struct ClaimLogOptions {
   // and database).
   Endpoint endpoint;
   std::optional<SentinelOptions> sentinel;
+  // A Redis Cluster instead (--redis-cluster): `endpoint` is then unused.
+  std::optional<ClusterOptions> cluster;
   std::string replica_id;  // unique per process start
   std::chrono::milliseconds io_timeout{2000};
   std::size_t queue_max = 0;  // 0: limits::kClaimLogQueueMax
@@ -237,35 +240,31 @@ class RedisClaimLog final : public ClaimLog, public Store {
   void complete_draws(const CampaignSpec& spec, std::vector<DrawAttempt>& draws,
                       const Reply& reply);
   bool ensure_writer_connection();
-  // A connection to the primary for an admin read or a one-off write.
-  std::expected<std::unique_ptr<Connection>, std::string> connect_primary();
-  // WAIT for options_.min_replicas replicas, at most options_.replica_wait.
-  Command wait_command() const;
-  // Empty when WAIT's answer says enough replicas confirmed; otherwise why not.
-  std::string replicas_confirmed(const Reply& wait_reply) const;
-  bool register_campaign(Connection& conn, Campaign& c, std::string* conflict);
-  void top_up(Connection& conn, Campaign& c);
-  void return_units(Connection& conn, Campaign& c);
-  void return_idle_units(Connection& conn, Campaign& c);
+  // A link to the store for an admin read or a one-off write.
+  std::expected<std::unique_ptr<Link>, std::string> open_link();
+  bool register_campaign(Link& conn, Campaign& c, std::string* conflict);
+  void top_up(Link& conn, Campaign& c);
+  void return_units(Link& conn, Campaign& c);
+  void return_idle_units(Link& conn, Campaign& c);
   void drop_local_units();
   // Beats for this replica in the campaign, and takes back the leases of
   // replicas whose beat lapsed (beat.lua). Keeper thread.
-  void beat(Connection& conn, Campaign& c);
+  void beat(Link& conn, Campaign& c);
   // Reads the holders feed (vd:{C}:holders) up to at least `until` entries
   // (-1: whatever is there) and hands it to the engine. Keeper thread.
-  bool read_holders(Connection& conn, Campaign& c, std::int64_t until);
+  bool read_holders(Link& conn, Campaign& c, std::int64_t until);
   // A new keeper connection: whether its server is the one seen before
   // (INFO's run_id); if not, every holders feed is read again from its
   // start. False when the connection failed. Keeper thread.
-  bool check_server(Connection& conn);
+  bool check_server(Link& conn);
   // The registry: campaigns other replicas created. Keeper thread, without
   // campaigns_mu_ (the listener creates campaigns, which takes it).
-  bool poll_registry(Connection& conn);
+  bool poll_registry(Link& conn);
   // A claim the store fenced: its SKU's local units are not ours any more.
   void drop_fenced(const ClaimLogWrite& write);
   // This replica's beat lapsed: drop its local units, hand back what its
   // lease records still hold, lease again. Keeper thread.
-  void on_lapsed(Connection& conn, Campaign& c);
+  void on_lapsed(Link& conn, Campaign& c);
   // A connection's state changed (its flag is already set): log once when
   // the store is lost (warn, with `error`) and once when it is back (info,
   // with the outage's length). An empty `error` only reports "up".
@@ -292,10 +291,10 @@ class RedisClaimLog final : public ClaimLog, public Store {
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)
   std::vector<std::unique_ptr<Campaign>> campaigns_;
 
-  std::unique_ptr<PrimaryLocator> primary_;
-  std::unique_ptr<Connection> writer_conn_;  // writer thread only
-  std::uint64_t writer_generation_ = 0;      // writer thread only: writer_conn_'s
-  std::vector<DrawAttempt> draw_retries_;    // writer thread only: go out in the next batch
+  std::unique_ptr<PrimaryLocator> primary_;  // null with a Redis Cluster
+  std::unique_ptr<LinkFactory> links_;
+  std::unique_ptr<Link> writer_link_;      // writer thread only
+  std::vector<DrawAttempt> draw_retries_;  // writer thread only: go out in the next batch
   absl::flat_hash_map<std::string, LotteryView> lottery_views_;  // writer thread only
   std::chrono::steady_clock::time_point next_connect_{};
   std::chrono::milliseconds backoff_{50};

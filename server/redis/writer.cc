@@ -204,8 +204,9 @@ void RedisClaimLog::keep_writer_alive() {
   const auto now = Clock::now();
   if (now - writer_last_used_ < kWriterIdlePing) return;
   writer_last_used_ = now;
-  auto pong = writer_conn_->command({"PING"});
+  auto pong = writer_link_->ping();
   if (!pong) {
+    writer_link_.reset();
     writer_up_.store(false, std::memory_order_release);
     note_link(pong.error());
   }
@@ -215,22 +216,19 @@ bool RedisClaimLog::ensure_writer_connection() {
   // A connection the server closed while it sat idle (Redis restarted) is
   // replaced before anything is written on it.
   // So is one to a server that is no longer the primary (a failover).
-  if (writer_conn_ && !writer_conn_->peer_closed() && primary_->current(writer_generation_)) {
-    return true;
-  }
-  writer_conn_.reset();
+  if (writer_link_ && writer_link_->usable()) return true;
+  writer_link_.reset();
   const auto now = Clock::now();
   if (now < next_connect_) return false;
-  auto located = primary_->connect(options_.io_timeout);
-  if (!located) {
+  auto link = open_link();
+  if (!link) {
     backoff_ = std::min(internal::kBackoffMax, backoff_ * 2);
     next_connect_ = now + internal::jittered(backoff_);
     writer_up_.store(false, std::memory_order_release);
-    note_link(located.error());
+    note_link(link.error());
     return false;
   }
-  writer_conn_ = std::move(located->conn);
-  writer_generation_ = located->generation;
+  writer_link_ = std::move(*link);
   writer_last_used_ = now;
   backoff_ = internal::kBackoffMin;
   writer_up_.store(true, std::memory_order_release);
@@ -532,93 +530,82 @@ void RedisClaimLog::write_batch(Batch& batch) {
     part.count = commands.size() - part.first;
   });
 
-  // Acknowledged means replicated, when asked: a WAIT ends the pipeline of
-  // a batch that writes, so the replicas' confirmation costs no round trip
-  // of its own.
+  // Each command's script, for the link to load again where Redis forgot
+  // it (plain commands have none).
+  std::vector<const Script*> scripts(commands.size(), nullptr);
+  each_part([&](const auto& part) {
+    std::fill_n(scripts.begin() + static_cast<std::ptrdiff_t>(part.first), part.count, part.script);
+  });
+  // Acknowledged means replicated, when asked: a batch that writes waits
+  // for the replicas (with one primary, a WAIT ends its pipeline, so the
+  // confirmation costs no round trip of its own).
   const bool wrote = !batch.claims.empty() || !batch.redemptions.empty() ||
                      !batch.cancellations.empty() || !batch.draws.empty();
-  const bool wait_replicas = options_.min_replicas > 0 && wrote;
-  if (wait_replicas) commands.push_back(wait_command());
-
-  auto answers = writer_conn_->pipeline(commands);
-  if (!answers) {
-    // The writes may or may not have been applied: answer UNAVAILABLE (a
-    // retry is safe: it returns the voucher if the claim did land).
-    writer_up_.store(false, std::memory_order_release);
-    note_link(answers.error());
-    return fail_all();
-  }
-  if (answers->size() != commands.size()) {
-    // Connection::pipeline reads one reply per command, or fails.
+  const int min_replicas = wrote ? options_.min_replicas : 0;
+  BatchAnswers sent =
+      writer_link_->send_batch(commands, scripts, min_replicas, options_.replica_wait);
+  if (sent.replies.size() != commands.size()) {
+    // Link::send_batch answers every command, or fails it.
     VOUCHERD_BUG("a batch's replies do not match its requests");
     return fail_all();
   }
-  // Scripts Redis forgot (it restarted): load and send those calls again.
-  // A NOSCRIPT call did not run, so sending it again cannot apply it twice.
-  // A plain command never answers NOSCRIPT. If a load fails, the rest stay
-  // NOSCRIPT errors, answered as such by their parts.
-  bool load_failed = false;
-  bool sent_again = false;
-  each_part([&](const auto& part) {
-    for (std::size_t i = part.first; i < part.first + part.count && !load_failed; ++i) {
-      if (!is_noscript((*answers)[i]) || part.script == nullptr) continue;
-      if (auto loaded = writer_conn_->load(*part.script); !loaded) {
-        load_failed = true;
-        break;
-      }
-      if (auto again = writer_conn_->command(commands[i])) (*answers)[i] = std::move(*again);
-      sent_again = true;
-    }
-  });
-
-  if (writer_conn_->broken()) {
-    // READONLY: the server turned into a replica. Nothing was written; the
-    // parts answer the errors as UNAVAILABLE, and the next batch goes to
-    // the primary the locator finds.
+  const bool none_answered =
+      !sent.replies.empty() && std::none_of(sent.replies.begin(), sent.replies.end(),
+                                            [](const auto& r) { return r.has_value(); });
+  if (none_answered) {
+    // The link failed (its one primary went away, say). The writes may or
+    // may not have been applied: UNAVAILABLE (a retry is safe: it returns
+    // the voucher if the claim did land).
     writer_up_.store(false, std::memory_order_release);
-    note_link("Redis answered READONLY: it is a replica now (a failover?)");
+    note_link(sent.replies.front().error());
+    writer_link_.reset();
+    return fail_all();
+  }
+  // A command without an answer: its server could not be reached, or the
+  // connection failed after it was written (it may have run). Its part
+  // answers it as an error: UNAVAILABLE, and a claim's unit is kept as
+  // dropped (a retry is safe: it returns the voucher if the claim landed).
+  std::vector<Reply> answers;
+  answers.reserve(sent.replies.size());
+  std::string lost;
+  for (auto& r : sent.replies) {
+    if (r) {
+      answers.push_back(std::move(*r));
+      continue;
+    }
+    if (lost.empty()) lost = r.error();
+    Reply error;
+    error.type = Reply::Type::kError;
+    error.str = "UNAVAILABLE " + r.error();
+    answers.push_back(std::move(error));
+  }
+  if (!lost.empty() || writer_link_->broken()) {
+    // A lost connection, or READONLY (the server turned into a replica):
+    // the next batch goes through a new link, to the primary as found then.
+    writer_up_.store(false, std::memory_order_release);
+    note_link(lost.empty() ? "Redis answered READONLY: it is a replica now (a failover?)" : lost);
+    if (writer_link_->broken()) writer_link_.reset();
   }
 
   // The batch's writes are answered only once enough replicas have them;
   // if they do not confirm in time, UNAVAILABLE (the writes may stay: a
-  // retry returns them). Calls sent again after a NOSCRIPT wait again.
-  if (wait_replicas && !writer_conn_->broken()) {
-    std::string why = replicas_confirmed(answers->back());
-    if (why.empty() && sent_again) {
-      auto again = writer_conn_->command(wait_command());
-      why = again ? replicas_confirmed(*again) : again.error();
-    }
-    if (!why.empty()) {
-      log::warn("a batch's writes were not confirmed by " + std::to_string(options_.min_replicas) +
-                    " replica(s): " + why + "; answering them UNAVAILABLE",
-                {{"min_replicas", options_.min_replicas}});
-      const std::span<const Reply> all(*answers);
-      lookups.answer(all.subspan(lookups.first, lookups.count));
-      member_lookups.answer(all.subspan(member_lookups.first, member_lookups.count));
-      claims.fail();
-      redemptions.fail();
-      cancellations.fail();
-      draws.fail();
-      return;
-    }
+  // retry returns them).
+  if (min_replicas > 0 && !sent.not_replicated.empty()) {
+    log::warn("a batch's writes were not confirmed by " + std::to_string(options_.min_replicas) +
+                  " replica(s): " + sent.not_replicated + "; answering them UNAVAILABLE",
+              {{"min_replicas", options_.min_replicas}});
+    const std::span<const Reply> all(answers);
+    lookups.answer(all.subspan(lookups.first, lookups.count));
+    member_lookups.answer(all.subspan(member_lookups.first, member_lookups.count));
+    claims.fail();
+    redemptions.fail();
+    cancellations.fail();
+    draws.fail();
+    return;
   }
 
-  const std::span<const Reply> all(*answers);
+  const std::span<const Reply> all(answers);
   each_part([&](auto& part) { part.answer(all.subspan(part.first, part.count)); });
-}
-
-Command RedisClaimLog::wait_command() const {
-  return {"WAIT", std::to_string(options_.min_replicas),
-          std::to_string(options_.replica_wait.count())};
-}
-
-std::string RedisClaimLog::replicas_confirmed(const Reply& wait_reply) const {
-  if (wait_reply.type != Reply::Type::kInteger) return "WAIT answered " + wait_reply.str;
-  if (wait_reply.integer < options_.min_replicas) {
-    return std::to_string(wait_reply.integer) + " confirmed within " +
-           std::to_string(options_.replica_wait.count()) + " ms";
-  }
-  return "";
 }
 
 // ------------------------------------------------------------------ draws

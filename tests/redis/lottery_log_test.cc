@@ -13,6 +13,7 @@
 #include <deque>
 #include <memory>
 
+#include "server/redis/link.h"
 #include "server/redis/records.h"
 #include "server/redis/scripts.h"
 #include "tests/support/engine/campaign_spec.h"
@@ -104,9 +105,20 @@ class LotteryLogTest : public ::testing::Test {
     return parsed.value_or(redis::DrawBatchReply{});
   }
 
+  // A link of the store's kind over a connection of its own.
+  redis::Link& link() {
+    if (!link_) {
+      auto conn = server_.connect();
+      EXPECT_TRUE(conn.has_value());
+      link_ = redis::link_over(std::move(*conn));
+    }
+    return *link_;
+  }
+
   TempDir dir_;
   RedisServer server_{dir_, /*aof=*/false};
   std::unique_ptr<Connection> conn_;
+  std::unique_ptr<redis::Link> link_;
 };
 
 TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
@@ -168,7 +180,7 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
   EXPECT_EQ(third.draws[1].draws_today, 2);
 
   // The log: every decided draw, in order, and nothing else.
-  auto log = redis::read_draw_log(*conn_, spec);
+  auto log = redis::read_draw_log(link(), spec);
   ASSERT_TRUE(log.has_value()) << log.error().message;
   const std::int64_t released = spec.stock_total();
   const std::vector<DrawEntry> expected{
@@ -195,7 +207,7 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
 }
 
 TEST_F(LotteryLogTest, AnEmptyLogReadsAsNoDraws) {
-  auto log = redis::read_draw_log(*conn_, lottery(1));
+  auto log = redis::read_draw_log(link(), lottery(1));
   ASSERT_TRUE(log.has_value()) << log.error().message;
   EXPECT_TRUE(log->empty());
 }
@@ -206,26 +218,26 @@ TEST_F(LotteryLogTest, ALogThatDisagreesWithItsCountIsAnError) {
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn:0", line}), "OK");
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "1"}), "OK");
-  auto one = redis::read_draw_log(*conn_, spec);
+  auto one = redis::read_draw_log(link(), spec);
   ASSERT_TRUE(one.has_value()) << one.error().message;
   EXPECT_EQ(one->size(), 1u);
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "2"}), "OK");
-  auto short_log = redis::read_draw_log(*conn_, spec);
+  auto short_log = redis::read_draw_log(link(), spec);
   ASSERT_FALSE(short_log.has_value());
   EXPECT_EQ(short_log.error().kind, StoreErrorKind::kBadReply);
   EXPECT_NE(short_log.error().message.find("holds 1 lines"), std::string::npos)
       << short_log.error().message;
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "many"}), "OK");
-  auto not_a_count = redis::read_draw_log(*conn_, spec);
+  auto not_a_count = redis::read_draw_log(link(), spec);
   ASSERT_FALSE(not_a_count.has_value());
   EXPECT_EQ(not_a_count.error().kind, StoreErrorKind::kBadReply);
   EXPECT_NE(not_a_count.error().message.find("is not a number"), std::string::npos);
 
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", "1"}), "OK");
   ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn:0", "garbage"}), "OK");
-  auto garbage = redis::read_draw_log(*conn_, spec);
+  auto garbage = redis::read_draw_log(link(), spec);
   ASSERT_FALSE(garbage.has_value());
   EXPECT_EQ(garbage.error().kind, StoreErrorKind::kBadReply);
   EXPECT_NE(garbage.error().message.find("draw log line 1"), std::string::npos)

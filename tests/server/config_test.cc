@@ -124,7 +124,11 @@ TEST(Config, RedisSentinelAndMinReplicasGoWithTheRedisStoreOnly) {
           "--redis-sentinel and --redis-master go together");
   refused({"--store", "redis", "--secret-file", secret, "--redis", "redis://127.0.0.1:6379",
            "--redis-sentinel", "127.0.0.1:26379", "--redis-master", "voucherd"},
-          "give --redis or --redis-sentinel, not both");
+          "give one of --redis, --redis-sentinel and --redis-cluster");
+  refused({"--store", "redis", "--secret-file", secret, "--redis", "redis://127.0.0.1:6379",
+           "--redis-cluster", "127.0.0.1:7000"},
+          "give one of --redis, --redis-sentinel and --redis-cluster");
+  refused({"--redis-cluster", "127.0.0.1:7000"}, "--redis-cluster is only used with --store=redis");
   refused({"--redis-sentinel", "127.0.0.1:26379", "--redis-master", "voucherd"},
           "--redis-sentinel is only used with --store=redis");
   refused({"--redis-min-replicas", "1"}, "--redis-min-replicas is only used with --store=redis");
