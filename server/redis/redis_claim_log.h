@@ -176,6 +176,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
   // prize units left (as of the latest batch), and members' draw numbers.
   struct LotteryView {
     std::vector<std::int64_t> remaining;
+    std::int64_t drawn_chunk = 0;  // the draw log's chunk as of the latest batch
     absl::flat_hash_map<std::string, std::int64_t> draws_by_member;
   };
   struct Campaign {

@@ -87,13 +87,17 @@ inline constexpr std::int64_t kCancelledBefore = 2;
 inline constexpr std::int64_t kRedeemed = 3;  // not cancelled
 }  // namespace cancel
 
-// draw.lua: per draw {kind, ...}, then each SKU's prize units left.
+// draw.lua: per draw {kind, ...}, then each SKU's prize units left, then
+// the draws logged after the batch; or one integer, the draw log chunk the
+// batch would start in, when the two chunks declared were not the right
+// ones (nothing changed).
 namespace draw {
 inline constexpr std::int64_t kDrawn = 0;        // {0, outcome, SKU, remaining, draws today}
 inline constexpr std::int64_t kRepeat = 1;       // {1, entry, record or nil, draws today}
 inline constexpr std::int64_t kDailyLimit = 2;   // {2, draws today}
 inline constexpr std::int64_t kWrongNumber = 3;  // {3, next draw number}
 inline constexpr std::int64_t kWrongSku = 4;     // {4, SKU index}
+inline constexpr std::int64_t kRecordKey = 5;    // {5, code}: declare its record key
 }  // namespace draw
 
 }  // namespace voucherd::redis::replies

@@ -485,7 +485,9 @@ struct RedisClaimLog::DrawsPart {
       }
       it->second.push_back(d);
     }
-    for (const auto& [spec, group] : groups) out.push_back(draw_command(*spec, group));
+    for (const auto& [spec, group] : groups) {
+      out.push_back(draw_command(*spec, group, log.lottery_views_[spec->id].drawn_chunk));
+    }
   }
 
   void answer(std::span<const Reply> slice) {
@@ -657,6 +659,20 @@ void RedisClaimLog::complete_draws(const CampaignSpec& spec, std::vector<DrawAtt
     return;
   }
   LotteryView& view = lottery_views_[spec.id];
+  if (parsed->wrong_chunk) {
+    // The draw log is on another chunk than this replica thought (its
+    // first batch on a long log): nothing changed; every draw goes again.
+    view.drawn_chunk = *parsed->wrong_chunk;
+    for (DrawAttempt& d : draws) {
+      if (++d.attempts >= kAttemptsMax) {
+        d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+      } else {
+        draw_retries_.push_back(d);
+      }
+    }
+    return;
+  }
+  view.drawn_chunk = draw_log_chunk(parsed->drawn);
   view.remaining = std::move(parsed->remaining);
   // Bounded: a view of millions of members is dropped, and guesses start over.
   if (view.draws_by_member.size() > limits::kLotteryViewMembersMax) view.draws_by_member.clear();
@@ -694,6 +710,13 @@ void RedisClaimLog::complete_draws(const CampaignSpec& spec, std::vector<DrawAtt
         d.draw_number = r.next_number;
         d.sku_guess = kNoSku;
         prepare_draw(d);
+        draw_retries_.push_back(d);
+        continue;
+      case DrawReply::Kind::kRecordKey:
+        // A retry of a win whose record key was not declared: nothing
+        // changed; it goes again declaring it (its guesses stay).
+        if (++d.attempts >= kAttemptsMax) break;
+        d.repeat_code = r.code;
         draw_retries_.push_back(d);
         continue;
       case DrawReply::Kind::kWrongSku:
