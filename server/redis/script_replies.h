@@ -63,10 +63,14 @@ inline constexpr std::size_t kHead = 5;  // where the (SKU, units) pairs start
 }  // namespace beat
 
 // claim.lua: per claim an integer, or {held code, held record} when the
-// member already holds this request or their whole allowance.
+// member already holds this request or their whole allowance, or {held
+// code} alone when the held record's key was not declared (ask again
+// declaring it).
 namespace claim {
 inline constexpr std::int64_t kWritten = 0;
-inline constexpr std::int64_t kFenced = 2;  // this replica's lease has no unit for it
+inline constexpr std::int64_t kFenced = 2;         // this replica's lease has no unit for it
+inline constexpr std::size_t kHeldWithRecord = 2;  // elements of {held code, held record}
+inline constexpr std::size_t kHeldCodeOnly = 1;    // elements of {held code}
 }  // namespace claim
 
 // redeem.lua: {status} or {status, record}.
@@ -85,7 +89,16 @@ inline constexpr std::int64_t kCancelled = 0;
 inline constexpr std::int64_t kNotFound = 1;
 inline constexpr std::int64_t kCancelledBefore = 2;
 inline constexpr std::int64_t kRedeemed = 3;  // not cancelled
+// {5, member}: the allowance is to be freed and that member's allowance key
+// was not declared; nothing was written (ask again declaring it).
+inline constexpr std::int64_t kMemberKey = 5;
 }  // namespace cancel
+
+// member_vouchers.lua: {status, ...}.
+namespace member_vouchers {
+inline constexpr std::int64_t kListed = 0;      // then code, record pairs
+inline constexpr std::int64_t kUndeclared = 1;  // then every code held: declare them
+}  // namespace member_vouchers
 
 // draw.lua: per draw {kind, ...}, then each SKU's prize units left, then
 // the draws logged after the batch; or one integer, the draw log chunk the
