@@ -11,22 +11,21 @@ namespace voucherd::redis {
 namespace {
 
 const Script kInitScript(R"lua(
--- KEYS: stock. ARGV: (sku, stock) pairs. Sets each SKU's stock unless set.
+-- KEYS (every key it touches): stock. ARGV: (sku, stock) pairs. Sets each
+-- SKU's stock unless set.
 for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 0
 )lua");
 
 // The classic flash-sale script: one call per claim.
 const Script kClaimScript(R"lua(
--- KEYS: stock, members, issued, voucher. ARGV: member, code, sku, voucher
--- record (server/redis/records.h).
--- 0: written; -1: the SKU's stock is gone; {held code, held voucher record}
--- when the member already holds a voucher.
+-- KEYS (every key it touches): stock, members, issued, voucher. ARGV:
+-- member, code, sku, voucher record (server/redis/records.h).
+-- 0: written; -1: the SKU's stock is gone; {held code} when the member
+-- already holds a voucher (the caller reads its record: a script may touch
+-- only the keys it declares).
 local held = redis.call('HGET', KEYS[2], ARGV[1])
-if held then
-  local prefix = string.sub(KEYS[4], 1, #KEYS[4] - #ARGV[2])
-  return {held, redis.call('GET', prefix .. held)}
-end
+if held then return {held} end
 if tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0') <= 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], ARGV[3], -1)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -37,7 +36,8 @@ return 0
 
 // The baseline's cancellation: its allowances are one campaign-wide hash.
 const Script kCancelScript(record_fields_lua() + R"lua(
--- KEYS: voucher, members, stock, issued. ARGV: code, keep allowance (1 or 0).
+-- KEYS (every key it touches): voucher, members, stock, issued. ARGV: code,
+-- keep allowance (1 or 0).
 -- Returns {status} or {status, record}: 0 cancelled, 1 not found, 2 cancelled
 -- before, 3 redeemed (not cancelled).
 local v = redis.call('GET', KEYS[1])
@@ -213,9 +213,16 @@ void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
   if (r && r->type == Reply::Type::kInteger && r->integer == 0) {
     return write.on_logged(LogStatus::kWritten, nullptr);
   }
-  if (r && r->type == Reply::Type::kArray && r->elements.size() == 2) {
-    if (VoucherPtr held = decode_voucher(v.campaign_id, r->elements[0].str, r->elements[1].str)) {
-      return write.on_logged(LogStatus::kDuplicate, std::move(held));
+  if (r && r->type == Reply::Type::kArray && r->elements.size() == 1) {
+    // A repeat: the held voucher's record, read with a second round trip
+    // (the record as of now: a voucher redeemed meanwhile reads redeemed).
+    const std::string& code = r->elements[0].str;
+    auto record = conn.command({"GET", keys.voucher(code)});
+    if (!record) log::warn("baseline held voucher not read", {{"error", record.error()}});
+    if (record && record->type == Reply::Type::kString) {
+      if (VoucherPtr held = decode_voucher(v.campaign_id, code, record->str)) {
+        return write.on_logged(LogStatus::kDuplicate, std::move(held));
+      }
     }
   }
   // Lost answers, script errors and a shared stock that ran out: the claim

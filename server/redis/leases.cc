@@ -280,9 +280,16 @@ void RedisClaimLog::return_units(Link& conn, Campaign& c) {
     // Not handed back: the units stay ours in Redis's lease record. Keep
     // them as dropped and try again on the next pass.
     c.dropped = std::move(sent);
-    log::warn("could not hand leased units of \"" + spec.id + "\" back yet");
+    // Once per outage: the keeper tries again every few milliseconds (a
+    // Redis still loading its AOF answers LOADING for a while).
+    if (!c.return_failure_logged) {
+      log::warn("could not hand leased units of \"" + spec.id + "\" back yet" +
+                (r ? ": " + r->str : ": " + r.error()) + " (trying again)");
+      c.return_failure_logged = true;
+    }
     return;
   }
+  c.return_failure_logged = false;
   // Redis took back at most what our lease still recorded; anything above
   // that was issued by a write whose answer never reached us.
   std::fill(c.dropped.begin(), c.dropped.end(), 0);

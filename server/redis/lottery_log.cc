@@ -50,22 +50,30 @@ bool parse_decision(const CampaignSpec& spec, std::string_view letter, std::stri
 
 }  // namespace
 
-Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws) {
+Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws,
+                     std::int64_t drawn_chunk) {
   const std::string& cid = spec.id;
   const LotterySpec& rules = spec.lottery;
   const bool weighted = rules.sku_choice == SkuChoice::kWeighted;
   const CampaignKeys campaign(cid);
   const std::string prefix = campaign.voucher_prefix();
-  std::vector<std::string> keys{campaign.stock(), campaign.issued(), campaign.expiring(),
-                                campaign.drawn()};
-  keys.reserve(4 + 3 * draws.size());
+  std::vector<std::string> keys{campaign.stock(),
+                                campaign.issued(),
+                                campaign.expiring(),
+                                campaign.drawn(),
+                                campaign.drawn_chunk(drawn_chunk),
+                                campaign.drawn_chunk(drawn_chunk + 1)};
+  keys.reserve(keys.size() + 4 * draws.size());
+  std::size_t repeats = 0;
+  for (const DrawAttempt& d : draws) repeats += d.repeat_code.empty() ? 0 : 1;
   std::vector<std::string> args{
       prefix, std::to_string(spec.stock_total()), std::to_string(rules.draws_per_day),
       std::to_string(rules.prizes_per_member), weighted ? "1" : "0",
       std::to_string(spec.starts_at_us / 1000),
       // Retries are recognised among the member's
       // latest draws: a day's worth and then some.
-      std::to_string(rules.draws_per_day + 2), std::to_string(spec.skus.size())};
+      std::to_string(rules.draws_per_day + 2), std::to_string(drawn_chunk), std::to_string(repeats),
+      std::to_string(spec.skus.size())};
   args.reserve(args.size() + 2 * spec.skus.size() + kDrawArgs * draws.size());
   for (const SkuSpec& s : spec.skus) args.push_back(s.id);
   if (weighted) {
@@ -92,17 +100,31 @@ Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& d
                    "\t" + std::to_string(v.now_us / 1000 - spec.starts_at_us / 1000) + "\t");
     args.push_back(n + "\x1f" + std::to_string(v.now_us / 1000) + "\x1f");
   }
+  // The repeats' record keys go last (the script counts them from the end).
+  for (const DrawAttempt& d : draws) {
+    if (!d.repeat_code.empty()) keys.push_back(prefix + d.repeat_code);
+  }
   return Connection::evalsha(draw_script(), keys, args);
 }
 
 std::expected<DrawBatchReply, std::string> parse_draw_reply(const CampaignSpec& spec,
                                                             std::size_t draws, const Reply& reply) {
   if (reply.is_error()) return std::unexpected("draw script failed: " + reply.str);
-  if (reply.type != Reply::Type::kArray || reply.elements.size() != draws + 1) {
+  DrawBatchReply out;
+  if (reply.type == Reply::Type::kInteger) {
+    if (reply.integer < 0) return std::unexpected("draw script answered a negative chunk");
+    out.wrong_chunk = reply.integer;
+    return out;
+  }
+  if (reply.type != Reply::Type::kArray || reply.elements.size() != draws + 2) {
     return std::unexpected("draw script answered " + std::to_string(reply.elements.size()) +
                            " elements for " + std::to_string(draws) + " draws");
   }
-  DrawBatchReply out;
+  const Reply& drawn = reply.elements[draws + 1];
+  if (drawn.type != Reply::Type::kInteger || drawn.integer < 0) {
+    return std::unexpected("draw script answered no draw count");
+  }
+  out.drawn = drawn.integer;
   const Reply& left = reply.elements[draws];
   if (left.type != Reply::Type::kArray || left.elements.size() != spec.skus.size()) {
     return std::unexpected("draw script answered no stock list");
@@ -151,6 +173,12 @@ std::expected<DrawBatchReply, std::string> parse_draw_reply(const CampaignSpec& 
         if (e.size() == 2) {
           d.kind = DrawReply::Kind::kWrongNumber;
           d.next_number = e[1].integer;
+        }
+        break;
+      case replies::draw::kRecordKey:
+        if (e.size() == 2 && e[1].type == Reply::Type::kString && !e[1].str.empty()) {
+          d.kind = DrawReply::Kind::kRecordKey;
+          d.code = e[1].str;
         }
         break;
       case replies::draw::kWrongSku:

@@ -10,6 +10,11 @@
 //                     (for retries), each \x1e<len>:<request id>\x1f<entry>
 //   vd:{C}:drawn      draws logged so far; vd:{C}:drawn:<k> holds lines
 //                     k*65536 .. of the draw log, one APPEND per batch.
+//                     The script declares the chunks it appends to: the
+//                     writer names two (its guess of the current one, from
+//                     the latest answer, and the next), and the script
+//                     answers the right one, changing nothing, if they are
+//                     not (a replica's first batch on a long log).
 // A draw log line: <len>:<member>\t<n>\t<ms since starts_at>\t<outcome
 // letter>\t<SKU index or -1>\t<released>\t<remaining before>\n
 //
@@ -25,6 +30,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,12 +52,21 @@ struct DrawAttempt {
   std::uint32_t sku_guess = kNoSku;  // with `minted`, for a lucky draw
   VoucherPtr minted;
   int attempts = 0;
+  // A retry of a win whose record the script could not read (its key was
+  // not declared): this attempt declares it.
+  std::string repeat_code;
 };
 
 // scripts/draw.lua, which names its KEYS, ARGV and answers (script_replies.h).
 [[nodiscard]] const Script& draw_script();
-// One script call deciding `draws` (all of `spec`) in order.
-[[nodiscard]] Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws);
+// One script call deciding `draws` (all of `spec`) in order, declaring the
+// draw log's chunks `drawn_chunk` and the next.
+[[nodiscard]] Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws,
+                                   std::int64_t drawn_chunk);
+// The draw log chunk the line after `drawn` lines goes in.
+[[nodiscard]] constexpr std::int64_t draw_log_chunk(std::int64_t drawn) {
+  return drawn / kDrawLogChunk;
+}
 
 // What the script said of one draw.
 struct DrawReply {
@@ -61,21 +76,27 @@ struct DrawReply {
     kDailyLimit,   // draws today
     kWrongNumber,  // the member's next draw number is `next_number`
     kWrongSku,     // the win picks `sku`
+    kRecordKey,    // a repeat of a win: declare the record key of `code`
     kUnreadable,
   };
   Kind kind = Kind::kUnreadable;
   DrawEntry entry;     // kDrawn: outcome, sku, remaining; kRepeat: all of it
-  std::string code;    // kRepeat of a win
+  std::string code;    // kRepeat of a win, kRecordKey
   std::string record;  // kRepeat of a win: the voucher record
   std::int32_t draws_today = 0;
   std::int64_t next_number = 0;
   std::uint32_t sku = kNoSku;
 };
 // The per-draw answers, then each SKU's prize units left after the batch
-// (`remaining`); nullopt when the reply has another shape.
+// (`remaining`) and the draws logged after it (`drawn`); or, when the
+// chunks declared were the wrong ones, only `wrong_chunk` (the chunk the
+// batch would start in: nothing changed). An error when the reply has
+// another shape.
 struct DrawBatchReply {
   std::vector<DrawReply> draws;
   std::vector<std::int64_t> remaining;
+  std::int64_t drawn = 0;
+  std::optional<std::int64_t> wrong_chunk;
 };
 [[nodiscard]] std::expected<DrawBatchReply, std::string> parse_draw_reply(const CampaignSpec& spec,
                                                                           std::size_t draws,

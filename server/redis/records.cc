@@ -150,13 +150,15 @@ RedeemReply parse_redeem_reply(std::string_view campaign_id, std::string_view co
 }
 
 Command cancel_command(std::string_view campaign_id, std::string_view code,
-                       const CancelRequestView& request) {
+                       const CancelRequestView& request, std::string_view member_id) {
   const CampaignKeys keys(campaign_id);
-  return Connection::evalsha(cancel_script(),
-                             {keys.voucher(code), keys.issued(), keys.stock(), keys.returns(),
-                              keys.cancelled(), keys.expiring(), keys.holders()},
+  std::vector<std::string> declared{keys.voucher(code), keys.issued(),    keys.stock(),
+                                    keys.returns(),     keys.cancelled(), keys.expiring(),
+                                    keys.holders()};
+  if (!member_id.empty()) declared.push_back(keys.member(member_id));
+  return Connection::evalsha(cancel_script(), declared,
                              {std::string(code), request.keep_allowance ? "1" : "0",
-                              std::to_string(request.per_member_limit), keys.member_prefix(),
+                              std::to_string(request.per_member_limit), std::string(member_id),
                               request.return_unit ? "1" : "0"});
 }
 
@@ -170,6 +172,13 @@ CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view co
     return out;
   }
   if (reply.elements.size() != 2) return out;
+  if (status == replies::cancel::kMemberKey) {
+    // An empty member would ask for the same call again: not a record of ours.
+    if (reply.elements[1].type == Reply::Type::kString && !reply.elements[1].str.empty()) {
+      out.member_key_of = reply.elements[1].str;
+    }
+    return out;
+  }
   out.voucher = decode_voucher(campaign_id, code, reply.elements[1].str);
   if (!out.voucher) return out;  // a record we cannot read: do not guess
   out.status = status == replies::cancel::kCancelled         ? CancelStatus::kCancelled
@@ -179,22 +188,44 @@ CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view co
   return out;
 }
 
-Command member_vouchers_command(std::string_view campaign_id, std::string_view member_id) {
+Command member_vouchers_command(std::string_view campaign_id, std::string_view member_id,
+                                std::span<const std::string> codes) {
   const CampaignKeys keys(campaign_id);
-  return Connection::evalsha(member_vouchers_script(), {keys.member(member_id)},
-                             {keys.voucher_prefix()});
+  std::vector<std::string> declared;
+  declared.reserve(1 + codes.size());
+  declared.push_back(keys.member(member_id));
+  for (const std::string& code : codes) declared.push_back(keys.voucher(code));
+  return Connection::evalsha(member_vouchers_script(), declared, {keys.voucher_prefix()});
 }
 
-std::optional<std::vector<VoucherPtr>> parse_member_vouchers(std::string_view campaign_id,
-                                                             const Reply& reply) {
-  if (reply.type != Reply::Type::kArray || reply.elements.size() % 2 != 0) return std::nullopt;
-  std::vector<VoucherPtr> out;
-  for (std::size_t i = 0; i < reply.elements.size(); i += 2) {
-    VoucherPtr v = decode_voucher(campaign_id, reply.elements[i].str, reply.elements[i + 1].str);
-    if (!v) return std::nullopt;
-    out.push_back(std::move(v));
+std::optional<MemberVouchersReply> parse_member_vouchers(std::string_view campaign_id,
+                                                         const Reply& reply) {
+  if (reply.type != Reply::Type::kArray || reply.elements.empty() ||
+      reply.elements[0].type != Reply::Type::kInteger) {
+    return std::nullopt;
   }
-  return out;
+  MemberVouchersReply out;
+  const std::span<const Reply> rest = std::span(reply.elements).subspan(1);
+  switch (reply.elements[0].integer) {
+    case replies::member_vouchers::kListed:
+      if (rest.size() % 2 != 0) return std::nullopt;
+      out.listed = true;
+      for (std::size_t i = 0; i < rest.size(); i += 2) {
+        VoucherPtr v = decode_voucher(campaign_id, rest[i].str, rest[i + 1].str);
+        if (!v) return std::nullopt;
+        out.vouchers.push_back(std::move(v));
+      }
+      return out;
+    case replies::member_vouchers::kUndeclared:
+      if (rest.empty()) return std::nullopt;  // nothing undeclared: not this script's answer
+      for (const Reply& code : rest) {
+        if (code.type != Reply::Type::kString || code.str.empty()) return std::nullopt;
+        out.codes.push_back(code.str);
+      }
+      return out;
+    default:
+      return std::nullopt;
+  }
 }
 
 StoreResult<std::vector<VoucherPtr>> read_redeemed(Link& conn, std::string_view key_prefix,

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,23 +56,39 @@ namespace voucherd::redis {
 // found the campaign sold out look again), and the member's allowance freed
 // unless asked to keep it.
 [[nodiscard]] const Script& cancel_script();
+// `member_id`: the voucher's member, whose allowance key the call declares;
+// empty when not known yet (the first call of a cancellation: the script
+// then answers the member, if it needs that key, and writes nothing).
 [[nodiscard]] Command cancel_command(std::string_view campaign_id, std::string_view code,
-                                     const CancelRequestView& request);
+                                     const CancelRequestView& request, std::string_view member_id);
 struct CancelReply {
   CancelStatus status = CancelStatus::kUnavailable;
   VoucherPtr voucher;
+  // Set (status kUnavailable) when the script needs the allowance key of
+  // this member declared: nothing was written; ask again.
+  std::string member_key_of;
 };
 [[nodiscard]] CancelReply parse_cancel_reply(std::string_view campaign_id, std::string_view code,
                                              const Reply& reply);
 
 // A member's vouchers in one campaign of the Redis claim log, read in one
-// script from their allowance key: {code, record, code, record, ...}.
+// script from their allowance key and the records of `codes`, the codes the
+// caller expects the member to hold (their record keys are declared).
 [[nodiscard]] const Script& member_vouchers_script();
 [[nodiscard]] Command member_vouchers_command(std::string_view campaign_id,
-                                              std::string_view member_id);
-// nullopt when the reply is not a list of readable records.
-[[nodiscard]] std::optional<std::vector<VoucherPtr>> parse_member_vouchers(
-    std::string_view campaign_id, const Reply& reply);
+                                              std::string_view member_id,
+                                              std::span<const std::string> codes);
+struct MemberVouchersReply {
+  // True: `vouchers` is the member's whole list. False: the allowance holds
+  // codes that were not declared; `codes` is every code it holds (ask again
+  // with those).
+  bool listed = false;
+  std::vector<VoucherPtr> vouchers;
+  std::vector<std::string> codes;
+};
+// nullopt when the reply has another shape, or a record is unreadable.
+[[nodiscard]] std::optional<MemberVouchersReply> parse_member_vouchers(std::string_view campaign_id,
+                                                                       const Reply& reply);
 
 // Every REDEEMED voucher of a campaign: the codes in <prefix>{C}:redeemed_codes
 // (SSCAN) and their records, read in pipelined chunks on `conn`. Blocking.

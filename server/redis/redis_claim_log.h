@@ -179,6 +179,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
   // prize units left (as of the latest batch), and members' draw numbers.
   struct LotteryView {
     std::vector<std::int64_t> remaining;
+    std::int64_t drawn_chunk = 0;  // the draw log's chunk as of the latest batch
     absl::flat_hash_map<std::string, std::int64_t> draws_by_member;
   };
   struct Campaign {
@@ -216,6 +217,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
     // lease record holds (a failover may have kept writes we never heard
     // confirmed, or lost some we did).
     bool return_all_held = false;
+    bool return_failure_logged = false;  // handing units back failed; logged once
     bool conflict_logged = false;  // its refusal by the store was logged
   };
 

@@ -63,10 +63,14 @@ inline constexpr std::size_t kHead = 5;  // where the (SKU, units) pairs start
 }  // namespace beat
 
 // claim.lua: per claim an integer, or {held code, held record} when the
-// member already holds this request or their whole allowance.
+// member already holds this request or their whole allowance, or {held
+// code} alone when the held record's key was not declared (ask again
+// declaring it).
 namespace claim {
 inline constexpr std::int64_t kWritten = 0;
-inline constexpr std::int64_t kFenced = 2;  // this replica's lease has no unit for it
+inline constexpr std::int64_t kFenced = 2;         // this replica's lease has no unit for it
+inline constexpr std::size_t kHeldWithRecord = 2;  // elements of {held code, held record}
+inline constexpr std::size_t kHeldCodeOnly = 1;    // elements of {held code}
 }  // namespace claim
 
 // redeem.lua: {status} or {status, record}.
@@ -85,15 +89,28 @@ inline constexpr std::int64_t kCancelled = 0;
 inline constexpr std::int64_t kNotFound = 1;
 inline constexpr std::int64_t kCancelledBefore = 2;
 inline constexpr std::int64_t kRedeemed = 3;  // not cancelled
+// {5, member}: the allowance is to be freed and that member's allowance key
+// was not declared; nothing was written (ask again declaring it).
+inline constexpr std::int64_t kMemberKey = 5;
 }  // namespace cancel
 
-// draw.lua: per draw {kind, ...}, then each SKU's prize units left.
+// member_vouchers.lua: {status, ...}.
+namespace member_vouchers {
+inline constexpr std::int64_t kListed = 0;      // then code, record pairs
+inline constexpr std::int64_t kUndeclared = 1;  // then every code held: declare them
+}  // namespace member_vouchers
+
+// draw.lua: per draw {kind, ...}, then each SKU's prize units left, then
+// the draws logged after the batch; or one integer, the draw log chunk the
+// batch would start in, when the two chunks declared were not the right
+// ones (nothing changed).
 namespace draw {
 inline constexpr std::int64_t kDrawn = 0;        // {0, outcome, SKU, remaining, draws today}
 inline constexpr std::int64_t kRepeat = 1;       // {1, entry, record or nil, draws today}
 inline constexpr std::int64_t kDailyLimit = 2;   // {2, draws today}
 inline constexpr std::int64_t kWrongNumber = 3;  // {3, next draw number}
 inline constexpr std::int64_t kWrongSku = 4;     // {4, SKU index}
+inline constexpr std::int64_t kRecordKey = 5;    // {5, code}: declare its record key
 }  // namespace draw
 
 }  // namespace voucherd::redis::replies

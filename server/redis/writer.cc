@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <span>
 #include <thread>
+#include <typeinfo>
 
 #include "engine/check.h"
 #include "engine/limits.h"
@@ -25,6 +26,72 @@ namespace {
 // An idle writer connection is pinged this often, so a lost Redis is
 // noticed with no traffic (and readiness follows within a second).
 constexpr auto kWriterIdlePing = std::chrono::milliseconds(250);
+
+// Follow-ups. In Redis Cluster a script may touch only the keys it declares,
+// so a script that finds it needs a key it was not given (a held voucher's
+// record, a member's allowance, records of codes it did not expect) writes
+// nothing and says which; the request goes into the writer's queue again,
+// declaring that key, and is answered from the next batch. The queues'
+// element types are redis_claim_log.h's: the extra state rides in an adapter
+// of the request's completion, which forwards the answer and deletes itself
+// (every completion is called exactly once). The parts recognise an adapter
+// by its type.
+//
+// Follow-ups of one request, at most: each one needs the store to change
+// between two batches (a held voucher cancelled and claimed again, a member
+// given another voucher), so a request that keeps missing is answered
+// UNAVAILABLE rather than chased.
+constexpr int kFollowUpsMax = 4;
+
+// A claim whose member holds `held_code`, sent again declaring that
+// voucher's record key.
+struct HeldClaim final : ClaimLogWrite {
+  HeldClaim(ClaimLogWrite& original, std::string code)
+      : claim(original), held_code(std::move(code)) {
+    voucher = original.voucher;
+    per_member_limit = original.per_member_limit;
+  }
+  void on_logged(LogStatus status, VoucherPtr held) override {
+    ClaimLogWrite& done = claim;
+    delete this;
+    done.on_logged(status, std::move(held));
+  }
+  ClaimLogWrite& claim;
+  std::string held_code;
+  int follow_ups = 1;
+};
+
+// A cancellation sent again declaring the allowance key of the voucher's
+// member (a record's member never changes).
+struct MemberKnownCancellation final : VoucherCancellation {
+  MemberKnownCancellation(VoucherCancellation& original, std::string member)
+      : done(original), member_id(std::move(member)) {}
+  void on_cancel_logged(CancelStatus status, VoucherPtr voucher) override {
+    VoucherCancellation& d = done;
+    delete this;
+    d.on_cancel_logged(status, std::move(voucher));
+  }
+  VoucherCancellation& done;
+  std::string member_id;
+  int follow_ups = 1;
+};
+
+// A member look-up with the record keys it declares: at first the codes the
+// engine knows the member holds, after a first answer every code their
+// allowance holds. Made by find_member_vouchers(), so it knows its log.
+struct DeclaredCodesLookup final : MemberVouchersLookup {
+  DeclaredCodesLookup(RedisClaimLog& l, MemberVouchersLookup& original, std::vector<std::string> c)
+      : log(l), done(original), codes(std::move(c)) {}
+  void on_member_vouchers(LookupStatus status, std::vector<VoucherPtr> vouchers) override {
+    MemberVouchersLookup& d = done;
+    delete this;
+    d.on_member_vouchers(status, std::move(vouchers));
+  }
+  RedisClaimLog& log;
+  MemberVouchersLookup& done;
+  std::vector<std::string> codes;
+  int follow_ups = 0;
+};
 
 }  // namespace
 
@@ -119,20 +186,24 @@ void RedisClaimLog::cancel(std::string_view campaign_id, std::string_view code,
 }
 
 void RedisClaimLog::find_member_vouchers(std::string_view campaign_id, std::string_view member_id,
-                                         std::span<const std::string> /*known_codes*/,
+                                         std::span<const std::string> known_codes,
                                          MemberVouchersLookup& done) {
   // Redis's record of the member is complete; this replica's index is not.
+  // The codes it knows are declared (their records are read in the same
+  // step); codes it does not know cost a second script call.
+  auto* lookup = new DeclaredCodesLookup(
+      *this, done, std::vector<std::string>(known_codes.begin(), known_codes.end()));
   bool queued = false;
   {
     std::lock_guard lock(mu_);
     if (!stopping_ && member_lookups_.size() < queue_max_) {
       member_lookups_.push_back(
-          MemberLookup{std::string(campaign_id), std::string(member_id), &done});
+          MemberLookup{std::string(campaign_id), std::string(member_id), lookup});
       queued = true;
     }
   }
   if (!queued) {
-    done.on_member_vouchers(LookupStatus::kUnavailable, {});
+    lookup->on_member_vouchers(LookupStatus::kUnavailable, {});
     return;
   }
   wake_.notify_one();
@@ -272,10 +343,13 @@ struct RedisClaimLog::ClaimsPart {
                                     campaign.expiring(), campaign.holders()};
       // Every claim of a campaign carries the campaign's per-member limit.
       const std::int32_t limit = group.front()->per_member_limit;
+      // The fourth: how many held voucher keys end the keys (0 but for
+      // follow-ups).
       std::vector<std::string> args{log.options_.replica_id, campaign.voucher_prefix(),
-                                    std::to_string(limit)};
+                                    std::to_string(limit), "0"};
       keys.reserve(5 + 2 * group.size());
-      args.reserve(3 + 4 * group.size());
+      args.reserve(4 + 4 * group.size());
+      std::vector<std::string> held_keys;
       for (const ClaimLogWrite* w : group) {
         const VoucherRecord& v = *w->voucher;
         keys.push_back(campaign.member(v.member_id));
@@ -284,6 +358,14 @@ struct RedisClaimLog::ClaimsPart {
         args.push_back(encode_voucher(v));
         args.push_back(expiry_bucket(v.expires_at_us));
         if (limit > 1) args.push_back(v.request_id);
+        if (typeid(*w) == typeid(HeldClaim)) {
+          held_keys.push_back(campaign.voucher(static_cast<const HeldClaim*>(w)->held_code));
+        }
+      }
+      if (!held_keys.empty()) {
+        args[3] = std::to_string(held_keys.size());
+        keys.insert(keys.end(), std::make_move_iterator(held_keys.begin()),
+                    std::make_move_iterator(held_keys.end()));
       }
       out.push_back(Connection::evalsha(*script, keys, args));
     }
@@ -313,8 +395,15 @@ struct RedisClaimLog::ClaimsPart {
           group[i]->on_logged(LogStatus::kFenced, nullptr);
           continue;
         }
+        if (one.type == Reply::Type::kArray &&
+            one.elements.size() == replies::claim::kHeldCodeOnly &&
+            one.elements[0].type == Reply::Type::kString && !one.elements[0].str.empty()) {
+          follow_up(*group[i], one.elements[0].str);
+          continue;
+        }
         VoucherPtr held;
-        if (one.type == Reply::Type::kArray && one.elements.size() == 2) {
+        if (one.type == Reply::Type::kArray &&
+            one.elements.size() == replies::claim::kHeldWithRecord) {
           held = decode_voucher(groups[g].first, one.elements[0].str, one.elements[1].str);
         }
         // A held code whose record is missing would mean a corrupted store:
@@ -323,6 +412,34 @@ struct RedisClaimLog::ClaimsPart {
         group[i]->on_logged(held ? LogStatus::kDuplicate : LogStatus::kUnavailable, held);
       }
     }
+  }
+
+  // The member holds `code`, whose record the script was not given: the
+  // claim goes out again declaring it. The script then reads the record in
+  // the same atomic step as the allowance, so the answer is the record as
+  // of that step (a held voucher redeemed meanwhile answers redeemed); and
+  // if the allowance no longer holds that code (it was cancelled and freed
+  // meanwhile), the claim is decided afresh, as a press arriving then would
+  // be. The first call wrote nothing for this claim, so deciding it again
+  // cannot issue twice.
+  void follow_up(ClaimLogWrite& w, const std::string& code) {
+    HeldClaim* again = nullptr;
+    if (typeid(w) == typeid(HeldClaim)) {
+      again = static_cast<HeldClaim*>(&w);
+      if (++again->follow_ups > kFollowUpsMax) {
+        log::warn("a claim's held voucher kept changing; answering it UNAVAILABLE");
+        log.drop_unconfirmed({&w});
+        w.on_logged(LogStatus::kUnavailable, nullptr);
+        return;
+      }
+      again->held_code = code;
+    } else {
+      again = new HeldClaim(w, code);
+    }
+    // The writer thread's own queue: it looks at it again before waiting.
+    // Not bounded by queue_max_: at most one batch's claims come back.
+    std::lock_guard lock(log.mu_);
+    log.claims_.push_back(again);
   }
 
   void fail() {
@@ -406,7 +523,11 @@ struct RedisClaimLog::CancellationsPart {
 
   void build(std::vector<Command>& out) const {
     for (const Cancellation& x : cancellations) {
-      out.push_back(cancel_command(x.campaign_id, x.code, x.request));
+      const auto* known = typeid(*x.done) == typeid(MemberKnownCancellation)
+                              ? static_cast<const MemberKnownCancellation*>(x.done)
+                              : nullptr;
+      out.push_back(cancel_command(x.campaign_id, x.code, x.request,
+                                   known != nullptr ? known->member_id : std::string_view()));
     }
   }
 
@@ -416,10 +537,34 @@ struct RedisClaimLog::CancellationsPart {
     for (std::size_t i = 0; i < cancellations.size(); ++i) {
       const Cancellation& x = cancellations[i];
       CancelReply answer = parse_cancel_reply(x.campaign_id, x.code, slice[i]);
+      if (!answer.member_key_of.empty() && follow_up(x, std::move(answer.member_key_of))) continue;
       if (answer.status == CancelStatus::kCancelled && x.request.return_unit)
         log.unit_returned(x.campaign_id, x.request.sku_index);
       x.done->on_cancel_logged(answer.status, std::move(answer.voucher));
     }
+  }
+
+  // The first call of a cancellation does not know the voucher's member;
+  // when the allowance is to be freed, the script names the member and
+  // writes nothing, and the cancellation goes out again declaring that
+  // member's allowance key. False (answered UNAVAILABLE by the caller) after
+  // too many follow-ups.
+  bool follow_up(const Cancellation& x, std::string member_id) const {
+    MemberKnownCancellation* again = nullptr;
+    if (typeid(*x.done) == typeid(MemberKnownCancellation)) {
+      again = static_cast<MemberKnownCancellation*>(x.done);
+      if (++again->follow_ups > kFollowUpsMax) {
+        log::warn("a cancellation's member did not match its record; answering it UNAVAILABLE");
+        return false;
+      }
+      again->member_id = std::move(member_id);
+    } else {
+      again = new MemberKnownCancellation(*x.done, std::move(member_id));
+    }
+    // Not bounded by queue_max_: at most one batch's cancellations come back.
+    std::lock_guard lock(log.mu_);
+    log.cancellations_.push_back(Cancellation{x.campaign_id, x.code, x.request, again});
+    return true;
   }
 
   void fail() const {
@@ -435,9 +580,20 @@ struct RedisClaimLog::MemberLookupsPart {
   std::size_t first = 0;
   std::size_t count = 0;
 
+  // Every queued look-up is made by find_member_vouchers(), with the codes
+  // it declares.
+  static DeclaredCodesLookup* declared(const MemberLookup& m) {
+    return typeid(*m.done) == typeid(DeclaredCodesLookup)
+               ? static_cast<DeclaredCodesLookup*>(m.done)
+               : nullptr;
+  }
+
   void build(std::vector<Command>& out) const {
     for (const MemberLookup& m : member_lookups) {
-      out.push_back(member_vouchers_command(m.campaign_id, m.member_id));
+      const DeclaredCodesLookup* d = declared(m);
+      out.push_back(member_vouchers_command(
+          m.campaign_id, m.member_id,
+          d != nullptr ? std::span<const std::string>(d->codes) : std::span<const std::string>()));
     }
   }
 
@@ -447,12 +603,31 @@ struct RedisClaimLog::MemberLookupsPart {
     for (std::size_t i = 0; i < member_lookups.size(); ++i) {
       const MemberLookup& m = member_lookups[i];
       auto found = parse_member_vouchers(m.campaign_id, slice[i]);
-      if (found) {
-        m.done->on_member_vouchers(LookupStatus::kFound, std::move(*found));
-      } else {
-        m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
+      if (found && found->listed) {
+        m.done->on_member_vouchers(LookupStatus::kFound, std::move(found->vouchers));
+        continue;
       }
+      if (found && follow_up(m, std::move(found->codes))) continue;
+      m.done->on_member_vouchers(LookupStatus::kUnavailable, {});
     }
+  }
+
+  // The allowance holds codes the call did not declare: it goes out again
+  // declaring every code the allowance held, and the script reads the
+  // allowance and the records again in one step (so the list is one
+  // moment's, as before). False after too many follow-ups (the member's
+  // vouchers kept changing).
+  static bool follow_up(const MemberLookup& m, std::vector<std::string> codes) {
+    DeclaredCodesLookup* d = declared(m);
+    if (d == nullptr || ++d->follow_ups > kFollowUpsMax) {
+      log::warn("a member's vouchers kept changing; answering the look-up UNAVAILABLE");
+      return false;
+    }
+    d->codes = std::move(codes);
+    // Not bounded by queue_max_: at most one batch's look-ups come back.
+    std::lock_guard lock(d->log.mu_);
+    d->log.member_lookups_.push_back(m);
+    return true;
   }
 
   void fail() const {
@@ -483,7 +658,9 @@ struct RedisClaimLog::DrawsPart {
       }
       it->second.push_back(d);
     }
-    for (const auto& [spec, group] : groups) out.push_back(draw_command(*spec, group));
+    for (const auto& [spec, group] : groups) {
+      out.push_back(draw_command(*spec, group, log.lottery_views_[spec->id].drawn_chunk));
+    }
   }
 
   void answer(std::span<const Reply> slice) {
@@ -644,6 +821,20 @@ void RedisClaimLog::complete_draws(const CampaignSpec& spec, std::vector<DrawAtt
     return;
   }
   LotteryView& view = lottery_views_[spec.id];
+  if (parsed->wrong_chunk) {
+    // The draw log is on another chunk than this replica thought (its
+    // first batch on a long log): nothing changed; every draw goes again.
+    view.drawn_chunk = *parsed->wrong_chunk;
+    for (DrawAttempt& d : draws) {
+      if (++d.attempts >= kAttemptsMax) {
+        d.write->on_draw_logged(DrawLogStatus::kUnavailable, DrawEntry{}, nullptr, 0);
+      } else {
+        draw_retries_.push_back(d);
+      }
+    }
+    return;
+  }
+  view.drawn_chunk = draw_log_chunk(parsed->drawn);
   view.remaining = std::move(parsed->remaining);
   // Bounded: a view of millions of members is dropped, and guesses start over.
   if (view.draws_by_member.size() > limits::kLotteryViewMembersMax) view.draws_by_member.clear();
@@ -681,6 +872,13 @@ void RedisClaimLog::complete_draws(const CampaignSpec& spec, std::vector<DrawAtt
         d.draw_number = r.next_number;
         d.sku_guess = kNoSku;
         prepare_draw(d);
+        draw_retries_.push_back(d);
+        continue;
+      case DrawReply::Kind::kRecordKey:
+        // A retry of a win whose record key was not declared: nothing
+        // changed; it goes again declaring it (its guesses stay).
+        if (++d.attempts >= kAttemptsMax) break;
+        d.repeat_code = r.code;
         draw_retries_.push_back(d);
         continue;
       case DrawReply::Kind::kWrongSku:

@@ -96,9 +96,10 @@ class LotteryLogTest : public ::testing::Test {
   }
 
   // Sends one draw script call (loading the script first) and decodes it.
-  redis::DrawBatchReply run(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws) {
+  redis::DrawBatchReply run(const CampaignSpec& spec, const std::vector<DrawAttempt>& draws,
+                            std::int64_t drawn_chunk = 0) {
     EXPECT_TRUE(conn_->load(redis::draw_script()).has_value());
-    auto reply = conn_->command(redis::draw_command(spec, draws));
+    auto reply = conn_->command(redis::draw_command(spec, draws, drawn_chunk));
     EXPECT_TRUE(reply.has_value());
     auto parsed = redis::parse_draw_reply(spec, draws.size(), *reply);
     EXPECT_TRUE(parsed.has_value()) << parsed.error();
@@ -148,27 +149,38 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
   EXPECT_EQ(first.draws[2].entry.remaining, 1);
   EXPECT_EQ(first.remaining, std::vector<std::int64_t>{0});
 
-  // The next: nothing left; alice's request again is a repeat; bob's guess
-  // of his draw number is wrong.
+  // The next: nothing left; alice's request again is a repeat of a win,
+  // whose record key the call did not declare (it names the code, and
+  // changes nothing); bob's guess of his draw number is wrong.
   Draw& dave = requests.emplace_back(spec, "dave", "d1", t2);
   Draw& alice_again = requests.emplace_back(spec, "alice", "a1", t2);
   Draw& bob_second = requests.emplace_back(spec, "bob", "b2", t2);
   auto second = run(
       spec, {attempt(dave, 1, true), attempt(alice_again, 2, true), attempt(bob_second, 1, false)});
   ASSERT_EQ(second.draws.size(), 3u);
+  EXPECT_EQ(second.drawn, 4);
   EXPECT_EQ(second.draws[0].kind, DrawReply::Kind::kDrawn);
   EXPECT_EQ(second.draws[0].entry.outcome, DrawOutcome::kAllGone);
   EXPECT_EQ(second.draws[0].entry.remaining, 0);
-  ASSERT_EQ(second.draws[1].kind, DrawReply::Kind::kRepeat);
-  EXPECT_EQ(second.draws[1].entry.draw_number, 1);
-  EXPECT_EQ(second.draws[1].entry.outcome, DrawOutcome::kWon);
-  EXPECT_EQ(second.draws[1].entry.at_us, t1 / 1000 * 1000);
+  ASSERT_EQ(second.draws[1].kind, DrawReply::Kind::kRecordKey);
   EXPECT_EQ(second.draws[1].code, "CODE-A");
-  const VoucherPtr won = redis::decode_voucher("lot-1", "CODE-A", second.draws[1].record);
-  ASSERT_NE(won, nullptr);
-  EXPECT_EQ(won->member_id, "alice");
   EXPECT_EQ(second.draws[2].kind, DrawReply::Kind::kWrongNumber);
   EXPECT_EQ(second.draws[2].next_number, 2);
+
+  // Alice's again, declaring her prize's record key: the repeat and its record.
+  DrawAttempt declared = attempt(alice_again, 2, true);
+  declared.repeat_code = "CODE-A";
+  auto repeat = run(spec, {declared});
+  ASSERT_EQ(repeat.draws.size(), 1u);
+  ASSERT_EQ(repeat.draws[0].kind, DrawReply::Kind::kRepeat);
+  EXPECT_EQ(repeat.draws[0].entry.draw_number, 1);
+  EXPECT_EQ(repeat.draws[0].entry.outcome, DrawOutcome::kWon);
+  EXPECT_EQ(repeat.draws[0].entry.at_us, t1 / 1000 * 1000);
+  EXPECT_EQ(repeat.draws[0].code, "CODE-A");
+  const VoucherPtr won = redis::decode_voucher("lot-1", "CODE-A", repeat.draws[0].record);
+  ASSERT_NE(won, nullptr);
+  EXPECT_EQ(won->member_id, "alice");
+  EXPECT_EQ(repeat.drawn, 4);  // a repeat logs nothing
 
   // Bob's second draw, then a third the same day: past his daily two.
   Draw& bob_third = requests.emplace_back(spec, "bob", "b3", t2);
@@ -204,6 +216,45 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
       redis::decode_voucher("lot-1", "CODE-C", server_.cli({"GET", "vd:{lot-1}:v:CODE-C"}));
   ASSERT_NE(stored, nullptr);
   EXPECT_EQ(stored->member_id, "carol");
+}
+
+TEST_F(LotteryLogTest, TheScriptAppendsOnlyToTheChunksItDeclares) {
+  const CampaignSpec spec = lottery(5);
+  ASSERT_EQ(server_.cli({"HSET", "vd:{lot-1}:stock", "sku-a", "5"}), "1");
+  std::deque<Draw> requests;
+  Draw& alice = requests.emplace_back(spec, "alice", "a1", kStartsAtUs + 1'000'000);
+  Draw& bob = requests.emplace_back(spec, "bob", "b1", kStartsAtUs + 1'000'000);
+
+  // A log two chunks long; a replica that guesses chunk 0 is told chunk 2,
+  // and nothing changes.
+  const std::int64_t drawn = 2 * redis::kDrawLogChunk + 10;
+  ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", std::to_string(drawn)}), "OK");
+  auto wrong = run(spec, {attempt(alice, 1, false)}, /*drawn_chunk=*/0);
+  ASSERT_TRUE(wrong.wrong_chunk.has_value());
+  EXPECT_EQ(*wrong.wrong_chunk, 2);
+  EXPECT_TRUE(wrong.draws.empty());
+  EXPECT_EQ(server_.cli({"GET", "vd:{lot-1}:drawn"}), std::to_string(drawn));
+  EXPECT_EQ(server_.cli({"EXISTS", "vd:{lot-1}:d:alice"}), "0");
+
+  // The right guess: decided, and logged on chunk 2.
+  auto right = run(spec, {attempt(alice, 1, false)}, /*drawn_chunk=*/2);
+  ASSERT_FALSE(right.wrong_chunk.has_value());
+  ASSERT_EQ(right.draws.size(), 1u);
+  EXPECT_EQ(right.draws[0].kind, DrawReply::Kind::kDrawn);
+  EXPECT_EQ(right.drawn, drawn + 1);
+  EXPECT_EQ(redis::draw_log_chunk(right.drawn), 2);
+  EXPECT_NE(server_.cli({"GET", "vd:{lot-1}:drawn:2"}).find("5:alice\t1\t"), std::string::npos);
+
+  // A batch that crosses into the next chunk writes both declared chunks.
+  const std::int64_t edge = 3 * redis::kDrawLogChunk - 1;
+  ASSERT_EQ(server_.cli({"SET", "vd:{lot-1}:drawn", std::to_string(edge)}), "OK");
+  Draw& alice2 = requests.emplace_back(spec, "alice", "a2", kStartsAtUs + 2'000'000);
+  auto crossing = run(spec, {attempt(alice2, 2, false), attempt(bob, 1, false)}, 2);
+  ASSERT_FALSE(crossing.wrong_chunk.has_value());
+  ASSERT_EQ(crossing.draws.size(), 2u);
+  EXPECT_EQ(crossing.drawn, edge + 2);
+  EXPECT_NE(server_.cli({"GET", "vd:{lot-1}:drawn:2"}).find("5:alice\t2\t"), std::string::npos);
+  EXPECT_EQ(server_.cli({"GET", "vd:{lot-1}:drawn:3"}).rfind("3:bob\t1\t", 0), 0u);
 }
 
 TEST_F(LotteryLogTest, AnEmptyLogReadsAsNoDraws) {
@@ -306,24 +357,34 @@ TEST(DrawReplies, AReplyOfAnotherShapeIsAnError) {
   error.str = "ERR something";
   EXPECT_FALSE(redis::parse_draw_reply(spec, 1, error).has_value());
   EXPECT_FALSE(redis::parse_draw_reply(spec, 1, Reply{}).has_value());  // nil
-  // One draw asked, but only the stock list answered.
-  EXPECT_FALSE(redis::parse_draw_reply(spec, 1, array({array({integer(3)})})).has_value());
-  // No stock list (or one of another length).
+  // One draw asked, but only the stock list and the count answered.
   EXPECT_FALSE(
-      redis::parse_draw_reply(spec, 1, array({array({integer(9)}), integer(3)})).has_value());
+      redis::parse_draw_reply(spec, 1, array({array({integer(3)}), integer(0)})).has_value());
+  // No stock list (or one of another length), or no draw count.
   EXPECT_FALSE(
-      redis::parse_draw_reply(spec, 0, array({array({integer(3), integer(1)})})).has_value());
+      redis::parse_draw_reply(spec, 1, array({array({integer(9)}), integer(3), integer(0)}))
+          .has_value());
+  EXPECT_FALSE(
+      redis::parse_draw_reply(spec, 0, array({array({integer(3), integer(1)}), integer(0)}))
+          .has_value());
+  EXPECT_FALSE(redis::parse_draw_reply(spec, 0, array({array({integer(3)}), Reply{}})).has_value());
+  // One integer: the chunk the log is on (a negative one is no chunk).
+  auto chunk = redis::parse_draw_reply(spec, 2, integer(3));
+  ASSERT_TRUE(chunk.has_value()) << chunk.error();
+  EXPECT_EQ(chunk->wrong_chunk, std::optional<std::int64_t>(3));
+  EXPECT_FALSE(redis::parse_draw_reply(spec, 2, integer(-1)).has_value());
 
   // A draw's answer that is not one the script gives is unreadable, alone.
   auto parsed = redis::parse_draw_reply(spec, 3,
                                         array({array({integer(9)}), array({integer(4), integer(5)}),
-                                               integer(0), array({integer(3)})}));
+                                               integer(0), array({integer(3)}), integer(7)}));
   ASSERT_TRUE(parsed.has_value()) << parsed.error();
   ASSERT_EQ(parsed->draws.size(), 3u);
   EXPECT_EQ(parsed->draws[0].kind, DrawReply::Kind::kUnreadable);  // no such kind
   EXPECT_EQ(parsed->draws[1].kind, DrawReply::Kind::kUnreadable);  // no such SKU
   EXPECT_EQ(parsed->draws[2].kind, DrawReply::Kind::kUnreadable);  // not a list
   EXPECT_EQ(parsed->remaining, std::vector<std::int64_t>{3});
+  EXPECT_EQ(parsed->drawn, 7);
 }
 
 TEST(EmbeddedScripts, EveryScriptLoadsUnderItsSha) {

@@ -6,13 +6,20 @@
 // while Redis is down and recovers when it is back, (5) hands unused leases
 // back on a clean stop, (6) gives a dead replica's leased units back on its
 // own when its beat lapses (and the manual reconciliation does the same),
-// and (7) decodes the holders feed and refuses malformed entries.
+// (7) decodes the holders feed and refuses malformed entries, and (8)
+// answers a repeat, a cancellation and "my vouchers" on a replica that never
+// saw the voucher exactly as on the one that issued it, although every
+// script declares every key it touches (the held record, the member's
+// allowance and the records are declared by a second call when the first
+// did not know them; that first call writes nothing).
 #include "server/redis/redis_claim_log.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -23,6 +30,7 @@
 #include "server/redis/records.h"
 #include "tests/support/engine/campaign_spec.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/wait.h"
 
 namespace voucherd::testing {
 namespace {
@@ -504,6 +512,252 @@ TEST(RedisClaimLog, ReconcileGivesBackTheLeasesOfReplicasWhoseBeatLapsed) {
   const std::int64_t mine =
       std::stoll("0" + redis_server.cli({"HGET", "vd:{gd-redis}:leases", "live|sku-a"}));
   EXPECT_EQ(pool + mine, 100);
+}
+
+struct WaitedCancel final : CancelOp {
+  std::string code_text;
+  std::promise<std::pair<Outcome, VoucherPtr>> done;
+  void on_cancel_done(Outcome o, VoucherPtr v) override { done.set_value({o, std::move(v)}); }
+};
+
+struct WaitedList final : MemberVouchersOp {
+  std::promise<std::pair<Outcome, std::vector<VoucherPtr>>> done;
+  void on_member_vouchers_done(Outcome o, std::vector<VoucherPtr> v, UnixMicros) override {
+    done.set_value({o, std::move(v)});
+  }
+};
+
+std::pair<Outcome, VoucherPtr> cancel(ClaimEngine& engine, const std::string& code) {
+  WaitedCancel op;
+  op.code_text = code;
+  op.code = op.code_text;
+  auto f = op.done.get_future();
+  engine.cancel(op);
+  return f.get();
+}
+
+std::pair<Outcome, VoucherPtr> redeem(ClaimEngine& engine, const std::string& code,
+                                      const std::string& request) {
+  WaitedRedeem op;
+  op.code = code;
+  op.site_id = "site-1";
+  op.request_id = request;
+  auto f = op.done.get_future();
+  engine.redeem(op);
+  return f.get();
+}
+
+std::pair<Outcome, std::vector<VoucherPtr>> list(ClaimEngine& engine, const std::string& member) {
+  WaitedList op;
+  op.member_id = member;
+  op.campaign_id = "gd-redis";
+  auto f = op.done.get_future();
+  engine.list_member_vouchers(op);
+  return f.get();
+}
+
+std::set<std::string> codes_of(const std::vector<VoucherPtr>& vouchers) {
+  std::set<std::string> out;
+  for (const VoucherPtr& v : vouchers) out.insert(v->code);
+  return out;
+}
+
+// The number of voucher records stored.
+std::size_t records(const RedisServer& redis_server) {
+  const std::string keys = redis_server.cli({"KEYS", "vd:{gd-redis}:v:*"});
+  if (keys.empty()) return 0;
+  return static_cast<std::size_t>(std::count(keys.begin(), keys.end(), '\n')) + 1;
+}
+
+std::int64_t number(const std::string& s) { return s.empty() ? 0 : std::stoll(s); }
+
+TEST(RedisClaimLog, ARepeatOnAnotherReplicaIsAnsweredWithTheHeldRecordAsItIsNow) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  CampaignSpec spec = campaign(20, 20);
+  spec.per_member_limit = 3;
+  Replica a(redis_server.url(), "replica-a", spec);
+  Replica b(redis_server.url(), "replica-b", spec);
+  ASSERT_TRUE(a.created && b.created);
+
+  const ClaimResult first = a.claim("member-5", "req-1");
+  ASSERT_EQ(first.outcome, Outcome::kOk);
+  ASSERT_EQ(redeem(a.engine, first.voucher->code, "desk-1").first, Outcome::kOk);
+
+  // b never saw req-1: its claim script finds it held, names the code, and
+  // the claim goes again declaring the record: the record as it is now.
+  const ClaimResult again = b.claim("member-5", "req-1");
+  ASSERT_EQ(again.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(again.voucher->code, first.voucher->code);
+  EXPECT_EQ(again.voucher->member_id, "member-5");
+  EXPECT_EQ(again.voucher->state, VoucherState::kRedeemed);
+  EXPECT_EQ(again.voucher->redeemed_site_id, "site-1");
+
+  // Nothing was written for the repeat.
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-5", "n"}), "1");
+  EXPECT_EQ(number(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "sku-a"})) +
+                number(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "sku-b"})),
+            1);
+  EXPECT_EQ(records(redis_server), 1u);
+}
+
+TEST(RedisClaimLog, ACancellationOnAReplicaThatNeverSawTheVoucherFreesTheAllowance) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  Replica a(redis_server.url(), "replica-a", campaign(20, 20));
+  Replica b(redis_server.url(), "replica-b", campaign(20, 20));
+  ASSERT_TRUE(a.created && b.created);
+
+  const ClaimResult claimed = a.claim("member-7");
+  ASSERT_EQ(claimed.outcome, Outcome::kOk);
+  const std::string code = claimed.voucher->code;
+  const std::string sku = claimed.voucher->sku_id;
+
+  // The first call learns the member (and writes nothing); the second,
+  // declaring the member's allowance key, cancels.
+  auto [outcome, voucher] = cancel(b.engine, code);
+  ASSERT_EQ(outcome, Outcome::kOk);
+  ASSERT_NE(voucher, nullptr);
+  EXPECT_EQ(voucher->state, VoucherState::kCancelled);
+  EXPECT_EQ(voucher->member_id, "member-7");
+
+  const std::string stored = redis_server.cli({"GET", "vd:{gd-redis}:v:" + code});
+  ASSERT_FALSE(stored.empty());
+  EXPECT_EQ(stored[0], '4');
+  EXPECT_EQ(redis_server.cli({"EXISTS", "vd:{gd-redis}:m:member-7"}), "0");
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", sku}), "0");
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "_members"}), "0");
+  // The unit is back in the pool (which the replicas lease from meanwhile):
+  // pool + leased + issued is the SKU's stock, with nothing issued.
+  EXPECT_EQ(number(redis_server.cli({"HGET", "vd:{gd-redis}:stock", sku})) +
+                number(redis_server.cli({"HGET", "vd:{gd-redis}:leased", sku})),
+            20);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:cancelled", sku}), "1");
+  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:returns"}), "1");
+  EXPECT_EQ(redis_server.cli({"LINDEX", "vd:{gd-redis}:holders", "-1"}),
+            "-8:member-7" + std::to_string(code.size()) + ":" + code + "1");
+
+  // Again: cancelled before (the first call answers it; nothing moves).
+  auto [twice, same] = cancel(b.engine, code);
+  EXPECT_EQ(twice, Outcome::kOk);
+  EXPECT_EQ(same->state, VoucherState::kCancelled);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:cancelled", sku}), "1");
+
+  // The allowance is free: the member gets a new voucher (once a, which
+  // issued the first, has read the cancellation in the holders feed).
+  ClaimResult anew;
+  EXPECT_TRUE(wait_until([&] {
+    anew = a.claim("member-7");
+    return anew.outcome == Outcome::kOk;
+  }));
+  ASSERT_EQ(anew.outcome, Outcome::kOk);
+  EXPECT_NE(anew.voucher->code, code);
+}
+
+TEST(RedisClaimLog, ACancellationThatKeepsTheAllowanceIsOneCall) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  CampaignSpec spec = campaign(20, 20);
+  spec.cancel_keeps_allowance = true;
+  Replica a(redis_server.url(), "replica-a", spec);
+  ASSERT_TRUE(a.created);
+  const ClaimResult claimed = a.claim("member-8");
+  ASSERT_EQ(claimed.outcome, Outcome::kOk);
+
+  auto [outcome, voucher] = cancel(a.engine, claimed.voucher->code);
+  ASSERT_EQ(outcome, Outcome::kOk);
+  EXPECT_EQ(voucher->state, VoucherState::kCancelled);
+  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:m:member-8"}), claimed.voucher->code);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:cancelled", claimed.voucher->sku_id}), "1");
+}
+
+TEST(RedisScripts, TheCancelScriptWritesNothingUntilTheMembersKeyIsDeclared) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  Replica a(redis_server.url(), "replica-a", campaign(20, 20));
+  ASSERT_TRUE(a.created);
+  const ClaimResult claimed = a.claim("member-8");
+  ASSERT_EQ(claimed.outcome, Outcome::kOk);
+  const std::string code = claimed.voucher->code;
+  const std::string before = redis_server.cli({"GET", "vd:{gd-redis}:v:" + code});
+
+  auto conn = redis_server.connect();
+  ASSERT_TRUE(conn.has_value()) << conn.error();
+  ASSERT_TRUE((*conn)->load(redis::cancel_script()).has_value());
+  const CancelRequestView request{0, 0, /*keep_allowance=*/false, /*per_member_limit=*/1, true};
+  for (const char* declared : {"", "someone-else"}) {
+    auto reply = (*conn)->command(redis::cancel_command("gd-redis", code, request, declared));
+    ASSERT_TRUE(reply.has_value());
+    const redis::CancelReply answer = redis::parse_cancel_reply("gd-redis", code, *reply);
+    EXPECT_EQ(answer.status, CancelStatus::kUnavailable) << declared;
+    EXPECT_EQ(answer.member_key_of, "member-8") << declared;
+    EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:v:" + code}), before) << declared;
+    EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:m:member-8"}), code) << declared;
+    EXPECT_EQ(redis_server.cli({"EXISTS", "vd:{gd-redis}:cancelled"}), "0") << declared;
+  }
+  auto reply = (*conn)->command(redis::cancel_command("gd-redis", code, request, "member-8"));
+  ASSERT_TRUE(reply.has_value());
+  const redis::CancelReply answer = redis::parse_cancel_reply("gd-redis", code, *reply);
+  EXPECT_EQ(answer.status, CancelStatus::kCancelled);
+  EXPECT_TRUE(answer.member_key_of.empty());
+  EXPECT_EQ(redis_server.cli({"EXISTS", "vd:{gd-redis}:m:member-8"}), "0");
+}
+
+TEST(RedisClaimLog, MyVouchersAreTheSameOnEveryReplica) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  CampaignSpec spec = campaign(20, 20);
+  spec.per_member_limit = 3;
+  Replica a(redis_server.url(), "replica-a", spec);
+  Replica b(redis_server.url(), "replica-b", spec);
+  ASSERT_TRUE(a.created && b.created);
+  const ClaimResult r1 = a.claim("member-9", "req-1");
+  const ClaimResult r2 = a.claim("member-9", "req-2");
+  ASSERT_EQ(r1.outcome, Outcome::kOk);
+  ASSERT_EQ(r2.outcome, Outcome::kOk);
+  const std::set<std::string> both{r1.voucher->code, r2.voucher->code};
+
+  // a knows the codes (one call declares them); b does not (a second call).
+  auto [on_a, from_a] = list(a.engine, "member-9");
+  ASSERT_EQ(on_a, Outcome::kOk);
+  EXPECT_EQ(codes_of(from_a), both);
+  auto [on_b, from_b] = list(b.engine, "member-9");
+  ASSERT_EQ(on_b, Outcome::kOk);
+  EXPECT_EQ(codes_of(from_b), both);
+  for (const VoucherPtr& v : from_b) EXPECT_EQ(v->member_id, "member-9");
+  auto [none, nothing] = list(b.engine, "member-none");
+  ASSERT_EQ(none, Outcome::kOk);
+  EXPECT_TRUE(nothing.empty());
+
+  // A cancellation frees one: both replicas list the other only.
+  ASSERT_EQ(cancel(b.engine, r1.voucher->code).first, Outcome::kOk);
+  EXPECT_EQ(codes_of(list(b.engine, "member-9").second), std::set<std::string>{r2.voucher->code});
+  EXPECT_EQ(codes_of(list(a.engine, "member-9").second), std::set<std::string>{r2.voucher->code});
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-9", "n"}), "1");
+
+  // The script itself: undeclared codes are named, and nothing else read.
+  auto conn = redis_server.connect();
+  ASSERT_TRUE(conn.has_value()) << conn.error();
+  ASSERT_TRUE((*conn)->load(redis::member_vouchers_script()).has_value());
+  const ClaimResult r3 = a.claim("member-9", "req-3");
+  ASSERT_EQ(r3.outcome, Outcome::kOk);
+  const std::vector<std::string> one{r2.voucher->code};
+  auto partial = (*conn)->command(redis::member_vouchers_command("gd-redis", "member-9", one));
+  ASSERT_TRUE(partial.has_value());
+  auto named = redis::parse_member_vouchers("gd-redis", *partial);
+  ASSERT_TRUE(named.has_value());
+  EXPECT_FALSE(named->listed);
+  EXPECT_TRUE(named->vouchers.empty());
+  EXPECT_EQ(std::set<std::string>(named->codes.begin(), named->codes.end()),
+            (std::set<std::string>{r2.voucher->code, r3.voucher->code}));
+  auto whole =
+      (*conn)->command(redis::member_vouchers_command("gd-redis", "member-9", named->codes));
+  ASSERT_TRUE(whole.has_value());
+  auto listed = redis::parse_member_vouchers("gd-redis", *whole);
+  ASSERT_TRUE(listed.has_value());
+  EXPECT_TRUE(listed->listed);
+  EXPECT_EQ(codes_of(listed->vouchers),
+            (std::set<std::string>{r2.voucher->code, r3.voucher->code}));
 }
 
 TEST(RedisRecords, HoldersFeedEntriesDecodeAndRefuseMalformedOnes) {

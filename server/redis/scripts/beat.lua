@@ -1,7 +1,7 @@
 -- beat.lua — a replica's beat, and the take-back of lapsed replicas' leases
 -- (after the now_ms.lua prelude).
--- KEYS: alive (hash: replica -> its latest beat, Unix ms by Redis's clock),
---   leases, leased, stock, returns (of vd:{C}).
+-- KEYS (every key it touches): alive (hash: replica -> its latest beat,
+--   Unix ms by Redis's clock), leases, leased, stock, returns (of vd:{C}).
 -- ARGV: replica ('' for a reconciliation that does not beat), lease timeout
 --   (ms), overdue (ms).
 -- Stamps this replica's beat, and gives back to the pool the leased units of

@@ -1,11 +1,18 @@
 -- cancel.lua — cancels a voucher in one atomic step (after the
 -- record_fields.lua prelude).
--- KEYS: voucher, issued, stock, returns, cancelled (hash: SKU -> count), expiring,
---   holders (the feed, records.h).
--- ARGV: code, keep allowance (1 or 0), per-member limit, member key prefix,
---   return the unit to the stock (1 or 0; LOTTERY prizes are not returned).
+-- KEYS (every key it touches; tests/redis/script_keys_test.cc checks):
+--   voucher, issued, stock, returns, cancelled (hash: SKU -> count),
+--   expiring, holders (the feed, records.h), and, when known, the allowance
+--   key of the voucher's member.
+-- ARGV: code, keep allowance (1 or 0), per-member limit, the member whose
+--   allowance key is KEYS[8] ('' when none is declared), return the unit to
+--   the stock (1 or 0; LOTTERY prizes are not returned).
 -- Answers {status} or {status, record} (script_replies.h, replies::cancel):
--- kCancelled 0, kNotFound 1, kCancelledBefore 2, kRedeemed 3 (not cancelled).
+-- kCancelled 0, kNotFound 1, kCancelledBefore 2, kRedeemed 3 (not
+-- cancelled); or {kMemberKey 5, member} when the allowance must be freed and
+-- the key declared is not the record's member's: nothing is written, and the
+-- writer asks again declaring that member's key (a record's member never
+-- changes, so the second call finds it declared).
 local v = redis.call('GET', KEYS[1])
 if not v then return {1} end
 local state = string.sub(v, 1, 1)
@@ -13,6 +20,7 @@ if state == '2' then return {3, v} end
 if state == '4' then return {2, v} end
 local f = record_fields(v, 8)
 local sku, member, rid = f[1], f[3], f[4]
+if ARGV[2] == '0' and (#KEYS < 8 or ARGV[4] ~= member) then return {5, member} end
 -- No longer ISSUED: out of its expiry bucket.
 local b = sku .. '|' .. string.format('%d', math.floor(tonumber(f[8]) / 60000000))
 if redis.call('HINCRBY', KEYS[6], b, -1) <= 0 then redis.call('HDEL', KEYS[6], b) end
@@ -25,8 +33,7 @@ if ARGV[5] == '1' then
 end
 redis.call('HINCRBY', KEYS[5], sku, 1)
 if ARGV[2] == '0' then
-  -- The member key has the campaign's hash tag: same slot as the voucher.
-  local mk = ARGV[4] .. member
+  local mk = KEYS[8]
   local freed, none_left = false, '0'
   if tonumber(ARGV[3]) == 1 then
     if redis.call('GET', mk) == ARGV[1] then

@@ -1,14 +1,20 @@
 -- claim.lua — a batch of claims of one campaign, in one atomic step.
--- KEYS: issued, leases, leased, expiring, holders (of vd:{C}), then
---   (member, voucher) key pairs, one per claim.
--- ARGV: replica, voucher key prefix, the campaign's per-member limit, then
+-- KEYS (every key it touches; tests/redis/script_keys_test.cc checks):
+--   issued, leases, leased, expiring, holders (of vd:{C}), then (member,
+--   voucher) key pairs, one per claim, then `h` held voucher keys: records
+--   the writer learned, from an earlier answer, that a claim's member holds.
+-- ARGV: replica, voucher key prefix, the campaign's per-member limit, h, then
 --   per claim: sku, voucher record (server/redis/records.h), the minute its
 --   voucher expires in and, when the limit is above 1, the request id.
 -- Answers one element per claim (script_replies.h, replies::claim):
 -- kWritten 0 when written; {held code, held voucher record} when the member
--- already holds this request or their whole allowance; kFenced 2 when this
+-- already holds this request or their whole allowance and the held record is
+-- this batch's or its key was declared; {held code} alone when it was not
+-- (the writer sends the claim again with that key declared: in Redis Cluster
+-- a script may touch only the keys it declares); kFenced 2 when this
 -- replica's lease of the SKU has no unit left for it (the fence: its lease
--- was taken back while it was paused or cut off), and nothing is written.
+-- was taken back while it was paused or cut off). A claim answered anything
+-- but kWritten wrote nothing.
 -- A member with an allowance of 1 is a string key holding their code (one
 -- SET NX GET decides it); a larger allowance is a hash: n, last, r:<request>.
 -- The batch's records go out in one MSET, its counters once per SKU, and
@@ -21,15 +27,18 @@ local feed = {}
 local new_members = 0
 local per_bucket = {}
 local lease_left = {}  -- sku -> units of this replica's lease not used yet
-local n = (#KEYS - 5) / 2
 local limit = tonumber(ARGV[3])
+local h = tonumber(ARGV[4])
+local n = (#KEYS - 5 - h) / 2
 local prefix_len = #ARGV[2]  -- the member key prefix (vd:{C}:m:) is as long
+local held_key = {}  -- code -> index in KEYS of its declared record key
+for j = #KEYS - h + 1, #KEYS do held_key[string.sub(KEYS[j], prefix_len + 1)] = j end
 local stride = 3
 if limit > 1 then stride = 4 end
 for i = 1, n do
   local mk = KEYS[4 + 2 * i]
   local vk = KEYS[5 + 2 * i]
-  local b = 3 + stride * (i - 1)
+  local b = 4 + stride * (i - 1)
   local sku = ARGV[b + 1]
   local code = string.sub(vk, prefix_len + 1)
   local left = lease_left[sku]
@@ -72,8 +81,13 @@ for i = 1, n do
     end
   end
   if held then
-    -- The held voucher's key has the campaign's hash tag: same slot as vk.
-    out[i] = {held, written[held] or redis.call('GET', ARGV[2] .. held)}
+    if written[held] then
+      out[i] = {held, written[held]}
+    elseif held_key[held] then
+      out[i] = {held, redis.call('GET', KEYS[held_key[held]])}
+    else
+      out[i] = {held}
+    end
   elseif left > 0 then
     lease_left[sku] = left - 1
     records[#records + 1] = vk

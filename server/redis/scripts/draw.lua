@@ -1,22 +1,31 @@
 -- draw.lua — decides a batch of draws of one LOTTERY campaign in order, in
 -- one atomic step, and logs them (server/redis/lottery_log.h).
--- KEYS: stock, issued, expiring, drawn, then per draw: the member's draw
---   record, their allowance key, and the voucher key of the code minted for
---   the SKU the replica expects a win to pick (the draw record again when
---   none was minted).
+-- KEYS (every key it touches; tests/redis/script_keys_test.cc checks):
+--   stock, issued, expiring, drawn, the draw log's chunks c and c + 1
+--   (drawn:<c>, drawn:<c+1>), then per draw: the member's draw record, their
+--   allowance key, and the voucher key of the code minted for the SKU the
+--   replica expects a win to pick (the draw record again when none was
+--   minted); then `h` voucher keys of repeats' prizes (their records, which
+--   an earlier answer named).
 -- ARGV: voucher key prefix, prize stock in total, draws per day, prizes per
 --   member, weighted (1/0), starts_at (ms), retries remembered per member,
---   the number of SKUs, the SKU ids, [the weights,] then per draw: request
---   id, draw number (the replica's guess), local day, released, lucky (1/0),
---   pick (53 bits), SKU guessed (index or -1), voucher record, expiry
---   minute, the draw log line's start ("<len>:<member>\t<n>\t<ms since
---   starts_at>\t") and the retry entry's start ("<n>\31<time in ms>\31").
--- Answers (script_replies.h, replies::draw), per draw: {kDrawn 0, outcome
---   letter, SKU index or -1, remaining before, draws today} decided and
---   logged; {kRepeat 1, entry, voucher record or nil, draws today} a retry;
---   {kDailyLimit 2, draws today} at the daily limit; {kWrongNumber 3, next
---   draw number} or {kWrongSku 4, SKU index} the replica guessed wrong,
---   nothing changed. Then each SKU's prize units left.
+--   c, h, the number of SKUs, the SKU ids, [the weights,] then per draw:
+--   request id, draw number (the replica's guess), local day, released,
+--   lucky (1/0), pick (53 bits), SKU guessed (index or -1), voucher record,
+--   expiry minute, the draw log line's start ("<len>:<member>\t<n>\t<ms
+--   since starts_at>\t") and the retry entry's start ("<n>\31<time in
+--   ms>\31").
+-- Answers (script_replies.h, replies::draw): the chunk the draw log goes on
+--   in, as one integer, when the batch's lines would not all land in chunks
+--   c and c + 1: nothing changed (the writer asks again with that chunk).
+--   Otherwise per draw: {kDrawn 0, outcome letter, SKU index or -1,
+--   remaining before, draws today} decided and logged; {kRepeat 1, entry,
+--   voucher record or nil, draws today} a retry; {kDailyLimit 2, draws
+--   today} at the daily limit; {kWrongNumber 3, next draw number} or
+--   {kWrongSku 4, SKU index} the replica guessed wrong, nothing changed;
+--   {kRecordKey 5, code} a retry of a win whose record key was not
+--   declared, nothing changed. Then each SKU's prize units left, then the
+--   draws logged after the batch.
 local prefix = ARGV[1]
 local stock_total = tonumber(ARGV[2])
 local per_day = tonumber(ARGV[3])
@@ -24,10 +33,15 @@ local prizes_max = tonumber(ARGV[4])
 local weighted = ARGV[5] == '1'
 local base_ms = tonumber(ARGV[6])
 local keep = tonumber(ARGV[7])
-local nsku = tonumber(ARGV[8])
+local chunk = tonumber(ARGV[8])
+local h = tonumber(ARGV[9])
+local nsku = tonumber(ARGV[10])
 local ids = {}
-for k = 1, nsku do ids[k] = ARGV[8 + k] end
-local a = 9 + nsku
+for k = 1, nsku do ids[k] = ARGV[10 + k] end
+local a = 11 + nsku
+local n = (#KEYS - 6 - h) / 3
+local record_key = {}  -- code -> index in KEYS of its declared record key
+for j = #KEYS - h + 1, #KEYS do record_key[string.sub(KEYS[j], #prefix + 1)] = j end
 local weights = {}
 if weighted then
   for k = 1, nsku do weights[k] = tonumber(ARGV[a + k - 1]) end
@@ -42,6 +56,10 @@ end
 local won, per_bucket, chunks, written = {}, {}, {}, {}
 local new_members = 0
 local seq = tonumber(redis.call('GET', KEYS[4]) or '0')
+-- Each decided draw logs one line, to chunk floor((line - 1) / 65536): the
+-- batch's lines must fall in the two chunks declared.
+local first = math.floor(seq / 65536)
+if first < chunk or math.floor((seq + n - 1) / 65536) > chunk + 1 then return first end
 local function weight(k)
   if rem[k] <= 0 then return 0 end
   if weighted then return weights[k] end
@@ -60,7 +78,7 @@ local function choose(pick)
   return -1
 end
 local function draw(i)
-  local dk, mk, vk = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
+  local dk, mk, vk = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
   local b = a + 11 * (i - 1)
   local rid, guess, day = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
   local released, lucky, pick = tonumber(ARGV[b + 3]), ARGV[b + 4] == '1', tonumber(ARGV[b + 5])
@@ -85,7 +103,13 @@ local function draw(i)
     local entry = string.sub(recent, s + #tag, (e or 0) - 1)
     local code = string.match(entry, '([^\31]*)$')
     local record = false
-    if code ~= '' then record = written[code] or redis.call('GET', prefix .. code) end
+    if code ~= '' then
+      record = written[code]
+      if not record then
+        if not record_key[code] then return {5, code} end
+        record = redis.call('GET', KEYS[record_key[code]])
+      end
+    end
     return {1, entry, record, today}
   end
   if same_day and dc >= per_day then return {2, dc} end
@@ -151,7 +175,6 @@ local function draw(i)
   return {0, o, sku, before, today}
 end
 local out = {}
-local n = (#KEYS - 4) / 3
 for i = 1, n do out[i] = draw(i) end
 for k, cnt in pairs(won) do
   redis.call('HINCRBY', KEYS[1], ids[k], -cnt)
@@ -159,7 +182,8 @@ for k, cnt in pairs(won) do
 end
 for bucket, cnt in pairs(per_bucket) do redis.call('HINCRBY', KEYS[3], bucket, cnt) end
 if new_members > 0 then redis.call('HINCRBY', KEYS[2], '_members', new_members) end
-for c, t in pairs(chunks) do redis.call('APPEND', KEYS[4] .. ':' .. c, table.concat(t)) end
+for c, t in pairs(chunks) do redis.call('APPEND', KEYS[5 + c - chunk], table.concat(t)) end
 redis.call('SET', KEYS[4], seq)
 out[n + 1] = rem
+out[n + 2] = seq
 return out

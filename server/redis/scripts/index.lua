@@ -1,6 +1,6 @@
 -- index.lua — puts a campaign in the registry.
--- KEYS: the registry (vd:{registry}:campaigns, hash: campaign id ->
---   definition), its version (vd:{registry}:version).
+-- KEYS (every key it touches): the registry (vd:{registry}:campaigns,
+--   hash: campaign id -> definition), its version (vd:{registry}:version).
 -- ARGV: campaign id, definition.
 -- Answers (script_replies.h, replies::index): kUnchanged 0 when the registry
 -- already held that definition; kChanged 1 when it was written, and the

@@ -1,6 +1,6 @@
 -- lease.lua — leases units of the shared stock to one replica (after the
 -- now_ms.lua prelude). The call counts as a beat.
--- KEYS: stock, leases, leased, returns, alive, holders (of vd:{C}).
+-- KEYS (every key it touches): stock, leases, leased, returns, alive, holders (of vd:{C}).
 -- ARGV: replica, lease timeout (ms), then (sku, wanted) pairs.
 -- Takes at most what remains (never below zero).
 -- Answers (script_replies.h, replies::lease): per SKU asked, three integers:

@@ -2,6 +2,7 @@
 -- (server/redis/scripts.cc) to the scripts that read a voucher record
 -- (records.h). Defines record_fields(v, n): the first n fields of a record,
 -- after its state digit.
+-- KEYS: none (it only parses a value its script read).
 local function record_fields(v, n)
   local f = {}
   local pos = 2

@@ -1,6 +1,7 @@
 -- redeem.lua — the redemption rules of engine/redemption.h as one atomic
 -- step (after the record_fields.lua prelude).
--- KEYS: voucher, redeemed (hash: SKU -> count), redeemed codes (set), expiring.
+-- KEYS (every key it touches): voucher, redeemed (hash: SKU -> count),
+--   redeemed codes (set), expiring.
 -- ARGV: site, now (unix us), request id, code, track expiring (1 or 0).
 -- Answers {status} or {status, record} (script_replies.h, replies::redeem):
 -- kRedeemed 0, kNotFound 1, kWrongSite 2, kRedeemedBefore 3, kCancelled 4,

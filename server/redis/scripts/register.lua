@@ -1,5 +1,6 @@
 -- register.lua — stores a campaign's definition and its stock, or tells why not.
--- KEYS: def, opens, stock, issued, leases, leased, seed (of vd:{C}).
+-- KEYS (every key it touches): def, opens, stock, issued, leases, leased,
+--   seed (of vd:{C}).
 -- ARGV: definition, opens at (unix us), replace (1 or 0), then (sku, stock) pairs.
 -- Answers one integer (script_replies.h, replies::registration): kCreated 2;
 -- kSame 1 (the same definition already there); kReplaced 3 (replace asked,

@@ -1,5 +1,5 @@
 -- return_units.lua — hands leased units back to the shared pool.
--- KEYS: stock, leases, leased (of vd:{C}).
+-- KEYS (every key it touches): stock, leases, leased (of vd:{C}).
 -- ARGV: replica, then (sku, units) pairs.
 -- Gives back at most what this replica's lease still records.
 -- Answers: per SKU, the units given back.
