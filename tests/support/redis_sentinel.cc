@@ -15,22 +15,7 @@
 extern char** environ;
 
 namespace voucherd::testing {
-namespace {
-
-std::string cli(int port, const std::string& args) {
-  const std::string cmd =
-      "redis-cli -h 127.0.0.1 -p " + std::to_string(port) + " " + args + " 2>/dev/null";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    std::array<char, 4096> buf{};
-    while (std::fgets(buf.data(), buf.size(), p)) out += buf.data();
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 SentinelGroup::SentinelGroup(const TempDir& dir, int replicas, int sentinels,
                              std::chrono::milliseconds down_after) {
@@ -97,8 +82,8 @@ SentinelGroup::SentinelGroup(const TempDir& dir, int replicas, int sentinels,
   while (std::chrono::steady_clock::now() < deadline) {
     bool all = true;
     for (int port : sentinel_ports_) {
-      const std::string quorum = cli(port, "SENTINEL ckquorum " + master_name());
-      const std::string known = cli(port, "SENTINEL master " + master_name());
+      const std::string quorum = redis_cli(port, {"SENTINEL", "ckquorum", master_name()});
+      const std::string known = redis_cli(port, {"SENTINEL", "master", master_name()});
       if (quorum.find("OK " + others + " usable") == std::string::npos ||
           known.find("num-slaves\n" + std::to_string(replicas)) == std::string::npos) {
         all = false;
@@ -126,7 +111,8 @@ std::string SentinelGroup::sentinel_list() const {
 
 int SentinelGroup::primary_port() const {
   for (int port : sentinel_ports_) {
-    const std::string answer = cli(port, "SENTINEL get-master-addr-by-name " + master_name());
+    const std::string answer =
+        redis_cli(port, {"SENTINEL", "get-master-addr-by-name", master_name()});
     const auto newline = answer.find('\n');
     if (newline == std::string::npos) continue;
     try {
@@ -150,7 +136,7 @@ bool SentinelGroup::wait_for_failover(int old_port, std::chrono::milliseconds ti
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     const int port = primary_port();
-    if (port != 0 && port != old_port && cli(port, "ROLE").rfind("master", 0) == 0) {
+    if (port != 0 && port != old_port && redis_cli(port, {"ROLE"}).rfind("master", 0) == 0) {
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

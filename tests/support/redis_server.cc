@@ -146,7 +146,11 @@ std::expected<std::unique_ptr<redis::Connection>, std::string> RedisServer::conn
 }
 
 std::string RedisServer::cli(const std::vector<std::string>& args) const {
-  std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_);
+  return redis_cli(port_, args);
+}
+
+std::string redis_cli(int port, const std::vector<std::string>& args) {
+  std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port);
   for (const auto& a : args) cmd += " '" + a + "'";
   cmd += " 2>/dev/null";
   std::string out;

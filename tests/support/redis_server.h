@@ -75,4 +75,7 @@ class RedisServer {
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_loopback_port();
 
+// Runs redis-cli against 127.0.0.1:`port`; returns its stdout (trimmed).
+[[nodiscard]] std::string redis_cli(int port, const std::vector<std::string>& args);
+
 }  // namespace voucherd::testing
