@@ -3,7 +3,8 @@
 // replica, three sentinels) and two voucherd replicas, called by members who
 // press once and take the first answer:
 //   1. the primary is killed (SIGKILL) mid-storm while its replica lags (its
-//      link was cut and it hung for 600 ms): the sentinels fail over, both voucherd
+//      link was cut and it hung until 1,200 more vouchers were out, or
+//      600 ms): the sentinels fail over, both voucherd
 //      replicas follow the new primary with nobody calling a repair, are
 //      not ready while no primary is known, serve a member's first press
 //      afterwards, and the campaign sells out to exactly its stock in the
@@ -53,7 +54,7 @@ struct FailoverResult {
 // killed, the replica resumed; the old primary restarted (it rejoins as a replica); new
 // members until SOLD_OUT. Checks the store's counts exactly.
 FailoverResult failover_mid_storm(bool min_replicas) {
-  constexpr std::int64_t kStock = 3'000;
+  constexpr std::int64_t kStock = 6'000;
   TempDir dir;
   SentinelGroup group(dir);
   const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
@@ -92,7 +93,7 @@ FailoverResult failover_mid_storm(bool min_replicas) {
       o.target = replicas[i]->target();
       o.campaign_id = "gd";
       o.member_first = static_cast<std::int64_t>(i) * 1'000'000;
-      o.members = 1'200;
+      o.members = 4'000;
       o.repeat_share = 0.2;
       o.concurrency = 8;
       o.max_seconds = 30;
@@ -110,15 +111,25 @@ FailoverResult failover_mid_storm(bool min_replicas) {
   });
   // Mid-storm: the replica loses its link to the primary and hangs
   // (SIGSTOP: it cannot reconnect), so it lags; then the primary dies.
+  // (The crowds' 8,000 members outnumber the stock: the storm is still on
+  // when the primary dies.)
   EXPECT_TRUE(wait_until([&] { return redis_sum(first, "vd:{gd}:issued") >= 600; }, seconds(30)));
   EXPECT_EQ(replica.cli({"CLIENT", "KILL", "TYPE", "master"}), "1");
   replica.send_signal(SIGSTOP);
-  std::this_thread::sleep_for(milliseconds(600));
+  // The primary goes on acknowledging (without --redis-min-replicas) while
+  // its replica lags: it dies once 1,200 more are out, or after 600 ms.
+  (void)wait_until([&] { return redis_sum(first, "vd:{gd}:issued") >= 1'800; }, milliseconds(600));
   const std::int64_t issued_at_kill = redis_sum(first, "vd:{gd}:issued");
   first.kill_hard();
   const auto killed = std::chrono::steady_clock::now();
   replica.send_signal(SIGCONT);
   for (auto& t : crowds) t.join();
+  for (const auto& r : reports) {
+    std::cout << "  storm: " << r.presses << " presses, " << r.issued << " issued, "
+              << r.already_claimed << " already claimed, " << r.sold_out << " sold out";
+    for (const auto& [code, n] : r.errors_by_code) std::cout << ", " << n << " x status " << code;
+    std::cout << "\n";
+  }
   EXPECT_TRUE(group.wait_for_failover(old_port, seconds(60))) << "no failover within 60 s";
   // Nobody calls a repair: both replicas follow the new primary.
   for (auto& r : replicas) {
@@ -147,9 +158,27 @@ FailoverResult failover_mid_storm(bool min_replicas) {
     const Press p = press_once(replicas[i]->target(), "gd", "after-failover-" + std::to_string(i));
     EXPECT_TRUE(p.ok()) << p.status.error_message() << "\n" << replicas[i]->stderr_text();
   }
-  // New members until the campaign is sold out.
+  // New members until the campaign is sold out: a crowd, then one by one.
   Acknowledged ack;
   for (const auto& r : reports) ack.add(r);
+  std::vector<std::thread> late;
+  for (std::size_t i = 0; i < 2; ++i) {
+    late.emplace_back([&, i] {
+      load::StormOptions o;
+      o.target = replicas[i]->target();
+      o.campaign_id = "gd";
+      o.member_prefix = "late-crowd-";
+      o.member_first = static_cast<std::int64_t>(i) * 1'000'000;
+      o.members = kStock / 2;
+      o.repeat_share = 0;
+      o.concurrency = 8;
+      o.max_seconds = 30;
+      o.seed = 95 + i;
+      reports[i] = load::run_storm(o);
+    });
+  }
+  for (auto& t : late) t.join();
+  for (std::size_t i = 0; i < 2; ++i) ack.add(reports[i]);
   bool sold_out = false;
   const auto until = std::chrono::steady_clock::now() + seconds(60);
   std::map<std::string, int> others;
@@ -186,7 +215,8 @@ FailoverResult failover_mid_storm(bool min_replicas) {
 TEST(Sentinel, AFailoverMidStormIsFollowedAndWithMinReplicasLosesNothing) {
   const FailoverResult async = failover_mid_storm(/*min_replicas=*/false);
   const FailoverResult waited = failover_mid_storm(/*min_replicas=*/true);
-  std::cout << "primary killed mid-storm while its replica lagged (cut off 600 ms):\n"
+  std::cout << "primary killed mid-storm while its replica lagged (cut off for 1,200 vouchers or "
+               "600 ms):\n"
             << "  without --redis-min-replicas: " << async.lost << " of " << async.acknowledged
             << " acknowledged vouchers lost (members with two codes " << async.members_with_two
             << ", codes with two members " << async.codes_with_two
