@@ -31,10 +31,10 @@
 //   vd:{registry}:campaigns  hash campaign id -> definition
 //   vd:{registry}:version    string: moves whenever the registry changes
 //
-// Two scripts derive keys from others, so these shapes are load-bearing:
-// the claim script takes a member id and a code from the tail of their keys
-// (m: and v: are equally long), and the draw script appends ":<k>" to
-// drawn.
+// The claim script takes a member id and a code from the tail of their
+// keys (m: and v: are equally long), so that shape is load-bearing. No
+// script builds a key name: every key a script touches is declared in KEYS
+// (the draw log's chunks drawn:<k> included; docs/redis.md).
 //
 // The benchmark baseline (bench/baseline/per_claim_log.cc) uses the same
 // helper with the prefix "vdb:", so it never touches the store's keys; of
