@@ -45,15 +45,14 @@ class PrimaryLink final : public Link {
     return conn_->eval(script, keys, args);
   }
 
-  BatchAnswers send_batch(const std::vector<Command>& commands,
-                          const std::vector<const Script*>& scripts, int min_replicas,
-                          std::chrono::milliseconds wait) override {
+  BatchAnswers send_batch(std::vector<Command> commands, const std::vector<const Script*>& scripts,
+                          int min_replicas, std::chrono::milliseconds wait) override {
     BatchAnswers out;
     // The WAIT ends the pipeline: the replicas' confirmation costs no round
     // trip of its own.
-    std::vector<Command> sent = commands;
-    if (min_replicas > 0) sent.push_back(wait_command(min_replicas, wait));
-    auto answers = conn_->pipeline(sent);
+    if (min_replicas > 0) commands.push_back(wait_command(min_replicas, wait));
+    auto answers = conn_->pipeline(commands);
+    if (min_replicas > 0) commands.pop_back();
     if (!answers) {
       out.replies.assign(commands.size(), std::unexpected(answers.error()));
       out.not_replicated = answers.error();
@@ -137,14 +136,13 @@ class ClusterLink final : public Link {
     return std::move(a.reply);
   }
 
-  BatchAnswers send_batch(const std::vector<Command>& commands,
-                          const std::vector<const Script*>& scripts, int min_replicas,
-                          std::chrono::milliseconds wait) override {
+  BatchAnswers send_batch(std::vector<Command> commands, const std::vector<const Script*>& scripts,
+                          int min_replicas, std::chrono::milliseconds wait) override {
     std::vector<RoutedCommand> routed;
     routed.reserve(commands.size());
     for (std::size_t i = 0; i < commands.size(); ++i) {
-      RoutedCommand r = RoutedCommand::for_key(first_key(commands[i]), commands[i]);
-      r.script = scripts[i];
+      const Slot slot = key_slot(first_key(commands[i]));
+      RoutedCommand r{slot, std::move(commands[i]), scripts[i]};
       routed.push_back(std::move(r));
     }
     std::vector<RoutedReply> answers = router_.execute(routed);
@@ -254,7 +252,7 @@ std::expected<std::unique_ptr<Link>, std::string> LinkFactory::open() const {
 }
 
 std::unique_ptr<Link> link_over(std::unique_ptr<Connection> conn) {
-  return std::make_unique<PrimaryLink>(Located{std::move(conn), 0, ""}, nullptr);
+  return std::make_unique<PrimaryLink>(Located{std::move(conn), 0}, nullptr);
 }
 
 std::string LinkFactory::describe() const {

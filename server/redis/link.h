@@ -52,12 +52,13 @@ class Link {
       const Script& script, const std::vector<std::string>& keys,
       const std::vector<std::string>& args) = 0;
 
-  // The writer's batch: `scripts[i]` is the script commands[i] calls (or
+  // The writer's batch, taken by value so that it goes out without a copy:
+  // `scripts[i]` is the script commands[i] calls (or
   // nullptr), loaded again where Redis forgot it (a NOSCRIPT call did not
   // run, so it is sent again). With `min_replicas` > 0, each server written
   // to is asked to WAIT for that many replicas, at most `wait`. A server
   // that fails fails only its own commands.
-  [[nodiscard]] virtual BatchAnswers send_batch(const std::vector<Command>& commands,
+  [[nodiscard]] virtual BatchAnswers send_batch(std::vector<Command> commands,
                                                 const std::vector<const Script*>& scripts,
                                                 int min_replicas,
                                                 std::chrono::milliseconds wait) = 0;

@@ -176,7 +176,7 @@ std::expected<Located, std::string> PrimaryLocator::connect(std::chrono::millise
       return std::unexpected("Redis at " + text(target) + " is a " + role->elements[0].str +
                              ", not a primary (it cannot take writes)");
     }
-    return Located{std::move(*conn), generation, text(target)};
+    return Located{std::move(*conn), generation};
   };
   std::uint64_t generation = generation_.load(std::memory_order_acquire);
   auto target = known();

@@ -58,7 +58,6 @@ struct SentinelOptions {
 struct Located {
   std::unique_ptr<Connection> conn;
   std::uint64_t generation = 0;
-  std::string where;  // host:port, for logs
 };
 
 class PrimaryLocator {
@@ -92,7 +91,6 @@ class PrimaryLocator {
   // For logs: "Redis at 127.0.0.1:6379", or "Redis primary \"mymaster\"
   // (Sentinel; now 127.0.0.1:6380)".
   [[nodiscard]] std::string describe() const;
-  [[nodiscard]] bool uses_sentinel() const { return sentinel_.has_value(); }
 
  private:
   // Asks the sentinels in order for the master's address.

@@ -218,7 +218,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
     // confirmed, or lost some we did).
     bool return_all_held = false;
     bool return_failure_logged = false;  // handing units back failed; logged once
-    bool conflict_logged = false;  // its refusal by the store was logged
+    bool conflict_logged = false;        // its refusal by the store was logged
   };
 
   void writer_loop();
@@ -303,7 +303,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
 
   CampaignListener listener_;     // set before start(); called by the keeper
   std::string registry_version_;  // keeper thread: vd:{registry}:version as last read
-  std::string server_run_id_;     // keeper thread: the primary's run_id as last seen
+  std::string server_run_id_;     // keeper thread: Link::server_identity() as last seen
 
   std::atomic<bool> writer_up_{false};
   std::atomic<bool> keeper_up_{false};

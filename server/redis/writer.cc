@@ -720,8 +720,8 @@ void RedisClaimLog::write_batch(Batch& batch) {
                      !batch.cancellations.empty() || !batch.draws.empty();
   const int min_replicas = wrote ? options_.min_replicas : 0;
   BatchAnswers sent =
-      writer_link_->send_batch(commands, scripts, min_replicas, options_.replica_wait);
-  if (sent.replies.size() != commands.size()) {
+      writer_link_->send_batch(std::move(commands), scripts, min_replicas, options_.replica_wait);
+  if (sent.replies.size() != scripts.size()) {
     // Link::send_batch answers every command, or fails it.
     VOUCHERD_BUG("a batch's replies do not match its requests");
     return fail_all();
