@@ -40,11 +40,11 @@ sed 's/"startsAt": "2024-06-18T02:00:00Z"/"startsAt": "2020-01-01T00:00:00Z"/; s
 # A campaign that does not sell out during a run: 10 SKUs of 100,000 packs,
 # so every claim of a batch run is a new durable voucher.
 {
-  printf '{"campaigns":[{"id":"big","name":"Big","mode":"FIRST_COME","startsAt":"2020-01-01T00:00:00Z",'
-  printf '"endsAt":"2099-01-01T00:00:00Z","sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],"skus":['
+  printf '{"campaigns":[{"id":"big","name":"Big","mode":"CAMPAIGN_MODE_FIRST_COME","startsAt":"2020-01-01T00:00:00Z",'
+  printf '"endsAt":"2099-01-01T00:00:00Z","sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],"skus":['
   for i in 0 1 2 3 4 5 6 7 8 9; do
     [ "$i" = 0 ] || printf ','
-    printf '{"id":"k%s","siteId":"s1","kind":"HOT_SPRING","name":"T","faceValueCents":"100","stock":"100000"}' "$i"
+    printf '{"id":"k%s","siteId":"s1","kind":"SKU_KIND_HOT_SPRING","name":"T","faceValueCents":"100","stock":"100000"}' "$i"
   done
   printf ']}]}\n'
 } > "$WORK/big.json"

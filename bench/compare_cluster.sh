@@ -187,12 +187,12 @@ od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$WORK/secret.hex"
   for id in "${IDS[@]}"; do
     [ "$first" = 1 ] || printf ','
     first=0
-    printf '{"id":"%s","name":"Bench %s","mode":"FIRST_COME","perMemberLimit":1,' "$id" "$id"
+    printf '{"id":"%s","name":"Bench %s","mode":"CAMPAIGN_MODE_FIRST_COME","perMemberLimit":1,' "$id" "$id"
     printf '"startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z",'
-    printf '"sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],"skus":['
+    printf '"sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],"skus":['
     for k in $(seq 0 $((SKUS - 1))); do
       [ "$k" = 0 ] || printf ','
-      printf '{"id":"k%d","siteId":"s1","kind":"HOT_SPRING","name":"Pass","faceValueCents":"9800","stock":"%d"}' \
+      printf '{"id":"k%d","siteId":"s1","kind":"SKU_KIND_HOT_SPRING","name":"Pass","faceValueCents":"9800","stock":"%d"}' \
         "$k" $(( STOCK / SKUS + (k < STOCK % SKUS ? 1 : 0) ))
     done
     printf ']}'

@@ -25,10 +25,10 @@ gd = json.load(open("deploy/campaigns/guangdong-2024.json"))
 for c in gd["campaigns"]:
     c["startsAt"], c["endsAt"] = "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"
 gd["campaigns"].append({
-    "id": "bench-lottery", "name": "Bench lottery", "mode": "LOTTERY",
+    "id": "bench-lottery", "name": "Bench lottery", "mode": "CAMPAIGN_MODE_LOTTERY",
     "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
-    "sites": [{"id": "site-1", "name": "Spring", "city": "Qingyuan", "kind": "HOT_SPRING"}],
-    "skus": [{"id": "sku-%d" % i, "siteId": "site-1", "kind": "HOT_SPRING", "name": "Pass",
+    "sites": [{"id": "site-1", "name": "Spring", "city": "Qingyuan", "kind": "SKU_KIND_HOT_SPRING"}],
+    "skus": [{"id": "sku-%d" % i, "siteId": "site-1", "kind": "SKU_KIND_HOT_SPRING", "name": "Pass",
               "faceValueCents": "9800", "stock": "100000"} for i in range(10)],
     "lottery": {"winProbability": 0.1, "drawsPerDay": 100}})
 json.dump(gd, open(sys.argv[1], "w"))

@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
   v1::Voucher prototype;
   prototype.set_sku_id("gd-sku-0001");
   prototype.set_site_id("gd-site-001");
-  prototype.set_state(v1::ISSUED);
+  prototype.set_state(v1::VOUCHER_STATE_ISSUED);
   prototype.set_face_value_cents(39'800);
-  prototype.set_sku_kind(v1::HOTEL);
+  prototype.set_sku_kind(v1::SKU_KIND_HOTEL);
   prototype.mutable_issued_at()->set_seconds(1'790'000'000);
   prototype.mutable_issued_at()->set_nanos(123'456'000);
   prototype.mutable_expires_at()->set_seconds(1'792'592'000);

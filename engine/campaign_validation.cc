@@ -45,8 +45,10 @@ std::expected<void, InvalidField> check_lottery(const CampaignSpec& spec) {
   };
   if (spec.mode != CampaignMode::kLottery) {
     if (l != LotterySpec{}) {
-      return std::unexpected(InvalidField{
-          "campaign.lottery", "campaign.lottery is for LOTTERY campaigns; this one is FIRST_COME"});
+      return std::unexpected(
+          InvalidField{"campaign.lottery",
+                       "campaign.lottery is for CAMPAIGN_MODE_LOTTERY campaigns; this one is "
+                       "CAMPAIGN_MODE_FIRST_COME"});
     }
     return {};
   }
@@ -80,7 +82,8 @@ std::expected<void, InvalidField> check_lottery(const CampaignSpec& spec) {
   }
   if (l.sku_choice != SkuChoice::kWeighted) {
     if (!l.sku_weights.empty()) {
-      return bad("sku_weights", "campaign.lottery.sku_weights needs sku_choice WEIGHTED");
+      return bad("sku_weights",
+                 "campaign.lottery.sku_weights needs sku_choice SKU_CHOICE_WEIGHTED");
     }
     return {};
   }
@@ -114,7 +117,8 @@ std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
   if (auto r = check_name(spec.name, "campaign.name"); !r) return r;
   if (spec.mode != CampaignMode::kFirstCome && spec.mode != CampaignMode::kLottery) {
     return std::unexpected(
-        InvalidField{"campaign.mode", "campaign.mode must be FIRST_COME or LOTTERY"});
+        InvalidField{"campaign.mode",
+                     "campaign.mode must be CAMPAIGN_MODE_FIRST_COME or CAMPAIGN_MODE_LOTTERY"});
   }
   if (spec.starts_at_us <= 0) {
     return std::unexpected(InvalidField{"campaign.starts_at", "campaign.starts_at must be set"});
@@ -190,9 +194,10 @@ std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
                        "SKU \"" + sku.id + "\" names unknown site \"" + sku.site_id + "\""});
     }
     if (!kind_is_known(sku.kind)) {
-      return std::unexpected(InvalidField{
-          indexed("skus", i, "kind"),
-          "SKU \"" + sku.id + "\" kind must be HOTEL, HOMESTAY, HOT_SPRING or SCENIC"});
+      return std::unexpected(InvalidField{indexed("skus", i, "kind"),
+                                          "SKU \"" + sku.id +
+                                              "\" kind must be SKU_KIND_HOTEL, SKU_KIND_HOMESTAY, "
+                                              "SKU_KIND_HOT_SPRING or SKU_KIND_SCENIC"});
     }
     if (sku.stock < 0 || sku.stock > limits::kSkuStockMax) {
       return std::unexpected(InvalidField{indexed("skus", i, "stock"),

@@ -36,7 +36,7 @@ TOTAL_PACKS = 59_000
 MIN_TOTAL_CENTS = 980_000_000  # 9.8 million yuan
 STOCK_UNIT = 10  # stock is handed out in round tens
 
-HOTEL, HOMESTAY, HOT_SPRING, SCENIC = "HOTEL", "HOMESTAY", "HOT_SPRING", "SCENIC"
+HOTEL, HOMESTAY, HOT_SPRING, SCENIC = "SKU_KIND_HOTEL", "SKU_KIND_HOMESTAY", "SKU_KIND_HOT_SPRING", "SKU_KIND_SCENIC"
 KINDS = (HOTEL, HOMESTAY, HOT_SPRING, SCENIC)
 
 # The 21 prefecture-level cities and their sites: (English name, Chinese name, kind).
@@ -258,7 +258,7 @@ PACKS_PER_KIND = {HOTEL: 5_000, HOMESTAY: 7_500, HOT_SPRING: 14_500, SCENIC: 32_
 CAMPAIGN = {
     "id": "guangdong-2024",
     "name": "Guangdong trade union rural-holiday gift packs 2024 (广东省总工会乡村休闲疗休养大礼包)",
-    "mode": "FIRST_COME",
+    "mode": "CAMPAIGN_MODE_FIRST_COME",
     "startsAt": "2024-06-18T02:00:00Z",  # 10:00 Beijing time
     "endsAt": "2024-12-31T16:00:00Z",  # 2025-01-01 00:00 Beijing time
     "perMemberLimit": 1,

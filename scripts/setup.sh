@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Installs what voucherd needs to build and test, from Debian's packages only.
+# Installs what voucherd needs to build and test, from Debian's packages.
+# With --tests, also the npm packages the test suite uses (buf, which lints
+# the proto), at the versions their package-lock.json files pin.
 # Idempotent: installs nothing when everything is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+with_tests=0
+if [ "${1:-}" = "--tests" ]; then with_tests=1; fi
 
 PACKAGES=(
   g++ cmake make pkg-config ca-certificates
@@ -32,4 +37,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$with_tests" = 1 ]; then
+  # Node.js and npm: Debian's, unless a newer Node.js (with its own npm) is there.
+  if ! command -v npm >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+  fi
+  for dir in proto; do
+    stamp="$dir/node_modules/.package-lock.json"
+    if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
+      echo "setup: npm ci in $dir"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
 fi

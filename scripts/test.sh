@@ -6,7 +6,7 @@
 # SKIP_DEBUG=1 runs the Release build only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
 scripts/build.sh
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 900 "$@"
 if [ "${SKIP_DEBUG:-0}" != 1 ]; then

@@ -30,29 +30,31 @@ std::expected<LotterySpec, InvalidField> lottery_from_proto(const voucher::v1::L
   out.prizes_per_member = in.prizes_per_member();
   switch (in.sku_choice()) {
     case voucher::v1::SKU_CHOICE_UNSPECIFIED:
-    case voucher::v1::PROPORTIONAL_TO_REMAINING:
+    case voucher::v1::SKU_CHOICE_PROPORTIONAL_TO_REMAINING:
       out.sku_choice = SkuChoice::kProportionalToRemaining;
       break;
-    case voucher::v1::WEIGHTED:
+    case voucher::v1::SKU_CHOICE_WEIGHTED:
       out.sku_choice = SkuChoice::kWeighted;
       break;
     default:
       return std::unexpected(InvalidField{
           "campaign.lottery.sku_choice",
-          "campaign.lottery.sku_choice must be PROPORTIONAL_TO_REMAINING or WEIGHTED"});
+          "campaign.lottery.sku_choice must be SKU_CHOICE_PROPORTIONAL_TO_REMAINING or "
+          "SKU_CHOICE_WEIGHTED"});
   }
   switch (in.release()) {
     case voucher::v1::RELEASE_SCHEDULE_UNSPECIFIED:
-    case voucher::v1::LINEAR:
+    case voucher::v1::RELEASE_SCHEDULE_LINEAR:
       out.release = ReleaseSchedule::kLinear;
       break;
-    case voucher::v1::EQUAL_PER_DAY:
+    case voucher::v1::RELEASE_SCHEDULE_EQUAL_PER_DAY:
       out.release = ReleaseSchedule::kEqualPerDay;
       break;
     default:
-      return std::unexpected(InvalidField{"campaign.lottery.release",
-                                          "campaign.lottery.release must be LINEAR or "
-                                          "EQUAL_PER_DAY"});
+      return std::unexpected(
+          InvalidField{"campaign.lottery.release",
+                       "campaign.lottery.release must be RELEASE_SCHEDULE_LINEAR or "
+                       "RELEASE_SCHEDULE_EQUAL_PER_DAY"});
   }
   if (in.sku_weights().empty()) return out;
   // Weights in the campaign's SKU order; every SKU named exactly once.
@@ -86,15 +88,16 @@ void lottery_to_proto(const CampaignSpec& in, voucher::v1::LotteryRules* out) {
   out->set_time_zone(l.time_zone);
   out->set_prizes_per_member(l.prizes_per_member);
   out->set_sku_choice(l.sku_choice == SkuChoice::kWeighted
-                          ? voucher::v1::WEIGHTED
-                          : voucher::v1::PROPORTIONAL_TO_REMAINING);
+                          ? voucher::v1::SKU_CHOICE_WEIGHTED
+                          : voucher::v1::SKU_CHOICE_PROPORTIONAL_TO_REMAINING);
   for (std::size_t i = 0; i < l.sku_weights.size() && i < in.skus.size(); ++i) {
     auto* w = out->add_sku_weights();
     w->set_sku_id(in.skus[i].id);
     w->set_weight(l.sku_weights[i]);
   }
-  out->set_release(l.release == ReleaseSchedule::kEqualPerDay ? voucher::v1::EQUAL_PER_DAY
-                                                              : voucher::v1::LINEAR);
+  out->set_release(l.release == ReleaseSchedule::kEqualPerDay
+                       ? voucher::v1::RELEASE_SCHEDULE_EQUAL_PER_DAY
+                       : voucher::v1::RELEASE_SCHEDULE_LINEAR);
 }
 
 }  // namespace
@@ -111,8 +114,10 @@ std::expected<CampaignSpec, InvalidField> campaign_from_proto(const voucher::v1:
   CampaignSpec out;
   out.id = in.id();
   out.name = in.name();
-  out.mode = static_cast<CampaignMode>(
-      in.mode() == voucher::v1::FIRST_COME || in.mode() == voucher::v1::LOTTERY ? in.mode() : 0);
+  out.mode = static_cast<CampaignMode>(in.mode() == voucher::v1::CAMPAIGN_MODE_FIRST_COME ||
+                                               in.mode() == voucher::v1::CAMPAIGN_MODE_LOTTERY
+                                           ? in.mode()
+                                           : 0);
   if (in.has_starts_at()) {
     auto t = micros_from(in.starts_at(), "campaign.starts_at");
     if (!t) return std::unexpected(t.error());

@@ -123,7 +123,7 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   with_detail("the claim log did not confirm the write; retrying is safe", ctx),
                   outcome, ctx, true);
     case Outcome::kCampaignExists:
-      return make(StatusCode::FAILED_PRECONDITION,
+      return make(StatusCode::ALREADY_EXISTS,
                   with_detail("campaign " + quoted(ctx.campaign_id) +
                                   " already exists with another definition",
                               ctx),

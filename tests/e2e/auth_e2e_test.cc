@@ -118,7 +118,7 @@ TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
   // site-1's desk redeems it.
   v1::RedeemResponse redeemed;
   ASSERT_TRUE(redeem(c, desk1, code, "site-1", &redeemed).ok());
-  EXPECT_EQ(redeemed.voucher().state(), v1::REDEEMED);
+  EXPECT_EQ(redeemed.voucher().state(), v1::VOUCHER_STATE_REDEEMED);
 
   // The token is never written to the log.
   EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
@@ -209,7 +209,7 @@ TEST(RedeemEndToEnd, VouchersExpireAfterTheirSecondsAndStatsCountThem) {
   EXPECT_TRUE(wait_until(
       [&] {
         const auto v = c.get_voucher(kept_code);
-        return v.ok() && v.response.state() == v1::EXPIRED;
+        return v.ok() && v.response.state() == v1::VOUCHER_STATE_EXPIRED;
       },
       std::chrono::seconds(20)))
       << "the voucher valid for 2 s never read EXPIRED";
@@ -219,7 +219,7 @@ TEST(RedeemEndToEnd, VouchersExpireAfterTheirSecondsAndStatsCountThem) {
   {
     const auto v = c.get_voucher(kept_code);
     ASSERT_TRUE(v.ok());
-    EXPECT_EQ(v.response.state(), v1::EXPIRED);
+    EXPECT_EQ(v.response.state(), v1::VOUCHER_STATE_EXPIRED);
   }
   {
     const auto reply = c.stats("short");

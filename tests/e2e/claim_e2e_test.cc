@@ -64,7 +64,7 @@ v1::Campaign small_campaign(const std::string& id, std::int64_t stock) {
   v1::Campaign c = CampaignJson(id)
                        .window(now - std::chrono::seconds(60), now + std::chrono::seconds(3600))
                        .per_member_limit(1)
-                       .site("site-a", "Hot spring A", "Qingyuan", "HOT_SPRING")
+                       .site("site-a", "Hot spring A", "Qingyuan", "SKU_KIND_HOT_SPRING")
                        .sku("sku-a", "2 adult tickets", 19'800, stock)
                        .message();
   c.set_voucher_valid_days(30);
@@ -170,7 +170,7 @@ TEST_F(ClaimEndToEnd, CrowdFromManyThreadsGetsExactlyTheStock) {
     ASSERT_TRUE(client_->get_voucher(code, &v).ok()) << code;
     EXPECT_EQ(v.member_id(), member);
     EXPECT_EQ(v.campaign_id(), kCampaign);
-    EXPECT_EQ(v.state(), v1::ISSUED);
+    EXPECT_EQ(v.state(), v1::VOUCHER_STATE_ISSUED);
     v1::ClaimResponse again;
     ASSERT_TRUE(client_->claim(kCampaign, member, "", "", &again).ok());
     EXPECT_TRUE(again.already_claimed());
@@ -203,7 +203,7 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
   *over.mutable_ends_at() = timestamp_of(now - std::chrono::hours(1));
   ASSERT_TRUE(client_->create(over, &created).ok());
   v1::Campaign lottery = small_campaign("a-lottery", 5);
-  lottery.set_mode(v1::LOTTERY);
+  lottery.set_mode(v1::CAMPAIGN_MODE_LOTTERY);
   lottery.mutable_lottery()->set_win_probability(0.5);
   ASSERT_TRUE(client_->create(lottery, &created).ok());
   v1::Campaign one = small_campaign("one-pack", 1);
@@ -311,12 +311,12 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
           << b.name << ": a rejected campaign must not be stored";
     }
   }
-  // Same definition again: OK (idempotent); a different one: FAILED_PRECONDITION.
+  // Same definition again: OK (idempotent); a different one: ALREADY_EXISTS (AIP-133).
   EXPECT_TRUE(client_->create(one, &created).ok());
   v1::Campaign changed = one;
   changed.mutable_skus(0)->set_stock(100);
   const grpc::Status exists = client_->create(changed, &created);
-  EXPECT_EQ(exists.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(exists.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(reason_of(exists), "CAMPAIGN_EXISTS");
 
   // Codes: empty, mistyped, forged.
@@ -404,9 +404,10 @@ TEST(VoucherdStartup, BadFlagsAndFilesExitNonZeroWithAMessage) {
   const auto bad_json = dir.write("bad.json", "{\"campaigns\": [{\"id\": \"x\", \"nope\": 1}]}");
   EXPECT_EQ(run_voucherd(dir, {"--campaigns", bad_json.string()}, &err), 2);
   EXPECT_NE(err.find("bad.json"), std::string::npos) << err;
-  const auto invalid = dir.write("invalid.json",
-                                 "{\"id\": \"c\", \"mode\": \"FIRST_COME\", \"startsAt\": "
-                                 "\"2024-01-01T00:00:00Z\", \"endsAt\": \"2023-01-01T00:00:00Z\"}");
+  const auto invalid =
+      dir.write("invalid.json",
+                "{\"id\": \"c\", \"mode\": \"CAMPAIGN_MODE_FIRST_COME\", \"startsAt\": "
+                "\"2024-01-01T00:00:00Z\", \"endsAt\": \"2023-01-01T00:00:00Z\"}");
   EXPECT_EQ(run_voucherd(dir, {"--campaigns", invalid.string()}, &err), 2);
   EXPECT_NE(err.find("ends_at"), std::string::npos) << err;
 }

@@ -26,9 +26,9 @@ namespace {
 // Campaign "dash": 20,000 packs over eight SKUs of two sites.
 std::string campaign_file(const TempDir& dir) {
   CampaignJson c("dash", "Dashboard");
-  c.spring_site().site("site-2", "Hill", "Shaoguan", "SCENIC");
+  c.spring_site().site("site-2", "Hill", "Shaoguan", "SKU_KIND_SCENIC");
   for (int i = 0; i < 8; ++i) {
-    c.sku_at("site-" + std::to_string(1 + i % 2), i % 2 ? "SCENIC" : "HOT_SPRING",
+    c.sku_at("site-" + std::to_string(1 + i % 2), i % 2 ? "SKU_KIND_SCENIC" : "SKU_KIND_HOT_SPRING",
              "sku-" + std::to_string(i), "Pack", 9'800, 2'500);
   }
   return c.write(dir, "dash.json");

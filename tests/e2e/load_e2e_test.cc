@@ -185,10 +185,10 @@ TEST(LoadHarnessDraws, DrawModeCountsEveryDrawAndAgreesWithTheServer) {
     return std::string(buf);
   };
   const std::string campaign =
-      R"({"campaigns":[{"id":"draws","name":"Draws","mode":"LOTTERY","startsAt":")" +
+      R"({"campaigns":[{"id":"draws","name":"Draws","mode":"CAMPAIGN_MODE_LOTTERY","startsAt":")" +
       at(std::chrono::hours(-1)) + R"(","endsAt":")" + at(std::chrono::hours(1)) +
-      R"(","sites":[{"id":"s","name":"Spring","city":"Qingyuan","kind":"HOT_SPRING"}],)"
-      R"("skus":[{"id":"k","siteId":"s","kind":"HOT_SPRING","name":"Pass","faceValueCents":"100",)"
+      R"(","sites":[{"id":"s","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],)"
+      R"("skus":[{"id":"k","siteId":"s","kind":"SKU_KIND_HOT_SPRING","name":"Pass","faceValueCents":"100",)"
       R"("stock":"1000"}],"lottery":{"winProbability":0.5,"drawsPerDay":20}}]})";
   VoucherdProcess server(dir, {"--campaigns", dir.write("draws.json", campaign).string(),
                                "--secret-file", secret.string()});

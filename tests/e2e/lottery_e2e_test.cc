@@ -116,11 +116,11 @@ TEST(LotteryEndToEnd, TwoReplicasShareTheSeedTheDailyLimitAndThePrizeLimit) {
   v1::DrawResponse second, third;
   ASSERT_TRUE(cb.draw("alice", "a2", &second).ok());
   EXPECT_FALSE(second.won());
-  EXPECT_EQ(second.reason(), v1::ALREADY_WON);
+  EXPECT_EQ(second.reason(), v1::NO_PRIZE_REASON_ALREADY_WON);
   EXPECT_EQ(second.draws_left_today(), 1);
   EXPECT_EQ(second.proof().rfind("draw 2, ", 0), 0u) << second.proof();
   ASSERT_TRUE(ca.draw("alice", "a3", &third).ok());
-  EXPECT_EQ(third.reason(), v1::ALREADY_WON);
+  EXPECT_EQ(third.reason(), v1::NO_PRIZE_REASON_ALREADY_WON);
   EXPECT_EQ(third.draws_left_today(), 0);
   // The fourth, on either replica: over the limit, saying when draws reset
   // (midnight in Shanghai).
@@ -137,7 +137,7 @@ TEST(LotteryEndToEnd, TwoReplicasShareTheSeedTheDailyLimitAndThePrizeLimit) {
     const auto v = cb.get_voucher(first.voucher().code());
     ASSERT_TRUE(v.ok());
     EXPECT_EQ(v.response.member_id(), "alice");
-    EXPECT_EQ(v.response.state(), v1::ISSUED);
+    EXPECT_EQ(v.response.state(), v1::VOUCHER_STATE_ISSUED);
   }
   {
     const auto stats = cb.stats("lucky");
@@ -201,7 +201,7 @@ TEST(LotteryEndToEnd, ACrowdOnTwoReplicasKeepsTheInvariantsAndTheAuditVerifiesIt
             continue;
           }
           ++draws;
-          if (r.reason() == v1::PRIZES_PAUSED_UNTIL_NEXT_RELEASE) ++paused;
+          if (r.reason() == v1::NO_PRIZE_REASON_PRIZES_PAUSED_UNTIL_NEXT_RELEASE) ++paused;
           if (!r.won()) continue;
           ++wins;
           if (!code_by_member.emplace(member, r.voucher().code()).second) ++members_with_two;

@@ -393,7 +393,7 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
     const auto read = client_of(b.target()).get_voucher(code);
     ASSERT_TRUE(read.ok());
     const v1::Voucher& v = read.response;
-    EXPECT_EQ(v.state(), v1::REDEEMED);
+    EXPECT_EQ(v.state(), v1::VOUCHER_STATE_REDEEMED);
     EXPECT_EQ(v.redeemed_site_id(), "site-1");
     EXPECT_TRUE(v.has_redeemed_at());
     winner = v.redeem_request_id();
@@ -412,7 +412,7 @@ TEST(RedisEndToEnd, RedemptionHappensExactlyOnceAcrossReplicasAndForgeriesNeverR
     const v1::ListMemberVouchersResponse& mine = listed.response;
     ASSERT_EQ(mine.vouchers_size(), 1);
     EXPECT_EQ(mine.vouchers(0).code(), code);
-    EXPECT_EQ(mine.vouchers(0).state(), v1::REDEEMED);
+    EXPECT_EQ(mine.vouchers(0).state(), v1::VOUCHER_STATE_REDEEMED);
   }
 
   // Forgeries: a code minted under another secret (by a voucherd of its own),
@@ -483,7 +483,7 @@ TEST(RedisEndToEnd, CancelReturnsTheUnitSoANewMemberCanClaimIt) {
     ASSERT_TRUE(reply.ok()) << reply.status.error_message();
     cancelled = std::move(reply.response);
   }
-  EXPECT_EQ(cancelled.state(), v1::CANCELLED);
+  EXPECT_EQ(cancelled.state(), v1::VOUCHER_STATE_CANCELLED);
   // The unit is back in Redis's pool and member-1's allowance is freed.
   const std::string sku = one.voucher().sku_id();
   EXPECT_EQ(redis.cli({"HGET", "vd:{small}:cancelled", sku}), "1");
@@ -514,12 +514,13 @@ TEST(RedisEndToEnd, SettlementCsvAddsUpToTheRedeemedFaceValues) {
   TempDir dir;
   RedisServer redis(dir);
   const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
-  const std::string campaigns = CampaignJson("two", "Two sites")
-                                    .site("spring", "Spring", "Qingyuan", "HOT_SPRING")
-                                    .sku("spa", "Spa", 19'850, 20)
-                                    .site("hotel", "Hotel, \"Old Town\"", "Chaozhou", "HOTEL")
-                                    .sku("room", "Room", 39'800, 20)
-                                    .write(dir, "two-sites.json");
+  const std::string campaigns =
+      CampaignJson("two", "Two sites")
+          .site("spring", "Spring", "Qingyuan", "SKU_KIND_HOT_SPRING")
+          .sku("spa", "Spa", 19'850, 20)
+          .site("hotel", "Hotel, \"Old Town\"", "Chaozhou", "SKU_KIND_HOTEL")
+          .sku("room", "Room", 39'800, 20)
+          .write(dir, "two-sites.json");
   VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
   ASSERT_GT(a.port(), 0);
   const Client client(a.target());

@@ -68,14 +68,14 @@ TEST(ProtoConvert, CampaignsRoundTrip) {
 
   v1::Campaign proto;
   campaign_to_proto(lottery, &proto);
-  EXPECT_EQ(proto.mode(), v1::LOTTERY);
+  EXPECT_EQ(proto.mode(), v1::CAMPAIGN_MODE_LOTTERY);
   EXPECT_EQ(proto.starts_at().seconds(), 1'700'000'000);
   EXPECT_EQ(proto.starts_at().nanos(), 250'000);
   ASSERT_EQ(proto.skus_size(), 2);
-  EXPECT_EQ(proto.skus(1).kind(), v1::HOTEL);
+  EXPECT_EQ(proto.skus(1).kind(), v1::SKU_KIND_HOTEL);
   EXPECT_EQ(proto.skus(1).face_value_cents(), 19'800);
-  EXPECT_EQ(proto.lottery().sku_choice(), v1::WEIGHTED);
-  EXPECT_EQ(proto.lottery().release(), v1::EQUAL_PER_DAY);
+  EXPECT_EQ(proto.lottery().sku_choice(), v1::SKU_CHOICE_WEIGHTED);
+  EXPECT_EQ(proto.lottery().release(), v1::RELEASE_SCHEDULE_EQUAL_PER_DAY);
   ASSERT_EQ(proto.lottery().sku_weights_size(), 2);
   EXPECT_EQ(proto.lottery().sku_weights(1).sku_id(), "sku-b");
   EXPECT_EQ(proto.lottery().sku_weights(1).weight(), 1);
@@ -150,10 +150,13 @@ TEST(ProtoConvert, LotteryRulesThatDoNotFitAreRefusedNamingTheField) {
       {"unknown SKU choice",
        [](v1::LotteryRules& l) { l.set_sku_choice(static_cast<v1::SkuChoice>(7)); },
        "campaign.lottery.sku_choice",
-       "campaign.lottery.sku_choice must be PROPORTIONAL_TO_REMAINING or WEIGHTED"},
+       "campaign.lottery.sku_choice must be SKU_CHOICE_PROPORTIONAL_TO_REMAINING or "
+       "SKU_CHOICE_WEIGHTED"},
       {"unknown release",
        [](v1::LotteryRules& l) { l.set_release(static_cast<v1::ReleaseSchedule>(7)); },
-       "campaign.lottery.release", "campaign.lottery.release must be LINEAR or EQUAL_PER_DAY"},
+       "campaign.lottery.release",
+       "campaign.lottery.release must be RELEASE_SCHEDULE_LINEAR or "
+       "RELEASE_SCHEDULE_EQUAL_PER_DAY"},
       {"weight of an unknown SKU",
        [](v1::LotteryRules& l) { l.mutable_sku_weights(1)->set_sku_id("sku-z"); },
        "campaign.lottery.sku_weights",
@@ -227,8 +230,8 @@ TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
   EXPECT_EQ(out.site_id(), "site-001");
   EXPECT_EQ(out.member_id(), "member-1");
   EXPECT_EQ(out.request_id(), "req-1");
-  EXPECT_EQ(out.state(), v1::EXPIRED);
-  EXPECT_EQ(out.sku_kind(), v1::HOT_SPRING);
+  EXPECT_EQ(out.state(), v1::VOUCHER_STATE_EXPIRED);
+  EXPECT_EQ(out.sku_kind(), v1::SKU_KIND_HOT_SPRING);
   EXPECT_EQ(out.face_value_cents(), 19'900);
   EXPECT_EQ(out.issued_at().seconds(), 1'700'000'000);
   EXPECT_EQ(out.issued_at().nanos(), 250'000);
@@ -242,7 +245,7 @@ TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
   redeemed.state = VoucherState::kRedeemed;
   v1::Voucher r;
   voucher_to_proto(redeemed, VoucherState::kRedeemed, &r);
-  EXPECT_EQ(r.state(), v1::REDEEMED);
+  EXPECT_EQ(r.state(), v1::VOUCHER_STATE_REDEEMED);
   ASSERT_TRUE(r.has_redeemed_at());
   EXPECT_EQ(r.redeemed_at().seconds(), 1'700'000'000 + 86'400);
   EXPECT_EQ(r.redeemed_site_id(), "site-001");

@@ -14,11 +14,13 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "voucher/v1/voucher.pb.h"
 
 namespace voucherd {
 namespace {
@@ -93,7 +95,7 @@ const std::vector<Row>& refusals() {
        "refilling its stock"},
       {Outcome::kLogUnavailable, StatusCode::UNAVAILABLE, "STORE_UNAVAILABLE", true,
        "retrying is safe"},
-      {Outcome::kCampaignExists, StatusCode::FAILED_PRECONDITION, "CAMPAIGN_EXISTS", false,
+      {Outcome::kCampaignExists, StatusCode::ALREADY_EXISTS, "CAMPAIGN_EXISTS", false,
        "already exists with another definition"},
       {Outcome::kWrongSite, StatusCode::PERMISSION_DENIED, "WRONG_SITE", false,
        "not redeemable by site \"site-2\""},
@@ -120,6 +122,26 @@ StatusContext full_context() {
   ctx.site_id = "site-2";
   ctx.field = "member_id";
   return ctx;
+}
+
+// The contract documents every reason as a value of voucher.v1.ErrorReason:
+// each reason voucherd sends is one, and each one is sent by some outcome.
+TEST(StatusMap, WireReasonsAreExactlyTheErrorReasonEnum) {
+  std::set<int> sent;
+  for (const Row& row : refusals()) {
+    const std::string reason = wire_reason(row.outcome);
+    voucher::v1::ErrorReason value = voucher::v1::ERROR_REASON_UNSPECIFIED;
+    EXPECT_TRUE(voucher::v1::ErrorReason_Parse(reason, &value))
+        << reason << " is not a value of voucher.v1.ErrorReason";
+    EXPECT_NE(value, voucher::v1::ERROR_REASON_UNSPECIFIED) << reason;
+    sent.insert(value);
+  }
+  const auto* e = voucher::v1::ErrorReason_descriptor();
+  for (int i = 0; i < e->value_count(); ++i) {
+    const auto* v = e->value(i);
+    if (v->number() == voucher::v1::ERROR_REASON_UNSPECIFIED) continue;
+    EXPECT_TRUE(sent.contains(v->number())) << v->name() << " is documented but never sent";
+  }
 }
 
 TEST(StatusMap, OkOutcomesAreOkWithoutDetails) {

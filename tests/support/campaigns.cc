@@ -28,7 +28,7 @@ google::protobuf::Timestamp timestamp_of(SystemTime t) {
 CampaignJson::CampaignJson(const std::string& id, const std::string& name) {
   json_["id"] = id;
   json_["name"] = name.empty() ? "Test " + id : name;
-  json_["mode"] = "FIRST_COME";
+  json_["mode"] = "CAMPAIGN_MODE_FIRST_COME";
   json_["startsAt"] = "2020-01-01T00:00:00Z";
   json_["endsAt"] = "2099-01-01T00:00:00Z";
   json_["sites"] = nlohmann::ordered_json::array();
@@ -57,7 +57,7 @@ CampaignJson& CampaignJson::voucher_valid_seconds(std::int64_t seconds) {
 }
 
 CampaignJson& CampaignJson::lottery(double win_probability, int draws_per_day) {
-  json_["mode"] = "LOTTERY";
+  json_["mode"] = "CAMPAIGN_MODE_LOTTERY";
   json_["lottery"] = {{"winProbability", win_probability}, {"drawsPerDay", draws_per_day}};
   return *this;
 }
@@ -69,7 +69,7 @@ CampaignJson& CampaignJson::site(const std::string& id, const std::string& name,
 }
 
 CampaignJson& CampaignJson::spring_site() {
-  return site("site-1", "Spring", "Qingyuan", "HOT_SPRING");
+  return site("site-1", "Spring", "Qingyuan", "SKU_KIND_HOT_SPRING");
 }
 
 CampaignJson& CampaignJson::sku(const std::string& id, const std::string& name,
@@ -147,7 +147,7 @@ CampaignJson spring_and_hotel(const std::string& id, std::int64_t spring_stock,
                               std::int64_t room_stock) {
   CampaignJson c(id);
   c.spring_site().sku("spring", "Spa", 19'800, spring_stock);
-  c.site("site-2", "Hotel", "Shaoguan", "HOTEL").sku("room", "Room", 39'800, room_stock);
+  c.site("site-2", "Hotel", "Shaoguan", "SKU_KIND_HOTEL").sku("room", "Room", 39'800, room_stock);
   return c;
 }
 

@@ -41,7 +41,7 @@ class CampaignJson {
   // LOTTERY with these odds and draws per member per day.
   CampaignJson& lottery(double win_probability, int draws_per_day);
 
-  // `kind`: "HOT_SPRING", "HOTEL", "SCENIC", ...
+  // `kind`: "SKU_KIND_HOT_SPRING", "SKU_KIND_HOTEL", "SKU_KIND_SCENIC", ...
   CampaignJson& site(const std::string& id, const std::string& name, const std::string& city,
                      const std::string& kind);
   // site-1 "Spring", a hot spring in Qingyuan: the site most tests use.
