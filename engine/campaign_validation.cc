@@ -2,6 +2,7 @@
 
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "engine/limits.h"
 #include "engine/lottery.h"
@@ -13,23 +14,22 @@ std::string indexed(std::string_view list, std::size_t i, std::string_view field
   return "campaign." + std::string(list) + "[" + std::to_string(i) + "]." + std::string(field);
 }
 
-std::expected<void, InvalidField> check_id(std::string_view value, std::string field) {
-  if (value.empty()) return std::unexpected(InvalidField{field, field + " must not be empty"});
-  if (value.size() > limits::kIdBytesMax) {
-    return std::unexpected(InvalidField{field, field + " is " + std::to_string(value.size()) +
-                                                   " bytes; the limit is " +
-                                                   std::to_string(limits::kIdBytesMax)});
+using Problems = std::vector<InvalidField>;
+
+void check_id(Problems& out, std::string_view value, std::string field) {
+  if (value.empty()) {
+    out.push_back({field, field + " must not be empty"});
+  } else if (value.size() > limits::kIdBytesMax) {
+    out.push_back({field, field + " is " + std::to_string(value.size()) + " bytes; the limit is " +
+                              std::to_string(limits::kIdBytesMax)});
   }
-  return {};
 }
 
-std::expected<void, InvalidField> check_name(std::string_view value, std::string field) {
+void check_name(Problems& out, std::string_view value, std::string field) {
   if (value.size() > limits::kNameBytesMax) {
-    return std::unexpected(InvalidField{field, field + " is " + std::to_string(value.size()) +
-                                                   " bytes; the limit is " +
-                                                   std::to_string(limits::kNameBytesMax)});
+    out.push_back({field, field + " is " + std::to_string(value.size()) + " bytes; the limit is " +
+                              std::to_string(limits::kNameBytesMax)});
   }
-  return {};
 }
 
 bool kind_is_known(SkuKind k) {
@@ -38,183 +38,178 @@ bool kind_is_known(SkuKind k) {
 }
 
 // The lottery rules of a LOTTERY campaign; a FIRST_COME one has none.
-std::expected<void, InvalidField> check_lottery(const CampaignSpec& spec) {
+void check_lottery(Problems& out, const CampaignSpec& spec) {
   const LotterySpec& l = spec.lottery;
-  auto bad = [](std::string field, std::string message) {
-    return std::unexpected(InvalidField{"campaign.lottery." + field, std::move(message)});
+  auto bad = [&out](std::string field, std::string message) {
+    out.push_back({"campaign.lottery." + field, std::move(message)});
   };
   if (spec.mode != CampaignMode::kLottery) {
     if (l != LotterySpec{}) {
-      return std::unexpected(
-          InvalidField{"campaign.lottery",
-                       "campaign.lottery is for CAMPAIGN_MODE_LOTTERY campaigns; this one is "
-                       "CAMPAIGN_MODE_FIRST_COME"});
+      out.push_back({"campaign.lottery",
+                     "campaign.lottery is for CAMPAIGN_MODE_LOTTERY campaigns; this one is "
+                     "CAMPAIGN_MODE_FIRST_COME"});
     }
-    return {};
+    return;
   }
   if (!(l.win_probability > 0 && l.win_probability <= 1)) {
-    return bad("win_probability",
-               "campaign.lottery.win_probability must be above 0 and at most "
-               "1; got " +
-                   std::to_string(l.win_probability));
+    bad("win_probability", "campaign.lottery.win_probability must be above 0 and at most 1; got " +
+                               std::to_string(l.win_probability));
   }
   if (l.draws_per_day < 0 || l.draws_per_day > limits::kDrawsPerDayMax) {
-    return bad("draws_per_day", "campaign.lottery.draws_per_day must be between 1 and " +
-                                    std::to_string(limits::kDrawsPerDayMax) + " (0: the default, " +
-                                    std::to_string(kDefaultDrawsPerDay) + "); got " +
-                                    std::to_string(l.draws_per_day));
+    bad("draws_per_day", "campaign.lottery.draws_per_day must be between 1 and " +
+                             std::to_string(limits::kDrawsPerDayMax) + " (0: the default, " +
+                             std::to_string(kDefaultDrawsPerDay) + "); got " +
+                             std::to_string(l.draws_per_day));
   }
   if (l.prizes_per_member < 0 || l.prizes_per_member > limits::kPerMemberLimitMax) {
-    return bad("prizes_per_member", "campaign.lottery.prizes_per_member must be between 1 and " +
-                                        std::to_string(limits::kPerMemberLimitMax) +
-                                        " (0: the default, 1); got " +
-                                        std::to_string(l.prizes_per_member));
-  }
-  const std::int32_t prizes = l.prizes_per_member == 0 ? 1 : l.prizes_per_member;
-  if (spec.per_member_limit != 0 && spec.per_member_limit != prizes) {
-    return std::unexpected(InvalidField{
-        "campaign.per_member_limit",
-        "a LOTTERY campaign's allowance is campaign.lottery.prizes_per_member (" +
-            std::to_string(prizes) + "); leave campaign.per_member_limit unset or equal to it"});
+    bad("prizes_per_member", "campaign.lottery.prizes_per_member must be between 1 and " +
+                                 std::to_string(limits::kPerMemberLimitMax) +
+                                 " (0: the default, 1); got " +
+                                 std::to_string(l.prizes_per_member));
+  } else {
+    const std::int32_t prizes = l.prizes_per_member == 0 ? 1 : l.prizes_per_member;
+    if (spec.per_member_limit != 0 && spec.per_member_limit != prizes) {
+      out.push_back({"campaign.per_member_limit",
+                     "a LOTTERY campaign's allowance is campaign.lottery.prizes_per_member (" +
+                         std::to_string(prizes) +
+                         "); leave campaign.per_member_limit unset or equal to it"});
+    }
   }
   if (auto calendar = LotteryCalendar::load(l.time_zone); !calendar) {
-    return bad("time_zone", "campaign.lottery.time_zone: " + calendar.error());
+    bad("time_zone", "campaign.lottery.time_zone: " + calendar.error());
   }
   if (l.sku_choice != SkuChoice::kWeighted) {
     if (!l.sku_weights.empty()) {
-      return bad("sku_weights",
-                 "campaign.lottery.sku_weights needs sku_choice SKU_CHOICE_WEIGHTED");
+      bad("sku_weights", "campaign.lottery.sku_weights needs sku_choice SKU_CHOICE_WEIGHTED");
     }
-    return {};
+    return;
   }
   if (l.sku_weights.size() != spec.skus.size()) {
-    return bad("sku_weights", "campaign.lottery.sku_weights must give every SKU a weight");
+    bad("sku_weights", "campaign.lottery.sku_weights must give every SKU a weight");
+    return;
   }
   bool any = false;
+  bool in_range = true;
   for (std::size_t i = 0; i < l.sku_weights.size(); ++i) {
     const std::int64_t w = l.sku_weights[i];
     if (w < 0 || w > limits::kSkuWeightMax) {
-      return bad("sku_weights", "campaign.lottery.sku_weights: SKU \"" + spec.skus[i].id +
-                                    "\" weight must be between 0 and " +
-                                    std::to_string(limits::kSkuWeightMax) + "; got " +
-                                    std::to_string(w));
+      bad("sku_weights", "campaign.lottery.sku_weights: SKU \"" + spec.skus[i].id +
+                             "\" weight must be between 0 and " +
+                             std::to_string(limits::kSkuWeightMax) + "; got " + std::to_string(w));
+      in_range = false;
     }
     any = any || (w > 0 && spec.skus[i].stock > 0);
   }
-  if (!any) {
-    return bad("sku_weights",
-               "campaign.lottery.sku_weights: no SKU with stock has a weight above 0");
+  if (in_range && !any) {
+    bad("sku_weights", "campaign.lottery.sku_weights: no SKU with stock has a weight above 0");
   }
-  return {};
 }
 
 }  // namespace
 
 bool id_is_valid(std::string_view id) { return !id.empty() && id.size() <= limits::kIdBytesMax; }
 
-std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
-  if (auto r = check_id(spec.id, "campaign.id"); !r) return r;
-  if (auto r = check_name(spec.name, "campaign.name"); !r) return r;
+std::vector<InvalidField> campaign_problems(const CampaignSpec& spec) {
+  Problems out;
+  check_id(out, spec.id, "campaign.id");
+  check_name(out, spec.name, "campaign.name");
   if (spec.mode != CampaignMode::kFirstCome && spec.mode != CampaignMode::kLottery) {
-    return std::unexpected(
-        InvalidField{"campaign.mode",
-                     "campaign.mode must be CAMPAIGN_MODE_FIRST_COME or CAMPAIGN_MODE_LOTTERY"});
+    out.push_back({"campaign.mode",
+                   "campaign.mode must be CAMPAIGN_MODE_FIRST_COME or CAMPAIGN_MODE_LOTTERY"});
   }
   if (spec.starts_at_us <= 0) {
-    return std::unexpected(InvalidField{"campaign.starts_at", "campaign.starts_at must be set"});
-  }
-  if (spec.ends_at_us <= spec.starts_at_us) {
-    return std::unexpected(
-        InvalidField{"campaign.ends_at", "campaign.ends_at must be after campaign.starts_at"});
+    out.push_back({"campaign.starts_at", "campaign.starts_at must be set"});
+  } else if (spec.ends_at_us <= spec.starts_at_us) {
+    out.push_back({"campaign.ends_at", "campaign.ends_at must be after campaign.starts_at"});
   }
   if (spec.per_member_limit < 0 || spec.per_member_limit > limits::kPerMemberLimitMax) {
-    return std::unexpected(InvalidField{"campaign.per_member_limit",
-                                        "campaign.per_member_limit must be between 1 and " +
-                                            std::to_string(limits::kPerMemberLimitMax) +
-                                            " (0 means 1); got " +
-                                            std::to_string(spec.per_member_limit)});
+    out.push_back({"campaign.per_member_limit", "campaign.per_member_limit must be between 1 and " +
+                                                    std::to_string(limits::kPerMemberLimitMax) +
+                                                    " (0 means 1); got " +
+                                                    std::to_string(spec.per_member_limit)});
   }
   if (spec.voucher_valid_days < 0 || spec.voucher_valid_days > limits::kVoucherValidDaysMax) {
-    return std::unexpected(InvalidField{"campaign.voucher_valid_days",
-                                        "campaign.voucher_valid_days must be between 1 and " +
-                                            std::to_string(limits::kVoucherValidDaysMax) +
-                                            " (0 means " +
-                                            std::to_string(limits::kVoucherValidDaysDefault) +
-                                            "); got " + std::to_string(spec.voucher_valid_days)});
+    out.push_back({"campaign.voucher_valid_days",
+                   "campaign.voucher_valid_days must be between 1 and " +
+                       std::to_string(limits::kVoucherValidDaysMax) + " (0 means " +
+                       std::to_string(limits::kVoucherValidDaysDefault) + "); got " +
+                       std::to_string(spec.voucher_valid_days)});
   }
   constexpr std::int64_t kValidSecondsMax = std::int64_t{limits::kVoucherValidDaysMax} * 86'400;
   if (spec.voucher_valid_seconds < 0 || spec.voucher_valid_seconds > kValidSecondsMax) {
-    return std::unexpected(InvalidField{
-        "campaign.voucher_valid_seconds",
-        "campaign.voucher_valid_seconds must be between 1 and " + std::to_string(kValidSecondsMax) +
-            " (0: voucher_valid_days applies); got " + std::to_string(spec.voucher_valid_seconds)});
+    out.push_back({"campaign.voucher_valid_seconds",
+                   "campaign.voucher_valid_seconds must be between 1 and " +
+                       std::to_string(kValidSecondsMax) + " (0: voucher_valid_days applies); got " +
+                       std::to_string(spec.voucher_valid_seconds)});
   }
   if (spec.sites.empty()) {
-    return std::unexpected(InvalidField{"campaign.sites", "campaign.sites must not be empty"});
-  }
-  if (spec.sites.size() > limits::kSitesPerCampaignMax) {
-    return std::unexpected(
-        InvalidField{"campaign.sites", "campaign has " + std::to_string(spec.sites.size()) +
-                                           " sites; the limit is " +
-                                           std::to_string(limits::kSitesPerCampaignMax)});
+    out.push_back({"campaign.sites", "campaign.sites must not be empty"});
+  } else if (spec.sites.size() > limits::kSitesPerCampaignMax) {
+    out.push_back({"campaign.sites", "campaign has " + std::to_string(spec.sites.size()) +
+                                         " sites; the limit is " +
+                                         std::to_string(limits::kSitesPerCampaignMax)});
+    return out;  // too many to check one by one
   }
   if (spec.skus.empty()) {
-    return std::unexpected(InvalidField{"campaign.skus", "campaign.skus must not be empty"});
-  }
-  if (spec.skus.size() > limits::kSkusPerCampaignMax) {
-    return std::unexpected(InvalidField{
-        "campaign.skus", "campaign has " + std::to_string(spec.skus.size()) +
-                             " SKUs; the limit is " + std::to_string(limits::kSkusPerCampaignMax)});
+    out.push_back({"campaign.skus", "campaign.skus must not be empty"});
+  } else if (spec.skus.size() > limits::kSkusPerCampaignMax) {
+    out.push_back({"campaign.skus", "campaign has " + std::to_string(spec.skus.size()) +
+                                        " SKUs; the limit is " +
+                                        std::to_string(limits::kSkusPerCampaignMax)});
+    return out;
   }
 
   std::unordered_set<std::string_view> site_ids;
   for (std::size_t i = 0; i < spec.sites.size(); ++i) {
     const SiteSpec& site = spec.sites[i];
-    if (auto r = check_id(site.id, indexed("sites", i, "id")); !r) return r;
-    if (auto r = check_name(site.name, indexed("sites", i, "name")); !r) return r;
-    if (auto r = check_name(site.city, indexed("sites", i, "city")); !r) return r;
+    check_id(out, site.id, indexed("sites", i, "id"));
+    check_name(out, site.name, indexed("sites", i, "name"));
+    check_name(out, site.city, indexed("sites", i, "city"));
     if (!site_ids.insert(site.id).second) {
-      return std::unexpected(
-          InvalidField{indexed("sites", i, "id"), "duplicate site id \"" + site.id + "\""});
+      out.push_back({indexed("sites", i, "id"), "duplicate site id \"" + site.id + "\""});
     }
   }
 
   std::unordered_set<std::string_view> sku_ids;
   for (std::size_t i = 0; i < spec.skus.size(); ++i) {
     const SkuSpec& sku = spec.skus[i];
-    if (auto r = check_id(sku.id, indexed("skus", i, "id")); !r) return r;
-    if (auto r = check_name(sku.name, indexed("skus", i, "name")); !r) return r;
+    check_id(out, sku.id, indexed("skus", i, "id"));
+    check_name(out, sku.name, indexed("skus", i, "name"));
     if (!sku_ids.insert(sku.id).second) {
-      return std::unexpected(
-          InvalidField{indexed("skus", i, "id"), "duplicate SKU id \"" + sku.id + "\""});
+      out.push_back({indexed("skus", i, "id"), "duplicate SKU id \"" + sku.id + "\""});
     }
     if (!site_ids.contains(sku.site_id)) {
-      return std::unexpected(
-          InvalidField{indexed("skus", i, "site_id"),
-                       "SKU \"" + sku.id + "\" names unknown site \"" + sku.site_id + "\""});
+      out.push_back({indexed("skus", i, "site_id"),
+                     "SKU \"" + sku.id + "\" names unknown site \"" + sku.site_id + "\""});
     }
     if (!kind_is_known(sku.kind)) {
-      return std::unexpected(InvalidField{indexed("skus", i, "kind"),
-                                          "SKU \"" + sku.id +
-                                              "\" kind must be SKU_KIND_HOTEL, SKU_KIND_HOMESTAY, "
-                                              "SKU_KIND_HOT_SPRING or SKU_KIND_SCENIC"});
+      out.push_back(
+          {indexed("skus", i, "kind"), "SKU \"" + sku.id +
+                                           "\" kind must be SKU_KIND_HOTEL, SKU_KIND_HOMESTAY, "
+                                           "SKU_KIND_HOT_SPRING or SKU_KIND_SCENIC"});
     }
     if (sku.stock < 0 || sku.stock > limits::kSkuStockMax) {
-      return std::unexpected(InvalidField{indexed("skus", i, "stock"),
-                                          "SKU \"" + sku.id + "\" stock must be between 0 and " +
-                                              std::to_string(limits::kSkuStockMax) + "; got " +
-                                              std::to_string(sku.stock)});
+      out.push_back({indexed("skus", i, "stock"), "SKU \"" + sku.id +
+                                                      "\" stock must be between 0 and " +
+                                                      std::to_string(limits::kSkuStockMax) +
+                                                      "; got " + std::to_string(sku.stock)});
     }
     if (sku.face_value_cents < 0 || sku.face_value_cents > limits::kFaceValueCentsMax) {
-      return std::unexpected(InvalidField{indexed("skus", i, "face_value_cents"),
-                                          "SKU \"" + sku.id +
-                                              "\" face_value_cents must be between 0 and " +
-                                              std::to_string(limits::kFaceValueCentsMax) +
-                                              "; got " + std::to_string(sku.face_value_cents)});
+      out.push_back({indexed("skus", i, "face_value_cents"),
+                     "SKU \"" + sku.id + "\" face_value_cents must be between 0 and " +
+                         std::to_string(limits::kFaceValueCentsMax) + "; got " +
+                         std::to_string(sku.face_value_cents)});
     }
   }
 
-  if (auto r = check_lottery(spec); !r) return r;
+  check_lottery(out, spec);
+  return out;
+}
+
+std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec) {
+  if (std::vector<InvalidField> problems = campaign_problems(spec); !problems.empty()) {
+    return std::unexpected(std::move(problems.front()));
+  }
 
   if (spec.mode == CampaignMode::kLottery) {
     LotterySpec& l = spec.lottery;

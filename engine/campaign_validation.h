@@ -11,6 +11,7 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/model.h"
 
@@ -22,6 +23,11 @@ struct InvalidField {
 };
 
 [[nodiscard]] std::expected<void, InvalidField> validate_and_normalize(CampaignSpec& spec);
+
+// Every problem of a definition, in the order validate_and_normalize checks
+// them (it refuses with the first); empty when the campaign adds up. For
+// tools that name each wrong field at once (voucherctl campaigns validate).
+[[nodiscard]] std::vector<InvalidField> campaign_problems(const CampaignSpec& spec);
 
 // An id is 1..kIdBytesMax bytes. Returns false for empty or over-long ids.
 [[nodiscard]] bool id_is_valid(std::string_view id);

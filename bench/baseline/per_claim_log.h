@@ -42,6 +42,7 @@ class PerClaimRedisLog final : public ClaimLog, public Store {
 
   // Store: one replica; the engine's counts are the store's.
   [[nodiscard]] std::string_view kind() const override { return "redis-per-claim"; }
+  [[nodiscard]] std::string_view replica_id() const override { return "baseline"; }
   [[nodiscard]] ClaimLog& claim_log() override { return *this; }
   void start() override;
   // Lets queued calls finish, then stops the workers.

@@ -93,7 +93,10 @@ std::expected<std::vector<std::uint8_t>, std::string> load_secret(const Config& 
 
 std::expected<std::unique_ptr<Store>, std::string> make_store(const Config& config,
                                                               const AppOptions& options) {
-  if (config.store == StoreKind::kMemory) return std::make_unique<MemoryStore>();
+  if (config.store == StoreKind::kMemory) {
+    return std::make_unique<MemoryStore>(config.replica_id.empty() ? default_replica_id()
+                                                                   : config.replica_id);
+  }
   if (config.store == StoreKind::kRedisPerClaim) {
     if (!options.per_claim_store) {
       return std::unexpected(

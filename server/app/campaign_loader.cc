@@ -7,8 +7,8 @@
 namespace voucherd {
 
 std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_file(
-    const std::string& path) {
-  auto read = read_file(path, "--campaigns file");
+    const std::string& path, std::string_view what) {
+  auto read = read_file(path, std::string(what));
   if (!read) return std::unexpected(read.error());
   const std::string& json = *read;
 
@@ -21,7 +21,7 @@ std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_fi
   voucher::v1::Campaign one;
   auto one_status = google::protobuf::util::JsonStringToMessage(json, &one, options);
   if (one_status.ok()) return std::vector<voucher::v1::Campaign>{one};
-  return std::unexpected("--campaigns file " + path +
+  return std::unexpected(std::string(what) + " " + path +
                          " is neither a CampaignSet nor a Campaign in protobuf JSON: " +
                          std::string(status.message()));
 }

@@ -1,8 +1,10 @@
-// campaign_loader.h — reads a --campaigns file (protobuf JSON).
+// campaign_loader.h — reads a campaigns file (protobuf JSON): voucherd's
+// --campaigns, voucherctl's campaigns validate and create.
 #pragma once
 
 #include <expected>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "voucher/v1/voucher.pb.h"
@@ -10,7 +12,8 @@
 namespace voucherd {
 
 // Accepts a CampaignSet ({"campaigns": [...]}) or a single Campaign object.
+// `what` names the file in errors ("--campaigns file").
 [[nodiscard]] std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_file(
-    const std::string& path);
+    const std::string& path, std::string_view what = "--campaigns file");
 
 }  // namespace voucherd

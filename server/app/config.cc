@@ -82,8 +82,8 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
                "with a shared store: a campaign from --campaigns replaces a different stored "
                "definition if it has not opened, nothing was issued and nothing is leased");
   app.add_option("--replica-id", c.replica_id,
-                 "with --store=redis: this replica's name in lease records (default: host, "
-                 "pid and a random suffix, new at every start)");
+                 "this replica's name in the store's lease records and in ListReplicas "
+                 "(default: host, pid and a random suffix, new at every start)");
   app.add_option("--lease-timeout-ms", c.lease_timeout_ms,
                  "with --store=redis: a replica that has not beaten this long is taken for dead, "
                  "and any live replica gives its leased units back to the pool (it beats every "
@@ -308,6 +308,12 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
   }
   if (c.redis_min_replicas > 0 && c.store != StoreKind::kRedis) {
     return refuse("--redis-min-replicas is only used with --store=redis");
+  }
+  // Lease records are "replica|SKU": the store splits them at the first '|'.
+  if (c.replica_id.size() > limits::kIdBytesMax ||
+      c.replica_id.find_first_of("|\r\n") != std::string::npos) {
+    return refuse("--replica-id must be at most " + std::to_string(limits::kIdBytesMax) +
+                  " bytes without '|' or line breaks");
   }
   if (c.redis_sentinel.empty() != c.redis_master.empty()) {
     return refuse("--redis-sentinel and --redis-master go together: give both, or neither");

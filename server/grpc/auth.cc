@@ -26,8 +26,8 @@ bool admits(Access access, Role role) {
   switch (access) {
     case Access::kApp:
       return role == Role::kApp;
-    case Access::kAppOrSite:
-      return role == Role::kApp || role == Role::kSite;
+    case Access::kLookup:
+      return role == Role::kApp || role == Role::kSite || role == Role::kAdmin;
     case Access::kSite:
       return role == Role::kSite;
     case Access::kAdmin:

@@ -42,10 +42,10 @@ struct Principal {
 
 // Which callers an RPC admits.
 enum class Access : std::uint8_t {
-  kApp,        // app
-  kAppOrSite,  // app, or a site (the handler checks the voucher's site)
-  kSite,       // a site (the handler checks the site)
-  kAdmin,      // admin
+  kApp,     // app
+  kLookup,  // app, a site (the handler checks the voucher's site), or admin
+  kSite,    // a site (the handler checks the site)
+  kAdmin,   // admin
 };
 
 class Authenticator {

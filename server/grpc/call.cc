@@ -19,8 +19,8 @@ const char* access_text(Access access) {
   switch (access) {
     case Access::kApp:
       return "an app token";
-    case Access::kAppOrSite:
-      return "an app or site token";
+    case Access::kLookup:
+      return "an app, site or admin token";
     case Access::kSite:
       return "a site token";
     case Access::kAdmin:

@@ -8,7 +8,8 @@
 //                      CancelVoucher, ExportRedemptions         (AdminService)
 //   lottery_calls.cc   Draw (VoucherService); RevealSeed, ExportDraws (AdminService)
 //   campaign_calls.cc  CreateCampaign, GetCampaign, ListCampaigns,
-//                      GetCampaignStats, ReconcileCampaign      (AdminService)
+//                      GetCampaignStats, ReconcileCampaign,     (AdminService)
+//                      ListReplicas
 //
 // Each family file exposes one post_*_calls() that grpc_server.cc calls per
 // completion queue.

@@ -1,6 +1,7 @@
 // campaign_calls.cc — the campaign RPCs (AdminService): CreateCampaign, GetCampaign,
 // ListCampaigns, GetCampaignStats and ReconcileCampaign.
 #include <algorithm>
+#include <map>
 
 #include "engine/campaign_validation.h"
 #include "server/grpc/call.h"
@@ -219,6 +220,68 @@ class ReconcileCampaignCall final
   }
 };
 
+// Beats and leases of every replica, per campaign, read from the store on
+// the admin worker; the answering replica is always listed.
+class ListReplicasCall final
+    : public UnaryCall<ListReplicasCall, v1::ListReplicasRequest, v1::ListReplicasResponse> {
+ public:
+  using UnaryCall::UnaryCall;
+  static constexpr Access kAccess = Access::kAdmin;
+  static constexpr Rpc kRpc = Rpc::kListReplicas;
+  void request() {
+    core_.admin_service.RequestListReplicas(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  void handle() {
+    std::vector<const CampaignRuntime*> campaigns;
+    if (request_.campaign_id().empty()) {
+      campaigns = core_.engine.campaigns();
+      std::sort(campaigns.begin(), campaigns.end(),
+                [](const CampaignRuntime* a, const CampaignRuntime* b) {
+                  return a->spec().id < b->spec().id;
+                });
+    } else {
+      const CampaignRuntime* c = named_campaign(request_.campaign_id());
+      if (c == nullptr) return;
+      campaigns.push_back(c);
+    }
+    const bool posted = core_.admin_worker.post([this, campaigns = std::move(campaigns)] {
+      const std::string self(core_.store.replica_id());
+      std::map<std::string, v1::ReplicaInfo> replicas;
+      replicas[self].set_replica_id(self);
+      for (const CampaignRuntime* c : campaigns) {
+        const CampaignSpec& spec = c->spec();
+        auto read = core_.store.read_replicas(spec);
+        if (!read) return fail_store(read.error(), spec.id);
+        for (const ReplicaLeases& r : *read) {
+          v1::ReplicaInfo& info = replicas[r.replica_id];
+          info.set_replica_id(r.replica_id);
+          v1::ReplicaCampaign* out = info.add_campaigns();
+          out->set_campaign_id(spec.id);
+          if (r.last_beat_ms) timestamp_to_proto(*r.last_beat_ms * 1000, out->mutable_last_beat());
+          out->set_beat_age_ms(r.beat_age_ms);
+          out->set_lapsed(r.lapsed);
+          std::int64_t total = 0;
+          for (std::size_t i = 0; i < r.leased.size() && i < spec.skus.size(); ++i) {
+            if (r.leased[i] == 0) continue;
+            v1::SkuLease* lease = out->add_leases();
+            lease->set_sku_id(spec.skus[i].id);
+            lease->set_units(r.leased[i]);
+            total += r.leased[i];
+          }
+          out->set_leased_units(total);
+        }
+      }
+      v1::ListReplicasResponse response;
+      for (auto& [id, info] : replicas) {
+        info.set_answering(id == self);
+        *response.add_replicas() = std::move(info);
+      }
+      reply(response);
+    });
+    if (!posted) fail(to_grpc_status(Outcome::kOverloaded, StatusContext{}));
+  }
+};
+
 }  // namespace
 
 void post_campaign_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq) {
@@ -227,6 +290,7 @@ void post_campaign_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq
   post_calls<ListCampaignsCall>(core, cq);
   post_calls<GetCampaignStatsCall>(core, cq);
   post_calls<ReconcileCampaignCall>(core, cq);
+  post_calls<ListReplicasCall>(core, cq);
 }
 
 }  // namespace voucherd

@@ -13,7 +13,7 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
                              private VoucherLookupOp {
  public:
   using UnaryCall::UnaryCall;
-  static constexpr Access kAccess = Access::kAppOrSite;
+  static constexpr Access kAccess = Access::kLookup;
   static constexpr Rpc kRpc = Rpc::kGetVoucher;
   void request() {
     core_.voucher_service.RequestGetVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);

@@ -130,6 +130,8 @@ const char* rpc_name(Rpc rpc) {
       return "ExportDraws";
     case Rpc::kListCampaigns:
       return "ListCampaigns";
+    case Rpc::kListReplicas:
+      return "ListReplicas";
     case Rpc::kCount:
       break;
   }

@@ -59,6 +59,7 @@ enum class Rpc : std::uint8_t {
   kRevealSeed,
   kExportDraws,
   kListCampaigns,
+  kListReplicas,
   kCount,
 };
 [[nodiscard]] const char* rpc_name(Rpc rpc);

@@ -2,7 +2,9 @@
 // reconciliation, the settlement export, expired counts and the draw log.
 // Each runs on the caller's thread with a short-lived connection of its own,
 // never on the writer's or the keeper's.
+#include <algorithm>
 #include <charconv>
+#include <map>
 
 #include "server/redis/keys.h"
 #include "server/redis/records.h"
@@ -59,6 +61,56 @@ StoreResult<std::vector<std::int64_t>> RedisClaimLog::reconcile(const CampaignSp
     }
   }
   return returned;
+}
+
+StoreResult<std::vector<ReplicaLeases>> RedisClaimLog::read_replicas(const CampaignSpec& spec) {
+  auto conn = open_link();
+  if (!conn) return store_unavailable(conn.error());
+  const CampaignKeys keys(spec.id);
+  auto r = (*conn)->eval(replicas_script(), {keys.alive(), keys.leases()}, {});
+  if (!r) return store_unavailable(r.error());
+  if (r->is_error()) return store_bad_reply("replicas script failed: " + r->str);
+  if (r->type != Reply::Type::kArray || r->elements.size() != 3) {
+    return store_bad_reply("replicas script: unexpected answer");
+  }
+  const std::int64_t now_ms = to_int(r->elements[0]);
+  const std::vector<Reply>& alive = r->elements[1].elements;
+  const std::vector<Reply>& leases = r->elements[2].elements;
+  std::map<std::string, ReplicaLeases, std::less<>> by_id;
+  auto replica = [&](std::string_view id) -> ReplicaLeases& {
+    auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      it = by_id.emplace(std::string(id), ReplicaLeases{}).first;
+      it->second.replica_id = std::string(id);
+      it->second.leased.assign(spec.skus.size(), 0);
+    }
+    return it->second;
+  };
+  const std::int64_t timeout_ms = options_.lease_timeout.count();
+  for (std::size_t i = 0; i + 1 < alive.size(); i += 2) {
+    ReplicaLeases& rl = replica(alive[i].str);
+    rl.last_beat_ms = to_int(alive[i + 1]);
+    rl.beat_age_ms = std::max<std::int64_t>(0, now_ms - *rl.last_beat_ms);
+  }
+  for (std::size_t i = 0; i + 1 < leases.size(); i += 2) {
+    // 'replica|SKU', split at the first '|' as beat.lua splits it.
+    const std::string& field = leases[i].str;
+    const auto bar = field.find('|');
+    if (bar == std::string::npos) continue;
+    ReplicaLeases& rl = replica(std::string_view(field).substr(0, bar));
+    const std::string_view sku = std::string_view(field).substr(bar + 1);
+    for (std::size_t s = 0; s < spec.skus.size(); ++s) {
+      if (spec.skus[s].id == sku) rl.leased[s] += to_int(leases[i + 1]);
+    }
+  }
+  std::vector<ReplicaLeases> out;
+  out.reserve(by_id.size());
+  for (auto& [id, rl] : by_id) {
+    // As the beat script judges it: no beat, or one older than the timeout.
+    rl.lapsed = !rl.last_beat_ms || rl.beat_age_ms > timeout_ms;
+    out.push_back(std::move(rl));
+  }
+  return out;
 }
 
 StoreResult<std::vector<VoucherPtr>> RedisClaimLog::redeemed_vouchers(

@@ -140,6 +140,11 @@ class RedisClaimLog final : public ClaimLog, public Store {
   // the manual tool). Safe while claims continue: live replicas' leases are
   // untouched. Returns the units returned per SKU.
   [[nodiscard]] StoreResult<std::vector<std::int64_t>> reconcile(const CampaignSpec& spec) override;
+  [[nodiscard]] std::string_view replica_id() const override { return options_.replica_id; }
+  // The replicas' beats and leases of a campaign, in one read-only script
+  // (ages by Redis's clock). Blocking; admin path, like read_counts.
+  [[nodiscard]] StoreResult<std::vector<ReplicaLeases>> read_replicas(
+      const CampaignSpec& spec) override;
 
  private:
   struct Lookup {

@@ -14,6 +14,7 @@
 #include "lua/record_fields.lua.h"
 #include "lua/redeem.lua.h"
 #include "lua/register.lua.h"
+#include "lua/replicas.lua.h"
 #include "lua/return_units.lua.h"
 #include "server/redis/lottery_log.h"
 #include "server/redis/records.h"
@@ -86,8 +87,13 @@ const Script& draw_script() {
   return script;
 }
 
+const Script& replicas_script() {
+  static const Script script{after(lua::kNowMs, lua::kReplicas)};
+  return script;
+}
+
 std::span<const NamedScript> all_scripts() {
-  static const std::array<NamedScript, 10> scripts{{
+  static const std::array<NamedScript, 11> scripts{{
       {"index", &index_script()},
       {"register", &register_script()},
       {"lease", &lease_script()},
@@ -98,6 +104,7 @@ std::span<const NamedScript> all_scripts() {
       {"cancel", &cancel_script()},
       {"member_vouchers", &member_vouchers_script()},
       {"draw", &draw_script()},
+      {"replicas", &replicas_script()},
   }};
   return scripts;
 }

@@ -29,6 +29,7 @@ namespace voucherd::redis {
 [[nodiscard]] const Script& beat_script();          // now_ms.lua + beat.lua
 [[nodiscard]] const Script& return_units_script();  // return_units.lua
 [[nodiscard]] const Script& claim_script();         // claim.lua
+[[nodiscard]] const Script& replicas_script();      // now_ms.lua + replicas.lua
 
 struct NamedScript {
   std::string_view name;  // the .lua file's name, without .lua

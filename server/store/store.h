@@ -58,6 +58,15 @@ struct LeaseHealth {
   std::int64_t reclaimed_units_total = 0;
 };
 
+// One replica of a shared store, as the store sees it, for one campaign.
+struct ReplicaLeases {
+  std::string replica_id;
+  std::optional<std::int64_t> last_beat_ms;  // Unix ms by the store's clock; none: never beat
+  std::int64_t beat_age_ms = 0;              // by the store's clock
+  bool lapsed = false;                       // no beat for longer than the lease timeout
+  std::vector<std::int64_t> leased;          // units per SKU of the campaign
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -97,6 +106,15 @@ class Store {
     (void)campaign_id;
     return {};
   }
+  // This process's name in the store's lease records (--replica-id).
+  [[nodiscard]] virtual std::string_view replica_id() const = 0;
+  // Every replica that beats for `spec` or holds leased units of it, ordered
+  // by id; empty for a store without leases. Blocking: admin threads.
+  [[nodiscard]] virtual StoreResult<std::vector<ReplicaLeases>> read_replicas(
+      const CampaignSpec& spec) {
+    (void)spec;
+    return std::vector<ReplicaLeases>{};
+  }
 
   // The writer's figures for /metrics; nullptr/0 for a store without one.
   [[nodiscard]] virtual const metrics::Histogram* batch_claims() const { return nullptr; }
@@ -107,11 +125,14 @@ class Store {
 // One process, vouchers in memory (gone when the process ends).
 class MemoryStore final : public Store {
  public:
+  explicit MemoryStore(std::string replica_id = "memory") : replica_id_(std::move(replica_id)) {}
   [[nodiscard]] std::string_view kind() const override { return "memory"; }
   [[nodiscard]] ClaimLog& claim_log() override { return log_; }
+  [[nodiscard]] std::string_view replica_id() const override { return replica_id_; }
 
  private:
   MemoryClaimLog log_;
+  std::string replica_id_;
 };
 
 // Replaces the issued, redeemed, remaining and member counts in `stats` with

@@ -256,7 +256,8 @@ TEST(LotteryEndToEnd, ACrowdOnTwoReplicasKeepsTheInvariantsAndTheAuditVerifiesIt
     return std::pair{status, said};
   };
   auto [flip_status, flip_text] =
-      tampered("\"reason\":\"UNLUCKY\"", "\"reason\":\"PRIZES_PAUSED_UNTIL_NEXT_RELEASE\"");
+      tampered("\"reason\":\"NO_PRIZE_REASON_UNLUCKY\"",
+               "\"reason\":\"NO_PRIZE_REASON_PRIZES_PAUSED_UNTIL_NEXT_RELEASE\"");
   EXPECT_EQ(flip_status, 1) << flip_text;
   EXPECT_NE(flip_text.find("the rules say UNLUCKY"), std::string::npos) << flip_text;
   auto [member_status, member_text] = tampered("\"member_id\":\"m1-7\"", "\"member_id\":\"m1-7x\"");

@@ -514,6 +514,50 @@ TEST(RedisClaimLog, ReconcileGivesBackTheLeasesOfReplicasWhoseBeatLapsed) {
   EXPECT_EQ(pool + mine, 100);
 }
 
+// ListReplicas' read: every replica that beats or holds leases, its age by
+// Redis's clock, lapsed past the lease timeout (or never beaten), its units
+// per SKU. Set up by hand, with no keeper running to take anything back.
+TEST(RedisClaimLog, ReadReplicasShowsBeatsLeasesAndWhoLapsed) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  redis::ClaimLogOptions options = Replica::make_options(redis_server.url(), "reader");
+  options.lease_timeout = std::chrono::milliseconds(3000);
+  redis::RedisClaimLog log(std::move(options), encode_campaign_definition);
+  const CampaignSpec spec = campaign(100, 100);
+  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  for (auto [replica, beat] : {std::pair{"live", now_ms}, std::pair{"gone", now_ms - 10'000}}) {
+    EXPECT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:alive", replica, std::to_string(beat)}),
+              "1");
+  }
+  for (auto [field, units] : {std::pair{"live|sku-a", "3"}, std::pair{"gone|sku-b", "7"},
+                              std::pair{"gone|sku-a", "1"}, std::pair{"silent|sku-a", "2"}}) {
+    EXPECT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:leases", field, units}), "1");
+  }
+  auto read = log.read_replicas(spec);
+  ASSERT_TRUE(read.has_value()) << read.error().message;
+  ASSERT_EQ(read->size(), 3u);
+  const ReplicaLeases& gone = (*read)[0];
+  EXPECT_EQ(gone.replica_id, "gone");
+  EXPECT_TRUE(gone.lapsed);
+  EXPECT_EQ(gone.last_beat_ms, now_ms - 10'000);
+  EXPECT_GE(gone.beat_age_ms, 9'000);
+  EXPECT_EQ(gone.leased, (std::vector<std::int64_t>{1, 7}));
+  const ReplicaLeases& live = (*read)[1];
+  EXPECT_EQ(live.replica_id, "live");
+  EXPECT_FALSE(live.lapsed);
+  EXPECT_LT(live.beat_age_ms, 3'000);
+  EXPECT_EQ(live.leased, (std::vector<std::int64_t>{3, 0}));
+  const ReplicaLeases& silent = (*read)[2];
+  EXPECT_EQ(silent.replica_id, "silent");
+  EXPECT_TRUE(silent.lapsed);  // holds a lease, never beat
+  EXPECT_FALSE(silent.last_beat_ms.has_value());
+  EXPECT_EQ(silent.leased, (std::vector<std::int64_t>{2, 0}));
+  // Reading changed nothing.
+  EXPECT_EQ(redis_server.cli({"HLEN", "vd:{gd-redis}:leases"}), "4");
+}
+
 struct WaitedCancel final : CancelOp {
   std::string code_text;
   std::promise<std::pair<Outcome, VoucherPtr>> done;

@@ -32,15 +32,16 @@ TEST(Authenticator, AdmitsEachTokenForItsRoleOnly) {
   const Case cases[] = {
       {"Bearer app-token", Access::kApp, std::nullopt},
       {"bearer app-token", Access::kApp, std::nullopt},  // the scheme is case-insensitive
-      {"Bearer app-token", Access::kAppOrSite, std::nullopt},
+      {"Bearer app-token", Access::kLookup, std::nullopt},
       {"Bearer app-token", Access::kSite, R::kPermissionDenied},
       {"Bearer app-token", Access::kAdmin, R::kPermissionDenied},
       {"Bearer spring-desk", Access::kSite, std::nullopt},
-      {"Bearer spring-desk", Access::kAppOrSite, std::nullopt},
+      {"Bearer spring-desk", Access::kLookup, std::nullopt},
       {"Bearer spring-desk", Access::kApp, R::kPermissionDenied},
       {"Bearer spring-desk", Access::kAdmin, R::kPermissionDenied},
       {"Bearer ops", Access::kAdmin, std::nullopt},
       {"Bearer ops", Access::kApp, R::kPermissionDenied},
+      {"Bearer ops", Access::kLookup, std::nullopt},  // operators look vouchers up too
       {"", Access::kApp, R::kUnauthenticated},
       {"Bearer ", Access::kApp, R::kUnauthenticated},
       {"Basic app-token", Access::kApp, R::kUnauthenticated},

@@ -1,0 +1,152 @@
+// admin.cc — voucherctl stats, voucher get | cancel, reconcile, replicas.
+#include <cstdio>
+#include <iostream>
+
+#include "tools/ctl/ctl.h"
+
+namespace voucherd::ctl {
+namespace {
+
+namespace v1 = voucher::v1;
+
+void print_voucher(const v1::Voucher& v) {
+  std::cout << "code             " << v.code() << "\n"
+            << "state            " << short_name(v1::VoucherState_Name(v.state()), "VOUCHER_STATE_")
+            << "\n"
+            << "campaign         " << v.campaign_id() << "\n"
+            << "site             " << v.site_id() << "\n"
+            << "SKU              " << v.sku_id() << " ("
+            << short_name(v1::SkuKind_Name(v.sku_kind()), "SKU_KIND_") << ")\n"
+            << "member           " << v.member_id() << "\n"
+            << "face value       " << v.face_value_cents() / 100 << "."
+            << (v.face_value_cents() % 100 < 10 ? "0" : "") << v.face_value_cents() % 100
+            << " yuan\n"
+            << "issued at        " << time_text(v.issued_at()) << "\n"
+            << "expires at       " << time_text(v.expires_at()) << "\n";
+  if (v.state() == v1::VOUCHER_STATE_REDEEMED) {
+    std::cout << "redeemed at      " << time_text(v.redeemed_at()) << " by site "
+              << v.redeemed_site_id() << " (request " << v.redeem_request_id() << ")\n";
+  }
+}
+
+}  // namespace
+
+int stats(const Session& s, const std::string& campaign, Output o) {
+  grpc::ClientContext ctx;
+  s.prepare(ctx);
+  v1::GetCampaignStatsRequest req;
+  req.set_campaign_id(campaign);
+  v1::CampaignStats st;
+  if (auto status = s.admin().GetCampaignStats(&ctx, req, &st); !status.ok()) {
+    return refused("GetCampaignStats", status);
+  }
+  if (o == Output::kJson) {
+    print_json(st);
+    return kDone;
+  }
+  const char* row = "%-24s %10lld %10lld %10lld %10lld %10lld\n";
+  std::printf("campaign %s: %lld members hold a voucher\n", st.campaign_id().c_str(),
+              static_cast<long long>(st.members()));
+  std::printf("%-24s %10s %10s %10s %10s %10s\n", "SKU", "STOCK", "ISSUED", "REDEEMED", "REMAINING",
+              "EXPIRED");
+  for (const v1::SkuStats& k : st.skus()) {
+    std::printf(row, k.sku_id().c_str(), static_cast<long long>(k.stock()),
+                static_cast<long long>(k.issued()), static_cast<long long>(k.redeemed()),
+                static_cast<long long>(k.remaining()), static_cast<long long>(k.expired()));
+  }
+  std::printf(row, "ALL", static_cast<long long>(st.stock_total()),
+              static_cast<long long>(st.issued()), static_cast<long long>(st.redeemed()),
+              static_cast<long long>(st.remaining()), static_cast<long long>(st.expired()));
+  return kDone;
+}
+
+int voucher_get(const Session& s, const std::string& code, Output o) {
+  grpc::ClientContext ctx;
+  s.prepare(ctx);
+  v1::GetVoucherRequest req;
+  req.set_code(code);
+  v1::Voucher v;
+  if (auto st = s.vouchers().GetVoucher(&ctx, req, &v); !st.ok()) return refused("GetVoucher", st);
+  if (o == Output::kJson) {
+    print_json(v);
+  } else {
+    print_voucher(v);
+  }
+  return kDone;
+}
+
+int voucher_cancel(const Session& s, const std::string& code, Output o) {
+  grpc::ClientContext ctx;
+  s.prepare(ctx);
+  v1::CancelVoucherRequest req;
+  req.set_code(code);
+  v1::Voucher v;
+  if (auto st = s.admin().CancelVoucher(&ctx, req, &v); !st.ok()) {
+    return refused("CancelVoucher", st);
+  }
+  if (o == Output::kJson) {
+    print_json(v);
+  } else {
+    print_voucher(v);
+  }
+  return kDone;
+}
+
+int reconcile(const Session& s, const std::string& campaign, Output o) {
+  grpc::ClientContext ctx;
+  s.prepare(ctx);
+  v1::ReconcileCampaignRequest req;
+  req.set_campaign_id(campaign);
+  v1::ReconcileCampaignResponse r;
+  if (auto st = s.admin().ReconcileCampaign(&ctx, req, &r); !st.ok()) {
+    return refused("ReconcileCampaign", st);
+  }
+  if (o == Output::kJson) {
+    print_json(r);
+    return kDone;
+  }
+  std::printf("campaign %s: %lld units of lapsed replicas' leases returned to the pool\n",
+              r.campaign_id().c_str(), static_cast<long long>(r.units_returned()));
+  for (const v1::SkuReturned& k : r.skus()) {
+    if (k.units_returned() != 0) {
+      std::printf("  %-24s %10lld\n", k.sku_id().c_str(),
+                  static_cast<long long>(k.units_returned()));
+    }
+  }
+  return kDone;
+}
+
+int replicas(const Session& s, const std::string& campaign, Output o) {
+  grpc::ClientContext ctx;
+  s.prepare(ctx);
+  v1::ListReplicasRequest req;
+  req.set_campaign_id(campaign);
+  v1::ListReplicasResponse r;
+  if (auto st = s.admin().ListReplicas(&ctx, req, &r); !st.ok()) {
+    return refused("ListReplicas", st);
+  }
+  if (o == Output::kJson) {
+    print_json(r);
+    return kDone;
+  }
+  // One line per replica and campaign; '*' marks the replica that answered.
+  std::printf("  %-40s %-24s %12s %-7s %10s\n", "REPLICA", "CAMPAIGN", "LAST BEAT", "STATE",
+              "LEASED");
+  for (const v1::ReplicaInfo& rep : r.replicas()) {
+    const char* mark = rep.answering() ? "*" : " ";
+    if (rep.campaigns().empty()) {
+      std::printf("%s %-40s %-24s %12s %-7s %10s\n", mark, rep.replica_id().c_str(), "-", "-", "-",
+                  "-");
+    }
+    for (const v1::ReplicaCampaign& c : rep.campaigns()) {
+      const std::string age =
+          c.has_last_beat() ? std::to_string(c.beat_age_ms()) + " ms ago" : std::string("never");
+      std::printf("%s %-40s %-24s %12s %-7s %10lld\n", mark, rep.replica_id().c_str(),
+                  c.campaign_id().c_str(), age.c_str(), c.lapsed() ? "lapsed" : "live",
+                  static_cast<long long>(c.leased_units()));
+    }
+  }
+  return kDone;
+}
+
+}  // namespace voucherd::ctl
