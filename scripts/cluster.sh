@@ -327,7 +327,7 @@ cmd_up() {
       return 0
     fi
     if [ "$running" -gt 0 ]; then
-      fail "partly up ($running of $total processes run, in $CLUSTER_DIR): run 'scripts/cluster.sh down' first"
+      fail "not fully up ($running of $total processes run, in $CLUSTER_DIR): another 'up' may be starting it; else run 'scripts/cluster.sh down' first"
     fi
     say "a cluster that is no longer running left its state in $CLUSTER_DIR; removing it"
     remove_state

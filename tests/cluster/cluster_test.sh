@@ -52,13 +52,17 @@ finish() {
       tail -n 30 "$f" >&2
     done
   fi
-  timeout 120 "$CLUSTER" down > /dev/null || echo "cluster.sh down failed" >&2
+  timeout 60 "$CLUSTER" down > /dev/null || echo "cluster.sh down failed" >&2
   rm -rf "$WORK"
   rmdir "$CLUSTER_DIR" 2> /dev/null || true
   echo "cluster_test: $((SECONDS - T0)) s"
   exit "$rc"
 }
 trap finish EXIT
+# A signal (ctest's timeout, Ctrl-C) ends the script through finish too,
+# which takes the cluster down: its daemons run in sessions of their own.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 prom_get() { # PATH [QUERY]: the JSON answer of Prometheus' HTTP API
   if [ $# -gt 1 ]; then
@@ -71,7 +75,7 @@ prom_value() { prom_get /api/v1/query "$1" | jq -r '.data.result[0].value[1] // 
 
 # ---- up ----------------------------------------------------------------------
 step "scripts/cluster.sh up (CLUSTER_DIR=$CLUSTER_DIR)"
-timeout 300 "$CLUSTER" up
+timeout 180 "$CLUSTER" up
 E="$CLUSTER_DIR/endpoints.json"
 [ -s "$E" ] || fail "up wrote no endpoints.json"
 LB="$(jq -r .grpc "$E")"
@@ -164,7 +168,7 @@ bash "$SRC/tests/cluster/dashboard_check.sh" "$PROM" "$SRC/deploy/grafana/vouche
 
 # ---- one replica killed --------------------------------------------------------------
 press_once() { # MEMBERS FIRST JSON: members FIRST.. press once each, no retries
-  timeout 120 "$LOAD" --target "$LB" --campaign "$CAMPAIGN" --members "$1" --member-first "$2" \
+  timeout 60 "$LOAD" --target "$LB" --campaign "$CAMPAIGN" --members "$1" --member-first "$2" \
     --repeat-share 0 --threads 1 --concurrency 16 --max-retries 0 --timeout-ms 5000 \
     --json "$3" > "$WORK/press.txt" || { cat "$WORK/press.txt"; fail "voucher-load (press once) failed"; }
   local ok sold other
@@ -206,7 +210,7 @@ echo "ok: status names the dead replica and exits non-zero"
 # ---- down ----------------------------------------------------------------------
 step "scripts/cluster.sh down"
 pids="$(awk '{ print $2 }' "$CLUSTER_DIR/pids")"
-timeout 120 "$CLUSTER" down
+timeout 60 "$CLUSTER" down
 for pid in $pids; do
   if [ -r "/proc/$pid/stat" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat")" != Z ]; then
     fail "process $pid still runs after down"
