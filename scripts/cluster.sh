@@ -340,7 +340,13 @@ cmd_up() {
   : > "$MARKER"
   : > "$PIDS"
   # From here, a failure shows the logs and stops what was started.
-  trap 'status=$?; if [ "$status" -ne 0 ]; then show_logs; say "up failed; stopping what it started"; stop_all; remove_state; fi' EXIT
+  # So does a signal: Ctrl-C, a kill, or stdout's reader gone (SIGPIPE),
+  # which would otherwise end bash without its EXIT trap. (On stderr, as
+  # stdout may be that pipe.)
+  trap 'status=$?; if [ "$status" -ne 0 ]; then { show_logs; say "up failed; stopping what it started"; stop_all; remove_state; } >&2; fi' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM HUP
+  trap 'exit 141' PIPE
 
   local ports
   ports="$(free_ports 4)" || fail "cannot find 4 free ports on 127.0.0.1"
@@ -365,7 +371,7 @@ cmd_up() {
   start_prometheus
   say "Prometheus on 127.0.0.1:$PROM_PORT has scraped every replica"
   write_endpoints
-  trap - EXIT
+  trap - EXIT INT TERM HUP PIPE
   describe
 }
 
@@ -430,11 +436,12 @@ cmd_status() {
     [ "$code" = 200 ] || ok=1
   done
   echo "HAProxy's view (server status last-check):"
-  haproxy_servers | sed 's/^/  /'
+  { haproxy_servers | sed 's/^/  /'; } || true
   haproxy_all_up || ok=1
   echo "Prometheus targets (job instance health):"
   curl -s --max-time 2 "$(jq -r .prometheus "$CLUSTER_DIR/endpoints.json")/api/v1/targets" |
-    jq -r '.data.activeTargets[] | "  \(.labels.job) \(.labels.instance) \(.health)"' || ok=1
+    jq -r '.data.activeTargets[] | "  \(.labels.job) \(.labels.instance) \(.health)"' ||
+    { echo "  (Prometheus does not answer)"; ok=1; }
   describe
   return "$ok"
 }
