@@ -18,10 +18,17 @@ PACKAGES=(
   prometheus-cpp-dev
   prometheus chromium
   tzdata
+  haproxy curl
 )
 # prometheus-cpp-dev: metric families and the text exposition (core only).
 # prometheus: promtool, which the /metrics test uses to check the exposition.
 # chromium: the dashboard test opens / in it, headless.
+# haproxy: the gRPC load balancer of scripts/cluster.sh (the local production
+#   cluster, and its test); with prometheus, which that cluster also runs.
+#   On a machine with systemd, installing it starts Debian's haproxy.service,
+#   whose /etc/haproxy/haproxy.cfg listens on no port: it stays out of the way.
+# curl: scripts/cluster.sh and its test probe /readyz, HAProxy's stats and
+#   Prometheus' HTTP API with it.
 
 missing=()
 for p in "${PACKAGES[@]}"; do
