@@ -13,10 +13,14 @@ PACKAGES=(
   prometheus-cpp-dev
   prometheus chromium
   tzdata
+  systemd strace
 )
 # prometheus-cpp-dev: metric families and the text exposition (core only).
 # prometheus: promtool, which the /metrics test uses to check the exposition.
 # chromium: the dashboard test opens / in it, headless.
+# systemd: systemd-analyze and systemctl --root, which the install test runs
+# on the installed unit offline (systemd need not be running); strace: the
+# same test records voucherd's system calls to check the unit's sandbox.
 
 missing=()
 for p in "${PACKAGES[@]}"; do
