@@ -19,6 +19,7 @@ PACKAGES=(
   prometheus chromium
   tzdata
   haproxy curl
+  systemd strace
 )
 # prometheus-cpp-dev: metric families and the text exposition (core only).
 # prometheus: promtool, which the /metrics test uses to check the exposition.
@@ -29,6 +30,9 @@ PACKAGES=(
 #   whose /etc/haproxy/haproxy.cfg listens on no port: it stays out of the way.
 # curl: scripts/cluster.sh and its test probe /readyz, HAProxy's stats and
 #   Prometheus' HTTP API with it.
+# systemd: systemd-analyze and systemctl --root, which the install test runs
+# on the installed unit offline (systemd need not be running); strace: the
+# same test records voucherd's system calls to check the unit's sandbox.
 
 missing=()
 for p in "${PACKAGES[@]}"; do
