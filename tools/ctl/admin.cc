@@ -29,17 +29,26 @@ void print_voucher(const v1::Voucher& v) {
   }
 }
 
+int show_voucher(Output o, const std::expected<v1::Voucher, int>& v) {
+  if (!v) return v.error();
+  if (o == Output::kJson) {
+    print_json(*v);
+  } else {
+    print_voucher(*v);
+  }
+  return kDone;
+}
+
 }  // namespace
 
 int stats(const Session& s, const std::string& campaign, Output o) {
-  grpc::ClientContext ctx;
-  s.prepare(ctx);
   v1::GetCampaignStatsRequest req;
   req.set_campaign_id(campaign);
-  v1::CampaignStats st;
-  if (auto status = s.admin().GetCampaignStats(&ctx, req, &st); !status.ok()) {
-    return refused("GetCampaignStats", status);
-  }
+  auto got = unary<v1::CampaignStats>(s, "GetCampaignStats", [&](auto& ctx, auto& out) {
+    return s.admin().GetCampaignStats(&ctx, req, &out);
+  });
+  if (!got) return got.error();
+  const v1::CampaignStats& st = *got;
   if (o == Output::kJson) {
     print_json(st);
     return kDone;
@@ -61,46 +70,29 @@ int stats(const Session& s, const std::string& campaign, Output o) {
 }
 
 int voucher_get(const Session& s, const std::string& code, Output o) {
-  grpc::ClientContext ctx;
-  s.prepare(ctx);
   v1::GetVoucherRequest req;
   req.set_code(code);
-  v1::Voucher v;
-  if (auto st = s.vouchers().GetVoucher(&ctx, req, &v); !st.ok()) return refused("GetVoucher", st);
-  if (o == Output::kJson) {
-    print_json(v);
-  } else {
-    print_voucher(v);
-  }
-  return kDone;
+  return show_voucher(o, unary<v1::Voucher>(s, "GetVoucher", [&](auto& ctx, auto& out) {
+                        return s.vouchers().GetVoucher(&ctx, req, &out);
+                      }));
 }
 
 int voucher_cancel(const Session& s, const std::string& code, Output o) {
-  grpc::ClientContext ctx;
-  s.prepare(ctx);
   v1::CancelVoucherRequest req;
   req.set_code(code);
-  v1::Voucher v;
-  if (auto st = s.admin().CancelVoucher(&ctx, req, &v); !st.ok()) {
-    return refused("CancelVoucher", st);
-  }
-  if (o == Output::kJson) {
-    print_json(v);
-  } else {
-    print_voucher(v);
-  }
-  return kDone;
+  return show_voucher(o, unary<v1::Voucher>(s, "CancelVoucher", [&](auto& ctx, auto& out) {
+                        return s.admin().CancelVoucher(&ctx, req, &out);
+                      }));
 }
 
 int reconcile(const Session& s, const std::string& campaign, Output o) {
-  grpc::ClientContext ctx;
-  s.prepare(ctx);
   v1::ReconcileCampaignRequest req;
   req.set_campaign_id(campaign);
-  v1::ReconcileCampaignResponse r;
-  if (auto st = s.admin().ReconcileCampaign(&ctx, req, &r); !st.ok()) {
-    return refused("ReconcileCampaign", st);
-  }
+  auto got = unary<v1::ReconcileCampaignResponse>(
+      s, "ReconcileCampaign",
+      [&](auto& ctx, auto& out) { return s.admin().ReconcileCampaign(&ctx, req, &out); });
+  if (!got) return got.error();
+  const v1::ReconcileCampaignResponse& r = *got;
   if (o == Output::kJson) {
     print_json(r);
     return kDone;
@@ -117,14 +109,13 @@ int reconcile(const Session& s, const std::string& campaign, Output o) {
 }
 
 int replicas(const Session& s, const std::string& campaign, Output o) {
-  grpc::ClientContext ctx;
-  s.prepare(ctx);
   v1::ListReplicasRequest req;
   req.set_campaign_id(campaign);
-  v1::ListReplicasResponse r;
-  if (auto st = s.admin().ListReplicas(&ctx, req, &r); !st.ok()) {
-    return refused("ListReplicas", st);
-  }
+  auto got = unary<v1::ListReplicasResponse>(s, "ListReplicas", [&](auto& ctx, auto& out) {
+    return s.admin().ListReplicas(&ctx, req, &out);
+  });
+  if (!got) return got.error();
+  const v1::ListReplicasResponse& r = *got;
   if (o == Output::kJson) {
     print_json(r);
     return kDone;

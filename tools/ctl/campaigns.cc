@@ -71,6 +71,20 @@ std::expected<std::vector<v1::Campaign>, int> read_campaigns(const std::string& 
   return std::move(*campaigns);
 }
 
+// The file's campaigns if every one adds up; else each problem is printed,
+// then the count and `then`, and the exit status is returned.
+std::expected<std::vector<v1::Campaign>, int> checked_campaigns(const std::string& file,
+                                                                std::string_view then) {
+  auto campaigns = read_campaigns(file);
+  if (!campaigns) return campaigns;
+  if (const int problems = print_problems(file, *campaigns); problems > 0) {
+    std::cerr << "voucherctl: " << file << ": " << problems << " problem"
+              << (problems == 1 ? "" : "s") << then << "\n";
+    return std::unexpected(kFailed);
+  }
+  return campaigns;
+}
+
 }  // namespace
 
 int campaigns_list(const Session& s, Output o) {
@@ -78,14 +92,12 @@ int campaigns_list(const Session& s, Output o) {
   v1::ListCampaignsRequest req;
   req.set_page_size(1000);
   do {
-    grpc::ClientContext ctx;
-    s.prepare(ctx);
-    v1::ListCampaignsResponse page;
-    if (auto st = s.admin().ListCampaigns(&ctx, req, &page); !st.ok()) {
-      return refused("ListCampaigns", st);
-    }
-    for (v1::Campaign& c : *page.mutable_campaigns()) *all.add_campaigns() = std::move(c);
-    req.set_page_token(page.next_page_token());
+    auto page = unary<v1::ListCampaignsResponse>(s, "ListCampaigns", [&](auto& ctx, auto& out) {
+      return s.admin().ListCampaigns(&ctx, req, &out);
+    });
+    if (!page) return page.error();
+    for (v1::Campaign& c : *page->mutable_campaigns()) *all.add_campaigns() = std::move(c);
+    req.set_page_token(page->next_page_token());
   } while (!req.page_token().empty());
   if (o == Output::kJson) {
     print_json(all);
@@ -102,12 +114,13 @@ int campaigns_list(const Session& s, Output o) {
 }
 
 int campaigns_get(const Session& s, const std::string& id, Output o) {
-  grpc::ClientContext ctx;
-  s.prepare(ctx);
   v1::GetCampaignRequest req;
   req.set_campaign_id(id);
-  v1::Campaign c;
-  if (auto st = s.admin().GetCampaign(&ctx, req, &c); !st.ok()) return refused("GetCampaign", st);
+  auto got = unary<v1::Campaign>(s, "GetCampaign", [&](auto& ctx, auto& out) {
+    return s.admin().GetCampaign(&ctx, req, &out);
+  });
+  if (!got) return got.error();
+  const v1::Campaign& c = *got;
   if (o == Output::kJson) {
     print_json(c);
     return kDone;
@@ -130,13 +143,8 @@ int campaigns_get(const Session& s, const std::string& id, Output o) {
 }
 
 int campaigns_validate(const std::string& file) {
-  auto campaigns = read_campaigns(file);
+  auto campaigns = checked_campaigns(file, "");
   if (!campaigns) return campaigns.error();
-  if (const int problems = print_problems(file, *campaigns); problems > 0) {
-    std::cerr << "voucherctl: " << file << ": " << problems << " problem"
-              << (problems == 1 ? "" : "s") << "\n";
-    return kFailed;
-  }
   std::int64_t stock = 0;
   for (const v1::Campaign& c : *campaigns) stock += stock_of(c);
   std::cout << file << ": " << campaigns->size() << " campaign"
@@ -145,24 +153,18 @@ int campaigns_validate(const std::string& file) {
 }
 
 int campaigns_create(const Session& s, const std::string& file, bool replace_before_open) {
-  auto campaigns = read_campaigns(file);
-  if (!campaigns) return campaigns.error();
   // Nothing is sent unless the whole file adds up.
-  if (const int problems = print_problems(file, *campaigns); problems > 0) {
-    std::cerr << "voucherctl: " << file << ": " << problems << " problem"
-              << (problems == 1 ? "" : "s") << "; nothing was created\n";
-    return kFailed;
-  }
+  auto campaigns = checked_campaigns(file, "; nothing was created");
+  if (!campaigns) return campaigns.error();
   for (const v1::Campaign& c : *campaigns) {
-    grpc::ClientContext ctx;
-    s.prepare(ctx);
     v1::CreateCampaignRequest req;
     *req.mutable_campaign() = c;
     req.set_replace_before_open(replace_before_open);
-    v1::Campaign created;
-    if (auto st = s.admin().CreateCampaign(&ctx, req, &created); !st.ok()) {
-      return refused("CreateCampaign \"" + c.id() + "\"", st);
-    }
+    auto made = unary<v1::Campaign>(
+        s, "CreateCampaign \"" + c.id() + "\"",
+        [&](auto& ctx, auto& out) { return s.admin().CreateCampaign(&ctx, req, &out); });
+    if (!made) return made.error();
+    const v1::Campaign& created = *made;
     std::cout << "campaign \"" << created.id() << "\" is served: " << created.sites_size()
               << " sites, " << created.skus_size() << " SKUs, " << stock_of(created) << " packs\n";
   }

@@ -60,6 +60,20 @@ int refused(std::string_view what, const grpc::Status& status);
 // The ErrorInfo reason of a refusal ("SOLD_OUT"), or "".
 [[nodiscard]] std::string reason_of(const grpc::Status& status);
 
+// One unary call on a fresh context with the session's token and deadline:
+// `call(ctx, response)` returns the status. A refusal is reported
+// (refused(what, ...)) and becomes the exit status.
+template <class Response, class Call>
+std::expected<Response, int> unary(const Session& s, std::string_view what, Call&& call) {
+  grpc::ClientContext ctx;
+  s.prepare(ctx);
+  Response response;
+  if (const grpc::Status status = call(ctx, response); !status.ok()) {
+    return std::unexpected(refused(what, status));
+  }
+  return response;
+}
+
 // Protobuf JSON, field names as in the proto, zeros included, one object
 // over several lines.
 void print_json(const google::protobuf::Message& message);
