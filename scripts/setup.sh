@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what voucherd needs to build and test, from Debian's packages.
 # With --tests, also the npm packages the test suite uses (buf, which lints
-# the proto), at the versions their package-lock.json files pin.
+# the proto; gRPC for the Node.js client example), at the versions their
+# package-lock.json files pin.
 # Idempotent: installs nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +19,14 @@ PACKAGES=(
   prometheus-cpp-dev
   prometheus chromium
   tzdata
+  python3-grpcio python3-protobuf
 )
 # prometheus-cpp-dev: metric families and the text exposition (core only).
 # prometheus: promtool, which the /metrics test uses to check the exposition.
 # chromium: the dashboard test opens / in it, headless.
+# python3-grpcio, python3-protobuf: the Python client example
+# (examples/python/claim.py) and its test; grpcio 1.51 is the C++ gRPC's
+# version, protobuf 3.21 matches protobuf-compiler (examples/python/generate.sh).
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -46,7 +51,7 @@ if [ "$with_tests" = 1 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm
   fi
-  for dir in proto; do
+  for dir in proto examples/node; do
     stamp="$dir/node_modules/.package-lock.json"
     if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
       echo "setup: npm ci in $dir"
