@@ -165,9 +165,13 @@ function worthRetrying(code, retryDelayMs) {
   return code === grpc.status.DEADLINE_EXCEEDED;
 }
 
-function printVoucher(response) {
-  const code = response.voucher.code;
-  process.stdout.write(response.already_claimed ? `${code} already claimed\n` : `${code}\n`);
+// already_claimed with this press's own request_id: an earlier attempt of
+// this press was written after all (its answer was lost), and the retry found
+// it. For the member that is this press's voucher, not an old one.
+function printVoucher(response, requestId) {
+  const { code } = response.voucher;
+  const earlier = response.already_claimed && response.voucher.request_id !== requestId;
+  process.stdout.write(earlier ? `${code} already claimed\n` : `${code}\n`);
   return EXIT_VOUCHER;
 }
 
@@ -219,7 +223,7 @@ async function main() {
     if (flags.serviceConfig) {
       // gRPC retries inside this one call, within its deadline.
       try {
-        return printVoucher(await claim(flags.budgetMs));
+        return printVoucher(await claim(flags.budgetMs), flags.requestId);
       } catch (err) {
         const { reason } = errorDetails(errorModel, err);
         process.stderr.write(`no voucher: ${refusal(err, reason)}\n`);
@@ -231,7 +235,7 @@ async function main() {
     for (let attempt = 1; attempt <= flags.attempts; attempt++) {
       const timeoutMs = Math.min(flags.deadlineMs, budgetEnd - performance.now());
       try {
-        return printVoucher(await claim(timeoutMs));
+        return printVoucher(await claim(timeoutMs), flags.requestId);
       } catch (err) {
         if (err.code === undefined) throw err; // not a gRPC status: a bug here
         const { reason, retryDelayMs } = errorDetails(errorModel, err);

@@ -36,7 +36,7 @@ such as deploy/grpc/service_config.json): one call, whose deadline is
 --budget-ms; gRPC's retries do not read RetryInfo.
 
 Prints the voucher code on stdout ("<code> already claimed" when the member
-held it already) and exits 0; or prints why there is none on stderr
+held it from an earlier press, i.e. one with another request_id) and exits 0; or prints why there is none on stderr
 ("no voucher: SOLD_OUT (...)") and exits 1; exits 2 on bad usage. Each retry
 logs one line on stderr.
 
@@ -150,8 +150,11 @@ def worth_retrying(code, retry_delay):
     return code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def print_voucher(response):
-    if response.already_claimed:
+def print_voucher(response, request_id):
+    # already_claimed with this press's own request_id: an earlier attempt of
+    # this press was written after all (its answer was lost), and the retry
+    # found it. For the member that is this press's voucher, not an old one.
+    if response.already_claimed and response.voucher.request_id != request_id:
         print(f"{response.voucher.code} already claimed")
     else:
         print(response.voucher.code)
@@ -189,7 +192,7 @@ def main(argv):
             # gRPC retries inside this one call, within its deadline.
             try:
                 return print_voucher(
-                    claim(request, timeout=args.budget_ms / 1000, metadata=metadata))
+                    claim(request, timeout=args.budget_ms / 1000, metadata=metadata), request_id)
             except grpc.RpcError as err:
                 reason, _ = error_details(err)
                 sys.stderr.write(f"no voucher: {refusal(err, reason)}\n")
@@ -199,7 +202,8 @@ def main(argv):
         for attempt in range(1, args.attempts + 1):
             timeout = min(args.deadline_ms / 1000, budget_end - time.monotonic())
             try:
-                return print_voucher(claim(request, timeout=timeout, metadata=metadata))
+                return print_voucher(claim(request, timeout=timeout, metadata=metadata),
+                                     request_id)
             except grpc.RpcError as err:
                 reason, retry_delay = error_details(err)
                 if not worth_retrying(err.code(), retry_delay):
