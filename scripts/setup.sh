@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what voucherd needs to build and test, from Debian's packages.
 # With --tests, also the npm packages the test suite uses (buf, which lints
-# the proto), at the versions their package-lock.json files pin.
+# the proto; gRPC for the Node.js client example), at the versions their
+# package-lock.json files pin.
 # Idempotent: installs nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ PACKAGES=(
   tzdata
   haproxy curl
   systemd strace
+  python3-grpcio python3-protobuf
 )
 # prometheus-cpp-dev: metric families and the text exposition (core only).
 # prometheus: promtool, which the /metrics test uses to check the exposition.
@@ -33,6 +35,9 @@ PACKAGES=(
 # systemd: systemd-analyze and systemctl --root, which the install test runs
 # on the installed unit offline (systemd need not be running); strace: the
 # same test records voucherd's system calls to check the unit's sandbox.
+# python3-grpcio, python3-protobuf: the Python client example
+# (examples/python/claim.py) and its test; grpcio 1.51 is the C++ gRPC's
+# version, protobuf 3.21 matches protobuf-compiler (examples/python/generate.sh).
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -57,7 +62,7 @@ if [ "$with_tests" = 1 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm
   fi
-  for dir in proto; do
+  for dir in proto examples/node; do
     stamp="$dir/node_modules/.package-lock.json"
     if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
       echo "setup: npm ci in $dir"
