@@ -158,8 +158,8 @@ struct Server {
     c.skus.push_back(
         voucherd::SkuSpec{"sku-1", "site-1", voucherd::SkuKind::kHotel, "Room", 38800, 100});
     (void)engine.create_campaign(std::move(c));
-    metrics =
-        std::make_unique<voucherd::Metrics>(engine, voucherd::MetricsOptions{"bench", &store});
+    metrics = std::make_unique<voucherd::Metrics>(
+        engine, voucherd::MetricsOptions{"bench", &store, std::nullopt});
   }
 };
 Server& server() {

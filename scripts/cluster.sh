@@ -223,6 +223,7 @@ make_secrets() {
   {
     echo "# scripts/cluster.sh: the local cluster's addresses and tokens. Source it."
     echo "export VOUCHERD_TARGET=127.0.0.1:$LB_PORT"
+    echo "export VOUCHERCTL_TARGET=127.0.0.1:$LB_PORT"
     echo "export VOUCHER_LOAD_TOKEN=$(cat "$s/app.token")"
     echo "export VOUCHER_LOAD_ADMIN_TOKEN=$(cat "$s/admin.token")"
     echo "export VOUCHER_LOAD_SITE_TOKEN=$(cat "$s/site-001.token")"

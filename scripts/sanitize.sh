@@ -11,7 +11,7 @@ case "$SAN" in
   thread) DIR=build-tsan ;;
   *) DIR=build-asan ;;
 esac
-scripts/setup.sh
+scripts/setup.sh --tests
 BUILD_DIR="$DIR" BUILD_TYPE=RelWithDebInfo scripts/build.sh \
   -DVOUCHERD_SANITIZE="$SAN" -DVOUCHERD_BUILD_BENCH=OFF
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

@@ -60,7 +60,9 @@ if [ "$with_tests" = 1 ]; then
   if ! command -v npm >/dev/null; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends nodejs npm
   fi
   for dir in proto examples/node; do
     stamp="$dir/node_modules/.package-lock.json"

@@ -3,11 +3,15 @@
 #include "server/app/app.h"
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -60,6 +64,21 @@ std::expected<std::string, std::string> read_pem(const std::string& path, const 
     return std::unexpected(std::string("cannot read a PEM file from ") + flag + " " + path);
   }
   return text;
+}
+
+// When the first certificate of a PEM text stops being valid (notAfter), in
+// Unix seconds, for voucherd_tls_certificate_not_after_seconds.
+std::expected<std::int64_t, std::string> certificate_not_after(const std::string& pem,
+                                                               const std::string& path) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr, &X509_free);
+  std::tm tm{};
+  if (!cert || ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) {
+    return std::unexpected("--tls-cert " + path + " holds no certificate voucherd can read");
+  }
+  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 // gRPC's own TLS: the certificate and key, and with a client CA, mutual TLS.
@@ -244,10 +263,16 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
   auto auth = load_auth(config);
   if (!auth) return failed(auth.error());
   GrpcServerOptions server_options;
+  MetricsOptions metrics_options{VOUCHERD_VERSION, store->get(), std::nullopt};
   if (!config.tls_cert.empty()) {
     auto credentials = tls_credentials(config);
     if (!credentials) return failed(credentials.error());
     server_options.credentials = std::move(*credentials);
+    auto pem = read_pem(config.tls_cert, "--tls-cert");
+    if (!pem) return failed(pem.error());
+    auto not_after = certificate_not_after(*pem, config.tls_cert);
+    if (!not_after) return failed(not_after.error());
+    metrics_options.tls_not_after_seconds = *not_after;
   }
   server_options.listen = config.listen;
   server_options.polling_threads = config.grpc_threads;
@@ -258,7 +283,7 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
   const std::string transport = config.tls_cert.empty()        ? "plaintext"
                                 : config.tls_client_ca.empty() ? "TLS"
                                                                : "mutual TLS";
-  Metrics metrics(engine, MetricsOptions{VOUCHERD_VERSION, store->get()});
+  Metrics metrics(engine, std::move(metrics_options));
   server_options.metrics = &metrics;
   OpsServerOptions ops_options;
   ops_options.listen = config.ops_listen;

@@ -226,6 +226,15 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   build.metric.push_back(gauge({{"version", options_.version}, {"store", store_kind}}, 1));
   out.push_back(std::move(build));
 
+  if (options_.tls_not_after_seconds) {
+    MetricFamily tls = family("voucherd_tls_certificate_not_after_seconds",
+                              "when the gRPC port's certificate (--tls-cert) expires, in Unix "
+                              "seconds (only with TLS)",
+                              MetricType::Gauge);
+    tls.metric.push_back(gauge({}, static_cast<double>(*options_.tls_not_after_seconds)));
+    out.push_back(std::move(tls));
+  }
+
   const bool connected = options_.store->connected();
   MetricFamily store = family("voucherd_store_connected",
                               "1 while the claim log is reachable (always 1 for the memory store)",

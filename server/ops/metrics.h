@@ -75,6 +75,8 @@ static_assert(kNoPrizeSlot < kOutcomeSlotsMax, "outcome slots must hold every Ou
 struct MetricsOptions {
   std::string version;
   Store* store = nullptr;  // connection state, store-wide counts, leases, writer figures
+  // With TLS: when --tls-cert expires (notAfter, Unix seconds).
+  std::optional<std::int64_t> tls_not_after_seconds;
 };
 
 // What the ops thread samples once a second for the dashboard's series.

@@ -1,8 +1,9 @@
 // tls_e2e_test — voucherd serves gRPC over TLS with --tls-cert/--tls-key, and
 // requires client certificates with --tls-client-ca (mutual TLS): a
-// plaintext client and a client without a certificate get nowhere; bad TLS
-// flags exit 2 before listening. Certificates are made by `openssl` in the
-// test's temp dir.
+// plaintext client and a client without a certificate get nowhere (voucherctl
+// included, which reaches it with its TLS flags); the certificate's expiry is
+// exported for the alert; bad TLS flags exit 2 before listening. Certificates are made by `openssl`
+// in the test's temp dir.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 
 #include "tests/support/campaigns.h"
 #include "tests/support/client.h"
+#include "tests/support/http_get.h"
 #include "tests/support/voucherd_process.h"
 
 namespace voucherd::testing {
@@ -73,6 +75,34 @@ TEST(TlsEndToEnd, ServesOverTlsAndRequiresClientCertificatesWhenAsked) {
     EXPECT_TRUE(claim(tls.target(), grpc::SslCredentials(trust)).ok());
     EXPECT_EQ(claim(tls.target(), grpc::InsecureChannelCredentials()).error_code(),
               grpc::StatusCode::UNAVAILABLE);
+    // The certificate's notAfter (made for 2 days) is exported for the
+    // expiry alert.
+    const HttpAnswer metrics = http_get(tls.ops_port(), "/metrics");
+    const std::string name = "voucherd_tls_certificate_not_after_seconds ";
+    const auto at = metrics.body.find("\n" + name);
+    ASSERT_NE(at, std::string::npos) << metrics.body.substr(0, 2000);
+    const double not_after = std::stod(metrics.body.substr(at + 1 + name.size()));
+    const double in_two_days =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()) +
+        2 * 86'400;
+    EXPECT_NEAR(not_after, in_two_days, 600);
+    // voucherctl reaches it with --tls-ca, and not without.
+    std::string out, err;
+    EXPECT_EQ(run_program(dir,
+                          {VOUCHERCTL_BINARY, "campaigns", "list", "--target", tls.target(),
+                           "--tls-ca", p("ca.pem")},
+                          &out, &err),
+              0)
+        << err;
+    EXPECT_NE(out.find("tls"), std::string::npos) << out;
+    EXPECT_EQ(run_program(dir,
+                          {VOUCHERCTL_BINARY, "campaigns", "list", "--target", tls.target(),
+                           "--deadline-s", "2"},
+                          &out, &err),
+              1);
+    EXPECT_NE(err.find("UNAVAILABLE"), std::string::npos) << err;
     EXPECT_EQ(tls.stop(SIGTERM), std::optional<int>(0));
     EXPECT_NE(tls.stderr_text().find(", TLS)"), std::string::npos) << tls.stderr_text();
   }
@@ -83,6 +113,22 @@ TEST(TlsEndToEnd, ServesOverTlsAndRequiresClientCertificatesWhenAsked) {
     EXPECT_TRUE(claim(mtls.target(), grpc::SslCredentials(with_cert)).ok());
     EXPECT_EQ(claim(mtls.target(), grpc::SslCredentials(trust)).error_code(),
               grpc::StatusCode::UNAVAILABLE);
+    // voucherctl with its client certificate; without one it gets nowhere,
+    // and a certificate without its key is bad usage.
+    std::string out, err;
+    const std::vector<std::string> stats = {VOUCHERCTL_BINARY, "stats",        "tls",
+                                            "--target",        mtls.target(),  "--tls-ca",
+                                            p("ca.pem"),       "--deadline-s", "2"};
+    auto with = [&](std::vector<std::string> more) {
+      std::vector<std::string> argv = stats;
+      argv.insert(argv.end(), more.begin(), more.end());
+      return run_program(dir, argv, &out, &err);
+    };
+    EXPECT_EQ(with({"--tls-cert", p("client.pem"), "--tls-key", p("client.key")}), 0) << err;
+    EXPECT_NE(out.find("ALL"), std::string::npos) << out;
+    EXPECT_EQ(with({}), 1);
+    EXPECT_EQ(with({"--tls-cert", p("client.pem")}), 2);
+    EXPECT_NE(err.find("--tls-key"), std::string::npos) << err;
     EXPECT_EQ(mtls.stop(SIGTERM), std::optional<int>(0));
   }
 }

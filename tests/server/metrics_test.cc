@@ -65,7 +65,7 @@ class MetricsOfAnEngine : public ::testing::Test {
 };
 
 TEST_F(MetricsOfAnEngine, ExpositionParsesStrictlyAndCountsWhatItWasTold) {
-  Metrics metrics(engine_, MetricsOptions{"1.2.3", &store_});
+  Metrics metrics(engine_, MetricsOptions{"1.2.3", &store_, std::nullopt});
   metrics.count_claim("spring", Outcome::kOk);
   metrics.count_claim("spring", Outcome::kOk);
   metrics.count_claim("spring", Outcome::kSoldOut);

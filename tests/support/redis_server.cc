@@ -58,22 +58,51 @@ RedisServer::RedisServer(std::filesystem::path data_dir, std::vector<std::string
   options_.appendfsync = std::move(appendfsync);
   options_.args = std::move(extra_args);
   std::filesystem::create_directories(dir_);
-  port_ = free_loopback_port();
-  start();
+  start_on_free_port();
 }
 
 RedisServer::RedisServer(const TempDir& dir, RedisServerOptions options)
     : dir_(dir.path() / options.name), options_(std::move(options)) {
   std::filesystem::create_directories(dir_);
-  port_ = free_loopback_port();
-  start();
+  start_on_free_port();
+}
+
+// A port that was free a moment ago may be taken by the time redis-server
+// binds it (another test's connection took it as its own port): then the
+// server exits at once, and it is started again on other ports, with a
+// fresh configuration file. So is a Redis Cluster node's bus port.
+void RedisServer::start_on_free_port() {
+  constexpr int kAttempts = 4;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    port_ = free_loopback_port();
+    if (attempt > 1) {
+      std::filesystem::remove(dir_ / "redis.conf");
+      for (std::size_t i = 0; i + 1 < options_.args.size(); ++i) {
+        if (options_.args[i] == "--cluster-port") {
+          options_.args[i + 1] = std::to_string(free_loopback_port());
+        }
+      }
+    }
+    if (spawn() != Started::kExited) return;
+    if (attempt == kAttempts) {
+      ADD_FAILURE() << "redis-server exited at start " << kAttempts << " times (ports taken?); see "
+                    << (dir_ / "redis.log").string();
+    }
+  }
+}
+
+void RedisServer::start() {
+  if (spawn() == Started::kExited) {
+    ADD_FAILURE() << "redis-server exited at start on port " << port_ << "; see "
+                  << (dir_ / "redis.log").string();
+  }
 }
 
 RedisServer::~RedisServer() {
   if (pid_ > 0) kill_hard();
 }
 
-void RedisServer::start() {
+RedisServer::Started RedisServer::spawn() {
   // A configuration file (not flags), so that CONFIG REWRITE works: Sentinel
   // rewrites a replica's file when a failover reconfigures it.
   std::vector<std::string> lines = {
@@ -107,14 +136,20 @@ void RedisServer::start() {
   posix_spawn_file_actions_destroy(&actions);
   if (pid_ <= 0) {
     ADD_FAILURE() << "cannot start redis-server";
-    return;
+    return Started::kSilent;
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (cli({"PING"}) == "PONG") return;
+    if (cli({"PING"}) == "PONG") return Started::kAnswering;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return Started::kExited;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ADD_FAILURE() << "redis-server on port " << port_ << " did not answer PING";
+  return Started::kSilent;
 }
 
 void RedisServer::send_signal(int signal) const {

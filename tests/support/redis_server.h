@@ -66,6 +66,11 @@ class RedisServer {
   [[nodiscard]] std::string cli(const std::vector<std::string>& args) const;
 
  private:
+  enum class Started { kAnswering, kExited, kSilent };
+  // Starts redis-server on port_ and waits until it answers PING, or exits.
+  Started spawn();
+  void start_on_free_port();
+
   std::filesystem::path dir_;
   RedisServerOptions options_;
   int port_ = 0;
