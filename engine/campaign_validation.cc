@@ -17,12 +17,8 @@ std::string indexed(std::string_view list, std::size_t i, std::string_view field
 using Problems = std::vector<InvalidField>;
 
 void check_id(Problems& out, std::string_view value, std::string field) {
-  if (value.empty()) {
-    out.push_back({field, field + " must not be empty"});
-  } else if (value.size() > limits::kIdBytesMax) {
-    out.push_back({field, field + " is " + std::to_string(value.size()) + " bytes; the limit is " +
-                              std::to_string(limits::kIdBytesMax)});
-  }
+  const IdProblem problem = id_problem(value);
+  if (problem != IdProblem::kNone) out.push_back({field, id_problem_text(field, value, problem)});
 }
 
 void check_name(Problems& out, std::string_view value, std::string field) {
@@ -107,7 +103,44 @@ void check_lottery(Problems& out, const CampaignSpec& spec) {
 
 }  // namespace
 
-bool id_is_valid(std::string_view id) { return !id.empty() && id.size() <= limits::kIdBytesMax; }
+std::size_t control_character_at(std::string_view id) {
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const auto b = static_cast<unsigned char>(id[i]);
+    if (b < 0x20 || b == 0x7F) return i;
+  }
+  return std::string_view::npos;
+}
+
+IdProblem id_problem(std::string_view id) {
+  // Length first: an over-long id is refused without being read further.
+  if (id.empty()) return IdProblem::kEmpty;
+  if (id.size() > limits::kIdBytesMax) return IdProblem::kTooLong;
+  if (control_character_at(id) != std::string_view::npos) return IdProblem::kControlCharacter;
+  return IdProblem::kNone;
+}
+
+bool id_is_valid(std::string_view id) { return id_problem(id) == IdProblem::kNone; }
+
+std::string id_problem_text(std::string_view field, std::string_view id, IdProblem problem) {
+  std::string text(field);
+  switch (problem) {
+    case IdProblem::kEmpty:
+      return text + " must not be empty";
+    case IdProblem::kTooLong:
+      return text + " is " + std::to_string(id.size()) + " bytes; the limit is " +
+             std::to_string(limits::kIdBytesMax);
+    case IdProblem::kControlCharacter: {
+      static constexpr char kHex[] = "0123456789abcdef";
+      const std::size_t at = control_character_at(id);
+      const auto b = static_cast<unsigned char>(id[at]);
+      return text + " contains a control character (byte 0x" + kHex[b >> 4] + kHex[b & 15] +
+             " at offset " + std::to_string(at) + "); ids are printable text";
+    }
+    case IdProblem::kNone:
+      break;
+  }
+  return text + " is valid";
+}
 
 std::vector<InvalidField> campaign_problems(const CampaignSpec& spec) {
   Problems out;

@@ -16,6 +16,15 @@ namespace voucherd::limits {
 inline constexpr std::size_t kIdBytesMax = 128;
 // Campaign, site and SKU names are shown in apps; 256 bytes is ~85 CJK chars.
 inline constexpr std::size_t kNameBytesMax = 256;
+// An error shows at most this many bytes of anything the caller sent (an
+// id, a code), escaped (so up to 4x as many on the wire) and marked when
+// cut: an echo of unbounded input makes the trailers outgrow what clients
+// accept (~8-64 KiB), and the call then never completes for the client.
+inline constexpr std::size_t kEchoedInputBytesMax = 128;
+// An error message as a whole (what it quotes plus the words around it)
+// stays below this; a longer one is cut. Far inside any client's trailer
+// bound, even with the same text again in the google.rpc.Status detail.
+inline constexpr std::size_t kErrorMessageBytesMax = 1024;
 
 // SKU and site indexes are carried in 10 bits of a voucher code.
 inline constexpr std::size_t kCodeSkuIndexBits = 10;
@@ -103,6 +112,9 @@ inline constexpr std::int64_t kLeaseLowWaterDivisor = 2;
 inline constexpr std::size_t kSecretBytesMin = 32;
 inline constexpr std::size_t kSecretBytesMax = 1024;
 
+static_assert(kEchoedInputBytesMax >= kIdBytesMax, "a valid id is shown whole in errors");
+static_assert(2 * (kEchoedInputBytesMax + 2) + 256 < kErrorMessageBytesMax,
+              "a message quoting two plain ids is never cut");
 static_assert(kClaimLogBatchMax <= kClaimLogQueueMax, "a batch comes out of the queue");
 static_assert(kStockWaitersMax <= kClaimLogQueueMax, "woken waiters fit in the claim-log queue");
 static_assert(kClaimBatchClaimsMax * 16 <= kClaimLogQueueMax,

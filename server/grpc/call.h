@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -68,6 +69,23 @@ class Tag {
                                                        Access access,
                                                        std::optional<Principal>* principal);
 
+// One id of a request, and whether the request must carry it.
+struct IdField {
+  std::string_view field;
+  std::string_view id;
+  bool required = true;
+};
+
+// The refusal (INVALID_ARGUMENT naming the field) of the first id that breaks
+// the id rules (empty when required, over-long, control characters), or
+// nothing. Every call that takes ids checks them with this first, before
+// the engine, metrics or logs look at them.
+[[nodiscard]] std::optional<grpc::Status> refuse_bad_ids(std::initializer_list<IdField> ids);
+
+// The refusal of a voucher code longer than any code's text
+// (limits::kCodeTextBytesMax) or empty, or nothing.
+[[nodiscard]] std::optional<grpc::Status> refuse_bad_code(std::string_view code);
+
 // Context for the admin calls that name one campaign.
 [[nodiscard]] StatusContext campaign_context(std::string_view campaign_id);
 
@@ -82,7 +100,10 @@ class Tag {
 template <class Request>
 std::string request_id_of(const Request& request, const grpc::ServerContext& ctx) {
   if constexpr (requires { request.request_id(); }) {
-    if (!request.request_id().empty()) return request.request_id();
+    // Bounded: a refused request's id may be of any length.
+    if (!request.request_id().empty()) {
+      return request.request_id().substr(0, limits::kIdBytesMax);
+    }
   }
   const auto& metadata = ctx.client_metadata();
   if (const auto it = metadata.find("x-request-id"); it != metadata.end()) {
@@ -167,11 +188,11 @@ class UnaryCall : public Tag {
   // The campaign an admin call names, or nullptr with the call answered
   // (INVALID_ARGUMENT for a malformed id, NOT_FOUND for an unknown one).
   const CampaignRuntime* named_campaign(std::string_view campaign_id) {
-    const StatusContext ctx = campaign_context(campaign_id);
-    if (!id_is_valid(campaign_id)) {
-      fail(to_grpc_status(Outcome::kInvalidArgument, ctx));
+    if (auto refused = refuse_bad_ids({{"campaign_id", campaign_id}})) {
+      fail(*refused);
       return nullptr;
     }
+    const StatusContext ctx = campaign_context(campaign_id);
     const CampaignRuntime* c = core_.engine.find_campaign(campaign_id);
     if (c == nullptr) fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
     return c;
@@ -244,6 +265,9 @@ class ExportCall : public Tag {
   void handle() {
     std::optional<Principal> principal;
     if (auto refused = check_access(core_, ctx_, Access::kAdmin, &principal)) {
+      return finish(*refused);
+    }
+    if (auto refused = refuse_bad_ids({{"campaign_id", request_.campaign_id()}})) {
       return finish(*refused);
     }
     const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());

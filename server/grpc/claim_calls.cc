@@ -6,6 +6,15 @@
 namespace voucherd {
 namespace {
 
+// The refusal of a claim whose ids break the id rules, or nothing: checked
+// before the engine, metrics or logs look at them.
+std::optional<grpc::Status> refuse_bad_claim_ids(const v1::ClaimRequest& claim) {
+  return refuse_bad_ids({{"campaign_id", claim.campaign_id()},
+                         {"member_id", claim.member_id()},
+                         {"sku_id", claim.sku_id(), false},
+                         {"request_id", claim.request_id(), false}});
+}
+
 class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimResponse>,
                         private ClaimOp {
  public:
@@ -16,6 +25,10 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     core_.voucher_service.RequestClaim(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = refuse_bad_claim_ids(request_)) {
+      if (core_.metrics != nullptr) core_.metrics->count_claim({}, Outcome::kInvalidArgument);
+      return fail(*refused);
+    }
     campaign_id = request_.campaign_id();
     member_id = request_.member_id();
     sku_id = request_.sku_id();
@@ -83,6 +96,13 @@ class ClaimBatchCall final
       const v1::ClaimRequest& claim = request_.claims(static_cast<int>(i));
       Item& item = items_[i];
       item.batch = this;
+      if (refuse_bad_claim_ids(claim)) {
+        // Answered in answer(), which words the refusal again; this loop's
+        // share keeps claim_done() from answering here.
+        item.refused_ids = true;
+        item.on_claim_done(ClaimResult{Outcome::kInvalidArgument, nullptr, nullptr});
+        continue;
+      }
       item.campaign_id = claim.campaign_id();
       item.member_id = claim.member_id();
       item.sku_id = claim.sku_id();
@@ -106,6 +126,7 @@ class ClaimBatchCall final
  private:
   struct Item final : ClaimOp {
     ClaimBatchCall* batch = nullptr;
+    bool refused_ids = false;  // refused before the engine: the ids break the id rules
     ClaimResult result;
     void on_claim_done(const ClaimResult& r) override {
       result = r;
@@ -145,8 +166,18 @@ class ClaimBatchCall final
     const char* last_field = nullptr;
     const v1::ClaimRequest* last_claim = nullptr;
     for (int i = 0; i < n; ++i) {
-      const ClaimResult& r = items_[static_cast<std::size_t>(i)].result;
+      const Item& item = items_[static_cast<std::size_t>(i)];
+      const ClaimResult& r = item.result;
       const v1::ClaimRequest& claim = request_.claims(i);
+      if (item.refused_ids) {
+        if (core_.metrics != nullptr) core_.metrics->count_claim({}, Outcome::kInvalidArgument);
+        const grpc::Status status = refuse_bad_claim_ids(claim).value();
+        v1::ClaimResult* out = response.add_results();
+        out->set_code(static_cast<std::int32_t>(status.error_code()));
+        out->set_message(status.error_message());
+        out->set_reason(wire_reason(Outcome::kInvalidArgument));
+        continue;
+      }
       // Every claim of a batch counts as a claim, by its outcome.
       if (core_.metrics != nullptr) {
         core_.metrics->count_claim(claim.campaign_id(), refusal_on_wire(core_, r.outcome));

@@ -15,6 +15,14 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
     core_.voucher_service.RequestDraw(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = refuse_bad_ids({{"campaign_id", request_.campaign_id()},
+                                       {"member_id", request_.member_id()},
+                                       {"request_id", request_.request_id()}})) {
+      if (core_.metrics != nullptr) {
+        core_.metrics->count_draw({}, Outcome::kInvalidArgument, false);
+      }
+      return fail(*refused);
+    }
     campaign_id = request_.campaign_id();
     member_id = request_.member_id();
     request_id = request_.request_id();

@@ -10,19 +10,72 @@ namespace {
 constexpr const char* kDomain = "voucherd";
 constexpr int kRetryDelayMs = 200;  // a hint for shed load; callers add jitter
 
-grpc::Status make(grpc::StatusCode code, std::string message, Outcome reason,
+// Whether `b` starts a UTF-8 sequence (is not a continuation byte).
+bool starts_char(char b) { return (static_cast<unsigned char>(b) & 0xC0) != 0x80; }
+
+// The first at most `bytes_max` bytes of `s`, cut back to a character
+// boundary: a cut inside a UTF-8 sequence would make the proto3 strings of
+// the detail unreadable to the client.
+std::string_view prefix_of(std::string_view s, std::size_t bytes_max) {
+  if (s.size() <= bytes_max) return s;
+  std::size_t n = bytes_max;
+  while (n > 0 && !starts_char(s[n])) --n;
+  return s.substr(0, n);
+}
+
+// Appends `s` with control characters as \xNN (and, when `in_quotes`, a
+// quote or backslash behind a backslash).
+void append_escaped(std::string& out, std::string_view s, bool in_quotes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (const char ch : s) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b < 0x20 || b == 0x7F) {
+      out += "\\x";
+      out.push_back(kHex[b >> 4]);
+      out.push_back(kHex[b & 15]);
+    } else if (in_quotes && (ch == '"' || ch == '\\')) {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else {
+      out.push_back(ch);
+    }
+  }
+}
+
+// A metadata value: the caller's input as it is when short and printable,
+// else its escaped prefix marked with "…" when cut.
+std::string metadata_value(std::string_view s) {
+  const std::string_view head = prefix_of(s, limits::kEchoedInputBytesMax);
+  std::string out;
+  append_escaped(out, head, false);
+  if (head.size() < s.size()) out += "\u2026";
+  return out;
+}
+
+// The whole message, bounded (a backstop behind quoted(): messages also
+// quote values that no single rule bounds, such as a definition's ids).
+std::string bounded_message(std::string message) {
+  if (message.size() <= limits::kErrorMessageBytesMax) return message;
+  constexpr std::string_view kCut = "\u2026 (message cut)";
+  std::string out(prefix_of(message, limits::kErrorMessageBytesMax - kCut.size()));
+  out += kCut;
+  return out;
+}
+
+grpc::Status make(grpc::StatusCode code, std::string raw_message, Outcome reason,
                   const StatusContext& ctx, bool retry_hint) {
+  std::string message = bounded_message(std::move(raw_message));
   google::rpc::Status detail;
   detail.set_code(static_cast<int>(code));
   detail.set_message(message);
   google::rpc::ErrorInfo info;
   info.set_reason(wire_reason(reason));
   info.set_domain(kDomain);
-  if (!ctx.campaign_id.empty())
-    (*info.mutable_metadata())["campaign_id"] = std::string(ctx.campaign_id);
-  if (!ctx.sku_id.empty()) (*info.mutable_metadata())["sku_id"] = std::string(ctx.sku_id);
-  if (!ctx.site_id.empty()) (*info.mutable_metadata())["site_id"] = std::string(ctx.site_id);
-  if (!ctx.field.empty()) (*info.mutable_metadata())["field"] = std::string(ctx.field);
+  auto& metadata = *info.mutable_metadata();
+  if (!ctx.campaign_id.empty()) metadata["campaign_id"] = metadata_value(ctx.campaign_id);
+  if (!ctx.sku_id.empty()) metadata["sku_id"] = metadata_value(ctx.sku_id);
+  if (!ctx.site_id.empty()) metadata["site_id"] = metadata_value(ctx.site_id);
+  if (!ctx.field.empty()) metadata["field"] = metadata_value(ctx.field);
   detail.add_details()->PackFrom(info);
   if (retry_hint) {
     google::rpc::RetryInfo retry;
@@ -32,7 +85,7 @@ grpc::Status make(grpc::StatusCode code, std::string message, Outcome reason,
   return grpc::Status(code, std::move(message), detail.SerializeAsString());
 }
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) { return quoted_input(s); }
 
 std::string with_detail(std::string message, const StatusContext& ctx) {
   if (!ctx.detail.empty()) message += ": " + ctx.detail;
@@ -40,6 +93,18 @@ std::string with_detail(std::string message, const StatusContext& ctx) {
 }
 
 }  // namespace
+
+std::string quoted_input(std::string_view s) {
+  const std::string_view head = prefix_of(s, limits::kEchoedInputBytesMax);
+  std::string out = "\"";
+  append_escaped(out, head, true);
+  if (head.size() < s.size()) {
+    out += "\u2026\" (" + std::to_string(s.size()) + " bytes)";
+  } else {
+    out += "\"";
+  }
+  return out;
+}
 
 const char* wire_reason(Outcome outcome) {
   return outcome_name(outcome == Outcome::kSkuSoldOut ? Outcome::kSoldOut : outcome);
@@ -53,7 +118,7 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
       return grpc::Status::OK;
     case Outcome::kInvalidArgument:
       return make(StatusCode::INVALID_ARGUMENT,
-                  with_detail(std::string(ctx.field) + " must be 1 to " +
+                  with_detail(metadata_value(ctx.field) + " must be 1 to " +
                                   std::to_string(limits::kIdBytesMax) + " bytes",
                               ctx),
                   outcome, ctx, false);
@@ -177,13 +242,17 @@ grpc::Status invalid_argument(std::string_view field, std::string_view message) 
               false);
 }
 
+grpc::Status invalid_id(std::string_view field, std::string_view id, IdProblem problem) {
+  return invalid_argument(field, id_problem_text(field, id, problem));
+}
+
 grpc::Status unauthenticated() {
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                       "missing or unknown bearer token: send \"authorization: Bearer <token>\"");
 }
 
 grpc::Status permission_denied(std::string message) {
-  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, std::move(message));
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, bounded_message(std::move(message)));
 }
 
 grpc::Status deadline_passed() {

@@ -1,7 +1,9 @@
 // campaign_validation_test.cc — proves validate_and_normalize(): a valid spec
 // passes and gets its defaults (per_member_limit 0 -> 1, voucher_valid_days
 // 0 -> 30); every broken spec is rejected naming the offending `field`
-// exactly; and a rejected spec is left byte-for-byte unchanged.
+// exactly (ids with control characters too); a rejected spec is left
+// byte-for-byte unchanged; and id_problem() tells empty, over-long and
+// control-character ids apart.
 #include "engine/campaign_validation.h"
 
 #include <gtest/gtest.h>
@@ -72,6 +74,24 @@ TEST(CampaignValidationTest, IdValidity) {
   EXPECT_TRUE(id_is_valid("a"));
   EXPECT_TRUE(id_is_valid(std::string(128, 'a')));
   EXPECT_FALSE(id_is_valid(std::string(129, 'a')));
+  EXPECT_TRUE(id_is_valid("=HYPERLINK(\"http://x\",\"y\")"));  // printable text
+  EXPECT_TRUE(id_is_valid("\u5e7f\u4e1c"));                    // UTF-8 text
+}
+
+TEST(CampaignValidationTest, IdsWithControlCharactersAreRefused) {
+  for (const std::string& id : {std::string("a\nb"), std::string("a\0b", 3), std::string("\t"),
+                                std::string("a\r"), std::string("a\x1f"), std::string("a\x7f")}) {
+    EXPECT_EQ(id_problem(id), IdProblem::kControlCharacter) << id.size();
+    EXPECT_FALSE(id_is_valid(id));
+  }
+  EXPECT_EQ(id_problem(""), IdProblem::kEmpty);
+  // Length is checked first, so an over-long id is not read further.
+  EXPECT_EQ(id_problem(std::string(129, '\n')), IdProblem::kTooLong);
+  EXPECT_EQ(id_problem_text("member_id", "ab\ncd", IdProblem::kControlCharacter),
+            "member_id contains a control character (byte 0x0a at offset 2); ids are printable "
+            "text");
+  EXPECT_EQ(id_problem_text("sku_id", std::string(300, 's'), IdProblem::kTooLong),
+            "sku_id is 300 bytes; the limit is 128");
 }
 
 struct BrokenCase {
@@ -100,6 +120,15 @@ std::vector<BrokenCase> broken_cases() {
   return {
       {"EmptyId", [](CampaignSpec& s) { s.id.clear(); }, "campaign.id"},
       {"IdOf129Bytes", [](CampaignSpec& s) { s.id = std::string(129, 'x'); }, "campaign.id"},
+      {"IdWithNewline", [](CampaignSpec& s) { s.id = "gd\n2024"; }, "campaign.id"},
+      {"SiteIdWithTab",
+       [](CampaignSpec& s) {
+         s.sites[0].id = "site\t1";
+         for (SkuSpec& sku : s.skus) sku.site_id = s.sites[0].id;
+       },
+       "campaign.sites[0].id"},
+      {"SkuIdWithNul", [](CampaignSpec& s) { s.skus[0].id = std::string("sku\0", 4); },
+       "campaign.skus[0].id"},
       {"LongName", [](CampaignSpec& s) { s.name = std::string(257, 'n'); }, "campaign.name"},
       {"UnspecifiedMode", [](CampaignSpec& s) { s.mode = CampaignMode::kUnspecified; },
        "campaign.mode"},

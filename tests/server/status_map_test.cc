@@ -8,7 +8,9 @@
 // messages name what they are about and append the context's detail;
 // invalid_argument() always names its field; and the front's own refusals
 // (unauthenticated, permission denied, deadline passed, client gone) have
-// their codes and say what to do, with no details.
+// their codes and say what to do, with no details. Whatever the caller sent,
+// a refusal shows at most a bounded, escaped prefix of it (cut at a UTF-8
+// boundary and marked), and invalid_id() names the field and the problem.
 #include "server/grpc/status_map.h"
 
 #include <gtest/gtest.h>
@@ -227,6 +229,93 @@ TEST(StatusMap, InvalidArgumentAlwaysNamesItsField) {
   ASSERT_EQ(d.info.metadata().size(), 1u);
   EXPECT_EQ(d.info.metadata().at("field"), "page_token");
   EXPECT_EQ(d.retry_infos, 0);
+}
+
+// An echo of unbounded caller input made the trailers outgrow what clients
+// accept (the call then hung): every refusal shows at most a bounded,
+// escaped prefix of each value, marked as cut, in the message and in the
+// metadata, whatever the outcome.
+TEST(StatusMap, HugeCallerInputIsCutInMessagesAndMetadata) {
+  const std::string campaign(70'000, 'c');
+  const std::string sku(300'000, 's');
+  const std::string site(70'000, 'x');
+  const std::string field(70'000, 'f');
+  StatusContext ctx;
+  ctx.campaign_id = campaign;
+  ctx.sku_id = sku;
+  ctx.site_id = site;
+  ctx.field = field;
+  ctx.detail = std::string(70'000, 'd');
+  for (const Row& row : refusals()) {
+    SCOPED_TRACE(outcome_name(row.outcome));
+    const grpc::Status s = to_grpc_status(row.outcome, ctx);
+    EXPECT_LE(s.error_message().size(), 1024u);
+    EXPECT_LT(s.error_details().size(), 2048u);
+    const Details d = details_of(s);
+    ASSERT_TRUE(d.parsed);
+    EXPECT_EQ(d.status.message(), s.error_message());
+    for (const auto& [key, value] : d.info.metadata()) {
+      EXPECT_LE(value.size(), 128u + 3) << key;  // 128 bytes and "…"
+      EXPECT_TRUE(value.ends_with("\u2026")) << key << ": " << value;
+    }
+  }
+  // A quoted id says it was cut and how long it was.
+  StatusContext one;
+  one.campaign_id = campaign;
+  const grpc::Status s = to_grpc_status(Outcome::kCampaignNotFound, one);
+  EXPECT_EQ(s.error_message(),
+            "campaign \"" + std::string(128, 'c') + "\u2026\" (70000 bytes) not found");
+}
+
+TEST(StatusMap, ControlCharactersAndQuotesAreEscaped) {
+  StatusContext ctx;
+  ctx.campaign_id = std::string_view("a\nb\0c\"d\x7f", 8);
+  const grpc::Status s = to_grpc_status(Outcome::kCampaignNotFound, ctx);
+  EXPECT_EQ(s.error_message(), "campaign \"a\\x0ab\\x00c\\\"d\\x7f\" not found");
+  const Details d = details_of(s);
+  EXPECT_EQ(d.info.metadata().at("campaign_id"), "a\\x0ab\\x00c\"d\\x7f");
+  EXPECT_EQ(quoted_input("gd-2024"), "\"gd-2024\"");
+}
+
+TEST(StatusMap, ACutNeverSplitsAUtf8Character) {
+  // 43 three-byte characters: 129 bytes, the 128-byte cut falls inside one.
+  std::string id;
+  for (int i = 0; i < 43; ++i) id += "\u5e7f";
+  StatusContext ctx;
+  ctx.campaign_id = id;
+  const grpc::Status s = to_grpc_status(Outcome::kCampaignNotFound, ctx);
+  const Details d = details_of(s);
+  ASSERT_TRUE(d.parsed);  // proto3 strings must stay valid UTF-8
+  const std::string& value = d.info.metadata().at("campaign_id");
+  std::string kept;
+  for (int i = 0; i < 42; ++i) kept += "\u5e7f";
+  EXPECT_EQ(value, kept + "\u2026");
+  EXPECT_NE(s.error_message().find(kept + "\u2026\" (129 bytes)"), std::string::npos);
+}
+
+TEST(StatusMap, InvalidIdNamesTheFieldAndWhatIsWrong) {
+  const std::string huge(70'000, 'm');
+  const grpc::Status too_long = invalid_id("member_id", huge, id_problem(huge));
+  EXPECT_EQ(too_long.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(too_long.error_message(), "member_id is 70000 bytes; the limit is 128");
+  const Details d = details_of(too_long);
+  ASSERT_EQ(d.error_infos, 1);
+  EXPECT_EQ(d.info.metadata().at("field"), "member_id");
+  EXPECT_EQ(d.info.metadata().size(), 1u);  // the id itself is not echoed
+
+  const std::string nl = "m\n1";
+  EXPECT_EQ(invalid_id("member_id", nl, id_problem(nl)).error_message(),
+            "member_id contains a control character (byte 0x0a at offset 1); ids are printable "
+            "text");
+  EXPECT_EQ(invalid_id("site_id", "", IdProblem::kEmpty).error_message(),
+            "site_id must not be empty");
+}
+
+TEST(StatusMap, PermissionDeniedMessagesAreBounded) {
+  const grpc::Status denied =
+      permission_denied("may not redeem for site " + std::string(300'000, 'x'));
+  EXPECT_LE(denied.error_message().size(), 1024u);
+  EXPECT_TRUE(denied.error_message().ends_with("(message cut)"));
 }
 
 TEST(StatusMap, TheFrontsOwnRefusalsHaveTheirCodes) {
