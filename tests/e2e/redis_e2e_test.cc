@@ -5,7 +5,9 @@
 // SIGKILL mid-storm loses no acknowledged voucher, and with nobody
 // reconciling the campaign still sells out to exactly its stock; a
 // Redis restart mid-storm loses no acknowledged voucher and claims resume;
-// and an unreachable Redis means UNAVAILABLE, no crash, and recovery.
+// an unreachable Redis means UNAVAILABLE, no crash, and recovery; and the
+// settlement CSVs add up, with ids that look like spreadsheet formulas
+// written as text.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -524,17 +526,22 @@ TEST(RedisEndToEnd, SettlementCsvAddsUpToTheRedeemedFaceValues) {
   VoucherdProcess a(dir, replica_args(redis, secret, campaigns));
   ASSERT_GT(a.port(), 0);
   const Client client(a.target());
-  // 30 members claim; every third voucher is redeemed at its site.
+  // 30 members claim; every third voucher is redeemed at its site. Member 0
+  // and its redemption's request id are spreadsheet formulas (printable
+  // text, so valid ids): the CSV must show them as text.
+  const std::string formula_member = "=HYPERLINK(\"http://x\",\"y\")";
+  const std::string formula_request = "=1+1";
   std::int64_t expected_count = 0, expected_cents = 0;
   std::map<std::string, std::int64_t> expected_by_site;
   for (int m = 0; m < 30; ++m) {
-    const auto reply = client.claim_until_final("two", "member-" + std::to_string(m));
+    const auto reply =
+        client.claim_until_final("two", m == 0 ? formula_member : "member-" + std::to_string(m));
     ASSERT_TRUE(reply.ok()) << reply.status.error_message();
     const v1::ClaimResponse& claimed = reply.response;
     if (m % 3 != 0) continue;
     ASSERT_TRUE(client
                     .redeem(claimed.voucher().code(), claimed.voucher().site_id(),
-                            "desk-" + std::to_string(m))
+                            m == 0 ? formula_request : "desk-" + std::to_string(m))
                     .ok());
     ++expected_count;
     expected_cents += claimed.voucher().face_value_cents();
@@ -577,7 +584,18 @@ TEST(RedisEndToEnd, SettlementCsvAddsUpToTheRedeemedFaceValues) {
   }
   EXPECT_EQ(site_sum, expected_cents);
   // One detail line per redeemed voucher, plus the header.
-  EXPECT_EQ(static_cast<std::int64_t>(lines_of(detail).size()), expected_count + 1);
+  const auto detail_rows = lines_of(detail);
+  EXPECT_EQ(static_cast<std::int64_t>(detail_rows.size()), expected_count + 1);
+  // The formulas are written behind a quote, quoted; no field starts with "=".
+  int formula_rows = 0;
+  for (const std::string& row : detail_rows) {
+    EXPECT_EQ(row.find(",="), std::string::npos) << row;
+    if (row.find("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"") != std::string::npos) {
+      ++formula_rows;
+      EXPECT_TRUE(row.ends_with(",\"'=1+1\"")) << row;
+    }
+  }
+  EXPECT_EQ(formula_rows, 1);
   EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "tools/ctl/csv.h"
 #include "tools/ctl/ctl.h"
 
 namespace voucherd::ctl {
@@ -18,17 +19,6 @@ namespace v1 = voucher::v1;
 
 // Streams of a whole campaign may take a while.
 constexpr std::chrono::seconds kExportDeadline{600};
-
-// One CSV field, quoted when it holds a separator, a quote or a line break.
-std::string csv(const std::string& field) {
-  if (field.find_first_of(",\"\r\n") == std::string::npos) return field;
-  std::string out = "\"";
-  for (char c : field) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 std::string yuan(std::int64_t cents) {
   std::ostringstream s;
@@ -69,10 +59,12 @@ int export_redemptions(const Session& s, const std::string& campaign, const std:
     ++count;
     total += r.face_value_cents();
     if (detail.is_open()) {
-      detail << csv(r.code()) << ',' << csv(r.campaign_id()) << ',' << csv(r.site_id()) << ','
-             << csv(r.sku_id()) << ',' << csv(r.member_id()) << ',' << r.face_value_cents() << ','
+      detail << csv_field(r.code()) << ',' << csv_field(r.campaign_id()) << ','
+             << csv_field(r.site_id()) << ',' << csv_field(r.sku_id()) << ','
+             << csv_field(r.member_id()) << ',' << r.face_value_cents() << ','
              << yuan(r.face_value_cents()) << ',' << TimeUtil::ToString(r.issued_at()) << ','
-             << TimeUtil::ToString(r.redeemed_at()) << ',' << csv(r.redeem_request_id()) << '\n';
+             << TimeUtil::ToString(r.redeemed_at()) << ',' << csv_field(r.redeem_request_id())
+             << '\n';
     }
   }
   const grpc::Status status = reader->Finish();
@@ -87,7 +79,7 @@ int export_redemptions(const Session& s, const std::string& campaign, const std:
   std::int64_t site_count = 0, site_total = 0;
   auto site_line = [&] {
     if (site_now.empty()) return;
-    settlement << csv(site_now) << ",ALL," << site_count << ',' << site_total << ','
+    settlement << csv_field(site_now) << ",ALL," << site_count << ',' << site_total << ','
                << yuan(site_total) << '\n';
   };
   for (const auto& [key, value] : per_sku) {
@@ -96,7 +88,7 @@ int export_redemptions(const Session& s, const std::string& campaign, const std:
       site_now = key.first;
       site_count = site_total = 0;
     }
-    settlement << csv(key.first) << ',' << csv(key.second) << ',' << value.first << ','
+    settlement << csv_field(key.first) << ',' << csv_field(key.second) << ',' << value.first << ','
                << value.second << ',' << yuan(value.second) << '\n';
     site_count += value.first;
     site_total += value.second;
