@@ -81,11 +81,17 @@ std::expected<std::int64_t, std::string> certificate_not_after(const std::string
   return static_cast<std::int64_t>(timegm(&tm));
 }
 
+struct ServerTls {
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  std::int64_t not_after_seconds = 0;  // when the certificate expires
+};
+
 // gRPC's own TLS: the certificate and key, and with a client CA, mutual TLS.
-std::expected<std::shared_ptr<grpc::ServerCredentials>, std::string> tls_credentials(
-    const Config& config) {
+std::expected<ServerTls, std::string> tls_credentials(const Config& config) {
   auto cert = read_pem(config.tls_cert, "--tls-cert");
   if (!cert) return std::unexpected(cert.error());
+  auto not_after = certificate_not_after(*cert, config.tls_cert);
+  if (!not_after) return std::unexpected(not_after.error());
   auto key = read_pem(config.tls_key, "--tls-key");
   if (!key) return std::unexpected(key.error());
   grpc::SslServerCredentialsOptions options;
@@ -96,7 +102,7 @@ std::expected<std::shared_ptr<grpc::ServerCredentials>, std::string> tls_credent
     options.pem_root_certs = *ca;
     options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
-  return grpc::SslServerCredentials(options);
+  return ServerTls{grpc::SslServerCredentials(options), *not_after};
 }
 
 // The codes' HMAC secret: the file's, or a random one for the memory store.
@@ -265,14 +271,10 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
   GrpcServerOptions server_options;
   MetricsOptions metrics_options{VOUCHERD_VERSION, store->get(), std::nullopt};
   if (!config.tls_cert.empty()) {
-    auto credentials = tls_credentials(config);
-    if (!credentials) return failed(credentials.error());
-    server_options.credentials = std::move(*credentials);
-    auto pem = read_pem(config.tls_cert, "--tls-cert");
-    if (!pem) return failed(pem.error());
-    auto not_after = certificate_not_after(*pem, config.tls_cert);
-    if (!not_after) return failed(not_after.error());
-    metrics_options.tls_not_after_seconds = *not_after;
+    auto tls = tls_credentials(config);
+    if (!tls) return failed(tls.error());
+    server_options.credentials = std::move(tls->credentials);
+    metrics_options.tls_not_after_seconds = tls->not_after_seconds;
   }
   server_options.listen = config.listen;
   server_options.polling_threads = config.grpc_threads;

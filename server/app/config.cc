@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/files.h"
+#include "engine/campaign_validation.h"
 #include "engine/limits.h"
 
 #ifndef VOUCHERD_VERSION
@@ -309,11 +310,12 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
   if (c.redis_min_replicas > 0 && c.store != StoreKind::kRedis) {
     return refuse("--redis-min-replicas is only used with --store=redis");
   }
-  // Lease records are "replica|SKU": the store splits them at the first '|'.
-  if (c.replica_id.size() > limits::kIdBytesMax ||
-      c.replica_id.find_first_of("|\r\n") != std::string::npos) {
-    return refuse("--replica-id must be at most " + std::to_string(limits::kIdBytesMax) +
-                  " bytes without '|' or line breaks");
+  // An id like any other, and without '|': lease records are "replica|SKU",
+  // split at the first '|'.
+  if (!c.replica_id.empty() && (id_problem(c.replica_id) != IdProblem::kNone ||
+                                c.replica_id.find('|') != std::string::npos)) {
+    return refuse("--replica-id must be 1 to " + std::to_string(limits::kIdBytesMax) +
+                  " bytes without '|' or control characters");
   }
   if (c.redis_sentinel.empty() != c.redis_master.empty()) {
     return refuse("--redis-sentinel and --redis-master go together: give both, or neither");

@@ -52,7 +52,7 @@ std::string metadata_value(std::string_view s) {
   return out;
 }
 
-// The whole message, bounded (a backstop behind quoted(): messages also
+// The whole message, bounded (a backstop behind quoted_input(): messages also
 // quote values that no single rule bounds, such as a definition's ids).
 std::string bounded_message(std::string message) {
   if (message.size() <= limits::kErrorMessageBytesMax) return message;
@@ -84,8 +84,6 @@ grpc::Status make(grpc::StatusCode code, std::string raw_message, Outcome reason
   }
   return grpc::Status(code, std::move(message), detail.SerializeAsString());
 }
-
-std::string quoted(std::string_view s) { return quoted_input(s); }
 
 std::string with_detail(std::string message, const StatusContext& ctx) {
   if (!ctx.detail.empty()) message += ": " + ctx.detail;
@@ -124,7 +122,7 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   outcome, ctx, false);
     case Outcome::kRequestIdRequired:
       return make(StatusCode::INVALID_ARGUMENT,
-                  with_detail("request_id is required: campaign " + quoted(ctx.campaign_id) +
+                  with_detail("request_id is required: campaign " + quoted_input(ctx.campaign_id) +
                                   " allows more than one pack per member, and request_id tells a "
                                   "retry from a new claim",
                               ctx),
@@ -137,37 +135,39 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   outcome, ctx, false);
     case Outcome::kCampaignNotFound:
       return make(StatusCode::NOT_FOUND,
-                  with_detail("campaign " + quoted(ctx.campaign_id) + " not found", ctx), outcome,
-                  ctx, false);
+                  with_detail("campaign " + quoted_input(ctx.campaign_id) + " not found", ctx),
+                  outcome, ctx, false);
     case Outcome::kSkuNotFound:
       return make(StatusCode::NOT_FOUND,
-                  with_detail("SKU " + quoted(ctx.sku_id) + " not found in campaign " +
-                                  quoted(ctx.campaign_id),
+                  with_detail("SKU " + quoted_input(ctx.sku_id) + " not found in campaign " +
+                                  quoted_input(ctx.campaign_id),
                               ctx),
                   outcome, ctx, false);
     case Outcome::kVoucherNotFound:
       return make(StatusCode::NOT_FOUND, with_detail("no voucher with this code", ctx), outcome,
                   ctx, false);
     case Outcome::kNotOpen:
-      return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("campaign " + quoted(ctx.campaign_id) + " is not open yet", ctx),
-                  outcome, ctx, false);
+      return make(
+          StatusCode::FAILED_PRECONDITION,
+          with_detail("campaign " + quoted_input(ctx.campaign_id) + " is not open yet", ctx),
+          outcome, ctx, false);
     case Outcome::kClosed:
       return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("campaign " + quoted(ctx.campaign_id) + " is closed", ctx), outcome,
-                  ctx, false);
-    case Outcome::kWrongMode:
-      return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("campaign " + quoted(ctx.campaign_id) + " is of another mode", ctx),
+                  with_detail("campaign " + quoted_input(ctx.campaign_id) + " is closed", ctx),
                   outcome, ctx, false);
+    case Outcome::kWrongMode:
+      return make(
+          StatusCode::FAILED_PRECONDITION,
+          with_detail("campaign " + quoted_input(ctx.campaign_id) + " is of another mode", ctx),
+          outcome, ctx, false);
     case Outcome::kSoldOut:
       return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("campaign " + quoted(ctx.campaign_id) + " is sold out", ctx), outcome,
-                  ctx, false);
+                  with_detail("campaign " + quoted_input(ctx.campaign_id) + " is sold out", ctx),
+                  outcome, ctx, false);
     case Outcome::kSkuSoldOut:
       return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("SKU " + quoted(ctx.sku_id) + " of campaign " +
-                                  quoted(ctx.campaign_id) + " is sold out",
+                  with_detail("SKU " + quoted_input(ctx.sku_id) + " of campaign " +
+                                  quoted_input(ctx.campaign_id) + " is sold out",
                               ctx),
                   Outcome::kSoldOut, ctx, false);
     case Outcome::kTooManyWaiters:
@@ -179,7 +179,7 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   with_detail("voucherd is overloaded; retry later", ctx), outcome, ctx, true);
     case Outcome::kStockRefilling:
       return make(StatusCode::RESOURCE_EXHAUSTED,
-                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                  with_detail("campaign " + quoted_input(ctx.campaign_id) +
                                   ": this replica is refilling its stock; retry shortly",
                               ctx),
                   outcome, ctx, true);
@@ -189,14 +189,15 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   outcome, ctx, true);
     case Outcome::kCampaignExists:
       return make(StatusCode::ALREADY_EXISTS,
-                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                  with_detail("campaign " + quoted_input(ctx.campaign_id) +
                                   " already exists with another definition",
                               ctx),
                   outcome, ctx, false);
     case Outcome::kWrongSite:
-      return make(StatusCode::PERMISSION_DENIED,
-                  with_detail("this voucher is not redeemable by site " + quoted(ctx.site_id), ctx),
-                  outcome, ctx, false);
+      return make(
+          StatusCode::PERMISSION_DENIED,
+          with_detail("this voucher is not redeemable by site " + quoted_input(ctx.site_id), ctx),
+          outcome, ctx, false);
     case Outcome::kVoucherExpired:
       return make(StatusCode::FAILED_PRECONDITION, with_detail("this voucher has expired", ctx),
                   outcome, ctx, false);
@@ -215,12 +216,12 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
     case Outcome::kDrawLimitReached:
       return make(StatusCode::RESOURCE_EXHAUSTED,
                   with_detail("the member has used every draw of their day in campaign " +
-                                  quoted(ctx.campaign_id),
+                                  quoted_input(ctx.campaign_id),
                               ctx),
                   outcome, ctx, false);
     case Outcome::kCampaignNotOver:
       return make(StatusCode::FAILED_PRECONDITION,
-                  with_detail("campaign " + quoted(ctx.campaign_id) +
+                  with_detail("campaign " + quoted_input(ctx.campaign_id) +
                                   " has not ended: its seed is revealed after the end",
                               ctx),
                   outcome, ctx, false);

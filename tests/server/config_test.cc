@@ -107,6 +107,15 @@ TEST(Config, ABadValueFromAnySourceNamesTheFlagAndTheSource) {
   r = Invocation{{"--config", maybe.string()}, {}}.parse(&err);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(err.find("--rehearse"), std::string::npos) << err;
+
+  // A replica id that would break lease records ("replica|SKU"), or logs.
+  for (const char* id : {"a|b", "a\nb"}) {
+    r = Invocation{{"--replica-id", id}, {}}.parse(&err);
+    EXPECT_EQ(r.exit_code, 2) << id;
+    EXPECT_NE(err.find("--replica-id"), std::string::npos) << err;
+  }
+  const Invocation fine{{"--replica-id", "replica-a"}, {}};
+  EXPECT_EQ(fine.parse().exit_code, 0);
 }
 
 TEST(Config, RedisSentinelAndMinReplicasGoWithTheRedisStoreOnly) {
