@@ -129,9 +129,10 @@ void RedeemGuard::failed(const std::string& caller, Clock::time_point now) {
   }
 }
 
-void RedeemGuard::succeeded(const std::string& caller) {
+void RedeemGuard::succeeded(const std::string& caller, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  entries_.erase(caller);
+  auto it = entries_.find(caller);
+  if (it != entries_.end() && now >= it->second.blocked_until) entries_.erase(it);
 }
 
 }  // namespace voucherd

@@ -69,10 +69,13 @@ class Authenticator {
 // Hex SHA-256 of a token, as the tokens file holds it.
 [[nodiscard]] std::string token_hash(std::string_view token);
 
-// Counts consecutive failed redemptions (codes that are not vouchers) per
-// caller. Beyond `budget`, the caller is refused for `cooldown` (NIST SP
-// 800-63B's rate limiting for secrets under 64 bits of guessing resistance).
-// A success resets the count, and successes are never refused.
+// Counts consecutive failed redemptions and lookups (codes that are not
+// vouchers) per caller. Beyond `budget`, the caller is refused for `cooldown`
+// (NIST SP 800-63B's rate limiting for secrets under 64 bits of guessing
+// resistance). Only a success that changes something (a fresh redemption)
+// resets the count, and it does not end a cool-down under way: replaying one
+// real redemption must not buy a guesser a new budget. Real vouchers are
+// never refused (callers check the guard only after a code proved false).
 class RedeemGuard {
  public:
   using Clock = std::chrono::steady_clock;
@@ -82,7 +85,9 @@ class RedeemGuard {
   [[nodiscard]] std::expected<void, std::chrono::seconds> check(const std::string& caller,
                                                                 Clock::time_point now);
   void failed(const std::string& caller, Clock::time_point now);
-  void succeeded(const std::string& caller);
+  // A fresh redemption by `caller`: its failure count starts again, unless
+  // it is cooling down.
+  void succeeded(const std::string& caller, Clock::time_point now);
 
  private:
   struct Entry {

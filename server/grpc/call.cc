@@ -13,6 +13,14 @@ UnixMicros deadline_us(const grpc::ServerContext& ctx) {
   return std::chrono::duration_cast<std::chrono::microseconds>(deadline.time_since_epoch()).count();
 }
 
+std::string peer_host(const grpc::ServerContext& ctx) {
+  std::string peer = ctx.peer();
+  if (const auto colon = peer.rfind(':'); colon != std::string::npos && colon > peer.find(':')) {
+    peer.resize(colon);
+  }
+  return peer;
+}
+
 namespace {
 
 const char* access_text(Access access) {

@@ -62,6 +62,10 @@ class Tag {
 // 0 when the caller set none (gRPC's "infinite" is far in the future).
 [[nodiscard]] UnixMicros deadline_us(const grpc::ServerContext& ctx);
 
+// The caller's address without its port ("ipv4:127.0.0.1"), which names an
+// unauthenticated caller in the redeem guard.
+[[nodiscard]] std::string peer_host(const grpc::ServerContext& ctx);
+
 // With --auth-file, whether the caller's bearer token admits `access`: the
 // refusal to answer, or nothing (and the caller in `principal`).
 [[nodiscard]] std::optional<grpc::Status> check_access(const GrpcServer::Core& core,

@@ -78,8 +78,11 @@ grpc::Status make(grpc::StatusCode code, std::string raw_message, Outcome reason
   if (!ctx.field.empty()) metadata["field"] = metadata_value(ctx.field);
   detail.add_details()->PackFrom(info);
   if (retry_hint) {
+    const std::chrono::milliseconds delay =
+        ctx.retry_delay.count() > 0 ? ctx.retry_delay : std::chrono::milliseconds(kRetryDelayMs);
     google::rpc::RetryInfo retry;
-    retry.mutable_retry_delay()->set_nanos(kRetryDelayMs * 1'000'000);
+    retry.mutable_retry_delay()->set_seconds(delay.count() / 1000);
+    retry.mutable_retry_delay()->set_nanos(static_cast<int>(delay.count() % 1000) * 1'000'000);
     detail.add_details()->PackFrom(retry);
   }
   return grpc::Status(code, std::move(message), detail.SerializeAsString());
@@ -209,8 +212,8 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
                   with_detail("this voucher was already redeemed", ctx), outcome, ctx, false);
     case Outcome::kRedeemThrottled:
       return make(StatusCode::RESOURCE_EXHAUSTED,
-                  with_detail("too many redemptions of codes that are not vouchers from this "
-                              "caller",
+                  with_detail("too many codes that are not vouchers (redeemed or looked up) from "
+                              "this caller",
                               ctx),
                   outcome, ctx, true);
     case Outcome::kDrawLimitReached:

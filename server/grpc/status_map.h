@@ -15,6 +15,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,9 @@ struct StatusContext {
   std::string_view site_id;
   std::string_view field;  // for kInvalidArgument
   std::string detail;      // extra text appended to the message
+  // For answers that carry a google.rpc.RetryInfo: the delay it gives when
+  // it is known (a cool-down's rest); zero gives the shed-load hint.
+  std::chrono::milliseconds retry_delay{0};
 };
 
 [[nodiscard]] grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx);

@@ -9,6 +9,27 @@
 namespace voucherd {
 namespace {
 
+// A code that proved not to be a voucher counts against `caller`; past the
+// budget its answer turns into RESOURCE_EXHAUSTED for the cool-down (with
+// its rest as the RetryInfo), so a guesser learns nothing more. Redemptions
+// and lookups share one budget per caller.
+std::optional<grpc::Status> guess_refused(RedeemGuard& guard, const std::string& caller) {
+  const auto now = RedeemGuard::Clock::now();
+  guard.failed(caller, now);
+  auto allowed = guard.check(caller, now);
+  if (allowed) return std::nullopt;
+  StatusContext ctx;
+  ctx.detail = "retry in " + std::to_string(allowed.error().count()) + " s";
+  ctx.retry_delay = allowed.error();
+  return to_grpc_status(Outcome::kRedeemThrottled, ctx);
+}
+
+// The guard's name for a caller: its token with --auth-file; without one,
+// what names it best (the site it redeems for, the address it calls from).
+std::string guard_key(const std::optional<Principal>& principal, std::string_view fallback) {
+  return principal ? principal->token_hash : std::string(fallback);
+}
+
 class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequest, v1::Voucher>,
                              private VoucherLookupOp {
  public:
@@ -26,6 +47,12 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
 
  private:
   void on_lookup_done(Outcome outcome, VoucherPtr voucher, VoucherState visible) override {
+    if (outcome == Outcome::kVoucherNotFound) {
+      if (auto refused =
+              guess_refused(core_.redeem_guard, guard_key(principal_, "peer:" + peer_host(ctx_)))) {
+        return fail(*refused);
+      }
+    }
     // A site sees its own vouchers only.
     if (outcome == Outcome::kOk && principal_ && principal_->role == Role::kSite &&
         voucher->site_id != principal_->site_id) {
@@ -66,7 +93,7 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
     }
     // The guard knows a caller by its token (by the site it names, without
     // --auth-file).
-    guard_key_ = principal_ ? principal_->token_hash : "site:" + request_.site_id();
+    guard_key_ = guard_key(principal_, "site:" + request_.site_id());
     code = request_.code();
     site_id = request_.site_id();
     request_id = request_.request_id();
@@ -76,20 +103,15 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
  private:
   void on_redeem_done(Outcome outcome, VoucherPtr voucher, bool already_redeemed,
                       const char* field) override {
-    // Codes that are not vouchers count against the caller; past the budget,
-    // their answers turn into RESOURCE_EXHAUSTED for the cool-down, so a
-    // guesser learns nothing more. A real voucher is never throttled.
+    // A real voucher is never throttled; only a fresh redemption starts the
+    // caller's count again (a replay changes nothing, so it proves nothing).
     if (outcome == Outcome::kVoucherNotFound) {
-      const auto now = RedeemGuard::Clock::now();
-      core_.redeem_guard.failed(guard_key_, now);
-      if (auto allowed = core_.redeem_guard.check(guard_key_, now); !allowed) {
-        StatusContext ctx;
-        ctx.detail = "retry in " + std::to_string(allowed.error().count()) + " s";
+      if (auto refused = guess_refused(core_.redeem_guard, guard_key_)) {
         count(Outcome::kRedeemThrottled, voucher);
-        return fail(to_grpc_status(Outcome::kRedeemThrottled, ctx));
+        return fail(*refused);
       }
-    } else if (outcome == Outcome::kOk) {
-      core_.redeem_guard.succeeded(guard_key_);
+    } else if (outcome == Outcome::kOk && !already_redeemed) {
+      core_.redeem_guard.succeeded(guard_key_, RedeemGuard::Clock::now());
     }
     count(outcome, voucher);
     if (outcome == Outcome::kOk) {

@@ -2,7 +2,8 @@
 // answer the README promises (table-driven, against a real voucherd); a site
 // redeems and reads only its own vouchers; and a desk that keeps sending
 // codes that are not vouchers is cooled down, while real vouchers still
-// redeem.
+// redeem; replaying a real redemption does not buy new guesses, and lookups
+// of forged codes share the budget.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -155,6 +156,16 @@ TEST(AuthEndToEnd, WithoutATokensFileVoucherdWarnsThatItIsOpen) {
   EXPECT_NE(server.stderr_text().find("voucherd is OPEN"), std::string::npos);
 }
 
+// Well-formed codes (right check character) whose MAC is wrong, made from
+// a real one.
+std::string forged(const std::string& real, int i) {
+  auto fields = parse_code(real);
+  EXPECT_TRUE(fields.has_value());
+  CodeFields f = *fields;
+  f.random[static_cast<std::size_t>(i % 16)] ^= static_cast<std::uint8_t>(1 + i / 16);
+  return format_code(f);
+}
+
 TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
   TempDir dir;
   VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
@@ -166,14 +177,7 @@ TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
   ASSERT_TRUE(claim(c, app, "auth", "member-1", &claimed).ok());
   const std::string code = claimed.voucher().code();
 
-  // Guesses: well-formed codes (right check character) whose MAC is wrong.
-  auto fields = parse_code(code);
-  ASSERT_TRUE(fields.has_value());
-  auto guess = [&](int i) {
-    CodeFields f = *fields;
-    f.random[static_cast<std::size_t>(i % 16)] ^= static_cast<std::uint8_t>(1 + i / 16);
-    return format_code(f);
-  };
+  auto guess = [&](int i) { return forged(code, i); };
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(redeem(c, desk1, guess(i), "site-1").error_code(), grpc::StatusCode::NOT_FOUND);
   }
@@ -187,6 +191,102 @@ TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
   v1::RedeemResponse redeemed;
   const grpc::Status real = redeem(c, desk1, code, "site-1", &redeemed);
   EXPECT_TRUE(real.ok()) << real.error_message();
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(AuthEndToEnd, ReplayingARealRedemptionBuysAGuesserNothing) {
+  TempDir dir;
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
+                               "--redeem-failure-budget", "5", "--redeem-cooldown-seconds", "600"});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+  const std::optional<std::string> app("app-secret"), desk1("desk-1");
+  v1::ClaimResponse first, second;
+  ASSERT_TRUE(claim(c, app, "auth", "member-1", &first).ok());
+  ASSERT_TRUE(claim(c, app, "auth", "member-2", &second).ok());
+  const std::string code = first.voucher().code();
+  const auto desk = c.bearer(desk1);
+  auto real = desk.redeem(code, "site-1", "redeem-1");
+  ASSERT_TRUE(real.ok()) << real.status.error_message();
+  EXPECT_FALSE(real.response.already_redeemed());
+
+  // 4 guesses, the real redemption again (an idempotent OK), the 5th guess:
+  // the replay did not start the count again.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(desk.redeem(forged(code, i), "site-1").code(), grpc::StatusCode::NOT_FOUND) << i;
+  }
+  auto replay = desk.redeem(code, "site-1", "redeem-1");
+  ASSERT_TRUE(replay.ok()) << replay.status.error_message();
+  EXPECT_TRUE(replay.response.already_redeemed());
+  auto fifth = desk.redeem(forged(code, 4), "site-1");
+  EXPECT_EQ(fifth.code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << fifth.status.error_message();
+  EXPECT_EQ(fifth.reason(), "REDEEM_THROTTLED");
+  const auto delay = retry_delay_of(fifth.status);
+  ASSERT_TRUE(delay.has_value());
+  EXPECT_GE(*delay, std::chrono::seconds(590));  // the cool-down's rest, not a shed-load hint
+  EXPECT_LE(*delay, std::chrono::seconds(600));
+
+  // Neither a replay nor a fresh redemption ends the cool-down, and neither
+  // is refused.
+  EXPECT_TRUE(desk.redeem(code, "site-1", "redeem-1").ok());
+  auto fresh = desk.redeem(second.voucher().code(), "site-1", "redeem-2");
+  ASSERT_TRUE(fresh.ok()) << fresh.status.error_message();
+  EXPECT_FALSE(fresh.response.already_redeemed());
+  EXPECT_EQ(desk.redeem(forged(code, 5), "site-1").code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(AuthEndToEnd, LookupsOfCodesThatAreNotVouchersShareTheRedemptionBudget) {
+  TempDir dir;
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
+                               "--redeem-failure-budget", "5", "--redeem-cooldown-seconds", "600"});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+  const std::optional<std::string> app("app-secret"), desk1("desk-1"), desk2("desk-2");
+  v1::ClaimResponse claimed;
+  ASSERT_TRUE(claim(c, app, "auth", "member-1", &claimed).ok());
+  const std::string code = claimed.voucher().code();
+
+  // The app token: 4 lookups of forged codes are NOT_FOUND, the 5th starts
+  // the cool-down; a real voucher is still looked up.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(get_voucher(c, app, forged(code, i)).error_code(), grpc::StatusCode::NOT_FOUND) << i;
+  }
+  const grpc::Status fifth = get_voucher(c, app, forged(code, 4));
+  EXPECT_EQ(fifth.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << fifth.error_message();
+  EXPECT_EQ(reason_of(fifth), "REDEEM_THROTTLED");
+  EXPECT_TRUE(get_voucher(c, app, code).ok());
+  EXPECT_EQ(get_voucher(c, app, forged(code, 5)).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // A desk's failed redemptions and lookups count together.
+  for (int i = 10; i < 13; ++i) {
+    EXPECT_EQ(redeem(c, desk1, forged(code, i), "site-1").error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  EXPECT_EQ(get_voucher(c, desk1, forged(code, 13)).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(get_voucher(c, desk1, forged(code, 14)).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(redeem(c, desk1, forged(code, 15), "site-1").error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Others are not affected.
+  EXPECT_EQ(get_voucher(c, desk2, forged(code, 16)).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(RedeemEndToEnd, WithoutATokensFileLookupsOfForgedCodesAreThrottledPerAddress) {
+  TempDir dir;
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--redeem-failure-budget", "3",
+                               "--redeem-cooldown-seconds", "600"});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+  v1::ClaimResponse claimed;
+  ASSERT_TRUE(claim(c, std::nullopt, "auth", "member-1", &claimed).ok());
+  const std::string code = claimed.voucher().code();
+  EXPECT_EQ(c.get_voucher(forged(code, 0)).code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(c.get_voucher(forged(code, 1)).code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(c.get_voucher(forged(code, 2)).code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(c.get_voucher(code).ok());
   EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
 }
 

@@ -97,7 +97,7 @@ TEST(RedeemGuard, RefusesPastTheBudgetForTheCooldownOnly) {
   guard.failed("desk-a", t0);
   guard.failed("desk-a", t0);
   EXPECT_TRUE(guard.check("desk-a", t0).has_value());  // 2 of 3
-  guard.succeeded("desk-a");                           // a success starts the count again
+  guard.succeeded("desk-a", t0);                       // a success starts the count again
   guard.failed("desk-a", t0);
   guard.failed("desk-a", t0);
   EXPECT_TRUE(guard.check("desk-a", t0).has_value());
@@ -107,6 +107,22 @@ TEST(RedeemGuard, RefusesPastTheBudgetForTheCooldownOnly) {
   EXPECT_EQ(refused.error(), std::chrono::seconds(59));
   EXPECT_TRUE(guard.check("desk-b", t0).has_value());  // others are not affected
   EXPECT_TRUE(guard.check("desk-a", t0 + std::chrono::seconds(60)).has_value());
+}
+
+TEST(RedeemGuard, ASuccessDoesNotEndACoolDownUnderWay) {
+  RedeemGuard guard(2, std::chrono::seconds(60));
+  const auto t0 = RedeemGuard::Clock::now();
+  guard.failed("desk-a", t0);
+  guard.failed("desk-a", t0);
+  guard.succeeded("desk-a", t0 + std::chrono::seconds(10));
+  auto refused = guard.check("desk-a", t0 + std::chrono::seconds(10));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error(), std::chrono::seconds(50));
+  // Once it is over, a success clears the count.
+  guard.failed("desk-a", t0 + std::chrono::seconds(61));
+  guard.succeeded("desk-a", t0 + std::chrono::seconds(61));
+  guard.failed("desk-a", t0 + std::chrono::seconds(62));
+  EXPECT_TRUE(guard.check("desk-a", t0 + std::chrono::seconds(62)).has_value());
 }
 
 }  // namespace

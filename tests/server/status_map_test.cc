@@ -107,7 +107,7 @@ const std::vector<Row>& refusals() {
       {Outcome::kAlreadyRedeemed, StatusCode::FAILED_PRECONDITION, "ALREADY_REDEEMED", false,
        "already redeemed"},
       {Outcome::kRedeemThrottled, StatusCode::RESOURCE_EXHAUSTED, "REDEEM_THROTTLED", true,
-       "too many redemptions"},
+       "too many codes that are not vouchers"},
       {Outcome::kDrawLimitReached, StatusCode::RESOURCE_EXHAUSTED, "DAILY_DRAW_LIMIT", false,
        "every draw of their day in campaign \"gd-2024\""},
       {Outcome::kCampaignNotOver, StatusCode::FAILED_PRECONDITION, "CAMPAIGN_NOT_OVER", false,
@@ -186,6 +186,15 @@ TEST(StatusMap, EveryRefusalHasItsCodeReasonMessageAndMetadata) {
       EXPECT_EQ(d.retry.retry_delay().nanos(), 200'000'000);
     }
   }
+}
+
+TEST(StatusMap, ACoolDownsRestIsTheRetryDelay) {
+  StatusContext ctx;
+  ctx.retry_delay = std::chrono::milliseconds(599'250);
+  const Details d = details_of(to_grpc_status(Outcome::kRedeemThrottled, ctx));
+  ASSERT_EQ(d.retry_infos, 1);
+  EXPECT_EQ(d.retry.retry_delay().seconds(), 599);
+  EXPECT_EQ(d.retry.retry_delay().nanos(), 250'000'000);
 }
 
 TEST(StatusMap, MetadataHoldsOnlyWhatTheContextGives) {

@@ -20,6 +20,19 @@ std::string reason_of(const grpc::Status& status) {
   return "";
 }
 
+std::optional<std::chrono::milliseconds> retry_delay_of(const grpc::Status& status) {
+  google::rpc::Status details;
+  if (status.ok() || !details.ParseFromString(status.error_details())) return std::nullopt;
+  for (const auto& any : details.details()) {
+    google::rpc::RetryInfo retry;
+    if (any.UnpackTo(&retry)) {
+      return std::chrono::milliseconds(retry.retry_delay().seconds() * 1000 +
+                                       retry.retry_delay().nanos() / 1'000'000);
+    }
+  }
+  return std::nullopt;
+}
+
 Client::Client(const std::string& target,
                const std::shared_ptr<grpc::ChannelCredentials>& credentials)
     : channel_(grpc::CreateChannel(target, credentials)),

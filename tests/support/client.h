@@ -31,6 +31,9 @@ namespace voucherd::testing {
 // The google.rpc.ErrorInfo reason of a status ("" when OK or none).
 std::string reason_of(const grpc::Status& status);
 
+// The google.rpc.RetryInfo delay of a status, if it carries one.
+std::optional<std::chrono::milliseconds> retry_delay_of(const grpc::Status& status);
+
 // A call's outcome: its status and, when OK, its response.
 template <typename Response>
 struct Reply {
