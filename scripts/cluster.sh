@@ -130,6 +130,10 @@ free_ports() {
 }
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
+# A replica's ops port past its probes, with the cluster's ops token.
+ops_get() {
+  curl -sf --max-time 2 -H "Authorization: Bearer $(cat "$CLUSTER_DIR/secrets/ops.token")" "$1"
+}
 
 # wait_for WHAT PID CMD...: until CMD succeeds; fails (with the logs) if
 # process PID ends first or START_WAIT_S pass.
@@ -152,7 +156,7 @@ replica_serves() {
   [ "$(http_code "$ops/readyz")" = 200 ] || return 1
   # Ready means "can serve"; the campaign may still be on its way from the
   # store's registry (up to a second): wait until this replica serves it.
-  status="$(curl -s --max-time 2 "$ops/status")" || return 1
+  status="$(ops_get "$ops/status")" || return 1
   for id in $(campaign_ids); do
     jq -e --arg id "$id" 'any(.campaigns[]; .id == $id)' <<< "$status" > /dev/null || return 1
   done
@@ -219,6 +223,12 @@ make_secrets() {
     printf '%s\n' "$token" > "$s/${role#site:}.token"
     printf 'sha256:%s %s\n' "$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" "$role" >> "$s/tokens"
   done
+  # The ops ports ask for a token too (all but /healthz and /readyz):
+  # Prometheus scrapes with it, and `up` reads each /status with it.
+  token="$(random_hex 24)"
+  printf '%s\n' "$token" > "$s/ops.token"
+  printf 'sha256:%s prometheus\n' "$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" \
+    > "$s/ops-tokens"
   chmod 600 "$s"/*
   {
     echo "# scripts/cluster.sh: the local cluster's addresses and tokens. Source it."
@@ -228,6 +238,7 @@ make_secrets() {
     echo "export VOUCHER_LOAD_ADMIN_TOKEN=$(cat "$s/admin.token")"
     echo "export VOUCHER_LOAD_SITE_TOKEN=$(cat "$s/site-001.token")"
     echo "export VOUCHERCTL_TOKEN=$(cat "$s/admin.token")"
+    echo "export VOUCHERD_OPS_TOKEN=$(cat "$s/ops.token")"
   } > "$CLUSTER_DIR/env"
   chmod 600 "$CLUSTER_DIR/env"
 }
@@ -240,6 +251,7 @@ start_replicas() {
       --secret-file "$CLUSTER_DIR/secrets/secret.hex" --auth-file "$CLUSTER_DIR/secrets/tokens"
       --listen 127.0.0.1:0 --port-file "$CLUSTER_DIR/$r/grpc.port"
       --ops-listen 127.0.0.1:0 --ops-port-file "$CLUSTER_DIR/$r/ops.port"
+      --ops-auth-file "$CLUSTER_DIR/secrets/ops-tokens"
       --replica-id "$r")
     # The first replica puts the campaign in the store, its window opened
     # now; the others serve it from the store's registry, as replicas
@@ -277,6 +289,7 @@ start_prometheus() {
   mkdir -p "$p/targets" "$p/data"
   # The checked-in files, unchanged; the targets next to them.
   cp "$ROOT/deploy/prometheus/prometheus.yml" "$ROOT/deploy/prometheus/alerts.yml" "$p/"
+  install -m 600 "$CLUSTER_DIR/secrets/ops.token" "$p/voucherd-ops.token"
   for r in "${REPLICAS[@]}"; do
     jq -n --arg t "127.0.0.1:$(cat "$CLUSTER_DIR/$r/ops.port")" --arg r "$r" \
       '{targets: [$t], labels: {replica: $r}}'

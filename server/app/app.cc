@@ -225,6 +225,22 @@ std::expected<std::optional<Authenticator>, std::string> load_auth(const Config&
   return std::optional<Authenticator>(std::move(*loaded));
 }
 
+// The ops port's tokens: none without --ops-auth-file (config refused a
+// non-loopback address without them unless --ops-insecure).
+std::expected<std::optional<OpsTokens>, std::string> load_ops_tokens(const Config& config) {
+  if (config.ops_auth_file.empty()) {
+    if (config.ops_insecure) {
+      log::warn("--ops-insecure: the ops port " + config.ops_listen +
+                " serves /status, /metrics, /series and the dashboard to anyone who can connect");
+    }
+    return std::nullopt;
+  }
+  auto loaded = OpsTokens::load(config.ops_auth_file);
+  if (!loaded) return std::unexpected(loaded.error());
+  log::info("ops auth: " + std::to_string(loaded->size()) + " tokens from " + config.ops_auth_file);
+  return std::optional<OpsTokens>(std::move(*loaded));
+}
+
 // Until SIGTERM/SIGINT: the gRPC health service follows readiness (the
 // store's connection), looked at every kReadinessPoll. Returns the signal.
 int serve_until_signal(const sigset_t& signals, OpsServer& ops, GrpcServer& server) {
@@ -268,6 +284,8 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
 
   auto auth = load_auth(config);
   if (!auth) return failed(auth.error());
+  auto ops_tokens = load_ops_tokens(config);
+  if (!ops_tokens) return failed(ops_tokens.error());
   GrpcServerOptions server_options;
   MetricsOptions metrics_options{VOUCHERD_VERSION, store->get(), std::nullopt};
   if (!config.tls_cert.empty()) {
@@ -292,6 +310,7 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
   ops_options.version = VOUCHERD_VERSION;
   ops_options.store = store->get();
   ops_options.auth_open = !auth->has_value();
+  ops_options.tokens = *ops_tokens ? &**ops_tokens : nullptr;
   ops_options.transport = transport;
   ops_options.metrics = &metrics;
   OpsServer ops(engine, std::move(ops_options));

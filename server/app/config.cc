@@ -11,6 +11,7 @@
 #include "common/files.h"
 #include "engine/campaign_validation.h"
 #include "engine/limits.h"
+#include "server/ops/ops_auth.h"
 
 #ifndef VOUCHERD_VERSION
 #define VOUCHERD_VERSION "0.0.0"
@@ -99,6 +100,12 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
                  "operators' HTTP address host:port: /healthz, /readyz, /status (port 0: any)")
       ->capture_default_str();
   app.add_option("--ops-port-file", c.ops_port_file, "write the bound ops HTTP port here");
+  app.add_option("--ops-auth-file", c.ops_auth_file,
+                 "bearer tokens (sha256:<hex> <name> per line) the ops port asks for, but on "
+                 "/healthz and /readyz")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--ops-insecure", c.ops_insecure,
+               "serve the ops port on a non-loopback --ops-listen without --ops-auth-file");
   app.add_option("--log-level", log_level, "JSON log lines on stderr from this level up")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -316,6 +323,14 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
                                 c.replica_id.find('|') != std::string::npos)) {
     return refuse("--replica-id must be 1 to " + std::to_string(limits::kIdBytesMax) +
                   " bytes without '|' or control characters");
+  }
+  // /status tells campaign definitions, sites and counts: it does not face a
+  // network without tokens unless the operator says so.
+  if (c.ops_auth_file.empty() && !c.ops_insecure && !binds_loopback_only(c.ops_listen)) {
+    return refuse("--ops-listen " + c.ops_listen +
+                  " reaches beyond this machine: give --ops-auth-file (tokens for "
+                  "/status, /metrics, /series and the dashboard), or --ops-insecure to serve "
+                  "them to anyone who can connect");
   }
   if (c.redis_sentinel.empty() != c.redis_master.empty()) {
     return refuse("--redis-sentinel and --redis-master go together: give both, or neither");

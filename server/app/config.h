@@ -37,12 +37,14 @@ struct Config {
   std::string port_file;            // written with the bound port once listening
   std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port
   std::string ops_port_file;                  // written with the bound ops port
-  log::Level log_level = log::Level::kInfo;   // --log-level debug, info, warn, error
-  bool rehearse = false;                      // open loaded campaigns' windows from now
-  int grpc_threads = 2;                       // completion-queue polling threads
-  std::string auth_file;                      // bearer tokens -> roles; empty: open (warned loudly)
-  std::string tls_cert;                       // PEM server certificate chain; with tls_key: TLS
-  std::string tls_key;                        // PEM private key
+  std::string ops_auth_file;  // bearer tokens for the ops port; empty: open (loopback only)
+  bool ops_insecure = false;  // allow an open ops port on a non-loopback address
+  log::Level log_level = log::Level::kInfo;  // --log-level debug, info, warn, error
+  bool rehearse = false;                     // open loaded campaigns' windows from now
+  int grpc_threads = 2;                      // completion-queue polling threads
+  std::string auth_file;                     // bearer tokens -> roles; empty: open (warned loudly)
+  std::string tls_cert;                      // PEM server certificate chain; with tls_key: TLS
+  std::string tls_key;                       // PEM private key
   std::string tls_client_ca;        // PEM CA: clients must present a certificate it signed (mTLS)
   int redeem_failure_budget = 100;  // failed redemptions before a cool-down
   int redeem_cooldown_seconds = 60;

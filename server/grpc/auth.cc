@@ -1,20 +1,11 @@
 #include "server/grpc/auth.h"
 
-#include <openssl/sha.h>
-
 #include <cctype>
 #include <fstream>
 #include <sstream>
 
 namespace voucherd {
 namespace {
-
-bool is_hex(std::string_view s) {
-  for (char c : s) {
-    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -38,19 +29,6 @@ bool admits(Access access, Role role) {
 
 }  // namespace
 
-std::string token_hash(std::string_view token) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), d.data());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * d.size());
-  for (unsigned char b : d) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
-
 std::expected<Authenticator, std::string> Authenticator::load(const std::string& path) {
   std::ifstream in(path);
   if (!in) return std::unexpected("cannot read --auth-file " + path);
@@ -67,13 +45,14 @@ std::expected<Authenticator, std::string> Authenticator::load(const std::string&
     if (!(words >> role) || (words >> extra)) {
       return std::unexpected(where + "expected \"sha256:<64 hex digits> <role>\"");
     }
-    if (key.rfind("sha256:", 0) != 0 || key.size() != 7 + 64 || !is_hex(key.substr(7))) {
+    auto hash = parse_token_key(key);
+    if (!hash) {
       return std::unexpected(where +
                              "the token must be given as sha256:<64 hex digits> (its "
                              "hash, never the token itself)");
     }
     Principal p;
-    p.token_hash = lower(key.substr(7));
+    p.token_hash = std::move(*hash);
     if (role == "app") {
       p.role = Role::kApp;
     } else if (role == "admin") {

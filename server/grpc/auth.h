@@ -30,6 +30,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "server/base/token_hash.h"
+
 namespace voucherd {
 
 enum class Role : std::uint8_t { kApp, kSite, kAdmin };
@@ -65,9 +67,6 @@ class Authenticator {
  private:
   std::unordered_map<std::string, Principal> by_hash_;  // hex SHA-256 -> principal
 };
-
-// Hex SHA-256 of a token, as the tokens file holds it.
-[[nodiscard]] std::string token_hash(std::string_view token);
 
 // Counts consecutive failed redemptions and lookups (codes that are not
 // vouchers) per caller. Beyond `budget`, the caller is refused for `cooldown`

@@ -32,14 +32,21 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void answer() {
+    const auto authorization = request_[http::field::authorization];
     const auto r = server_.handle(
         std::string_view(request_.method_string().data(), request_.method_string().size()),
-        std::string_view(request_.target().data(), request_.target().size()));
+        std::string_view(request_.target().data(), request_.target().size()),
+        std::string_view(authorization.data(), authorization.size()));
     response_ = {};
     response_.version(request_.version());
     response_.result(static_cast<http::status>(r.status));
     response_.set(http::field::content_type, r.content_type);
     response_.set(http::field::cache_control, "no-store");
+    if (r.challenge) {
+      response_.insert(http::field::www_authenticate, R"(Bearer realm="voucherd ops")");
+      response_.insert(http::field::www_authenticate,
+                       R"(Basic realm="voucherd ops", charset="UTF-8")");
+    }
     response_.keep_alive(request_.keep_alive());
     response_.body() = r.body;
     response_.prepare_payload();
@@ -111,8 +118,12 @@ std::expected<int, std::string> OpsServer::start() {
   if (colon == std::string::npos) {
     return std::unexpected("--ops-listen must be HOST:PORT, not \"" + options_.listen + "\"");
   }
+  std::string host = options_.listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
   beast::error_code ec;
-  const auto address = asio::ip::make_address(options_.listen.substr(0, colon), ec);
+  const auto address = asio::ip::make_address(host, ec);
   if (ec) return std::unexpected("--ops-listen: bad address in \"" + options_.listen + "\"");
   int port = 0;
   try {
@@ -165,6 +176,7 @@ std::string OpsServer::status_json() const {
   out["store"] = std::string(options_.store->kind());
   out["store_connected"] = options_.store->connected();
   out["auth"] = options_.auth_open ? "OPEN: no --auth-file, anyone may call anything" : "tokens";
+  out["ops_auth"] = options_.tokens != nullptr ? "tokens" : "open (no --ops-auth-file)";
   out["transport"] = options_.transport;
   out["draining"] = draining_.load(std::memory_order_acquire);
   const std::string problem = readiness_problem();
@@ -225,7 +237,8 @@ void OpsServer::sample_series() {
   impl_->series.sample(now_s, options_.metrics->snapshot(), remaining);
 }
 
-OpsServer::Response OpsServer::handle(std::string_view method, std::string_view target) {
+OpsServer::Response OpsServer::handle(std::string_view method, std::string_view target,
+                                      std::string_view authorization) {
   if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
   if (method != "GET" && method != "HEAD") {
     return {405, "text/plain; charset=utf-8", "only GET is served here\n"};
@@ -235,6 +248,14 @@ OpsServer::Response OpsServer::handle(std::string_view method, std::string_view 
     const std::string problem = readiness_problem();
     if (problem.empty()) return {200, "text/plain; charset=utf-8", "ready\n"};
     return {503, "text/plain; charset=utf-8", "not ready: " + problem + "\n"};
+  }
+  // Past the probes, a token when --ops-auth-file gave some (an unknown
+  // path too: without a token, nothing about the port is told).
+  if (options_.tokens != nullptr && !options_.tokens->admit(authorization)) {
+    return {401, "text/plain; charset=utf-8",
+            "a token of --ops-auth-file is needed: \"Authorization: Bearer <token>\", or the "
+            "token as the Basic auth password\n",
+            true};
   }
   if (target == "/status") return {200, "application/json", status_json()};
   if (target == "/") return {200, "text/html; charset=utf-8", std::string(dashboard_html())};

@@ -13,6 +13,9 @@
 //   GET /series   the last five minutes, one point a second (server/series.h)
 //   GET /         the live dashboard (server/dashboard.h)
 //
+// With --ops-auth-file (server/ops/ops_auth.h), everything but /healthz and
+// /readyz answers 401 without one of its tokens.
+//
 // One thread runs the io_context; every handler reads the engine's
 // lock-free counters (or the store, on this thread), so the claim path is
 // never blocked by an ops request. A timer on the same thread samples the
@@ -30,6 +33,7 @@
 
 #include "engine/claim_engine.h"
 #include "server/ops/metrics.h"
+#include "server/ops/ops_auth.h"
 #include "server/store/store.h"
 
 namespace voucherd {
@@ -37,10 +41,11 @@ namespace voucherd {
 struct OpsServerOptions {
   std::string listen = "127.0.0.1:9464";
   std::string version;
-  Store* store = nullptr;      // REQUIRES: set
-  bool auth_open = true;       // no --auth-file
-  std::string transport;       // "plaintext", "TLS", "mutual TLS"
-  Metrics* metrics = nullptr;  // nullptr: /metrics and /series answer 503
+  Store* store = nullptr;             // REQUIRES: set
+  bool auth_open = true;              // no --auth-file
+  const OpsTokens* tokens = nullptr;  // --ops-auth-file; nullptr: the port is open
+  std::string transport;              // "plaintext", "TLS", "mutual TLS"
+  Metrics* metrics = nullptr;         // nullptr: /metrics and /series answer 503
 };
 
 class OpsServer {
@@ -65,8 +70,11 @@ class OpsServer {
     int status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
+    bool challenge = false;  // a 401: send WWW-Authenticate
   };
-  [[nodiscard]] Response handle(std::string_view method, std::string_view target);
+  // `authorization`: the request's Authorization header ("" when none).
+  [[nodiscard]] Response handle(std::string_view method, std::string_view target,
+                                std::string_view authorization);
 
  private:
   struct Impl;

@@ -111,15 +111,23 @@ expect_eq "codes with two members" "$(jq .check.codes_with_two_members "$R")" 0
 expect_eq "answers other than OK and FAILED_PRECONDITION" \
   "$(jq '[.phases[].status_codes | to_entries[] | select(.key != "OK" and .key != "FAILED_PRECONDITION") | .value] | add // 0' "$R")" 0
 
-step "server side: every replica's /status and /metrics"
+step "server side: every replica's /status and /metrics (with the ops token; 401 without)"
 counter_sum=0
+[ -n "${VOUCHERD_OPS_TOKEN:-}" ] || fail "the cluster's env file exports no VOUCHERD_OPS_TOKEN"
+ops_auth=(-H "Authorization: Bearer $VOUCHERD_OPS_TOKEN")
 for ops in $(jq -r '.replicas[].ops' "$E"); do
-  status="$(curl -sS --max-time 5 "$ops/status")"
+  for path in /status /metrics /; do
+    expect_eq "$ops$path without a token" \
+      "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ops$path")" 401
+  done
+  expect_eq "$ops/readyz without a token" \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ops/readyz")" 200
+  status="$(curl -sS --max-time 5 "${ops_auth[@]}" "$ops/status")"
   expect_eq "$ops /status issued (store-wide)" \
     "$(jq --arg c "$CAMPAIGN" '.campaigns[] | select(.id == $c) | .issued' <<< "$status")" "$STOCK"
   expect_eq "$ops /status remaining" \
     "$(jq --arg c "$CAMPAIGN" '.campaigns[] | select(.id == $c) | .remaining' <<< "$status")" 0
-  n="$(curl -sS --max-time 5 "$ops/metrics" |
+  n="$(curl -sS --max-time 5 "${ops_auth[@]}" "$ops/metrics" |
     awk -v s="voucherd_claims_total{campaign=\"$CAMPAIGN\",outcome=\"issued\"}" '$1 == s { print $2 }')"
   if [ -z "$n" ] || [ "$n" -le 0 ]; then
     fail "$ops issued no voucher (counter '$n'): HAProxy did not spread the load"

@@ -28,6 +28,7 @@ mkdir -p "$WORK/prometheus/targets"
 cp "$SRC/deploy/prometheus/prometheus.yml" "$SRC/deploy/prometheus/alerts.yml" "$WORK/prometheus/"
 echo '[{"targets": ["127.0.0.1:9464"], "labels": {"replica": "r1"}}]' > "$WORK/prometheus/targets/voucherd.json"
 echo '[{"targets": ["127.0.0.1:8404"]}]' > "$WORK/prometheus/targets/haproxy.json"
+echo "a-token" > "$WORK/prometheus/voucherd-ops.token"
 promtool check config "$WORK/prometheus/prometheus.yml" || { echo "promtool refuses prometheus.yml"; status=1; }
 [ "$(grep -c 'job_name: voucherd$' "$SRC/deploy/prometheus/prometheus.yml")" = 1 ] ||
   { echo "prometheus.yml has no job named voucherd (the alerts and the dashboard select it)"; status=1; }

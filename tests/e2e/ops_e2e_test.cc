@@ -1,6 +1,8 @@
 // ops_e2e_test — the operators' HTTP port of a real voucherd: /healthz,
 // /readyz (and its flip when Redis goes away and comes back, which /metrics
-// shows too), /status matching what was claimed, and a precise 404.
+// shows too), /status matching what was claimed, and a precise 404; with
+// --ops-auth-file, only the probes answer without a token; and a voucherd
+// asked to open the port beyond loopback without tokens does not start.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -8,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "server/base/token_hash.h"
 #include "tests/support/campaigns.h"
 #include "tests/support/client.h"
 #include "tests/support/http_get.h"
@@ -116,6 +119,66 @@ TEST(OpsEndToEnd, ReadinessFollowsTheClaimLog) {
       << metrics;
   EXPECT_NE(metrics.find("voucherd_ready 0\n"), std::string::npos) << metrics;
   EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(OpsEndToEnd, WithOpsTokensOnlyTheProbesAnswerWithoutOne) {
+  TempDir dir;
+  const std::string tokens =
+      dir.write("ops-tokens", "sha256:" + token_hash("scrape-token") + " prometheus\n").string();
+  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--ops-auth-file", tokens});
+  ASSERT_GT(server.ops_port(), 0);
+  ASSERT_TRUE(claim(server.target(), "m-1").ok());
+  const int port = server.ops_port();
+  // Load balancers and orchestrators probe without credentials.
+  EXPECT_EQ(http_get(port, "/healthz").status, 200);
+  EXPECT_EQ(http_get(port, "/readyz").status, 200);
+  const HttpHeaders bearer{{"Authorization", "Bearer scrape-token"}};
+  const HttpHeaders basic{
+      {"Authorization", "Basic " + std::string("b25jYWxsOnNjcmFwZS10b2tlbg==")}};
+  const HttpHeaders wrong{{"Authorization", "Bearer scrape-tokeN"}};
+  for (const std::string path : {"/status", "/metrics", "/series", "/", "/nosuch"}) {
+    for (const HttpHeaders& headers : {HttpHeaders{}, wrong}) {
+      const HttpAnswer refused = http_get(port, path, headers);
+      EXPECT_EQ(refused.status, 401) << path;
+      EXPECT_EQ(refused.body.find("\"ops\""), std::string::npos) << refused.body;  // no campaign
+      EXPECT_EQ(refused.www_authenticate,
+                (std::vector<std::string>{R"(Bearer realm="voucherd ops")",
+                                          R"(Basic realm="voucherd ops", charset="UTF-8")"}))
+          << path;
+    }
+    EXPECT_EQ(http_get(port, path, bearer).status, path == "/nosuch" ? 404 : 200) << path;
+    EXPECT_EQ(http_get(port, path, basic).status, path == "/nosuch" ? 404 : 200) << path;
+  }
+  const auto j = nlohmann::json::parse(http_get(port, "/status", bearer).body);
+  EXPECT_EQ(j["ops_auth"], "tokens");
+  EXPECT_EQ(j["campaigns"][0]["issued"], 1);
+  EXPECT_NE(http_get(port, "/metrics", basic).body.find("voucherd_claims_total"),
+            std::string::npos);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(OpsEndToEnd, AnOpenOpsPortBeyondLoopbackIsRefusedBeforeListening) {
+  TempDir dir;
+  const auto port_file = dir.path() / "port";
+  std::string err;
+  EXPECT_EQ(run_voucherd(dir,
+                         {"--campaigns", campaign_file(dir), "--listen", "127.0.0.1:0",
+                          "--port-file", port_file.string(), "--ops-listen", "0.0.0.0:0"},
+                         &err),
+            2);
+  EXPECT_NE(err.find("--ops-listen 0.0.0.0:0 reaches beyond this machine"), std::string::npos)
+      << err;
+  EXPECT_FALSE(std::filesystem::exists(port_file));
+  // A tokens file that is not one is refused too, naming it.
+  const std::string bad = dir.write("ops-tokens", "plain-token prometheus\n").string();
+  EXPECT_EQ(
+      run_voucherd(dir,
+                   {"--campaigns", campaign_file(dir), "--listen", "127.0.0.1:0", "--port-file",
+                    port_file.string(), "--ops-listen", "127.0.0.1:0", "--ops-auth-file", bad},
+                   &err),
+      2);
+  EXPECT_NE(err.find("--ops-auth-file " + bad + " line 1"), std::string::npos) << err;
+  EXPECT_FALSE(std::filesystem::exists(port_file));
 }
 
 }  // namespace

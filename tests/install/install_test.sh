@@ -165,6 +165,7 @@ credentials="$tmp/credentials"
 mkdir -m 700 "$credentials"
 app_token="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
 admin_token="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+ops_token="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
 while IFS= read -r credential; do
   id="${credential%%:*}"
   case "$id" in
@@ -175,6 +176,10 @@ while IFS= read -r credential; do
         echo "$(printf '%s' "$app_token" | "$staged_bindir/voucherctl" hash-token) app"
         echo "$(printf '%s' "$admin_token" | "$staged_bindir/voucherctl" hash-token) admin"
       } >"$credentials/$id"
+      ;;
+    ops-tokens)
+      echo "$(printf '%s' "$ops_token" | "$staged_bindir/voucherctl" hash-token) prometheus" \
+        >"$credentials/$id"
       ;;
     *) fail "the unit loads a credential this test does not know how to make: $credential" ;;
   esac
@@ -294,6 +299,12 @@ wait_for 10 ready || fail "/readyz is not 200: $(http_status /readyz); $(cat "$t
 echo "/readyz 200 after $((SECONDS - started)) s; gRPC on port $grpc_port"
 grep -q '"auth":"tokens"' "$tmp/voucherd.log" ||
   fail "voucherd did not read the tokens credential: $(cat "$tmp/voucherd.log")"
+# The ops-tokens credential is in force: past the probes, the ops port asks
+# for a token.
+[ "$(http_status /status)" = 401 ] ||
+  fail "/status without a token is $(http_status /status), not 401 (--ops-auth-file not in force)"
+grep -q '"msg":"ops auth: 1 tokens from ' "$tmp/voucherd.log" ||
+  fail "voucherd did not read the ops-tokens credential: $(cat "$tmp/voucherd.log")"
 
 # The tokens credential is the one in force: its admin token may export
 # the (empty) settlement, another token may not.

@@ -157,6 +157,35 @@ TEST(Config, RedisSentinelAndMinReplicasGoWithTheRedisStoreOnly) {
   EXPECT_EQ(ok.config.redis_replica_wait_ms, 250);
 }
 
+TEST(Config, AnOpsPortBeyondLoopbackNeedsTokensOrSayingItIsInsecure) {
+  TempDir dir;
+  const std::string tokens =
+      dir.write("ops-tokens", "sha256:" + std::string(64, 'a') + " prom\n").string();
+  for (const std::string listen : {"0.0.0.0:9464", "10.1.2.3:9464", "[::]:9464", ":::9464"}) {
+    std::string err;
+    const ConfigResult r = Invocation{{"--ops-listen", listen}, {}}.parse(&err);
+    EXPECT_EQ(r.exit_code, 2) << listen;
+    EXPECT_NE(err.find("--ops-listen " + listen + " reaches beyond this machine"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("--ops-auth-file"), std::string::npos) << err;
+  }
+  // The example config's address, from a file: refused the same way.
+  const auto file = dir.write("voucherd.conf", "ops-listen = 0.0.0.0:9464\n");
+  EXPECT_EQ(Invocation({{"--config", file.string()}, {}}).parse().exit_code, 2);
+  for (const std::string listen : {"127.0.0.1:9464", "127.0.0.2:0", "::1:9464"}) {
+    EXPECT_FALSE(Invocation({{"--ops-listen", listen}, {}}).parse().should_exit) << listen;
+  }
+  const ConfigResult with_tokens =
+      Invocation{{"--ops-listen", "0.0.0.0:9464", "--ops-auth-file", tokens}, {}}.parse();
+  EXPECT_FALSE(with_tokens.should_exit);
+  EXPECT_EQ(with_tokens.config.ops_auth_file, tokens);
+  const ConfigResult insecure =
+      Invocation{{"--ops-listen", "0.0.0.0:9464"}, {{"VOUCHERD_OPS_INSECURE", "true"}}}.parse();
+  EXPECT_FALSE(insecure.should_exit);
+  EXPECT_TRUE(insecure.config.ops_insecure);
+}
+
 TEST(Config, AFileThatIsNotAConfigFileIsRefusedWithItsLine) {
   TempDir dir;
   std::string err;

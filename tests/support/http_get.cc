@@ -9,7 +9,7 @@
 
 namespace voucherd::testing {
 
-HttpAnswer http_get(int port, const std::string& target) {
+HttpAnswer http_get(int port, const std::string& target, const HttpHeaders& headers) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -22,6 +22,7 @@ HttpAnswer http_get(int port, const std::string& target) {
                                  static_cast<unsigned short>(port)));
     http::request<http::empty_body> req(http::verb::get, target, 11);
     req.set(http::field::host, "127.0.0.1");
+    for (const auto& [name, value] : headers) req.set(name, value);
     http::write(stream, req);
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
@@ -29,6 +30,8 @@ HttpAnswer http_get(int port, const std::string& target) {
     out.status = static_cast<int>(res.result_int());
     out.content_type = std::string(res[http::field::content_type]);
     out.body = res.body();
+    const auto [first, last] = res.equal_range(http::field::www_authenticate);
+    for (auto it = first; it != last; ++it) out.www_authenticate.emplace_back(it->value());
   } catch (const std::exception&) {
     out.status = 0;
   }

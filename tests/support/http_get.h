@@ -2,6 +2,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace voucherd::testing {
 
@@ -9,8 +11,12 @@ struct HttpAnswer {
   int status = 0;  // 0: no answer (connection failed)
   std::string content_type;
   std::string body;
+  std::vector<std::string> www_authenticate;  // every WWW-Authenticate header
 };
 
-[[nodiscard]] HttpAnswer http_get(int port, const std::string& target);
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+[[nodiscard]] HttpAnswer http_get(int port, const std::string& target,
+                                  const HttpHeaders& headers = {});
 
 }  // namespace voucherd::testing
