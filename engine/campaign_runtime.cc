@@ -11,14 +11,17 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer,
                                  const LotterySeed& proposed_seed)
     : spec_(std::move(spec)),
       tag_(campaign_tag(spec_.id)),
+      secret_count_(signer.secret_count()),
       inventory_(std::vector<std::int64_t>(spec_.skus.size(), 0)),  // filled by the claim log
       sku_counters_(std::make_unique<SkuCounters[]>(spec_.skus.size())),
       proposed_seed_(proposed_seed) {
-  mac_keys_.reserve(spec_.skus.size());
+  mac_keys_.reserve(spec_.skus.size() * signer.secret_count());
   for (std::size_t i = 0; i < spec_.skus.size(); ++i) {
     const SkuSpec& sku = spec_.skus[i];
     sku_by_id_.emplace(sku.id, static_cast<std::uint32_t>(i));
-    mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id));
+    for (std::size_t k = 0; k < signer.secret_count(); ++k) {
+      mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id, k));
+    }
   }
   if (spec_.mode == CampaignMode::kLottery) {
     // Validation loaded the zone already; it cannot fail here.

@@ -105,6 +105,10 @@ class CampaignRuntime final : public CampaignStock {
     absl::InlinedVector<ClaimOp*, 1> pending;  // claims of this member in flight
     ClaimOp* waiters = nullptr;                // presses waiting for a pending claim
     std::uint32_t waiter_count = 0;
+    // The press limit's theoretical arrival time (GCRA), in press ticks
+    // since the engine started (limits::kPressTickUs); in the room the
+    // struct's padding left.
+    std::uint32_t press_tat = 0;
   };
   struct alignas(64) SkuCounters {
     std::atomic<std::int64_t> issued{0};
@@ -114,7 +118,10 @@ class CampaignRuntime final : public CampaignStock {
   const CampaignSpec spec_;
   const std::uint16_t tag_;
   absl::flat_hash_map<std::string, std::uint32_t> sku_by_id_;
+  // Per SKU, its MAC key under each secret: [sku * secret_count_ + k], the
+  // minting secret's first.
   std::vector<SkuMacKey> mac_keys_;
+  const std::size_t secret_count_;
   Inventory inventory_;
   std::unique_ptr<SkuCounters[]> sku_counters_;
   std::atomic<std::int64_t> members_{0};

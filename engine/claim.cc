@@ -1,6 +1,7 @@
 // claim.cc — the claim path: admission, the member's index, a unit of stock (or
 // a wait for one), minting, the claim log's write and its completion.
 #include <algorithm>
+#include <limits>
 
 #include "engine/check.h"
 #include "engine/claim_engine.h"
@@ -8,10 +9,47 @@
 namespace voucherd {
 
 void ClaimEngine::claim(ClaimOp& op) {
+  op.press_admitted_ = false;
+  rerun_claim(op);
+}
+
+void ClaimEngine::rerun_claim(ClaimOp& op) {
   op.fenced_ = 0;
   op.looked_up_ = false;
   op.wait_until_us_ = 0;
   run_claim(op);
+}
+
+void ClaimEngine::set_member_press_limit(MemberPressLimit limit) {
+  VOUCHERD_CHECK(limit.per_second <= limits::kPressRatePerSecondMax && limit.burst >= 1,
+                 "the member press limit is within its bounds");
+  if (limit.per_second == 0) {
+    press_interval_ticks_ = press_tolerance_ticks_ = 0;
+    return;
+  }
+  constexpr std::int64_t kTicksPerSecond = 1'000'000 / limits::kPressTickUs;
+  press_interval_ticks_ = static_cast<std::uint32_t>(kTicksPerSecond / limit.per_second);
+  press_tolerance_ticks_ = press_interval_ticks_ * (limit.burst - 1);
+}
+
+std::uint32_t ClaimEngine::press_refused_ms(CampaignRuntime::MemberEntry& e, UnixMicros now) const {
+  if (press_interval_ticks_ == 0) return 0;
+  // GCRA: a press at `tick` is admitted unless the member's theoretical
+  // arrival time is more than the burst's tolerance ahead of it; an
+  // admitted press moves it one interval on. Refused presses move nothing.
+  // Past the 32-bit horizon the clock stops and every press is admitted.
+  constexpr std::uint64_t kTickMax = std::numeric_limits<std::uint32_t>::max();
+  const std::uint64_t tick = std::min<std::uint64_t>(
+      static_cast<std::uint64_t>(std::max<UnixMicros>(now - press_epoch_us_, 0)) /
+          static_cast<std::uint64_t>(limits::kPressTickUs),
+      kTickMax);
+  const std::uint64_t tat = std::max<std::uint64_t>(e.press_tat, tick);
+  if (tat - tick > press_tolerance_ticks_) {
+    const std::uint64_t wait_ticks = tat - tick - press_tolerance_ticks_;
+    return static_cast<std::uint32_t>(wait_ticks * limits::kPressTickUs / 1000);
+  }
+  e.press_tat = static_cast<std::uint32_t>(std::min(tat + press_interval_ticks_, kTickMax));
+  return 0;
 }
 
 void ClaimEngine::run_claim(ClaimOp& op) {
@@ -76,6 +114,17 @@ void ClaimEngine::run_claim(ClaimOp& op) {
       it = map.try_emplace(std::string(op.member_id)).first;
     }
     CampaignRuntime::MemberEntry* e = &it->second;
+    // A press of a member pressing too fast is refused first: it is what a
+    // script does, and each press costs a call (a new entry is admitted).
+    // A press that waited on its member's claim in flight was admitted
+    // when it came, and is not counted again when it runs again.
+    if (!op.press_admitted_) {
+      if (const std::uint32_t wait_ms = press_refused_ms(*e, now); wait_ms > 0) {
+        answer = {Outcome::kPressRateLimited, nullptr, nullptr, wait_ms};
+        return Step::kAnswer;
+      }
+      op.press_admitted_ = true;
+    }
     // A retry of a request that already got its voucher, or a member at the limit.
     for (const VoucherPtr& v : e->held) {
       if (limit == 1 || v->request_id == op.request_id) {
@@ -187,7 +236,7 @@ VoucherPtr ClaimEngine::mint_voucher(const CampaignRuntime& c, std::uint32_t sku
   f.sku_index = static_cast<std::uint16_t>(sku);
   random_.fill(f.random);
   for (std::uint8_t& r : f.random) r &= 31u;  // 5 uniform bits per symbol
-  f.mac = compute_mac(c.mac_keys_[sku], f);
+  f.mac = compute_mac(c.mac_keys_[sku * c.secret_count_], f);
 
   auto v = std::make_shared<VoucherRecord>();
   v->code = format_code(f);
@@ -274,7 +323,7 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
 void ClaimEngine::run_waiters(ClaimOp* waiters) {
   while (waiters != nullptr) {
     ClaimOp* next = waiters->next_waiter_;
-    claim(*waiters);
+    rerun_claim(*waiters);
     waiters = next;
   }
 }

@@ -79,10 +79,25 @@ struct CreateError {
 
 class ClaimEngine final {
  public:
+  // How often one member may press Claim in one campaign: `per_second`
+  // presses a second once a burst of `burst` is spent (a GCRA token bucket
+  // kept in the member's entry of the campaign's index, so it costs no
+  // memory and no lock of its own). Zero `per_second`: no limit. It applies
+  // to members the index holds: those with a voucher or a claim in flight;
+  // a member it does not hold is either claiming (and so enters it) or
+  // refused SOLD_OUT without state, the cheapest answer there is.
+  struct MemberPressLimit {
+    std::uint32_t per_second = 0;  // <= limits::kPressRatePerSecondMax
+    std::uint32_t burst = 1;       // >= 1
+  };
+
   // REQUIRES: secret.size() >= limits::kSecretBytesMin. log, clock and random
   // must outlive the engine.
   ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random,
               std::span<const std::uint8_t> secret);
+  // With secrets being rotated: the first mints, all verify (CodeSigner).
+  ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random,
+              std::span<const std::vector<std::uint8_t>> secrets);
   ~ClaimEngine();
   ClaimEngine(const ClaimEngine&) = delete;
   ClaimEngine& operator=(const ClaimEngine&) = delete;
@@ -96,6 +111,9 @@ class ClaimEngine final {
   // Lock-free look-up; nullptr if unknown.
   [[nodiscard]] const CampaignRuntime* find_campaign(std::string_view id) const;
   [[nodiscard]] std::vector<const CampaignRuntime*> campaigns() const;
+
+  // REQUIRES: before the first claim (not thread-safe against claims).
+  void set_member_press_limit(MemberPressLimit limit);
 
   void claim(ClaimOp& op);
   void get_voucher(VoucherLookupOp& op);
@@ -127,6 +145,13 @@ class ClaimEngine final {
 
   [[nodiscard]] const Clock& clock() const { return clock_; }
 
+  // Codes that verified under each secret (0: the minting one) since start,
+  // so that an operator sees when an old secret is no longer presented.
+  [[nodiscard]] std::size_t secret_count() const { return signer_.secret_count(); }
+  [[nodiscard]] std::uint64_t verified_by_secret(std::size_t k) const {
+    return verified_by_secret_[k].load(std::memory_order_relaxed);
+  }
+
  private:
   friend class ClaimOp;
   friend class CampaignRuntime;
@@ -136,8 +161,11 @@ class ClaimEngine final {
   friend class DrawOp;
 
   // claim() without resetting the per-call state (re-runs of a claim that
-  // waited for its member's pending claim, or for the store's answer).
+  // waited for the store's answer).
   void run_claim(ClaimOp& op);
+  // A press that waited for its member's pending claim, run again from the
+  // start, but not counted again by the press limit.
+  void rerun_claim(ClaimOp& op);
   CampaignRuntime* find_mutable(std::string_view id) const;
   // The campaign and SKU whose MAC a code carries, and its canonical form;
   // kMistypedCode or kVoucherNotFound (forged) without touching the log.
@@ -168,10 +196,21 @@ class ClaimEngine final {
   // A voucher a draw won: into the member's entry of the allowance index.
   void remember_held(CampaignRuntime& c, const VoucherPtr& v);
 
+  // Whether the member of `e` may press at `now`; if not, how many ms until
+  // it may (the entry's shard lock is held).
+  [[nodiscard]] std::uint32_t press_refused_ms(CampaignRuntime::MemberEntry& e,
+                                               UnixMicros now) const;
+
   ClaimLog& log_;
   const Clock& clock_;
   RandomSource& random_;
   CodeSigner signer_;
+  // The member press limit in press ticks since the engine started (its
+  // 32 bits last 497 days of uptime): 0 interval is no limit.
+  const UnixMicros press_epoch_us_;
+  mutable std::array<std::atomic<std::uint64_t>, limits::kSecretsMax> verified_by_secret_{};
+  std::uint32_t press_interval_ticks_ = 0;
+  std::uint32_t press_tolerance_ticks_ = 0;
 
   // Insert-only open-addressing table: readers probe with acquire loads and
   // never lock; writers serialize on create_mu_ and publish with release.

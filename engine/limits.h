@@ -56,6 +56,12 @@ inline constexpr std::size_t kLotteryViewMembersMax = 1'000'000;
 // matters, a misbehaving client can).
 inline constexpr std::size_t kWaitersPerMemberMax = 16;
 
+// The member press limit (ClaimEngine::MemberPressLimit) keeps its clock in
+// ticks of this many µs since the engine started, in 32 bits of the
+// member's entry: 497 days of uptime, and at most 100 presses a second.
+inline constexpr std::int64_t kPressTickUs = 10'000;
+inline constexpr std::uint32_t kPressRatePerSecondMax = 100;
+
 // A claim that finds this replica's shelf empty while a refill is on its way
 // waits for it rather than telling the member to retry: a lease takes a few
 // milliseconds, an idle replica's units come back within a second, and a
@@ -111,6 +117,10 @@ inline constexpr std::int64_t kLeaseLowWaterDivisor = 2;
 // Server secret: at least 256 bits.
 inline constexpr std::size_t kSecretBytesMin = 32;
 inline constexpr std::size_t kSecretBytesMax = 1024;
+// Secrets a secret file may hold: the one that mints, and older ones whose
+// codes still verify while they are rotated out (each costs a forged code
+// one more MAC).
+inline constexpr std::size_t kSecretsMax = 4;
 
 static_assert(kEchoedInputBytesMax >= kIdBytesMax, "a valid id is shown whole in errors");
 static_assert(2 * (kEchoedInputBytesMax + 2) + 256 < kErrorMessageBytesMax,

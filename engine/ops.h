@@ -28,8 +28,9 @@ class ClaimOp;
 
 struct ClaimResult {
   Outcome outcome = Outcome::kInternal;
-  const char* field = nullptr;  // for kInvalidArgument: which input
-  VoucherPtr voucher;           // for kOk and kAlreadyClaimed
+  const char* field = nullptr;       // for kInvalidArgument: which input
+  VoucherPtr voucher;                // for kOk and kAlreadyClaimed
+  std::uint32_t retry_after_ms = 0;  // for kPressRateLimited: when the member may press again
 };
 
 // One claim in flight. The caller fills the inputs (views into memory the
@@ -66,8 +67,9 @@ class ClaimOp : private ClaimLogWrite, private MemberVouchersLookup {
   // Waiting for units: when the wait ends, and the next claim waiting.
   UnixMicros wait_until_us_ = 0;
   ClaimOp* next_stock_waiter_ = nullptr;
-  std::uint8_t fenced_ = 0;  // times the store refused this claim's unit
-  bool looked_up_ = false;   // the store was asked what the member holds
+  std::uint8_t fenced_ = 0;      // times the store refused this claim's unit
+  bool looked_up_ = false;       // the store was asked what the member holds
+  bool press_admitted_ = false;  // the member press limit let this press in
 };
 
 // A GetVoucher in flight; same ownership rules as ClaimOp.

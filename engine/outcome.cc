@@ -54,6 +54,8 @@ const char* outcome_name(Outcome o) {
       return "DAILY_DRAW_LIMIT";
     case Outcome::kCampaignNotOver:
       return "CAMPAIGN_NOT_OVER";
+    case Outcome::kPressRateLimited:
+      return "PRESS_RATE_LIMITED";
     case Outcome::kInternal:
       return "INTERNAL";
   }

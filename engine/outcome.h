@@ -35,6 +35,7 @@ enum class Outcome : std::uint8_t {
   kRedeemThrottled,    // too many failed redemptions by one caller (cool-down)
   kDrawLimitReached,   // Draw: the member used every draw of their day
   kCampaignNotOver,    // RevealSeed before the campaign's window ended
+  kPressRateLimited,   // one member pressing Claim faster than the press limit
   kInternal,
 };
 

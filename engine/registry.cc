@@ -16,6 +16,16 @@ ClaimEngine::ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random
       clock_(clock),
       random_(random),
       signer_(secret),
+      press_epoch_us_(clock.now_us()),
+      slots_(std::make_unique<std::atomic<CampaignRuntime*>[]>(limits::kCampaignSlots)) {}
+
+ClaimEngine::ClaimEngine(ClaimLog& log, const Clock& clock, RandomSource& random,
+                         std::span<const std::vector<std::uint8_t>> secrets)
+    : log_(log),
+      clock_(clock),
+      random_(random),
+      signer_(secrets),
+      press_epoch_us_(clock.now_us()),
       slots_(std::make_unique<std::atomic<CampaignRuntime*>[]>(limits::kCampaignSlots)) {}
 
 ClaimEngine::~ClaimEngine() = default;

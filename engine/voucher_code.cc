@@ -87,11 +87,23 @@ std::array<std::uint8_t, kBodySymbols> body_symbols(const CodeFields& f) {
 CodeSigner::CodeSigner(std::span<const std::uint8_t> secret) {
   VOUCHERD_CHECK(secret.size() >= limits::kSecretBytesMin,
                  "the secret file's reader refuses secrets shorter than kSecretBytesMin");
-  SHA256(secret.data(), secret.size(), master_key_.data());
+  SHA256(secret.data(), secret.size(), master_keys_.emplace_back().data());
+}
+
+CodeSigner::CodeSigner(std::span<const std::vector<std::uint8_t>> secrets) {
+  VOUCHERD_CHECK(!secrets.empty() && secrets.size() <= limits::kSecretsMax,
+                 "the secret file's reader gives 1 to kSecretsMax secrets");
+  for (const std::vector<std::uint8_t>& secret : secrets) {
+    VOUCHERD_CHECK(secret.size() >= limits::kSecretBytesMin,
+                   "the secret file's reader refuses secrets shorter than kSecretBytesMin");
+    SHA256(secret.data(), secret.size(), master_keys_.emplace_back().data());
+  }
 }
 
 SkuMacKey CodeSigner::derive_sku_key(std::string_view campaign_id, std::string_view site_id,
-                                     std::string_view sku_id) const {
+                                     std::string_view sku_id, std::size_t secret_index) const {
+  VOUCHERD_CHECK(secret_index < master_keys_.size(), "a secret index names one of the secrets");
+  const std::array<std::uint8_t, 32>& master_key = master_keys_[secret_index];
   // k_sku = HMAC-SHA256(master, "voucherd/sku-key/v1" || lp(campaign) || lp(site) || lp(sku))
   std::string msg = "voucherd/sku-key/v1";
   for (std::string_view part : {campaign_id, site_id, sku_id}) {
@@ -100,7 +112,7 @@ SkuMacKey CodeSigner::derive_sku_key(std::string_view campaign_id, std::string_v
   }
   std::array<std::uint8_t, 32> k_sku{};
   unsigned int k_len = 0;
-  HMAC(EVP_sha256(), master_key_.data(), static_cast<int>(master_key_.size()),
+  HMAC(EVP_sha256(), master_key.data(), static_cast<int>(master_key.size()),
        reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), k_sku.data(), &k_len);
   VOUCHERD_CHECK(k_len == k_sku.size(), "HMAC-SHA256 writes 32 bytes");
 

@@ -37,6 +37,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/limits.h"
 
@@ -61,16 +62,25 @@ struct SkuMacKey {
   SHA256_CTX outer;
 };
 
+// The server's secrets: the first mints codes; the others (older secrets
+// being rotated out) only verify them. A code carries no key id: a verifier
+// tries each secret's key in order.
 class CodeSigner final {
  public:
   // REQUIRES: secret.size() >= limits::kSecretBytesMin.
   explicit CodeSigner(std::span<const std::uint8_t> secret);
+  // REQUIRES: 1 to limits::kSecretsMax secrets, each at least
+  // limits::kSecretBytesMin bytes.
+  explicit CodeSigner(std::span<const std::vector<std::uint8_t>> secrets);
 
+  // The MAC key of a SKU under secret `secret_index` (0: the minting one).
   [[nodiscard]] SkuMacKey derive_sku_key(std::string_view campaign_id, std::string_view site_id,
-                                         std::string_view sku_id) const;
+                                         std::string_view sku_id,
+                                         std::size_t secret_index = 0) const;
+  [[nodiscard]] std::size_t secret_count() const { return master_keys_.size(); }
 
  private:
-  std::array<std::uint8_t, 32> master_key_;  // SHA-256 of the secret
+  std::vector<std::array<std::uint8_t, 32>> master_keys_;  // SHA-256 of each secret
 };
 
 // 10-bit tag of a campaign id (a hash; collisions are fine, it is a hint).

@@ -17,8 +17,12 @@ std::expected<ClaimEngine::CodeMatch, Outcome> ClaimEngine::match_code(
   for (const CampaignRuntime* c = by_tag_[f.campaign_tag].load(std::memory_order_acquire);
        c != nullptr; c = c->next_same_tag_.load(std::memory_order_relaxed)) {
     if (f.sku_index >= c->spec().skus.size()) continue;
-    if (compute_mac(c->mac_keys_[f.sku_index], f) == f.mac) {
-      return CodeMatch{c, f.sku_index, format_code(f)};
+    for (std::size_t k = 0; k < c->secret_count_; ++k) {
+      if (compute_mac(c->mac_keys_[f.sku_index * c->secret_count_ + k], f) == f.mac) {
+        // Relaxed: a statistic (which secrets are still in use).
+        verified_by_secret_[k].fetch_add(1, std::memory_order_relaxed);
+        return CodeMatch{c, f.sku_index, format_code(f)};
+      }
     }
   }
   return std::unexpected(Outcome::kVoucherNotFound);

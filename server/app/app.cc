@@ -105,15 +105,23 @@ std::expected<ServerTls, std::string> tls_credentials(const Config& config) {
   return ServerTls{grpc::SslServerCredentials(options), *not_after};
 }
 
-// The codes' HMAC secret: the file's, or a random one for the memory store.
-std::expected<std::vector<std::uint8_t>, std::string> load_secret(const Config& config) {
-  if (!config.secret_file.empty()) return read_secret_file(config.secret_file);
+// The codes' HMAC secrets: the file's, or a random one for the memory store.
+std::expected<std::vector<std::vector<std::uint8_t>>, std::string> load_secrets(
+    const Config& config) {
+  if (!config.secret_file.empty()) {
+    auto secrets = read_secret_file(config.secret_file);
+    if (secrets && secrets->size() > 1) {
+      log::info("--secret-file holds " + std::to_string(secrets->size()) +
+                " secrets: the first mints codes, the others still verify theirs");
+    }
+    return secrets;
+  }
   // Codes minted under a random secret verify only in this process: fine
   // for the memory store, whose vouchers die with the process anyway.
-  std::vector<std::uint8_t> secret(32);
-  SecureRandom{}.fill(secret);
+  std::vector<std::vector<std::uint8_t>> secrets(1, std::vector<std::uint8_t>(32));
+  SecureRandom{}.fill(secrets[0]);
   log::warn("no --secret-file: using a random secret; codes will not verify after restart");
-  return secret;
+  return secrets;
 }
 
 std::expected<std::unique_ptr<Store>, std::string> make_store(const Config& config,
@@ -263,14 +271,15 @@ int failed(const std::string& why, int code = 2) {
 
 int run(const Config& config, const AppOptions& options, const sigset_t& signals) {
   log::set_level(config.log_level);
-  auto secret = load_secret(config);
-  if (!secret) return failed(secret.error());
+  auto secrets = load_secrets(config);
+  if (!secrets) return failed(secrets.error());
   auto store = make_store(config, options);
   if (!store) return failed(store.error());
   SystemClock clock;
   SecureRandom random;
-  ClaimEngine engine((*store)->claim_log(), clock, random, *secret);
-  std::fill(secret->begin(), secret->end(), 0);
+  ClaimEngine engine((*store)->claim_log(), clock, random, *secrets);
+  for (auto& secret : *secrets) std::fill(secret.begin(), secret.end(), 0);
+  engine.set_member_press_limit({config.member_press_rate, config.member_press_burst});
   if (auto loaded = load_campaigns(config, engine, clock); !loaded) return failed(loaded.error());
   serve_registry(**store, engine);
   // Connects at once (and reads the registry); the store's threads call into

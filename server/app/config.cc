@@ -130,6 +130,15 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
                  "how long a caller past the failure budget is refused")
       ->check(CLI::Range(1, 86'400))
       ->capture_default_str();
+  app.add_option("--member-press-rate", c.member_press_rate,
+                 "Claim presses a second one member may make in one campaign once its burst "
+                 "is spent (0: no limit)")
+      ->check(CLI::Range(0u, limits::kPressRatePerSecondMax))
+      ->capture_default_str();
+  app.add_option("--member-press-burst", c.member_press_burst,
+                 "Claim presses one member may make at once in one campaign")
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->capture_default_str();
   app.add_option("--grpc-threads", c.grpc_threads, "completion-queue polling threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -361,37 +370,61 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
   return result;
 }
 
-std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(const std::string& path) {
+std::expected<std::vector<std::vector<std::uint8_t>>, std::string> read_secret_file(
+    const std::string& path) {
   auto read = read_file(path, "--secret-file");
   if (!read) return std::unexpected(read.error());
   const std::string& text = *read;
-  if (text.size() > 2 * limits::kSecretBytesMax + 1024) {
+  if (text.size() > limits::kSecretsMax * (2 * limits::kSecretBytesMax + 1024)) {
     return std::unexpected("--secret-file " + path + " is too large");
   }
-  std::vector<std::uint8_t> out;
-  int high = -1;
-  for (char ch : text) {
-    if (std::isspace(static_cast<unsigned char>(ch))) continue;
-    int v = -1;
-    if (ch >= '0' && ch <= '9') v = ch - '0';
-    if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
-    if (v < 0) return std::unexpected("--secret-file " + path + " must hold hex digits only");
-    if (high < 0) {
-      high = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(high * 16 + v));
-      high = -1;
+  // One secret per line, the minting one first; '#' starts a comment.
+  std::vector<std::vector<std::uint8_t>> secrets;
+  std::istringstream lines(text);
+  std::string line;
+  int number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    const std::string where = "--secret-file " + path + " line " + std::to_string(number);
+    std::vector<std::uint8_t> secret;
+    int high = -1;
+    for (char ch : line) {
+      if (std::isspace(static_cast<unsigned char>(ch))) continue;
+      int v = -1;
+      if (ch >= '0' && ch <= '9') v = ch - '0';
+      if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
+      if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
+      if (v < 0) return std::unexpected(where + " must hold hex digits only");
+      if (high < 0) {
+        high = v;
+      } else {
+        secret.push_back(static_cast<std::uint8_t>(high * 16 + v));
+        high = -1;
+      }
     }
+    if (high < 0 && secret.empty()) continue;  // blank or comment
+    if (high >= 0) return std::unexpected(where + " has an odd number of hex digits");
+    if (secret.size() < limits::kSecretBytesMin) {
+      return std::unexpected(
+          where + " holds " + std::to_string(secret.size()) + " bytes; a secret needs at least " +
+          std::to_string(limits::kSecretBytesMin) + " (64 hex digits), on one line");
+    }
+    if (secret.size() > limits::kSecretBytesMax) {
+      return std::unexpected(where + " holds more than " + std::to_string(limits::kSecretBytesMax) +
+                             " bytes");
+    }
+    for (const auto& earlier : secrets) {
+      if (earlier == secret) return std::unexpected(where + ": the same secret appears twice");
+    }
+    if (secrets.size() == limits::kSecretsMax) {
+      return std::unexpected("--secret-file " + path + " holds more than " +
+                             std::to_string(limits::kSecretsMax) + " secrets");
+    }
+    secrets.push_back(std::move(secret));
   }
-  if (high >= 0)
-    return std::unexpected("--secret-file " + path + " has an odd number of hex digits");
-  if (out.size() < limits::kSecretBytesMin) {
-    return std::unexpected("--secret-file " + path + " holds " + std::to_string(out.size()) +
-                           " bytes; at least " + std::to_string(limits::kSecretBytesMin) +
-                           " are needed (64 hex digits)");
-  }
-  return out;
+  if (secrets.empty()) return std::unexpected("--secret-file " + path + " holds no secret");
+  return secrets;
 }
 
 }  // namespace voucherd

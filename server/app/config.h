@@ -37,6 +37,8 @@ struct Config {
   std::string port_file;            // written with the bound port once listening
   std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port
   std::string ops_port_file;                  // written with the bound ops port
+  std::uint32_t member_press_rate = 5;        // Claim presses a second per member and campaign
+  std::uint32_t member_press_burst = 20;      // ... at once
   std::string ops_auth_file;  // bearer tokens for the ops port; empty: open (loopback only)
   bool ops_insecure = false;  // allow an open ops port on a non-loopback address
   log::Level log_level = log::Level::kInfo;  // --log-level debug, info, warn, error
@@ -71,8 +73,11 @@ using EnvLookup = std::function<const char*(const char*)>;
       return static_cast<const char*>(std::getenv(name));
     });
 
-// Reads the secret file (hex digits, whitespace ignored, >= 32 bytes).
-[[nodiscard]] std::expected<std::vector<std::uint8_t>, std::string> read_secret_file(
+// Reads the secret file: one secret per line (hex digits, spaces ignored,
+// 32 to limits::kSecretBytesMax bytes), at most limits::kSecretsMax; the
+// first mints voucher codes, the others (being rotated out) only verify
+// them; '#' starts a comment.
+[[nodiscard]] std::expected<std::vector<std::vector<std::uint8_t>>, std::string> read_secret_file(
     const std::string& path);
 
 }  // namespace voucherd

@@ -53,6 +53,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     ctx.sku_id = request_.sku_id();
     if (r.field != nullptr) ctx.field = r.field;
     if (outcome == Outcome::kWrongMode) ctx.detail = "it is a LOTTERY campaign: use Draw";
+    ctx.retry_delay = std::chrono::milliseconds(r.retry_after_ms);
     fail(to_grpc_status(outcome, ctx));
   }
 };

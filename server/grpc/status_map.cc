@@ -177,6 +177,13 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
       return make(StatusCode::RESOURCE_EXHAUSTED,
                   with_detail("too many presses of one member in flight; retry later", ctx),
                   outcome, ctx, true);
+    case Outcome::kPressRateLimited:
+      return make(
+          StatusCode::RESOURCE_EXHAUSTED,
+          with_detail("this member presses too often in campaign " + quoted_input(ctx.campaign_id) +
+                          "; press again after the RetryInfo delay",
+                      ctx),
+          outcome, ctx, true);
     case Outcome::kOverloaded:
       return make(StatusCode::RESOURCE_EXHAUSTED,
                   with_detail("voucherd is overloaded; retry later", ctx), outcome, ctx, true);

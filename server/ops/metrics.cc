@@ -256,6 +256,17 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   bug_count.counter.value = static_cast<double>(bug::count());
   bugs.metric.push_back(std::move(bug_count));
   out.push_back(std::move(bugs));
+  MetricFamily verified = family("voucherd_voucher_codes_verified_total",
+                                 "codes whose MAC verified, by the place in --secret-file of "
+                                 "the secret that made it (1: the first, which mints; the "
+                                 "others are being rotated out)",
+                                 MetricType::Counter);
+  for (std::size_t k = 0; k < engine_.secret_count(); ++k) {
+    ClientMetric m = labelled({{"secret", std::to_string(k + 1)}});
+    m.counter.value = static_cast<double>(engine_.verified_by_secret(k));
+    verified.metric.push_back(std::move(m));
+  }
+  out.push_back(std::move(verified));
 
   // Outcome counters, by campaign. The table is read under mu_: a scrape is
   // rare, and a count that adds a campaign meanwhile waits a moment.

@@ -4,7 +4,8 @@
 // many threads (all codes distinct, no member with two), that every kind of
 // bad input gets its documented status code and reason without changing
 // stored state, and that the server is healthy afterwards and exits 0 on
-// SIGTERM.
+// SIGTERM; and that a member pressing faster than the press limit is told
+// when to press again.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -371,6 +372,45 @@ TEST_F(ClaimEndToEnd, BadInputGetsPreciseStatusAndChangesNothing) {
   ASSERT_TRUE(client_->claim(kCampaign, "healthy-check", "", "", &fresh).ok());
   EXPECT_FALSE(fresh.already_claimed());
   EXPECT_EQ(fresh.voucher().face_value_cents() > 0, true);
+}
+
+TEST(ClaimPressLimit, AScriptPressingOneMemberIsToldWhenToPressAgain) {
+  TempDir dir;
+  const std::string campaign = spring_and_hotel("press", 50, 50).write(dir, "press.json");
+  VoucherdProcess server(
+      dir, {"--campaigns", campaign, "--member-press-rate", "1", "--member-press-burst", "3"});
+  ASSERT_GT(server.port(), 0);
+  Client c(server.target());
+  // A member presses once: the voucher.
+  const auto first = c.claim("press", "member-1");
+  ASSERT_TRUE(first.ok()) << first.status.error_message();
+  // A script presses again at once: the burst of 3 holds two more, then
+  // RESOURCE_EXHAUSTED with when to press again.
+  EXPECT_TRUE(c.claim("press", "member-1").response.already_claimed());
+  EXPECT_TRUE(c.claim("press", "member-1").response.already_claimed());
+  const auto limited = c.claim("press", "member-1");
+  EXPECT_EQ(limited.code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << limited.status.error_message();
+  EXPECT_EQ(limited.reason(), "PRESS_RATE_LIMITED");
+  EXPECT_NE(limited.status.error_message().find("presses too often in campaign \"press\""),
+            std::string::npos)
+      << limited.status.error_message();
+  const auto delay = retry_delay_of(limited.status);
+  ASSERT_TRUE(delay.has_value());
+  EXPECT_GT(*delay, std::chrono::milliseconds(0));
+  EXPECT_LE(*delay, std::chrono::milliseconds(1000));
+  // Other members are not affected.
+  EXPECT_TRUE(c.claim("press", "member-2").ok());
+  // Pressing again after the delay gets the same voucher.
+  std::this_thread::sleep_for(*delay + std::chrono::milliseconds(20));
+  const auto again = c.claim("press", "member-1");
+  ASSERT_TRUE(again.ok()) << again.status.error_message();
+  EXPECT_TRUE(again.response.already_claimed());
+  EXPECT_EQ(again.response.voucher().code(), first.response.voucher().code());
+  // Refused presses issued nothing.
+  const auto stats = c.stats("press");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats.response.issued(), 2);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
 }
 
 TEST(VoucherdStartup, FlagsComeFromTheEnvironmentTooAndTheCommandLineWins) {

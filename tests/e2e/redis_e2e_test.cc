@@ -512,6 +512,71 @@ TEST(RedisEndToEnd, CancelReturnsTheUnitSoANewMemberCanClaimIt) {
   EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
 }
 
+TEST(RedisEndToEnd, ARotatedSecretKeepsEveryIssuedVoucherValid) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string old_hex = test_secret_hex();
+  const std::string new_hex(64, 'b');
+  const std::string old_only = dir.write("old.hex", old_hex + "\n").string();
+  const std::string rotated =
+      dir.write("rotated.hex", "# the new secret mints; the old one still verifies\n" + new_hex +
+                                   "\n" + old_hex + "\n")
+          .string();
+  const std::string new_only = dir.write("new.hex", new_hex + "\n").string();
+  const std::string campaign = small_campaign(dir, 10, 1);
+  std::string before, after;  // codes minted under the old and the new secret
+  {
+    VoucherdProcess a(dir, replica_args(redis, old_only, campaign));
+    ASSERT_GT(a.port(), 0);
+    auto claimed = Client(a.target()).claim_until_final("small", "member-1");
+    ASSERT_TRUE(claimed.ok()) << claimed.status.error_message();
+    before = claimed.response.voucher().code();
+    EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
+  }
+  {
+    // The rotated file: the old voucher is looked up and redeemed once, a
+    // new one is minted, and /metrics says which secret verified what.
+    VoucherdProcess b(dir, replica_args(redis, rotated, campaign));
+    ASSERT_GT(b.port(), 0);
+    const Client client(b.target());
+    const auto looked_up = client.get_voucher(before);
+    ASSERT_TRUE(looked_up.ok()) << looked_up.status.error_message();
+    EXPECT_EQ(looked_up.response.member_id(), "member-1");
+    auto claimed = client.claim_until_final("small", "member-2");
+    ASSERT_TRUE(claimed.ok()) << claimed.status.error_message();
+    after = claimed.response.voucher().code();
+    const auto redeemed = client.redeem(before, "site-1");
+    ASSERT_TRUE(redeemed.ok()) << redeemed.status.error_message();
+    EXPECT_FALSE(redeemed.response.already_redeemed());
+    ASSERT_TRUE(client.get_voucher(after).ok());
+    const std::string metrics = http_get(b.ops_port(), "/metrics").body;
+    EXPECT_NE(metrics.find("voucherd_voucher_codes_verified_total{secret=\"1\"} 1\n"),
+              std::string::npos)
+        << metrics;
+    EXPECT_NE(metrics.find("voucherd_voucher_codes_verified_total{secret=\"2\"} 2\n"),
+              std::string::npos)
+        << metrics;
+    EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0));
+  }
+  {
+    // Once the old secret is gone, its codes no longer verify; the new
+    // secret's still do.
+    VoucherdProcess c(dir, replica_args(redis, new_only, campaign));
+    ASSERT_GT(c.port(), 0);
+    const Client client(c.target());
+    EXPECT_TRUE(client.get_voucher(after).ok());
+    EXPECT_EQ(client.get_voucher(before).code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(c.stop(SIGTERM), std::optional<int>(0));
+  }
+  {
+    // And the new code was made with the new secret, not the old one.
+    VoucherdProcess d(dir, replica_args(redis, old_only, campaign));
+    ASSERT_GT(d.port(), 0);
+    EXPECT_EQ(Client(d.target()).get_voucher(after).code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(d.stop(SIGTERM), std::optional<int>(0));
+  }
+}
+
 TEST(RedisEndToEnd, SettlementCsvAddsUpToTheRedeemedFaceValues) {
   TempDir dir;
   RedisServer redis(dir);

@@ -8,7 +8,8 @@
 // With a claim log the test completes by hand: presses wait for the member's
 // claim in flight, excess waiters are shed, and log refusals give the unit
 // back. Under 4 threads with every member pressing 3 times, exactly `stock`
-// vouchers are issued, all distinct, at most one per member.
+// vouchers are issued, all distinct, at most one per member. A member
+// pressing faster than the press limit is refused until its turn.
 #include "engine/claim_engine.h"
 
 #include <gtest/gtest.h>
@@ -284,6 +285,47 @@ TEST_F(ClaimEngineTest, RepeatPressReturnsTheSameVoucher) {
   EXPECT_EQ(late.voucher->code, first.voucher->code);
 }
 
+TEST_F(ClaimEngineTest, AMemberPressingFasterThanThePressLimitWaitsItsTurn) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  // 5 presses a second (one per 200 ms) after a burst of 3.
+  engine_.set_member_press_limit({5, 3});
+  ASSERT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kOk);
+  ASSERT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kAlreadyClaimed);
+  ASSERT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kAlreadyClaimed);
+  const ClaimResult fourth = claim("gd-2024", "member-1");
+  EXPECT_EQ(fourth.outcome, Outcome::kPressRateLimited);
+  EXPECT_EQ(fourth.voucher, nullptr);
+  EXPECT_EQ(fourth.retry_after_ms, 200u);
+  // Another member is not affected.
+  EXPECT_EQ(claim("gd-2024", "member-2").outcome, Outcome::kOk);
+  // Refused presses move nothing: 10 ms before the turn it is still 10 ms
+  // away, at the turn one press goes in, and the next waits a whole interval.
+  clock_.advance_us(190'000);
+  const ClaimResult early = claim("gd-2024", "member-1");
+  EXPECT_EQ(early.outcome, Outcome::kPressRateLimited);
+  EXPECT_EQ(early.retry_after_ms, 10u);
+  clock_.advance_us(10'000);
+  EXPECT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kAlreadyClaimed);
+  const ClaimResult next = claim("gd-2024", "member-1");
+  EXPECT_EQ(next.outcome, Outcome::kPressRateLimited);
+  EXPECT_EQ(next.retry_after_ms, 200u);
+  // A pause refills the burst.
+  clock_.advance_us(10 * kMicrosPerSecond);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kAlreadyClaimed) << i;
+  }
+  EXPECT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kPressRateLimited);
+  EXPECT_EQ(log_.appends(), 2) << "refused presses never reach the log";
+}
+
+TEST_F(ClaimEngineTest, WithoutAPressLimitEveryPressIsAnswered) {
+  ASSERT_NE(create(small_spec()), nullptr);
+  ASSERT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kOk);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(claim("gd-2024", "member-1").outcome, Outcome::kAlreadyClaimed) << i;
+  }
+}
+
 TEST_F(ClaimEngineTest, StockRunsOut) {
   ASSERT_NE(create(small_spec()), nullptr);
   EXPECT_EQ(claim("gd-2024", "m0", "sku-003").outcome, Outcome::kSkuSoldOut);  // never had stock
@@ -549,6 +591,51 @@ TEST_F(ClaimEngineTest, GetVoucherTellsMistypedFromForged) {
   EXPECT_EQ(log_.finds(), 2);
 }
 
+TEST(ClaimEngineSecrets, TheFirstSecretMintsAndEveryOneVerifies) {
+  ForwardingClaimLog log;
+  FakeClock clock{kStart + kHour};
+  DeterministicRandom random{7};
+  const std::vector<std::vector<std::uint8_t>> secrets{test_secret(0x21), test_secret(0x5a)};
+  ClaimEngine engine(log, clock, random, secrets);
+  ASSERT_EQ(engine.secret_count(), 2u);
+  ASSERT_TRUE(engine.create_campaign(small_spec()).has_value());
+  RecordingClaim op;
+  op.campaign_id = "gd-2024";
+  op.member_id = "member-1";
+  op.sku_id = "sku-001";
+  engine.claim(op);
+  ASSERT_EQ(op.result.outcome, Outcome::kOk);
+  auto minted = parse_code(op.result.voucher->code);
+  ASSERT_TRUE(minted.has_value());
+  // Minted under the first secret.
+  const CodeSigner first(secrets[0]), second(secrets[1]), other(test_secret(0x77));
+  EXPECT_EQ(minted->mac,
+            compute_mac(first.derive_sku_key("gd-2024", "site-001", "sku-001"), *minted));
+  auto lookup = [&](const CodeFields& f) {
+    RecordingLookup l;
+    const std::string text = format_code(f);
+    l.code = text;
+    engine.get_voucher(l);
+    return l.outcome;
+  };
+  EXPECT_EQ(lookup(*minted), Outcome::kOk);
+  EXPECT_EQ(engine.verified_by_secret(0), 1u);
+  // A code of the second (older) secret verifies and reaches the log.
+  CodeFields older = *minted;
+  older.random[0] ^= 1;
+  older.mac = compute_mac(second.derive_sku_key("gd-2024", "site-001", "sku-001"), older);
+  const std::int64_t finds_before = log.finds();
+  EXPECT_EQ(lookup(older), Outcome::kVoucherNotFound);  // never issued
+  EXPECT_EQ(log.finds(), finds_before + 1);
+  EXPECT_EQ(engine.verified_by_secret(1), 1u);
+  // A code of a secret the engine does not hold stops at the MAC.
+  CodeFields foreign = older;
+  foreign.mac = compute_mac(other.derive_sku_key("gd-2024", "site-001", "sku-001"), foreign);
+  EXPECT_EQ(lookup(foreign), Outcome::kVoucherNotFound);
+  EXPECT_EQ(log.finds(), finds_before + 1);
+  EXPECT_EQ(engine.verified_by_secret(0) + engine.verified_by_secret(1), 2u);
+}
+
 TEST_F(ClaimEngineTest, VoucherExpiresByTheClock) {
   ASSERT_NE(create(small_spec()), nullptr);
   const ClaimResult r = claim("gd-2024", "member-1");
@@ -702,6 +789,28 @@ TEST_F(DeferredLogTest, PressesWaitForTheMembersClaimInFlight) {
   ASSERT_EQ(other.calls.load(), 1);
   EXPECT_EQ(other.result.outcome, Outcome::kOk);
   EXPECT_EQ(engine_.campaign_stats("gd-2024")->issued, 2);
+}
+
+TEST_F(DeferredLogTest, PressesThatWaitedOnTheMembersClaimAreCountedOnce) {
+  ASSERT_TRUE(engine_.create_campaign(small_spec()).has_value());
+  engine_.set_member_press_limit({1, 3});
+  RecordingClaim first, second, third, fourth;
+  start(first, "gd-2024", "m1");
+  start(second, "gd-2024", "m1");
+  start(third, "gd-2024", "m1");
+  ASSERT_EQ(second.calls.load(), 0);
+  ASSERT_EQ(third.calls.load(), 0);
+  start(fourth, "gd-2024", "m1");  // the burst is spent
+  ASSERT_EQ(fourth.calls.load(), 1);
+  EXPECT_EQ(fourth.result.outcome, Outcome::kPressRateLimited);
+  EXPECT_EQ(fourth.result.retry_after_ms, 1000u);
+  // The waiters run again when the claim completes, and are not refused.
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(first.result.outcome, Outcome::kOk);
+  for (RecordingClaim* waiter : {&second, &third}) {
+    ASSERT_EQ(waiter->calls.load(), 1);
+    EXPECT_EQ(waiter->result.outcome, Outcome::kAlreadyClaimed);
+  }
 }
 
 TEST_F(DeferredLogTest, TooManyWaitersAreShed) {

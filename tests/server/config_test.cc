@@ -186,6 +186,42 @@ TEST(Config, AnOpsPortBeyondLoopbackNeedsTokensOrSayingItIsInsecure) {
   EXPECT_TRUE(insecure.config.ops_insecure);
 }
 
+TEST(Config, ASecretFileHoldsTheMintingSecretThenOlderOnes) {
+  TempDir dir;
+  const std::string a(64, 'a'), b(64, 'B'), c(96, 'c');
+  auto read = [&](const std::string& content) {
+    return read_secret_file(dir.write("secret.hex", content).string());
+  };
+  const auto one = read(a);
+  ASSERT_TRUE(one.has_value()) << one.error();
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0], std::vector<std::uint8_t>(32, 0xaa));
+  const auto three = read("# rotated on 2026-11-30\n" + b + "  # new\n\n" + a + "\n" +
+                          c.substr(0, 48) + " " + c.substr(48) + "\n");
+  ASSERT_TRUE(three.has_value()) << three.error();
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[0], std::vector<std::uint8_t>(32, 0xbb));
+  EXPECT_EQ((*three)[1], std::vector<std::uint8_t>(32, 0xaa));
+  EXPECT_EQ((*three)[2], std::vector<std::uint8_t>(48, 0xcc));
+  struct Case {
+    std::string content, says;
+  };
+  for (const Case& bad : std::vector<Case>{
+           {"", "holds no secret"},
+           {"# nothing\n", "holds no secret"},
+           {a + "\n" + a.substr(0, 32) + "\n" + a.substr(32) + "\n", "line 2 holds 16 bytes"},
+           {a + "x\n", "line 1 must hold hex digits only"},
+           {a + "a\n", "line 1 has an odd number of hex digits"},
+           {a + "\n" + b + "\n" + a + "\n", "line 3: the same secret appears twice"},
+           {a + "\n" + b + "\n" + c + "\n" + std::string(64, 'd') + "\n" + std::string(64, 'e'),
+            "holds more than 4 secrets"},
+       }) {
+    const auto refused = read(bad.content);
+    ASSERT_FALSE(refused.has_value()) << bad.content;
+    EXPECT_NE(refused.error().find(bad.says), std::string::npos) << refused.error();
+  }
+}
+
 TEST(Config, AFileThatIsNotAConfigFileIsRefusedWithItsLine) {
   TempDir dir;
   std::string err;

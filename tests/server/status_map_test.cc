@@ -91,6 +91,8 @@ const std::vector<Row>& refusals() {
        "request_id is required: campaign \"gd-2024\""},
       {Outcome::kTooManyWaiters, StatusCode::RESOURCE_EXHAUSTED, "TOO_MANY_PRESSES", true,
        "retry later"},
+      {Outcome::kPressRateLimited, StatusCode::RESOURCE_EXHAUSTED, "PRESS_RATE_LIMITED", true,
+       "this member presses too often in campaign \"gd-2024\""},
       {Outcome::kOverloaded, StatusCode::RESOURCE_EXHAUSTED, "OVERLOADED", true,
        "voucherd is overloaded"},
       {Outcome::kStockRefilling, StatusCode::RESOURCE_EXHAUSTED, "STOCK_REFILLING", true,
