@@ -23,14 +23,17 @@
 #
 # The repository's corpus (fuzz/corpus/<target>/) is only read: new inputs go
 # to build-fuzz/found/<target>/, crashes to build-fuzz/artifacts/. JOBS sets
-# the build's parallel jobs (default 2).
+# the build's parallel jobs (default 2). FUZZ_DIR names another tree than
+# build-fuzz, and FUZZ_SKIP_BUILD=1 runs the programs already in its bin/
+# (a long run that goes on while build-fuzz is rebuilt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGETS=(voucher_code request_checks campaign_loader config redis_records draw_log)
-DIR=build-fuzz
+DIR=${FUZZ_DIR:-build-fuzz}
 
 build() {
+  if [ "${FUZZ_SKIP_BUILD:-0}" = 1 ]; then return 0; fi
   CC=clang-16 CXX=clang++-16 cmake -S . -B "$DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DVOUCHERD_FUZZ=ON >/dev/null
   cmake --build "$DIR" -j "${JOBS:-2}" --target voucherd_fuzzers
