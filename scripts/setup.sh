@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what voucherd needs to build and test, from Debian's packages.
-# With --tests, also the npm packages the test suite uses (buf, which lints
-# the proto; gRPC for the Node.js client example), at the versions their
-# package-lock.json files pin.
+# With --tests, also what only the test suite uses: clang-16 and its
+# sanitizer and libFuzzer runtimes (scripts/fuzz.sh), and the npm packages
+# (buf, which lints the proto; gRPC for the Node.js client example), at the
+# versions their package-lock.json files pin.
 # Idempotent: installs nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,13 @@ PACKAGES=(
 # python3-grpcio, python3-protobuf: the Python client example
 # (examples/python/claim.py) and its test; grpcio 1.51 is the C++ gRPC's
 # version, protobuf 3.21 matches protobuf-compiler (examples/python/generate.sh).
+
+# clang-16, libclang-rt-16-dev: the fuzz targets (fuzz/, scripts/fuzz.sh).
+# Debian 12's default clang 14 cannot compile libstdc++ 12's <expected> and
+# <source_location>; its libclang-rt-16-dev holds libFuzzer, ASan and UBSan.
+if [ "$with_tests" = 1 ]; then
+  PACKAGES+=(clang-16 libclang-rt-16-dev)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -10,8 +10,11 @@ std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_fi
     const std::string& path, std::string_view what) {
   auto read = read_file(path, std::string(what));
   if (!read) return std::unexpected(read.error());
-  const std::string& json = *read;
+  return parse_campaigns_json(*read, what, path);
+}
 
+std::expected<std::vector<voucher::v1::Campaign>, std::string> parse_campaigns_json(
+    std::string_view json, std::string_view what, std::string_view path) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;  // a misspelt field is an error, not a silent default
   voucher::v1::CampaignSet set;
@@ -21,7 +24,7 @@ std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_fi
   voucher::v1::Campaign one;
   auto one_status = google::protobuf::util::JsonStringToMessage(json, &one, options);
   if (one_status.ok()) return std::vector<voucher::v1::Campaign>{one};
-  return std::unexpected(std::string(what) + " " + path +
+  return std::unexpected(std::string(what) + " " + std::string(path) +
                          " is neither a CampaignSet nor a Campaign in protobuf JSON: " +
                          std::string(status.message()));
 }

@@ -16,4 +16,8 @@ namespace voucherd {
 [[nodiscard]] std::expected<std::vector<voucher::v1::Campaign>, std::string> load_campaigns_file(
     const std::string& path, std::string_view what = "--campaigns file");
 
+// The same, from the file's text (`what` and `path` name it in errors).
+[[nodiscard]] std::expected<std::vector<voucher::v1::Campaign>, std::string> parse_campaigns_json(
+    std::string_view json, std::string_view what, std::string_view path);
+
 }  // namespace voucherd

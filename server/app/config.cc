@@ -11,7 +11,7 @@
 #include "common/files.h"
 #include "engine/campaign_validation.h"
 #include "engine/limits.h"
-#include "server/ops/ops_auth.h"
+#include "server/base/loopback.h"
 
 #ifndef VOUCHERD_VERSION
 #define VOUCHERD_VERSION "0.0.0"
@@ -25,12 +25,7 @@ namespace {
 // far longer is not a config file.
 constexpr std::size_t kConfigLinesMax = 1000;
 
-// A value from one source, for a flag named without its dashes.
-struct Setting {
-  std::string name;  // "ops-listen"
-  std::string value;
-  std::string source;  // "config file F, line N" or "environment variable VOUCHERD_X"
-};
+using Setting = ConfigSetting;
 
 constexpr const char* kPrecedence =
     "Each setting comes from, strongest first: the command line, then the environment "
@@ -177,12 +172,10 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(first, last - first + 1));
 }
 
-// Reads `flag = value` lines. Unknown flags, repeated flags and lines that
-// are not settings are refused, naming the file and line.
-std::expected<std::vector<Setting>, std::string> read_config_file(
-    const std::string& path, const std::vector<std::string>& names) {
-  std::ifstream in(path);
-  if (!in) return std::unexpected("cannot read config file " + path);
+// Reads `flag = value` lines from `in`. Unknown flags, repeated flags and
+// lines that are not settings are refused, naming the file and line.
+std::expected<std::vector<Setting>, std::string> read_settings(
+    std::istream& in, const std::string& path, const std::vector<std::string>& names) {
   std::vector<Setting> out;
   std::string line;
   int number = 0;
@@ -215,6 +208,13 @@ std::expected<std::vector<Setting>, std::string> read_config_file(
     out.push_back({name, value, where});
   }
   return out;
+}
+
+std::expected<std::vector<Setting>, std::string> read_config_file(
+    const std::string& path, const std::vector<std::string>& names) {
+  std::ifstream in(path);
+  if (!in) return std::unexpected("cannot read config file " + path);
+  return read_settings(in, path, names);
 }
 
 // Parses `args` (in order) into a fresh Config; the CLI11 error, if any.
@@ -368,6 +368,17 @@ ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
     return refuse("--redis is only used with --store=redis or redis-per-claim");
   }
   return result;
+}
+
+std::expected<std::vector<ConfigSetting>, std::string> parse_config_file(std::string_view text,
+                                                                         const std::string& path) {
+  Config scratch;
+  std::string store;
+  std::string log_level;
+  CLI::App app{"voucherd", "voucherd"};
+  define_options(app, scratch, store, log_level);
+  std::istringstream in{std::string(text)};
+  return read_settings(in, path, setting_names(app));
 }
 
 std::expected<std::vector<std::vector<std::uint8_t>>, std::string> read_secret_file(

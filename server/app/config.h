@@ -7,6 +7,7 @@
 #include <expected>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "server/base/log.h"
@@ -51,6 +52,7 @@ struct Config {
   int redeem_failure_budget = 100;  // failed redemptions before a cool-down
   int redeem_cooldown_seconds = 60;
   std::string config_file;  // --config / VOUCHERD_CONFIG: where file settings came from
+  bool operator==(const Config&) const = default;
 };
 
 struct ConfigResult {
@@ -72,6 +74,20 @@ using EnvLookup = std::function<const char*(const char*)>;
     int argc, char** argv, const EnvLookup& env = [](const char* name) {
       return static_cast<const char*>(std::getenv(name));
     });
+
+// A value from one source, for a flag named without its dashes.
+struct ConfigSetting {
+  std::string name;  // "ops-listen"
+  std::string value;
+  std::string source;  // "config file F, line N" or "environment variable VOUCHERD_X"
+};
+
+// The settings of a config file's text (`path` names the file in errors):
+// one "flag = value" per line, as parse_config reads --config. Unknown
+// flags, flags set twice and lines that are not settings are refused,
+// naming the file and line. The values are not checked here.
+[[nodiscard]] std::expected<std::vector<ConfigSetting>, std::string> parse_config_file(
+    std::string_view text, const std::string& path);
 
 // Reads the secret file: one secret per line (hex digits, spaces ignored,
 // 32 to limits::kSecretBytesMax bytes), at most limits::kSecretsMax; the

@@ -70,25 +70,6 @@ std::uint64_t next_call_number() {
   return next.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-std::optional<grpc::Status> refuse_bad_ids(std::initializer_list<IdField> ids) {
-  for (const IdField& f : ids) {
-    const IdProblem problem = id_problem(f.id);
-    if (problem == IdProblem::kNone || (problem == IdProblem::kEmpty && !f.required)) continue;
-    return invalid_id(f.field, f.id, problem);
-  }
-  return std::nullopt;
-}
-
-std::optional<grpc::Status> refuse_bad_code(std::string_view code) {
-  if (code.empty()) return invalid_argument("code", "code must not be empty");
-  if (code.size() > limits::kCodeTextBytesMax) {
-    return invalid_argument("code", "code is " + std::to_string(code.size()) +
-                                        " bytes; a voucher code is at most " +
-                                        std::to_string(limits::kCodeTextBytesMax));
-  }
-  return std::nullopt;
-}
-
 StatusContext campaign_context(std::string_view campaign_id) {
   StatusContext ctx;
   ctx.campaign_id = campaign_id;

@@ -23,7 +23,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -34,6 +33,7 @@
 #include "server/grpc/auth.h"
 #include "server/grpc/grpc_server.h"
 #include "server/grpc/proto_convert.h"
+#include "server/grpc/request_checks.h"
 #include "server/grpc/status_map.h"
 #include "server/ops/metrics.h"
 #include "voucher/v1/voucher.grpc.pb.h"
@@ -72,23 +72,6 @@ class Tag {
                                                        const grpc::ServerContext& ctx,
                                                        Access access,
                                                        std::optional<Principal>* principal);
-
-// One id of a request, and whether the request must carry it.
-struct IdField {
-  std::string_view field;
-  std::string_view id;
-  bool required = true;
-};
-
-// The refusal (INVALID_ARGUMENT naming the field) of the first id that breaks
-// the id rules (empty when required, over-long, control characters), or
-// nothing. Every call that takes ids checks them with this first, before
-// the engine, metrics or logs look at them.
-[[nodiscard]] std::optional<grpc::Status> refuse_bad_ids(std::initializer_list<IdField> ids);
-
-// The refusal of a voucher code longer than any code's text
-// (limits::kCodeTextBytesMax) or empty, or nothing.
-[[nodiscard]] std::optional<grpc::Status> refuse_bad_code(std::string_view code);
 
 // Context for the admin calls that name one campaign.
 [[nodiscard]] StatusContext campaign_context(std::string_view campaign_id);
@@ -190,12 +173,9 @@ class UnaryCall : public Tag {
     responder_.FinishWithError(status, this);
   }
   // The campaign an admin call names, or nullptr with the call answered
-  // (INVALID_ARGUMENT for a malformed id, NOT_FOUND for an unknown one).
+  // (NOT_FOUND). REQUIRES: the request passed check_request(), which
+  // refuses a malformed id.
   const CampaignRuntime* named_campaign(std::string_view campaign_id) {
-    if (auto refused = refuse_bad_ids({{"campaign_id", campaign_id}})) {
-      fail(*refused);
-      return nullptr;
-    }
     const StatusContext ctx = campaign_context(campaign_id);
     const CampaignRuntime* c = core_.engine.find_campaign(campaign_id);
     if (c == nullptr) fail(to_grpc_status(Outcome::kCampaignNotFound, ctx));
@@ -271,9 +251,7 @@ class ExportCall : public Tag {
     if (auto refused = check_access(core_, ctx_, Access::kAdmin, &principal)) {
       return finish(*refused);
     }
-    if (auto refused = refuse_bad_ids({{"campaign_id", request_.campaign_id()}})) {
-      return finish(*refused);
-    }
+    if (auto refused = check_request(request_)) return finish(*refused);
     const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
     if (c == nullptr) {
       StatusContext ctx;

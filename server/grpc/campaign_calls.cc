@@ -19,9 +19,8 @@ class CreateCampaignCall final
     core_.admin_service.RequestCreateCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (!request_.has_campaign()) return fail(invalid_argument("campaign", "campaign must be set"));
-    auto spec = campaign_from_proto(request_.campaign());
-    if (!spec) return fail(invalid_argument(spec.error().field, spec.error().message));
+    auto spec = check_request(request_);
+    if (!spec) return fail(spec.error());
     // Registering a campaign writes it to the store (Redis: the definition,
     // the stock, the registry): on the admin worker, never on a queue thread.
     const bool posted = core_.admin_worker.post([this, spec = std::move(*spec)]() mutable {
@@ -57,6 +56,7 @@ class GetCampaignCall final
     core_.admin_service.RequestGetCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = check_request(request_)) return fail(*refused);
     const CampaignRuntime* c = named_campaign(request_.campaign_id());
     if (c == nullptr) return;
     v1::Campaign response;
@@ -65,45 +65,6 @@ class GetCampaignCall final
     reply(response);
   }
 };
-
-// Pages are cut at a campaign id: the token is the last id of the page,
-// hex-encoded behind a version tag, so it stays opaque and printable.
-constexpr std::string_view kPageTokenTag = "c1.";
-constexpr int kListPageSizeDefault = 50;
-constexpr int kListPageSizeMax = 1000;
-
-std::string page_token_of(std::string_view last_id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(kPageTokenTag);
-  for (const char ch : last_id) {
-    const auto b = static_cast<unsigned char>(ch);
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
-
-// The campaign id a token names; nullopt when voucherd did not make it.
-std::optional<std::string> id_of_page_token(std::string_view token) {
-  if (token.substr(0, kPageTokenTag.size()) != kPageTokenTag) return std::nullopt;
-  token.remove_prefix(kPageTokenTag.size());
-  if (token.empty() || token.size() % 2 != 0 || token.size() > 2 * limits::kIdBytesMax) {
-    return std::nullopt;
-  }
-  auto nibble = [](char ch) -> int {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    return -1;
-  };
-  std::string id;
-  for (std::size_t i = 0; i < token.size(); i += 2) {
-    const int hi = nibble(token[i]);
-    const int lo = nibble(token[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    id.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return id;
-}
 
 class ListCampaignsCall final
     : public UnaryCall<ListCampaignsCall, v1::ListCampaignsRequest, v1::ListCampaignsResponse> {
@@ -115,20 +76,10 @@ class ListCampaignsCall final
     core_.admin_service.RequestListCampaigns(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (request_.page_size() < 0) {
-      return fail(invalid_argument("page_size", "page_size must not be negative"));
-    }
-    const int size = request_.page_size() == 0 ? kListPageSizeDefault
-                                               : std::min(request_.page_size(), kListPageSizeMax);
-    std::optional<std::string> after;
-    if (!request_.page_token().empty()) {
-      after = id_of_page_token(request_.page_token());
-      if (!after) {
-        return fail(invalid_argument("page_token",
-                                     "page_token is not one voucherd gave (pass the "
-                                     "next_page_token of the previous page, or nothing)"));
-      }
-    }
+    auto page = check_request(request_);
+    if (!page) return fail(page.error());
+    const int size = page->size;
+    const std::optional<std::string>& after = page->after;
     std::vector<const CampaignRuntime*> all = core_.engine.campaigns();
     std::sort(all.begin(), all.end(), [](const CampaignRuntime* a, const CampaignRuntime* b) {
       return a->spec().id < b->spec().id;
@@ -163,6 +114,7 @@ class GetCampaignStatsCall final
     core_.admin_service.RequestGetCampaignStats(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = check_request(request_)) return fail(*refused);
     const CampaignRuntime* c = named_campaign(request_.campaign_id());
     if (c == nullptr) return;
     auto stats = core_.engine.campaign_stats(request_.campaign_id());
@@ -199,6 +151,7 @@ class ReconcileCampaignCall final
     core_.admin_service.RequestReconcileCampaign(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = check_request(request_)) return fail(*refused);
     const CampaignRuntime* c = named_campaign(request_.campaign_id());
     if (c == nullptr) return;
     v1::ReconcileCampaignResponse response;
@@ -232,6 +185,7 @@ class ListReplicasCall final
     core_.admin_service.RequestListReplicas(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = check_request(request_)) return fail(*refused);
     std::vector<const CampaignRuntime*> campaigns;
     if (request_.campaign_id().empty()) {
       campaigns = core_.engine.campaigns();

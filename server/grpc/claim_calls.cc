@@ -6,15 +6,6 @@
 namespace voucherd {
 namespace {
 
-// The refusal of a claim whose ids break the id rules, or nothing: checked
-// before the engine, metrics or logs look at them.
-std::optional<grpc::Status> refuse_bad_claim_ids(const v1::ClaimRequest& claim) {
-  return refuse_bad_ids({{"campaign_id", claim.campaign_id()},
-                         {"member_id", claim.member_id()},
-                         {"sku_id", claim.sku_id(), false},
-                         {"request_id", claim.request_id(), false}});
-}
-
 class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimResponse>,
                         private ClaimOp {
  public:
@@ -25,7 +16,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     core_.voucher_service.RequestClaim(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (auto refused = refuse_bad_claim_ids(request_)) {
+    if (auto refused = check_request(request_)) {
       if (core_.metrics != nullptr) core_.metrics->count_claim({}, Outcome::kInvalidArgument);
       return fail(*refused);
     }
@@ -81,12 +72,8 @@ class ClaimBatchCall final
     core_.voucher_service.RequestClaimBatch(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = check_request(request_)) return fail(*refused);
     const auto n = static_cast<std::size_t>(request_.claims_size());
-    if (n == 0 || n > limits::kClaimBatchClaimsMax) {
-      return fail(invalid_argument("claims", "claims must hold 1 to " +
-                                                 std::to_string(limits::kClaimBatchClaimsMax) +
-                                                 " claims; this batch holds " + std::to_string(n)));
-    }
     items_ = std::make_unique<Item[]>(n);
     // One share per claim plus one for this loop, so that the answer (which
     // frees nothing, but reads every Item) is not built while claims are
@@ -97,7 +84,7 @@ class ClaimBatchCall final
       const v1::ClaimRequest& claim = request_.claims(static_cast<int>(i));
       Item& item = items_[i];
       item.batch = this;
-      if (refuse_bad_claim_ids(claim)) {
+      if (check_request(claim)) {
         // Answered in answer(), which words the refusal again; this loop's
         // share keeps claim_done() from answering here.
         item.refused_ids = true;
@@ -172,7 +159,7 @@ class ClaimBatchCall final
       const v1::ClaimRequest& claim = request_.claims(i);
       if (item.refused_ids) {
         if (core_.metrics != nullptr) core_.metrics->count_claim({}, Outcome::kInvalidArgument);
-        const grpc::Status status = refuse_bad_claim_ids(claim).value();
+        const grpc::Status status = check_request(claim).value();
         v1::ClaimResult* out = response.add_results();
         out->set_code(static_cast<std::int32_t>(status.error_code()));
         out->set_message(status.error_message());

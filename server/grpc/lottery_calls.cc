@@ -15,9 +15,7 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
     core_.voucher_service.RequestDraw(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (auto refused = refuse_bad_ids({{"campaign_id", request_.campaign_id()},
-                                       {"member_id", request_.member_id()},
-                                       {"request_id", request_.request_id()}})) {
+    if (auto refused = check_request(request_)) {
       if (core_.metrics != nullptr) {
         core_.metrics->count_draw({}, Outcome::kInvalidArgument, false);
       }
@@ -67,6 +65,7 @@ class RevealSeedCall final
     core_.admin_service.RequestRevealSeed(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
+    if (auto refused = check_request(request_)) return fail(*refused);
     const CampaignRuntime* c = named_campaign(request_.campaign_id());
     if (c == nullptr) return;
     auto seed = core_.engine.reveal_seed(request_.campaign_id());

@@ -52,9 +52,17 @@ std::string metadata_value(std::string_view s) {
   return out;
 }
 
-// The whole message, bounded (a backstop behind quoted_input(): messages also
-// quote values that no single rule bounds, such as a definition's ids).
+// The whole message, printable and bounded (a backstop behind
+// quoted_input(): messages also quote values that no single rule bounds or
+// escapes, such as the ids of a campaign definition that the engine or the
+// proto conversion names in their refusals): control characters as \xNN,
+// then cut at limits::kErrorMessageBytesMax.
 std::string bounded_message(std::string message) {
+  if (control_character_at(message) != std::string_view::npos) {
+    std::string escaped;
+    append_escaped(escaped, message, false);
+    message = std::move(escaped);
+  }
   if (message.size() <= limits::kErrorMessageBytesMax) return message;
   constexpr std::string_view kCut = "\u2026 (message cut)";
   std::string out(prefix_of(message, limits::kErrorMessageBytesMax - kCut.size()));

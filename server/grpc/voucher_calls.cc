@@ -40,7 +40,7 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
     core_.voucher_service.RequestGetVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (auto refused = refuse_bad_code(request_.code())) return fail(*refused);
+    if (auto refused = check_request(request_)) return fail(*refused);
     code = request_.code();
     core_.engine.get_voucher(*this);
   }
@@ -80,11 +80,7 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
     core_.voucher_service.RequestRedeem(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (auto refused = refuse_bad_code(request_.code())) return fail(*refused);
-    if (auto refused = refuse_bad_ids(
-            {{"site_id", request_.site_id()}, {"request_id", request_.request_id(), false}})) {
-      return fail(*refused);
-    }
+    if (auto refused = check_request(request_)) return fail(*refused);
     // A site token redeems for its own site only.
     if (principal_ && !request_.site_id().empty() && request_.site_id() != principal_->site_id) {
       return fail(permission_denied("a token of site " + quoted_input(principal_->site_id) +
@@ -158,10 +154,7 @@ class ListMemberVouchersCall final
     core_.voucher_service.RequestListMemberVouchers(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (auto refused = refuse_bad_ids({{"member_id", request_.member_id()},
-                                       {"campaign_id", request_.campaign_id(), false}})) {
-      return fail(*refused);
-    }
+    if (auto refused = check_request(request_)) return fail(*refused);
     member_id = request_.member_id();
     campaign_id = request_.campaign_id();
     core_.engine.list_member_vouchers(*this);
@@ -195,7 +188,7 @@ class CancelVoucherCall final
     core_.admin_service.RequestCancelVoucher(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
   void handle() {
-    if (auto refused = refuse_bad_code(request_.code())) return fail(*refused);
+    if (auto refused = check_request(request_)) return fail(*refused);
     code = request_.code();
     core_.engine.cancel(*this);
   }

@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "server/base/token_hash.h"
-#include "server/ops/asio.h"
 
 namespace voucherd {
 namespace {
@@ -113,18 +112,6 @@ std::optional<std::string> OpsTokens::admit(std::string_view authorization) cons
   const auto it = names_by_hash_.find(token_hash(*token));
   if (it == names_by_hash_.end()) return std::nullopt;
   return it->second;
-}
-
-bool binds_loopback_only(std::string_view listen) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  std::string_view host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  boost::system::error_code ec;
-  const auto address = boost::asio::ip::make_address(std::string(host), ec);
-  return !ec && address.is_loopback();
 }
 
 }  // namespace voucherd

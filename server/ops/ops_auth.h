@@ -36,10 +36,4 @@ class OpsTokens {
   std::unordered_map<std::string, std::string> names_by_hash_;  // hex SHA-256 -> name
 };
 
-// Whether an --ops-listen address (HOST:PORT, HOST an IP address, IPv6 in
-// brackets or not) binds only
-// the loopback interface: 127.0.0.0/8 or ::1. A wildcard (0.0.0.0, ::) or
-// any other address reaches a network.
-[[nodiscard]] bool binds_loopback_only(std::string_view listen);
-
 }  // namespace voucherd

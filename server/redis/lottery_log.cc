@@ -19,6 +19,13 @@ bool parse_int(std::string_view s, std::int64_t& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+// `ms` (+ `base_ms`) in µs; false when that does not fit an int64 (a
+// corrupted log or answer, not a time voucherd wrote).
+bool micros_of_ms(std::int64_t base_ms, std::int64_t ms, UnixMicros& out) {
+  std::int64_t at_ms = 0;
+  return !__builtin_add_overflow(base_ms, ms, &at_ms) && !__builtin_mul_overflow(at_ms, 1000, &out);
+}
+
 // Splits `s` at `sep` into exactly `n` fields; false otherwise.
 bool split(std::string_view s, char sep, std::size_t n, std::vector<std::string_view>& out) {
   out.clear();
@@ -154,9 +161,9 @@ std::expected<DrawBatchReply, std::string> parse_draw_reply(const CampaignSpec& 
         if (e.size() == 4 && split(e[1].str, '\x1f', 7, fields) &&
             parse_int(fields[0], d.entry.draw_number) && parse_int(fields[1], at_ms) &&
             parse_decision(spec, fields[2], fields[3], d.entry) &&
-            parse_int(fields[4], d.entry.released) && parse_int(fields[5], d.entry.remaining)) {
+            parse_int(fields[4], d.entry.released) && parse_int(fields[5], d.entry.remaining) &&
+            micros_of_ms(0, at_ms, d.entry.at_us)) {
           d.kind = DrawReply::Kind::kRepeat;
-          d.entry.at_us = at_ms * 1000;
           d.code = std::string(fields[6]);
           d.record = e[2].str;
           d.draws_today = static_cast<std::int32_t>(e[3].integer);
@@ -219,10 +226,10 @@ std::expected<void, std::string> parse_draw_lines(const CampaignSpec& spec, std:
     std::int64_t at_ms = 0;
     if (!split(text.substr(1, end - 1), '\t', 6, fields) || !parse_int(fields[0], e.draw_number) ||
         !parse_int(fields[1], at_ms) || !parse_decision(spec, fields[2], fields[3], e) ||
-        !parse_int(fields[4], e.released) || !parse_int(fields[5], e.remaining)) {
+        !parse_int(fields[4], e.released) || !parse_int(fields[5], e.remaining) ||
+        !micros_of_ms(base_ms, at_ms, e.at_us)) {
       return std::unexpected(where + ": unreadable fields");
     }
-    e.at_us = (base_ms + at_ms) * 1000;
     out.push_back(std::move(e));
     text.remove_prefix(end + 1);
   }

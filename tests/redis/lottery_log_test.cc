@@ -326,6 +326,10 @@ TEST(DrawLogLines, RefusesLinesThatAreNotWellFormed) {
       {"5:alice\t1\t0\tU\t-1\t3\n", "line 1: unreadable"},        // a field short
       {"5:alice\t1\t0\tU\t-1\t3\t3\t9\n", "line 1: unreadable"},  // a field too many
       {"5:alice\tone\t0\tU\t-1\t3\t3\n", "line 1: unreadable"},   // a number that is not one
+      // A time that does not fit in µs (found by fuzz/draw_log_fuzzer: the
+      // sum and the product overflowed, undefined behaviour).
+      {"5:alice\t1\t25372036854775800\tG\t-1\t3\t0\n", "line 1: unreadable"},
+      {"5:alice\t1\t-9223372036854775808\tU\t-1\t3\t3\n", "line 1: unreadable"},
       {"5:alice\t1\t0\tU\t-1\t3\t3\n3:bob\t1\n", "line 2: unreadable"},
   };
   for (const Case& c : cases) {
@@ -385,6 +389,27 @@ TEST(DrawReplies, AReplyOfAnotherShapeIsAnError) {
   EXPECT_EQ(parsed->draws[2].kind, DrawReply::Kind::kUnreadable);  // not a list
   EXPECT_EQ(parsed->remaining, std::vector<std::int64_t>{3});
   EXPECT_EQ(parsed->drawn, 7);
+
+  // A repeat whose time does not fit in µs is unreadable (found by
+  // fuzz/draw_log_fuzzer as an overflow).
+  Reply entry;
+  entry.type = Reply::Type::kString;
+  const char kSep = '\x1f';
+  entry.str = std::string("1") + kSep + "9223372036854775807" + kSep + "U" + kSep + "-1" + kSep +
+              "3" + kSep + "3" + kSep;
+  auto repeat = redis::parse_draw_reply(
+      spec, 1,
+      array({array({integer(1), entry, Reply{}, integer(1)}), array({integer(3)}), integer(1)}));
+  ASSERT_TRUE(repeat.has_value()) << repeat.error();
+  EXPECT_EQ(repeat->draws[0].kind, DrawReply::Kind::kUnreadable);
+  entry.str =
+      std::string("1") + kSep + "250" + kSep + "U" + kSep + "-1" + kSep + "3" + kSep + "3" + kSep;
+  repeat = redis::parse_draw_reply(
+      spec, 1,
+      array({array({integer(1), entry, Reply{}, integer(1)}), array({integer(3)}), integer(1)}));
+  ASSERT_TRUE(repeat.has_value()) << repeat.error();
+  EXPECT_EQ(repeat->draws[0].kind, DrawReply::Kind::kRepeat);
+  EXPECT_EQ(repeat->draws[0].entry.at_us, 250'000);
 }
 
 TEST(EmbeddedScripts, EveryScriptLoadsUnderItsSha) {

@@ -2,12 +2,13 @@
 // with a name; a bearer token, or the token as the Basic auth password, is
 // admitted when it is one of them, and nothing else is (another token, no
 // header, another scheme, bad base64, an empty password); a bad file is
-// refused naming its line; binds_loopback_only() knows loopback from the
-// rest.
+// refused naming its line; binds_loopback_only() (server/base) knows
+// loopback from the rest.
 #include "server/ops/ops_auth.h"
 
 #include <gtest/gtest.h>
 
+#include "server/base/loopback.h"
 #include "server/base/token_hash.h"
 #include "tests/support/voucherd_process.h"
 
@@ -72,7 +73,7 @@ TEST(OpsTokens, ABadFileIsRefusedNamingWhatIsWrong) {
   EXPECT_FALSE(OpsTokens::load((dir.path() / "missing").string()).has_value());
 }
 
-TEST(OpsTokens, LoopbackAddressesAreTheOnlyOnesThatBindLoopbackOnly) {
+TEST(Loopback, LoopbackAddressesAreTheOnlyOnesThatBindLoopbackOnly) {
   for (const char* loopback : {"127.0.0.1:9464", "127.9.8.7:0", "::1:9464", "[::1]:9464"}) {
     EXPECT_TRUE(binds_loopback_only(loopback)) << loopback;
   }

@@ -1,0 +1,92 @@
+// request_checks_test — proves server/grpc/request_checks.h, what each RPC
+// checks of its request before the engine or the store see it: ids are
+// refused naming the first field that breaks the id rules (optional ones may
+// be empty), codes by their length, batches by their size, page tokens
+// unless voucherd made them; a CreateCampaign is refused only when its
+// campaign is missing or does not convert. Every refusal is
+// INVALID_ARGUMENT with a printable message, also when the words come from
+// the proto conversion (the case the request-validation fuzzer found).
+#include "server/grpc/request_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "engine/campaign_validation.h"
+#include "voucher/v1/voucher.pb.h"
+
+namespace voucherd {
+namespace {
+
+namespace v1 = voucher::v1;
+
+TEST(RequestChecks, ClaimIdsAreCheckedInOrderAndOptionalOnesMayBeEmpty) {
+  v1::ClaimRequest claim;
+  claim.set_campaign_id("gd-2024");
+  claim.set_member_id("m-1");
+  EXPECT_FALSE(check_request(claim).has_value());
+  claim.set_sku_id(std::string(129, 's'));
+  claim.set_member_id("m\n1");
+  const auto refused = check_request(claim);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused->error_message(),
+            "member_id contains a control character (byte 0x0a at offset 1); ids are printable "
+            "text");
+}
+
+TEST(RequestChecks, CodesBatchesAndPagesHaveTheirBounds) {
+  v1::GetVoucherRequest lookup;
+  EXPECT_TRUE(check_request(lookup).has_value());
+  lookup.set_code(std::string(65, 'A'));
+  EXPECT_TRUE(check_request(lookup).has_value());
+  lookup.set_code("AK00H-D8M2Z-M4CVM-2QCDM-R8TME-5K5QJ");
+  EXPECT_FALSE(check_request(lookup).has_value());
+
+  v1::ClaimBatchRequest batch;
+  EXPECT_TRUE(check_request(batch).has_value());
+  batch.add_claims();  // the batch is counted; each claim is checked on its own
+  EXPECT_FALSE(check_request(batch).has_value());
+
+  v1::ListCampaignsRequest list;
+  list.set_page_size(5000);
+  auto page = check_request(list);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->size, kListPageSizeMax);
+  EXPECT_FALSE(page->after.has_value());
+  list.set_page_token(page_token_of("gd-2024"));
+  page = check_request(list);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->after, "gd-2024");
+  list.set_page_token("c1.ZZ");
+  EXPECT_FALSE(check_request(list).has_value());
+  list.set_page_size(-1);
+  EXPECT_EQ(check_request(list).error().error_message(), "page_size must not be negative");
+}
+
+TEST(RequestChecks, AListOfReplicasMayNameNoCampaign) {
+  v1::ListReplicasRequest all;
+  EXPECT_FALSE(check_request(all).has_value());
+  v1::GetCampaignRequest one;
+  EXPECT_TRUE(check_request(one).has_value());  // GetCampaign must name one
+}
+
+// Found by fuzz/request_checks_fuzzer: the weights of a LOTTERY campaign
+// name a SKU id holding control characters; the refusal quoted it raw.
+TEST(RequestChecks, ACampaignRefusedByItsConversionHasAPrintableMessage) {
+  v1::CreateCampaignRequest create;
+  v1::Campaign& c = *create.mutable_campaign();
+  c.set_id("lot-1");
+  c.set_mode(v1::CAMPAIGN_MODE_LOTTERY);
+  c.mutable_lottery()->set_win_probability(0.5);
+  c.mutable_lottery()->add_sku_weights()->set_sku_id("\x0c\x0c");
+  const auto refused = check_request(create);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused.error().error_message(),
+            "campaign.lottery.sku_weights: \"\\x0c\\x0c\" is not a SKU of the campaign");
+  EXPECT_EQ(control_character_at(refused.error().error_message()), std::string::npos);
+}
+
+}  // namespace
+}  // namespace voucherd
