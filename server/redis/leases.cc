@@ -139,9 +139,18 @@ void RedisClaimLog::top_up(Link& conn, Campaign& c) {
     }
     if (here < limits::kLeaseUnitsMax / limits::kLeaseLowWaterDivisor) {
       // Nearly gone: lease an eighth of what is left, so that the last
-      // packs spread thin over the replicas instead of sitting in one.
-      std::int64_t need = pool < kNearlyGoneUnits ? std::max<std::int64_t>(1, pool / 8)
-                                                  : limits::kLeaseUnitsMax - here;
+      // packs spread thin over the replicas instead of sitting in one; but
+      // at least what the claims already waiting here need. Those units
+      // are taken the moment they arrive, so they cannot sit here, and the
+      // tail must not cost one lease round trip per eighth of it while
+      // members wait: on a slow link (50 ms each way) that was seconds,
+      // and presses waited out limits::kStockWaitUsMax (STOCK_REFILLING)
+      // with stock left in the pool.
+      const auto waiting_units = std::min<std::int64_t>(
+          limits::kLeaseUnitsMax, static_cast<std::int64_t>(c.stock->waiting_claims()));
+      std::int64_t need = pool < kNearlyGoneUnits
+                              ? std::max<std::int64_t>({1, pool / 8, waiting_units - here})
+                              : limits::kLeaseUnitsMax - here;
       for (std::size_t k = 0; k < n && need > 0 && skus.size() < kLeaseSkusPerCall; ++k) {
         const std::size_t i = (c.cursor + k) % n;
         if (c.known_left[i] <= 0 || asked(i)) continue;

@@ -2,8 +2,9 @@
 // appendfsync always), real voucherd processes (--store=redis) that reach it
 // through the link proxy of tests/support/link_proxy.h, and members pressing
 // Claim once each over real gRPC (no retry), that for each fault of the
-// link — a blackhole, a reset in the middle of a claim batch, a half-open
-// connection (either direction shut), a slow reader that stops reading:
+// link — 50 ms of latency each way, a blackhole, a reset in the middle of a
+// claim batch, a half-open connection (either direction shut), a slow
+// reader that stops reading:
 //   - no press is answered OK unless its voucher is in Redis: read straight
 //     from Redis afterwards, every acknowledged voucher is there with its
 //     member and code, no code or member twice, never more issued than the
@@ -18,7 +19,9 @@
 //     press is served, and a member who was told UNAVAILABLE is served at
 //     their next press — with the very voucher their unanswered write left
 //     in Redis, when it landed;
-//   - members of a replica whose link is fine are served throughout.
+//   - members of a replica whose link is fine are served throughout;
+//   - with 50 ms each way every press is answered (slower), and the counts
+//     are exact: the stock issued, everyone else SOLD_OUT.
 // Each test prints what it measured (docs/reliability.md quotes them).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -498,6 +501,53 @@ TEST(RedisLinkFaults, AReaderThatStopsIsNoticedAndItsHeldWritesLandHarmlessly) {
   run_fault({.name = "slow reader, stopped", .inject = [](LinkProxy& p) {
                return now_after([&] { p.slow_reader(0, milliseconds(0)); });
              }});
+}
+
+TEST(RedisLinkFaults, FiftyMillisecondsEachWayIsSlowerAndExact) {
+  constexpr std::int64_t kStock = 400;
+  constexpr std::int64_t kMembers = 500;
+  Rig rig(kStock, /*with_direct=*/false);
+  ASSERT_GT(rig.behind->port(), 0);
+  ASSERT_TRUE(wait_until([&] { return ready(*rig.behind); }, seconds(10)));
+  ReadyzWatch watch(rig.behind->ops_port());
+  const SteadyTime slowed_at = Clock::now();
+  rig.proxy.add_latency(milliseconds(50));
+  TimedCrowd crowd({.target = rig.behind->target(),
+                    .campaign_id = kCampaign,
+                    .member_prefix = "slow-",
+                    .members_max = kMembers,
+                    .in_flight = 32,
+                    .max_seconds = 60});
+  crowd.finish();
+  const SteadyTime done_at = Clock::now();
+  const auto& answers = crowd.answers();
+  ASSERT_EQ(answers.size(), static_cast<std::size_t>(kMembers));
+  int issued = 0;
+  int sold_out = 0;
+  std::vector<long long> took_ms;
+  for (const TimedAnswer& a : answers) {
+    took_ms.push_back(ms_between(a.sent_at, a.answered_at));
+    if (a.code == grpc::StatusCode::OK && !a.already_claimed) {
+      ++issued;
+    } else if (a.code == grpc::StatusCode::FAILED_PRECONDITION && a.reason == "SOLD_OUT") {
+      ++sold_out;
+    } else {
+      ADD_FAILURE() << a.member_id << " was answered " << a.code << " " << a.reason;
+    }
+  }
+  EXPECT_EQ(issued, kStock);
+  EXPECT_EQ(sold_out, kMembers - kStock);
+  std::sort(took_ms.begin(), took_ms.end());
+  const long long median_ms = took_ms[took_ms.size() / 2];
+  EXPECT_GE(median_ms, 100) << "the latency did not reach the claims";
+  EXPECT_EQ(watch.count(slowed_at, done_at, 503), 0) << "not ready on a slow link";
+  EXPECT_EQ(expect_every_ok_in_redis(rig, {&answers}), kStock);
+  rig.proxy.heal();
+  rig.stop_all();
+  expect_stock_whole(rig);
+  std::cout << "link fault \"latency 50 ms each way\": " << issued << " issued, " << sold_out
+            << " SOLD_OUT in " << ms_between(slowed_at, done_at) << " ms; press median "
+            << median_ms << " ms, max " << took_ms.back() << " ms\n";
 }
 
 TEST(RedisLinkFaults, ReadinessFollowsTheLinkWithNoTraffic) {
