@@ -14,7 +14,8 @@
 //     (the first UNAVAILABLE, and /readyz turning 503, timed from the
 //     moment the fault began; a correctness bound, kept wide);
 //   - /readyz follows: not ready while the link is cut, with no traffic as
-//     well as under a crowd, and ready again soon after it heals;
+//     well as under a crowd, and ready again soon after it heals; and it
+//     answers within a second throughout;
 //   - once healed, with nobody calling an admin RPC, a new member's first
 //     press is served, and a member who was told UNAVAILABLE is served at
 //     their next press — with the very voucher their unanswered write left
@@ -73,6 +74,9 @@ constexpr milliseconds kDetectMargin{1500};
 // From the heal to ready again: a reconnection waits at most 500 ms of
 // backoff, then connects and reads the registry.
 constexpr milliseconds kReadyAgainMax{5000};
+// /readyz answers within this, whatever the link does: a load balancer's
+// check gives up on a slow answer (and /healthz is served the same way).
+constexpr milliseconds kReadyzAnswerMax{1000};
 // An answer decided just before a fault may reach its member this much
 // later; after that, nothing can be confirmed through a cut link.
 constexpr milliseconds kInFlightGrace{500};
@@ -384,6 +388,8 @@ FaultReport run_fault(const FaultScenario& s) {
     report.ready_again_ms = ms_between(healed_at, first_200->answered_at);
   }
   report.readyz_slowest_ms = watch.slowest(fault_at, healed_at).count();
+  EXPECT_LE(report.readyz_slowest_ms, kReadyzAnswerMax.count())
+      << "/readyz was held up while the link was cut";
   if (s.expect_not_ready) {
     EXPECT_GE(report.not_ready_ms, 0) << "/readyz never said 503";
     EXPECT_LE(report.not_ready_ms, (kIoTimeout + kDetectMargin).count());
