@@ -161,6 +161,13 @@ bool Connection::bound_io(Clock::time_point deadline) {
   return true;
 }
 
+bool Connection::io_failed() {
+  // A blocking call that ran out of its socket timeout (what was left of
+  // the deadline) fails with EAGAIN: that is the deadline too.
+  if (errno == EAGAIN || errno == EWOULDBLOCK) timed_out_ = true;
+  return false;
+}
+
 void Connection::unbound_io() {
   if (socket_timeout_ == timeout_) return;
   redisSetTimeout(ctx_, to_timeval(timeout_));
@@ -173,7 +180,7 @@ bool Connection::write_all(Clock::time_point deadline) {
   int done = 0;
   while (done == 0) {
     if (!bound_io(deadline)) return false;
-    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return false;
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return io_failed();
   }
   return true;
 }
@@ -186,7 +193,7 @@ bool Connection::read_reply(void** reply, Clock::time_point deadline) {
   // this ends by the deadline however slowly the server answers.
   while (*reply == nullptr) {
     if (!bound_io(deadline)) return false;
-    if (redisBufferRead(ctx_) != REDIS_OK) return false;
+    if (redisBufferRead(ctx_) != REDIS_OK) return io_failed();
     if (redisReaderGetReply(ctx_->reader, reply) != REDIS_OK) return false;
   }
   return true;

@@ -131,6 +131,8 @@ class Connection {
   // when that is less (by more than a tenth of the timeout, so that a fast
   // exchange costs no setsockopt).
   bool bound_io(Clock::time_point deadline);
+  // After a failed read or write: notes a timeout as such. Returns false.
+  bool io_failed();
   // The socket's timeout back to the whole timeout, after an exchange.
   void unbound_io();
   // Writes everything queued by `deadline`; false when it could not.
