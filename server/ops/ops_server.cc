@@ -32,11 +32,25 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void answer() {
-    const auto authorization = request_[http::field::authorization];
-    const auto r = server_.handle(
-        std::string_view(request_.method_string().data(), request_.method_string().size()),
-        std::string_view(request_.target().data(), request_.target().size()),
-        std::string_view(authorization.data(), authorization.size()));
+    const std::string_view method(request_.method_string().data(), request_.method_string().size());
+    const std::string_view target(request_.target().data(), request_.target().size());
+    const auto header = request_[http::field::authorization];
+    const std::string_view authorization(header.data(), header.size());
+    // A refusal (401) is answered here, without waiting behind store reads.
+    if (!server_.reads_store(target) || !server_.admits(target, authorization)) {
+      return respond(server_.handle(method, target, authorization));
+    }
+    // Answered on the store reader's thread, then written from this one.
+    asio::post(server_.store_reader(),
+               [self = shared_from_this(), method = std::string(method),
+                target = std::string(target), authorization = std::string(authorization)] {
+                 auto r = self->server_.handle(method, target, authorization);
+                 asio::post(self->stream_.get_executor(),
+                            [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
+               });
+  }
+
+  void respond(OpsServer::Response r) {
     response_ = {};
     response_.version(request_.version());
     response_.result(static_cast<http::status>(r.status));
@@ -81,11 +95,20 @@ std::string rfc3339(UnixMicros us) {
 }  // namespace
 
 struct OpsServer::Impl {
+  // The ops thread: accepts, reads requests, answers /healthz and /readyz,
+  // writes every answer. Nothing on it waits for the store.
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
-  asio::steady_timer sampler{io};
-  Series series;  // the ops thread's alone
+  // The store reader: what reads the store (/status, /metrics, the
+  // dashboard's samples and /series) runs here, so that a store that hangs
+  // until its I/O timeout (a link fault, before it is noticed) does not
+  // hold /readyz and /healthz up with it. Declared after `io`, so destroyed
+  // first: handlers still queued here hold sessions whose sockets are io's.
+  asio::io_context store_reader{1};
+  asio::steady_timer sampler{store_reader};
+  Series series;  // the store reader's alone
   std::thread thread;
+  std::thread store_thread;
 
   void sample_every_second(OpsServer& server) {
     sampler.expires_after(std::chrono::seconds(1));
@@ -143,18 +166,42 @@ std::expected<int, std::string> OpsServer::start() {
   const int bound = impl_->acceptor.local_endpoint().port();
   impl_->accept(*this);
   if (options_.metrics != nullptr) {
-    sample_series();  // the baseline for the first second's rates
-    impl_->sample_every_second(*this);
+    // The baseline for the first second's rates, then one a second, on the
+    // store reader's thread.
+    asio::post(impl_->store_reader, [this] {
+      sample_series();
+      impl_->sample_every_second(*this);
+    });
   }
   impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->store_thread = std::thread([this] {
+    // Runs until stop(), with or without work queued.
+    auto guard = asio::make_work_guard(impl_->store_reader);
+    impl_->store_reader.run();
+  });
   return bound;
 }
 
 void OpsServer::stop() {
   if (!impl_->thread.joinable()) return;
   impl_->io.stop();
+  impl_->store_reader.stop();
   impl_->thread.join();
+  impl_->store_thread.join();
 }
+
+bool OpsServer::reads_store(std::string_view target) {
+  if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  return target == "/status" || target == "/metrics" || target == "/series";
+}
+
+bool OpsServer::admits(std::string_view target, std::string_view authorization) const {
+  if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+  if (target == "/healthz" || target == "/readyz" || options_.tokens == nullptr) return true;
+  return options_.tokens->admit(authorization).has_value();
+}
+
+boost::asio::io_context& OpsServer::store_reader() { return impl_->store_reader; }
 
 std::string OpsServer::readiness_problem() const {
   if (draining_.load(std::memory_order_acquire)) return "draining: shutting down";
@@ -251,7 +298,7 @@ OpsServer::Response OpsServer::handle(std::string_view method, std::string_view 
   }
   // Past the probes, a token when --ops-auth-file gave some (an unknown
   // path too: without a token, nothing about the port is told).
-  if (options_.tokens != nullptr && !options_.tokens->admit(authorization)) {
+  if (!admits(target, authorization)) {
     return {401, "text/plain; charset=utf-8",
             "a token of --ops-auth-file is needed: \"Authorization: Bearer <token>\", or the "
             "token as the Basic auth password\n",

@@ -16,10 +16,13 @@
 // With --ops-auth-file (server/ops/ops_auth.h), everything but /healthz and
 // /readyz answers 401 without one of its tokens.
 //
-// One thread runs the io_context; every handler reads the engine's
-// lock-free counters (or the store, on this thread), so the claim path is
-// never blocked by an ops request. A timer on the same thread samples the
-// dashboard's series once a second.
+// Two threads, neither on the claim path. The ops thread accepts, reads
+// requests, answers /healthz, /readyz and / itself (engine counters and
+// flags, never the store) and writes every answer. The store reader runs
+// what reads the store: /status, /metrics, /series, and a timer sampling
+// the dashboard's series once a second. A store read may hang until the
+// Redis I/O timeout when the link to Redis fails; /readyz and /healthz are
+// not held up by it, nor is a 401.
 //
 // Thread-safety: start()/stop() from one thread; set_draining() from any.
 #pragma once
@@ -35,6 +38,10 @@
 #include "server/ops/metrics.h"
 #include "server/ops/ops_auth.h"
 #include "server/store/store.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace voucherd {
 
@@ -75,11 +82,18 @@ class OpsServer {
   // `authorization`: the request's Authorization header ("" when none).
   [[nodiscard]] Response handle(std::string_view method, std::string_view target,
                                 std::string_view authorization);
+  // Whether handle() reads the store for `target` (then it is called on the
+  // store reader's thread, never on the one answering /readyz).
+  [[nodiscard]] static bool reads_store(std::string_view target);
+  // Whether `authorization` may read `target` (always without
+  // --ops-auth-file, and for the probes).
+  [[nodiscard]] bool admits(std::string_view target, std::string_view authorization) const;
+  [[nodiscard]] boost::asio::io_context& store_reader();
 
  private:
   struct Impl;
   [[nodiscard]] std::string status_json() const;
-  // Takes the dashboard's point of this second (ops thread).
+  // Takes the dashboard's point of this second (store reader's thread).
   void sample_series();
 
   ClaimEngine& engine_;

@@ -104,8 +104,13 @@ StoreResult<void> RedisClaimLog::open_campaign(const CampaignSpec& spec, Campaig
       return store_conflict(conflict);
     }
   }
-  std::lock_guard lock(campaigns_mu_);
-  campaigns_.push_back(std::move(c));
+  Campaign* added = c.get();
+  {
+    std::lock_guard lock(campaigns_mu_);
+    campaigns_.push_back(std::move(c));
+  }
+  std::lock_guard lock(notes_mu_);
+  writer_index_.push_back(added);
   return {};
 }
 

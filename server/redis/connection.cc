@@ -115,7 +115,7 @@ std::expected<std::unique_ptr<Connection>, std::string> Connection::connect(
     return std::unexpected(why);
   }
   redisSetTimeout(ctx, to_timeval(timeout));
-  std::unique_ptr<Connection> conn(new Connection(ctx));
+  std::unique_ptr<Connection> conn(new Connection(ctx, timeout));
   if (!endpoint.password.empty()) {
     auto r = conn->command({"AUTH", endpoint.password});
     if (!r) return std::unexpected(r.error());
@@ -133,8 +133,70 @@ Connection::~Connection() { redisFree(ctx_); }
 
 std::string Connection::failure(const char* what) {
   broken_ = true;
+  unbound_io();
+  if (timed_out_) {
+    return std::string("Redis ") + what + " failed: not done within the " +
+           std::to_string(timeout_.count()) + " ms timeout";
+  }
+  if (ctx_->err == 0 && ctx_->reader->err != 0) {
+    return std::string("Redis ") + what + " failed: " + ctx_->reader->errstr;
+  }
   return std::string("Redis ") + what +
          " failed: " + (ctx_->err != 0 ? ctx_->errstr : "unknown error");
+}
+
+bool Connection::bound_io(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  if (left.count() <= 0) {
+    timed_out_ = true;
+    return false;
+  }
+  // A blocking call waits at most the socket's timeout; keep that within
+  // what is left (a tenth of the timeout of slack spares the setsockopt
+  // calls of an exchange that is going fast).
+  if (socket_timeout_ > left + timeout_ / 10) {
+    redisSetTimeout(ctx_, to_timeval(left));
+    socket_timeout_ = left;
+  }
+  return true;
+}
+
+bool Connection::io_failed() {
+  // A blocking call that ran out of its socket timeout (what was left of
+  // the deadline) fails with EAGAIN: that is the deadline too.
+  if (errno == EAGAIN || errno == EWOULDBLOCK) timed_out_ = true;
+  return false;
+}
+
+void Connection::unbound_io() {
+  if (socket_timeout_ == timeout_) return;
+  redisSetTimeout(ctx_, to_timeval(timeout_));
+  socket_timeout_ = timeout_;
+}
+
+bool Connection::write_all(Clock::time_point deadline) {
+  // Each pass writes some bytes, or fails, or waits at most what is left:
+  // this ends by the deadline however slowly the server reads.
+  int done = 0;
+  while (done == 0) {
+    if (!bound_io(deadline)) return false;
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return io_failed();
+  }
+  return true;
+}
+
+bool Connection::read_reply(void** reply, Clock::time_point deadline) {
+  *reply = nullptr;
+  // A reply may already sit in the reader's buffer, read with an earlier one.
+  if (redisReaderGetReply(ctx_->reader, reply) != REDIS_OK) return false;
+  // Each pass reads some bytes, or fails, or waits at most what is left:
+  // this ends by the deadline however slowly the server answers.
+  while (*reply == nullptr) {
+    if (!bound_io(deadline)) return false;
+    if (redisBufferRead(ctx_) != REDIS_OK) return io_failed();
+    if (redisReaderGetReply(ctx_->reader, reply) != REDIS_OK) return false;
+  }
+  return true;
 }
 
 std::expected<std::vector<Reply>, std::string> Connection::pipeline(
@@ -154,18 +216,22 @@ std::expected<std::vector<Reply>, std::string> Connection::pipeline(
       return std::unexpected(failure("write"));
     }
   }
+  // The whole exchange, from the first write to the last reply, within
+  // the timeout.
+  const auto deadline = Clock::now() + timeout_;
+  timed_out_ = false;
+  if (!write_all(deadline)) return std::unexpected(failure("write"));
   std::vector<Reply> replies;
   replies.reserve(commands.size());
   for (std::size_t i = 0; i < commands.size(); ++i) {
     void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      return std::unexpected(failure("read"));
-    }
+    if (!read_reply(&raw, deadline)) return std::unexpected(failure("read"));
     auto* reply = static_cast<redisReply*>(raw);
     replies.push_back(convert(reply));
     freeReplyObject(reply);
     if (is_readonly(replies.back())) broken_ = true;
   }
+  unbound_io();
   return replies;
 }
 
@@ -204,28 +270,28 @@ std::expected<void, std::string> Connection::append(const Command& args) {
 
 std::expected<void, std::string> Connection::flush() {
   if (broken_) return std::unexpected("Redis connection is broken");
-  // On a blocking context every write waits at most the socket timeout, and
-  // each pass writes some bytes or fails, so this ends.
-  int done = 0;
-  while (done == 0) {
-    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return std::unexpected(failure("write"));
-  }
+  deadline_ = Clock::now() + timeout_;
+  timed_out_ = false;
+  if (!write_all(deadline_)) return std::unexpected(failure("write"));
   return {};
 }
 
 std::expected<void, std::string> Connection::receive(std::size_t count,
                                                      std::vector<Reply>* replies) {
   if (broken_) return std::unexpected("Redis connection is broken");
+  // Still queued: flush first (a new round, with its own deadline).
+  if (sdslen(ctx_->obuf) > 0) {
+    if (auto flushed = flush(); !flushed) return flushed;
+  }
   replies->reserve(replies->size() + count);
   for (std::size_t i = 0; i < count; ++i) {
     void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      return std::unexpected(failure("read"));
-    }
+    if (!read_reply(&raw, deadline_)) return std::unexpected(failure("read"));
     auto* reply = static_cast<redisReply*>(raw);
     replies->push_back(convert(reply));
     freeReplyObject(reply);
   }
+  unbound_io();
   return {};
 }
 
@@ -277,10 +343,10 @@ std::expected<std::optional<Reply>, std::string> Connection::read_pushed(
     pollfd p{ctx_->fd, POLLIN, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(wait.count()));
     if (ready == 0 || (ready < 0 && errno == EINTR)) return std::nullopt;
-    // Readable: a whole message arrives within the socket timeout.
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      return std::unexpected(failure("read"));
-    }
+    // Readable: a whole message arrives within the timeout.
+    timed_out_ = false;
+    if (!read_reply(&raw, Clock::now() + timeout_)) return std::unexpected(failure("read"));
+    unbound_io();
   }
   auto* reply = static_cast<redisReply*>(raw);
   Reply out = convert(reply);

@@ -62,8 +62,11 @@ struct Script {
 
 class Connection {
  public:
-  // Connects, authenticates, selects the db. `timeout` bounds the connect and
-  // every later read and write.
+  // Connects, authenticates, selects the db. `timeout` bounds the connect,
+  // and each exchange as a whole: a pipeline (or a command) from its first
+  // write to its last reply, flush() and receive() each. A server that
+  // takes bytes or answers a few at a time cannot hold an exchange longer
+  // than `timeout` (plus a tenth of it, see bound_io()).
   [[nodiscard]] static std::expected<std::unique_ptr<Connection>, std::string> connect(
       const Endpoint& endpoint, std::chrono::milliseconds timeout);
   ~Connection();
@@ -90,6 +93,8 @@ class Connection {
   // answered may or may not have been applied. receive() flushes first if
   // anything is still queued.
   [[nodiscard]] std::expected<void, std::string> append(const Command& args);
+  // receive() after flush() shares flush()'s deadline: the round as a whole
+  // is bounded.
   [[nodiscard]] std::expected<void, std::string> flush();
   [[nodiscard]] std::expected<void, std::string> receive(std::size_t count,
                                                          std::vector<Reply>* replies);
@@ -116,10 +121,30 @@ class Connection {
   [[nodiscard]] bool peer_closed();
 
  private:
-  explicit Connection(redisContext* ctx) : ctx_(ctx) {}
+  using Clock = std::chrono::steady_clock;
+
+  Connection(redisContext* ctx, std::chrono::milliseconds timeout)
+      : ctx_(ctx), timeout_(timeout), socket_timeout_(timeout) {}
   std::string failure(const char* what);
+  // Before a blocking read or write: false when `deadline` has passed;
+  // otherwise the socket's own timeout is lowered to what is left of it
+  // when that is less (by more than a tenth of the timeout, so that a fast
+  // exchange costs no setsockopt).
+  bool bound_io(Clock::time_point deadline);
+  // After a failed read or write: notes a timeout as such. Returns false.
+  bool io_failed();
+  // The socket's timeout back to the whole timeout, after an exchange.
+  void unbound_io();
+  // Writes everything queued by `deadline`; false when it could not.
+  bool write_all(Clock::time_point deadline);
+  // Reads one reply by `deadline` into `*reply`; false when it could not.
+  bool read_reply(void** reply, Clock::time_point deadline);
 
   redisContext* ctx_;
+  std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds socket_timeout_;  // as set on the socket now
+  Clock::time_point deadline_{};              // of the round flush() began
+  bool timed_out_ = false;                    // the last failure was a deadline
   bool broken_ = false;
 };
 

@@ -139,9 +139,18 @@ void RedisClaimLog::top_up(Link& conn, Campaign& c) {
     }
     if (here < limits::kLeaseUnitsMax / limits::kLeaseLowWaterDivisor) {
       // Nearly gone: lease an eighth of what is left, so that the last
-      // packs spread thin over the replicas instead of sitting in one.
-      std::int64_t need = pool < kNearlyGoneUnits ? std::max<std::int64_t>(1, pool / 8)
-                                                  : limits::kLeaseUnitsMax - here;
+      // packs spread thin over the replicas instead of sitting in one; but
+      // at least what the claims already waiting here need. Those units
+      // are taken the moment they arrive, so they cannot sit here, and the
+      // tail must not cost one lease round trip per eighth of it while
+      // members wait: on a slow link (50 ms each way) that was seconds,
+      // and presses waited out limits::kStockWaitUsMax (STOCK_REFILLING)
+      // with stock left in the pool.
+      const auto waiting_units = std::min<std::int64_t>(
+          limits::kLeaseUnitsMax, static_cast<std::int64_t>(c.stock->waiting_claims()));
+      std::int64_t need = pool < kNearlyGoneUnits
+                              ? std::max<std::int64_t>({1, pool / 8, waiting_units - here})
+                              : limits::kLeaseUnitsMax - here;
       for (std::size_t k = 0; k < n && need > 0 && skus.size() < kLeaseSkusPerCall; ++k) {
         const std::size_t i = (c.cursor + k) % n;
         if (c.known_left[i] <= 0 || asked(i)) continue;
@@ -374,33 +383,60 @@ void RedisClaimLog::unit_returned(std::string_view campaign_id, std::uint32_t sk
   }
 }
 
+RedisClaimLog::Campaign* RedisClaimLog::writer_campaign(std::string_view campaign_id,
+                                                        std::string_view sku_id,
+                                                        std::uint32_t* sku) {
+  for (Campaign* c : writer_index_) {
+    if (c->spec->id != campaign_id) continue;
+    for (std::size_t i = 0; i < c->spec->skus.size(); ++i) {
+      if (c->spec->skus[i].id != sku_id) continue;
+      *sku = static_cast<std::uint32_t>(i);
+      return c;
+    }
+  }
+  return nullptr;
+}
+
 void RedisClaimLog::drop_fenced(const ClaimLogWrite& write) {
   const VoucherRecord& v = *write.voucher;
-  std::lock_guard lock(campaigns_mu_);
-  for (auto& c : campaigns_) {
-    if (c->spec->id != v.campaign_id) continue;
-    for (std::size_t i = 0; i < c->spec->skus.size(); ++i) {
-      if (c->spec->skus[i].id != v.sku_id) continue;
-      const auto sku = static_cast<std::uint32_t>(i);
-      // Handed back later, as far as our lease record still holds them
-      // (the fenced claim's own unit was never in it).
-      add_dropped(c->dropped[i], taken(c->stock->take_units(sku, INT64_MAX), INT64_MAX));
-      c->final[i] = false;
-      c->stock->set_final(sku, false);
+  // The local units go now (CampaignStock is thread-safe), before the claim
+  // waits again, so that it cannot take one that is not ours; the keeper
+  // learns of them from a note (see apply_unit_notes()).
+  std::lock_guard lock(notes_mu_);
+  std::uint32_t sku = 0;
+  Campaign* c = writer_campaign(v.campaign_id, v.sku_id, &sku);
+  if (c == nullptr) return;
+  // Handed back later, as far as our lease record still holds them (the
+  // fenced claim's own unit was never in it).
+  const std::int64_t units = taken(c->stock->take_units(sku, INT64_MAX), INT64_MAX);
+  c->stock->set_final(sku, false);
+  unit_notes_.push_back(UnitNote{c, sku, units});
+}
+
+void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) {
+  std::lock_guard lock(notes_mu_);
+  for (const ClaimLogWrite* w : writes) {
+    const VoucherRecord& v = *w->voucher;
+    std::uint32_t sku = 0;
+    if (Campaign* c = writer_campaign(v.campaign_id, v.sku_id, &sku)) {
+      unit_notes_.push_back(UnitNote{c, sku, 1});
     }
   }
 }
 
-void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) {
-  std::lock_guard lock(campaigns_mu_);
-  for (const ClaimLogWrite* w : writes) {
-    const VoucherRecord& v = *w->voucher;
-    for (auto& c : campaigns_) {
-      if (c->spec->id != v.campaign_id) continue;
-      for (std::size_t i = 0; i < c->spec->skus.size(); ++i) {
-        if (c->spec->skus[i].id == v.sku_id) add_dropped(c->dropped[i], 1);
-      }
-    }
+void RedisClaimLog::apply_unit_notes() {
+  std::vector<UnitNote> notes;
+  {
+    std::lock_guard lock(notes_mu_);
+    notes.swap(unit_notes_);
+  }
+  for (const UnitNote& n : notes) {
+    add_dropped(n.campaign->dropped[n.sku], n.dropped_units);
+    // Not final until a lease answer says so again (the writer cleared it
+    // in the engine already; a lease answer read before that may have set
+    // it since).
+    n.campaign->final[n.sku] = false;
+    n.campaign->stock->set_final(n.sku, false);
   }
 }
 
@@ -602,6 +638,7 @@ void RedisClaimLog::lease_loop() {
     }
     {
       std::lock_guard lock(campaigns_mu_);
+      apply_unit_notes();
       for (auto& c : campaigns_) {
         if (!c->registered) {
           std::string conflict;
@@ -646,6 +683,7 @@ void RedisClaimLog::lease_loop() {
   }
   if (conn) {
     std::lock_guard lock(campaigns_mu_);
+    apply_unit_notes();
     for (auto& c : campaigns_) {
       if (!c->registered || c->spec->mode == CampaignMode::kLottery) continue;
       return_units(*conn, *c);

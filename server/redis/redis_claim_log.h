@@ -268,6 +268,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
   // campaigns_mu_ (the listener creates campaigns, which takes it).
   bool poll_registry(Link& conn);
   // A claim the store fenced: its SKU's local units are not ours any more.
+  // Writer thread; never waits for the keeper (see unit_notes_).
   void drop_fenced(const ClaimLogWrite& write);
   // This replica's beat lapsed: drop its local units, hand back what its
   // lease records still hold, lease again. Keeper thread.
@@ -278,8 +279,16 @@ class RedisClaimLog final : public ClaimLog, public Store {
   void note_link(const std::string& error);
   void unit_returned(std::string_view campaign_id, std::uint32_t sku);
   // Units of claims whose write was not confirmed: maybe issued, maybe not.
-  // Kept as dropped; on reconnection the lease record decides.
+  // Kept as dropped; on reconnection the lease record decides. Writer
+  // thread; never waits for the keeper (see unit_notes_).
   void drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes);
+  // The campaign and SKU index of a claim, for the writer. REQUIRES:
+  // notes_mu_ held. Null when the campaign is not served here.
+  Campaign* writer_campaign(std::string_view campaign_id, std::string_view sku_id,
+                            std::uint32_t* sku);
+  // Hands the writer's notes to the campaigns' keeper-side counts. Keeper
+  // thread; REQUIRES: campaigns_mu_ held.
+  void apply_unit_notes();
 
   ClaimLogOptions options_;
   std::function<std::string(const CampaignSpec&)> encode_campaign_;
@@ -297,6 +306,20 @@ class RedisClaimLog final : public ClaimLog, public Store {
 
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)
   std::vector<std::unique_ptr<Campaign>> campaigns_;
+  // What the writer learns of a campaign's local units (a claim fenced, a
+  // write not confirmed) goes to the keeper as a note, under a lock of its
+  // own that no one holds across Redis I/O: the keeper holds campaigns_mu_
+  // for its whole pass, Redis calls included, and a writer waiting for it
+  // answered a failed batch only once the keeper's calls on a bad link had
+  // timed out too (one per campaign: seconds).
+  struct UnitNote {
+    Campaign* campaign;
+    std::uint32_t sku;
+    std::int64_t dropped_units;
+  };
+  std::mutex notes_mu_;                  // guards unit_notes_ and writer_index_
+  std::vector<UnitNote> unit_notes_;     // applied by the keeper (apply_unit_notes())
+  std::vector<Campaign*> writer_index_;  // campaigns_, for the writer (never removed)
 
   std::unique_ptr<PrimaryLocator> primary_;  // null with a Redis Cluster
   std::unique_ptr<LinkFactory> links_;

@@ -3,12 +3,15 @@
 // commands in order, survives Redis losing its script cache (NOSCRIPT ->
 // reload), and reports a dead or unreachable Redis as an error instead of
 // hanging or crashing; that the primary locator refuses a replica (ROLE)
-// and a connection that answers READONLY is broken; and that sentinel lists
-// parse strictly.
+// and a connection that answers READONLY is broken; that sentinel lists
+// parse strictly; and that the timeout bounds a whole pipeline, also
+// against a server that reads a little at a time (through the link proxy
+// of tests/support/link_proxy.h).
 #include <gtest/gtest.h>
 
 #include "server/redis/connection.h"
 #include "server/redis/primary.h"
+#include "tests/support/link_proxy.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/voucherd_process.h"
 
@@ -139,6 +142,56 @@ TEST(RedisConnection, DeadOrUnreachableRedisIsAnError) {
   auto refused = Connection::connect(*ep, std::chrono::milliseconds(500));
   ASSERT_FALSE(refused.has_value());
   EXPECT_NE(refused.error().find("cannot connect"), std::string::npos) << refused.error();
+}
+
+TEST(RedisConnection, TheTimeoutBoundsAWholePipelineNotEachRead) {
+  TempDir dir;
+  RedisServer redis(dir, /*aof=*/false);
+  LinkProxy proxy(redis.port());
+  redis::Endpoint ep;
+  ep.host = "127.0.0.1";
+  ep.port = proxy.port();
+  constexpr auto kTimeout = std::chrono::milliseconds(1000);
+  auto conn = Connection::connect(ep, kTimeout);
+  ASSERT_TRUE(conn.has_value()) << conn.error();
+  // 40 SETs of 4 KiB, read by the server at 8 KiB every 250 ms: each SET
+  // is answered within a read's timeout, the whole takes about 5 s.
+  std::vector<redis::Command> pipeline;
+  for (int i = 0; i < 40; ++i) {
+    pipeline.push_back({"SET", "slow:" + std::to_string(i), std::string(4096, 's')});
+  }
+  proxy.slow_reader(8192, std::chrono::milliseconds(250));
+  const auto sent = std::chrono::steady_clock::now();
+  auto r = (*conn)->pipeline(pipeline);
+  const auto took = std::chrono::steady_clock::now() - sent;
+  ASSERT_FALSE(r.has_value()) << "a 5 s exchange passed a 1 s timeout";
+  EXPECT_NE(r.error().find("timeout"), std::string::npos) << r.error();
+  EXPECT_TRUE((*conn)->broken());
+  EXPECT_GE(took, kTimeout);
+  EXPECT_LT(took, kTimeout + kTimeout / 2) << "bounded by the timeout and a tenth of it";
+
+  // The same through the cluster router's split calls: flush() and
+  // receive() as one round.
+  proxy.heal();
+  auto split = Connection::connect(ep, kTimeout);
+  ASSERT_TRUE(split.has_value()) << split.error();
+  proxy.slow_reader(8192, std::chrono::milliseconds(250));
+  for (const auto& c : pipeline) ASSERT_TRUE((*split)->append(c).has_value());
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<Reply> replies;
+  const bool round =
+      (*split)->flush().has_value() && (*split)->receive(pipeline.size(), &replies).has_value();
+  EXPECT_FALSE(round);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, kTimeout + kTimeout / 2);
+  EXPECT_LT(replies.size(), pipeline.size());
+
+  // A healthy link: the same pipeline passes.
+  proxy.heal();
+  auto healthy = Connection::connect(ep, kTimeout);
+  ASSERT_TRUE(healthy.has_value()) << healthy.error();
+  auto ok = (*healthy)->pipeline(pipeline);
+  ASSERT_TRUE(ok.has_value()) << ok.error();
+  EXPECT_EQ(ok->size(), pipeline.size());
 }
 
 }  // namespace
