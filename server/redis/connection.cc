@@ -270,19 +270,23 @@ std::expected<void, std::string> Connection::append(const Command& args) {
 
 std::expected<void, std::string> Connection::flush() {
   if (broken_) return std::unexpected("Redis connection is broken");
-  deadline_ = Clock::now() + timeout_;
   timed_out_ = false;
-  if (!write_all(deadline_)) return std::unexpected(failure("write"));
+  if (!write_all(Clock::now() + timeout_)) return std::unexpected(failure("write"));
   return {};
 }
 
 std::expected<void, std::string> Connection::receive(std::size_t count,
                                                      std::vector<Reply>* replies) {
   if (broken_) return std::unexpected("Redis connection is broken");
-  // Still queued: flush first (a new round, with its own deadline).
+  // Still queued: flush first.
   if (sdslen(ctx_->obuf) > 0) {
     if (auto flushed = flush(); !flushed) return flushed;
   }
+  // A deadline of its own: the cluster router flushes to every primary
+  // before it reads any, so this one's replies may have waited while
+  // another's were read (each read is bounded all the same).
+  deadline_ = Clock::now() + timeout_;
+  timed_out_ = false;
   replies->reserve(replies->size() + count);
   for (std::size_t i = 0; i < count; ++i) {
     void* raw = nullptr;

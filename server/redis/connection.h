@@ -64,7 +64,7 @@ class Connection {
  public:
   // Connects, authenticates, selects the db. `timeout` bounds the connect,
   // and each exchange as a whole: a pipeline (or a command) from its first
-  // write to its last reply, flush() and receive() each. A server that
+  // write to its last reply; flush() and receive() each. A server that
   // takes bytes or answers a few at a time cannot hold an exchange longer
   // than `timeout` (plus a tenth of it, see bound_io()).
   [[nodiscard]] static std::expected<std::unique_ptr<Connection>, std::string> connect(
@@ -93,8 +93,6 @@ class Connection {
   // answered may or may not have been applied. receive() flushes first if
   // anything is still queued.
   [[nodiscard]] std::expected<void, std::string> append(const Command& args);
-  // receive() after flush() shares flush()'s deadline: the round as a whole
-  // is bounded.
   [[nodiscard]] std::expected<void, std::string> flush();
   [[nodiscard]] std::expected<void, std::string> receive(std::size_t count,
                                                          std::vector<Reply>* replies);
@@ -143,7 +141,7 @@ class Connection {
   redisContext* ctx_;
   std::chrono::milliseconds timeout_;
   std::chrono::milliseconds socket_timeout_;  // as set on the socket now
-  Clock::time_point deadline_{};              // of the round flush() began
+  Clock::time_point deadline_{};              // of the receive() under way
   bool timed_out_ = false;                    // the last failure was a deadline
   bool broken_ = false;
 };

@@ -410,7 +410,7 @@ void RedisClaimLog::drop_fenced(const ClaimLogWrite& write) {
   // fenced claim's own unit was never in it).
   const std::int64_t units = taken(c->stock->take_units(sku, INT64_MAX), INT64_MAX);
   c->stock->set_final(sku, false);
-  unit_notes_.push_back(UnitNote{c, sku, units});
+  unit_notes_.push_back(UnitNote{c, sku, units, /*fenced=*/true});
 }
 
 void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) {
@@ -419,7 +419,7 @@ void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) 
     const VoucherRecord& v = *w->voucher;
     std::uint32_t sku = 0;
     if (Campaign* c = writer_campaign(v.campaign_id, v.sku_id, &sku)) {
-      unit_notes_.push_back(UnitNote{c, sku, 1});
+      unit_notes_.push_back(UnitNote{c, sku, 1, /*fenced=*/false});
     }
   }
 }
@@ -432,9 +432,10 @@ void RedisClaimLog::apply_unit_notes() {
   }
   for (const UnitNote& n : notes) {
     add_dropped(n.campaign->dropped[n.sku], n.dropped_units);
-    // Not final until a lease answer says so again (the writer cleared it
-    // in the engine already; a lease answer read before that may have set
-    // it since).
+    if (!n.fenced) continue;
+    // Fenced: not final until a lease answer says so again (the writer
+    // cleared it in the engine already; a lease answer read before that may
+    // have set it since).
     n.campaign->final[n.sku] = false;
     n.campaign->stock->set_final(n.sku, false);
   }

@@ -316,6 +316,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
     Campaign* campaign;
     std::uint32_t sku;
     std::int64_t dropped_units;
+    bool fenced;  // the SKU's local units were all dropped: not final here
   };
   std::mutex notes_mu_;                  // guards unit_notes_ and writer_index_
   std::vector<UnitNote> unit_notes_;     // applied by the keeper (apply_unit_notes())
