@@ -1,8 +1,6 @@
 #include "server/grpc/auth.h"
 
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
 namespace voucherd {
 namespace {
@@ -30,29 +28,13 @@ bool admits(Access access, Role role) {
 }  // namespace
 
 std::expected<Authenticator, std::string> Authenticator::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::unexpected("cannot read --auth-file " + path);
+  auto lines = read_token_lines(path, "--auth-file", "role");
+  if (!lines) return std::unexpected(lines.error());
   Authenticator auth;
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-    std::istringstream words(line);
-    std::string key, role, extra;
-    if (!(words >> key)) continue;  // blank or comment
-    const std::string where = "--auth-file " + path + " line " + std::to_string(number) + ": ";
-    if (!(words >> role) || (words >> extra)) {
-      return std::unexpected(where + "expected \"sha256:<64 hex digits> <role>\"");
-    }
-    auto hash = parse_token_key(key);
-    if (!hash) {
-      return std::unexpected(where +
-                             "the token must be given as sha256:<64 hex digits> (its "
-                             "hash, never the token itself)");
-    }
+  for (TokenLine& line : *lines) {
     Principal p;
-    p.token_hash = std::move(*hash);
+    p.token_hash = std::move(line.hash);
+    const std::string& role = line.word;
     if (role == "app") {
       p.role = Role::kApp;
     } else if (role == "admin") {
@@ -61,14 +43,11 @@ std::expected<Authenticator, std::string> Authenticator::load(const std::string&
       p.role = Role::kSite;
       p.site_id = role.substr(5);
     } else {
-      return std::unexpected(where + "role must be app, admin or site:<site id>, not \"" + role +
-                             "\"");
+      return std::unexpected(line.where + "role must be app, admin or site:<site id>, not \"" +
+                             role + "\"");
     }
-    if (!auth.by_hash_.emplace(p.token_hash, p).second) {
-      return std::unexpected(where + "the same token appears twice");
-    }
+    auth.by_hash_.emplace(p.token_hash, p);
   }
-  if (auth.by_hash_.empty()) return std::unexpected("--auth-file " + path + " holds no token");
   return auth;
 }
 

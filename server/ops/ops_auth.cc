@@ -2,8 +2,6 @@
 
 #include <array>
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
 #include "server/base/token_hash.h"
 
@@ -65,33 +63,11 @@ std::optional<std::string> base64_decode(std::string_view in) {
 }  // namespace
 
 std::expected<OpsTokens, std::string> OpsTokens::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::unexpected("cannot read --ops-auth-file " + path);
+  auto lines = read_token_lines(path, "--ops-auth-file", "name");
+  if (!lines) return std::unexpected(lines.error());
   OpsTokens tokens;
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-    std::istringstream words(line);
-    std::string key, name, extra;
-    if (!(words >> key)) continue;  // blank or comment
-    const std::string where = "--ops-auth-file " + path + " line " + std::to_string(number) + ": ";
-    if (!(words >> name) || (words >> extra)) {
-      return std::unexpected(where + "expected \"sha256:<64 hex digits> <name>\"");
-    }
-    auto hash = parse_token_key(key);
-    if (!hash) {
-      return std::unexpected(where +
-                             "the token must be given as sha256:<64 hex digits> (its hash, "
-                             "never the token itself; voucherctl hash-token makes it)");
-    }
-    if (!tokens.names_by_hash_.emplace(std::move(*hash), name).second) {
-      return std::unexpected(where + "the same token appears twice");
-    }
-  }
-  if (tokens.names_by_hash_.empty()) {
-    return std::unexpected("--ops-auth-file " + path + " holds no token");
+  for (TokenLine& line : *lines) {
+    tokens.names_by_hash_.emplace(std::move(line.hash), std::move(line.word));
   }
   return tokens;
 }

@@ -156,6 +156,18 @@ TEST(AuthEndToEnd, WithoutATokensFileVoucherdWarnsThatItIsOpen) {
   EXPECT_NE(server.stderr_text().find("voucherd is OPEN"), std::string::npos);
 }
 
+// voucherd with the tokens file and a guessing guard of 5 codes, then 600 s.
+std::vector<std::string> guarded_args(const TempDir& dir) {
+  return {"--campaigns",
+          campaign_file(dir),
+          "--auth-file",
+          tokens_file(dir),
+          "--redeem-failure-budget",
+          "5",
+          "--redeem-cooldown-seconds",
+          "600"};
+}
+
 // Well-formed codes (right check character) whose MAC is wrong, made from
 // a real one.
 std::string forged(const std::string& real, int i) {
@@ -168,8 +180,7 @@ std::string forged(const std::string& real, int i) {
 
 TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
   TempDir dir;
-  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
-                               "--redeem-failure-budget", "5", "--redeem-cooldown-seconds", "600"});
+  VoucherdProcess server(dir, guarded_args(dir));
   ASSERT_GT(server.port(), 0);
   Client c(server.target());
   const std::optional<std::string> app("app-secret"), desk1("desk-1"), desk2("desk-2");
@@ -196,8 +207,7 @@ TEST(AuthEndToEnd, ADeskGuessingCodesIsCooledDownButRealVouchersStillRedeem) {
 
 TEST(AuthEndToEnd, ReplayingARealRedemptionBuysAGuesserNothing) {
   TempDir dir;
-  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
-                               "--redeem-failure-budget", "5", "--redeem-cooldown-seconds", "600"});
+  VoucherdProcess server(dir, guarded_args(dir));
   ASSERT_GT(server.port(), 0);
   Client c(server.target());
   const std::optional<std::string> app("app-secret"), desk1("desk-1");
@@ -238,8 +248,7 @@ TEST(AuthEndToEnd, ReplayingARealRedemptionBuysAGuesserNothing) {
 
 TEST(AuthEndToEnd, LookupsOfCodesThatAreNotVouchersShareTheRedemptionBudget) {
   TempDir dir;
-  VoucherdProcess server(dir, {"--campaigns", campaign_file(dir), "--auth-file", tokens_file(dir),
-                               "--redeem-failure-budget", "5", "--redeem-cooldown-seconds", "600"});
+  VoucherdProcess server(dir, guarded_args(dir));
   ASSERT_GT(server.port(), 0);
   Client c(server.target());
   const std::optional<std::string> app("app-secret"), desk1("desk-1"), desk2("desk-2");
