@@ -151,6 +151,10 @@ def request_checks():
     request("create-lottery", "CreateCampaignRequest",
             "campaign {\n" + lot + "}\nreplace_before_open: true\n")
     request("create-empty", "CreateCampaignRequest", "")
+    # The fuzzer's first finding (a refusal that echoed control characters).
+    request("create-control-weights", "CreateCampaignRequest",
+            'campaign { id: "lot-1" mode: CAMPAIGN_MODE_LOTTERY lottery { win_probability: 0.5 '
+            'sku_weights { sku_id: "\\x0c\\x0c" } } }')
 
 
 def campaign_loader():
@@ -247,6 +251,9 @@ def draw_log():
         write("draw_log", f"lines-{choice}", bytes([choice]) + lines.encode())
     write("draw_log", "unterminated", bytes([0]) + b"5:alice\t1\t0\tU\t-1\t3\t3")
     write("draw_log", "wrong-sku", bytes([0]) + b"5:alice\t1\t0\tW\t7\t3\t3\n")
+    # The fuzzer's finding: a time that overflowed when turned into µs.
+    write("draw_log", "overflow-time",
+          bytes([0]) + draw_line("alice", 1, 25372036854775800, "G", -1, 3, 0).encode())
     write("draw_log", "unicode-member", bytes([1]) + draw_line("\u5f20\u4e09", 1, 0, "W", 0, 1, 1).encode())
 
 
