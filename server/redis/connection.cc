@@ -146,11 +146,14 @@ std::string Connection::failure(const char* what) {
 }
 
 bool Connection::bound_io(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  if (left.count() <= 0) {
+  const auto now = Clock::now();
+  if (now >= deadline) {
     timed_out_ = true;
     return false;
   }
+  // Rounded up: a socket timeout cut down to whole milliseconds would end
+  // the exchange up to a millisecond before its deadline.
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
   // A blocking call waits at most the socket's timeout; keep that within
   // what is left (a tenth of the timeout of slack spares the setsockopt
   // calls of an exchange that is going fast).
