@@ -36,18 +36,18 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string_view target(request_.target().data(), request_.target().size());
     const auto header = request_[http::field::authorization];
     const std::string_view authorization(header.data(), header.size());
-    // A refusal (401) is answered here, without waiting behind store reads.
-    if (!server_.reads_store(target) || !server_.admits(target, authorization)) {
-      return respond(server_.handle(method, target, authorization));
+    // The probes and refusals (401) are answered here, without waiting
+    // behind store reads.
+    if (auto r = server_.answer_before_serving(method, target, authorization)) {
+      return respond(std::move(*r));
     }
+    if (!OpsServer::reads_store(target)) return respond(server_.serve(target));
     // Answered on the store reader's thread, then written from this one.
-    asio::post(server_.store_reader(),
-               [self = shared_from_this(), method = std::string(method),
-                target = std::string(target), authorization = std::string(authorization)] {
-                 auto r = self->server_.handle(method, target, authorization);
-                 asio::post(self->stream_.get_executor(),
-                            [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
-               });
+    asio::post(server_.store_reader(), [self = shared_from_this(), target = std::string(target)] {
+      auto r = self->server_.serve(target);
+      asio::post(self->stream_.get_executor(),
+                 [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
+    });
   }
 
   void respond(OpsServer::Response r) {
@@ -195,12 +195,6 @@ bool OpsServer::reads_store(std::string_view target) {
   return target == "/status" || target == "/metrics" || target == "/series";
 }
 
-bool OpsServer::admits(std::string_view target, std::string_view authorization) const {
-  if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
-  if (target == "/healthz" || target == "/readyz" || options_.tokens == nullptr) return true;
-  return options_.tokens->admit(authorization).has_value();
-}
-
 boost::asio::io_context& OpsServer::store_reader() { return impl_->store_reader; }
 
 std::string OpsServer::readiness_problem() const {
@@ -284,26 +278,31 @@ void OpsServer::sample_series() {
   impl_->series.sample(now_s, options_.metrics->snapshot(), remaining);
 }
 
-OpsServer::Response OpsServer::handle(std::string_view method, std::string_view target,
-                                      std::string_view authorization) {
+std::optional<OpsServer::Response> OpsServer::answer_before_serving(
+    std::string_view method, std::string_view target, std::string_view authorization) const {
   if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
   if (method != "GET" && method != "HEAD") {
-    return {405, "text/plain; charset=utf-8", "only GET is served here\n"};
+    return Response{405, "text/plain; charset=utf-8", "only GET is served here\n"};
   }
-  if (target == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+  if (target == "/healthz") return Response{200, "text/plain; charset=utf-8", "ok\n"};
   if (target == "/readyz") {
     const std::string problem = readiness_problem();
-    if (problem.empty()) return {200, "text/plain; charset=utf-8", "ready\n"};
-    return {503, "text/plain; charset=utf-8", "not ready: " + problem + "\n"};
+    if (problem.empty()) return Response{200, "text/plain; charset=utf-8", "ready\n"};
+    return Response{503, "text/plain; charset=utf-8", "not ready: " + problem + "\n"};
   }
   // Past the probes, a token when --ops-auth-file gave some (an unknown
   // path too: without a token, nothing about the port is told).
-  if (!admits(target, authorization)) {
-    return {401, "text/plain; charset=utf-8",
-            "a token of --ops-auth-file is needed: \"Authorization: Bearer <token>\", or the "
-            "token as the Basic auth password\n",
-            true};
+  if (options_.tokens != nullptr && !options_.tokens->admit(authorization)) {
+    return Response{401, "text/plain; charset=utf-8",
+                    "a token of --ops-auth-file is needed: \"Authorization: Bearer <token>\", or "
+                    "the token as the Basic auth password\n",
+                    true};
   }
+  return std::nullopt;
+}
+
+OpsServer::Response OpsServer::serve(std::string_view target) {
+  if (const auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
   if (target == "/status") return {200, "application/json", status_json()};
   if (target == "/") return {200, "text/html; charset=utf-8", std::string(dashboard_html())};
   if (target == "/metrics" || target == "/series") {

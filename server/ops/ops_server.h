@@ -31,6 +31,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -79,15 +80,17 @@ class OpsServer {
     std::string body;
     bool challenge = false;  // a 401: send WWW-Authenticate
   };
-  // `authorization`: the request's Authorization header ("" when none).
-  [[nodiscard]] Response handle(std::string_view method, std::string_view target,
-                                std::string_view authorization);
-  // Whether handle() reads the store for `target` (then it is called on the
-  // store reader's thread, never on the one answering /readyz).
+  // The answers given before anything is served, on the ops thread: 405 to
+  // a method other than GET and HEAD, the probes, and 401 without a token
+  // of --ops-auth-file (`authorization`: the request's Authorization
+  // header, "" when none). nullopt: the request is admitted; serve() it.
+  [[nodiscard]] std::optional<Response> answer_before_serving(std::string_view method,
+                                                              std::string_view target,
+                                                              std::string_view authorization) const;
+  // An admitted request's answer. For a target that reads_store(), called on
+  // the store reader's thread, never on the one answering /readyz.
+  [[nodiscard]] Response serve(std::string_view target);
   [[nodiscard]] static bool reads_store(std::string_view target);
-  // Whether `authorization` may read `target` (always without
-  // --ops-auth-file, and for the probes).
-  [[nodiscard]] bool admits(std::string_view target, std::string_view authorization) const;
   [[nodiscard]] boost::asio::io_context& store_reader();
 
  private:

@@ -149,6 +149,12 @@ TEST(OpsEndToEnd, WithOpsTokensOnlyTheProbesAnswerWithoutOne) {
     EXPECT_EQ(http_get(port, path, bearer).status, path == "/nosuch" ? 404 : 200) << path;
     EXPECT_EQ(http_get(port, path, basic).status, path == "/nosuch" ? 404 : 200) << path;
   }
+  // Only GET (and HEAD) is served, whoever asks.
+  for (const HttpHeaders& headers : {HttpHeaders{}, bearer}) {
+    const HttpAnswer post = http_request(port, "POST", "/status", headers);
+    EXPECT_EQ(post.status, 405);
+    EXPECT_EQ(post.body, "only GET is served here\n");
+  }
   const auto j = nlohmann::json::parse(http_get(port, "/status", bearer).body);
   EXPECT_EQ(j["ops_auth"], "tokens");
   EXPECT_EQ(j["campaigns"][0]["issued"], 1);

@@ -10,6 +10,11 @@
 namespace voucherd::testing {
 
 HttpAnswer http_get(int port, const std::string& target, const HttpHeaders& headers) {
+  return http_request(port, "GET", target, headers);
+}
+
+HttpAnswer http_request(int port, const std::string& method, const std::string& target,
+                        const HttpHeaders& headers) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -20,7 +25,10 @@ HttpAnswer http_get(int port, const std::string& target, const HttpHeaders& head
     stream.expires_after(std::chrono::seconds(10));
     stream.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
                                  static_cast<unsigned short>(port)));
-    http::request<http::empty_body> req(http::verb::get, target, 11);
+    http::request<http::empty_body> req;
+    req.method_string(method);
+    req.target(target);
+    req.version(11);
     req.set(http::field::host, "127.0.0.1");
     for (const auto& [name, value] : headers) req.set(name, value);
     http::write(stream, req);

@@ -18,5 +18,8 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 [[nodiscard]] HttpAnswer http_get(int port, const std::string& target,
                                   const HttpHeaders& headers = {});
+// The same request with another method (e.g. "POST"), without a body.
+[[nodiscard]] HttpAnswer http_request(int port, const std::string& method,
+                                      const std::string& target, const HttpHeaders& headers = {});
 
 }  // namespace voucherd::testing
