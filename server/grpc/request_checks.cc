@@ -94,7 +94,8 @@ std::optional<grpc::Status> check_request(const v1::CancelVoucherRequest& r) {
 }
 
 std::optional<grpc::Status> check_request(const v1::ExportRedemptionsRequest& r) {
-  return check_campaign_id(r.campaign_id());
+  // An empty site_id asks for every site.
+  return refuse_bad_ids({{"campaign_id", r.campaign_id()}, {"site_id", r.site_id(), false}});
 }
 
 std::optional<grpc::Status> check_request(const v1::RevealSeedRequest& r) {

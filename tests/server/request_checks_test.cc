@@ -71,6 +71,25 @@ TEST(RequestChecks, AListOfReplicasMayNameNoCampaign) {
   EXPECT_TRUE(check_request(one).has_value());  // GetCampaign must name one
 }
 
+TEST(RequestChecks, ASettlementExportsSiteFilterFollowsTheIdRules) {
+  v1::ExportRedemptionsRequest exp;
+  exp.set_campaign_id("gd-2024");
+  EXPECT_FALSE(check_request(exp).has_value());  // no filter: every site
+  exp.set_site_id("site-017");
+  EXPECT_FALSE(check_request(exp).has_value());
+  exp.set_site_id(std::string("s\0x", 3));
+  auto refused = check_request(exp);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused->error_message(),
+            "site_id contains a control character (byte 0x00 at offset 1); ids are printable "
+            "text");
+  exp.set_site_id(std::string(129, 's'));
+  refused = check_request(exp);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->error_message().substr(0, 8), "site_id ");
+}
+
 // Found by fuzz/request_checks_fuzzer: the weights of a LOTTERY campaign
 // name a SKU id holding control characters; the refusal quoted it raw.
 TEST(RequestChecks, ACampaignRefusedByItsConversionHasAPrintableMessage) {
