@@ -62,7 +62,16 @@ start() {
   local name="$1"
   shift
   setsid "$@" > "$LOGS/$name.log" 2>&1 < /dev/null &
-  echo "$name $!" >> "$PIDS"
+  local pid=$! tries=0
+  echo "$name $pid" >> "$PIDS"
+  # Until the child has become CMD (its command line names CLUSTER_DIR),
+  # ours() takes it for someone else's: a busy machine may take a while to
+  # fork and exec. At most 10 s; a CMD that ended at once is left to the
+  # caller's wait_for to report.
+  while ! ours "$pid" && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo Z)" != Z ] &&
+    [ $((tries += 1)) -le 100 ]; do
+    sleep 0.1
+  done
 }
 
 pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$PIDS" 2>/dev/null | tail -n 1; }

@@ -195,8 +195,20 @@ haproxy_state() { # SERVER: its status in HAProxy's stats
     $1 == "voucherd" && $2 == s { print $col["status"] }'
 }
 r3_pid="$(awk '$1 == "r3" { print $2 }' "$CLUSTER_DIR/pids")"
+r3_port="$(cat "$CLUSTER_DIR/r3/grpc.port")"
 step "kill -9 replica r3 (pid $r3_pid); members press at once, before HAProxy's check notices"
+# A killed process's sockets close only when the kernel has taken its memory
+# down (much memory under ASan): until then its port still accepts, and a call
+# sent there is lost like one in flight (UNAVAILABLE). Members press from the
+# moment the port refuses connections, which HAProxy retries elsewhere.
+killed_at=$(date +%s%N)
 kill -KILL "$r3_pid"
+deadline=$((SECONDS + 10))
+while (exec 3<>"/dev/tcp/127.0.0.1/$r3_port") 2> /dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "r3's port still accepts 10 s after kill -9"
+  sleep 0.01
+done
+echo "(r3's port refused connections $((($(date +%s%N) - killed_at) / 1000000)) ms after kill -9)"
 press_once 2000 0 "$WORK/press1.json"
 redispatched="$(curl -sS --max-time 5 "$STATS;csv" | awk -F, '
   NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }
