@@ -59,6 +59,7 @@ SentinelGroup::SentinelGroup(const TempDir& dir, int replicas, int sentinels,
     }
     sentinel_ports_.push_back(port);
     sentinel_pids_.push_back(pid);
+    sentinel_logs_.push_back(sdir / "sentinel.log");
   }
   // Every replica has had its first sync and is streaming: the primary
   // sends it writes only after its first acknowledgement.
@@ -130,6 +131,17 @@ RedisServer* SentinelGroup::primary() {
     if (s->port() == port) return s.get();
   }
   return nullptr;
+}
+
+std::string SentinelGroup::logs() const {
+  std::string out;
+  for (std::size_t i = 0; i < sentinel_logs_.size(); ++i) {
+    std::ifstream in(sentinel_logs_[i]);
+    for (std::string line; std::getline(in, line);) {
+      out += "sentinel-" + std::to_string(i) + ": " + line + "\n";
+    }
+  }
+  return out;
 }
 
 bool SentinelGroup::wait_for_failover(int old_port, std::chrono::milliseconds timeout) {

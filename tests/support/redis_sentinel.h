@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,11 +44,15 @@ class SentinelGroup {
   // Waits until a sentinel names a primary other than `old_port`, and that
   // server says it is a master; false after `timeout`.
   bool wait_for_failover(int old_port, std::chrono::milliseconds timeout);
+  // Every sentinel's log, each line led by "sentinel-N: ", to print when a
+  // test fails waiting on them.
+  [[nodiscard]] std::string logs() const;
 
  private:
   std::vector<std::unique_ptr<RedisServer>> servers_;
   std::vector<int> sentinel_ports_;
   std::vector<pid_t> sentinel_pids_;
+  std::vector<std::filesystem::path> sentinel_logs_;
 };
 
 }  // namespace voucherd::testing
