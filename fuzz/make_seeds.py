@@ -155,6 +155,10 @@ def request_checks():
     request("create-control-weights", "CreateCampaignRequest",
             'campaign { id: "lot-1" mode: CAMPAIGN_MODE_LOTTERY lottery { win_probability: 0.5 '
             'sku_weights { sku_id: "\\x0c\\x0c" } } }')
+    # The long run's finding: a NaN win probability is refused, and the
+    # refused campaign is compared by bits (NaN is not equal to itself).
+    request("create-nan-probability", "CreateCampaignRequest",
+            'campaign { id: "lot-1" mode: CAMPAIGN_MODE_LOTTERY lottery { win_probability: nan } }')
 
 
 def campaign_loader():

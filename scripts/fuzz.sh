@@ -8,10 +8,15 @@
 #                                    or broken property. What the suite runs.
 #   scripts/fuzz.sh --long SECONDS [TARGET...]
 #                                    the long run: one target at a time, at
-#                                    nice 19 (one core), each for SECONDS;
+#                                    nice 19 (one core), each until it has
+#                                    used SECONDS of CPU time (at most four
+#                                    times that of wall time, on a busy box);
 #                                    prints and keeps (build-fuzz/long/) each
-#                                    one's figures. Its corpus carries over
-#                                    between long runs.
+#                                    one's figures, CPU seconds included. Its
+#                                    corpus carries over between long runs.
+#                                    Two of these with different targets (the
+#                                    second with FUZZ_SKIP_BUILD=1) use both
+#                                    cores.
 #   scripts/fuzz.sh --merge [TARGET...]
 #                                    by hand: the repository corpus plus what
 #                                    the runs found, minimized to the inputs
@@ -80,6 +85,41 @@ report_failure() {
   echo "fuzz: reproduce with $DIR/bin/${t}_fuzzer <the crash file named above>" >&2
 }
 
+# CPU seconds (user + system) process $1 has used so far.
+cpu_seconds() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }  # the fields after the command's name
+  read -r -a f <<<"$stat"
+  # utime and stime are fields 14 and 15, the 12th and 13th after the name.
+  echo $(((f[11] + f[12]) / $(getconf CLK_TCK)))
+}
+
+# The long run of target $1 until it has used $2 CPU seconds (libFuzzer's
+# SIGINT ends a run with its final statistics, exit code 72), or four times
+# $2 of wall time; the CPU seconds used go to $DIR/logs/$1.cpu.
+run_long() {
+  local t=$1 seconds=$2 work=$3 pid used=0
+  mkdir -p "$work" "$DIR/artifacts" "$DIR/logs"
+  # shellcheck disable=SC2046
+  "$DIR/bin/${t}_fuzzer" $(flags "$t") -max_total_time=$((4 * seconds)) "$work" \
+    "fuzz/corpus/$t" >"$DIR/logs/$t.log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    used=$(cpu_seconds "$pid") || break
+    echo "$used" >"$DIR/logs/$t.cpu"
+    if [ "$used" -ge "$seconds" ]; then
+      kill -INT "$pid"
+      break
+    fi
+    sleep 5
+  done
+  local status=0
+  wait "$pid" || status=$?
+  if [ "$status" = 72 ]; then status=0; fi  # interrupted at its CPU budget
+  return "$status"
+}
+
 case "${1:-}" in
   --build)
     build
@@ -94,21 +134,22 @@ case "${1:-}" in
     status=0
     for t in "${targets[@]}"; do
       started=$(date +%s)
-      if nice -n 19 "$0" --run-one "$t" "$seconds" "$DIR/long-corpus/$t"; then result=ok; else
+      if nice -n 19 "$0" --run-long "$t" "$seconds" "$DIR/long-corpus/$t"; then result=ok; else
         result=FAILED
         status=1
         report_failure "$t"
       fi
       ran=$(($(date +%s) - started))
       crashes=$(find "$DIR/artifacts" -name "$t-*" 2>/dev/null | wc -l)
-      line="$t: $result, ${ran} s, $(figures "$DIR/logs/$t.log"), crash files $crashes"
+      cpu=$(cat "$DIR/logs/$t.cpu" 2>/dev/null || echo '?')
+      line="$t: $result, ${ran} s of wall time, ${cpu} s of CPU, $(figures "$DIR/logs/$t.log"), crash files $crashes"
       echo "$line" | tee -a "$DIR/long/figures.txt"
       cp "$DIR/logs/$t.log" "$DIR/long/$t-$(date +%Y%m%dT%H%M%S).log"
     done
     exit $status
     ;;
-  --run-one)  # internal: --long runs each target niced through this
-    run_one "$2" "$3" "$4"
+  --run-long)  # internal: --long runs each target niced through this
+    run_long "$2" "$3" "$4"
     ;;
   --merge)
     shift

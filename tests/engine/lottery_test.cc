@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -263,6 +266,21 @@ TEST_F(LotteryTest, ModesAndWindowAreChecked) {
 TEST(LotteryValidation, RulesAreChecked) {
   CampaignSpec bad = lottery_spec({10}, 0);
   EXPECT_EQ(validate_and_normalize(bad).error().field, "campaign.lottery.win_probability");
+  // Not a number, or past 1 (the request fuzzer sent a NaN): refused, and
+  // the spec is left as it was.
+  for (const double p :
+       {std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::quiet_NaN(),
+        std::numeric_limits<double>::infinity(), 1.0000001}) {
+    bad = lottery_spec({10}, p);
+    const auto refused = validate_and_normalize(bad);
+    ASSERT_FALSE(refused.has_value()) << p;
+    EXPECT_EQ(refused.error().field, "campaign.lottery.win_probability") << p;
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(bad.lottery.win_probability),
+              std::bit_cast<std::uint64_t>(p));
+    CampaignSpec rest = bad;
+    rest.lottery.win_probability = 0;
+    EXPECT_TRUE(rest == lottery_spec({10}, 0)) << "not normalized";
+  }
   bad = lottery_spec({10}, 0.5);
   bad.lottery.time_zone = "Mars/Olympus_Mons";
   EXPECT_EQ(validate_and_normalize(bad).error().field, "campaign.lottery.time_zone");
