@@ -1,5 +1,7 @@
 #include "server/grpc/status_map.h"
 
+#include <absl/container/flat_hash_map.h>
+
 #include "engine/limits.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -119,7 +121,63 @@ const char* wire_reason(Outcome outcome) {
   return outcome_name(outcome == Outcome::kSkuSoldOut ? Outcome::kSoldOut : outcome);
 }
 
+namespace {
+
+grpc::Status make_status(Outcome outcome, const StatusContext& ctx);
+
+// Whether the answer for `outcome` is one a storm repeats for a campaign that
+// exists (its sell-out, its window, its mode, a member's day of draws): the
+// same text for every press, so worth keeping.
+bool repeats(Outcome outcome, const StatusContext& ctx) {
+  switch (outcome) {
+    case Outcome::kSoldOut:
+    case Outcome::kSkuSoldOut:
+    case Outcome::kNotOpen:
+    case Outcome::kClosed:
+    case Outcome::kWrongMode:
+    case Outcome::kStockRefilling:
+    case Outcome::kDrawLimitReached:
+      return ctx.retry_delay.count() == 0 && ctx.site_id.empty() && ctx.field.empty() &&
+             ctx.campaign_id.size() <= limits::kIdBytesMax &&
+             ctx.sku_id.size() <= limits::kIdBytesMax && ctx.detail.size() <= 256;
+    default:
+      return false;
+  }
+}
+
+// Answers made for repeats(), per thread (each completion-queue thread, and a
+// claim log's writer thread, keeps its own: no lock). Keyed by the outcome
+// and the context's texts. Bounded: a caller pressing a sold-out campaign
+// with ever new SKU ids only makes this start again now and then.
+constexpr std::size_t kRepeatedAnswersMax = 512;
+
+const grpc::Status& repeated_answer(Outcome outcome, const StatusContext& ctx) {
+  thread_local absl::flat_hash_map<std::string, grpc::Status> answers;
+  thread_local std::string key;  // reused: no allocation once warm
+  key.clear();
+  key.push_back(static_cast<char>(outcome));
+  key.append(ctx.campaign_id);
+  key.push_back('\0');
+  key.append(ctx.sku_id);
+  key.push_back('\0');
+  key.append(ctx.detail);
+  if (const auto it = answers.find(key); it != answers.end()) return it->second;
+  if (answers.size() >= kRepeatedAnswersMax) answers.clear();
+  return answers.emplace(key, make_status(outcome, ctx)).first->second;
+}
+
+}  // namespace
+
 grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
+  // A sold-out storm asks for the same refusal again and again: it is made
+  // once (message, ErrorInfo, serialized details) and copied after.
+  if (repeats(outcome, ctx)) return repeated_answer(outcome, ctx);
+  return make_status(outcome, ctx);
+}
+
+namespace {
+
+grpc::Status make_status(Outcome outcome, const StatusContext& ctx) {
   using grpc::StatusCode;
   switch (outcome) {
     case Outcome::kOk:
@@ -250,6 +308,8 @@ grpc::Status to_grpc_status(Outcome outcome, const StatusContext& ctx) {
               false);
 }
 
+}  // namespace
+
 grpc::Status invalid_argument(std::string_view field, std::string_view message) {
   StatusContext ctx;
   ctx.field = field;
@@ -281,6 +341,15 @@ grpc::Status deadline_passed() {
 
 grpc::Status client_gone() {
   return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+}
+
+grpc::Status health_service_unknown(std::string_view service) {
+  return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                      "service " + quoted_input(service) + " is not served here");
+}
+
+grpc::Status server_stopping() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "voucherd is shutting down");
 }
 
 }  // namespace voucherd

@@ -65,5 +65,9 @@ struct StatusContext {
 [[nodiscard]] grpc::Status deadline_passed();
 // CANCELLED: a streaming call's client went away mid-stream.
 [[nodiscard]] grpc::Status client_gone();
+// NOT_FOUND: grpc.health.v1.Health/Check of a service not served here.
+[[nodiscard]] grpc::Status health_service_unknown(std::string_view service);
+// UNAVAILABLE: a health Watch ended because voucherd is shutting down.
+[[nodiscard]] grpc::Status server_stopping();
 
 }  // namespace voucherd

@@ -200,6 +200,43 @@ TEST(StatusMap, ACoolDownsRestIsTheRetryDelay) {
   EXPECT_EQ(d.retry.retry_delay().nanos(), 250'000'000);
 }
 
+// The refusals a storm repeats are made once per thread and kept: every
+// press still gets the answer for its own campaign, SKU and detail, the
+// same bytes as the first, also past the bound on what is kept.
+TEST(StatusMap, ARepeatedRefusalIsTheAnswerForItsOwnCampaignAndSku) {
+  const auto answer = [](const std::string& campaign, const std::string& sku,
+                         const std::string& detail) {
+    StatusContext ctx;
+    ctx.campaign_id = campaign;
+    ctx.sku_id = sku;
+    ctx.detail = detail;
+    return to_grpc_status(sku.empty() ? Outcome::kSoldOut : Outcome::kSkuSoldOut, ctx);
+  };
+  const grpc::Status first = answer("spring", "", "");
+  EXPECT_EQ(first.error_message(), "campaign \"spring\" is sold out");
+  for (int round = 0; round < 2; ++round) {
+    // More SKUs than are kept, so the second round finds the first gone.
+    for (int i = 0; i < 700; ++i) {
+      const std::string sku = "sku-" + std::to_string(i);
+      const grpc::Status s = answer("spring", sku, "");
+      ASSERT_EQ(s.error_message(), "SKU \"" + sku + "\" of campaign \"spring\" is sold out");
+      const Details d = details_of(s);
+      ASSERT_EQ(d.info.metadata().at("sku_id"), sku);
+      ASSERT_EQ(d.info.metadata().at("campaign_id"), "spring");
+      ASSERT_EQ(s.error_details(), answer("spring", sku, "").error_details());
+    }
+  }
+  const grpc::Status again = answer("spring", "", "");
+  EXPECT_EQ(again.error_code(), first.error_code());
+  EXPECT_EQ(again.error_message(), first.error_message());
+  EXPECT_EQ(again.error_details(), first.error_details());
+  EXPECT_EQ(answer("autumn", "", "").error_message(), "campaign \"autumn\" is sold out");
+  EXPECT_EQ(answer("spring", "", "it is a LOTTERY campaign").error_message(),
+            "campaign \"spring\" is sold out: it is a LOTTERY campaign");
+  // A campaign id and a SKU id that would run together are told apart.
+  EXPECT_NE(answer("ab", "c", "").error_details(), answer("a", "bc", "").error_details());
+}
+
 TEST(StatusMap, MetadataHoldsOnlyWhatTheContextGives) {
   StatusContext ctx;
   ctx.campaign_id = "spring";
@@ -363,7 +400,13 @@ TEST(StatusMap, TheFrontsOwnRefusalsHaveTheirCodes) {
   const grpc::Status gone = client_gone();
   EXPECT_EQ(gone.error_code(), StatusCode::CANCELLED);
   EXPECT_NE(gone.error_message().find("client"), std::string::npos) << gone.error_message();
-  for (const grpc::Status& s : {no_token, denied, late, gone}) {
+  const grpc::Status unknown = health_service_unknown("no.such.Service");
+  EXPECT_EQ(unknown.error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(unknown.error_message(), "service \"no.such.Service\" is not served here");
+  const grpc::Status stopping = server_stopping();
+  EXPECT_EQ(stopping.error_code(), StatusCode::UNAVAILABLE);
+  EXPECT_NE(stopping.error_message().find("shutting down"), std::string::npos);
+  for (const grpc::Status& s : {no_token, denied, late, gone, unknown, stopping}) {
     EXPECT_TRUE(s.error_details().empty()) << s.error_message();
   }
 }
