@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/files.h"
+#include "common/lock_checks.h"
 #include "engine/claim_engine.h"
 #include "engine/clock.h"
 #include "engine/random.h"
@@ -304,7 +305,8 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
     metrics_options.tls_not_after_seconds = tls->not_after_seconds;
   }
   server_options.listen = config.listen;
-  server_options.polling_threads = config.grpc_threads;
+  const int grpc_threads = config.grpc_threads > 0 ? config.grpc_threads : default_grpc_threads();
+  server_options.polling_threads = grpc_threads;
   server_options.store = store->get();
   server_options.auth = *auth ? &**auth : nullptr;
   server_options.redeem_failure_budget = config.redeem_failure_budget;
@@ -348,6 +350,7 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
              {"ops_port", *ops_port},
              {"store", store_state},
              {"transport", transport},
+             {"grpc_threads", grpc_threads},
              {"auth", *auth ? "tokens" : "open"}});
 
   const int sig = serve_until_signal(signals, ops, server);
@@ -365,6 +368,7 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
 }  // namespace
 
 int run_voucherd(int argc, char** argv, const AppOptions& options) {
+  skip_lock_order_checks();
   // SIGTERM/SIGINT are taken by sigtimedwait() in run(), so block them
   // before any thread (gRPC's included) starts: every thread inherits this
   // mask.

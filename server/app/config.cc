@@ -7,6 +7,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "common/files.h"
 #include "engine/campaign_validation.h"
@@ -134,8 +135,10 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
                  "Claim presses one member may make at once in one campaign")
       ->check(CLI::Range(1u, 1'000'000u))
       ->capture_default_str();
-  app.add_option("--grpc-threads", c.grpc_threads, "completion-queue polling threads")
-      ->check(CLI::Range(1, 64))
+  app.add_option("--grpc-threads", c.grpc_threads,
+                 "completion-queue polling threads; 0: one per two cores (" +
+                     std::to_string(default_grpc_threads()) + " here)")
+      ->check(CLI::Range(0, 64))
       ->capture_default_str();
   app.add_option("--config", c.config_file,
                  "config file of flag = value lines (see below); also VOUCHERD_CONFIG");
@@ -234,6 +237,10 @@ std::optional<std::string> try_parse(std::vector<std::string> args) {
 }
 
 }  // namespace
+
+int default_grpc_threads() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
+}
 
 ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {
   ConfigResult result;

@@ -33,6 +33,7 @@
 #include "server/grpc/auth.h"
 #include "server/grpc/grpc_server.h"
 #include "server/grpc/proto_convert.h"
+#include "server/grpc/queue_thread.h"
 #include "server/grpc/request_checks.h"
 #include "server/grpc/status_map.h"
 #include "server/ops/metrics.h"
@@ -45,13 +46,6 @@ namespace v1 = voucher::v1;
 // Calls of each RPC kept posted per completion queue, so a burst of new calls
 // does not wait for re-arming.
 constexpr int kPostedCallsPerRpc = 32;
-
-// A completion-queue tag: every event of a call comes back as proceed(ok).
-class Tag {
- public:
-  virtual ~Tag() = default;
-  virtual void proceed(bool ok) = 0;
-};
 
 // The refusal a claim is answered with. No stock can arrive while the
 // shared store is unreachable, so a replica waiting for a lease then says
@@ -133,6 +127,7 @@ class UnaryCall : public Tag {
         return;
       }
       handled_ = true;
+      inbox_ = current_inbox();
       started_ = std::chrono::steady_clock::now();
       (new Derived(core_, cq_))->post();  // keep a call posted for the next client
       // A call whose deadline has already passed is not started: its caller
@@ -172,6 +167,10 @@ class UnaryCall : public Tag {
     answered_.store(true, std::memory_order_release);
     responder_.FinishWithError(status, this);
   }
+  // Whether this runs on the call's own queue thread; elsewhere (the claim
+  // log's writer deciding a claim), a call hands itself back to it with
+  // inbox_->post() before answering (queue_thread.h).
+  [[nodiscard]] bool on_own_thread() const { return current_inbox() == inbox_; }
   // The campaign an admin call names, or nullptr with the call answered
   // (NOT_FOUND). REQUIRES: the request passed check_request(), which
   // refuses a malformed id.
@@ -194,6 +193,7 @@ class UnaryCall : public Tag {
   Request request_;
   grpc::ServerAsyncResponseWriter<Response> responder_;
   std::optional<Principal> principal_;  // set when --auth-file admitted the caller
+  Inbox* inbox_ = nullptr;              // of the call's queue thread, once handled
 
  private:
   bool handled_ = false;

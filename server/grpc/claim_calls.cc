@@ -6,8 +6,13 @@
 namespace voucherd {
 namespace {
 
+// A claim decided by the claim log's writer (a Redis write) is handed back
+// to the call's queue thread and answered there (queue_thread.h); one decided
+// at once (the memory store, a sold-out or already-held press) is answered
+// where it was decided, which is that thread.
 class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimResponse>,
-                        private ClaimOp {
+                        private ClaimOp,
+                        private HandedBack {
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kApp;
@@ -30,6 +35,15 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
 
  private:
   void on_claim_done(const ClaimResult& r) override {
+    if (!on_own_thread()) {
+      decided_ = r;
+      return inbox_->post(this);
+    }
+    answer(r);
+  }
+  void resume() override { answer(decided_); }
+
+  void answer(const ClaimResult& r) {
     const Outcome outcome = refusal_on_wire(core_, r.outcome);
     if (core_.metrics != nullptr) core_.metrics->count_claim(request_.campaign_id(), outcome);
     if (outcome == Outcome::kOk || outcome == Outcome::kAlreadyClaimed) {
@@ -47,6 +61,8 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     ctx.retry_delay = std::chrono::milliseconds(r.retry_after_ms);
     fail(to_grpc_status(outcome, ctx));
   }
+
+  ClaimResult decided_;  // a decision made on another thread, until resume()
 };
 
 // A batch of claims from an aggregating backend. Every claim goes through
@@ -134,7 +150,7 @@ class ClaimBatchCall final
     // queue orders before the event it delivers (tests/tsan.supp).
     grpc::ServerCompletionQueue* const cq = cq_;
     handed_back_.store(true, std::memory_order_release);
-    alarm_.Set(cq, gpr_now(GPR_CLOCK_MONOTONIC), static_cast<Tag*>(this));
+    alarm_.Set(cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), static_cast<Tag*>(this));
   }
 
   // Every claim is decided: build the answer and send it (queue thread).

@@ -23,11 +23,14 @@
 
 #include "engine/claim_engine.h"
 #include "server/grpc/auth.h"
+#include "server/grpc/health.h"
 #include "server/ops/metrics.h"
 #include "server/store/store.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace voucherd {
+
+class Inbox;
 
 struct GrpcServerOptions {
   std::string listen;
@@ -60,9 +63,9 @@ class GrpcServer final {
   // the polling threads. Idempotent.
   void shutdown(std::chrono::milliseconds grace);
   // The standard grpc.health.v1.Health service answers SERVING or
-  // NOT_SERVING, for the server and for each service. main follows
-  // readiness with it (the store's connection, the drain).
-  void set_serving(bool serving);
+  // NOT_SERVING, for the server and for each service (server/grpc/health.h).
+  // main follows readiness with it (the store's connection, the drain).
+  void set_serving(bool serving) { health_.set_serving(serving); }
 
   // Internal: shared by the call objects.
   // Runs admin work that waits on the store (a Redis round trip) off the
@@ -97,8 +100,10 @@ class GrpcServer final {
  private:
   Core core_;
   GrpcServerOptions options_;
+  HealthService health_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
+  std::vector<std::unique_ptr<Inbox>> inboxes_;  // one per queue (queue_thread.h)
   std::vector<std::thread> threads_;
   bool shut_down_ = false;
 };

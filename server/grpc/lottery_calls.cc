@@ -5,8 +5,11 @@
 namespace voucherd {
 namespace {
 
+// Like a claim (claim_calls.cc), a draw decided by the claim log's writer is
+// answered on the call's own queue thread.
 class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawResponse>,
-                       private DrawOp {
+                       private DrawOp,
+                       private HandedBack {
  public:
   using UnaryCall::UnaryCall;
   static constexpr Access kAccess = Access::kApp;
@@ -29,6 +32,15 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
 
  private:
   void on_draw_done(const DrawOpResult& r) override {
+    if (!on_own_thread()) {
+      decided_ = r;
+      return inbox_->post(this);
+    }
+    answer(r);
+  }
+  void resume() override { answer(decided_); }
+
+  void answer(const DrawOpResult& r) {
     if (core_.metrics != nullptr) {
       core_.metrics->count_draw(request_.campaign_id(), r.outcome,
                                 r.outcome == Outcome::kOk && r.entry.outcome == DrawOutcome::kWon);
@@ -53,6 +65,8 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
     if (r.outcome == Outcome::kWrongMode) ctx.detail = "it is a FIRST_COME campaign: use Claim";
     fail(to_grpc_status(r.outcome, ctx));
   }
+
+  DrawOpResult decided_;  // a decision made on another thread, until resume()
 };
 
 class RevealSeedCall final

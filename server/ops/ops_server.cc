@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/base/thread_name.h"
 #include "server/ops/asio.h"
 #include "server/ops/dashboard.h"
 #include "server/ops/series.h"
@@ -173,8 +174,12 @@ std::expected<int, std::string> OpsServer::start() {
       impl_->sample_every_second(*this);
     });
   }
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] {
+    name_this_thread("vd-ops");
+    impl_->io.run();
+  });
   impl_->store_thread = std::thread([this] {
+    name_this_thread("vd-ops-store");
     // Runs until stop(), with or without work queued.
     auto guard = asio::make_work_guard(impl_->store_reader);
     impl_->store_reader.run();

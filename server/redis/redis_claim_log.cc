@@ -10,6 +10,7 @@
 #include "engine/check.h"
 #include "engine/limits.h"
 #include "server/base/log.h"
+#include "server/base/thread_name.h"
 #include "server/redis/claim_log_internal.h"
 
 namespace voucherd::redis {
@@ -36,8 +37,14 @@ RedisClaimLog::~RedisClaimLog() { stop(); }
 
 void RedisClaimLog::start() {
   if (primary_) primary_->start_watching();
-  writer_ = std::thread([this] { writer_loop(); });
-  lease_keeper_ = std::thread([this] { lease_loop(); });
+  writer_ = std::thread([this] {
+    name_this_thread("vd-redis-writer");
+    writer_loop();
+  });
+  lease_keeper_ = std::thread([this] {
+    name_this_thread("vd-lease-keeper");
+    lease_loop();
+  });
   // Give both a moment to connect and read the registry, so that a replica
   // that can reach Redis serves the store's campaigns from its first call.
   // Bounded: a Redis that is down does not hold the start up.

@@ -1,6 +1,8 @@
 // grpc_conventions_e2e_test — proves that a real voucherd serves the
 // standard grpc.health.v1.Health service (SERVING for the server and for
-// each of voucherd's services, NOT_FOUND for an unknown one) and server
+// each of voucherd's services, NOT_FOUND for an unknown one; a Watch is told
+// SERVING, SERVICE_UNKNOWN for an unknown service, then NOT_SERVING when
+// voucherd drains, and ends UNAVAILABLE as it stops) and server
 // reflection (it lists voucherd's services), so grpcurl-style tools and
 // load-balancer probes work. The calls are made with raw protobuf bytes
 // through gRPC's generic API, so no generated code of those services is
@@ -14,6 +16,7 @@
 #include <string>
 
 #include "tests/support/grpc_generic.h"
+#include "tests/support/health_watch.h"
 #include "tests/support/voucherd_process.h"
 
 namespace voucherd::testing {
@@ -30,6 +33,32 @@ TEST(GrpcConventions, HealthServiceAnswersPerService) {
       unary(server.target(), "/grpc.health.v1.Health/Check", string_field(1, "no.such.Service"));
   EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+}
+
+TEST(GrpcConventions, AHealthWatchIsToldOfTheDrainThenEnds) {
+  using std::chrono::milliseconds;
+  TempDir dir;
+  VoucherdProcess server(dir, {});
+  ASSERT_GT(server.port(), 0);
+  HealthWatch whole(server.target(), "");
+  HealthWatch claims(server.target(), "voucher.v1.VoucherService");
+  HealthWatch unknown(server.target(), "no.such.Service");
+  EXPECT_EQ(whole.next(milliseconds(5000)), std::optional<int>(1));
+  EXPECT_EQ(claims.next(milliseconds(5000)), std::optional<int>(1));
+  EXPECT_EQ(unknown.next(milliseconds(5000)), std::optional<int>(3));
+  // Nothing changes, nothing is sent.
+  EXPECT_EQ(whole.next(milliseconds(300)), std::nullopt);
+  EXPECT_FALSE(whole.ended(milliseconds(0)).has_value());
+
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0));
+  EXPECT_EQ(whole.next(milliseconds(5000)), std::optional<int>(2));
+  EXPECT_EQ(claims.next(milliseconds(5000)), std::optional<int>(2));
+  EXPECT_EQ(unknown.next(milliseconds(100)), std::nullopt);
+  for (HealthWatch* w : {&whole, &claims, &unknown}) {
+    const auto end = w->ended(milliseconds(5000));
+    ASSERT_TRUE(end.has_value());
+    EXPECT_EQ(end->error_code(), grpc::StatusCode::UNAVAILABLE) << end->error_message();
+  }
 }
 
 TEST(GrpcConventions, ReflectionListsVoucherdsServices) {

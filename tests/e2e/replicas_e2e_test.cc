@@ -31,6 +31,7 @@
 #include "tests/support/campaigns.h"
 #include "tests/support/client.h"
 #include "tests/support/grpc_generic.h"
+#include "tests/support/health_watch.h"
 #include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/replicas.h"
@@ -84,6 +85,9 @@ TEST(Replicas, ReadyWithNoTrafficAndFollowsRedisBothWays) {
   EXPECT_EQ(health_status(a->target(), "voucher.v1.VoucherService"), std::optional<int>(1));
   ASSERT_TRUE(create_campaign(a->target(), campaign_message("spring", 100, 2)).ok());
   EXPECT_TRUE(ready(*a));
+  // A balancer's client-side health check holds a Watch open.
+  HealthWatch watch(a->target(), "");
+  EXPECT_EQ(watch.next(seconds(5)), std::optional<int>(1));
 
   // Redis goes away: readiness and health follow with no traffic.
   s.redis.kill_hard();
@@ -93,6 +97,7 @@ TEST(Replicas, ReadyWithNoTrafficAndFollowsRedisBothWays) {
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - went).count();
   EXPECT_TRUE(wait_until([&] { return health_status(a->target(), "") == 2; }, seconds(5)));
   EXPECT_EQ(health_status(a->target(), "voucher.v1.AdminService"), std::optional<int>(2));
+  EXPECT_EQ(watch.next(seconds(5)), std::optional<int>(2));
   const std::string down = http_get(a->ops_port(), "/readyz").body;
   EXPECT_NE(down.find("not connected"), std::string::npos) << down;
 
@@ -102,6 +107,7 @@ TEST(Replicas, ReadyWithNoTrafficAndFollowsRedisBothWays) {
   const auto recovered_ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - back).count();
   EXPECT_TRUE(wait_until([&] { return health_status(a->target(), "") == 1; }, seconds(5)));
+  EXPECT_EQ(watch.next(seconds(5)), std::optional<int>(1));
   std::cout << "readiness followed Redis: down after " << noticed_ms << " ms, up after "
             << recovered_ms << " ms\n";
   // The member's first press after the outage is served.
