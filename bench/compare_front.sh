@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench/compare_front.sh — the gRPC front against its ceiling (issue 13's
+# table): at each setting (calls in flight / client threads, default 16/1 and
+# 64/2), the echo server, voucherd with the memory claim log (claims, then
+# presses after the sell-out), voucherd with the Redis claim log
+# (appendfsync always; claims, then presses after the sell-out) and the
+# per-claim-script baseline, each driven by one voucher-load crowd on the
+# Guangdong sample. REPS rounds, interleaved (echo, memory, Redis, baseline,
+# then again), so drift of the machine hits every server alike; the table
+# gives each figure's median over the rounds and its ratio to the echo's.
+#
+#   bench/compare_front.sh                          # 16/1 and 64/2, 3 rounds
+#   SETTINGS="16:1" REPS=5 GRPC_THREADS=1 bench/compare_front.sh
+#
+# Loopback only. Every run is bounded by its crowd and by --duration; every
+# process started here is stopped on exit. Needs a Release build with the
+# benchmarks (scripts/build.sh), redis-server and jq.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${BUILD_DIR:-build}"
+MEMBERS="${MEMBERS:-120000}"         # distinct members per crowd
+REPEATS="${REPEATS:-0.2}"            # + this share of repeat presses
+SETTINGS="${SETTINGS:-16:1 64:2}"    # calls in flight:client threads
+REPS="${REPS:-3}"
+GRPC_THREADS="${GRPC_THREADS:-}"     # empty: voucherd's default, and as many for the echo
+LOAD="$BUILD_DIR/bin/voucher-load"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+for bin in "$LOAD" "$BUILD_DIR/bin/echo-server" "$BUILD_DIR/bin/voucherd" "$BUILD_DIR/bin/voucherd-baseline"; do
+  [ -x "$bin" ] || { echo "compare_front: $bin is missing; run scripts/build.sh" >&2; exit 2; }
+done
+THREAD_FLAG=()
+ECHO_THREADS="$GRPC_THREADS"
+if [ -n "$GRPC_THREADS" ]; then THREAD_FLAG=(--grpc-threads "$GRPC_THREADS"); else
+  # voucherd's default (what its --help says it is here), for the echo too.
+  ECHO_THREADS=$("$BUILD_DIR/bin/voucherd" --help | sed -n 's/.*one per two cores (\([0-9]*\) here).*/\1/p')
+  [ -n "$ECHO_THREADS" ] || { echo "compare_front: cannot read voucherd's --grpc-threads default" >&2; exit 2; }
+fi
+
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$WORK/secret.hex"
+sed 's/"startsAt": "2024-06-18T02:00:00Z"/"startsAt": "2020-01-01T00:00:00Z"/; s/"endsAt": "2024-12-31T16:00:00Z"/"endsAt": "2099-01-01T00:00:00Z"/' \
+  deploy/campaigns/guangdong-2024.json > "$WORK/gd.json"
+REDIS_PORT=$(( 20000 + RANDOM % 20000 ))
+
+SERVER_PID=""
+start_server() {  # binary args...: starts it with --port-file, waits for the port
+  rm -f "$WORK/port"
+  "$@" --port-file "$WORK/port" 2>>"$WORK/server.log" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+  [ -s "$WORK/port" ] || { cat "$WORK/server.log"; echo "compare_front: server did not start" >&2; exit 1; }
+  sleep 0.3
+  PORT="$(cat "$WORK/port")"
+}
+stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
+voucherd() {  # binary store flags...
+  local bin="$1"
+  shift
+  start_server "$BUILD_DIR/bin/$bin" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+    --secret-file "$WORK/secret.hex" "${THREAD_FLAG[@]}" --campaigns "$WORK/gd.json" "$@"
+}
+REDIS_PID=""
+start_redis() {  # a fresh redis-server, AOF with appendfsync always
+  rm -rf "$WORK/redis" && mkdir -p "$WORK/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly yes \
+    --appendfsync always --maxmemory-policy noeviction --daemonize no --logfile "$WORK/redis/log" &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break; sleep 0.05; done
+}
+stop_redis() { kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; }
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+
+# crowd NAME CONC THREADS [voucher-load flags...]: one run; its JSON in $WORK/NAME.json.
+crowd() {
+  local name="$1" conc="$2" threads="$3"
+  shift 3
+  "$LOAD" --target "127.0.0.1:$PORT" --campaign guangdong-2024 --threads "$threads" \
+    --concurrency "$conc" --members "$MEMBERS" --repeat-share "$REPEATS" --max-retries 200 \
+    --duration 300 --skip-stats --json "$WORK/$name.json" "$@" > "$WORK/$name.txt" ||
+    { cat "$WORK/$name.txt"; echo "compare_front: the $name run failed its check" >&2; exit 1; }
+}
+
+for setting in $SETTINGS; do
+  conc="${setting%:*}"
+  threads="${setting#*:}"
+  for rep in $(seq 1 "$REPS"); do
+    tag="c${conc}t${threads}r${rep}"
+    echo "== $conc in flight, $threads client thread(s), round $rep"
+    start_server "$BUILD_DIR/bin/echo-server" --listen 127.0.0.1:0 --threads "$ECHO_THREADS"
+    crowd "echo_$tag" "$conc" "$threads"
+    stop_server
+    voucherd voucherd --store memory
+    crowd "memory_$tag" "$conc" "$threads"
+    crowd "memory_after_$tag" "$conc" "$threads" --member-first 5000000
+    stop_server
+    start_redis
+    voucherd voucherd --store redis --redis "$REDIS_URL"
+    crowd "redis_$tag" "$conc" "$threads"
+    crowd "redis_after_$tag" "$conc" "$threads" --member-first 5000000
+    stop_server
+    stop_redis
+    start_redis
+    voucherd voucherd-baseline --store redis-per-claim --redis "$REDIS_URL" --redis-pool "${POOL:-32}"
+    crowd "per_claim_$tag" "$conc" "$threads"
+    stop_server
+    stop_redis
+  done
+done
+
+# ---- the table: medians over the rounds ----
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+figure() {  # server conc threads jq-path: the median over the rounds
+  for rep in $(seq 1 "$REPS"); do jq -r "$4" "$WORK/$1_c$2t$3r$rep.json"; done | median
+}
+echo
+echo "Crowd: $MEMBERS members + $REPEATS repeats on the Guangdong sample (59,000 packs);" \
+  "server threads: ${GRPC_THREADS:-voucherd default} (echo: $ECHO_THREADS); medians of $REPS rounds."
+for setting in $SETTINGS; do
+  conc="${setting%:*}"
+  threads="${setting#*:}"
+  echo
+  echo "$conc calls in flight, $threads client thread(s):"
+  echo
+  echo "| server | calls/s | vs echo | p50 | p99 | each round's calls/s |"
+  echo "| --- | ---: | ---: | ---: | ---: | --- |"
+  echo_rate=$(figure echo "$conc" "$threads" '.phases[0].answers_per_s')
+  for s in echo memory memory_after redis redis_after per_claim; do
+    case "$s" in
+      echo) label="echo-server (the ceiling)" ;;
+      memory) label="voucherd, memory store" ;;
+      memory_after) label="memory store, presses after the sell-out" ;;
+      redis) label="voucherd, Redis store (always)" ;;
+      redis_after) label="Redis store, presses after the sell-out" ;;
+      per_claim) label="baseline: a script per claim (always)" ;;
+    esac
+    rate=$(figure "$s" "$conc" "$threads" '.phases[0].answers_per_s')
+    p50=$(figure "$s" "$conc" "$threads" '.phases[0].latency_ms.p50')
+    p99=$(figure "$s" "$conc" "$threads" '.phases[0].latency_ms.p99')
+    rounds=$(for rep in $(seq 1 "$REPS"); do
+      jq -r '.phases[0].answers_per_s | floor' "$WORK/${s}_c${conc}t${threads}r$rep.json"
+    done | paste -sd' ')
+    printf '| %s | %.0f | %.2f | %.3f ms | %.3f ms | %s |\n' "$label" "$rate" \
+      "$(awk -v a="$rate" -v b="$echo_rate" 'BEGIN {print a / b}')" "$p50" "$p99" "$rounds"
+  done
+  redis_rate=$(figure redis "$conc" "$threads" '.phases[0].answers_per_s')
+  base_rate=$(figure per_claim "$conc" "$threads" '.phases[0].answers_per_s')
+  awk -v a="$redis_rate" -v b="$base_rate" 'BEGIN {printf "\nRedis store / per-claim baseline: %.2fx\n", a / b}'
+done
