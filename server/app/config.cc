@@ -136,7 +136,7 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
       ->check(CLI::Range(1u, 1'000'000u))
       ->capture_default_str();
   app.add_option("--grpc-threads", c.grpc_threads,
-                 "completion-queue polling threads; 0: one per two cores (" +
+                 "completion-queue polling threads; 0: one per core (" +
                      std::to_string(default_grpc_threads()) + " here)")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
@@ -239,7 +239,7 @@ std::optional<std::string> try_parse(std::vector<std::string> args) {
 }  // namespace
 
 int default_grpc_threads() {
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 ConfigResult parse_config(int argc, char** argv, const EnvLookup& env) {

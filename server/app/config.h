@@ -66,12 +66,12 @@ struct ConfigResult {
 using EnvLookup = std::function<const char*(const char*)>;
 
 // The completion-queue threads voucherd runs without --grpc-threads: one
-// per two cores, at least one. On the 2-core machine measured
-// (bench/README.md, "The gRPC front") one thread served more calls, with
-// less CPU per call, than two: gRPC's pollers take turns at the sockets, so
-// a second queue thread mostly adds hand-offs between the two, and the
-// other core is left to the claim log's writer, gRPC's own threads and,
-// on a shared box, the clients.
+// per core. Measured on 2 cores (bench/README.md, "The gRPC front"): with
+// one client connection one queue thread answers more calls than two (the
+// pollers take turns at the one socket, so a second thread mostly adds
+// hand-offs), but with two connections two threads answer a third more than
+// one, the echo server too. A replica behind a load balancer serves many
+// connections.
 [[nodiscard]] int default_grpc_threads();
 
 // Parses the configuration from its sources, strongest first: argv, then

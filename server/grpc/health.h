@@ -7,9 +7,9 @@
 // thread takes turns at reading the sockets, so most Claims were read on one
 // of those threads and handed to the completion-queue thread that answers
 // them: a futex wake and a context switch per call. Measured on voucherd's
-// memory store, 16 calls in flight: 1.0 context switches and 34 µs of server
-// CPU per call with it, 0.03 and 21 µs without (bench/README.md, "The gRPC
-// front").
+// memory store with one queue thread, 16 calls in flight, during
+// development: about one context switch and a third more server CPU per call
+// with it (bench/README.md, "The gRPC front").
 //
 //   HealthService health;                 // NOT_SERVING until set_serving(true)
 //   builder.RegisterService(health.service());
