@@ -21,22 +21,10 @@ CONC="${CONC:-64}"                 # calls in flight
 THREADS="${THREADS:-2}"            # voucher-load client threads
 GRPC_THREADS="${GRPC_THREADS:-2}"  # server polling threads (echo-server and voucherd alike)
 LOAD="$BUILD_DIR/bin/voucher-load"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-for bin in "$LOAD" "$BUILD_DIR/bin/echo-server" "$BUILD_DIR/bin/voucherd" "$BUILD_DIR/bin/voucherd-baseline"; do
-  [ -x "$bin" ] || { echo "compare: $bin is missing; run scripts/build.sh" >&2; exit 2; }
-done
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+require_binaries voucher-load echo-server voucherd voucherd-baseline
 
-od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$WORK/secret.hex"
-# The sample with a window open for the whole run (every replica, every restart).
-sed 's/"startsAt": "2024-06-18T02:00:00Z"/"startsAt": "2020-01-01T00:00:00Z"/; s/"endsAt": "2024-12-31T16:00:00Z"/"endsAt": "2099-01-01T00:00:00Z"/' \
-  deploy/campaigns/guangdong-2024.json > "$WORK/gd.json"
 # A campaign that does not sell out during a run: 10 SKUs of 100,000 packs,
 # so every claim of a batch run is a new durable voucher.
 {
@@ -48,34 +36,11 @@ sed 's/"startsAt": "2024-06-18T02:00:00Z"/"startsAt": "2020-01-01T00:00:00Z"/; s
   done
   printf ']}]}\n'
 } > "$WORK/big.json"
-REDIS_PORT=$(( 20000 + RANDOM % 20000 ))
 
-SERVER_PID=""
-start_server() {  # binary args...: starts it with --port-file, waits for the port
-  rm -f "$WORK/port"
-  "$@" --port-file "$WORK/port" 2>>"$WORK/server.log" &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-  [ -s "$WORK/port" ] || { cat "$WORK/server.log"; echo "compare: server did not start" >&2; exit 1; }
-  sleep 0.3
-  PORT="$(cat "$WORK/port")"
-}
-stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
 voucherd() {  # VOUCHERD=voucherd-baseline for the per-claim-script store
   start_server "$BUILD_DIR/bin/${VOUCHERD:-voucherd}" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
     --secret-file "$WORK/secret.hex" --grpc-threads "$GRPC_THREADS" "$@"
 }
-REDIS_PID=""
-start_redis() {  # a fresh redis-server, AOF with appendfsync always
-  rm -rf "$WORK/redis" && mkdir -p "$WORK/redis"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly yes \
-    --appendfsync always --maxmemory-policy noeviction --daemonize no --logfile "$WORK/redis/log" &
-  REDIS_PID=$!
-  PIDS+=("$REDIS_PID")
-  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break; sleep 0.05; done
-}
-stop_redis() { kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; }
 redis_commands() { redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ {s+=$3} END {print s+0}'; }
 
 # load NAME campaign [voucher-load flags...]: one run, its JSON in $WORK/NAME.json.

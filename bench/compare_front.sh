@@ -27,17 +27,9 @@ REPS="${REPS:-3}"
 GRPC_THREADS="${GRPC_THREADS:-}"     # empty: voucherd's default, and as many for the echo
 BEFORE_BUILD_DIR="${BEFORE_BUILD_DIR:-}"  # another build's voucherd, run the same way, for before/after
 LOAD="$BUILD_DIR/bin/voucher-load"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-for bin in "$LOAD" "$BUILD_DIR/bin/echo-server" "$BUILD_DIR/bin/voucherd" "$BUILD_DIR/bin/voucherd-baseline"; do
-  [ -x "$bin" ] || { echo "compare_front: $bin is missing; run scripts/build.sh" >&2; exit 2; }
-done
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+require_binaries voucher-load echo-server voucherd voucherd-baseline
 THREAD_FLAG=()
 ECHO_THREADS="$GRPC_THREADS"
 if [ -n "$GRPC_THREADS" ]; then THREAD_FLAG=(--grpc-threads "$GRPC_THREADS"); else
@@ -46,23 +38,6 @@ if [ -n "$GRPC_THREADS" ]; then THREAD_FLAG=(--grpc-threads "$GRPC_THREADS"); el
   [ -n "$ECHO_THREADS" ] || { echo "compare_front: cannot read voucherd's --grpc-threads default" >&2; exit 2; }
 fi
 
-od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$WORK/secret.hex"
-sed 's/"startsAt": "2024-06-18T02:00:00Z"/"startsAt": "2020-01-01T00:00:00Z"/; s/"endsAt": "2024-12-31T16:00:00Z"/"endsAt": "2099-01-01T00:00:00Z"/' \
-  deploy/campaigns/guangdong-2024.json > "$WORK/gd.json"
-REDIS_PORT=$(( 20000 + RANDOM % 20000 ))
-
-SERVER_PID=""
-start_server() {  # binary args...: starts it with --port-file, waits for the port
-  rm -f "$WORK/port"
-  "$@" --port-file "$WORK/port" 2>>"$WORK/server.log" &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-  [ -s "$WORK/port" ] || { cat "$WORK/server.log"; echo "compare_front: server did not start" >&2; exit 1; }
-  sleep 0.3
-  PORT="$(cat "$WORK/port")"
-}
-stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
 voucherd() {  # binary store flags... (binary: a name in $BUILD_DIR/bin, or a path)
   local bin="$1"
   shift
@@ -70,16 +45,6 @@ voucherd() {  # binary store flags... (binary: a name in $BUILD_DIR/bin, or a pa
   start_server "$bin" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
     --secret-file "$WORK/secret.hex" "${THREAD_FLAG[@]}" --campaigns "$WORK/gd.json" "$@"
 }
-REDIS_PID=""
-start_redis() {  # a fresh redis-server, AOF with appendfsync always
-  rm -rf "$WORK/redis" && mkdir -p "$WORK/redis"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly yes \
-    --appendfsync always --maxmemory-policy noeviction --daemonize no --logfile "$WORK/redis/log" &
-  REDIS_PID=$!
-  PIDS+=("$REDIS_PID")
-  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break; sleep 0.05; done
-}
-stop_redis() { kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; }
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
 # crowd NAME CONC THREADS [voucher-load flags...]: one run; its JSON in
