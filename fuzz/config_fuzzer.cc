@@ -85,7 +85,8 @@ void expect_rules(const Config& c) {
   FUZZ_EXPECT(c.replica_id.empty() ||
                   (id_is_valid(c.replica_id) && c.replica_id.find('|') == std::string::npos),
               "a replica id is an id without '|'");
-  FUZZ_EXPECT(c.grpc_threads >= 1 && c.grpc_threads <= 64, "grpc threads in range");
+  // 0: one queue thread per core (default_grpc_threads()).
+  FUZZ_EXPECT(c.grpc_threads >= 0 && c.grpc_threads <= 64, "grpc threads in range");
   FUZZ_EXPECT(c.redis_pool >= 1 && c.redis_pool <= 256, "pool in range");
   FUZZ_EXPECT(c.redis_min_replicas >= 0 && c.redis_min_replicas <= 16, "replicas in range");
   FUZZ_EXPECT(c.redis_replica_wait_ms >= 1 && c.redis_replica_wait_ms <= 1500, "wait in range");
