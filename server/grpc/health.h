@@ -8,8 +8,9 @@
 // of those threads and handed to the completion-queue thread that answers
 // them: a futex wake and a context switch per call. Measured on voucherd's
 // memory store with one queue thread, 16 calls in flight, during
-// development: about one context switch and a third more server CPU per call
-// with it (bench/README.md, "The gRPC front").
+// development on a busy machine: 1.0 context switches and 34 µs of server
+// CPU per call with it, 0.15 and 22 µs with this service (bench/README.md,
+// "The gRPC front").
 //
 //   HealthService health;                 // NOT_SERVING until set_serving(true)
 //   builder.RegisterService(health.service());
