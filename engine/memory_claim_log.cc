@@ -6,28 +6,13 @@
 
 #include "engine/check.h"
 #include "engine/redemption.h"
-#include "engine/sharded_map.h"
 
 namespace voucherd {
-namespace {
 
 // High bits pick the shard: the shard's own hash map uses the low bits of the
 // same hash, and keys that all share their low bits would crowd its probes.
-std::size_t shard_of(std::string_view key, std::size_t shards) {
-  return (absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size())) >> 52) &
-         (shards - 1);
-}
-
-}  // namespace
-
-std::size_t MemoryClaimLog::shard_index(std::string_view code) { return shard_of(code, kShards); }
-
-std::optional<MemoryClaimLog::CodeKey> MemoryClaimLog::key_of(std::string_view code) {
-  if (code.size() > limits::kCodeTextBytesMax) return std::nullopt;
-  CodeKey k;
-  std::copy(code.begin(), code.end(), k.text.begin());
-  k.size = static_cast<std::uint8_t>(code.size());
-  return k;
+std::size_t MemoryClaimLog::shard_index(const CodeKey& key) {
+  return (absl::Hash<CodeKey>{}(key) >> 52) & (kShards - 1);
 }
 
 StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
@@ -56,11 +41,10 @@ StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, Campai
 void MemoryClaimLog::record(const VoucherPtr& voucher) {
   const VoucherRecord& v = *voucher;
   {
-    CodeShard& shard = codes_[shard_of(v.code, kShards)];
+    const auto key = code_key_bits(v.code);
+    VOUCHERD_CHECK(key.has_value(), "the engine mints every code in canonical form");
+    CodeShard& shard = codes_[shard_index(*key)];
     std::lock_guard lock(shard.mu);
-    const auto key = key_of(v.code);
-    VOUCHERD_CHECK(key.has_value(),
-                   "the engine mints every code in canonical form, within the key's bound");
     const bool inserted = shard.by_code.emplace(*key, voucher).second;
     VOUCHERD_CHECK(inserted,
                    "80 random bits per code never collide (else the random source broke)");

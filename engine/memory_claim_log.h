@@ -14,20 +14,18 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
-#include <absl/hash/hash.h>
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/claim_log.h"
 #include "engine/limits.h"
 #include "engine/sharded_map.h"
+#include "engine/voucher_code.h"
 
 namespace voucherd {
 
@@ -65,41 +63,29 @@ class MemoryClaimLog final : public ClaimLog {
 
  private:
   static constexpr std::size_t kShards = 64;
-  // A code kept inline in the map slot: growing the map then rehashes slots
-  // without chasing a pointer to every record.
-  struct CodeKey {
-    std::array<char, limits::kCodeTextBytesMax> text{};
-    std::uint8_t size = 0;
-    bool operator==(const CodeKey& o) const {
-      return size == o.size && std::equal(text.begin(), text.begin() + size, o.text.begin());
-    }
-  };
-  struct CodeKeyHash {
-    std::size_t operator()(const CodeKey& k) const {
-      return absl::Hash<absl::string_view>{}(absl::string_view(k.text.data(), k.size));
-    }
-  };
-  // nullopt for text that cannot be a code (too long).
-  static std::optional<CodeKey> key_of(std::string_view code);
+  // A code kept as its key bits in the map slot (16 bytes against 35 of
+  // text): growing the map rehashes slots without chasing a pointer to every
+  // record. The record's code text is compared before a match is trusted.
+  using CodeKey = CodeKeyBits;
   // Runs f(VoucherPtr& current) on the record of `code` under its shard's
   // lock, if there is one; returns whether there was.
   template <class F>
   bool with_record(std::string_view code, F&& f) {
-    CodeShard& shard = codes_[shard_index(code)];
-    std::lock_guard lock(shard.mu);
-    const auto key = key_of(code);
+    const auto key = code_key_bits(code);
     if (!key) return false;
+    CodeShard& shard = codes_[shard_index(*key)];
+    std::lock_guard lock(shard.mu);
     auto it = shard.by_code.find(*key);
-    if (it == shard.by_code.end()) return false;
+    if (it == shard.by_code.end() || it->second->code != code) return false;
     f(it->second);
     return true;
   }
-  static std::size_t shard_index(std::string_view code);
+  static std::size_t shard_index(const CodeKey& key);
   struct alignas(64) CodeShard {
     SpinLock mu;  // held for one hash-map operation
     // The current record of each code: replaced by a new one when its
     // state changes (records are immutable once shared).
-    absl::flat_hash_map<CodeKey, VoucherPtr, CodeKeyHash> by_code;
+    absl::flat_hash_map<CodeKey, VoucherPtr> by_code;
   };
 
   // A LOTTERY campaign's draws.

@@ -221,4 +221,23 @@ std::expected<CodeFields, CodeParseError> parse_code(std::string_view text) {
   return f;
 }
 
+std::optional<CodeKeyBits> code_key_bits(std::string_view text) {
+  constexpr std::size_t kKeySymbols = 4 + kCodeRandomSymbols;  // 20: 100 bits
+  constexpr std::size_t kHiSymbols = 12;                       // 60 bits in hi, 40 in lo
+  if (text.size() > limits::kCodeTextBytesMax) return std::nullopt;
+  CodeKeyBits k;
+  std::size_t n = 0;
+  for (char ch : text) {
+    if (n == kKeySymbols) break;
+    if (ch == '-' || ch == ' ') continue;
+    const std::int8_t v = kDecode[static_cast<unsigned char>(ch)];
+    if (v < 0) return std::nullopt;
+    std::uint64_t& word = n < kHiSymbols ? k.hi : k.lo;
+    word = (word << 5) | static_cast<std::uint8_t>(v);
+    ++n;
+  }
+  if (n != kKeySymbols) return std::nullopt;
+  return k;
+}
+
 }  // namespace voucherd

@@ -34,9 +34,11 @@
 #include <array>
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/limits.h"
@@ -99,6 +101,27 @@ class CodeSigner final {
 [[nodiscard]] std::string format_code(const CodeFields& fields);
 
 [[nodiscard]] std::expected<CodeFields, CodeParseError> parse_code(std::string_view text);
+
+// The 100 bits that set a code apart among its campaign's: the tag, the SKU
+// index and the random part (the MAC and the check symbol follow from them).
+// `hi` holds the first 12 symbols (the tag, the SKU index and 8 random
+// symbols: 60 bits), `lo` the other 8 random symbols (40 bits).
+struct CodeKeyBits {
+  std::uint64_t hi = 0;
+  std::uint64_t lo = 0;
+  bool operator==(const CodeKeyBits&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const CodeKeyBits& k) {
+    return H::combine(std::move(h), k.hi, k.lo);
+  }
+};
+
+// The key bits read from the first 20 symbols of `text`, read as parse_code()
+// reads them, without checking the MAC or the check symbol; nullopt when
+// `text` has fewer symbols or a character that is not one. Only a code's
+// canonical form is read the same way each time: a caller that keys records
+// by these bits compares the full text before it trusts a match.
+[[nodiscard]] std::optional<CodeKeyBits> code_key_bits(std::string_view text);
 
 // Exposed for tests: the check symbol (0..31) of 29 body symbols.
 [[nodiscard]] std::uint8_t check_symbol(std::span<const std::uint8_t> body);

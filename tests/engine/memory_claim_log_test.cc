@@ -8,10 +8,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "engine/voucher_code.h"
 
 namespace voucherd {
 namespace {
@@ -40,6 +44,16 @@ class RecordingFind final : public VoucherLookup {
   int calls = 0;
 };
 
+// A canonical code whose random part spells `n`: the log keys codes by the
+// bits of their canonical form (engine/voucher_code.h), as the engine mints them.
+std::string code_of(std::uint32_t n) {
+  CodeFields f{.campaign_tag = 7, .sku_index = 1, .random = {}, .mac = 12345};
+  for (std::size_t i = 0; i < f.random.size(); ++i) {
+    f.random[f.random.size() - 1 - i] = static_cast<std::uint8_t>((n >> (5 * i)) & 31u);
+  }
+  return format_code(f);
+}
+
 VoucherPtr make_voucher(std::string code, std::string member) {
   auto v = std::make_shared<VoucherRecord>();
   v->code = std::move(code);
@@ -52,7 +66,7 @@ TEST(MemoryClaimLogTest, AppendsCompleteInlineAsWritten) {
   MemoryClaimLog log;
   EXPECT_EQ(log.voucher_count(), 0);
   RecordingWrite w;
-  w.voucher = make_voucher("CODE-1", "m");
+  w.voucher = make_voucher(code_of(1), "m");
   w.per_member_limit = 1;
   log.append_claim(w);
   EXPECT_EQ(w.calls, 1);
@@ -63,19 +77,27 @@ TEST(MemoryClaimLogTest, AppendsCompleteInlineAsWritten) {
 
 TEST(MemoryClaimLogTest, FindsExactlyTheRecordedCodes) {
   MemoryClaimLog log;
-  const VoucherPtr v = make_voucher("CODE-1", "m");
+  const std::string code = code_of(1);
+  const VoucherPtr v = make_voucher(code, "m");
   RecordingWrite w;
   w.voucher = v;
   log.append_claim(w);
   ASSERT_EQ(w.status, LogStatus::kWritten);
 
   RecordingFind hit;
-  log.find_voucher("campaign", "CODE-1", hit);
+  log.find_voucher("campaign", code, hit);
   EXPECT_EQ(hit.calls, 1);
   EXPECT_EQ(hit.status, LookupStatus::kFound);
   EXPECT_EQ(hit.found, v);  // the very record, shared
 
-  for (const char* other : {"CODE-2", "code-1", "CODE-1 ", "CODE-", ""}) {
+  // Another code; the same key bits under another MAC or check symbol; the
+  // same code in another case, with a space, cut short; not a code at all.
+  std::string other_mac = code;
+  other_mac[other_mac.size() - 2] = other_mac[other_mac.size() - 2] == '0' ? '1' : '0';
+  std::string lower = code;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const std::string& other : {code_of(2), other_mac, lower, code + " ", code.substr(0, 24),
+                                   std::string("CODE-1"), std::string()}) {
     RecordingFind miss;
     log.find_voucher("campaign", other, miss);
     EXPECT_EQ(miss.calls, 1);
@@ -91,10 +113,8 @@ TEST(MemoryClaimLogConcurrencyTest, ConcurrentAppendsAreAllRecorded) {
   std::vector<std::vector<VoucherPtr>> vouchers(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < kPerThread; ++i) {
-      // Built with append: g++ 12 -O3 raises a false -Wrestrict on "T" + std::string.
-      std::string code = "code-";
-      code.append(std::to_string(t)).append("-").append(std::to_string(i));
-      vouchers[t].push_back(make_voucher(std::move(code), "member-" + std::to_string(i)));
+      vouchers[t].push_back(make_voucher(code_of(static_cast<std::uint32_t>(t * kPerThread + i)),
+                                         "member-" + std::to_string(i)));
     }
   }
   std::atomic<int> written{0};

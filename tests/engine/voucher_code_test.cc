@@ -98,6 +98,42 @@ TEST(VoucherCodeTest, RoundTripAtFieldExtremes) {
   EXPECT_EQ(format_code(hi).substr(0, 29), "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ");
 }
 
+// The key bits pack the tag, the SKU index and the random part, and only
+// those: two codes differ in them exactly when their fields other than the
+// MAC differ.
+TEST(VoucherCodeTest, KeyBitsAreTheTagSkuAndRandomPart) {
+  DeterministicRandom rng(5);
+  for (int n = 0; n < 2'000; ++n) {
+    const CodeFields f = random_fields(rng);
+    const auto key = code_key_bits(format_code(f));
+    ASSERT_TRUE(key.has_value());
+    std::uint64_t hi = (std::uint64_t{f.campaign_tag} << 50) | (std::uint64_t{f.sku_index} << 40);
+    for (std::size_t i = 0; i < 8; ++i) hi |= std::uint64_t{f.random[i]} << (35 - 5 * i);
+    std::uint64_t lo = 0;
+    for (std::size_t i = 8; i < f.random.size(); ++i) lo = (lo << 5) | f.random[i];
+    ASSERT_EQ(key->hi, hi) << format_code(f);
+    ASSERT_EQ(key->lo, lo) << format_code(f);
+
+    CodeFields other_mac = f;
+    other_mac.mac ^= 1;
+    EXPECT_EQ(code_key_bits(format_code(other_mac)), key);
+    for (std::size_t i = 0; i < f.random.size(); i += 5) {
+      CodeFields other = f;
+      other.random[i] ^= 1;
+      EXPECT_NE(code_key_bits(format_code(other)), key);
+    }
+  }
+}
+
+TEST(VoucherCodeTest, KeyBitsNeedTwentySymbols) {
+  const std::string code = format_code(CodeFields{});
+  EXPECT_TRUE(code_key_bits(code.substr(0, 24)).has_value());  // 20 symbols, 4 dashes
+  EXPECT_FALSE(code_key_bits(code.substr(0, 22)).has_value());
+  EXPECT_FALSE(code_key_bits("").has_value());
+  EXPECT_FALSE(code_key_bits("00000-0000U-00000-00000-00000").has_value());  // U is not a symbol
+  EXPECT_FALSE(code_key_bits(std::string(limits::kCodeTextBytesMax + 1, '0')).has_value());
+}
+
 TEST(VoucherCodeTest, CheckSymbolIsTheLastCharacter) {
   DeterministicRandom rng(5);
   const CodeFields f = random_fields(rng);
