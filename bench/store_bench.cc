@@ -19,7 +19,7 @@ namespace {
 using namespace voucherd;
 
 VoucherRecord sample_voucher(int i) {
-  VoucherRecord v;
+  VoucherFields v;
   v.code = "7K3QM-9XW2A-PB4RT-HN8CZ-D5EJ6-FVY1G-" + std::to_string(i % 10);
   v.campaign_id = "guangdong-2024";
   v.sku_id = "gd-sku-0" + std::to_string(100 + i % 307);
@@ -29,7 +29,7 @@ VoucherRecord sample_voucher(int i) {
   v.face_value_cents = 39'800;
   v.issued_at_us = 1'790'000'000'123'456 + i;
   v.expires_at_us = v.issued_at_us + 30LL * 86'400 * 1'000'000;
-  return v;
+  return VoucherRecord(std::move(v));
 }
 
 void BM_EncodeVoucherRecord(benchmark::State& state) {
@@ -42,7 +42,7 @@ void BM_DecodeVoucherRecord(benchmark::State& state) {
   const VoucherRecord v = sample_voucher(1);
   const std::string bytes = redis::encode_voucher(v);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(redis::decode_voucher(v.campaign_id, v.code, bytes));
+    benchmark::DoNotOptimize(redis::decode_voucher(v.campaign_id(), v.code(), bytes));
   }
 }
 BENCHMARK(BM_DecodeVoucherRecord);
@@ -63,11 +63,12 @@ void BM_ClaimBatchEncode100(benchmark::State& state) {
     args.reserve(3 + 3 * kClaims);
     for (const VoucherRecord& v : vouchers) {
       keys.push_back(
-          redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id, "m:" + v.member_id));
-      keys.push_back(redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id, "v:" + v.code));
-      args.push_back(v.sku_id);
+          redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id(), "m:" + v.member_id()));
+      keys.push_back(redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id(),
+                                         "v:" + std::string(v.code())));
+      args.push_back(v.sku_id());
       args.push_back(redis::encode_voucher(v));
-      args.push_back(redis::expiry_bucket(v.expires_at_us));
+      args.push_back(redis::expiry_bucket(v.expires_at_us()));
     }
     const redis::Command command = redis::Connection::evalsha(script, keys, args);
     std::vector<const char*> argv;

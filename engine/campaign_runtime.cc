@@ -1,6 +1,7 @@
 // campaign_runtime.cc — one campaign as the engine serves it: stock, waiting claims,
 // the members index, the seed.
 #include <algorithm>
+#include <memory>
 
 #include "engine/check.h"
 #include "engine/claim_engine.h"
@@ -16,9 +17,12 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer,
       sku_counters_(std::make_unique<SkuCounters[]>(spec_.skus.size())),
       proposed_seed_(proposed_seed) {
   mac_keys_.reserve(spec_.skus.size() * signer.secret_count());
+  voucher_skus_.reserve(spec_.skus.size());
   for (std::size_t i = 0; i < spec_.skus.size(); ++i) {
     const SkuSpec& sku = spec_.skus[i];
     sku_by_id_.emplace(sku.id, static_cast<std::uint32_t>(i));
+    voucher_skus_.push_back(std::make_shared<const VoucherSku>(
+        VoucherSku{spec_.id, sku.id, sku.site_id, sku.kind, sku.face_value_cents}));
     for (std::size_t k = 0; k < signer.secret_count(); ++k) {
       mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id, k));
     }
@@ -160,7 +164,7 @@ void CampaignRuntime::forget_held(std::string_view member_id, std::string_view c
     auto& held = it->second.held;
     const auto before = held.size();
     held.erase(std::remove_if(held.begin(), held.end(),
-                              [&](const VoucherPtr& v) { return v->code == code; }),
+                              [&](const VoucherPtr& v) { return v->code() == code; }),
                held.end());
     if (held.size() < before && held.empty()) {
       emptied = true;

@@ -121,6 +121,8 @@ class CampaignRuntime final : public CampaignStock {
   // Per SKU, its MAC key under each secret: [sku * secret_count_ + k], the
   // minting secret's first.
   std::vector<SkuMacKey> mac_keys_;
+  // Per SKU, what its vouchers share.
+  std::vector<std::shared_ptr<const VoucherSku>> voucher_skus_;
   const std::size_t secret_count_;
   Inventory inventory_;
   std::unique_ptr<SkuCounters[]> sku_counters_;

@@ -127,7 +127,7 @@ void ClaimEngine::run_claim(ClaimOp& op) {
     }
     // A retry of a request that already got its voucher, or a member at the limit.
     for (const VoucherPtr& v : e->held) {
-      if (limit == 1 || v->request_id == op.request_id) {
+      if (limit == 1 || v->request_id() == op.request_id) {
         answer = {Outcome::kAlreadyClaimed, nullptr, v};
         return Step::kAnswer;
       }
@@ -230,7 +230,6 @@ void ClaimOp::on_member_vouchers(LookupStatus status, std::vector<VoucherPtr> vo
 VoucherPtr ClaimEngine::mint_voucher(const CampaignRuntime& c, std::uint32_t sku,
                                      std::string_view member_id, std::string_view request_id,
                                      UnixMicros now_us) {
-  const SkuSpec& s = c.spec().skus[sku];
   CodeFields f;
   f.campaign_tag = c.tag();
   f.sku_index = static_cast<std::uint16_t>(sku);
@@ -238,23 +237,15 @@ VoucherPtr ClaimEngine::mint_voucher(const CampaignRuntime& c, std::uint32_t sku
   for (std::uint8_t& r : f.random) r &= 31u;  // 5 uniform bits per symbol
   f.mac = compute_mac(c.mac_keys_[sku * c.secret_count_], f);
 
-  auto v = std::make_shared<VoucherRecord>();
-  v->code = format_code(f);
-  v->campaign_id = c.spec().id;
-  v->sku_id = s.id;
-  v->site_id = s.site_id;
-  v->member_id = member_id;
-  v->request_id = request_id;
-  v->sku_kind = s.kind;
-  v->face_value_cents = s.face_value_cents;
-  v->issued_at_us = now_us;
+  const CodeText code = format_code_text(f);
   const CampaignSpec& spec = c.spec();
-  v->expires_at_us =
+  const UnixMicros expires_at_us =
       now_us + (spec.voucher_valid_seconds > 0
                     ? static_cast<UnixMicros>(spec.voucher_valid_seconds) * kMicrosPerSecond
                     : static_cast<UnixMicros>(spec.voucher_valid_days) * kMicrosPerDay);
-  v->state = VoucherState::kIssued;
-  return v;
+  return std::make_shared<const VoucherRecord>(c.voucher_skus_[sku],
+                                               std::string_view(code.data(), code.size()),
+                                               member_id, request_id, now_us, expires_at_us);
 }
 
 void ClaimOp::on_logged(LogStatus status, VoucherPtr held) {
@@ -302,8 +293,9 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
     VOUCHERD_CHECK(p != e.pending.end(), "a pending claim is on its member's pending list");
     e.pending.erase(p);
     if (held) {
-      const bool known = std::any_of(e.held.begin(), e.held.end(),
-                                     [&](const VoucherPtr& v) { return v->code == held->code; });
+      const bool known = std::any_of(e.held.begin(), e.held.end(), [&](const VoucherPtr& v) {
+        return v->code() == held->code();
+      });
       if (!known) {
         first_voucher = e.held.empty();
         e.held.push_back(held);

@@ -91,6 +91,8 @@ inline constexpr std::size_t kCodePayloadBits =
     kCodeCampaignTagBits + kCodeSkuIndexBits + kCodeRandomBits + kCodeMacBits;
 inline constexpr std::size_t kCodeBodyChars = kCodePayloadBits / 5;  // base32
 inline constexpr std::size_t kCodeChars = kCodeBodyChars + 1;        // + check
+// A code's display form: six groups of five symbols with dashes between.
+inline constexpr std::size_t kCodeDisplayChars = kCodeChars + kCodeChars / 5 - 1;
 // Longest text accepted as a code (dashes and spaces allowed between groups).
 inline constexpr std::size_t kCodeTextBytesMax = 64;
 

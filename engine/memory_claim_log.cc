@@ -41,7 +41,7 @@ StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, Campai
 void MemoryClaimLog::record(const VoucherPtr& voucher) {
   const VoucherRecord& v = *voucher;
   {
-    const auto key = code_key_bits(v.code);
+    const auto key = code_key_bits(v.code());
     VOUCHERD_CHECK(key.has_value(), "the engine mints every code in canonical form");
     CodeShard& shard = codes_[shard_index(*key)];
     std::lock_guard lock(shard.mu);
@@ -158,7 +158,7 @@ void MemoryClaimLog::cancel(std::string_view campaign_id, std::string_view code,
   CancelStatus status = CancelStatus::kNotFound;
   VoucherPtr after;
   with_record(code, [&](VoucherPtr& current) {
-    switch (current->state) {
+    switch (current->state()) {
       case VoucherState::kRedeemed:
         status = CancelStatus::kRedeemed;
         break;
@@ -166,9 +166,7 @@ void MemoryClaimLog::cancel(std::string_view campaign_id, std::string_view code,
         status = CancelStatus::kAlreadyCancelled;
         break;
       default: {
-        auto v = std::make_shared<VoucherRecord>(*current);
-        v->state = VoucherState::kCancelled;
-        current = std::move(v);
+        current = current->with_state(VoucherState::kCancelled);
         status = CancelStatus::kCancelled;
       }
     }
@@ -199,7 +197,8 @@ StoreResult<std::vector<VoucherPtr>> MemoryClaimLog::redeemed_vouchers(
   for (CodeShard& shard : codes_) {
     std::lock_guard lock(shard.mu);
     for (const auto& [key, v] : shard.by_code) {
-      if (v->state == VoucherState::kRedeemed && v->campaign_id == campaign_id) out.push_back(v);
+      if (v->state() == VoucherState::kRedeemed && v->campaign_id() == campaign_id)
+        out.push_back(v);
     }
   }
   return out;
@@ -213,9 +212,9 @@ StoreResult<std::vector<std::int64_t>> MemoryClaimLog::expired_counts(const Camp
   for (CodeShard& shard : codes_) {
     std::lock_guard lock(shard.mu);
     for (const auto& [key, v] : shard.by_code) {
-      if (v->campaign_id != spec.id || visible_state(*v, now_us) != VoucherState::kExpired)
+      if (v->campaign_id() != spec.id || visible_state(*v, now_us) != VoucherState::kExpired)
         continue;
-      if (auto it = index_of.find(v->sku_id); it != index_of.end()) ++out[it->second];
+      if (auto it = index_of.find(v->sku_id()); it != index_of.end()) ++out[it->second];
     }
   }
   return out;

@@ -76,7 +76,7 @@ class MemoryClaimLog final : public ClaimLog {
     CodeShard& shard = codes_[shard_index(*key)];
     std::lock_guard lock(shard.mu);
     auto it = shard.by_code.find(*key);
-    if (it == shard.by_code.end() || it->second->code != code) return false;
+    if (it == shard.by_code.end() || it->second->code() != code) return false;
     f(it->second);
     return true;
   }

@@ -4,10 +4,16 @@
 // to voucher.v1 protobuf). Times are microseconds since the Unix epoch (UTC).
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
+
+#include "engine/limits.h"
 
 namespace voucherd {
 
@@ -104,10 +110,9 @@ struct CampaignSpec {
   }
 };
 
-// One issued voucher, immutable once built. Shared between the allowance
-// index, the claim log and responses, so it is handed around by
-// shared_ptr<const>.
-struct VoucherRecord {
+// Every field of one voucher, as a plain value: what a VoucherRecord is built
+// from, and what fields() gives back to build a changed copy from.
+struct VoucherFields {
   std::string code;  // canonical display form, e.g. "ABCDE-FGHJK-..."
   std::string campaign_id;
   std::string sku_id;
@@ -125,12 +130,87 @@ struct VoucherRecord {
   UnixMicros redeemed_at_us = 0;
   std::string redeem_request_id;
 };
+
+// What every voucher of one SKU shares, kept once per SKU (CampaignRuntime
+// holds one for each of its SKUs) and pointed to by each voucher.
+struct VoucherSku {
+  std::string campaign_id;
+  std::string sku_id;
+  std::string site_id;
+  SkuKind sku_kind = SkuKind::kUnspecified;
+  std::int64_t face_value_cents = 0;
+};
+
+// Where, when and by which request a voucher was redeemed: kept apart, since
+// most vouchers never carry one.
+struct RedemptionRecord {
+  std::string site_id;
+  UnixMicros at_us = 0;
+  std::string request_id;
+};
+
+class VoucherRecord;
 using VoucherPtr = std::shared_ptr<const VoucherRecord>;
+
+// One issued voucher, immutable once built. Shared between the allowance
+// index, the claim log and responses, so it is handed around by
+// shared_ptr<const>. Read through its accessors; what the vouchers of one SKU
+// share is kept once (VoucherSku), the code is kept inline, and a redemption
+// only when there is one (docs/member-memory.md).
+class VoucherRecord {
+ public:
+  // A new ISSUED voucher of `sku`.
+  // REQUIRES: sku != nullptr; code.size() <= limits::kCodeDisplayChars.
+  VoucherRecord(std::shared_ptr<const VoucherSku> sku, std::string_view code,
+                std::string_view member_id, std::string_view request_id, UnixMicros issued_at_us,
+                UnixMicros expires_at_us);
+  // A record of any fields (a store's record read back, a test's): its
+  // VoucherSku is its own. A redemption is kept when the state is REDEEMED.
+  // REQUIRES: fields.code.size() <= limits::kCodeDisplayChars.
+  explicit VoucherRecord(const VoucherFields& fields);
+
+  // A copy of every field, to build a changed record from.
+  [[nodiscard]] VoucherFields fields() const;
+  // This voucher in another state, sharing what it can.
+  [[nodiscard]] VoucherPtr with_state(VoucherState state) const;
+  // This voucher REDEEMED by `request_id` at `site_id`, at `at_us`.
+  [[nodiscard]] VoucherPtr redeemed(std::string_view site_id, UnixMicros at_us,
+                                    std::string_view request_id) const;
+
+  [[nodiscard]] std::string_view code() const { return {code_.data(), code_size_}; }
+  [[nodiscard]] const std::string& campaign_id() const { return sku_->campaign_id; }
+  [[nodiscard]] const std::string& sku_id() const { return sku_->sku_id; }
+  [[nodiscard]] const std::string& site_id() const { return sku_->site_id; }
+  [[nodiscard]] const std::string& member_id() const { return member_id_; }
+  [[nodiscard]] const std::string& request_id() const { return request_id_; }
+  [[nodiscard]] SkuKind sku_kind() const { return sku_->sku_kind; }
+  [[nodiscard]] std::int64_t face_value_cents() const { return sku_->face_value_cents; }
+  [[nodiscard]] UnixMicros issued_at_us() const { return issued_at_us_; }
+  [[nodiscard]] UnixMicros expires_at_us() const { return expires_at_us_; }
+  [[nodiscard]] VoucherState state() const { return state_; }  // stored state
+  // The redemption's fields: empty and 0 unless the voucher was redeemed.
+  [[nodiscard]] const std::string& redeemed_site_id() const;
+  [[nodiscard]] UnixMicros redeemed_at_us() const { return redemption_ ? redemption_->at_us : 0; }
+  [[nodiscard]] const std::string& redeem_request_id() const;
+
+ private:
+  std::shared_ptr<const VoucherSku> sku_;
+  std::shared_ptr<const RedemptionRecord> redemption_;  // null: not redeemed
+  std::string member_id_;
+  std::string request_id_;
+  UnixMicros issued_at_us_ = 0;
+  UnixMicros expires_at_us_ = 0;
+  std::array<char, limits::kCodeDisplayChars> code_{};
+  std::uint8_t code_size_ = 0;
+  VoucherState state_ = VoucherState::kIssued;
+};
 
 // The state a reader sees at `now`: ISSUED turns EXPIRED once expires_at passed.
 inline VoucherState visible_state(const VoucherRecord& v, UnixMicros now_us) {
-  if (v.state == VoucherState::kIssued && now_us >= v.expires_at_us) return VoucherState::kExpired;
-  return v.state;
+  if (v.state() == VoucherState::kIssued && now_us >= v.expires_at_us()) {
+    return VoucherState::kExpired;
+  }
+  return v.state();
 }
 
 }  // namespace voucherd

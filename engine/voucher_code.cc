@@ -184,17 +184,21 @@ std::uint8_t check_symbol(std::span<const std::uint8_t> body) {
 }
 
 std::string format_code(const CodeFields& f) {
+  const CodeText text = format_code_text(f);
+  return std::string(text.data(), text.size());
+}
+
+CodeText format_code_text(const CodeFields& f) {
   const auto body = body_symbols(f);
   const std::uint8_t check = check_symbol(body);
-  constexpr std::size_t kTextChars = limits::kCodeChars + limits::kCodeChars / kGroupChars - 1;
-  std::array<char, kTextChars> text{};
+  CodeText text{};
   std::size_t n = 0;
   for (std::size_t i = 0; i < limits::kCodeChars; ++i) {
     if (i > 0 && i % kGroupChars == 0) text[n++] = '-';
     text[n++] = kAlphabet[i < body.size() ? body[i] : check];
   }
   VOUCHERD_DCHECK(n == text.size(), "a code's text is exactly its groups and dashes");
-  return std::string(text.data(), n);
+  return text;
 }
 
 std::expected<CodeFields, CodeParseError> parse_code(std::string_view text) {

@@ -99,6 +99,9 @@ class CodeSigner final {
 
 // Display form with dashes, upper case.
 [[nodiscard]] std::string format_code(const CodeFields& fields);
+// The same text, without allocating.
+using CodeText = std::array<char, limits::kCodeDisplayChars>;
+[[nodiscard]] CodeText format_code_text(const CodeFields& fields);
 
 [[nodiscard]] std::expected<CodeFields, CodeParseError> parse_code(std::string_view text);
 

@@ -122,7 +122,7 @@ struct MemberFanout {
     std::vector<VoucherPtr> all;
     for (Part& p : parts) {
       std::sort(p.found.begin(), p.found.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
-        return a->issued_at_us < b->issued_at_us;
+        return a->issued_at_us() < b->issued_at_us();
       });
       all.insert(all.end(), p.found.begin(), p.found.end());
     }
@@ -172,7 +172,7 @@ void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
     c->members_index_.with_shard(hash, [&](auto& map) {
       auto it = map.find(to_absl(op.member_id), hash);
       if (it == map.end()) return;
-      for (const VoucherPtr& v : it->second.held) part.known_codes.push_back(v->code);
+      for (const VoucherPtr& v : it->second.held) part.known_codes.emplace_back(v->code());
     });
   }
   const std::size_t n = targets.size();
@@ -185,8 +185,8 @@ void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
 }
 
 void ClaimEngine::forget_held(const VoucherRecord& v) {
-  CampaignRuntime* c = find_mutable(v.campaign_id);
-  if (c != nullptr) c->forget_held(v.member_id, v.code);
+  CampaignRuntime* c = find_mutable(v.campaign_id());
+  if (c != nullptr) c->forget_held(v.member_id(), v.code());
 }
 
 void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {
@@ -196,7 +196,7 @@ void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {
       return on_redeem_done(Outcome::kOk, std::move(voucher), false, nullptr);
     case RedeemStatus::kRedeemedBefore:
       // The same request again (a retry after a lost answer): the same answer.
-      if (!request_id.empty() && voucher->redeem_request_id == request_id) {
+      if (!request_id.empty() && voucher->redeem_request_id() == request_id) {
         return on_redeem_done(Outcome::kOk, std::move(voucher), true, nullptr);
       }
       return on_redeem_done(Outcome::kAlreadyRedeemed, std::move(voucher), false, nullptr);
@@ -217,7 +217,7 @@ void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {
 void VoucherLookupOp::on_found(LookupStatus status, VoucherPtr voucher) {
   switch (status) {
     case LookupStatus::kFound:
-      if (voucher->campaign_id != campaign_->spec().id) break;  // not the record the MAC named
+      if (voucher->campaign_id() != campaign_->spec().id) break;  // not the record the MAC named
       return on_lookup_done(Outcome::kOk, voucher,
                             visible_state(*voucher, engine_->clock().now_us()));
     case LookupStatus::kNotFound:

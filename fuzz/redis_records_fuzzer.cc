@@ -27,24 +27,24 @@ constexpr std::string_view kCampaign = "fuzz-2024";
 constexpr std::string_view kCode = "AK00H-D8M2Z-M4CVM-2QCDM-R8TME-5K5QJ";
 
 bool same_fields(const VoucherRecord& a, const VoucherRecord& b) {
-  return a.code == b.code && a.campaign_id == b.campaign_id && a.sku_id == b.sku_id &&
-         a.site_id == b.site_id && a.member_id == b.member_id && a.request_id == b.request_id &&
-         a.sku_kind == b.sku_kind && a.face_value_cents == b.face_value_cents &&
-         a.issued_at_us == b.issued_at_us && a.expires_at_us == b.expires_at_us &&
-         a.state == b.state;
+  return a.code() == b.code() && a.campaign_id() == b.campaign_id() && a.sku_id() == b.sku_id() &&
+         a.site_id() == b.site_id() && a.member_id() == b.member_id() &&
+         a.request_id() == b.request_id() && a.sku_kind() == b.sku_kind() &&
+         a.face_value_cents() == b.face_value_cents() && a.issued_at_us() == b.issued_at_us() &&
+         a.expires_at_us() == b.expires_at_us() && a.state() == b.state();
 }
 
 void check_record(std::string_view value) {
   const VoucherPtr v = redis::decode_voucher(kCampaign, kCode, value);
   if (!v) return;
-  FUZZ_EXPECT(v->code == kCode && v->campaign_id == kCampaign, "a record is the code's");
-  FUZZ_EXPECT(v->state >= VoucherState::kIssued && v->state <= VoucherState::kCancelled,
+  FUZZ_EXPECT(v->code() == kCode && v->campaign_id() == kCampaign, "a record is the code's");
+  FUZZ_EXPECT(v->state() >= VoucherState::kIssued && v->state() <= VoucherState::kCancelled,
               "a record's state is one voucherd writes");
-  FUZZ_EXPECT(v->sku_kind >= SkuKind::kHotel && v->sku_kind <= SkuKind::kScenic,
+  FUZZ_EXPECT(v->sku_kind() >= SkuKind::kHotel && v->sku_kind() <= SkuKind::kScenic,
               "a record's SKU kind is one voucherd writes");
   const bool redeemed_part =
-      !v->redeemed_site_id.empty() || v->redeemed_at_us != 0 || !v->redeem_request_id.empty();
-  FUZZ_EXPECT(!redeemed_part || v->state == VoucherState::kRedeemed,
+      !v->redeemed_site_id().empty() || v->redeemed_at_us() != 0 || !v->redeem_request_id().empty();
+  FUZZ_EXPECT(!redeemed_part || v->state() == VoucherState::kRedeemed,
               "only a REDEEMED record carries a redemption");
   const std::string encoded = redis::encode_voucher(*v);
   const VoucherPtr again = redis::decode_voucher(kCampaign, kCode, encoded);

@@ -110,7 +110,7 @@ struct World {
       engine.claim(claim);  // the memory log decides inside claim()
       FUZZ_EXPECT(claim.result.outcome == Outcome::kOk && claim.result.voucher,
                   "a claim on a fresh campaign issues");
-      issued.push_back(claim.result.voucher->code);
+      issued.emplace_back(claim.result.voucher->code());
     }
   }
 };
@@ -172,7 +172,7 @@ void check_text(std::string_view text) {
   if (lookup.outcome == Outcome::kOk) {
     bool issued = false;
     for (const std::string& code : world().issued) issued = issued || code == formatted;
-    FUZZ_EXPECT(issued && lookup.voucher && lookup.voucher->code == formatted,
+    FUZZ_EXPECT(issued && lookup.voucher && lookup.voucher->code() == formatted,
                 "only an issued code is found, as itself");
   }
 }
@@ -232,7 +232,7 @@ void check_signed(fuzz::InputReader& in) {
     typed.push_back(ch);
   }
   const Lookup found = look_up(typed);
-  FUZZ_EXPECT(found.outcome == Outcome::kOk && found.voucher && found.voucher->code == real,
+  FUZZ_EXPECT(found.outcome == Outcome::kOk && found.voucher && found.voucher->code() == real,
               "an issued code is found however it is typed: " + typed);
 }
 

@@ -206,10 +206,11 @@ void PerClaimRedisLog::worker_loop() {
 
 void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
   const VoucherRecord& v = *write.voucher;
-  const std::vector<std::string> args{v.member_id, v.code, v.sku_id, encode_voucher(v)};
-  const CampaignKeys keys(v.campaign_id, kBaselineKeyPrefix);
+  const std::vector<std::string> args{v.member_id(), std::string(v.code()), v.sku_id(),
+                                      encode_voucher(v)};
+  const CampaignKeys keys(v.campaign_id(), kBaselineKeyPrefix);
   auto r = conn.eval(kClaimScript,
-                     {keys.stock(), keys.members(), keys.issued(), keys.voucher(v.code)}, args);
+                     {keys.stock(), keys.members(), keys.issued(), keys.voucher(v.code())}, args);
   if (r && r->type == Reply::Type::kInteger && r->integer == 0) {
     return write.on_logged(LogStatus::kWritten, nullptr);
   }
@@ -220,7 +221,7 @@ void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
     auto record = conn.command({"GET", keys.voucher(code)});
     if (!record) log::warn("baseline held voucher not read", {{"error", record.error()}});
     if (record && record->type == Reply::Type::kString) {
-      if (VoucherPtr held = decode_voucher(v.campaign_id, code, record->str)) {
+      if (VoucherPtr held = decode_voucher(v.campaign_id(), code, record->str)) {
         return write.on_logged(LogStatus::kDuplicate, std::move(held));
       }
     }
@@ -315,7 +316,7 @@ StoreResult<std::vector<std::int64_t>> PerClaimRedisLog::expired_counts(const Ca
       VoucherPtr v = decode_voucher(spec.id, k.str.substr(prefix.size()), value->str);
       if (!v || visible_state(*v, now_us) != VoucherState::kExpired) continue;
       for (std::size_t s = 0; s < spec.skus.size(); ++s) {
-        if (spec.skus[s].id == v->sku_id) ++out[s];
+        if (spec.skus[s].id == v->sku_id()) ++out[s];
       }
     }
   } while (cursor != "0");

@@ -235,21 +235,22 @@ std::string encode_campaign_definition(const CampaignSpec& spec) {
 }
 
 void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1::Voucher* out) {
-  out->set_code(in.code);
-  out->set_campaign_id(in.campaign_id);
-  out->set_sku_id(in.sku_id);
-  out->set_site_id(in.site_id);
-  out->set_member_id(in.member_id);
+  const std::string_view code = in.code();
+  out->set_code(code.data(), code.size());
+  out->set_campaign_id(in.campaign_id());
+  out->set_sku_id(in.sku_id());
+  out->set_site_id(in.site_id());
+  out->set_member_id(in.member_id());
   out->set_state(static_cast<voucher::v1::VoucherState>(visible));
-  out->set_face_value_cents(in.face_value_cents);
-  timestamp_to_proto(in.issued_at_us, out->mutable_issued_at());
-  timestamp_to_proto(in.expires_at_us, out->mutable_expires_at());
-  out->set_request_id(in.request_id);
-  out->set_sku_kind(static_cast<voucher::v1::SkuKind>(in.sku_kind));
-  if (in.state == VoucherState::kRedeemed) {
-    timestamp_to_proto(in.redeemed_at_us, out->mutable_redeemed_at());
-    out->set_redeemed_site_id(in.redeemed_site_id);
-    out->set_redeem_request_id(in.redeem_request_id);
+  out->set_face_value_cents(in.face_value_cents());
+  timestamp_to_proto(in.issued_at_us(), out->mutable_issued_at());
+  timestamp_to_proto(in.expires_at_us(), out->mutable_expires_at());
+  out->set_request_id(in.request_id());
+  out->set_sku_kind(static_cast<voucher::v1::SkuKind>(in.sku_kind()));
+  if (in.state() == VoucherState::kRedeemed) {
+    timestamp_to_proto(in.redeemed_at_us(), out->mutable_redeemed_at());
+    out->set_redeemed_site_id(in.redeemed_site_id());
+    out->set_redeem_request_id(in.redeem_request_id());
   }
 }
 

@@ -55,7 +55,7 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
     }
     // A site sees its own vouchers only.
     if (outcome == Outcome::kOk && principal_ && principal_->role == Role::kSite &&
-        voucher->site_id != principal_->site_id) {
+        voucher->site_id() != principal_->site_id) {
       return fail(permission_denied("this voucher belongs to another site than the token's (\"" +
                                     principal_->site_id + "\")"));
     }
@@ -120,14 +120,14 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
     ctx.field = field != nullptr ? field : "code";
     ctx.site_id = request_.site_id();
     if (voucher) {
-      ctx.campaign_id = voucher->campaign_id;
-      ctx.sku_id = voucher->sku_id;
+      ctx.campaign_id = voucher->campaign_id();
+      ctx.sku_id = voucher->sku_id();
     }
     if (outcome == Outcome::kAlreadyRedeemed && voucher) {
-      ctx.detail = "at " + timestamp_text(voucher->redeemed_at_us) + " by site \"" +
-                   voucher->redeemed_site_id + "\"";
+      ctx.detail = "at " + timestamp_text(voucher->redeemed_at_us()) + " by site \"" +
+                   voucher->redeemed_site_id() + "\"";
     } else if (outcome == Outcome::kVoucherExpired && voucher) {
-      ctx.detail = "it expired at " + timestamp_text(voucher->expires_at_us);
+      ctx.detail = "it expired at " + timestamp_text(voucher->expires_at_us());
     }
     fail(to_grpc_status(outcome, ctx));
   }
@@ -136,7 +136,8 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
   // voucher has none, and counts under "(unknown)".
   void count(Outcome outcome, const VoucherPtr& voucher) {
     if (core_.metrics == nullptr) return;
-    core_.metrics->count_redemption(voucher ? std::string_view(voucher->campaign_id) : "", outcome);
+    core_.metrics->count_redemption(voucher ? std::string_view(voucher->campaign_id()) : "",
+                                    outcome);
   }
 
   std::string guard_key_;
@@ -197,7 +198,7 @@ class CancelVoucherCall final
   void on_cancel_done(Outcome outcome, VoucherPtr voucher) override {
     if (outcome == Outcome::kOk) {
       v1::Voucher response;
-      voucher_to_proto(*voucher, voucher->state, &response);
+      voucher_to_proto(*voucher, voucher->state(), &response);
       return reply(response);
     }
     StatusContext ctx;
@@ -225,28 +226,32 @@ class ExportRedemptionsCall final
       return to_grpc_status(outcome_of(records.error().kind), ctx);
     }
     for (VoucherPtr& v : *records) {
-      if (request_.site_id().empty() || v->site_id == request_.site_id()) {
+      if (request_.site_id().empty() || v->site_id() == request_.site_id()) {
         records_.push_back(std::move(v));
       }
     }
     std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
-      return std::tie(a->site_id, a->sku_id, a->code) < std::tie(b->site_id, b->sku_id, b->code);
+      const auto key = [](const VoucherRecord& v) {
+        return std::tuple<std::string_view, std::string_view, std::string_view>(
+            v.site_id(), v.sku_id(), v.code());
+      };
+      return key(*a) < key(*b);
     });
     return std::nullopt;
   }
   bool next(v1::RedemptionRecord& r) {
     if (next_ == records_.size()) return false;
     const VoucherRecord& v = *records_[next_++];
-    r.set_code(v.code);
-    r.set_campaign_id(v.campaign_id);
-    r.set_site_id(v.site_id);
-    r.set_sku_id(v.sku_id);
-    r.set_sku_kind(static_cast<v1::SkuKind>(v.sku_kind));
-    r.set_member_id(v.member_id);
-    r.set_face_value_cents(v.face_value_cents);
-    timestamp_to_proto(v.issued_at_us, r.mutable_issued_at());
-    timestamp_to_proto(v.redeemed_at_us, r.mutable_redeemed_at());
-    r.set_redeem_request_id(v.redeem_request_id);
+    r.set_code(v.code().data(), v.code().size());
+    r.set_campaign_id(v.campaign_id());
+    r.set_site_id(v.site_id());
+    r.set_sku_id(v.sku_id());
+    r.set_sku_kind(static_cast<v1::SkuKind>(v.sku_kind()));
+    r.set_member_id(v.member_id());
+    r.set_face_value_cents(v.face_value_cents());
+    timestamp_to_proto(v.issued_at_us(), r.mutable_issued_at());
+    timestamp_to_proto(v.redeemed_at_us(), r.mutable_redeemed_at());
+    r.set_redeem_request_id(v.redeem_request_id());
     return true;
   }
 

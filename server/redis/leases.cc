@@ -404,7 +404,7 @@ void RedisClaimLog::drop_fenced(const ClaimLogWrite& write) {
   // learns of them from a note (see apply_unit_notes()).
   std::lock_guard lock(notes_mu_);
   std::uint32_t sku = 0;
-  Campaign* c = writer_campaign(v.campaign_id, v.sku_id, &sku);
+  Campaign* c = writer_campaign(v.campaign_id(), v.sku_id(), &sku);
   if (c == nullptr) return;
   // Handed back later, as far as our lease record still holds them (the
   // fenced claim's own unit was never in it).
@@ -418,7 +418,7 @@ void RedisClaimLog::drop_unconfirmed(const std::vector<ClaimLogWrite*>& writes) 
   for (const ClaimLogWrite* w : writes) {
     const VoucherRecord& v = *w->voucher;
     std::uint32_t sku = 0;
-    if (Campaign* c = writer_campaign(v.campaign_id, v.sku_id, &sku)) {
+    if (Campaign* c = writer_campaign(v.campaign_id(), v.sku_id(), &sku)) {
       unit_notes_.push_back(UnitNote{c, sku, 1, /*fenced=*/false});
     }
   }

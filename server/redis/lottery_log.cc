@@ -91,7 +91,7 @@ Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& d
     const std::string draws_key = campaign.draws(v.member_id);
     keys.push_back(draws_key);
     keys.push_back(campaign.member(v.member_id));
-    keys.push_back(d.minted ? prefix + d.minted->code : draws_key);
+    keys.push_back(d.minted ? prefix + std::string(d.minted->code()) : draws_key);
     const std::string n = std::to_string(d.draw_number);
     args.emplace_back(v.request_id);
     args.push_back(n);
@@ -101,7 +101,7 @@ Command draw_command(const CampaignSpec& spec, const std::vector<DrawAttempt>& d
     args.push_back(std::to_string(d.random.pick()));
     args.push_back(d.minted ? std::to_string(d.sku_guess) : "-1");
     args.push_back(d.minted ? encode_voucher(*d.minted) : std::string());
-    args.push_back(d.minted ? expiry_bucket(d.minted->expires_at_us) : std::string());
+    args.push_back(d.minted ? expiry_bucket(d.minted->expires_at_us()) : std::string());
     // What the script would otherwise format per draw, made here.
     args.push_back(std::to_string(v.member_id.size()) + ":" + std::string(v.member_id) + "\t" + n +
                    "\t" + std::to_string(v.now_us / 1000 - spec.starts_at_us / 1000) + "\t");

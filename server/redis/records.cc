@@ -43,24 +43,27 @@ std::string expiry_bucket(UnixMicros expires_at_us) {
 
 std::string encode_voucher(const VoucherRecord& v) {
   std::string out;
-  out.reserve(64 + v.sku_id.size() + v.site_id.size() + v.member_id.size() + v.request_id.size());
-  out.push_back(static_cast<char>('0' + static_cast<int>(v.state)));
-  append_field(out, v.sku_id);
-  append_field(out, v.site_id);
-  append_field(out, v.member_id);
-  append_field(out, v.request_id);
-  append_field(out, std::to_string(static_cast<int>(v.sku_kind)));
-  append_field(out, std::to_string(v.face_value_cents));
-  append_field(out, std::to_string(v.issued_at_us));
-  append_field(out, std::to_string(v.expires_at_us));
+  out.reserve(64 + v.sku_id().size() + v.site_id().size() + v.member_id().size() +
+              v.request_id().size());
+  out.push_back(static_cast<char>('0' + static_cast<int>(v.state())));
+  append_field(out, v.sku_id());
+  append_field(out, v.site_id());
+  append_field(out, v.member_id());
+  append_field(out, v.request_id());
+  append_field(out, std::to_string(static_cast<int>(v.sku_kind())));
+  append_field(out, std::to_string(v.face_value_cents()));
+  append_field(out, std::to_string(v.issued_at_us()));
+  append_field(out, std::to_string(v.expires_at_us()));
   return out;
 }
 
 VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                           std::string_view value) {
+  // Codes are written in display form; a longer key is not one of ours.
+  if (code.size() > limits::kCodeDisplayChars) return nullptr;
   if (value.empty() || value[0] < '1' || value[0] > '4') return nullptr;
-  auto v = std::make_shared<VoucherRecord>();
-  v->state = static_cast<VoucherState>(value[0] - '0');
+  VoucherFields v;
+  v.state = static_cast<VoucherState>(value[0] - '0');
   value.remove_prefix(1);
   std::string_view f[8];
   for (std::string_view& field : f) {
@@ -81,22 +84,22 @@ VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
       field = *next;
     }
     const auto at = number(r[1]);
-    if (!value.empty() || !at || v->state != VoucherState::kRedeemed) return nullptr;
-    v->redeemed_site_id = std::string(r[0]);
-    v->redeemed_at_us = *at;
-    v->redeem_request_id = std::string(r[2]);
+    if (!value.empty() || !at || v.state != VoucherState::kRedeemed) return nullptr;
+    v.redeemed_site_id = std::string(r[0]);
+    v.redeemed_at_us = *at;
+    v.redeem_request_id = std::string(r[2]);
   }
-  v->code = std::string(code);
-  v->campaign_id = std::string(campaign_id);
-  v->sku_id = std::string(f[0]);
-  v->site_id = std::string(f[1]);
-  v->member_id = std::string(f[2]);
-  v->request_id = std::string(f[3]);
-  v->sku_kind = static_cast<SkuKind>(*kind);
-  v->face_value_cents = *face;
-  v->issued_at_us = *issued;
-  v->expires_at_us = *expires;
-  return v;
+  v.code = std::string(code);
+  v.campaign_id = std::string(campaign_id);
+  v.sku_id = std::string(f[0]);
+  v.site_id = std::string(f[1]);
+  v.member_id = std::string(f[2]);
+  v.request_id = std::string(f[3]);
+  v.sku_kind = static_cast<SkuKind>(*kind);
+  v.face_value_cents = *face;
+  v.issued_at_us = *issued;
+  v.expires_at_us = *expires;
+  return std::make_shared<const VoucherRecord>(std::move(v));
 }
 
 Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,
@@ -256,10 +259,10 @@ StoreResult<std::vector<VoucherPtr>> read_redeemed(Link& conn, std::string_view 
     }
   } while (cursor != "0");
   std::sort(out.begin(), out.end(),
-            [](const VoucherPtr& a, const VoucherPtr& b) { return a->code < b->code; });
+            [](const VoucherPtr& a, const VoucherPtr& b) { return a->code() < b->code(); });
   out.erase(
       std::unique(out.begin(), out.end(),
-                  [](const VoucherPtr& a, const VoucherPtr& b) { return a->code == b->code; }),
+                  [](const VoucherPtr& a, const VoucherPtr& b) { return a->code() == b->code(); }),
       out.end());
   return out;
 }

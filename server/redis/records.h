@@ -38,7 +38,8 @@ namespace voucherd::redis {
 [[nodiscard]] std::string expiry_bucket(UnixMicros expires_at_us);
 
 // The record of `code` in `campaign_id` from its stored value; nullptr when
-// the value is not a voucher record (missing, or not written by voucherd).
+// the value is not a voucher record (missing, or not written by voucherd) or
+// `code` is longer than a code's display form.
 [[nodiscard]] VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                                         std::string_view value);
 

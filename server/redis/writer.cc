@@ -329,7 +329,7 @@ struct RedisClaimLog::ClaimsPart {
 
   void build(std::vector<Command>& out) {
     for (ClaimLogWrite* w : writes) {
-      const std::string_view cid = w->voucher->campaign_id;
+      const std::string_view cid = w->voucher->campaign_id();
       auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == cid; });
       if (it == groups.end()) {
         groups.emplace_back(std::string(cid), std::vector<ClaimLogWrite*>{});
@@ -352,12 +352,12 @@ struct RedisClaimLog::ClaimsPart {
       std::vector<std::string> held_keys;
       for (const ClaimLogWrite* w : group) {
         const VoucherRecord& v = *w->voucher;
-        keys.push_back(campaign.member(v.member_id));
-        keys.push_back(campaign.voucher(v.code));
-        args.push_back(v.sku_id);
+        keys.push_back(campaign.member(v.member_id()));
+        keys.push_back(campaign.voucher(v.code()));
+        args.push_back(v.sku_id());
         args.push_back(encode_voucher(v));
-        args.push_back(expiry_bucket(v.expires_at_us));
-        if (limit > 1) args.push_back(v.request_id);
+        args.push_back(expiry_bucket(v.expires_at_us()));
+        if (limit > 1) args.push_back(v.request_id());
         if (typeid(*w) == typeid(HeldClaim)) {
           held_keys.push_back(campaign.voucher(static_cast<const HeldClaim*>(w)->held_code));
         }

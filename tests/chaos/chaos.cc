@@ -731,8 +731,8 @@ std::vector<Row> check(RedisReader& rd, const CheckInput& in, std::ostream& note
       for (const auto& code : codes) {
         const auto it = records.find(code);
         const auto held = rd.get(keys.member(member));
-        if (it == records.end() || it->second->member_id != member ||
-            it->second->state == VoucherState::kCancelled || !held || *held != code) {
+        if (it == records.end() || it->second->member_id() != member ||
+            it->second->state() == VoucherState::kCancelled || !held || *held != code) {
           ++lost;
           notes << campaign << ": lost " << code << " of " << member << "\n";
         }
@@ -752,17 +752,17 @@ std::vector<Row> check(RedisReader& rd, const CheckInput& in, std::ostream& note
     std::map<std::string, int> per_member;
     std::map<std::string, std::int64_t> per_sku, redeemed_per_sku;
     for (const auto& [code, v] : records) {
-      ++per_member[v->member_id];
-      ++per_sku[v->sku_id];
-      if (v->state == VoucherState::kRedeemed) ++redeemed_per_sku[v->sku_id];
+      ++per_member[v->member_id()];
+      ++per_sku[v->sku_id()];
+      if (v->state() == VoucherState::kRedeemed) ++redeemed_per_sku[v->sku_id()];
       if (t.members_of_code.contains(code)) continue;
-      const auto req = request_ok.find(v->request_id);
+      const auto req = request_ok.find(v->request_id());
       if (req != request_ok.end() && !req->second) {
         ++in_doubt;
       } else {
         ++unexpected;
-        notes << campaign << ": unexpected " << code << " of " << v->member_id << " (request "
-              << v->request_id << (req == request_ok.end() ? ", never sent" : ", answered OK")
+        notes << campaign << ": unexpected " << code << " of " << v->member_id() << " (request "
+              << v->request_id() << (req == request_ok.end() ? ", never sent" : ", answered OK")
               << ")\n";
       }
     }
@@ -820,8 +820,8 @@ std::vector<Row> check(RedisReader& rd, const CheckInput& in, std::ostream& note
         ++double_redeemed;
         notes << campaign << ": " << code << " redeemed OK by " << requests.size() << " requests\n";
       }
-      if (it->second->state != VoucherState::kRedeemed ||
-          !requests.contains(it->second->redeem_request_id)) {
+      if (it->second->state() != VoucherState::kRedeemed ||
+          !requests.contains(it->second->redeem_request_id())) {
         ++lost_redemptions;
         notes << campaign << ": redemption of " << code << " not in Redis\n";
       }

@@ -251,7 +251,7 @@ TEST(RedisEndToEnd, UnreachableRedisIsUnavailableThenRecovers) {
   const VoucherPtr stored = redis::decode_voucher(
       "small", out.voucher().code(), redis.cli({"GET", "vd:{small}:v:" + out.voucher().code()}));
   ASSERT_NE(stored, nullptr);
-  EXPECT_EQ(stored->member_id, "member-1");
+  EXPECT_EQ(stored->member_id(), "member-1");
   EXPECT_EQ(replica.stop(SIGTERM), std::optional<int>(0));
 }
 

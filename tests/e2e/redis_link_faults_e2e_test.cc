@@ -198,7 +198,7 @@ std::int64_t expect_every_ok_in_redis(const Rig& rig,
     for (std::size_t i = 0; i < expected.size(); ++i) {
       const auto& [code, member] = expected[i];
       const VoucherPtr v = redis::decode_voucher(campaign, code, (*replies)[2 * i].str);
-      const bool record = v && v->member_id == member;
+      const bool record = v && v->member_id() == member;
       const bool allowance = (*replies)[2 * i + 1].str == code;
       if (!record || !allowance) {
         ++lost;

@@ -217,22 +217,22 @@ TEST_F(ClaimEngineTest, ClaimIssuesVoucherWithTheRightFields) {
   EXPECT_EQ(r.field, nullptr);
   ASSERT_NE(r.voucher, nullptr);
   const VoucherRecord& v = *r.voucher;
-  EXPECT_EQ(v.campaign_id, "gd-2024");
-  EXPECT_EQ(v.sku_id, "sku-002");
-  EXPECT_EQ(v.site_id, "site-002");
-  EXPECT_EQ(v.member_id, "member-1");
-  EXPECT_EQ(v.request_id, "");
-  EXPECT_EQ(v.sku_kind, SkuKind::kHomestay);
-  EXPECT_EQ(v.face_value_cents, 39'900);
-  EXPECT_EQ(v.issued_at_us, now);
-  EXPECT_EQ(v.expires_at_us, now + 10 * kMicrosPerDay);
-  EXPECT_EQ(v.state, VoucherState::kIssued);
+  EXPECT_EQ(v.campaign_id(), "gd-2024");
+  EXPECT_EQ(v.sku_id(), "sku-002");
+  EXPECT_EQ(v.site_id(), "site-002");
+  EXPECT_EQ(v.member_id(), "member-1");
+  EXPECT_EQ(v.request_id(), "");
+  EXPECT_EQ(v.sku_kind(), SkuKind::kHomestay);
+  EXPECT_EQ(v.face_value_cents(), 39'900);
+  EXPECT_EQ(v.issued_at_us(), now);
+  EXPECT_EQ(v.expires_at_us(), now + 10 * kMicrosPerDay);
+  EXPECT_EQ(v.state(), VoucherState::kIssued);
 
   // The code is a well-formed display code naming this campaign and SKU.
-  ASSERT_EQ(v.code.size(), 35u);
-  auto fields = parse_code(v.code);
-  ASSERT_TRUE(fields.has_value()) << v.code;
-  EXPECT_EQ(format_code(*fields), v.code);
+  ASSERT_EQ(v.code().size(), 35u);
+  auto fields = parse_code(v.code());
+  ASSERT_TRUE(fields.has_value()) << v.code();
+  EXPECT_EQ(format_code(*fields), v.code());
   EXPECT_EQ(fields->campaign_tag, campaign_tag("gd-2024"));
   EXPECT_EQ(fields->sku_index, 1u);
   CodeSigner signer(secret_);
@@ -242,11 +242,11 @@ TEST_F(ClaimEngineTest, ClaimIssuesVoucherWithTheRightFields) {
   // Any SKU: the voucher's fields match the SKU it landed on.
   const ClaimResult any = claim("gd-2024", "member-2");
   ASSERT_EQ(any.outcome, Outcome::kOk);
-  EXPECT_EQ(any.voucher->sku_id, "sku-001");  // the only SKU with stock left
-  EXPECT_EQ(any.voucher->site_id, "site-001");
-  EXPECT_EQ(any.voucher->face_value_cents, 19'900);
-  EXPECT_EQ(any.voucher->sku_kind, SkuKind::kHotSpring);
-  EXPECT_NE(any.voucher->code, v.code);
+  EXPECT_EQ(any.voucher->sku_id(), "sku-001");  // the only SKU with stock left
+  EXPECT_EQ(any.voucher->site_id(), "site-001");
+  EXPECT_EQ(any.voucher->face_value_cents(), 19'900);
+  EXPECT_EQ(any.voucher->sku_kind(), SkuKind::kHotSpring);
+  EXPECT_NE(any.voucher->code(), v.code());
   EXPECT_EQ(log_.voucher_count(), 2);
 }
 
@@ -256,7 +256,7 @@ TEST_F(ClaimEngineTest, ValidDaysDefaultIsThirty) {
   ASSERT_NE(create(spec), nullptr);
   const ClaimResult r = claim("gd-2024", "m");
   ASSERT_EQ(r.outcome, Outcome::kOk);
-  EXPECT_EQ(r.voucher->expires_at_us, r.voucher->issued_at_us + 30 * kMicrosPerDay);
+  EXPECT_EQ(r.voucher->expires_at_us(), r.voucher->issued_at_us() + 30 * kMicrosPerDay);
 }
 
 TEST_F(ClaimEngineTest, RepeatPressReturnsTheSameVoucher) {
@@ -267,12 +267,12 @@ TEST_F(ClaimEngineTest, RepeatPressReturnsTheSameVoucher) {
     const ClaimResult again = claim("gd-2024", "member-1");
     ASSERT_EQ(again.outcome, Outcome::kAlreadyClaimed);
     ASSERT_NE(again.voucher, nullptr);
-    EXPECT_EQ(again.voucher->code, first.voucher->code);
+    EXPECT_EQ(again.voucher->code(), first.voucher->code());
   }
   // Also when naming a SKU, and with a request id.
   const ClaimResult sku = claim("gd-2024", "member-1", "sku-002", "req-x");
   ASSERT_EQ(sku.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(sku.voucher->code, first.voucher->code);
+  EXPECT_EQ(sku.voucher->code(), first.voucher->code());
   EXPECT_EQ(log_.voucher_count(), 1);
   EXPECT_EQ(log_.appends(), 1) << "repeat presses are answered without a log write";
 
@@ -282,7 +282,7 @@ TEST_F(ClaimEngineTest, RepeatPressReturnsTheSameVoucher) {
   ASSERT_EQ(claim("gd-2024", "member-4").outcome, Outcome::kSoldOut);
   const ClaimResult late = claim("gd-2024", "member-1");
   ASSERT_EQ(late.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(late.voucher->code, first.voucher->code);
+  EXPECT_EQ(late.voucher->code(), first.voucher->code());
 }
 
 TEST_F(ClaimEngineTest, AMemberPressingFasterThanThePressLimitWaitsItsTurn) {
@@ -370,7 +370,7 @@ TEST_F(ClaimEngineTest, WindowIsHalfOpen) {
   clock_.set_us(kEnd - 1);
   const ClaimResult at_end = claim("gd-2024", "m2");
   ASSERT_EQ(at_end.outcome, Outcome::kOk);
-  EXPECT_EQ(at_end.voucher->issued_at_us, kEnd - 1);
+  EXPECT_EQ(at_end.voucher->issued_at_us(), kEnd - 1);
 }
 
 TEST_F(ClaimEngineTest, LotteryCampaignIsWrongMode) {
@@ -432,32 +432,34 @@ TEST_F(ClaimEngineTest, PerMemberLimitThreeIsIdempotentPerRequest) {
   ASSERT_EQ(r1.outcome, Outcome::kOk);
   ASSERT_EQ(r2.outcome, Outcome::kOk);
   ASSERT_EQ(r3.outcome, Outcome::kOk);
-  EXPECT_EQ(r1.voucher->request_id, "req-1");
-  EXPECT_EQ(r2.voucher->request_id, "req-2");
-  EXPECT_EQ(r3.voucher->request_id, "req-3");
-  EXPECT_EQ(r3.voucher->sku_id, "sku-002");
-  const std::set<std::string> codes{r1.voucher->code, r2.voucher->code, r3.voucher->code};
+  EXPECT_EQ(r1.voucher->request_id(), "req-1");
+  EXPECT_EQ(r2.voucher->request_id(), "req-2");
+  EXPECT_EQ(r3.voucher->request_id(), "req-3");
+  EXPECT_EQ(r3.voucher->sku_id(), "sku-002");
+  const std::set<std::string> codes{std::string(r1.voucher->code()),
+                                    std::string(r2.voucher->code()),
+                                    std::string(r3.voucher->code())};
   EXPECT_EQ(codes.size(), 3u);
 
   // Retries of each request return that request's voucher.
   const ClaimResult again1 = claim("multi", "m1", "", "req-1");
   ASSERT_EQ(again1.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(again1.voucher->code, r1.voucher->code);
+  EXPECT_EQ(again1.voucher->code(), r1.voucher->code());
   const ClaimResult again2 = claim("multi", "m1", "sku-001", "req-2");
   ASSERT_EQ(again2.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(again2.voucher->code, r2.voucher->code);
+  EXPECT_EQ(again2.voucher->code(), r2.voucher->code());
 
   // A fourth request id: the member is at their limit.
   const ClaimResult fourth = claim("multi", "m1", "", "req-4");
   ASSERT_EQ(fourth.outcome, Outcome::kAlreadyClaimed);
   ASSERT_NE(fourth.voucher, nullptr);
-  EXPECT_TRUE(codes.contains(fourth.voucher->code));
+  EXPECT_TRUE(codes.contains(std::string(fourth.voucher->code())));
   EXPECT_EQ(log_.voucher_count(), 3);
 
   // Another member is not affected, and request ids are per member.
   const ClaimResult other = claim("multi", "m2", "", "req-1");
   ASSERT_EQ(other.outcome, Outcome::kOk);
-  EXPECT_FALSE(codes.contains(other.voucher->code));
+  EXPECT_FALSE(codes.contains(std::string(other.voucher->code())));
 
   auto stats = engine_.campaign_stats("multi");
   ASSERT_TRUE(stats.has_value());
@@ -511,15 +513,15 @@ TEST_F(ClaimEngineTest, GetVoucherFindsIssuedCodesInAnySpelling) {
   ASSERT_NE(create(small_spec()), nullptr);
   const ClaimResult r = claim("gd-2024", "member-1");
   ASSERT_EQ(r.outcome, Outcome::kOk);
-  const std::string code = r.voucher->code;
+  const std::string code = std::string(r.voucher->code());
 
   for (const std::string& text :
        {code, lowercase(code), without_dashes(code), lowercase(without_dashes(code))}) {
     const RecordingLookup l = lookup(text);
     ASSERT_EQ(l.outcome, Outcome::kOk) << text;
     ASSERT_NE(l.found, nullptr);
-    EXPECT_EQ(l.found->code, code);
-    EXPECT_EQ(l.found->member_id, "member-1");
+    EXPECT_EQ(l.found->code(), code);
+    EXPECT_EQ(l.found->member_id(), "member-1");
     EXPECT_EQ(l.state, VoucherState::kIssued);
   }
 }
@@ -528,7 +530,7 @@ TEST_F(ClaimEngineTest, GetVoucherTellsMistypedFromForged) {
   ASSERT_NE(create(small_spec()), nullptr);
   const ClaimResult r = claim("gd-2024", "member-1", "sku-001");
   ASSERT_EQ(r.outcome, Outcome::kOk);
-  const std::string code = r.voucher->code;
+  const std::string code = std::string(r.voucher->code());
 
   // One character changed (every position): the check character catches it.
   for (std::size_t pos = 0; pos < code.size(); ++pos) {
@@ -605,7 +607,7 @@ TEST(ClaimEngineSecrets, TheFirstSecretMintsAndEveryOneVerifies) {
   op.sku_id = "sku-001";
   engine.claim(op);
   ASSERT_EQ(op.result.outcome, Outcome::kOk);
-  auto minted = parse_code(op.result.voucher->code);
+  auto minted = parse_code(op.result.voucher->code());
   ASSERT_TRUE(minted.has_value());
   // Minted under the first secret.
   const CodeSigner first(secrets[0]), second(secrets[1]), other(test_secret(0x77));
@@ -640,24 +642,24 @@ TEST_F(ClaimEngineTest, VoucherExpiresByTheClock) {
   ASSERT_NE(create(small_spec()), nullptr);
   const ClaimResult r = claim("gd-2024", "member-1");
   ASSERT_EQ(r.outcome, Outcome::kOk);
-  const UnixMicros expires = r.voucher->expires_at_us;
+  const UnixMicros expires = r.voucher->expires_at_us();
   ASSERT_EQ(expires, kStart + kHour + 10 * kMicrosPerDay);
 
   clock_.set_us(expires - 1);
-  RecordingLookup before = lookup(r.voucher->code);
+  RecordingLookup before = lookup(r.voucher->code());
   ASSERT_EQ(before.outcome, Outcome::kOk);
   EXPECT_EQ(before.state, VoucherState::kIssued);
 
   clock_.set_us(expires);
-  RecordingLookup at = lookup(r.voucher->code);
+  RecordingLookup at = lookup(r.voucher->code());
   ASSERT_EQ(at.outcome, Outcome::kOk);
   EXPECT_EQ(at.state, VoucherState::kExpired);
 
   clock_.advance_us(kMicrosPerDay);
-  RecordingLookup after = lookup(r.voucher->code);
+  RecordingLookup after = lookup(r.voucher->code());
   ASSERT_EQ(after.outcome, Outcome::kOk);
   EXPECT_EQ(after.state, VoucherState::kExpired);
-  EXPECT_EQ(after.found->state, VoucherState::kIssued);  // the stored state is unchanged
+  EXPECT_EQ(after.found->state(), VoucherState::kIssued);  // the stored state is unchanged
 }
 
 TEST_F(ClaimEngineTest, CampaignsSharingATagAreToldApart) {
@@ -680,12 +682,12 @@ TEST_F(ClaimEngineTest, CampaignsSharingATagAreToldApart) {
   const ClaimResult rb = claim(b, "m1", "sku-001");
   ASSERT_EQ(ra.outcome, Outcome::kOk);
   ASSERT_EQ(rb.outcome, Outcome::kOk);
-  const RecordingLookup la = lookup(ra.voucher->code);
-  const RecordingLookup lb = lookup(rb.voucher->code);
+  const RecordingLookup la = lookup(ra.voucher->code());
+  const RecordingLookup lb = lookup(rb.voucher->code());
   ASSERT_EQ(la.outcome, Outcome::kOk);
   ASSERT_EQ(lb.outcome, Outcome::kOk);
-  EXPECT_EQ(la.found->campaign_id, a);
-  EXPECT_EQ(lb.found->campaign_id, b);
+  EXPECT_EQ(la.found->campaign_id(), a);
+  EXPECT_EQ(lb.found->campaign_id(), b);
 }
 
 TEST_F(ClaimEngineTest, CampaignStatsAreExact) {
@@ -781,7 +783,7 @@ TEST_F(DeferredLogTest, PressesWaitForTheMembersClaimInFlight) {
     ASSERT_EQ(waiter->calls.load(), 1);
     EXPECT_EQ(waiter->result.outcome, Outcome::kAlreadyClaimed);
     ASSERT_NE(waiter->result.voucher, nullptr);
-    EXPECT_EQ(waiter->result.voucher->code, first.result.voucher->code);
+    EXPECT_EQ(waiter->result.voucher->code(), first.result.voucher->code());
   }
   EXPECT_EQ(log_.queued(), 1u) << "waiters are answered from the index, not re-logged";
   EXPECT_EQ(other.calls.load(), 0);
@@ -834,7 +836,7 @@ TEST_F(DeferredLogTest, TooManyWaitersAreShed) {
   for (const auto& w : waiters) {
     ASSERT_EQ(w->calls.load(), 1);
     EXPECT_EQ(w->result.outcome, Outcome::kAlreadyClaimed);
-    EXPECT_EQ(w->result.voucher->code, first.result.voucher->code);
+    EXPECT_EQ(w->result.voucher->code(), first.result.voucher->code());
   }
   // The waiter count starts again from zero for the member's next claim.
   RecordingClaim later;
@@ -892,7 +894,7 @@ TEST_F(DeferredLogTest, LogOverloadGivesTheUnitBack) {
   log_.complete(LogStatus::kWritten);
   ASSERT_EQ(retry.calls.load(), 1);
   EXPECT_EQ(retry.result.outcome, Outcome::kOk);
-  EXPECT_EQ(retry.result.voucher->sku_id, "sku-002");
+  EXPECT_EQ(retry.result.voucher->sku_id(), "sku-002");
   EXPECT_EQ(engine_.campaign_stats("gd-2024")->remaining, 0);
   EXPECT_EQ(log_.voucher_count(), 1);
 }
@@ -921,11 +923,12 @@ TEST_F(DeferredLogTest, LogDuplicateAnswersWithTheHeldVoucher) {
   spec.skus[0].stock = 0;
   spec.skus[1].stock = 1;
   ASSERT_TRUE(engine_.create_campaign(spec).has_value());
-  auto elsewhere = std::make_shared<VoucherRecord>();
-  elsewhere->code = "ELSEW-HERE0-00000-00000-00000-00000";
-  elsewhere->campaign_id = "gd-2024";
-  elsewhere->member_id = "m1";
-  elsewhere->sku_id = "sku-002";
+  VoucherFields fields;
+  fields.code = "ELSEW-HERE0-00000-00000-00000-00000";
+  fields.campaign_id = "gd-2024";
+  fields.member_id = "m1";
+  fields.sku_id = "sku-002";
+  const auto elsewhere = std::make_shared<const VoucherRecord>(std::move(fields));
 
   RecordingClaim op;
   start(op, "gd-2024", "m1");
@@ -971,7 +974,7 @@ TEST_F(DeferredLogTest, LimitAboveOneWaitsOnlyForTheSameRequest) {
   EXPECT_EQ(r2.result.outcome, Outcome::kOk);
   ASSERT_EQ(r1_retry.calls.load(), 1);
   EXPECT_EQ(r1_retry.result.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(r1_retry.result.voucher->code, r1.result.voucher->code);
+  EXPECT_EQ(r1_retry.result.voucher->code(), r1.result.voucher->code());
   EXPECT_EQ(log_.voucher_count(), 2);
 }
 
@@ -1049,8 +1052,9 @@ TEST(ClaimEngineConcurrencyTest, NoOversellNoDoubleVoucherUnderContention) {
           ++ok;
           ++member_ok;
           ASSERT_NE(r.voucher, nullptr);
-          EXPECT_TRUE(codes.insert(r.voucher->code).second) << "duplicate code " << r.voucher->code;
-          ++per_sku[std::stoi(r.voucher->sku_id.substr(4))];
+          EXPECT_TRUE(codes.insert(std::string(r.voucher->code())).second)
+              << "duplicate code " << r.voucher->code();
+          ++per_sku[std::stoi(r.voucher->sku_id().substr(4))];
           break;
         case Outcome::kAlreadyClaimed:
           ++already;
@@ -1064,9 +1068,9 @@ TEST(ClaimEngineConcurrencyTest, NoOversellNoDoubleVoucherUnderContention) {
           FAIL() << members[m] << " press " << k << ": unexpected " << outcome_name(r.outcome);
       }
       if (r.voucher) {
-        ASSERT_EQ(r.voucher->member_id, members[m]);
-        if (member_code.empty()) member_code = r.voucher->code;
-        ASSERT_EQ(r.voucher->code, member_code)
+        ASSERT_EQ(r.voucher->member_id(), members[m]);
+        if (member_code.empty()) member_code = r.voucher->code();
+        ASSERT_EQ(r.voucher->code(), member_code)
             << members[m] << " got two different codes; press " << k << " was "
             << outcome_name(r.outcome) << ", press 0 was "
             << outcome_name(ops[m * kPresses].result.outcome);
@@ -1098,7 +1102,7 @@ TEST(ClaimEngineConcurrencyTest, NoOversellNoDoubleVoucherUnderContention) {
     RecordingLookup l;
     l.code = code;
     engine.get_voucher(l);
-    if (l.calls == 1 && l.outcome == Outcome::kOk && l.found->code == code) ++found;
+    if (l.calls == 1 && l.outcome == Outcome::kOk && l.found->code() == code) ++found;
   }
   EXPECT_EQ(found, kStock);
 
@@ -1171,17 +1175,17 @@ TEST(ClaimEngineConcurrencyTest, PerMemberLimitHoldsUnderContention) {
       ASSERT_TRUE(r.outcome == Outcome::kOk || r.outcome == Outcome::kAlreadyClaimed)
           << members[m] << ": " << outcome_name(r.outcome);
       ASSERT_NE(r.voucher, nullptr);
-      ASSERT_EQ(r.voucher->member_id, members[m]);
-      member_codes.insert(r.voucher->code);
+      ASSERT_EQ(r.voucher->member_id(), members[m]);
+      member_codes.insert(std::string(r.voucher->code()));
       if (r.outcome == Outcome::kOk) {
         ++ok;
-        ASSERT_EQ(r.voucher->request_id, request_ids[j % kRequestIds]);
+        ASSERT_EQ(r.voucher->request_id(), request_ids[j % kRequestIds]);
       }
       // A request id whose voucher exists always gets that voucher back.
-      if (r.voucher->request_id == request_ids[j % kRequestIds]) {
+      if (r.voucher->request_id() == request_ids[j % kRequestIds]) {
         std::string& known = code_of_request[j % kRequestIds];
-        if (known.empty()) known = r.voucher->code;
-        ASSERT_EQ(known, r.voucher->code) << members[m] << " request " << j % kRequestIds;
+        if (known.empty()) known = r.voucher->code();
+        ASSERT_EQ(known, r.voucher->code()) << members[m] << " request " << j % kRequestIds;
       }
     }
     ASSERT_EQ(ok, 3) << members[m];
@@ -1200,7 +1204,7 @@ TEST_F(ClaimEngineTest, RedeemOnceAtItsSiteAndRetriesGetTheSameAnswer) {
   ASSERT_NE(create(small_spec()), nullptr);
   const ClaimResult r = claim("gd-2024", "member-1", "sku-001");
   ASSERT_EQ(r.outcome, Outcome::kOk);
-  const std::string code = r.voucher->code;
+  const std::string code = std::string(r.voucher->code());
 
   // Another site: refused, and nothing changes.
   EXPECT_EQ(redeem(code, "site-002", "desk-9")->outcome, Outcome::kWrongSite);
@@ -1209,29 +1213,29 @@ TEST_F(ClaimEngineTest, RedeemOnceAtItsSiteAndRetriesGetTheSameAnswer) {
   const auto first = redeem(lowercase(code), "site-001", "desk-1");
   ASSERT_EQ(first->outcome, Outcome::kOk);
   EXPECT_FALSE(first->already);
-  EXPECT_EQ(first->voucher->state, VoucherState::kRedeemed);
-  EXPECT_EQ(first->voucher->redeemed_site_id, "site-001");
-  EXPECT_EQ(first->voucher->redeemed_at_us, clock_.now_us());
-  EXPECT_EQ(first->voucher->redeem_request_id, "desk-1");
+  EXPECT_EQ(first->voucher->state(), VoucherState::kRedeemed);
+  EXPECT_EQ(first->voucher->redeemed_site_id(), "site-001");
+  EXPECT_EQ(first->voucher->redeemed_at_us(), clock_.now_us());
+  EXPECT_EQ(first->voucher->redeem_request_id(), "desk-1");
 
   clock_.advance_us(kMicrosPerSecond);
   // The same request again (its answer was lost): OK, already redeemed.
   const auto retry = redeem(code, "site-001", "desk-1");
   EXPECT_EQ(retry->outcome, Outcome::kOk);
   EXPECT_TRUE(retry->already);
-  EXPECT_EQ(retry->voucher->redeemed_at_us, first->voucher->redeemed_at_us);
+  EXPECT_EQ(retry->voucher->redeemed_at_us(), first->voucher->redeemed_at_us());
   // Another request: refused, naming when and where.
   const auto other = redeem(code, "site-001", "desk-2");
   EXPECT_EQ(other->outcome, Outcome::kAlreadyRedeemed);
   ASSERT_NE(other->voucher, nullptr);
-  EXPECT_EQ(other->voucher->redeemed_site_id, "site-001");
-  EXPECT_EQ(other->voucher->redeemed_at_us, first->voucher->redeemed_at_us);
+  EXPECT_EQ(other->voucher->redeemed_site_id(), "site-001");
+  EXPECT_EQ(other->voucher->redeemed_at_us(), first->voucher->redeemed_at_us());
   // Without a request id there is no idempotency: a second one is refused.
   EXPECT_EQ(redeem(code, "site-001")->outcome, Outcome::kAlreadyRedeemed);
 
   const RecordingLookup seen = lookup(code);
   EXPECT_EQ(seen.state, VoucherState::kRedeemed);
-  EXPECT_EQ(seen.found->redeemed_site_id, "site-001");
+  EXPECT_EQ(seen.found->redeemed_site_id(), "site-001");
   auto stats = engine_.campaign_stats("gd-2024");
   ASSERT_TRUE(stats.has_value());
   EXPECT_EQ(stats->redeemed, 1);
@@ -1242,7 +1246,7 @@ TEST_F(ClaimEngineTest, RedeemRefusesBadInputBeforeTheClaimLog) {
   ASSERT_NE(create(small_spec()), nullptr);
   const ClaimResult r = claim("gd-2024", "member-1", "sku-001");
   ASSERT_EQ(r.outcome, Outcome::kOk);
-  const std::string code = r.voucher->code;
+  const std::string code = std::string(r.voucher->code());
 
   const auto no_site = redeem(code, "");
   EXPECT_EQ(no_site->outcome, Outcome::kInvalidArgument);
@@ -1267,19 +1271,19 @@ TEST_F(ClaimEngineTest, RedeemAfterExpiryIsRefusedAndTheVoucherShowsExpired) {
   ASSERT_NE(create(small_spec()), nullptr);  // vouchers valid 10 days
   const ClaimResult r = claim("gd-2024", "member-1", "sku-002");
   ASSERT_EQ(r.outcome, Outcome::kOk);
-  clock_.set_us(r.voucher->expires_at_us);
-  const auto late = redeem(r.voucher->code, "site-002", "desk-1");
+  clock_.set_us(r.voucher->expires_at_us());
+  const auto late = redeem(std::string(r.voucher->code()), "site-002", "desk-1");
   EXPECT_EQ(late->outcome, Outcome::kVoucherExpired);
-  EXPECT_EQ(lookup(r.voucher->code).state, VoucherState::kExpired);
+  EXPECT_EQ(lookup(r.voucher->code()).state, VoucherState::kExpired);
   // Stats count it as expired; a redeemed voucher is not.
   const CampaignSpec& spec = engine_.find_campaign("gd-2024")->spec();
   auto expired = engine_.expired_counts(spec);
   ASSERT_TRUE(expired.has_value());
   EXPECT_EQ((*expired)[1], 1);
-  clock_.set_us(r.voucher->expires_at_us - 1);  // one microsecond before: still fine
+  clock_.set_us(r.voucher->expires_at_us() - 1);  // one microsecond before: still fine
   EXPECT_EQ(engine_.expired_counts(spec).value()[1], 0);
-  EXPECT_EQ(redeem(r.voucher->code, "site-002", "desk-1")->outcome, Outcome::kOk);
-  clock_.set_us(r.voucher->expires_at_us + 1);
+  EXPECT_EQ(redeem(std::string(r.voucher->code()), "site-002", "desk-1")->outcome, Outcome::kOk);
+  clock_.set_us(r.voucher->expires_at_us() + 1);
   EXPECT_EQ(engine_.expired_counts(spec).value()[1], 0);
 }
 
@@ -1292,7 +1296,8 @@ TEST_F(ClaimEngineTest, SimultaneousRedemptionsOfOneCodeSucceedExactlyOnce) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 8; ++i) {
-        const auto op = redeem(r.voucher->code, "site-001", "desk-" + std::to_string(t * 8 + i));
+        const auto op =
+            redeem(std::string(r.voucher->code()), "site-001", "desk-" + std::to_string(t * 8 + i));
         if (op->outcome == Outcome::kOk && !op->already) {
           ++ok;
         } else if (op->outcome == Outcome::kAlreadyRedeemed) {
@@ -1315,18 +1320,19 @@ TEST_F(ClaimEngineTest, CancelReturnsTheUnitAndFreesTheAllowance) {
   ASSERT_EQ(first.outcome, Outcome::kOk);
   EXPECT_EQ(claim("gd-2024", "member-2", "sku-002").outcome, Outcome::kSkuSoldOut);
 
-  auto [outcome, cancelled] = cancel(first.voucher->code);
+  auto [outcome, cancelled] = cancel(std::string(first.voucher->code()));
   ASSERT_EQ(outcome, Outcome::kOk);
-  EXPECT_EQ(cancelled->state, VoucherState::kCancelled);
-  EXPECT_EQ(lookup(first.voucher->code).state, VoucherState::kCancelled);
-  EXPECT_EQ(cancel(first.voucher->code).first, Outcome::kOk);  // again: unchanged
-  EXPECT_EQ(redeem(first.voucher->code, "site-002", "desk")->outcome, Outcome::kVoucherCancelled);
+  EXPECT_EQ(cancelled->state(), VoucherState::kCancelled);
+  EXPECT_EQ(lookup(first.voucher->code()).state, VoucherState::kCancelled);
+  EXPECT_EQ(cancel(std::string(first.voucher->code())).first, Outcome::kOk);  // again: unchanged
+  EXPECT_EQ(redeem(std::string(first.voucher->code()), "site-002", "desk")->outcome,
+            Outcome::kVoucherCancelled);
 
   // The unit is back: someone else can have it; the member's allowance is
   // free: they could claim again (here the one unit went to member-2).
   const ClaimResult second = claim("gd-2024", "member-2", "sku-002");
   ASSERT_EQ(second.outcome, Outcome::kOk);
-  EXPECT_NE(second.voucher->code, first.voucher->code);
+  EXPECT_NE(second.voucher->code(), first.voucher->code());
   const ClaimResult again = claim("gd-2024", "member-1", "sku-001");
   EXPECT_EQ(again.outcome, Outcome::kOk);
   auto stats = engine_.campaign_stats("gd-2024");
@@ -1335,8 +1341,8 @@ TEST_F(ClaimEngineTest, CancelReturnsTheUnitAndFreesTheAllowance) {
   EXPECT_EQ(stats->skus[1].remaining, 0);
 
   // A redeemed voucher is not cancelled.
-  ASSERT_EQ(redeem(second.voucher->code, "site-002", "desk")->outcome, Outcome::kOk);
-  EXPECT_EQ(cancel(second.voucher->code).first, Outcome::kAlreadyRedeemed);
+  ASSERT_EQ(redeem(std::string(second.voucher->code()), "site-002", "desk")->outcome, Outcome::kOk);
+  EXPECT_EQ(cancel(std::string(second.voucher->code())).first, Outcome::kAlreadyRedeemed);
   EXPECT_EQ(cancel("mistyped").first, Outcome::kMistypedCode);
 }
 
@@ -1346,7 +1352,7 @@ TEST_F(ClaimEngineTest, CancelKeepsTheAllowanceWhenTheCampaignSaysSo) {
   ASSERT_NE(create(spec), nullptr);
   const ClaimResult first = claim("gd-2024", "member-1", "sku-001");
   ASSERT_EQ(first.outcome, Outcome::kOk);
-  ASSERT_EQ(cancel(first.voucher->code).first, Outcome::kOk);
+  ASSERT_EQ(cancel(std::string(first.voucher->code())).first, Outcome::kOk);
   const ClaimResult again = claim("gd-2024", "member-1", "sku-001");
   EXPECT_EQ(again.outcome, Outcome::kAlreadyClaimed);
   EXPECT_EQ(claim("gd-2024", "member-2", "sku-001").outcome, Outcome::kOk);
@@ -1367,16 +1373,16 @@ TEST_F(ClaimEngineTest, ListMemberVouchersAcrossCampaignsWithTheirStates) {
   ASSERT_EQ(b.outcome, Outcome::kOk);
   ASSERT_EQ(c.outcome, Outcome::kOk);
   ASSERT_EQ(claim("gd-2024", "member-2", "sku-001").outcome, Outcome::kOk);
-  ASSERT_EQ(redeem(b.voucher->code, "site-001", "desk")->outcome, Outcome::kOk);
+  ASSERT_EQ(redeem(std::string(b.voucher->code()), "site-001", "desk")->outcome, Outcome::kOk);
 
   auto [outcome, all] = list("member-1");
   ASSERT_EQ(outcome, Outcome::kOk);
   ASSERT_EQ(all.size(), 3u);
-  EXPECT_EQ(all[0]->code, a.voucher->code);  // campaign by campaign, oldest first
-  EXPECT_EQ(all[1]->code, b.voucher->code);
-  EXPECT_EQ(all[1]->state, VoucherState::kRedeemed);
-  EXPECT_EQ(all[2]->code, c.voucher->code);
-  EXPECT_EQ(all[2]->state, VoucherState::kIssued);
+  EXPECT_EQ(all[0]->code(), a.voucher->code());  // campaign by campaign, oldest first
+  EXPECT_EQ(all[1]->code(), b.voucher->code());
+  EXPECT_EQ(all[1]->state(), VoucherState::kRedeemed);
+  EXPECT_EQ(all[2]->code(), c.voucher->code());
+  EXPECT_EQ(all[2]->state(), VoucherState::kIssued);
 
   auto [one_outcome, one] = list("member-1", "sz-2024");
   EXPECT_EQ(one_outcome, Outcome::kOk);

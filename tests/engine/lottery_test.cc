@@ -236,7 +236,7 @@ TEST_F(LotteryTest, RetriesReturnTheSameDrawAndSpendNothing) {
   const DrawOpResult retry = draw("bob", "req-1");
   EXPECT_TRUE(retry.repeat);
   EXPECT_EQ(retry.entry, first.entry);
-  EXPECT_EQ(retry.voucher->code, first.voucher->code);
+  EXPECT_EQ(retry.voucher->code(), first.voucher->code());
   EXPECT_EQ(retry.draws_left_today, first.draws_left_today);
   EXPECT_EQ(retry.proof, first.proof);
   // At most one prize: the next draw is ALREADY_WON, lucky or not.

@@ -55,11 +55,11 @@ std::string code_of(std::uint32_t n) {
 }
 
 VoucherPtr make_voucher(std::string code, std::string member) {
-  auto v = std::make_shared<VoucherRecord>();
-  v->code = std::move(code);
-  v->campaign_id = "campaign-1";  // (a 1-char literal here trips a false g++ 12 -Wrestrict)
-  v->member_id = std::move(member);
-  return v;
+  VoucherFields v;
+  v.code = std::move(code);
+  v.campaign_id = "campaign-1";  // (a 1-char literal here trips a false g++ 12 -Wrestrict)
+  v.member_id = std::move(member);
+  return std::make_shared<const VoucherRecord>(std::move(v));
 }
 
 TEST(MemoryClaimLogTest, AppendsCompleteInlineAsWritten) {
@@ -131,7 +131,7 @@ TEST(MemoryClaimLogConcurrencyTest, ConcurrentAppendsAreAllRecorded) {
           written.fetch_add(1, std::memory_order_relaxed);
         }
         RecordingFind f;  // readers and writers interleave
-        log.find_voucher(v->campaign_id, v->code, f);
+        log.find_voucher(v->campaign_id(), v->code(), f);
         if (f.status != LookupStatus::kFound) written.fetch_sub(1000, std::memory_order_relaxed);
       }
     });
@@ -143,8 +143,8 @@ TEST(MemoryClaimLogConcurrencyTest, ConcurrentAppendsAreAllRecorded) {
   for (int t = 0; t < kThreads; ++t) {
     for (const VoucherPtr& v : vouchers[t]) {
       RecordingFind f;
-      log.find_voucher(v->campaign_id, v->code, f);
-      ASSERT_EQ(f.status, LookupStatus::kFound) << v->code;
+      log.find_voucher(v->campaign_id(), v->code(), f);
+      ASSERT_EQ(f.status, LookupStatus::kFound) << v->code();
       ASSERT_EQ(f.found, v);
     }
   }

@@ -69,19 +69,19 @@ DrawAttempt attempt(Draw& d, std::int64_t number, bool lucky, const std::string&
   a.draw_number = number;
   a.random.mac.fill(lucky ? 0x00 : 0xff);
   if (!code.empty()) {
-    auto v = std::make_shared<VoucherRecord>();
-    v->code = code;
-    v->campaign_id = d.draw.spec->id;
-    v->sku_id = "sku-a";
-    v->site_id = "site-1";
-    v->member_id = std::string(d.draw.member_id);
-    v->request_id = std::string(d.draw.request_id);
-    v->sku_kind = SkuKind::kHotSpring;
-    v->face_value_cents = 19800;
-    v->issued_at_us = d.draw.now_us;
-    v->expires_at_us = d.draw.now_us + INT64_C(86'400'000'000);
-    v->state = VoucherState::kIssued;
-    a.minted = std::move(v);
+    VoucherFields v;
+    v.code = code;
+    v.campaign_id = d.draw.spec->id;
+    v.sku_id = "sku-a";
+    v.site_id = "site-1";
+    v.member_id = std::string(d.draw.member_id);
+    v.request_id = std::string(d.draw.request_id);
+    v.sku_kind = SkuKind::kHotSpring;
+    v.face_value_cents = 19800;
+    v.issued_at_us = d.draw.now_us;
+    v.expires_at_us = d.draw.now_us + INT64_C(86'400'000'000);
+    v.state = VoucherState::kIssued;
+    a.minted = std::make_shared<const VoucherRecord>(std::move(v));
     a.sku_guess = 0;
   }
   return a;
@@ -179,7 +179,7 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
   EXPECT_EQ(repeat.draws[0].code, "CODE-A");
   const VoucherPtr won = redis::decode_voucher("lot-1", "CODE-A", repeat.draws[0].record);
   ASSERT_NE(won, nullptr);
-  EXPECT_EQ(won->member_id, "alice");
+  EXPECT_EQ(won->member_id(), "alice");
   EXPECT_EQ(repeat.drawn, 4);  // a repeat logs nothing
 
   // Bob's second draw, then a third the same day: past his daily two.
@@ -215,7 +215,7 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
   const VoucherPtr stored =
       redis::decode_voucher("lot-1", "CODE-C", server_.cli({"GET", "vd:{lot-1}:v:CODE-C"}));
   ASSERT_NE(stored, nullptr);
-  EXPECT_EQ(stored->member_id, "carol");
+  EXPECT_EQ(stored->member_id(), "carol");
 }
 
 TEST_F(LotteryLogTest, TheScriptAppendsOnlyToTheChunksItDeclares) {

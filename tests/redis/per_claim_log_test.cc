@@ -59,7 +59,7 @@ TEST(PerClaimRedisLog, OneScriptCallPerClaimRecordsExactlyTheStock) {
   int sold_out = 0;
   for (int m = 0; m < 40; ++m) {
     const ClaimResult r = claim(engine, "m-" + std::to_string(m));
-    if (r.outcome == Outcome::kOk) codes.insert(r.voucher->code);
+    if (r.outcome == Outcome::kOk) codes.insert(std::string(r.voucher->code()));
     if (r.outcome == Outcome::kSoldOut) ++sold_out;
   }
   EXPECT_EQ(codes.size(), 30u);

@@ -9,7 +9,7 @@ namespace voucherd::testing {
 namespace {
 
 VoucherRecord sample() {
-  VoucherRecord v;
+  VoucherFields v;
   v.code = "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB";
   v.campaign_id = "gd";
   v.sku_id = "sku:12|a";  // separators inside ids are fine: fields are length-prefixed
@@ -21,30 +21,31 @@ VoucherRecord sample() {
   v.issued_at_us = 1'718'676'000'123'456;
   v.expires_at_us = 1'750'212'000'123'456;
   v.state = VoucherState::kIssued;
-  return v;
+  return VoucherRecord(std::move(v));
 }
 
 TEST(VoucherRecordEncoding, RoundTripsEveryField) {
   const VoucherRecord v = sample();
   const std::string value = redis::encode_voucher(v);
   EXPECT_EQ(value[0], '1');  // the state digit comes first, for scripts
-  const VoucherPtr back = redis::decode_voucher(v.campaign_id, v.code, value);
+  const VoucherPtr back = redis::decode_voucher(v.campaign_id(), v.code(), value);
   ASSERT_NE(back, nullptr);
-  EXPECT_EQ(back->code, v.code);
-  EXPECT_EQ(back->campaign_id, v.campaign_id);
-  EXPECT_EQ(back->sku_id, v.sku_id);
-  EXPECT_EQ(back->site_id, v.site_id);
-  EXPECT_EQ(back->member_id, v.member_id);
-  EXPECT_EQ(back->request_id, v.request_id);
-  EXPECT_EQ(back->sku_kind, v.sku_kind);
-  EXPECT_EQ(back->face_value_cents, v.face_value_cents);
-  EXPECT_EQ(back->issued_at_us, v.issued_at_us);
-  EXPECT_EQ(back->expires_at_us, v.expires_at_us);
-  EXPECT_EQ(back->state, VoucherState::kIssued);
+  EXPECT_EQ(back->code(), v.code());
+  EXPECT_EQ(back->campaign_id(), v.campaign_id());
+  EXPECT_EQ(back->sku_id(), v.sku_id());
+  EXPECT_EQ(back->site_id(), v.site_id());
+  EXPECT_EQ(back->member_id(), v.member_id());
+  EXPECT_EQ(back->request_id(), v.request_id());
+  EXPECT_EQ(back->sku_kind(), v.sku_kind());
+  EXPECT_EQ(back->face_value_cents(), v.face_value_cents());
+  EXPECT_EQ(back->issued_at_us(), v.issued_at_us());
+  EXPECT_EQ(back->expires_at_us(), v.expires_at_us());
+  EXPECT_EQ(back->state(), VoucherState::kIssued);
 
   std::string redeemed = value;
   redeemed[0] = '2';
-  EXPECT_EQ(redis::decode_voucher(v.campaign_id, v.code, redeemed)->state, VoucherState::kRedeemed);
+  EXPECT_EQ(redis::decode_voucher(v.campaign_id(), v.code(), redeemed)->state(),
+            VoucherState::kRedeemed);
 }
 
 TEST(VoucherRecordEncoding, RefusesWhatIsNotAWholeRecord) {

@@ -112,24 +112,24 @@ TEST(RedisClaimLog, RecordsVouchersAllowancesAndAnswersRepeats) {
 
   const ClaimResult first = r.claim("member-1");
   ASSERT_EQ(first.outcome, Outcome::kOk);
-  const std::string code = first.voucher->code;
+  const std::string code = std::string(first.voucher->code());
   const VoucherPtr stored =
       redis::decode_voucher("gd-redis", code, redis_server.cli({"GET", "vd:{gd-redis}:v:" + code}));
   ASSERT_NE(stored, nullptr);
-  EXPECT_EQ(stored->member_id, "member-1");
-  EXPECT_EQ(stored->sku_id, first.voucher->sku_id);
-  EXPECT_EQ(stored->state, VoucherState::kIssued);
+  EXPECT_EQ(stored->member_id(), "member-1");
+  EXPECT_EQ(stored->sku_id(), first.voucher->sku_id());
+  EXPECT_EQ(stored->state(), VoucherState::kIssued);
   EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:m:member-1"}), code);  // allowance 1
 
   const ClaimResult again = r.claim("member-1");
   EXPECT_EQ(again.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(again.voucher->code, code);
+  EXPECT_EQ(again.voucher->code(), code);
 
   auto [found, v] = r.lookup(code);
   ASSERT_EQ(found, Outcome::kOk);
-  EXPECT_EQ(v->member_id, "member-1");
-  EXPECT_EQ(v->face_value_cents, first.voucher->face_value_cents);
-  EXPECT_EQ(v->issued_at_us, first.voucher->issued_at_us);
+  EXPECT_EQ(v->member_id(), "member-1");
+  EXPECT_EQ(v->face_value_cents(), first.voucher->face_value_cents());
+  EXPECT_EQ(v->issued_at_us(), first.voucher->issued_at_us());
 
   auto counts = r.log.read_counts(r.engine.find_campaign("gd-redis")->spec());
   ASSERT_TRUE(counts.has_value()) << counts.error().message;
@@ -152,20 +152,20 @@ TEST(RedisClaimLog, AllowanceAboveOneIsDecidedInRedisAcrossReplicas) {
   ASSERT_EQ(r1.outcome, Outcome::kOk);
   ASSERT_EQ(r2.outcome, Outcome::kOk);
   ASSERT_EQ(r3.outcome, Outcome::kOk);
-  EXPECT_NE(r1.voucher->code, r2.voucher->code);
-  EXPECT_NE(r2.voucher->code, r3.voucher->code);
+  EXPECT_NE(r1.voucher->code(), r2.voucher->code());
+  EXPECT_NE(r2.voucher->code(), r3.voucher->code());
 
   // A retry of req-2 on the replica that did not issue it: the same voucher.
   const ClaimResult retry = a.claim("member-9", "req-2");
   EXPECT_EQ(retry.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(retry.voucher->code, r2.voucher->code);
+  EXPECT_EQ(retry.voucher->code(), r2.voucher->code());
   // A fourth request is over the allowance: answered with the latest voucher.
   const ClaimResult fourth = b.claim("member-9", "req-4");
   EXPECT_EQ(fourth.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(fourth.voucher->code, r3.voucher->code);
+  EXPECT_EQ(fourth.voucher->code(), r3.voucher->code());
 
   EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-9", "n"}), "3");
-  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-9", "r:req-2"}), r2.voucher->code);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-9", "r:req-2"}), r2.voucher->code());
   EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", "_members"}), "1");
   auto issued = [&](const char* sku) {
     const std::string n = redis_server.cli({"HGET", "vd:{gd-redis}:issued", sku});
@@ -199,7 +199,7 @@ TEST(RedisClaimLog, ThreeReplicasIssueExactlyTheStock) {
         const ClaimResult res = r.claim(member);
         if (res.outcome == Outcome::kOk || res.outcome == Outcome::kAlreadyClaimed) {
           std::lock_guard lock(mu);
-          codes_by_member[member].insert(res.voucher->code);
+          codes_by_member[member].insert(std::string(res.voucher->code()));
         } else if (res.outcome == Outcome::kSoldOut) {
           ++sold_out;
         } else {
@@ -235,7 +235,7 @@ TEST(RedisClaimLog, RestartedReplicaSeesWhatWasIssuedAndStopReturnsLeases) {
     ASSERT_TRUE(r.created);
     const ClaimResult c = r.claim("member-7");
     ASSERT_EQ(c.outcome, Outcome::kOk);
-    code = c.voucher->code;
+    code = c.voucher->code();
     r.log.stop();
   }
   // Stopped cleanly: 99 units back in the pool, one issued, no leases.
@@ -248,7 +248,7 @@ TEST(RedisClaimLog, RestartedReplicaSeesWhatWasIssuedAndStopReturnsLeases) {
   ASSERT_TRUE(again.created);  // same definition: fine
   const ClaimResult repeat = again.claim("member-7");
   EXPECT_EQ(repeat.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(repeat.voucher->code, code);
+  EXPECT_EQ(repeat.voucher->code(), code);
   auto [found, v] = again.lookup(code);
   EXPECT_EQ(found, Outcome::kOk);
 
@@ -365,24 +365,26 @@ TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRec
   ASSERT_EQ(b.outcome, Outcome::kOk);
 
   // a: redeemed now; the record in Redis says where, when and by whom.
-  auto [ok, redeemed] = redeem(a.voucher->code, "desk-1");
+  auto [ok, redeemed] = redeem(std::string(a.voucher->code()), "desk-1");
   ASSERT_EQ(ok, Outcome::kOk);
   const VoucherPtr stored = redis::decode_voucher(
-      "gd-redis", a.voucher->code, redis_server.cli({"GET", "vd:{gd-redis}:v:" + a.voucher->code}));
+      "gd-redis", a.voucher->code(),
+      redis_server.cli({"GET", "vd:{gd-redis}:v:" + std::string(a.voucher->code())}));
   ASSERT_NE(stored, nullptr);
-  EXPECT_EQ(stored->state, VoucherState::kRedeemed);
-  EXPECT_EQ(stored->redeemed_site_id, "site-1");
-  EXPECT_EQ(stored->redeemed_at_us, clock.now_us());
-  EXPECT_EQ(stored->redeem_request_id, "desk-1");
-  EXPECT_EQ(stored->member_id, "member-a");
+  EXPECT_EQ(stored->state(), VoucherState::kRedeemed);
+  EXPECT_EQ(stored->redeemed_site_id(), "site-1");
+  EXPECT_EQ(stored->redeemed_at_us(), clock.now_us());
+  EXPECT_EQ(stored->redeem_request_id(), "desk-1");
+  EXPECT_EQ(stored->member_id(), "member-a");
 
   // b: a day later it has expired; nothing is written.
   clock.advance_us(kMicrosPerDay);
-  const std::string before = redis_server.cli({"GET", "vd:{gd-redis}:v:" + b.voucher->code});
-  EXPECT_EQ(redeem(b.voucher->code, "desk-2").first, Outcome::kVoucherExpired);
-  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:v:" + b.voucher->code}), before);
+  const std::string before =
+      redis_server.cli({"GET", "vd:{gd-redis}:v:" + std::string(b.voucher->code())});
+  EXPECT_EQ(redeem(std::string(b.voucher->code()), "desk-2").first, Outcome::kVoucherExpired);
+  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:v:" + std::string(b.voucher->code())}), before);
   // A redeemed voucher stays redeemed after its expiry: a retry still gets OK.
-  EXPECT_EQ(redeem(a.voucher->code, "desk-1").first, Outcome::kOk);
+  EXPECT_EQ(redeem(std::string(a.voucher->code()), "desk-1").first, Outcome::kOk);
   // Stats count b as expired (a is redeemed) once its minute has passed.
   const CampaignSpec& stored_spec = engine.find_campaign("gd-redis")->spec();
   clock.advance_us(2 * 60 * kMicrosPerSecond);
@@ -396,10 +398,11 @@ TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRec
 
   // A cancelled voucher (state digit 4) is refused.
   clock.advance_us(-kMicrosPerDay);
-  EXPECT_EQ(redis_server.cli({"SETRANGE", "vd:{gd-redis}:v:" + b.voucher->code, "0", "4"}),
-            std::to_string(before.size()));
-  EXPECT_EQ(redeem(b.voucher->code, "desk-2").first, Outcome::kVoucherCancelled);
-  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:redeemed", a.voucher->sku_id}), "1");
+  EXPECT_EQ(
+      redis_server.cli({"SETRANGE", "vd:{gd-redis}:v:" + std::string(b.voucher->code()), "0", "4"}),
+      std::to_string(before.size()));
+  EXPECT_EQ(redeem(std::string(b.voucher->code()), "desk-2").first, Outcome::kVoucherCancelled);
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:redeemed", a.voucher->sku_id()}), "1");
   log.stop();
 }
 
@@ -435,7 +438,7 @@ TEST(RedisClaimLog, RedisDownMeansUnavailableThenRecovers) {
   r.engine.claim(again);
   const ClaimResult later = g.get();
   ASSERT_EQ(later.outcome, Outcome::kOk) << outcome_name(later.outcome);
-  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", later.voucher->sku_id}), "1");
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:issued", later.voucher->sku_id()}), "1");
 }
 
 TEST(RedisClaimLog, LeasesOfAReplicaThatStoppedBeatingComeBackWithoutAnOperator) {
@@ -602,7 +605,7 @@ std::pair<Outcome, std::vector<VoucherPtr>> list(ClaimEngine& engine, const std:
 
 std::set<std::string> codes_of(const std::vector<VoucherPtr>& vouchers) {
   std::set<std::string> out;
-  for (const VoucherPtr& v : vouchers) out.insert(v->code);
+  for (const VoucherPtr& v : vouchers) out.insert(std::string(v->code()));
   return out;
 }
 
@@ -626,16 +629,16 @@ TEST(RedisClaimLog, ARepeatOnAnotherReplicaIsAnsweredWithTheHeldRecordAsItIsNow)
 
   const ClaimResult first = a.claim("member-5", "req-1");
   ASSERT_EQ(first.outcome, Outcome::kOk);
-  ASSERT_EQ(redeem(a.engine, first.voucher->code, "desk-1").first, Outcome::kOk);
+  ASSERT_EQ(redeem(a.engine, std::string(first.voucher->code()), "desk-1").first, Outcome::kOk);
 
   // b never saw req-1: its claim script finds it held, names the code, and
   // the claim goes again declaring the record: the record as it is now.
   const ClaimResult again = b.claim("member-5", "req-1");
   ASSERT_EQ(again.outcome, Outcome::kAlreadyClaimed);
-  EXPECT_EQ(again.voucher->code, first.voucher->code);
-  EXPECT_EQ(again.voucher->member_id, "member-5");
-  EXPECT_EQ(again.voucher->state, VoucherState::kRedeemed);
-  EXPECT_EQ(again.voucher->redeemed_site_id, "site-1");
+  EXPECT_EQ(again.voucher->code(), first.voucher->code());
+  EXPECT_EQ(again.voucher->member_id(), "member-5");
+  EXPECT_EQ(again.voucher->state(), VoucherState::kRedeemed);
+  EXPECT_EQ(again.voucher->redeemed_site_id(), "site-1");
 
   // Nothing was written for the repeat.
   EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-5", "n"}), "1");
@@ -654,16 +657,16 @@ TEST(RedisClaimLog, ACancellationOnAReplicaThatNeverSawTheVoucherFreesTheAllowan
 
   const ClaimResult claimed = a.claim("member-7");
   ASSERT_EQ(claimed.outcome, Outcome::kOk);
-  const std::string code = claimed.voucher->code;
-  const std::string sku = claimed.voucher->sku_id;
+  const std::string code = std::string(claimed.voucher->code());
+  const std::string sku = claimed.voucher->sku_id();
 
   // The first call learns the member (and writes nothing); the second,
   // declaring the member's allowance key, cancels.
   auto [outcome, voucher] = cancel(b.engine, code);
   ASSERT_EQ(outcome, Outcome::kOk);
   ASSERT_NE(voucher, nullptr);
-  EXPECT_EQ(voucher->state, VoucherState::kCancelled);
-  EXPECT_EQ(voucher->member_id, "member-7");
+  EXPECT_EQ(voucher->state(), VoucherState::kCancelled);
+  EXPECT_EQ(voucher->member_id(), "member-7");
 
   const std::string stored = redis_server.cli({"GET", "vd:{gd-redis}:v:" + code});
   ASSERT_FALSE(stored.empty());
@@ -684,7 +687,7 @@ TEST(RedisClaimLog, ACancellationOnAReplicaThatNeverSawTheVoucherFreesTheAllowan
   // Again: cancelled before (the first call answers it; nothing moves).
   auto [twice, same] = cancel(b.engine, code);
   EXPECT_EQ(twice, Outcome::kOk);
-  EXPECT_EQ(same->state, VoucherState::kCancelled);
+  EXPECT_EQ(same->state(), VoucherState::kCancelled);
   EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:cancelled", sku}), "1");
 
   // The allowance is free: the member gets a new voucher (once a, which
@@ -695,7 +698,7 @@ TEST(RedisClaimLog, ACancellationOnAReplicaThatNeverSawTheVoucherFreesTheAllowan
     return anew.outcome == Outcome::kOk;
   }));
   ASSERT_EQ(anew.outcome, Outcome::kOk);
-  EXPECT_NE(anew.voucher->code, code);
+  EXPECT_NE(anew.voucher->code(), code);
 }
 
 TEST(RedisClaimLog, ACancellationThatKeepsTheAllowanceIsOneCall) {
@@ -708,11 +711,11 @@ TEST(RedisClaimLog, ACancellationThatKeepsTheAllowanceIsOneCall) {
   const ClaimResult claimed = a.claim("member-8");
   ASSERT_EQ(claimed.outcome, Outcome::kOk);
 
-  auto [outcome, voucher] = cancel(a.engine, claimed.voucher->code);
+  auto [outcome, voucher] = cancel(a.engine, std::string(claimed.voucher->code()));
   ASSERT_EQ(outcome, Outcome::kOk);
-  EXPECT_EQ(voucher->state, VoucherState::kCancelled);
-  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:m:member-8"}), claimed.voucher->code);
-  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:cancelled", claimed.voucher->sku_id}), "1");
+  EXPECT_EQ(voucher->state(), VoucherState::kCancelled);
+  EXPECT_EQ(redis_server.cli({"GET", "vd:{gd-redis}:m:member-8"}), claimed.voucher->code());
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:cancelled", claimed.voucher->sku_id()}), "1");
 }
 
 TEST(RedisScripts, TheCancelScriptWritesNothingUntilTheMembersKeyIsDeclared) {
@@ -722,7 +725,7 @@ TEST(RedisScripts, TheCancelScriptWritesNothingUntilTheMembersKeyIsDeclared) {
   ASSERT_TRUE(a.created);
   const ClaimResult claimed = a.claim("member-8");
   ASSERT_EQ(claimed.outcome, Outcome::kOk);
-  const std::string code = claimed.voucher->code;
+  const std::string code = std::string(claimed.voucher->code());
   const std::string before = redis_server.cli({"GET", "vd:{gd-redis}:v:" + code});
 
   auto conn = redis_server.connect();
@@ -759,7 +762,8 @@ TEST(RedisClaimLog, MyVouchersAreTheSameOnEveryReplica) {
   const ClaimResult r2 = a.claim("member-9", "req-2");
   ASSERT_EQ(r1.outcome, Outcome::kOk);
   ASSERT_EQ(r2.outcome, Outcome::kOk);
-  const std::set<std::string> both{r1.voucher->code, r2.voucher->code};
+  const std::set<std::string> both{std::string(r1.voucher->code()),
+                                   std::string(r2.voucher->code())};
 
   // a knows the codes (one call declares them); b does not (a second call).
   auto [on_a, from_a] = list(a.engine, "member-9");
@@ -768,15 +772,17 @@ TEST(RedisClaimLog, MyVouchersAreTheSameOnEveryReplica) {
   auto [on_b, from_b] = list(b.engine, "member-9");
   ASSERT_EQ(on_b, Outcome::kOk);
   EXPECT_EQ(codes_of(from_b), both);
-  for (const VoucherPtr& v : from_b) EXPECT_EQ(v->member_id, "member-9");
+  for (const VoucherPtr& v : from_b) EXPECT_EQ(v->member_id(), "member-9");
   auto [none, nothing] = list(b.engine, "member-none");
   ASSERT_EQ(none, Outcome::kOk);
   EXPECT_TRUE(nothing.empty());
 
   // A cancellation frees one: both replicas list the other only.
-  ASSERT_EQ(cancel(b.engine, r1.voucher->code).first, Outcome::kOk);
-  EXPECT_EQ(codes_of(list(b.engine, "member-9").second), std::set<std::string>{r2.voucher->code});
-  EXPECT_EQ(codes_of(list(a.engine, "member-9").second), std::set<std::string>{r2.voucher->code});
+  ASSERT_EQ(cancel(b.engine, std::string(r1.voucher->code())).first, Outcome::kOk);
+  EXPECT_EQ(codes_of(list(b.engine, "member-9").second),
+            std::set<std::string>{std::string(r2.voucher->code())});
+  EXPECT_EQ(codes_of(list(a.engine, "member-9").second),
+            std::set<std::string>{std::string(r2.voucher->code())});
   EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:m:member-9", "n"}), "1");
 
   // The script itself: undeclared codes are named, and nothing else read.
@@ -785,23 +791,24 @@ TEST(RedisClaimLog, MyVouchersAreTheSameOnEveryReplica) {
   ASSERT_TRUE((*conn)->load(redis::member_vouchers_script()).has_value());
   const ClaimResult r3 = a.claim("member-9", "req-3");
   ASSERT_EQ(r3.outcome, Outcome::kOk);
-  const std::vector<std::string> one{r2.voucher->code};
+  const std::vector<std::string> one{std::string(r2.voucher->code())};
   auto partial = (*conn)->command(redis::member_vouchers_command("gd-redis", "member-9", one));
   ASSERT_TRUE(partial.has_value());
   auto named = redis::parse_member_vouchers("gd-redis", *partial);
   ASSERT_TRUE(named.has_value());
   EXPECT_FALSE(named->listed);
   EXPECT_TRUE(named->vouchers.empty());
-  EXPECT_EQ(std::set<std::string>(named->codes.begin(), named->codes.end()),
-            (std::set<std::string>{r2.voucher->code, r3.voucher->code}));
+  EXPECT_EQ(
+      std::set<std::string>(named->codes.begin(), named->codes.end()),
+      (std::set<std::string>{std::string(r2.voucher->code()), std::string(r3.voucher->code())}));
   auto whole =
       (*conn)->command(redis::member_vouchers_command("gd-redis", "member-9", named->codes));
   ASSERT_TRUE(whole.has_value());
   auto listed = redis::parse_member_vouchers("gd-redis", *whole);
   ASSERT_TRUE(listed.has_value());
   EXPECT_TRUE(listed->listed);
-  EXPECT_EQ(codes_of(listed->vouchers),
-            (std::set<std::string>{r2.voucher->code, r3.voucher->code}));
+  EXPECT_EQ(codes_of(listed->vouchers), (std::set<std::string>{std::string(r2.voucher->code()),
+                                                               std::string(r3.voucher->code())}));
 }
 
 TEST(RedisRecords, HoldersFeedEntriesDecodeAndRefuseMalformedOnes) {

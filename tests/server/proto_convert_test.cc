@@ -202,8 +202,8 @@ TEST(ProtoConvert, EqualSpecsGiveEqualDefinitionBytes) {
   EXPECT_EQ(*spec, first_come());
 }
 
-VoucherRecord a_voucher() {
-  VoucherRecord v;
+VoucherFields a_voucher() {
+  VoucherFields v;
   v.code = "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB";
   v.campaign_id = "gd-2024";
   v.sku_id = "sku-001";
@@ -221,10 +221,10 @@ VoucherRecord a_voucher() {
 }
 
 TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
-  VoucherRecord issued = a_voucher();
+  const VoucherRecord issued(a_voucher());
   v1::Voucher out;
   voucher_to_proto(issued, VoucherState::kExpired, &out);  // the visible state is what goes out
-  EXPECT_EQ(out.code(), issued.code);
+  EXPECT_EQ(out.code(), issued.code());
   EXPECT_EQ(out.campaign_id(), "gd-2024");
   EXPECT_EQ(out.sku_id(), "sku-001");
   EXPECT_EQ(out.site_id(), "site-001");
@@ -241,8 +241,9 @@ TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
   EXPECT_TRUE(out.redeemed_site_id().empty());
   EXPECT_TRUE(out.redeem_request_id().empty());
 
-  VoucherRecord redeemed = a_voucher();
-  redeemed.state = VoucherState::kRedeemed;
+  VoucherFields redeemed_fields = a_voucher();
+  redeemed_fields.state = VoucherState::kRedeemed;
+  const VoucherRecord redeemed(std::move(redeemed_fields));
   v1::Voucher r;
   voucher_to_proto(redeemed, VoucherState::kRedeemed, &r);
   EXPECT_EQ(r.state(), v1::VOUCHER_STATE_REDEEMED);

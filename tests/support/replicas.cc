@@ -57,7 +57,7 @@ int missing_in_redis(const RedisServer& redis, const std::string& campaign,
   int missing = 0;
   for (std::size_t i = 0; i < replies->size(); ++i) {
     const VoucherPtr v = redis::decode_voucher(campaign, *expected[i].first, (*replies)[i].str);
-    if (!v || v->member_id != *expected[i].second) ++missing;
+    if (!v || v->member_id() != *expected[i].second) ++missing;
   }
   return missing;
 }
