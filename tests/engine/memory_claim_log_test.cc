@@ -48,7 +48,8 @@ class RecordingFind final : public VoucherLookup {
 // bits of their canonical form (engine/voucher_code.h), as the engine mints them.
 std::string code_of(std::uint32_t n) {
   CodeFields f{.campaign_tag = 7, .sku_index = 1, .random = {}, .mac = 12345};
-  for (std::size_t i = 0; i < f.random.size(); ++i) {
+  // The last 7 symbols (35 bits) hold n's 32 bits; the others stay 0.
+  for (std::size_t i = 0; i < 7; ++i) {
     f.random[f.random.size() - 1 - i] = static_cast<std::uint8_t>((n >> (5 * i)) & 31u);
   }
   return format_code(f);
