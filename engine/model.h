@@ -110,8 +110,8 @@ struct CampaignSpec {
   }
 };
 
-// Every field of one voucher, as a plain value: what a VoucherRecord is built
-// from, and what fields() gives back to build a changed copy from.
+// Every field of one voucher, as a plain value: what a VoucherRecord of any
+// fields (a store's record read back, a test's) is built from.
 struct VoucherFields {
   std::string code;  // canonical display form, e.g. "ABCDE-FGHJK-..."
   std::string campaign_id;
@@ -169,8 +169,6 @@ class VoucherRecord {
   // REQUIRES: fields.code.size() <= limits::kCodeDisplayChars.
   explicit VoucherRecord(const VoucherFields& fields);
 
-  // A copy of every field, to build a changed record from.
-  [[nodiscard]] VoucherFields fields() const;
   // This voucher in another state, sharing what it can.
   [[nodiscard]] VoucherPtr with_state(VoucherState state) const;
   // This voucher REDEEMED by `request_id` at `site_id`, at `at_us`.

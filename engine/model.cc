@@ -1,10 +1,12 @@
+// model.cc — VoucherRecord: how one voucher keeps its fields.
+#include "engine/model.h"
+
 #include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "engine/check.h"
-#include "engine/model.h"
 
 namespace voucherd {
 namespace {
@@ -40,25 +42,6 @@ VoucherRecord::VoucherRecord(const VoucherFields& f)
     redemption_ = std::make_shared<const RedemptionRecord>(
         RedemptionRecord{f.redeemed_site_id, f.redeemed_at_us, f.redeem_request_id});
   }
-}
-
-VoucherFields VoucherRecord::fields() const {
-  VoucherFields f;
-  f.code = std::string(code());
-  f.campaign_id = campaign_id();
-  f.sku_id = sku_id();
-  f.site_id = site_id();
-  f.member_id = member_id_;
-  f.request_id = request_id_;
-  f.sku_kind = sku_kind();
-  f.face_value_cents = face_value_cents();
-  f.issued_at_us = issued_at_us_;
-  f.expires_at_us = expires_at_us_;
-  f.state = state_;
-  f.redeemed_site_id = redeemed_site_id();
-  f.redeemed_at_us = redeemed_at_us();
-  f.redeem_request_id = redeem_request_id();
-  return f;
 }
 
 VoucherPtr VoucherRecord::with_state(VoucherState state) const {
