@@ -158,18 +158,11 @@ void CampaignRuntime::note_store_holder(std::string_view member_id, std::string_
 void CampaignRuntime::forget_held(std::string_view member_id, std::string_view code) {
   const std::size_t hash = ShardedMap<int>::hash(member_id);
   bool emptied = false;
-  members_index_.with_shard(hash, [&](auto& map) {
-    auto it = map.find(to_absl(member_id), hash);
-    if (it == map.end()) return;
-    auto& held = it->second.held;
-    const auto before = held.size();
-    held.erase(std::remove_if(held.begin(), held.end(),
-                              [&](const VoucherPtr& v) { return v->code() == code; }),
-               held.end());
-    if (held.size() < before && held.empty()) {
-      emptied = true;
-      if (it->second.pending.empty()) map.erase(it);
-    }
+  members_index_.with_shard(hash, [&](MemberShard& members) {
+    MemberEntry* e = members.find(member_id, hash);
+    if (e == nullptr) return;
+    emptied = members.drop_held(member_id, *e, code);
+    if (emptied) members.erase_if_unused(member_id, hash);
   });
   // Relaxed: a statistic.
   if (emptied) members_.fetch_sub(1, std::memory_order_relaxed);

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
-#include <absl/container/inlined_vector.h>
 
 #include <array>
 #include <atomic>
@@ -22,6 +21,7 @@
 #include "engine/inventory.h"
 #include "engine/limits.h"
 #include "engine/lottery.h"
+#include "engine/member_index.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/sharded_map.h"
@@ -98,18 +98,6 @@ class CampaignRuntime final : public CampaignStock {
   // The member no longer holds `code` in this process's index.
   void forget_held(std::string_view member_id, std::string_view code);
 
-  // Inline room for one of each: with the usual limit of one pack a member
-  // entry costs no allocation beyond its map slot.
-  struct MemberEntry {
-    absl::InlinedVector<VoucherPtr, 1> held;   // oldest first
-    absl::InlinedVector<ClaimOp*, 1> pending;  // claims of this member in flight
-    ClaimOp* waiters = nullptr;                // presses waiting for a pending claim
-    std::uint32_t waiter_count = 0;
-    // The press limit's theoretical arrival time (GCRA), in press ticks
-    // since the engine started (limits::kPressTickUs); in the room the
-    // struct's padding left.
-    std::uint32_t press_tat = 0;
-  };
   struct alignas(64) SkuCounters {
     std::atomic<std::int64_t> issued{0};
     std::atomic<std::int64_t> redeemed{0};  // by this process (stats of one replica)
@@ -139,7 +127,7 @@ class CampaignRuntime final : public CampaignStock {
   // the line shared instead of bouncing it between cores.
   std::atomic<bool> missed_{false};
   std::array<std::atomic<std::uint64_t>, limits::kSkusPerCampaignMax / 64> missed_skus_{};
-  ShardedMap<MemberEntry> members_index_;
+  Sharded<MemberShard> members_index_;
   // LOTTERY campaigns.
   std::optional<LotteryCalendar> calendar_;
   const LotterySeed proposed_seed_;

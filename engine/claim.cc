@@ -32,7 +32,7 @@ void ClaimEngine::set_member_press_limit(MemberPressLimit limit) {
   press_tolerance_ticks_ = press_interval_ticks_ * (limit.burst - 1);
 }
 
-std::uint32_t ClaimEngine::press_refused_ms(CampaignRuntime::MemberEntry& e, UnixMicros now) const {
+std::uint32_t ClaimEngine::press_refused_ms(MemberEntry& e, UnixMicros now) const {
   if (press_interval_ticks_ == 0) return 0;
   // GCRA: a press at `tick` is admitted unless the member's theoretical
   // arrival time is more than the burst's tolerance ahead of it; an
@@ -88,14 +88,14 @@ void ClaimEngine::run_claim(ClaimOp& op) {
 
   enum class Step { kAnswer, kWait, kLookUp, kProceed };
   ClaimResult answer;
-  const Step step = c->members_index_.with_shard(op.member_hash_, [&](auto& map) {
+  const Step step = c->members_index_.with_shard(op.member_hash_, [&](MemberShard& members) {
     // Refuse a newcomer only when nothing is here and nothing more will come.
     const bool nothing_left = sku == kNoSku
                                   ? c->inventory_.sold_out() && c->inventory_.all_final()
                                   : c->inventory_.sku_empty(sku) && c->inventory_.is_final(sku);
     // The shard hash is the map's own hash of the key, so it is passed along.
-    auto it = map.find(to_absl(op.member_id), op.member_hash_);
-    if (it == map.end()) {
+    MemberEntry* e = members.find(op.member_id, op.member_hash_);
+    if (e == nullptr) {
       // A member the store's feed says holds a voucher from another replica
       // is looked up, not given stock: with an allowance of one, always;
       // with more, once nothing is left. (Lock order: member shard, then
@@ -111,9 +111,8 @@ void ClaimEngine::run_claim(ClaimOp& op) {
         answer = {sku == kNoSku ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr, nullptr};
         return Step::kAnswer;
       }
-      it = map.try_emplace(std::string(op.member_id)).first;
+      e = &members.emplace(op.member_id);
     }
-    CampaignRuntime::MemberEntry* e = &it->second;
     // A press of a member pressing too fast is refused first: it is what a
     // script does, and each press costs a call (a new entry is admitted).
     // A press that waited on its member's claim in flight was admitted
@@ -126,34 +125,34 @@ void ClaimEngine::run_claim(ClaimOp& op) {
       op.press_admitted_ = true;
     }
     // A retry of a request that already got its voucher, or a member at the limit.
-    for (const VoucherPtr& v : e->held) {
-      if (limit == 1 || v->request_id() == op.request_id) {
-        answer = {Outcome::kAlreadyClaimed, nullptr, v};
-        return Step::kAnswer;
-      }
+    const VoucherPtr* same = members.find_held(op.member_id, *e, [&](const VoucherPtr& v) {
+      return limit == 1 || v->request_id() == op.request_id;
+    });
+    if (same != nullptr) {
+      answer = {Outcome::kAlreadyClaimed, nullptr, *same};
+      return Step::kAnswer;
     }
-    if (static_cast<std::int32_t>(e->held.size()) >= limit) {
-      answer = {Outcome::kAlreadyClaimed, nullptr, e->held.back()};
+    const std::size_t held = members.held_count(*e);
+    if (static_cast<std::int32_t>(held) >= limit) {
+      answer = {Outcome::kAlreadyClaimed, nullptr, members.last_held(op.member_id, *e)};
       return Step::kAnswer;
     }
     // A claim of this member is in flight and this press depends on its
     // outcome: wait for it, then run again.
-    if (!e->pending.empty()) {
-      bool depends =
-          limit == 1 || static_cast<std::int32_t>(e->held.size() + e->pending.size()) >= limit;
-      for (const ClaimOp* p : e->pending) depends = depends || p->request_id == op.request_id;
+    if (const ClaimOp* p = members.pending(op.member_id, op.member_hash_); p != nullptr) {
+      const std::uint32_t in_flight = members.pending_count(op.member_id, op.member_hash_);
+      bool depends = limit == 1 || static_cast<std::int32_t>(held + in_flight) >= limit;
+      for (; p != nullptr; p = p->next_pending_)
+        depends = depends || p->request_id == op.request_id;
       if (depends) {
-        if (e->waiter_count >= limits::kWaitersPerMemberMax) {
+        if (!members.add_waiter(op)) {
           answer = {Outcome::kTooManyWaiters, nullptr, nullptr};
           return Step::kAnswer;
         }
-        op.next_waiter_ = e->waiters;
-        e->waiters = &op;
-        ++e->waiter_count;
         return Step::kWait;
       }
     }
-    e->pending.push_back(&op);
+    members.add_pending(op);
     return Step::kProceed;
   });
   if (step == Step::kAnswer) return op.on_claim_done(answer);
@@ -285,28 +284,13 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
   CampaignRuntime& c = *op.campaign_;
   ClaimOp* waiters = nullptr;
   bool first_voucher = false;
-  c.members_index_.with_shard(op.member_hash_, [&](auto& map) {
-    auto it = map.find(to_absl(op.member_id), op.member_hash_);
-    VOUCHERD_CHECK(it != map.end(), "a pending claim keeps its member's entry");
-    CampaignRuntime::MemberEntry& e = it->second;
-    auto p = std::find(e.pending.begin(), e.pending.end(), &op);
-    VOUCHERD_CHECK(p != e.pending.end(), "a pending claim is on its member's pending list");
-    e.pending.erase(p);
-    if (held) {
-      const bool known = std::any_of(e.held.begin(), e.held.end(), [&](const VoucherPtr& v) {
-        return v->code() == held->code();
-      });
-      if (!known) {
-        first_voucher = e.held.empty();
-        e.held.push_back(held);
-      }
-    }
-    if (e.pending.empty()) {
-      waiters = e.waiters;
-      e.waiters = nullptr;
-      e.waiter_count = 0;
-      if (e.held.empty()) map.erase(it);
-    }
+  c.members_index_.with_shard(op.member_hash_, [&](MemberShard& members) {
+    MemberEntry* e = members.find(op.member_id, op.member_hash_);
+    VOUCHERD_CHECK(e != nullptr, "a pending claim keeps its member's entry");
+    waiters = members.remove_pending(op);
+    if (held)
+      first_voucher = members.add_held(op.member_id, *e, held) == MemberShard::Added::kFirst;
+    members.erase_if_unused(op.member_id, op.member_hash_);
   });
   if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic
   return waiters;

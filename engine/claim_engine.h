@@ -198,8 +198,7 @@ class ClaimEngine final {
 
   // Whether the member of `e` may press at `now`; if not, how many ms until
   // it may (the entry's shard lock is held).
-  [[nodiscard]] std::uint32_t press_refused_ms(CampaignRuntime::MemberEntry& e,
-                                               UnixMicros now) const;
+  [[nodiscard]] std::uint32_t press_refused_ms(MemberEntry& e, UnixMicros now) const;
 
   ClaimLog& log_;
   const Clock& clock_;

@@ -86,15 +86,10 @@ void DrawOp::on_draw_logged(DrawLogStatus status, const DrawEntry& entry, Vouche
 void ClaimEngine::remember_held(CampaignRuntime& c, const VoucherPtr& v) {
   const std::size_t hash = ShardedMap<int>::hash(v->member_id());
   bool first = false;
-  c.members_index_.with_shard(hash, [&](auto& map) {
-    auto it = map.find(to_absl(v->member_id()), hash);
-    if (it == map.end()) it = map.try_emplace(v->member_id()).first;
-    CampaignRuntime::MemberEntry& e = it->second;
-    for (const VoucherPtr& h : e.held) {
-      if (h->code() == v->code()) return;  // known already
-    }
-    first = e.held.empty();
-    e.held.push_back(v);
+  c.members_index_.with_shard(hash, [&](MemberShard& members) {
+    MemberEntry* e = members.find(v->member_id(), hash);
+    if (e == nullptr) e = &members.emplace(v->member_id());
+    first = members.add_held(v->member_id(), *e, v) == MemberShard::Added::kFirst;
   });
   if (first) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic
 }

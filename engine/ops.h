@@ -55,6 +55,7 @@ class ClaimOp : private ClaimLogWrite, private MemberVouchersLookup {
  private:
   friend class ClaimEngine;
   friend class CampaignRuntime;
+  friend class MemberShard;
   void on_logged(LogStatus status, VoucherPtr held) override;
   void on_member_vouchers(LookupStatus status, std::vector<VoucherPtr> vouchers) override;
 
@@ -64,6 +65,7 @@ class ClaimOp : private ClaimLogWrite, private MemberVouchersLookup {
   std::uint32_t sku_ = 0;
   std::uint32_t wanted_sku_ = 0;  // the SKU asked for, or kNoSku
   ClaimOp* next_waiter_ = nullptr;
+  ClaimOp* next_pending_ = nullptr;  // the member's next claim in flight
   // Waiting for units: when the wait ends, and the next claim waiting.
   UnixMicros wait_until_us_ = 0;
   ClaimOp* next_stock_waiter_ = nullptr;

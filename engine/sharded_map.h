@@ -21,9 +21,11 @@
 
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include "engine/limits.h"
 
@@ -47,11 +49,43 @@ class SpinLock final {
   std::atomic<bool> locked_{false};
 };
 
+// kShards values of `Data`, each under its own SpinLock; a key's hash picks
+// the shard. `Data` is whatever one shard keeps (ShardedMap: one hash map).
+template <class Data>
+class Sharded final {
+ public:
+  static constexpr std::size_t kShards = limits::kAllowanceShards;
+
+  template <class Fn>
+  decltype(auto) with_shard(std::size_t key_hash, Fn&& fn) {
+    // The low bits pick the hash map's own slots; use high bits for the shard.
+    Shard& s = shards_[(key_hash >> 52) & (kShards - 1)];
+    std::lock_guard lock(s.mu);
+    return fn(s.data);
+  }
+
+  // Calls fn(data) for each shard in turn, under its lock (not for the hot path).
+  template <class Fn>
+  void for_each_shard(Fn&& fn) {
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      fn(s.data);
+    }
+  }
+
+ private:
+  struct alignas(64) Shard {
+    SpinLock mu;
+    Data data;
+  };
+  std::array<Shard, kShards> shards_;
+};
+
 template <class Entry>
 class ShardedMap final {
  public:
   using Map = absl::flat_hash_map<std::string, Entry>;
-  static constexpr std::size_t kShards = limits::kAllowanceShards;
+  static constexpr std::size_t kShards = Sharded<Map>::kShards;
 
   [[nodiscard]] static std::size_t hash(std::string_view key) {
     return absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size()));
@@ -59,28 +93,18 @@ class ShardedMap final {
 
   template <class Fn>
   decltype(auto) with_shard(std::size_t key_hash, Fn&& fn) {
-    // The low bits pick the hash map's own slots; use high bits for the shard.
-    Shard& s = shards_[(key_hash >> 52) & (kShards - 1)];
-    std::lock_guard lock(s.mu);
-    return fn(s.map);
+    return shards_.with_shard(key_hash, std::forward<Fn>(fn));
   }
 
   // Total entries; takes every shard lock in turn (not for the hot path).
   [[nodiscard]] std::size_t size() {
     std::size_t n = 0;
-    for (Shard& s : shards_) {
-      std::lock_guard lock(s.mu);
-      n += s.map.size();
-    }
+    shards_.for_each_shard([&](const Map& map) { n += map.size(); });
     return n;
   }
 
  private:
-  struct alignas(64) Shard {
-    SpinLock mu;
-    Map map;
-  };
-  std::array<Shard, kShards> shards_;
+  Sharded<Map> shards_;
 };
 
 inline absl::string_view to_absl(std::string_view s) { return {s.data(), s.size()}; }

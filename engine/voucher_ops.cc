@@ -169,10 +169,11 @@ void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
     part.index = i;
     part.campaign_id = targets[i]->spec().id;
     CampaignRuntime* c = find_mutable(part.campaign_id);
-    c->members_index_.with_shard(hash, [&](auto& map) {
-      auto it = map.find(to_absl(op.member_id), hash);
-      if (it == map.end()) return;
-      for (const VoucherPtr& v : it->second.held) part.known_codes.emplace_back(v->code());
+    c->members_index_.with_shard(hash, [&](MemberShard& members) {
+      const MemberEntry* e = members.find(op.member_id, hash);
+      if (e == nullptr) return;
+      members.for_each_held(op.member_id, *e,
+                            [&](const VoucherPtr& v) { part.known_codes.emplace_back(v->code()); });
     });
   }
   const std::size_t n = targets.size();

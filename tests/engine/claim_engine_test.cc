@@ -453,7 +453,7 @@ TEST_F(ClaimEngineTest, PerMemberLimitThreeIsIdempotentPerRequest) {
   const ClaimResult fourth = claim("multi", "m1", "", "req-4");
   ASSERT_EQ(fourth.outcome, Outcome::kAlreadyClaimed);
   ASSERT_NE(fourth.voucher, nullptr);
-  EXPECT_TRUE(codes.contains(std::string(fourth.voucher->code())));
+  EXPECT_EQ(fourth.voucher->code(), r3.voucher->code()) << "the newest voucher held";
   EXPECT_EQ(log_.voucher_count(), 3);
 
   // Another member is not affected, and request ids are per member.
@@ -978,6 +978,40 @@ TEST_F(DeferredLogTest, LimitAboveOneWaitsOnlyForTheSameRequest) {
   EXPECT_EQ(log_.voucher_count(), 2);
 }
 
+TEST_F(DeferredLogTest, ClaimsInFlightOutliveTheIdOfTheOneThatEndedFirst) {
+  // Each call keeps its member id in a buffer of its own, gone once the call
+  // is answered. The member's list of claims in flight must not depend on
+  // the bytes of a claim that ended while others are still in flight.
+  CampaignSpec spec = small_spec("multi");
+  spec.per_member_limit = 3;
+  ASSERT_TRUE(engine_.create_campaign(spec).has_value());
+  auto id1 = std::make_unique<std::string>("member-with-a-long-id-1");
+  auto id2 = std::make_unique<std::string>(*id1);
+  auto id3 = std::make_unique<std::string>(*id1);
+  RecordingClaim r1, r2, r2_retry;
+  start(r1, "multi", *id1, "", "req-1");
+  start(r2, "multi", *id2, "", "req-2");
+  ASSERT_EQ(log_.queued(), 2u);
+  log_.complete(LogStatus::kWritten);  // req-1
+  ASSERT_EQ(r1.calls.load(), 1);
+  ASSERT_EQ(r1.result.outcome, Outcome::kOk);
+  id1->assign(id1->size(), '#');  // the first call's buffer is reused
+  id1.reset();
+
+  // A retry of req-2 still finds it in flight and waits for it.
+  start(r2_retry, "multi", *id3, "", "req-2");
+  EXPECT_EQ(r2_retry.calls.load(), 0);
+  EXPECT_EQ(log_.queued(), 1u);
+  log_.complete(LogStatus::kWritten);  // req-2
+  ASSERT_EQ(r2.calls.load(), 1);
+  ASSERT_EQ(r2.result.outcome, Outcome::kOk);
+  ASSERT_EQ(r2_retry.calls.load(), 1);
+  EXPECT_EQ(r2_retry.result.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(r2_retry.result.voucher->code(), r2.result.voucher->code());
+  EXPECT_EQ(engine_.campaign_stats("multi")->members, 1);
+  EXPECT_EQ(log_.voucher_count(), 2);
+}
+
 // ---------------------------------------------------------------- concurrency
 
 TEST(ClaimEngineConcurrencyTest, NoOversellNoDoubleVoucherUnderContention) {
@@ -1344,6 +1378,47 @@ TEST_F(ClaimEngineTest, CancelReturnsTheUnitAndFreesTheAllowance) {
   ASSERT_EQ(redeem(std::string(second.voucher->code()), "site-002", "desk")->outcome, Outcome::kOk);
   EXPECT_EQ(cancel(std::string(second.voucher->code())).first, Outcome::kAlreadyRedeemed);
   EXPECT_EQ(cancel("mistyped").first, Outcome::kMistypedCode);
+}
+
+TEST_F(ClaimEngineTest, CancelsAmongSeveralVouchersKeepTheRestInOrder) {
+  CampaignSpec spec = small_spec("multi");
+  spec.per_member_limit = 3;
+  spec.skus[0].stock = 10;
+  spec.skus[1].stock = 10;
+  ASSERT_NE(create(spec), nullptr);
+  std::vector<ClaimResult> got;
+  for (const char* request : {"req-1", "req-2", "req-3"}) {
+    got.push_back(claim("multi", "m1", "", request));
+    ASSERT_EQ(got.back().outcome, Outcome::kOk) << request;
+  }
+  const auto code = [](const ClaimResult& r) { return std::string(r.voucher->code()); };
+
+  // The oldest goes: the other two are still the member's, each under its request.
+  ASSERT_EQ(cancel(code(got[0])).first, Outcome::kOk);
+  EXPECT_EQ(code(claim("multi", "m1", "", "req-2")), code(got[1]));
+  EXPECT_EQ(code(claim("multi", "m1", "", "req-3")), code(got[2]));
+  EXPECT_EQ(engine_.campaign_stats("multi")->members, 1);
+  // The allowance it freed takes one more claim, and then the member is at
+  // the limit again; the answer shows the newest voucher.
+  const ClaimResult r4 = claim("multi", "m1", "", "req-4");
+  ASSERT_EQ(r4.outcome, Outcome::kOk);
+  const ClaimResult full = claim("multi", "m1", "", "req-5");
+  ASSERT_EQ(full.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(code(full), code(r4));
+
+  // One from the middle goes, then the rest: the member holds nothing and
+  // is no longer counted, and may claim again.
+  ASSERT_EQ(cancel(code(got[2])).first, Outcome::kOk);
+  EXPECT_EQ(code(claim("multi", "m1", "", "req-2")), code(got[1]));
+  EXPECT_EQ(code(claim("multi", "m1", "", "req-4")), code(r4));
+  ASSERT_EQ(cancel(code(got[1])).first, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("multi")->members, 1);
+  ASSERT_EQ(cancel(code(r4)).first, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("multi")->members, 0);
+  const ClaimResult fresh = claim("multi", "m1", "", "req-6");
+  ASSERT_EQ(fresh.outcome, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("multi")->members, 1);
+  EXPECT_EQ(engine_.campaign_stats("multi")->issued, 1);
 }
 
 TEST_F(ClaimEngineTest, CancelKeepsTheAllowanceWhenTheCampaignSaysSo) {
