@@ -288,9 +288,11 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
     MemberEntry* e = members.find(op.member_id, op.member_hash_);
     VOUCHERD_CHECK(e != nullptr, "a pending claim keeps its member's entry");
     waiters = members.remove_pending(op);
-    if (held)
+    if (held) {
       first_voucher = members.add_held(op.member_id, *e, held) == MemberShard::Added::kFirst;
-    members.erase_if_unused(op.member_id, op.member_hash_);
+    } else {
+      members.erase_if_unused(op.member_id, op.member_hash_);  // holding, the member stays
+    }
   });
   if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic
   return waiters;

@@ -96,8 +96,6 @@ class MemberShard final {
   // The member has a claim in flight.
   bool add_waiter(ClaimOp& op);
 
-  [[nodiscard]] std::size_t size() const { return members_.size(); }
-
  private:
   struct InFlight {
     ClaimOp* pending = nullptr;  // a list through ClaimOp::next_pending_
