@@ -141,26 +141,35 @@ FailoverResult failover_mid_storm(bool min_replicas) {
   watching.store(false);
   watch.join();
   EXPECT_TRUE(saw_not_ready.load()) << "never not ready while the primary was gone";
+  // The sentinels promoted the replica.
+  EXPECT_EQ(group.primary_port(), replica.port());
   // The old primary comes back and the sentinels make it a replica of the
   // new one (with --redis-min-replicas 1, writes need it).
   first.start();
   const auto restarted = std::chrono::steady_clock::now();
-  RedisServer* now = group.primary();
-  EXPECT_NE(now, nullptr);
-  if (now == nullptr) return {};
-  EXPECT_EQ(now->port(), replica.port());
   // A sentinel turns a restarted old primary into a replica once it has
   // reported itself a master for 8 s, seen by INFO every 10 s: up to about
   // 20 s (10.6-10.9 s measured here). A sentinel whose timer was late by
   // 2 s (a busy machine) stays in TILT for 30 s and does nothing meanwhile:
-  // hence 60 s.
+  // hence 60 s. On a busy machine (CI runs two tests at once) the sentinels
+  // may also judge the new primary down for a second and fail over once
+  // more, to the restarted old one (seen once in CI): voucherd follows that
+  // too, so what follows is checked in whichever server the sentinels name
+  // once it is a master with its replica streaming.
+  RedisServer* now = nullptr;
   EXPECT_TRUE(wait_until(
       [&] {
-        return now->cli({"INFO", "replication"}).find("state=online") != std::string::npos;
+        now = group.primary();
+        return now != nullptr && now->cli({"ROLE"}).rfind("master", 0) == 0 &&
+               now->cli({"INFO", "replication"}).find("state=online") != std::string::npos;
       },
       seconds(60)))
       << "the old primary did not rejoin as a replica\n"
       << group.logs();
+  if (now == nullptr) return {};
+  if (now->port() != replica.port()) {
+    std::cout << "  the sentinels failed over once more, back to the restarted old primary\n";
+  }
   const auto rejoined_ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - restarted)
           .count();
