@@ -159,10 +159,8 @@ void CampaignRuntime::forget_held(std::string_view member_id, std::string_view c
   const std::size_t hash = ShardedMap<int>::hash(member_id);
   bool emptied = false;
   members_index_.with_shard(hash, [&](MemberShard& members) {
-    MemberEntry* e = members.find(member_id, hash);
-    if (e == nullptr) return;
-    emptied = members.drop_held(member_id, *e, code);
-    if (emptied) members.erase_if_unused(member_id, hash);
+    MemberRecord* m = members.find(member_id, hash);
+    if (m != nullptr) emptied = members.drop_held(*m, code);
   });
   // Relaxed: a statistic.
   if (emptied) members_.fetch_sub(1, std::memory_order_relaxed);

@@ -94,8 +94,10 @@ void ClaimEngine::run_claim(ClaimOp& op) {
                                   ? c->inventory_.sold_out() && c->inventory_.all_final()
                                   : c->inventory_.sku_empty(sku) && c->inventory_.is_final(sku);
     // The shard hash is the map's own hash of the key, so it is passed along.
-    MemberEntry* e = members.find(op.member_id, op.member_hash_);
-    if (e == nullptr) {
+    MemberRecord* m = members.find(op.member_id, op.member_hash_);
+    // A member who holds nothing here and has no claim in flight is new
+    // again (records are kept, emptied, for their next press).
+    if (m == nullptr || !members.active(*m)) {
       // A member the store's feed says holds a voucher from another replica
       // is looked up, not given stock: with an allowance of one, always;
       // with more, once nothing is left. (Lock order: member shard, then
@@ -111,48 +113,47 @@ void ClaimEngine::run_claim(ClaimOp& op) {
         answer = {sku == kNoSku ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr, nullptr};
         return Step::kAnswer;
       }
-      e = &members.emplace(op.member_id);
+      if (m == nullptr) m = &members.emplace(op.member_id, op.member_hash_);
     }
     // A press of a member pressing too fast is refused first: it is what a
     // script does, and each press costs a call (a new entry is admitted).
     // A press that waited on its member's claim in flight was admitted
     // when it came, and is not counted again when it runs again.
     if (!op.press_admitted_) {
-      if (const std::uint32_t wait_ms = press_refused_ms(*e, now); wait_ms > 0) {
+      if (const std::uint32_t wait_ms = press_refused_ms(m->entry, now); wait_ms > 0) {
         answer = {Outcome::kPressRateLimited, nullptr, nullptr, wait_ms};
         return Step::kAnswer;
       }
       op.press_admitted_ = true;
     }
     // A retry of a request that already got its voucher, or a member at the limit.
-    const VoucherPtr* same = members.find_held(op.member_id, *e, [&](const VoucherPtr& v) {
-      return limit == 1 || v->request_id() == op.request_id;
-    });
+    const VoucherPtr* same = members.find_held(
+        *m, [&](const VoucherPtr& v) { return limit == 1 || v->request_id() == op.request_id; });
     if (same != nullptr) {
       answer = {Outcome::kAlreadyClaimed, nullptr, *same};
       return Step::kAnswer;
     }
-    const std::size_t held = members.held_count(*e);
+    const std::size_t held = MemberShard::held_count(*m);
     if (static_cast<std::int32_t>(held) >= limit) {
-      answer = {Outcome::kAlreadyClaimed, nullptr, members.last_held(op.member_id, *e)};
+      answer = {Outcome::kAlreadyClaimed, nullptr, members.last_held(*m)};
       return Step::kAnswer;
     }
     // A claim of this member is in flight and this press depends on its
     // outcome: wait for it, then run again.
-    if (const ClaimOp* p = members.pending(op.member_id, op.member_hash_); p != nullptr) {
-      const std::uint32_t in_flight = members.pending_count(op.member_id, op.member_hash_);
+    if (const ClaimOp* p = members.pending(*m); p != nullptr) {
+      const std::uint32_t in_flight = members.pending_count(*m);
       bool depends = limit == 1 || static_cast<std::int32_t>(held + in_flight) >= limit;
       for (; p != nullptr; p = p->next_pending_)
         depends = depends || p->request_id == op.request_id;
       if (depends) {
-        if (!members.add_waiter(op)) {
+        if (!members.add_waiter(*m, op)) {
           answer = {Outcome::kTooManyWaiters, nullptr, nullptr};
           return Step::kAnswer;
         }
         return Step::kWait;
       }
     }
-    members.add_pending(op);
+    members.add_pending(*m, op);
     return Step::kProceed;
   });
   if (step == Step::kAnswer) return op.on_claim_done(answer);
@@ -285,13 +286,10 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
   ClaimOp* waiters = nullptr;
   bool first_voucher = false;
   c.members_index_.with_shard(op.member_hash_, [&](MemberShard& members) {
-    MemberEntry* e = members.find(op.member_id, op.member_hash_);
-    VOUCHERD_CHECK(e != nullptr, "a pending claim keeps its member's entry");
     waiters = members.remove_pending(op);
     if (held) {
-      first_voucher = members.add_held(op.member_id, *e, held) == MemberShard::Added::kFirst;
-    } else {
-      members.erase_if_unused(op.member_id, op.member_hash_);  // holding, the member stays
+      MemberRecord& m = members.record(op.member_ref_);
+      first_voucher = members.add_held(m, held) == MemberShard::Added::kFirst;
     }
   });
   if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic

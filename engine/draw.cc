@@ -4,6 +4,7 @@
 
 #include "engine/check.h"
 #include "engine/claim_engine.h"
+#include "engine/limits.h"
 
 namespace voucherd {
 
@@ -84,12 +85,15 @@ void DrawOp::on_draw_logged(DrawLogStatus status, const DrawEntry& entry, Vouche
 }
 
 void ClaimEngine::remember_held(CampaignRuntime& c, const VoucherPtr& v) {
+  // A record read back from the store with an id no press could carry is
+  // not worth a member record: nobody can ask for it.
+  if (v->member_id().empty() || v->member_id().size() > limits::kIdBytesMax) return;
   const std::size_t hash = ShardedMap<int>::hash(v->member_id());
   bool first = false;
   c.members_index_.with_shard(hash, [&](MemberShard& members) {
-    MemberEntry* e = members.find(v->member_id(), hash);
-    if (e == nullptr) e = &members.emplace(v->member_id());
-    first = members.add_held(v->member_id(), *e, v) == MemberShard::Added::kFirst;
+    MemberRecord* m = members.find(v->member_id(), hash);
+    if (m == nullptr) m = &members.emplace(v->member_id(), hash);
+    first = members.add_held(*m, v) == MemberShard::Added::kFirst;
   });
   if (first) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic
 }

@@ -10,92 +10,95 @@
 
 namespace voucherd {
 
-MemberEntry* MemberShard::find(std::string_view member_id, std::size_t hash) {
-  auto it = members_.find(to_absl(member_id), hash);
-  return it == members_.end() ? nullptr : &it->second;
+MemberRecord* MemberShard::find(std::string_view member_id, std::size_t hash) {
+  auto it = index_.find(Probe{member_id, static_cast<std::uint32_t>(hash)});
+  return it == index_.end() ? nullptr : *it;
 }
 
-MemberEntry& MemberShard::emplace(std::string_view member_id) {
-  return members_.try_emplace(std::string(member_id)).first->second;
+MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash) {
+  VOUCHERD_CHECK(member_id.size() <= limits::kIdBytesMax, "a member id has at most 128 bytes");
+  MemberRecord m;
+  m.hash_lo = static_cast<std::uint32_t>(hash);
+  m.number = records_.size();
+  m.id_size = static_cast<std::uint8_t>(member_id.size());
+  if (member_id.size() <= MemberRecord::kInlineIdBytes) {
+    std::copy(member_id.begin(), member_id.end(), m.id_bytes);
+  } else {
+    const char* kept = long_ids_.append(member_id);
+    std::memcpy(m.id_bytes, &kept, sizeof kept);
+  }
+  MemberRecord& placed = records_.push_back(std::move(m));
+  index_.insert(&placed);
+  return placed;
 }
 
-void MemberShard::erase_if_unused(std::string_view member_id, std::size_t hash) {
-  auto it = members_.find(to_absl(member_id), hash);
-  if (it == members_.end() || it->second.first != nullptr) return;
-  if (in_flight_.contains(to_absl(member_id))) return;
-  members_.erase(it);
-}
-
-std::size_t MemberShard::held_count(const MemberEntry& e) const {
-  return e.first == nullptr ? 0 : 1 + std::size_t{e.more};
-}
-
-const std::vector<VoucherPtr>& MemberShard::more_of(std::string_view member_id) const {
-  auto it = more_.find(to_absl(member_id));
+const std::vector<VoucherPtr>& MemberShard::more_of(const MemberRecord& m) const {
+  auto it = more_.find(m.number);
   VOUCHERD_CHECK(it != more_.end(), "a member's further vouchers are kept");
   return it->second;
 }
 
-const VoucherPtr& MemberShard::last_held(std::string_view member_id, const MemberEntry& e) const {
-  VOUCHERD_CHECK(e.first != nullptr, "the member holds a voucher");
-  return e.more == 0 ? e.first : more_of(member_id).back();
+const VoucherPtr& MemberShard::last_held(const MemberRecord& m) const {
+  VOUCHERD_CHECK(m.entry.first != nullptr, "the member holds a voucher");
+  return m.entry.more == 0 ? m.entry.first : more_of(m).back();
 }
 
-MemberShard::Added MemberShard::add_held(std::string_view member_id, MemberEntry& e, VoucherPtr v) {
+MemberShard::Added MemberShard::add_held(MemberRecord& m, VoucherPtr v) {
   const auto same_code = [&](const VoucherPtr& h) { return h->code() == v->code(); };
-  if (find_held(member_id, e, same_code) != nullptr) return Added::kKnown;
-  if (e.first == nullptr) {
-    e.first = std::move(v);
+  if (find_held(m, same_code) != nullptr) return Added::kKnown;
+  if (m.entry.first == nullptr) {
+    m.entry.first = std::move(v);
     return Added::kFirst;
   }
-  more_[to_absl(member_id)].push_back(std::move(v));
-  ++e.more;
+  more_[m.number].push_back(std::move(v));
+  ++m.entry.more;
   return Added::kMore;
 }
 
-bool MemberShard::drop_held(std::string_view member_id, MemberEntry& e, std::string_view code) {
+bool MemberShard::drop_held(MemberRecord& m, std::string_view code) {
+  MemberEntry& e = m.entry;
   if (e.first == nullptr) return false;
   if (e.more == 0) {
     if (e.first->code() != code) return false;
     e.first = nullptr;
     return true;
   }
-  auto it = more_.find(to_absl(member_id));
+  auto it = more_.find(m.number);
   VOUCHERD_CHECK(it != more_.end(), "a member's further vouchers are kept");
   std::vector<VoucherPtr>& more = it->second;
   if (e.first->code() == code) {
     e.first = std::move(more.front());
     more.erase(more.begin());
   } else {
-    auto m = std::find_if(more.begin(), more.end(),
-                          [&](const VoucherPtr& v) { return v->code() == code; });
-    if (m == more.end()) return false;
-    more.erase(m);
+    auto at = std::find_if(more.begin(), more.end(),
+                           [&](const VoucherPtr& v) { return v->code() == code; });
+    if (at == more.end()) return false;
+    more.erase(at);
   }
   if (--e.more == 0) more_.erase(it);
   return false;
 }
 
-std::uint32_t MemberShard::pending_count(std::string_view member_id, std::size_t hash) const {
-  auto it = in_flight_.find(to_absl(member_id), hash);
+std::uint32_t MemberShard::pending_count(const MemberRecord& m) const {
+  auto it = in_flight_.find(m.number);
   return it == in_flight_.end() ? 0 : it->second.pending_count;
 }
 
-const ClaimOp* MemberShard::pending(std::string_view member_id, std::size_t hash) const {
-  auto it = in_flight_.find(to_absl(member_id), hash);
+const ClaimOp* MemberShard::pending(const MemberRecord& m) const {
+  auto it = in_flight_.find(m.number);
   return it == in_flight_.end() ? nullptr : it->second.pending;
 }
 
-void MemberShard::add_pending(ClaimOp& op) {
-  // The first claim in flight gives the entry its key: its own member id.
-  InFlight& f = in_flight_.try_emplace(to_absl(op.member_id)).first->second;
+void MemberShard::add_pending(const MemberRecord& m, ClaimOp& op) {
+  InFlight& f = in_flight_[m.number];
+  op.member_ref_ = m.number;
   op.next_pending_ = f.pending;
   f.pending = &op;
   ++f.pending_count;
 }
 
 ClaimOp* MemberShard::remove_pending(ClaimOp& op) {
-  auto it = in_flight_.find(to_absl(op.member_id), op.member_hash_);
+  auto it = in_flight_.find(op.member_ref_);
   VOUCHERD_CHECK(it != in_flight_.end(), "a claim in flight is on its member's list");
   InFlight& f = it->second;
   ClaimOp** link = &f.pending;
@@ -103,23 +106,14 @@ ClaimOp* MemberShard::remove_pending(ClaimOp& op) {
   VOUCHERD_CHECK(*link == &op, "a claim in flight is on its member's list");
   *link = op.next_pending_;
   op.next_pending_ = nullptr;
-  if (--f.pending_count == 0) {
-    ClaimOp* waiters = f.waiters;
-    in_flight_.erase(it);
-    return waiters;
-  }
-  // The key views the member id of a claim that may be ending: re-key the
-  // entry under the id of one that stays.
-  if (it->first.data() == op.member_id.data()) {
-    const InFlight rest = f;
-    in_flight_.erase(it);
-    in_flight_.try_emplace(to_absl(rest.pending->member_id), rest);
-  }
-  return nullptr;
+  if (--f.pending_count > 0) return nullptr;
+  ClaimOp* waiters = f.waiters;
+  in_flight_.erase(it);
+  return waiters;
 }
 
-bool MemberShard::add_waiter(ClaimOp& op) {
-  auto it = in_flight_.find(to_absl(op.member_id), op.member_hash_);
+bool MemberShard::add_waiter(const MemberRecord& m, ClaimOp& op) {
+  auto it = in_flight_.find(m.number);
   VOUCHERD_CHECK(it != in_flight_.end(), "a press waits only for a claim in flight");
   InFlight& f = it->second;
   if (f.waiter_count >= limits::kWaitersPerMemberMax) return false;

@@ -4,30 +4,37 @@
 //
 // A campaign keeps 64 shards (Sharded<MemberShard>), the member's picked by
 // ShardedMap<int>::hash(member_id), each under its spin lock. Per member the
-// shard keeps one slot of 56 B (the id and a 24-byte MemberEntry); what most
-// members never need stays out of it:
+// shard keeps one MemberRecord of 48 B (the id inline when it has up to 15
+// bytes, a 24-byte MemberEntry) in chunks that never move, numbered in the
+// order members came, and an 8-byte index slot pointing at it; longer ids
+// are kept in the shard's byte arena. What most members never need stays
+// out of the record:
 //   - vouchers beyond the first (an allowance above one, several prizes, a
 //     new claim after a cancel) are in `more_`;
 //   - a claim in flight, and the presses waiting for it, are in
 //     `in_flight_`, and only while the claim is in flight.
-// A member is kept while they hold a voucher here or have a claim in flight.
+// Records are never erased, only emptied: a member who holds nothing here
+// and has no claim in flight is not `active()` and is treated as new.
 //
 // Usage (under the shard's lock):
-//   MemberEntry* e = shard.find(member_id, hash);
-//   if (e == nullptr) e = &shard.emplace(member_id);
-//   shard.add_pending(op);  ...  ClaimOp* waiters = shard.remove_pending(op);
+//   MemberRecord* m = shard.find(member_id, hash);
+//   if (m == nullptr) m = &shard.emplace(member_id, hash);
+//   shard.add_pending(*m, op);  ...  ClaimOp* waiters = shard.remove_pending(op);
 //
-// Thread-safety: none; the caller holds the shard's lock for every call, and
-// a MemberEntry* is valid only until the shard's next emplace or erase.
+// Thread-safety: none; the caller holds the shard's lock for every call. A
+// MemberRecord& stays valid as long as the shard.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "engine/chunked.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 
@@ -42,59 +49,86 @@ struct MemberEntry {
 };
 static_assert(sizeof(MemberEntry) == 24, "a member's entry stays small (docs/member-memory.md)");
 
+// One member of a shard. The id is kept inline when it has up to
+// kInlineIdBytes bytes, else in the shard's arena (id_bytes then holds the
+// pointer to it).
+struct MemberRecord {
+  static constexpr std::size_t kInlineIdBytes = 15;
+
+  MemberEntry entry;
+  std::uint32_t hash_lo = 0;  // the low 32 bits of ShardedMap<int>::hash(id)
+  std::uint32_t number = 0;   // its place in the shard's records
+  std::uint8_t id_size = 0;
+  char id_bytes[kInlineIdBytes] = {};
+
+  [[nodiscard]] std::string_view id() const {
+    if (id_size <= kInlineIdBytes) return {id_bytes, id_size};
+    const char* kept = nullptr;
+    std::memcpy(&kept, id_bytes, sizeof kept);
+    return {kept, id_size};
+  }
+};
+static_assert(sizeof(MemberRecord) == 48, "a member's record stays small (docs/member-memory.md)");
+
 class MemberShard final {
  public:
-  // The member's entry, or null.
-  [[nodiscard]] MemberEntry* find(std::string_view member_id, std::size_t hash);
-  // A new entry for a member find() did not find.
-  MemberEntry& emplace(std::string_view member_id);
-  // Drops the member once they hold nothing here and have no claim in flight.
-  void erase_if_unused(std::string_view member_id, std::size_t hash);
+  // The member's record, or null.
+  [[nodiscard]] MemberRecord* find(std::string_view member_id, std::size_t hash);
+  // A new record for a member find() did not find; the id has at most
+  // limits::kIdBytesMax bytes.
+  MemberRecord& emplace(std::string_view member_id, std::size_t hash);
+  // The record numbered n (a ClaimOp's member_ref_).
+  [[nodiscard]] MemberRecord& record(std::uint32_t n) { return records_[n]; }
+  // True while the member holds a voucher here or has a claim in flight.
+  [[nodiscard]] bool active(const MemberRecord& m) const {
+    return m.entry.first != nullptr || in_flight_.contains(m.number);
+  }
 
   // The vouchers held, oldest first.
-  [[nodiscard]] std::size_t held_count(const MemberEntry& e) const;
+  [[nodiscard]] static std::size_t held_count(const MemberRecord& m) {
+    return m.entry.first == nullptr ? 0 : 1 + std::size_t{m.entry.more};
+  }
   // The first voucher held that `pred` accepts, or null.
   template <class Pred>
-  [[nodiscard]] const VoucherPtr* find_held(std::string_view member_id, const MemberEntry& e,
-                                            Pred&& pred) const {
-    if (e.first == nullptr) return nullptr;
-    if (pred(e.first)) return &e.first;
-    if (e.more == 0) return nullptr;
-    for (const VoucherPtr& v : more_of(member_id)) {
+  [[nodiscard]] const VoucherPtr* find_held(const MemberRecord& m, Pred&& pred) const {
+    if (m.entry.first == nullptr) return nullptr;
+    if (pred(m.entry.first)) return &m.entry.first;
+    if (m.entry.more == 0) return nullptr;
+    for (const VoucherPtr& v : more_of(m)) {
       if (pred(v)) return &v;
     }
     return nullptr;
   }
   template <class Fn>
-  void for_each_held(std::string_view member_id, const MemberEntry& e, Fn&& fn) const {
-    if (e.first == nullptr) return;
-    fn(e.first);
-    if (e.more == 0) return;
-    for (const VoucherPtr& v : more_of(member_id)) fn(v);
+  void for_each_held(const MemberRecord& m, Fn&& fn) const {
+    if (m.entry.first == nullptr) return;
+    fn(m.entry.first);
+    if (m.entry.more == 0) return;
+    for (const VoucherPtr& v : more_of(m)) fn(v);
   }
   // The newest voucher held; the member holds one.
-  [[nodiscard]] const VoucherPtr& last_held(std::string_view member_id, const MemberEntry& e) const;
+  [[nodiscard]] const VoucherPtr& last_held(const MemberRecord& m) const;
   // Adds `v` unless a voucher with its code is held already; true when it
   // is the member's first.
   enum class Added : std::uint8_t { kKnown, kFirst, kMore };
-  Added add_held(std::string_view member_id, MemberEntry& e, VoucherPtr v);
+  Added add_held(MemberRecord& m, VoucherPtr v);
   // Drops the voucher with `code`; true when the member then holds nothing.
-  bool drop_held(std::string_view member_id, MemberEntry& e, std::string_view code);
+  bool drop_held(MemberRecord& m, std::string_view code);
 
   // The member's claims in flight: how many, and each (through
   // ClaimOp::next_pending_).
-  // `hash` is ShardedMap<int>::hash(member_id), as for find().
-  [[nodiscard]] std::uint32_t pending_count(std::string_view member_id, std::size_t hash) const;
-  [[nodiscard]] const ClaimOp* pending(std::string_view member_id, std::size_t hash) const;
-  // The ops below take the member's id and hash from the op.
-  void add_pending(ClaimOp& op);
+  [[nodiscard]] std::uint32_t pending_count(const MemberRecord& m) const;
+  [[nodiscard]] const ClaimOp* pending(const MemberRecord& m) const;
+  // Puts `op` on the member's claims in flight (and remembers the member
+  // in op.member_ref_).
+  void add_pending(const MemberRecord& m, ClaimOp& op);
   // Takes `op` off its member's claims in flight. When it was the last one,
   // hands over the presses that waited for them; else null.
   ClaimOp* remove_pending(ClaimOp& op);
-  // Parks `op` until its member's claims in flight are done; false (and
+  // Parks `op` until the member's claims in flight are done; false (and
   // nothing parked) when limits::kWaitersPerMemberMax presses wait already.
   // The member has a claim in flight.
-  bool add_waiter(ClaimOp& op);
+  bool add_waiter(const MemberRecord& m, ClaimOp& op);
 
  private:
   struct InFlight {
@@ -103,15 +137,36 @@ class MemberShard final {
     std::uint32_t pending_count = 0;
     std::uint32_t waiter_count = 0;
   };
+  // The index looks records up by (id, hash_lo) without building a record.
+  struct Probe {
+    std::string_view id;
+    std::uint32_t hash_lo;
+  };
+  struct SlotHash {
+    using is_transparent = void;
+    // hash_lo is already a hash; spread it over 64 bits for the table.
+    static std::size_t spread(std::uint32_t h) { return h * 0x9E3779B97F4A7C15ULL; }
+    std::size_t operator()(const MemberRecord* m) const { return spread(m->hash_lo); }
+    std::size_t operator()(const Probe& p) const { return spread(p.hash_lo); }
+  };
+  struct SlotEq {
+    using is_transparent = void;
+    bool operator()(const MemberRecord* a, const MemberRecord* b) const { return a == b; }
+    bool operator()(const MemberRecord* m, const Probe& p) const {
+      return m->hash_lo == p.hash_lo && m->id() == p.id;
+    }
+    bool operator()(const Probe& p, const MemberRecord* m) const { return (*this)(m, p); }
+  };
 
-  [[nodiscard]] const std::vector<VoucherPtr>& more_of(std::string_view member_id) const;
+  [[nodiscard]] const std::vector<VoucherPtr>& more_of(const MemberRecord& m) const;
 
-  absl::flat_hash_map<std::string, MemberEntry> members_;
-  // Vouchers beyond each member's first, oldest first.
-  absl::flat_hash_map<std::string, std::vector<VoucherPtr>> more_;
-  // Keyed by the member id of one of the member's claims in flight (it
-  // lives as long as that claim does: the key moves when that claim ends).
-  absl::flat_hash_map<absl::string_view, InFlight> in_flight_;
+  Chunked<MemberRecord, 16, 4096> records_;
+  ByteArena<256, 16384> long_ids_;  // ids of more than kInlineIdBytes bytes
+  absl::flat_hash_set<MemberRecord*, SlotHash, SlotEq> index_;
+  // Vouchers beyond each member's first, oldest first, by record number.
+  absl::flat_hash_map<std::uint32_t, std::vector<VoucherPtr>> more_;
+  // The members with claims in flight, by record number.
+  absl::flat_hash_map<std::uint32_t, InFlight> in_flight_;
 };
 
 }  // namespace voucherd

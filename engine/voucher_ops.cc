@@ -170,9 +170,9 @@ void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
     part.campaign_id = targets[i]->spec().id;
     CampaignRuntime* c = find_mutable(part.campaign_id);
     c->members_index_.with_shard(hash, [&](MemberShard& members) {
-      const MemberEntry* e = members.find(op.member_id, hash);
-      if (e == nullptr) return;
-      members.for_each_held(op.member_id, *e,
+      const MemberRecord* m = members.find(op.member_id, hash);
+      if (m == nullptr) return;
+      members.for_each_held(*m,
                             [&](const VoucherPtr& v) { part.known_codes.emplace_back(v->code()); });
     });
   }

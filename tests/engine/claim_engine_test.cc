@@ -1012,6 +1012,34 @@ TEST_F(DeferredLogTest, ClaimsInFlightOutliveTheIdOfTheOneThatEndedFirst) {
   EXPECT_EQ(log_.voucher_count(), 2);
 }
 
+TEST_F(DeferredLogTest, AMemberWhoseClaimCameToNothingIsANewcomerAgain) {
+  // A member's record is kept once it is empty. A member whose claim came to
+  // nothing holds nothing here, so their next press is decided as a
+  // newcomer's: when the store says another replica has given them a
+  // voucher meanwhile, they are looked up instead of taking stock.
+  ASSERT_TRUE(engine_.create_campaign(small_spec()).has_value());
+  RecordingClaim first;
+  start(first, "gd-2024", "m1");
+  ASSERT_EQ(log_.queued(), 1u);
+  log_.complete(LogStatus::kUnavailable);
+  ASSERT_EQ(first.calls.load(), 1);
+  ASSERT_EQ(first.result.outcome, Outcome::kLogUnavailable);
+  ASSERT_EQ(log_.member_lookups(), 0);
+
+  ASSERT_NE(log_.stock(), nullptr);
+  log_.stock()->note_store_holder("m1", "", true);
+  RecordingClaim again;
+  start(again, "gd-2024", "m1");
+  EXPECT_EQ(log_.member_lookups(), 1) << "the store names m1 a holder: looked up first";
+  // The store holds nothing for m1 here (the feed ran ahead): the press
+  // then claims.
+  ASSERT_EQ(log_.queued(), 1u);
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(again.calls.load(), 1);
+  EXPECT_EQ(again.result.outcome, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("gd-2024")->members, 1);
+}
+
 // ---------------------------------------------------------------- concurrency
 
 TEST(ClaimEngineConcurrencyTest, NoOversellNoDoubleVoucherUnderContention) {

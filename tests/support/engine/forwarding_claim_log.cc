@@ -6,10 +6,8 @@ namespace voucherd::testing {
 
 StoreResult<void> ForwardingClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                                     StoredDefinition stored) {
-  if (stock_mode_ == Stock::kManual) {
-    stock_ = &stock;
-    return {};
-  }
+  stock_ = &stock;
+  if (stock_mode_ == Stock::kManual) return {};
   return memory_.open_campaign(spec, stock, stored);
 }
 
@@ -44,6 +42,7 @@ void ForwardingClaimLog::find_member_vouchers(std::string_view campaign_id,
                                               std::string_view member_id,
                                               std::span<const std::string> known_codes,
                                               MemberVouchersLookup& done) {
+  member_lookups_.fetch_add(1, std::memory_order_relaxed);
   memory_.find_member_vouchers(campaign_id, member_id, known_codes, done);
 }
 

@@ -3,7 +3,8 @@
 // or steer the engine's side of the port.
 //
 // Hooks (each off unless asked for):
-//   - counts: every append, find and redeem that reaches the log is counted,
+//   - counts: every append, find, member look-up and redeem that reaches the
+//     log is counted,
 //     so a test can prove bad input never touches storage;
 //   - Appends::kHold: appends wait in a queue until the test completes them
 //     with the status it picks (complete()), so the engine's asynchronous
@@ -62,6 +63,9 @@ class ForwardingClaimLog final : public ClaimLog {
   [[nodiscard]] int appends() const { return appends_.load(std::memory_order_relaxed); }
   [[nodiscard]] int finds() const { return finds_.load(std::memory_order_relaxed); }
   [[nodiscard]] int redeems() const { return redeems_.load(std::memory_order_relaxed); }
+  [[nodiscard]] int member_lookups() const {
+    return member_lookups_.load(std::memory_order_relaxed);
+  }
   // Vouchers the memory log recorded.
   [[nodiscard]] std::int64_t voucher_count() const { return memory_.voucher_count(); }
 
@@ -72,7 +76,8 @@ class ForwardingClaimLog final : public ClaimLog {
   [[nodiscard]] VoucherPtr front_voucher();
   void complete(LogStatus status, VoucherPtr held = nullptr);
 
-  // Stock::kManual: the stock of the last campaign opened (nullptr before).
+  // The stock of the last campaign opened (nullptr before), to feed it
+  // (note_store_holder) or, with Stock::kManual, to add units to it.
   [[nodiscard]] CampaignStock* stock() const { return stock_; }
 
  private:
@@ -83,6 +88,7 @@ class ForwardingClaimLog final : public ClaimLog {
   std::atomic<int> appends_{0};
   std::atomic<int> finds_{0};
   std::atomic<int> redeems_{0};
+  std::atomic<int> member_lookups_{0};
   std::mutex mu_;
   std::deque<ClaimLogWrite*> held_;  // guarded by mu_
 };
