@@ -7,15 +7,13 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/seed_hmac.h"
+
 namespace voucherd {
 namespace {
 
 constexpr double kTwoTo53 = 9007199254740992.0;
 constexpr std::string_view kDrawDomain = "voucherd/draw/v1";
-
-void append_u32(std::string& out, std::uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-}
 
 std::uint64_t read_u64(const std::uint8_t* p) {
   std::uint64_t v = 0;
@@ -87,10 +85,8 @@ std::uint64_t DrawRandomness::pick() const { return read_u64(mac.data() + 8) >> 
 DrawRandomness draw_randomness(const SkuMacKey& seed_key, std::string_view campaign_id,
                                std::string_view member_id, std::int64_t draw_number) {
   std::string msg(kDrawDomain);
-  append_u32(msg, static_cast<std::uint32_t>(campaign_id.size()));
-  msg.append(campaign_id);
-  append_u32(msg, static_cast<std::uint32_t>(member_id.size()));
-  msg.append(member_id);
+  append_lp(msg, campaign_id);
+  append_lp(msg, member_id);
   const auto n = static_cast<std::uint64_t>(draw_number);
   append_u32(msg, static_cast<std::uint32_t>(n >> 32));
   append_u32(msg, static_cast<std::uint32_t>(n));
