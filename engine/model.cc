@@ -2,6 +2,7 @@
 #include "engine/model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,6 +18,22 @@ const std::string& no_text() {
 }
 
 }  // namespace
+
+KeptString::KeptString(std::string_view text) {
+  if (text.empty()) return;
+  const auto size = static_cast<std::uint32_t>(text.size());
+  VOUCHERD_CHECK(size == text.size(), "a kept string's size fits 32 bits");
+  block_ = std::make_unique_for_overwrite<char[]>(sizeof size + text.size());
+  std::memcpy(block_.get(), &size, sizeof size);
+  std::memcpy(block_.get() + sizeof size, text.data(), text.size());
+}
+
+std::string_view KeptString::view() const {
+  if (block_ == nullptr) return {};
+  std::uint32_t size = 0;
+  std::memcpy(&size, block_.get(), sizeof size);
+  return {block_.get() + sizeof size, size};
+}
 
 VoucherRecord::VoucherRecord(std::shared_ptr<const VoucherSku> sku, std::string_view code,
                              std::string_view member_id, std::string_view request_id,

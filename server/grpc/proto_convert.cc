@@ -245,7 +245,7 @@ void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1
   out->set_face_value_cents(in.face_value_cents());
   timestamp_to_proto(in.issued_at_us(), out->mutable_issued_at());
   timestamp_to_proto(in.expires_at_us(), out->mutable_expires_at());
-  out->set_request_id(in.request_id());
+  out->set_request_id(in.request_id().data(), in.request_id().size());
   out->set_sku_kind(static_cast<voucher::v1::SkuKind>(in.sku_kind()));
   if (in.state() == VoucherState::kRedeemed) {
     timestamp_to_proto(in.redeemed_at_us(), out->mutable_redeemed_at());

@@ -357,7 +357,7 @@ struct RedisClaimLog::ClaimsPart {
         args.push_back(v.sku_id());
         args.push_back(encode_voucher(v));
         args.push_back(expiry_bucket(v.expires_at_us()));
-        if (limit > 1) args.push_back(v.request_id());
+        if (limit > 1) args.emplace_back(v.request_id());
         if (typeid(*w) == typeid(HeldClaim)) {
           held_keys.push_back(campaign.voucher(static_cast<const HeldClaim*>(w)->held_code));
         }

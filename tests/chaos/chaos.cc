@@ -756,7 +756,7 @@ std::vector<Row> check(RedisReader& rd, const CheckInput& in, std::ostream& note
       ++per_sku[v->sku_id()];
       if (v->state() == VoucherState::kRedeemed) ++redeemed_per_sku[v->sku_id()];
       if (t.members_of_code.contains(code)) continue;
-      const auto req = request_ok.find(v->request_id());
+      const auto req = request_ok.find(std::string(v->request_id()));
       if (req != request_ok.end() && !req->second) {
         ++in_doubt;
       } else {
