@@ -45,6 +45,12 @@ Allocation allocate(const CampaignSpec& spec, const LotterySeed& seed,
     const int c = std::memcmp(ranks[a].data(), ranks[b].data(), ranks[a].size());
     return c != 0 ? c < 0 : applications[a].member_id < applications[b].member_id;
   });
+  // A member twice would rank twice, equally: which got what would then
+  // depend on the input's order. Such entries sort next to each other.
+  for (std::uint32_t p = 1; p < n; ++p) {
+    VOUCHERD_CHECK(applications[out.order[p - 1]].member_id != applications[out.order[p]].member_id,
+                   "a member applies once");
+  }
 
   out.sku_of.assign(n, kNoSku);
   std::vector<std::int64_t> remaining;
@@ -83,9 +89,11 @@ AllocationAudit audit_allocation(const CampaignSpec& spec, const LotterySeed& se
   report.commitment_matches = seed_commitment(seed) == commitment;
   report.applications = static_cast<std::int64_t>(outcomes.size());
   const std::size_t skus = spec.skus.size();
-  // The lines that are valid applications, and where each is in `outcomes`.
+  // The lines that are valid applications, where each is in `outcomes`, and
+  // whether its published outcome can be compared (names a SKU or none).
   std::vector<ApplicationEntry> valid;
   std::vector<std::size_t> line_of;
+  std::vector<bool> comparable;
   absl::flat_hash_set<std::string_view> members;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const ApplicationOutcome& o = outcomes[i];
@@ -100,21 +108,28 @@ AllocationAudit audit_allocation(const CampaignSpec& spec, const LotterySeed& se
                bad != o.application.preferred.end()) {
       problem = "member \"" + member + "\" names SKU index " + std::to_string(*bad) +
                 ", and the campaign has " + std::to_string(skus) + " SKUs";
-    } else if (o.sku != kNoSku && o.sku >= skus) {
-      problem = "member \"" + member + "\" got SKU index " + std::to_string(o.sku) +
-                ", and the campaign has " + std::to_string(skus) + " SKUs";
     }
     if (!problem.empty()) {
+      // Not an application: left out of the replay.
       report.problems.push_back({i, std::move(problem)});
       continue;
     }
+    // A valid application with an outcome that names no SKU of the
+    // campaign: reported, and still replayed (it took its part of the stock).
+    const bool names_a_sku = o.sku == kNoSku || o.sku < skus;
+    if (!names_a_sku) {
+      report.problems.push_back({i, "member \"" + member + "\" got SKU index " +
+                                        std::to_string(o.sku) + ", and the campaign has " +
+                                        std::to_string(skus) + " SKUs"});
+    }
     valid.push_back(o.application);
     line_of.push_back(i);
+    comparable.push_back(names_a_sku);
   }
   const Allocation replay = allocate(spec, seed, valid);
   for (std::size_t j = 0; j < valid.size(); ++j) {
     const std::uint32_t published = outcomes[line_of[j]].sku;
-    if (published == replay.sku_of[j]) continue;
+    if (!comparable[j] || published == replay.sku_of[j]) continue;
     report.problems.push_back({line_of[j], "member \"" + valid[j].member_id +
                                                "\": the export says " + describe(spec, published) +
                                                ", the allocation gives " +

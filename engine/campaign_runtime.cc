@@ -160,7 +160,9 @@ void CampaignRuntime::forget_held(std::string_view member_id, std::string_view c
   bool emptied = false;
   members_index_.with_shard(hash, [&](MemberShard& members) {
     MemberRecord* m = members.find(member_id, hash);
-    if (m != nullptr) emptied = members.drop_held(*m, code);
+    if (m == nullptr) return;
+    emptied = members.drop_held(*m, code);
+    if (emptied) members.release_if_inactive(*m);
   });
   // Relaxed: a statistic.
   if (emptied) members_.fetch_sub(1, std::memory_order_relaxed);

@@ -7,16 +7,19 @@
 // also reached by its number (the order of appending). A container that
 // holds nothing costs a vector; one with a few items costs a small chunk.
 //
-// ByteArena keeps byte strings the same way: append() copies the bytes into
-// the current chunk (a new one when they do not fit) and returns where they
-// now live.
+// ByteArena keeps byte strings the same way, each in a block of a multiple
+// of 16 bytes: append() copies the bytes into a block given back earlier of
+// the same size class, or else into the current chunk (a new one when they
+// do not fit), and returns where they now live; give_back() makes a string's
+// block reusable. What the arena holds is thus bounded by the strings kept
+// at once, times at most the number of size classes.
 //
 // Usage:
 //   Chunked<Record, 16, 4096> records;
 //   Record& r = records.push_back(Record{...});   // number records.size() - 1
 //   Record& same = records[n];
 //   ByteArena<256, 16384> bytes;
-//   const char* kept = bytes.append(id);
+//   char* kept = bytes.append(id);  ...  bytes.give_back(kept, id.size());
 //
 // Thread-safety: none; the owner serialises every call.
 #pragma once
@@ -90,28 +93,54 @@ class Chunked final {
 
 template <std::uint32_t kFirst, std::uint32_t kMax>
 class ByteArena final {
-  static_assert(kFirst <= kMax, "chunks grow to kMax");
+  static constexpr std::size_t kBlock = 16;
+  static_assert(kFirst <= kMax && kMax % kBlock == 0, "chunks grow to kMax, whole blocks");
 
  public:
-  // Copies `bytes` (at most kMax of them) and returns the copy's first byte.
-  const char* append(std::string_view bytes) {
-    VOUCHERD_CHECK(bytes.size() <= kMax, "a string fits one chunk");
-    if (chunks_.empty() || kept_ + bytes.size() > capacity_) {
-      capacity_ = chunks_.empty() ? kFirst : std::min<std::size_t>(capacity_ * 2, kMax);
-      capacity_ = std::max(capacity_, bytes.size());
-      chunks_.push_back(std::make_unique<char[]>(capacity_));
-      kept_ = 0;
+  // The most bytes one string may have.
+  static constexpr std::size_t kStringMax = kMax;
+
+  // Copies `bytes` (at most kStringMax of them) and returns the copy's
+  // first byte.
+  char* append(std::string_view bytes) {
+    VOUCHERD_CHECK(bytes.size() <= kStringMax, "a string fits one chunk");
+    const std::size_t cls = size_class(bytes.size());
+    char* at = nullptr;
+    if (cls < free_.size() && !free_[cls].empty()) {
+      at = free_[cls].back();
+      free_[cls].pop_back();
+    } else {
+      const std::size_t block = cls * kBlock;
+      if (chunks_.empty() || kept_ + block > capacity_) {
+        capacity_ = chunks_.empty() ? kFirst : std::min<std::size_t>(capacity_ * 2, kMax);
+        capacity_ = std::max(capacity_, block);
+        chunks_.push_back(std::make_unique<char[]>(capacity_));
+        kept_ = 0;
+      }
+      at = chunks_.back().get() + kept_;
+      kept_ += block;
     }
-    char* at = chunks_.back().get() + kept_;
     if (!bytes.empty()) std::memcpy(at, bytes.data(), bytes.size());
-    kept_ += bytes.size();
     return at;
   }
 
+  // `at`, which append() returned for a string of `size` bytes, may be
+  // reused; the string is gone.
+  void give_back(char* at, std::size_t size) {
+    const std::size_t cls = size_class(size);
+    if (free_.size() <= cls) free_.resize(cls + 1);
+    free_[cls].push_back(at);
+  }
+
  private:
+  static std::size_t size_class(std::size_t size) {
+    return std::max<std::size_t>(1, (size + kBlock - 1) / kBlock);
+  }
+
   std::vector<std::unique_ptr<char[]>> chunks_;
-  std::size_t capacity_ = 0;  // of the last chunk
-  std::size_t kept_ = 0;      // bytes used in the last chunk
+  std::size_t capacity_ = 0;              // of the last chunk
+  std::size_t kept_ = 0;                  // bytes used in the last chunk
+  std::vector<std::vector<char*>> free_;  // blocks given back, by size class
 };
 
 }  // namespace voucherd

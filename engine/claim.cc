@@ -95,8 +95,8 @@ void ClaimEngine::run_claim(ClaimOp& op) {
                                   : c->inventory_.sku_empty(sku) && c->inventory_.is_final(sku);
     // The shard hash is the map's own hash of the key, so it is passed along.
     MemberRecord* m = members.find(op.member_id, op.member_hash_);
-    // A member who holds nothing here and has no claim in flight is new
-    // again (records are kept, emptied, for their next press).
+    // A record that is not active (its member's press was refused before
+    // they claimed) is a newcomer's.
     if (m == nullptr || !members.active(*m)) {
       // A member the store's feed says holds a voucher from another replica
       // is looked up, not given stock: with an allowance of one, always;
@@ -287,9 +287,11 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
   bool first_voucher = false;
   c.members_index_.with_shard(op.member_hash_, [&](MemberShard& members) {
     waiters = members.remove_pending(op);
+    MemberRecord& m = members.record(op.member_ref_);
     if (held) {
-      MemberRecord& m = members.record(op.member_ref_);
       first_voucher = members.add_held(m, held) == MemberShard::Added::kFirst;
+    } else {
+      members.release_if_inactive(m);  // holding, or with claims in flight, the member stays
     }
   });
   if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic

@@ -16,20 +16,42 @@ MemberRecord* MemberShard::find(std::string_view member_id, std::size_t hash) {
 }
 
 MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash) {
+  static_assert(limits::kIdBytesMax <= decltype(long_ids_)::kStringMax, "an id fits the arena");
   VOUCHERD_CHECK(member_id.size() <= limits::kIdBytesMax, "a member id has at most 128 bytes");
-  MemberRecord m;
-  m.hash_lo = static_cast<std::uint32_t>(hash);
-  m.number = records_.size();
-  m.id_size = static_cast<std::uint8_t>(member_id.size());
+  MemberRecord* m = nullptr;
+  if (free_.empty()) {
+    MemberRecord fresh;
+    fresh.number = records_.size();
+    m = &records_.push_back(std::move(fresh));
+  } else {
+    m = &records_[free_.back()];
+    free_.pop_back();
+  }
+  m->hash_lo = static_cast<std::uint32_t>(hash);
+  m->id_size = static_cast<std::uint8_t>(member_id.size());
   if (member_id.size() <= MemberRecord::kInlineIdBytes) {
-    std::copy(member_id.begin(), member_id.end(), m.id_bytes);
+    std::copy(member_id.begin(), member_id.end(), m->id_bytes);
   } else {
     const char* kept = long_ids_.append(member_id);
-    std::memcpy(m.id_bytes, &kept, sizeof kept);
+    std::memcpy(m->id_bytes, &kept, sizeof kept);
   }
-  MemberRecord& placed = records_.push_back(std::move(m));
-  index_.insert(&placed);
-  return placed;
+  const bool inserted = index_.insert(m).second;
+  VOUCHERD_CHECK(inserted, "a new record is a new pointer in the index");
+  return *m;
+}
+
+void MemberShard::release_if_inactive(MemberRecord& m) {
+  if (active(m)) return;
+  index_.erase(&m);
+  if (m.id_size > MemberRecord::kInlineIdBytes) {
+    char* kept = nullptr;
+    std::memcpy(&kept, m.id_bytes, sizeof kept);
+    long_ids_.give_back(kept, m.id_size);
+  }
+  const std::uint32_t number = m.number;
+  m = MemberRecord{};
+  m.number = number;
+  free_.push_back(number);
 }
 
 const std::vector<VoucherPtr>& MemberShard::more_of(const MemberRecord& m) const {

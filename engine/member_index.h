@@ -13,8 +13,11 @@
 //     new claim after a cancel) are in `more_`;
 //   - a claim in flight, and the presses waiting for it, are in
 //     `in_flight_`, and only while the claim is in flight.
-// Records are never erased, only emptied: a member who holds nothing here
-// and has no claim in flight is not `active()` and is treated as new.
+// A member who holds nothing here and has no claim in flight is released
+// (release_if_inactive): out of the index, their record and their long id's
+// block reused for the next new member. So the records are bounded by the
+// members active at once. A record found that is not `active()` (its press
+// was refused before it claimed) is treated as a new member's.
 //
 // Usage (under the shard's lock):
 //   MemberRecord* m = shard.find(member_id, hash);
@@ -22,7 +25,8 @@
 //   shard.add_pending(*m, op);  ...  ClaimOp* waiters = shard.remove_pending(op);
 //
 // Thread-safety: none; the caller holds the shard's lock for every call. A
-// MemberRecord& stays valid as long as the shard.
+// MemberRecord& stays valid as long as the shard; it is another member's
+// once released.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -35,6 +39,7 @@
 #include <vector>
 
 #include "engine/chunked.h"
+#include "engine/limits.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 
@@ -69,6 +74,7 @@ struct MemberRecord {
   }
 };
 static_assert(sizeof(MemberRecord) == 48, "a member's record stays small (docs/member-memory.md)");
+static_assert(limits::kIdBytesMax <= UINT8_MAX, "a member id's size fits MemberRecord::id_size");
 
 class MemberShard final {
  public:
@@ -77,6 +83,9 @@ class MemberShard final {
   // A new record for a member find() did not find; the id has at most
   // limits::kIdBytesMax bytes.
   MemberRecord& emplace(std::string_view member_id, std::size_t hash);
+  // Releases the member's record when they hold nothing here and have no
+  // claim in flight.
+  void release_if_inactive(MemberRecord& m);
   // The record numbered n (a ClaimOp's member_ref_).
   [[nodiscard]] MemberRecord& record(std::uint32_t n) { return records_[n]; }
   // True while the member holds a voucher here or has a claim in flight.
@@ -161,7 +170,8 @@ class MemberShard final {
   [[nodiscard]] const std::vector<VoucherPtr>& more_of(const MemberRecord& m) const;
 
   Chunked<MemberRecord, 16, 4096> records_;
-  ByteArena<256, 16384> long_ids_;  // ids of more than kInlineIdBytes bytes
+  std::vector<std::uint32_t> free_;  // numbers of released records
+  ByteArena<256, 16384> long_ids_;   // ids of more than kInlineIdBytes bytes
   absl::flat_hash_set<MemberRecord*, SlotHash, SlotEq> index_;
   // Vouchers beyond each member's first, oldest first, by record number.
   absl::flat_hash_map<std::uint32_t, std::vector<VoucherPtr>> more_;

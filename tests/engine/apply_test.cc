@@ -262,5 +262,18 @@ TEST_F(AuditAllocationTest, LinesThatAreNotApplicationsAreReportedNotReplayed) {
             "member \"stranger\" names SKU index 9, and the campaign has 2 SKUs");
 }
 
+TEST_F(AuditAllocationTest, AnOutcomeNamingNoSkuOfTheCampaignIsReportedAlone) {
+  // The application is valid and took its unit: the replay keeps it, so
+  // nobody else's outcome is reported.
+  std::size_t won = 0;
+  while (outcomes_[won].sku == kNoSku) ++won;
+  outcomes_[won].sku = 9;
+  const AllocationAudit r = audit(outcomes_, seed_);
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].index, won);
+  EXPECT_EQ(r.problems[0].what, "member \"" + outcomes_[won].application.member_id +
+                                    "\" got SKU index 9, and the campaign has 2 SKUs");
+}
+
 }  // namespace
 }  // namespace voucherd

@@ -1,6 +1,6 @@
 // member_index_test — a MemberShard finds each member by the exact id, even
-// when ids share a hash, keeps ids of any valid length, and keeps a
-// member's record (emptied) once they hold nothing.
+// when ids share a hash, keeps ids of any valid length, and releases a
+// member who holds nothing, reusing the record and the id's block.
 #include "engine/member_index.h"
 
 #include <gtest/gtest.h>
@@ -54,9 +54,10 @@ TEST(MemberShardTest, IdsThatShareAHashAreToldApartByTheirBytes) {
   EXPECT_EQ(shard.find("a", kSameHash + 1), nullptr);
 }
 
-TEST(MemberShardTest, AMemberWhoHoldsNothingKeepsTheRecordButIsNotActive) {
+TEST(MemberShardTest, AMemberWhoComesToHoldNothingIsReleasedAndTheRecordReused) {
   MemberShard shard;
   MemberRecord& m = shard.emplace("member-1", 42);
+  MemberRecord& other = shard.emplace("member-2", 43);
   EXPECT_FALSE(shard.active(m)) << "a new record holds nothing and has no claim in flight";
   EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kFirst);
   EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kKnown);
@@ -68,7 +69,52 @@ TEST(MemberShardTest, AMemberWhoHoldsNothingKeepsTheRecordButIsNotActive) {
   EXPECT_EQ(shard.last_held(m)->code(), "CODE-2");
   EXPECT_TRUE(shard.drop_held(m, "CODE-2"));
   EXPECT_FALSE(shard.active(m));
-  EXPECT_EQ(shard.find("member-1", 42), &m) << "the emptied record stays for the next press";
+  EXPECT_EQ(shard.find("member-1", 42), &m) << "emptied, and not yet released";
+  shard.release_if_inactive(other);  // holds nothing: released too
+  EXPECT_EQ(shard.find("member-2", 43), nullptr);
+  shard.release_if_inactive(m);
+  EXPECT_EQ(shard.find("member-1", 42), nullptr);
+  // New members take the released records, the last released first.
+  MemberRecord& third = shard.emplace("member-3", 44);
+  EXPECT_EQ(&third, &m);
+  EXPECT_EQ(third.id(), "member-3");
+  EXPECT_EQ(third.number, 0u);
+  EXPECT_EQ(MemberShard::held_count(third), 0u);
+  EXPECT_EQ(shard.find("member-3", 44), &third);
+  EXPECT_EQ(shard.find("member-1", 42), nullptr);
+}
+
+TEST(MemberShardTest, AMemberWhoHoldsAVoucherIsNotReleased) {
+  MemberShard shard;
+  MemberRecord& m = shard.emplace("member-1", 42);
+  EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kFirst);
+  shard.release_if_inactive(m);
+  EXPECT_EQ(shard.find("member-1", 42), &m);
+  EXPECT_EQ(MemberShard::held_count(m), 1u);
+}
+
+TEST(MemberShardTest, LongIdsOfReleasedMembersLeaveNoBytesBehind) {
+  // 10,000 members with 100-byte ids come and go, at most 10 at once: the
+  // records and the ids' blocks are reused, and every id reads back whole.
+  MemberShard shard;
+  std::vector<MemberRecord*> now;
+  for (int i = 0; i < 10'000; ++i) {
+    std::string id(100, static_cast<char>('a' + i % 26));
+    id += std::to_string(i);
+    const std::size_t hash = std::hash<std::string>{}(id);
+    MemberRecord& m = shard.emplace(id, hash);
+    ASSERT_EQ(m.id(), id);
+    ASSERT_LT(m.number, 10u) << "records are reused";
+    now.push_back(&m);
+    if (now.size() == 10) {
+      for (MemberRecord* r : now) {
+        const std::string kept(r->id());
+        ASSERT_EQ(shard.find(kept, std::hash<std::string>{}(kept)), r);
+        shard.release_if_inactive(*r);
+      }
+      now.clear();
+    }
+  }
 }
 
 }  // namespace
