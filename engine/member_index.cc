@@ -6,7 +6,6 @@
 
 #include "engine/check.h"
 #include "engine/limits.h"
-#include "engine/sharded_map.h"
 
 namespace voucherd {
 

@@ -224,7 +224,8 @@ class VoucherRecord {
   VoucherState state_ = VoucherState::kIssued;
 };
 // With its make_shared control block, a record is one 160-byte heap chunk.
-static_assert(sizeof(VoucherRecord) == 128, "a voucher's record stays small (docs/member-memory.md)");
+static_assert(sizeof(VoucherRecord) == 128,
+              "a voucher's record stays small (docs/member-memory.md)");
 
 // The state a reader sees at `now`: ISSUED turns EXPIRED once expires_at passed.
 inline VoucherState visible_state(const VoucherRecord& v, UnixMicros now_us) {

@@ -1013,10 +1013,10 @@ TEST_F(DeferredLogTest, ClaimsInFlightOutliveTheIdOfTheOneThatEndedFirst) {
 }
 
 TEST_F(DeferredLogTest, AMemberWhoseClaimCameToNothingIsANewcomerAgain) {
-  // A member's record is kept once it is empty. A member whose claim came to
-  // nothing holds nothing here, so their next press is decided as a
-  // newcomer's: when the store says another replica has given them a
-  // voucher meanwhile, they are looked up instead of taking stock.
+  // A member whose claim came to nothing holds nothing here (their record
+  // is released), so their next press is decided as a newcomer's: when the
+  // store says another replica has given them a voucher meanwhile, they are
+  // looked up instead of taking stock.
   ASSERT_TRUE(engine_.create_campaign(small_spec()).has_value());
   RecordingClaim first;
   start(first, "gd-2024", "m1");
