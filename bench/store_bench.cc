@@ -18,7 +18,7 @@ namespace {
 
 using namespace voucherd;
 
-VoucherRecord sample_voucher(int i) {
+VoucherPtr sample_voucher(int i) {
   VoucherFields v;
   v.code = "7K3QM-9XW2A-PB4RT-HN8CZ-D5EJ6-FVY1G-" + std::to_string(i % 10);
   v.campaign_id = "guangdong-2024";
@@ -29,17 +29,19 @@ VoucherRecord sample_voucher(int i) {
   v.face_value_cents = 39'800;
   v.issued_at_us = 1'790'000'000'123'456 + i;
   v.expires_at_us = v.issued_at_us + 30LL * 86'400 * 1'000'000;
-  return VoucherRecord(std::move(v));
+  return VoucherRecord::make(v);
 }
 
 void BM_EncodeVoucherRecord(benchmark::State& state) {
-  const VoucherRecord v = sample_voucher(1);
+  const VoucherPtr p = sample_voucher(1);
+  const VoucherRecord& v = *p;
   for (auto _ : state) benchmark::DoNotOptimize(redis::encode_voucher(v));
 }
 BENCHMARK(BM_EncodeVoucherRecord);
 
 void BM_DecodeVoucherRecord(benchmark::State& state) {
-  const VoucherRecord v = sample_voucher(1);
+  const VoucherPtr p = sample_voucher(1);
+  const VoucherRecord& v = *p;
   const std::string bytes = redis::encode_voucher(v);
   for (auto _ : state) {
     benchmark::DoNotOptimize(redis::decode_voucher(v.campaign_id(), v.code(), bytes));
@@ -52,7 +54,7 @@ BENCHMARK(BM_DecodeVoucherRecord);
 // record, expiry bucket), then formatted as RESP by hiredis.
 void BM_ClaimBatchEncode100(benchmark::State& state) {
   constexpr int kClaims = 100;
-  std::vector<VoucherRecord> vouchers;
+  std::vector<VoucherPtr> vouchers;
   for (int i = 0; i < kClaims; ++i) vouchers.push_back(sample_voucher(i));
   const redis::Script script{"return 1"};
   std::int64_t bytes = 0;
@@ -61,9 +63,10 @@ void BM_ClaimBatchEncode100(benchmark::State& state) {
     std::vector<std::string> args{"replica-1", "vd:{guangdong-2024}:v:", "1"};
     keys.reserve(2 * kClaims);
     args.reserve(3 + 3 * kClaims);
-    for (const VoucherRecord& v : vouchers) {
-      keys.push_back(
-          redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id(), "m:" + v.member_id()));
+    for (const VoucherPtr& p : vouchers) {
+      const VoucherRecord& v = *p;
+      keys.push_back(redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id(),
+                                         "m:" + std::string(v.member_id())));
       keys.push_back(redis::campaign_key(redis::kStoreKeyPrefix, v.campaign_id(),
                                          "v:" + std::string(v.code())));
       args.push_back(v.sku_id());

@@ -18,11 +18,15 @@ CampaignRuntime::CampaignRuntime(CampaignSpec spec, const CodeSigner& signer,
       proposed_seed_(proposed_seed) {
   mac_keys_.reserve(spec_.skus.size() * signer.secret_count());
   voucher_skus_.reserve(spec_.skus.size());
+  const UnixMicros valid_for_us =
+      spec_.voucher_valid_seconds > 0
+          ? static_cast<UnixMicros>(spec_.voucher_valid_seconds) * kMicrosPerSecond
+          : static_cast<UnixMicros>(spec_.voucher_valid_days) * kMicrosPerDay;
   for (std::size_t i = 0; i < spec_.skus.size(); ++i) {
     const SkuSpec& sku = spec_.skus[i];
     sku_by_id_.emplace(sku.id, static_cast<std::uint32_t>(i));
-    voucher_skus_.push_back(std::make_shared<const VoucherSku>(
-        VoucherSku{spec_.id, sku.id, sku.site_id, sku.kind, sku.face_value_cents}));
+    voucher_skus_.push_back(std::make_unique<const VoucherSku>(
+        VoucherSku{spec_.id, sku.id, sku.site_id, sku.kind, sku.face_value_cents, valid_for_us}));
     for (std::size_t k = 0; k < signer.secret_count(); ++k) {
       mac_keys_.push_back(signer.derive_sku_key(spec_.id, sku.site_id, sku.id, k));
     }

@@ -110,7 +110,7 @@ class CampaignRuntime final : public CampaignStock {
   // minting secret's first.
   std::vector<SkuMacKey> mac_keys_;
   // Per SKU, what its vouchers share.
-  std::vector<std::shared_ptr<const VoucherSku>> voucher_skus_;
+  std::vector<std::unique_ptr<const VoucherSku>> voucher_skus_;
   const std::size_t secret_count_;
   Inventory inventory_;
   std::unique_ptr<SkuCounters[]> sku_counters_;

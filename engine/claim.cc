@@ -238,14 +238,8 @@ VoucherPtr ClaimEngine::mint_voucher(const CampaignRuntime& c, std::uint32_t sku
   f.mac = compute_mac(c.mac_keys_[sku * c.secret_count_], f);
 
   const CodeText code = format_code_text(f);
-  const CampaignSpec& spec = c.spec();
-  const UnixMicros expires_at_us =
-      now_us + (spec.voucher_valid_seconds > 0
-                    ? static_cast<UnixMicros>(spec.voucher_valid_seconds) * kMicrosPerSecond
-                    : static_cast<UnixMicros>(spec.voucher_valid_days) * kMicrosPerDay);
-  return std::make_shared<const VoucherRecord>(c.voucher_skus_[sku],
-                                               std::string_view(code.data(), code.size()),
-                                               member_id, request_id, now_us, expires_at_us);
+  return VoucherRecord::make(c.voucher_skus_[sku].get(), std::string_view(code.data(), code.size()),
+                             member_id, request_id, now_us);
 }
 
 void ClaimOp::on_logged(LogStatus status, VoucherPtr held) {

@@ -11,7 +11,7 @@ namespace voucherd {
 
 MemberRecord* MemberShard::find(std::string_view member_id, std::size_t hash) {
   auto it = index_.find(Probe{member_id, static_cast<std::uint32_t>(hash)});
-  return it == index_.end() ? nullptr : *it;
+  return it == index_.end() ? nullptr : &records_[*it];
 }
 
 MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash) {
@@ -34,14 +34,14 @@ MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash)
     const char* kept = long_ids_.append(member_id);
     std::memcpy(m->id_bytes, &kept, sizeof kept);
   }
-  const bool inserted = index_.insert(m).second;
-  VOUCHERD_CHECK(inserted, "a new record is a new pointer in the index");
+  const bool inserted = index_.insert(m->number).second;
+  VOUCHERD_CHECK(inserted, "a new record is a new number in the index");
   return *m;
 }
 
 void MemberShard::release_if_inactive(MemberRecord& m) {
   if (active(m)) return;
-  index_.erase(&m);
+  index_.erase(m.number);
   if (m.id_size > MemberRecord::kInlineIdBytes) {
     char* kept = nullptr;
     std::memcpy(&kept, m.id_bytes, sizeof kept);

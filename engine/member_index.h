@@ -4,9 +4,9 @@
 //
 // A campaign keeps 64 shards (Sharded<MemberShard>), the member's picked by
 // ShardedMap<int>::hash(member_id), each under its spin lock. Per member the
-// shard keeps one MemberRecord of 48 B (the id inline when it has up to 15
-// bytes, a 24-byte MemberEntry) in chunks that never move, numbered in the
-// order members came, and an 8-byte index slot pointing at it; longer ids
+// shard keeps one MemberRecord of 40 B (the id inline when it has up to 15
+// bytes, a 16-byte MemberEntry) in chunks that never move, numbered in the
+// order members came, and a 4-byte index slot holding that number; longer ids
 // are kept in the shard's byte arena. What most members never need stays
 // out of the record:
 //   - vouchers beyond the first (an allowance above one, several prizes, a
@@ -52,7 +52,7 @@ struct MemberEntry {
   std::uint32_t press_tat = 0;
   std::uint32_t more = 0;  // vouchers held beyond `first`
 };
-static_assert(sizeof(MemberEntry) == 24, "a member's entry stays small (docs/member-memory.md)");
+static_assert(sizeof(MemberEntry) == 16, "a member's entry stays small (docs/member-memory.md)");
 
 // One member of a shard. The id is kept inline when it has up to
 // kInlineIdBytes bytes, else in the shard's arena (id_bytes then holds the
@@ -73,11 +73,15 @@ struct MemberRecord {
     return {kept, id_size};
   }
 };
-static_assert(sizeof(MemberRecord) == 48, "a member's record stays small (docs/member-memory.md)");
+static_assert(sizeof(MemberRecord) == 40, "a member's record stays small (docs/member-memory.md)");
 static_assert(limits::kIdBytesMax <= UINT8_MAX, "a member id's size fits MemberRecord::id_size");
 
 class MemberShard final {
  public:
+  MemberShard() = default;
+  MemberShard(const MemberShard&) = delete;
+  MemberShard& operator=(const MemberShard&) = delete;
+
   // The member's record, or null.
   [[nodiscard]] MemberRecord* find(std::string_view member_id, std::size_t hash);
   // A new record for a member find() did not find; the id has at most
@@ -146,33 +150,41 @@ class MemberShard final {
     std::uint32_t pending_count = 0;
     std::uint32_t waiter_count = 0;
   };
-  // The index looks records up by (id, hash_lo) without building a record.
+  // The index keeps record numbers (4 bytes a slot) and looks records up by
+  // (id, hash_lo) without building one.
   struct Probe {
     std::string_view id;
     std::uint32_t hash_lo;
   };
+  using Records = Chunked<MemberRecord, 16, 4096>;
   struct SlotHash {
     using is_transparent = void;
     // hash_lo is already a hash; spread it over 64 bits for the table.
     static std::size_t spread(std::uint32_t h) { return h * 0x9E3779B97F4A7C15ULL; }
-    std::size_t operator()(const MemberRecord* m) const { return spread(m->hash_lo); }
+    std::size_t operator()(std::uint32_t n) const { return spread((*records)[n].hash_lo); }
     std::size_t operator()(const Probe& p) const { return spread(p.hash_lo); }
+    const Records* records;
   };
   struct SlotEq {
     using is_transparent = void;
-    bool operator()(const MemberRecord* a, const MemberRecord* b) const { return a == b; }
-    bool operator()(const MemberRecord* m, const Probe& p) const {
-      return m->hash_lo == p.hash_lo && m->id() == p.id;
+    bool operator()(std::uint32_t a, std::uint32_t b) const { return a == b; }
+    bool operator()(std::uint32_t n, const Probe& p) const {
+      const MemberRecord& m = (*records)[n];
+      return m.hash_lo == p.hash_lo && m.id() == p.id;
     }
-    bool operator()(const Probe& p, const MemberRecord* m) const { return (*this)(m, p); }
+    bool operator()(const Probe& p, std::uint32_t n) const { return (*this)(n, p); }
+    const Records* records;
   };
 
   [[nodiscard]] const std::vector<VoucherPtr>& more_of(const MemberRecord& m) const;
 
-  Chunked<MemberRecord, 16, 4096> records_;
+  Records records_;
   std::vector<std::uint32_t> free_;  // numbers of released records
   ByteArena<256, 16384> long_ids_;   // ids of more than kInlineIdBytes bytes
-  absl::flat_hash_set<MemberRecord*, SlotHash, SlotEq> index_;
+  // The numbers of the records in use. Its hash and equality read records_,
+  // so the shard never moves.
+  absl::flat_hash_set<std::uint32_t, SlotHash, SlotEq> index_{0, SlotHash{&records_},
+                                                              SlotEq{&records_}};
   // Vouchers beyond each member's first, oldest first, by record number.
   absl::flat_hash_map<std::uint32_t, std::vector<VoucherPtr>> more_;
   // The members with claims in flight, by record number.

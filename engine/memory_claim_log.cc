@@ -2,7 +2,9 @@
 
 #include <absl/hash/hash.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 
 #include "engine/check.h"
 #include "engine/redemption.h"
@@ -11,8 +13,16 @@ namespace voucherd {
 
 // High bits pick the shard: the shard's own hash map uses the low bits of the
 // same hash, and keys that all share their low bits would crowd its probes.
-std::size_t MemoryClaimLog::shard_index(const CodeKey& key) {
-  return (absl::Hash<CodeKey>{}(key) >> 52) & (kShards - 1);
+std::size_t MemoryClaimLog::shard_index(const CodeKeyBits& key) {
+  return (absl::HashOf(key) >> 52) & (kShards - 1);
+}
+
+// Only a table that grows hashes its slots: the record's code is read again
+// then, once per slot.
+std::size_t MemoryClaimLog::CodeSlotHash::operator()(const CodeSlot& s) const {
+  const auto key = code_key_bits(s.current->code());
+  VOUCHERD_CHECK(key.has_value(), "the log keeps canonical codes only");
+  return absl::HashOf(*key);
 }
 
 StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
@@ -25,6 +35,16 @@ StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, Campai
     const auto sku = static_cast<std::uint32_t>(i);
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
     stock.set_final(sku, true);
+  }
+  // Room for the campaign's codes, so that no table grows (and rehashes
+  // every code by reading its record) during the sale. Codes spread
+  // evenly over the shards; the 1/32 covers their spread (over 4 standard
+  // deviations from 5,000 codes a shard on).
+  const std::int64_t codes =
+      std::min(spec.stock_total(), limits::kCodesReservedPerCampaignMax) / std::ssize(codes_);
+  for (CodeShard& shard : codes_) {
+    std::lock_guard lock(shard.mu);
+    shard.by_code.reserve(shard.by_code.size() + static_cast<std::size_t>(codes + codes / 32 + 64));
   }
   if (spec.mode == CampaignMode::kLottery) {
     // One process: its own seed is the campaign's.
@@ -45,7 +65,11 @@ void MemoryClaimLog::record(const VoucherPtr& voucher) {
     VOUCHERD_CHECK(key.has_value(), "the engine mints every code in canonical form");
     CodeShard& shard = codes_[shard_index(*key)];
     std::lock_guard lock(shard.mu);
-    const bool inserted = shard.by_code.emplace(*key, voucher).second;
+    bool inserted = false;
+    shard.by_code.lazy_emplace(CodeProbe{*key, v.code()}, [&](const auto& construct) {
+      construct(CodeSlot{voucher});
+      inserted = true;
+    });
     VOUCHERD_CHECK(inserted,
                    "80 random bits per code never collide (else the random source broke)");
   }
@@ -196,7 +220,8 @@ StoreResult<std::vector<VoucherPtr>> MemoryClaimLog::redeemed_vouchers(
   std::vector<VoucherPtr> out;
   for (CodeShard& shard : codes_) {
     std::lock_guard lock(shard.mu);
-    for (const auto& [key, v] : shard.by_code) {
+    for (const CodeSlot& slot : shard.by_code) {
+      const VoucherPtr& v = slot.current;
       if (v->state() == VoucherState::kRedeemed && v->campaign_id() == campaign_id)
         out.push_back(v);
     }
@@ -211,7 +236,8 @@ StoreResult<std::vector<std::int64_t>> MemoryClaimLog::expired_counts(const Camp
   std::vector<std::int64_t> out(spec.skus.size(), 0);
   for (CodeShard& shard : codes_) {
     std::lock_guard lock(shard.mu);
-    for (const auto& [key, v] : shard.by_code) {
+    for (const CodeSlot& slot : shard.by_code) {
+      const VoucherPtr& v = slot.current;
       if (v->campaign_id() != spec.id || visible_state(*v, now_us) != VoucherState::kExpired)
         continue;
       if (auto it = index_of.find(v->sku_id()); it != index_of.end()) ++out[it->second];

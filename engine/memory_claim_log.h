@@ -14,6 +14,8 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <absl/hash/hash.h>
 
 #include <array>
 #include <atomic>
@@ -22,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/check.h"
 #include "engine/claim_log.h"
 #include "engine/limits.h"
 #include "engine/sharded_map.h"
@@ -63,29 +66,54 @@ class MemoryClaimLog final : public ClaimLog {
 
  private:
   static constexpr std::size_t kShards = 64;
-  // A code kept as its key bits in the map slot (16 bytes against 35 of
-  // text): growing the map rehashes slots without chasing a pointer to every
-  // record. The record's code text is compared before a match is trusted.
-  using CodeKey = CodeKeyBits;
+  // A code's slot is its current record alone (16 bytes): the table hashes
+  // the record's code by its key bits, and a look-up by text compares the
+  // record's code with it, so no key is kept beside the record.
+  struct CodeSlot {
+    // Replaced by a new record of the same code when the voucher's state
+    // changes (records are immutable once shared); the code, which the
+    // slot's hash depends on, never changes.
+    mutable VoucherPtr current;
+  };
+  struct CodeProbe {
+    CodeKeyBits key;
+    std::string_view text;
+  };
+  struct CodeSlotHash {
+    using is_transparent = void;
+    std::size_t operator()(const CodeSlot& s) const;
+    std::size_t operator()(const CodeProbe& p) const { return absl::HashOf(p.key); }
+  };
+  struct CodeSlotEq {
+    using is_transparent = void;
+    bool operator()(const CodeSlot& a, const CodeSlot& b) const {
+      return a.current->code() == b.current->code();
+    }
+    bool operator()(const CodeSlot& s, const CodeProbe& p) const {
+      return s.current->code() == p.text;
+    }
+    bool operator()(const CodeProbe& p, const CodeSlot& s) const { return (*this)(s, p); }
+  };
   // Runs f(VoucherPtr& current) on the record of `code` under its shard's
-  // lock, if there is one; returns whether there was.
+  // lock, if there is one; returns whether there was. f may replace the
+  // record by one of the same code.
   template <class F>
   bool with_record(std::string_view code, F&& f) {
     const auto key = code_key_bits(code);
     if (!key) return false;
+    const CodeProbe probe{*key, code};
     CodeShard& shard = codes_[shard_index(*key)];
     std::lock_guard lock(shard.mu);
-    auto it = shard.by_code.find(*key);
-    if (it == shard.by_code.end() || it->second->code() != code) return false;
-    f(it->second);
+    auto it = shard.by_code.find(probe);
+    if (it == shard.by_code.end()) return false;
+    f(it->current);
+    VOUCHERD_CHECK(it->current->code() == code, "a record is replaced by one of the same code");
     return true;
   }
-  static std::size_t shard_index(const CodeKey& key);
+  static std::size_t shard_index(const CodeKeyBits& key);
   struct alignas(64) CodeShard {
     SpinLock mu;  // held for one hash-map operation
-    // The current record of each code: replaced by a new one when its
-    // state changes (records are immutable once shared).
-    absl::flat_hash_map<CodeKey, VoucherPtr> by_code;
+    absl::flat_hash_set<CodeSlot, CodeSlotHash, CodeSlotEq> by_code;
   };
 
   // A LOTTERY campaign's draws.

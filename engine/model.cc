@@ -35,45 +35,122 @@ std::string_view KeptString::view() const {
   return {block_.get() + sizeof size, size};
 }
 
-VoucherRecord::VoucherRecord(std::shared_ptr<const VoucherSku> sku, std::string_view code,
+ShortString::ShortString(std::string_view text) {
+  if (text.size() <= kInlineBytes) {
+    std::copy(text.begin(), text.end(), bytes_);
+    size_ = static_cast<std::uint8_t>(text.size());
+    return;
+  }
+  const auto size = static_cast<std::uint32_t>(text.size());
+  VOUCHERD_CHECK(size == text.size(), "a kept string's size fits 32 bits");
+  char* block = new char[sizeof size + text.size()];
+  std::memcpy(block, &size, sizeof size);
+  std::memcpy(block + sizeof size, text.data(), text.size());
+  std::memcpy(bytes_, &block, sizeof block);
+  size_ = kSpilled;
+}
+
+ShortString::ShortString(ShortString&& other) noexcept : size_(other.size_) {
+  std::memcpy(bytes_, other.bytes_, kInlineBytes);
+  other.size_ = 0;
+}
+
+ShortString& ShortString::operator=(ShortString&& other) noexcept {
+  if (this != &other) {
+    release();
+    std::memcpy(bytes_, other.bytes_, kInlineBytes);
+    size_ = other.size_;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+ShortString::~ShortString() { release(); }
+
+void ShortString::release() {
+  if (size_ != kSpilled) return;
+  char* block = nullptr;
+  std::memcpy(&block, bytes_, sizeof block);
+  delete[] block;
+  size_ = 0;
+}
+
+std::string_view ShortString::view() const {
+  if (size_ != kSpilled) return {bytes_, size_};
+  const char* block = nullptr;
+  std::memcpy(&block, bytes_, sizeof block);
+  std::uint32_t size = 0;
+  std::memcpy(&size, block, sizeof size);
+  return {block + sizeof size, size};
+}
+
+VoucherRecord::VoucherRecord(const VoucherSku* sku, bool owns_sku, std::string_view code,
                              std::string_view member_id, std::string_view request_id,
-                             UnixMicros issued_at_us, UnixMicros expires_at_us)
-    : sku_(std::move(sku)),
-      member_id_(member_id),
-      request_id_(request_id),
-      issued_at_us_(issued_at_us),
-      expires_at_us_(expires_at_us),
-      code_size_(static_cast<std::uint8_t>(code.size())) {
+                             UnixMicros issued_at_us)
+    : sku_(sku), member_id_(member_id), request_id_(request_id), issued_at_us_(issued_at_us) {
   VOUCHERD_CHECK(sku_ != nullptr, "every voucher is of a SKU");
   VOUCHERD_CHECK(code.size() <= code_.size(),
                  "codes are minted in display form, and stores refuse longer ones when reading");
+  VOUCHERD_CHECK(code.find('\0') == std::string_view::npos,
+                 "codes are minted without NUL bytes, and stores refuse them when reading");
   std::copy(code.begin(), code.end(), code_.begin());
+  if (owns_sku) bits_ |= kOwnsSku;
 }
 
-VoucherRecord::VoucherRecord(const VoucherFields& f)
-    : VoucherRecord(std::make_shared<const VoucherSku>(VoucherSku{
-                        f.campaign_id, f.sku_id, f.site_id, f.sku_kind, f.face_value_cents}),
-                    f.code, f.member_id, f.request_id, f.issued_at_us, f.expires_at_us) {
-  state_ = f.state;
+VoucherRecord::VoucherRecord(const VoucherRecord& other, VoucherState state)
+    : sku_(other.sku_),
+      member_id_(other.member_id_),
+      request_id_(other.request_id_),
+      issued_at_us_(other.issued_at_us_),
+      code_(other.code_),
+      bits_(other.bits_) {
+  if ((bits_ & kOwnsSku) != 0) sku_ = new VoucherSku(*other.sku_);
+  if (other.redemption_ != nullptr) {
+    redemption_ = std::make_unique<const RedemptionRecord>(*other.redemption_);
+  }
+  set_state(state);
+}
+
+VoucherRecord::~VoucherRecord() {
+  if ((bits_ & kOwnsSku) != 0) delete sku_;
+}
+
+VoucherPtr VoucherRecord::make(const VoucherSku* sku, std::string_view code,
+                               std::string_view member_id, std::string_view request_id,
+                               UnixMicros issued_at_us) {
+  return VoucherPtr::adopt(
+      new VoucherRecord(sku, /*owns_sku=*/false, code, member_id, request_id, issued_at_us));
+}
+
+VoucherPtr VoucherRecord::make(const VoucherFields& f) {
+  auto sku = std::make_unique<const VoucherSku>(
+      VoucherSku{f.campaign_id, f.sku_id, f.site_id, f.sku_kind, f.face_value_cents,
+                 // Modulo 2^64: expires_at_us() adds it back to the same time.
+                 static_cast<UnixMicros>(static_cast<std::uint64_t>(f.expires_at_us) -
+                                         static_cast<std::uint64_t>(f.issued_at_us))});
+  auto* v = new VoucherRecord(sku.get(), /*owns_sku=*/true, f.code, f.member_id, f.request_id,
+                              f.issued_at_us);
+  sku.release();  // the record's own now
+  VoucherPtr p = VoucherPtr::adopt(v);
+  v->set_state(f.state);
   if (f.state == VoucherState::kRedeemed) {
-    redemption_ = std::make_shared<const RedemptionRecord>(
+    v->redemption_ = std::make_unique<const RedemptionRecord>(
         RedemptionRecord{f.redeemed_site_id, f.redeemed_at_us, f.redeem_request_id});
   }
+  return p;
 }
 
 VoucherPtr VoucherRecord::with_state(VoucherState state) const {
-  auto v = std::make_shared<VoucherRecord>(*this);
-  v->state_ = state;
-  return v;
+  return VoucherPtr::adopt(new VoucherRecord(*this, state));
 }
 
 VoucherPtr VoucherRecord::redeemed(std::string_view site_id, UnixMicros at_us,
                                    std::string_view request_id) const {
-  auto v = std::make_shared<VoucherRecord>(*this);
-  v->state_ = VoucherState::kRedeemed;
-  v->redemption_ = std::make_shared<const RedemptionRecord>(
+  auto* v = new VoucherRecord(*this, VoucherState::kRedeemed);
+  VoucherPtr p = VoucherPtr::adopt(v);
+  v->redemption_ = std::make_unique<const RedemptionRecord>(
       RedemptionRecord{std::string(site_id), at_us, std::string(request_id)});
-  return v;
+  return p;
 }
 
 const std::string& VoucherRecord::redeemed_site_id() const {

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -139,6 +141,10 @@ struct VoucherSku {
   std::string site_id;
   SkuKind sku_kind = SkuKind::kUnspecified;
   std::int64_t face_value_cents = 0;
+  // How long after its issue a voucher is valid: the campaign's validity,
+  // or, for a record read back (a VoucherSku of its own), its expiry less
+  // its issue time.
+  UnixMicros valid_for_us = 0;
 };
 
 // Where, when and by which request a voucher was redeemed: kept apart, since
@@ -170,25 +176,102 @@ class KeptString {
   std::unique_ptr<char[]> block_;  // null: empty; else the size (4 bytes), then the text
 };
 
+// A string that costs 16 bytes where it is kept, with no heap block up to
+// 15 bytes: for ids, which are short (a member id such as "member-123456").
+// A longer text is kept in a heap block of its own: its size (4 bytes),
+// then the text.
+class ShortString {
+ public:
+  static constexpr std::size_t kInlineBytes = 15;
+
+  ShortString() = default;
+  explicit ShortString(std::string_view text);
+  ShortString(const ShortString& other) : ShortString(other.view()) {}
+  ShortString& operator=(const ShortString& other) {
+    if (this != &other) *this = ShortString(other.view());
+    return *this;
+  }
+  ShortString(ShortString&& other) noexcept;
+  ShortString& operator=(ShortString&& other) noexcept;
+  ~ShortString();
+
+  [[nodiscard]] std::string_view view() const;
+
+ private:
+  static constexpr std::uint8_t kSpilled = 0xFF;  // bytes_ holds a pointer to the block
+  void release();
+  char bytes_[kInlineBytes] = {};
+  std::uint8_t size_ = 0;  // the inline text's size, or kSpilled
+};
+static_assert(sizeof(ShortString) == 16, "an id kept inline costs 16 bytes");
+
 class VoucherRecord;
-using VoucherPtr = std::shared_ptr<const VoucherRecord>;
+
+// A counted reference to an immutable VoucherRecord. The count is kept in
+// the record, so a reference costs 8 bytes and a record no control block
+// (a std::shared_ptr costs 16 and 16). Copies may be made and dropped on any
+// thread; the last one dropped frees the record.
+class VoucherPtr {
+ public:
+  VoucherPtr() = default;
+  VoucherPtr(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): as a pointer
+  VoucherPtr(const VoucherPtr& other) : record_(other.record_) { acquire(); }
+  VoucherPtr(VoucherPtr&& other) noexcept : record_(std::exchange(other.record_, nullptr)) {}
+  VoucherPtr& operator=(const VoucherPtr& other) {
+    VoucherPtr(other).swap(*this);
+    return *this;
+  }
+  VoucherPtr& operator=(VoucherPtr&& other) noexcept {
+    VoucherPtr(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~VoucherPtr() { release(); }
+
+  // The first reference to a record just built with new, not yet shared.
+  static VoucherPtr adopt(VoucherRecord* fresh);
+
+  [[nodiscard]] const VoucherRecord* get() const { return record_; }
+  const VoucherRecord& operator*() const { return *record_; }
+  const VoucherRecord* operator->() const { return record_; }
+  explicit operator bool() const { return record_ != nullptr; }
+  void reset() { VoucherPtr().swap(*this); }
+  void swap(VoucherPtr& other) noexcept { std::swap(record_, other.record_); }
+
+  friend bool operator==(const VoucherPtr& a, const VoucherPtr& b) {
+    return a.record_ == b.record_;
+  }
+  friend bool operator==(const VoucherPtr& a, std::nullptr_t) { return a.record_ == nullptr; }
+
+ private:
+  inline void acquire() const;
+  inline void release();
+
+  VoucherRecord* record_ = nullptr;
+};
 
 // One issued voucher, immutable once built. Shared between the allowance
-// index, the claim log and responses, so it is handed around by
-// shared_ptr<const>. Read through its accessors; what the vouchers of one SKU
-// share is kept once (VoucherSku), the code is kept inline, and a redemption
-// only when there is one (docs/member-memory.md).
+// index, the claim log and responses, so it is handed around by VoucherPtr.
+// Read through its accessors; what the vouchers of one SKU share is kept
+// once (VoucherSku), the code is kept inline, and a redemption only when
+// there is one (docs/member-memory.md).
 class VoucherRecord {
  public:
-  // A new ISSUED voucher of `sku`.
-  // REQUIRES: sku != nullptr; code.size() <= limits::kCodeDisplayChars.
-  VoucherRecord(std::shared_ptr<const VoucherSku> sku, std::string_view code,
-                std::string_view member_id, std::string_view request_id, UnixMicros issued_at_us,
-                UnixMicros expires_at_us);
+  // A new ISSUED voucher of `sku`, which expires sku->valid_for_us after
+  // its issue. `sku` outlives the record (a campaign's, kept by its
+  // CampaignRuntime for the life of the engine).
+  // REQUIRES: sku != nullptr; code.size() <= limits::kCodeDisplayChars, and
+  // no NUL byte in it.
+  [[nodiscard]] static VoucherPtr make(const VoucherSku* sku, std::string_view code,
+                                       std::string_view member_id, std::string_view request_id,
+                                       UnixMicros issued_at_us);
   // A record of any fields (a store's record read back, a test's): its
   // VoucherSku is its own. A redemption is kept when the state is REDEEMED.
-  // REQUIRES: fields.code.size() <= limits::kCodeDisplayChars.
-  explicit VoucherRecord(const VoucherFields& fields);
+  // REQUIRES: as for make().
+  [[nodiscard]] static VoucherPtr make(const VoucherFields& fields);
+
+  VoucherRecord(const VoucherRecord&) = delete;
+  VoucherRecord& operator=(const VoucherRecord&) = delete;
+  ~VoucherRecord();
 
   // This voucher in another state, sharing what it can.
   [[nodiscard]] VoucherPtr with_state(VoucherState state) const;
@@ -196,36 +279,79 @@ class VoucherRecord {
   [[nodiscard]] VoucherPtr redeemed(std::string_view site_id, UnixMicros at_us,
                                     std::string_view request_id) const;
 
-  [[nodiscard]] std::string_view code() const { return {code_.data(), code_size_}; }
+  [[nodiscard]] std::string_view code() const {
+    if (code_.back() != '\0') return {code_.data(), code_.size()};  // every minted code
+    const void* end = std::memchr(code_.data(), '\0', code_.size());
+    return {code_.data(),
+            end == nullptr ? code_.size() : static_cast<const char*>(end) - code_.data()};
+  }
   [[nodiscard]] const std::string& campaign_id() const { return sku_->campaign_id; }
   [[nodiscard]] const std::string& sku_id() const { return sku_->sku_id; }
   [[nodiscard]] const std::string& site_id() const { return sku_->site_id; }
-  [[nodiscard]] const std::string& member_id() const { return member_id_; }
+  [[nodiscard]] std::string_view member_id() const { return member_id_.view(); }
   [[nodiscard]] std::string_view request_id() const { return request_id_.view(); }
   [[nodiscard]] SkuKind sku_kind() const { return sku_->sku_kind; }
   [[nodiscard]] std::int64_t face_value_cents() const { return sku_->face_value_cents; }
   [[nodiscard]] UnixMicros issued_at_us() const { return issued_at_us_; }
-  [[nodiscard]] UnixMicros expires_at_us() const { return expires_at_us_; }
-  [[nodiscard]] VoucherState state() const { return state_; }  // stored state
+  [[nodiscard]] UnixMicros expires_at_us() const {
+    // Modulo 2^64, as the VoucherSku of a record read back was worked out:
+    // any pair of times read back round-trips, without overflow.
+    return static_cast<UnixMicros>(static_cast<std::uint64_t>(issued_at_us_) +
+                                   static_cast<std::uint64_t>(sku_->valid_for_us));
+  }
+  // The stored state.
+  [[nodiscard]] VoucherState state() const { return static_cast<VoucherState>(bits_ & kStateMask); }
   // The redemption's fields: empty and 0 unless the voucher was redeemed.
   [[nodiscard]] const std::string& redeemed_site_id() const;
   [[nodiscard]] UnixMicros redeemed_at_us() const { return redemption_ ? redemption_->at_us : 0; }
   [[nodiscard]] const std::string& redeem_request_id() const;
 
  private:
-  std::shared_ptr<const VoucherSku> sku_;
-  std::shared_ptr<const RedemptionRecord> redemption_;  // null: not redeemed
-  std::string member_id_;
-  KeptString request_id_;  // most claims send none (an allowance of one)
-  UnixMicros issued_at_us_ = 0;
-  UnixMicros expires_at_us_ = 0;
+  friend class VoucherPtr;
+  static constexpr std::uint8_t kStateMask = 0x7F;
+  static constexpr std::uint8_t kOwnsSku = 0x80;  // sku_ is this record's own
+  static_assert(static_cast<std::uint8_t>(VoucherState::kCancelled) <= kStateMask);
+
+  VoucherRecord(const VoucherSku* sku, bool owns_sku, std::string_view code,
+                std::string_view member_id, std::string_view request_id, UnixMicros issued_at_us);
+  // A copy of `other` in `state`, with a count of its own.
+  VoucherRecord(const VoucherRecord& other, VoucherState state);
+  void set_state(VoucherState state) {
+    bits_ = static_cast<std::uint8_t>((bits_ & kOwnsSku) | static_cast<std::uint8_t>(state));
+  }
+
+  const VoucherSku* sku_;
+  std::unique_ptr<const RedemptionRecord> redemption_;  // null: not redeemed
+  ShortString member_id_;
+  KeptString request_id_;        // most claims send none (an allowance of one)
+  UnixMicros issued_at_us_ = 0;  // the expiry follows from it (VoucherSku::valid_for_us)
+  mutable std::atomic<std::uint32_t> refs_{0};  // VoucherPtrs to this record
+  // The code, NUL-padded: its size is where the first NUL is, or the whole.
   std::array<char, limits::kCodeDisplayChars> code_{};
-  std::uint8_t code_size_ = 0;
-  VoucherState state_ = VoucherState::kIssued;
+  std::uint8_t bits_ = static_cast<std::uint8_t>(VoucherState::kIssued);  // state | kOwnsSku
 };
-// With its make_shared control block, a record is one 160-byte heap chunk.
-static_assert(sizeof(VoucherRecord) == 128,
+// A record is one 96-byte heap chunk (glibc: the size + 8, rounded up to 16).
+static_assert(sizeof(VoucherRecord) == 88,
               "a voucher's record stays small (docs/member-memory.md)");
+
+inline VoucherPtr VoucherPtr::adopt(VoucherRecord* fresh) {
+  VoucherPtr p;
+  p.record_ = fresh;
+  p.acquire();
+  return p;
+}
+inline void VoucherPtr::acquire() const {
+  if (record_ != nullptr) record_->refs_.fetch_add(1, std::memory_order_relaxed);
+}
+inline void VoucherPtr::release() {
+  // The last release must see every write made through the other
+  // references, and the record's other fields were written before it was
+  // shared: acq_rel orders both.
+  if (record_ != nullptr && record_->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    delete record_;
+  }
+  record_ = nullptr;
+}
 
 // The state a reader sees at `now`: ISSUED turns EXPIRED once expires_at passed.
 inline VoucherState visible_state(const VoucherRecord& v, UnixMicros now_us) {

@@ -206,7 +206,7 @@ void PerClaimRedisLog::worker_loop() {
 
 void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
   const VoucherRecord& v = *write.voucher;
-  const std::vector<std::string> args{v.member_id(), std::string(v.code()), v.sku_id(),
+  const std::vector<std::string> args{std::string(v.member_id()), std::string(v.code()), v.sku_id(),
                                       encode_voucher(v)};
   const CampaignKeys keys(v.campaign_id(), kBaselineKeyPrefix);
   auto r = conn.eval(kClaimScript,

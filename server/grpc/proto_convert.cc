@@ -240,7 +240,7 @@ void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1
   out->set_campaign_id(in.campaign_id());
   out->set_sku_id(in.sku_id());
   out->set_site_id(in.site_id());
-  out->set_member_id(in.member_id());
+  out->set_member_id(in.member_id().data(), in.member_id().size());
   out->set_state(static_cast<voucher::v1::VoucherState>(visible));
   out->set_face_value_cents(in.face_value_cents());
   timestamp_to_proto(in.issued_at_us(), out->mutable_issued_at());

@@ -247,7 +247,7 @@ class ExportRedemptionsCall final
     r.set_site_id(v.site_id());
     r.set_sku_id(v.sku_id());
     r.set_sku_kind(static_cast<v1::SkuKind>(v.sku_kind()));
-    r.set_member_id(v.member_id());
+    r.set_member_id(v.member_id().data(), v.member_id().size());
     r.set_face_value_cents(v.face_value_cents());
     timestamp_to_proto(v.issued_at_us(), r.mutable_issued_at());
     timestamp_to_proto(v.redeemed_at_us(), r.mutable_redeemed_at());

@@ -59,8 +59,11 @@ std::string encode_voucher(const VoucherRecord& v) {
 
 VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                           std::string_view value) {
-  // Codes are written in display form; a longer key is not one of ours.
-  if (code.size() > limits::kCodeDisplayChars) return nullptr;
+  // Codes are written in display form; a longer key, or one with a NUL
+  // byte, is not one of ours.
+  if (code.size() > limits::kCodeDisplayChars || code.find('\0') != std::string_view::npos) {
+    return nullptr;
+  }
   if (value.empty() || value[0] < '1' || value[0] > '4') return nullptr;
   VoucherFields v;
   v.state = static_cast<VoucherState>(value[0] - '0');
@@ -99,7 +102,7 @@ VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
   v.face_value_cents = *face;
   v.issued_at_us = *issued;
   v.expires_at_us = *expires;
-  return std::make_shared<const VoucherRecord>(std::move(v));
+  return VoucherRecord::make(v);
 }
 
 Command redeem_command(std::string_view key_prefix, std::string_view campaign_id,

@@ -752,7 +752,7 @@ std::vector<Row> check(RedisReader& rd, const CheckInput& in, std::ostream& note
     std::map<std::string, int> per_member;
     std::map<std::string, std::int64_t> per_sku, redeemed_per_sku;
     for (const auto& [code, v] : records) {
-      ++per_member[v->member_id()];
+      ++per_member[std::string(v->member_id())];
       ++per_sku[v->sku_id()];
       if (v->state() == VoucherState::kRedeemed) ++redeemed_per_sku[v->sku_id()];
       if (t.members_of_code.contains(code)) continue;

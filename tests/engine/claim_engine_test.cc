@@ -928,7 +928,7 @@ TEST_F(DeferredLogTest, LogDuplicateAnswersWithTheHeldVoucher) {
   fields.campaign_id = "gd-2024";
   fields.member_id = "m1";
   fields.sku_id = "sku-002";
-  const auto elsewhere = std::make_shared<const VoucherRecord>(std::move(fields));
+  const auto elsewhere = VoucherRecord::make(fields);
 
   RecordingClaim op;
   start(op, "gd-2024", "m1");

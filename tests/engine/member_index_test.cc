@@ -20,7 +20,7 @@ VoucherPtr voucher(std::string code, std::string member) {
   f.campaign_id = "gd";
   f.member_id = std::move(member);
   f.sku_id = "sku-1";
-  return std::make_shared<const VoucherRecord>(std::move(f));
+  return VoucherRecord::make(f);
 }
 
 TEST(MemberShardTest, IdsThatShareAHashAreToldApartByTheirBytes) {

@@ -60,7 +60,7 @@ VoucherPtr make_voucher(std::string code, std::string member) {
   v.code = std::move(code);
   v.campaign_id = "campaign-1";  // (a 1-char literal here trips a false g++ 12 -Wrestrict)
   v.member_id = std::move(member);
-  return std::make_shared<const VoucherRecord>(std::move(v));
+  return VoucherRecord::make(v);
 }
 
 TEST(MemoryClaimLogTest, AppendsCompleteInlineAsWritten) {

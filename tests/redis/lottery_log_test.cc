@@ -81,7 +81,7 @@ DrawAttempt attempt(Draw& d, std::int64_t number, bool lucky, const std::string&
     v.issued_at_us = d.draw.now_us;
     v.expires_at_us = d.draw.now_us + INT64_C(86'400'000'000);
     v.state = VoucherState::kIssued;
-    a.minted = std::make_shared<const VoucherRecord>(std::move(v));
+    a.minted = VoucherRecord::make(v);
     a.sku_guess = 0;
   }
   return a;

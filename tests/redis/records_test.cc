@@ -8,7 +8,7 @@
 namespace voucherd::testing {
 namespace {
 
-VoucherRecord sample() {
+VoucherPtr sample() {
   VoucherFields v;
   v.code = "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB";
   v.campaign_id = "gd";
@@ -21,11 +21,12 @@ VoucherRecord sample() {
   v.issued_at_us = 1'718'676'000'123'456;
   v.expires_at_us = 1'750'212'000'123'456;
   v.state = VoucherState::kIssued;
-  return VoucherRecord(std::move(v));
+  return VoucherRecord::make(v);
 }
 
 TEST(VoucherRecordEncoding, RoundTripsEveryField) {
-  const VoucherRecord v = sample();
+  const VoucherPtr sampled = sample();
+  const VoucherRecord& v = *sampled;
   const std::string value = redis::encode_voucher(v);
   EXPECT_EQ(value[0], '1');  // the state digit comes first, for scripts
   const VoucherPtr back = redis::decode_voucher(v.campaign_id(), v.code(), value);
@@ -49,12 +50,17 @@ TEST(VoucherRecordEncoding, RoundTripsEveryField) {
 }
 
 TEST(VoucherRecordEncoding, RefusesWhatIsNotAWholeRecord) {
-  const std::string value = redis::encode_voucher(sample());
+  const std::string value = redis::encode_voucher(*sample());
   EXPECT_EQ(redis::decode_voucher("gd", "c", ""), nullptr);
   EXPECT_EQ(redis::decode_voucher("gd", "c", "9" + value.substr(1)), nullptr);  // bad state
   EXPECT_EQ(redis::decode_voucher("gd", "c", value.substr(0, value.size() - 1)), nullptr);
   EXPECT_EQ(redis::decode_voucher("gd", "c", value + "x"), nullptr);
   EXPECT_EQ(redis::decode_voucher("gd", "c", "1999:abc"), nullptr);  // length beyond the end
+  // A code key that is not one of ours: longer than a display code, or
+  // holding a NUL byte.
+  EXPECT_NE(redis::decode_voucher("gd", "c", value), nullptr);
+  EXPECT_EQ(redis::decode_voucher("gd", std::string(36, 'C'), value), nullptr);
+  EXPECT_EQ(redis::decode_voucher("gd", std::string("CO\0DE", 5), value), nullptr);
 }
 
 }  // namespace

@@ -221,7 +221,8 @@ VoucherFields a_voucher() {
 }
 
 TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
-  const VoucherRecord issued(a_voucher());
+  const VoucherPtr issued_ptr = VoucherRecord::make(a_voucher());
+  const VoucherRecord& issued = *issued_ptr;
   v1::Voucher out;
   voucher_to_proto(issued, VoucherState::kExpired, &out);  // the visible state is what goes out
   EXPECT_EQ(out.code(), issued.code());
@@ -243,9 +244,9 @@ TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
 
   VoucherFields redeemed_fields = a_voucher();
   redeemed_fields.state = VoucherState::kRedeemed;
-  const VoucherRecord redeemed(std::move(redeemed_fields));
+  const VoucherPtr redeemed = VoucherRecord::make(redeemed_fields);
   v1::Voucher r;
-  voucher_to_proto(redeemed, VoucherState::kRedeemed, &r);
+  voucher_to_proto(*redeemed, VoucherState::kRedeemed, &r);
   EXPECT_EQ(r.state(), v1::VOUCHER_STATE_REDEEMED);
   ASSERT_TRUE(r.has_redeemed_at());
   EXPECT_EQ(r.redeemed_at().seconds(), 1'700'000'000 + 86'400);
