@@ -20,7 +20,7 @@ using namespace voucherd;
 
 VoucherPtr sample_voucher(int i) {
   VoucherFields v;
-  v.code = "7K3QM-9XW2A-PB4RT-HN8CZ-D5EJ6-FVY1G-" + std::to_string(i % 10);
+  v.code = "7K3QM-9XW2A-PB4RT-HN8CZ-D5EJ6-FVY1" + std::to_string(i % 10);  // 35 chars
   v.campaign_id = "guangdong-2024";
   v.sku_id = "gd-sku-0" + std::to_string(100 + i % 307);
   v.site_id = "gd-site-" + std::to_string(100 + i % 139);

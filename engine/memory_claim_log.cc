@@ -36,15 +36,19 @@ StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, Campai
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
     stock.set_final(sku, true);
   }
-  // Room for the campaign's codes, so that no table grows (and rehashes
-  // every code by reading its record) during the sale. Codes spread
-  // evenly over the shards; the 1/32 covers their spread (over 4 standard
-  // deviations from 5,000 codes a shard on).
+  // Room for the codes of every campaign opened so far, so that no table
+  // grows (and rehashes every code by reading its record) during a sale.
+  // Codes spread evenly over the shards; the 1/32 covers their spread (over
+  // 3 standard deviations from 5,000 codes a shard on, 4 from 12,000). A
+  // campaign opened during another's sale may grow the tables once, each
+  // under its shard's lock.
   const std::int64_t codes =
       std::min(spec.stock_total(), limits::kCodesReservedPerCampaignMax) / std::ssize(codes_);
+  const auto room = static_cast<std::size_t>(codes + codes / 32 + 64);
   for (CodeShard& shard : codes_) {
     std::lock_guard lock(shard.mu);
-    shard.by_code.reserve(shard.by_code.size() + static_cast<std::size_t>(codes + codes / 32 + 64));
+    shard.promised += room;
+    shard.by_code.reserve(std::max(shard.by_code.size() + room, shard.promised));
   }
   if (spec.mode == CampaignMode::kLottery) {
     // One process: its own seed is the campaign's.

@@ -114,6 +114,7 @@ class MemoryClaimLog final : public ClaimLog {
   struct alignas(64) CodeShard {
     SpinLock mu;  // held for one hash-map operation
     absl::flat_hash_set<CodeSlot, CodeSlotHash, CodeSlotEq> by_code;
+    std::size_t promised = 0;  // the room reserved for every campaign opened
   };
 
   // A LOTTERY campaign's draws.

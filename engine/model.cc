@@ -104,10 +104,14 @@ VoucherRecord::VoucherRecord(const VoucherRecord& other, VoucherState state)
       issued_at_us_(other.issued_at_us_),
       code_(other.code_),
       bits_(other.bits_) {
-  if ((bits_ & kOwnsSku) != 0) sku_ = new VoucherSku(*other.sku_);
+  // Held here until the body is done: a half-built record's destructor
+  // does not run.
+  std::unique_ptr<const VoucherSku> own_sku;
+  if ((bits_ & kOwnsSku) != 0) own_sku = std::make_unique<const VoucherSku>(*other.sku_);
   if (other.redemption_ != nullptr) {
     redemption_ = std::make_unique<const RedemptionRecord>(*other.redemption_);
   }
+  if (own_sku != nullptr) sku_ = own_sku.release();
   set_state(state);
 }
 

@@ -257,8 +257,10 @@ class VoucherPtr {
 class VoucherRecord {
  public:
   // A new ISSUED voucher of `sku`, which expires sku->valid_for_us after
-  // its issue. `sku` outlives the record (a campaign's, kept by its
-  // CampaignRuntime for the life of the engine).
+  // its issue. `sku` is a campaign's, kept by its CampaignRuntime for the
+  // life of the engine; a store's records may outlive the engine, so
+  // nothing reads a record's SKU once the engine is gone (the destructor
+  // reads only a SKU the record owns).
   // REQUIRES: sku != nullptr; code.size() <= limits::kCodeDisplayChars, and
   // no NUL byte in it.
   [[nodiscard]] static VoucherPtr make(const VoucherSku* sku, std::string_view code,
