@@ -183,6 +183,28 @@ TEST(AllocateTest, AnApplicantWhoNamedNoneGetsASkuWithStockLeft) {
   for (std::uint32_t sku : a.sku_of) EXPECT_TRUE(sku == kNoSku || sku == 1 || sku == 3) << sku;
 }
 
+TEST(AllocateTest, ApplicantsWhoNamedNoneAreSpreadByTheStockLeftChiSquare) {
+  // Stock far above the applicants: the shares left stay 0.1, 0.3 and 0.6
+  // to within 1%, so the picks must follow them.
+  const CampaignSpec spec = spec_with({1'000'000, 3'000'000, 6'000'000});
+  const std::vector<ApplicationEntry> apps = applicants(60'000);
+  const Allocation a = allocate(spec, test_seed(3), apps);
+  ASSERT_EQ(a.selected, 60'000);
+  std::vector<double> observed(3, 0);
+  for (std::uint32_t sku : a.sku_of) {
+    ASSERT_LT(sku, 3u);
+    ++observed[sku];
+  }
+  const double shares[] = {0.1, 0.3, 0.6};
+  double chi = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const double expected = shares[i] * 60'000;
+    chi += (observed[i] - expected) * (observed[i] - expected) / expected;
+  }
+  // 2 degrees of freedom: 13.82 is the 0.001 critical value.
+  EXPECT_LT(chi, 13.82) << observed[0] << " " << observed[1] << " " << observed[2];
+}
+
 class AuditAllocationTest : public ::testing::Test {
  protected:
   AuditAllocationTest() : spec_(spec_with({3, 2})), apps_(applicants(12)) {
