@@ -40,12 +40,13 @@ inline constexpr std::size_t kCampaignSlots = 2 * kCampaignsMax;
 // One SKU's stock: far above any real giveaway, far below int64 overflow
 // when summed over kSkusPerCampaignMax SKUs.
 inline constexpr std::int64_t kSkuStockMax = 1'000'000'000;
-// The memory claim log sizes its code table for a campaign's stock when it
-// opens it, up to this many codes: a table that grows rehashes every code
-// it holds, reading each voucher's record (~100 ns a cache miss apiece),
-// while the sale is on. At the cap the slots take ~19 MB, what a sold-out
-// campaign of that stock takes anyway; past it the table grows as needed.
-inline constexpr std::int64_t kCodesReservedPerCampaignMax = 1 << 20;
+// The memory claim log sizes its code table for the stock of the campaigns
+// it opens, for at most this many codes not yet issued at once (over all
+// campaigns): a table that grows rehashes every code it holds, reading each
+// voucher's record (~100 ns a cache miss apiece), while a sale is on. At the
+// cap the table's room takes ~38 MB (what 2M issued codes take anyway);
+// past it the table grows as needed.
+inline constexpr std::int64_t kCodesReservedMax = 1 << 21;
 // Face value of one pack in cents (fen): 10 million yuan.
 inline constexpr std::int64_t kFaceValueCentsMax = 1'000'000'000;
 

@@ -36,19 +36,22 @@ StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, Campai
     if (spec.skus[i].stock > 0) stock.add_units(sku, spec.skus[i].stock);
     stock.set_final(sku, true);
   }
-  // Room for the codes of every campaign opened so far, so that no table
-  // grows (and rehashes every code by reading its record) during a sale.
-  // Codes spread evenly over the shards; the 1/32 covers their spread (over
-  // 3 standard deviations from 5,000 codes a shard on, 4 from 12,000). A
-  // campaign opened during another's sale may grow the tables once, each
-  // under its shard's lock.
-  const std::int64_t codes =
-      std::min(spec.stock_total(), limits::kCodesReservedPerCampaignMax) / std::ssize(codes_);
-  const auto room = static_cast<std::size_t>(codes + codes / 32 + 64);
-  for (CodeShard& shard : codes_) {
-    std::lock_guard lock(shard.mu);
-    shard.promised += room;
-    shard.by_code.reserve(std::max(shard.by_code.size() + room, shard.promised));
+  // Room for the codes not yet issued of the campaigns opened so far (at
+  // most limits::kCodesReservedMax), so that no table grows, and rehashes
+  // every code by reading its record, during a sale. Codes spread evenly
+  // over the shards; the 1/32 covers their spread (over 3 standard
+  // deviations from 5,000 codes a shard on, 4 from 12,000). A campaign
+  // opened during another's sale may grow the tables once, each under its
+  // shard's lock.
+  constexpr auto kShardCap = static_cast<std::size_t>(limits::kCodesReservedMax) / kShards;
+  const auto codes = static_cast<std::size_t>(
+      std::min(spec.stock_total(), limits::kCodesReservedMax) / std::ssize(codes_));
+  if (codes > 0) {
+    for (CodeShard& shard : codes_) {
+      std::lock_guard lock(shard.mu);
+      shard.unissued = std::min(shard.unissued + codes, kShardCap);
+      shard.by_code.reserve(shard.by_code.size() + shard.unissued + shard.unissued / 32 + 64);
+    }
   }
   if (spec.mode == CampaignMode::kLottery) {
     // One process: its own seed is the campaign's.
@@ -76,6 +79,7 @@ void MemoryClaimLog::record(const VoucherPtr& voucher) {
     });
     VOUCHERD_CHECK(inserted,
                    "80 random bits per code never collide (else the random source broke)");
+    if (shard.unissued > 0) --shard.unissued;
   }
   voucher_count_.fetch_add(1, std::memory_order_relaxed);  // a statistic only
 }

@@ -114,7 +114,9 @@ class MemoryClaimLog final : public ClaimLog {
   struct alignas(64) CodeShard {
     SpinLock mu;  // held for one hash-map operation
     absl::flat_hash_set<CodeSlot, CodeSlotHash, CodeSlotEq> by_code;
-    std::size_t promised = 0;  // the room reserved for every campaign opened
+    // Codes the opened campaigns may still issue into this shard, as far as
+    // its room is kept for them (open_campaign).
+    std::size_t unissued = 0;
   };
 
   // A LOTTERY campaign's draws.
