@@ -66,7 +66,7 @@ class MemoryClaimLog final : public ClaimLog {
 
  private:
   static constexpr std::size_t kShards = 64;
-  // A code's slot is its current record alone (16 bytes): the table hashes
+  // A code's slot is its current record alone (8 bytes): the table hashes
   // the record's code by its key bits, and a look-up by text compares the
   // record's code with it, so no key is kept beside the record.
   struct CodeSlot {

@@ -17,22 +17,31 @@ const std::string& no_text() {
   return empty;
 }
 
+// A heap block holding `text`: its size (4 bytes), then its bytes. Freed
+// with delete[].
+char* new_sized_block(std::string_view text) {
+  const auto size = static_cast<std::uint32_t>(text.size());
+  VOUCHERD_CHECK(size == text.size(), "a kept string's size fits 32 bits");
+  char* block = new char[sizeof size + text.size()];
+  std::memcpy(block, &size, sizeof size);
+  std::memcpy(block + sizeof size, text.data(), text.size());
+  return block;
+}
+
+std::string_view sized_block_text(const char* block) {
+  std::uint32_t size = 0;
+  std::memcpy(&size, block, sizeof size);
+  return {block + sizeof size, size};
+}
+
 }  // namespace
 
 KeptString::KeptString(std::string_view text) {
-  if (text.empty()) return;
-  const auto size = static_cast<std::uint32_t>(text.size());
-  VOUCHERD_CHECK(size == text.size(), "a kept string's size fits 32 bits");
-  block_ = std::make_unique_for_overwrite<char[]>(sizeof size + text.size());
-  std::memcpy(block_.get(), &size, sizeof size);
-  std::memcpy(block_.get() + sizeof size, text.data(), text.size());
+  if (!text.empty()) block_.reset(new_sized_block(text));
 }
 
 std::string_view KeptString::view() const {
-  if (block_ == nullptr) return {};
-  std::uint32_t size = 0;
-  std::memcpy(&size, block_.get(), sizeof size);
-  return {block_.get() + sizeof size, size};
+  return block_ == nullptr ? std::string_view() : sized_block_text(block_.get());
 }
 
 ShortString::ShortString(std::string_view text) {
@@ -41,11 +50,7 @@ ShortString::ShortString(std::string_view text) {
     size_ = static_cast<std::uint8_t>(text.size());
     return;
   }
-  const auto size = static_cast<std::uint32_t>(text.size());
-  VOUCHERD_CHECK(size == text.size(), "a kept string's size fits 32 bits");
-  char* block = new char[sizeof size + text.size()];
-  std::memcpy(block, &size, sizeof size);
-  std::memcpy(block + sizeof size, text.data(), text.size());
+  char* block = new_sized_block(text);
   std::memcpy(bytes_, &block, sizeof block);
   size_ = kSpilled;
 }
@@ -79,9 +84,7 @@ std::string_view ShortString::view() const {
   if (size_ != kSpilled) return {bytes_, size_};
   const char* block = nullptr;
   std::memcpy(&block, bytes_, sizeof block);
-  std::uint32_t size = 0;
-  std::memcpy(&size, block, sizeof size);
-  return {block + sizeof size, size};
+  return sized_block_text(block);
 }
 
 VoucherRecord::VoucherRecord(const VoucherSku* sku, bool owns_sku, std::string_view code,

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -282,10 +281,8 @@ class VoucherRecord {
                                     std::string_view request_id) const;
 
   [[nodiscard]] std::string_view code() const {
-    if (code_.back() != '\0') return {code_.data(), code_.size()};  // every minted code
-    const void* end = std::memchr(code_.data(), '\0', code_.size());
-    return {code_.data(),
-            end == nullptr ? code_.size() : static_cast<const char*>(end) - code_.data()};
+    const std::string_view all(code_.data(), code_.size());
+    return code_.back() != '\0' ? all : all.substr(0, all.find('\0'));  // minted: all
   }
   [[nodiscard]] const std::string& campaign_id() const { return sku_->campaign_id; }
   [[nodiscard]] const std::string& sku_id() const { return sku_->sku_id; }
