@@ -166,7 +166,7 @@ void CampaignRuntime::forget_held(std::string_view member_id, std::string_view c
     MemberRecord* m = members.find(member_id, hash);
     if (m == nullptr) return;
     emptied = members.drop_held(*m, code);
-    if (emptied) members.release_if_inactive(*m);
+    if (emptied) members.release_if_inactive(*m, hash);
   });
   // Relaxed: a statistic.
   if (emptied) members_.fetch_sub(1, std::memory_order_relaxed);

@@ -113,7 +113,7 @@ void ClaimEngine::run_claim(ClaimOp& op) {
         answer = {sku == kNoSku ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr, nullptr};
         return Step::kAnswer;
       }
-      if (m == nullptr) m = &members.emplace(op.member_id, op.member_hash_);
+      if (m == nullptr) m = &members.emplace(op.member_id);
     }
     // A press of a member pressing too fast is refused first: it is what a
     // script does, and each press costs a call (a new entry is admitted).
@@ -281,11 +281,12 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
   bool first_voucher = false;
   c.members_index_.with_shard(op.member_hash_, [&](MemberShard& members) {
     waiters = members.remove_pending(op);
-    MemberRecord& m = members.record(op.member_ref_);
+    MemberRecord& m = *op.member_ref_;  // the shard's records never move
     if (held) {
       first_voucher = members.add_held(m, held) == MemberShard::Added::kFirst;
     } else {
-      members.release_if_inactive(m);  // holding, or with claims in flight, the member stays
+      members.release_if_inactive(
+          m, op.member_hash_);  // holding, or with claims in flight, the member stays
     }
   });
   if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic

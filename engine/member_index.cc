@@ -6,27 +6,32 @@
 
 #include "engine/check.h"
 #include "engine/limits.h"
+#include "engine/sharded_map.h"
 
 namespace voucherd {
 
+std::size_t MemberShard::SlotHash::operator()(std::uint32_t n) const {
+  return ShardedMap<int>::hash((*records)[n].id());
+}
+
 MemberRecord* MemberShard::find(std::string_view member_id, std::size_t hash) {
-  auto it = index_.find(Probe{member_id, static_cast<std::uint32_t>(hash)});
+  auto it = index_.find(Probe{member_id, hash});
   return it == index_.end() ? nullptr : &records_[*it];
 }
 
-MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash) {
+MemberRecord& MemberShard::emplace(std::string_view member_id) {
   static_assert(limits::kIdBytesMax <= decltype(long_ids_)::kStringMax, "an id fits the arena");
   VOUCHERD_CHECK(member_id.size() <= limits::kIdBytesMax, "a member id has at most 128 bytes");
+  std::uint32_t number = 0;
   MemberRecord* m = nullptr;
   if (free_.empty()) {
-    MemberRecord fresh;
-    fresh.number = records_.size();
-    m = &records_.push_back(std::move(fresh));
+    number = static_cast<std::uint32_t>(records_.size());
+    m = &records_.push_back(MemberRecord{});
   } else {
-    m = &records_[free_.back()];
+    number = free_.back();
+    m = &records_[number];
     free_.pop_back();
   }
-  m->hash_lo = static_cast<std::uint32_t>(hash);
   m->id_size = static_cast<std::uint8_t>(member_id.size());
   if (member_id.size() <= MemberRecord::kInlineIdBytes) {
     std::copy(member_id.begin(), member_id.end(), m->id_bytes);
@@ -34,27 +39,28 @@ MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash)
     const char* kept = long_ids_.append(member_id);
     std::memcpy(m->id_bytes, &kept, sizeof kept);
   }
-  const bool inserted = index_.insert(m->number).second;
+  const bool inserted = index_.insert(number).second;
   VOUCHERD_CHECK(inserted, "a new record is a new number in the index");
   return *m;
 }
 
-void MemberShard::release_if_inactive(MemberRecord& m) {
+void MemberShard::release_if_inactive(MemberRecord& m, std::size_t hash) {
   if (active(m)) return;
-  index_.erase(m.number);
+  auto it = index_.find(Probe{m.id(), hash});
+  VOUCHERD_CHECK(it != index_.end() && &records_[*it] == &m, "a record in use is in the index");
+  const std::uint32_t number = *it;
+  index_.erase(it);
   if (m.id_size > MemberRecord::kInlineIdBytes) {
     char* kept = nullptr;
     std::memcpy(&kept, m.id_bytes, sizeof kept);
     long_ids_.give_back(kept, m.id_size);
   }
-  const std::uint32_t number = m.number;
   m = MemberRecord{};
-  m.number = number;
   free_.push_back(number);
 }
 
 const std::vector<VoucherPtr>& MemberShard::more_of(const MemberRecord& m) const {
-  auto it = more_.find(m.number);
+  auto it = more_.find(&m);
   VOUCHERD_CHECK(it != more_.end(), "a member's further vouchers are kept");
   return it->second;
 }
@@ -71,7 +77,7 @@ MemberShard::Added MemberShard::add_held(MemberRecord& m, VoucherPtr v) {
     m.entry.first = std::move(v);
     return Added::kFirst;
   }
-  more_[m.number].push_back(std::move(v));
+  more_[&m].push_back(std::move(v));
   ++m.entry.more;
   return Added::kMore;
 }
@@ -84,7 +90,7 @@ bool MemberShard::drop_held(MemberRecord& m, std::string_view code) {
     e.first = nullptr;
     return true;
   }
-  auto it = more_.find(m.number);
+  auto it = more_.find(&m);
   VOUCHERD_CHECK(it != more_.end(), "a member's further vouchers are kept");
   std::vector<VoucherPtr>& more = it->second;
   if (e.first->code() == code) {
@@ -101,18 +107,18 @@ bool MemberShard::drop_held(MemberRecord& m, std::string_view code) {
 }
 
 std::uint32_t MemberShard::pending_count(const MemberRecord& m) const {
-  auto it = in_flight_.find(m.number);
+  auto it = in_flight_.find(&m);
   return it == in_flight_.end() ? 0 : it->second.pending_count;
 }
 
 const ClaimOp* MemberShard::pending(const MemberRecord& m) const {
-  auto it = in_flight_.find(m.number);
+  auto it = in_flight_.find(&m);
   return it == in_flight_.end() ? nullptr : it->second.pending;
 }
 
-void MemberShard::add_pending(const MemberRecord& m, ClaimOp& op) {
-  InFlight& f = in_flight_[m.number];
-  op.member_ref_ = m.number;
+void MemberShard::add_pending(MemberRecord& m, ClaimOp& op) {
+  InFlight& f = in_flight_[&m];
+  op.member_ref_ = &m;
   op.next_pending_ = f.pending;
   f.pending = &op;
   ++f.pending_count;
@@ -134,7 +140,7 @@ ClaimOp* MemberShard::remove_pending(ClaimOp& op) {
 }
 
 bool MemberShard::add_waiter(const MemberRecord& m, ClaimOp& op) {
-  auto it = in_flight_.find(m.number);
+  auto it = in_flight_.find(&m);
   VOUCHERD_CHECK(it != in_flight_.end(), "a press waits only for a claim in flight");
   InFlight& f = it->second;
   if (f.waiter_count >= limits::kWaitersPerMemberMax) return false;

@@ -4,10 +4,11 @@
 //
 // A campaign keeps 64 shards (Sharded<MemberShard>), the member's picked by
 // ShardedMap<int>::hash(member_id), each under its spin lock. Per member the
-// shard keeps one MemberRecord of 40 B (the id inline when it has up to 15
+// shard keeps one MemberRecord of 32 B (the id inline when it has up to 15
 // bytes, a 16-byte MemberEntry) in chunks that never move, numbered in the
 // order members came, and a 4-byte index slot holding that number; longer ids
-// are kept in the shard's byte arena. What most members never need stays
+// are kept in the shard's byte arena. The index keeps no hash: it hashes a
+// record's id again when the table grows. What most members never need stays
 // out of the record:
 //   - vouchers beyond the first (an allowance above one, several prizes, a
 //     new claim after a cancel) are in `more_`;
@@ -21,8 +22,9 @@
 //
 // Usage (under the shard's lock):
 //   MemberRecord* m = shard.find(member_id, hash);
-//   if (m == nullptr) m = &shard.emplace(member_id, hash);
+//   if (m == nullptr) m = &shard.emplace(member_id);
 //   shard.add_pending(*m, op);  ...  ClaimOp* waiters = shard.remove_pending(op);
+//   shard.release_if_inactive(*m, hash);
 //
 // Thread-safety: none; the caller holds the shard's lock for every call. A
 // MemberRecord& stays valid as long as the shard; it is another member's
@@ -61,8 +63,6 @@ struct MemberRecord {
   static constexpr std::size_t kInlineIdBytes = 15;
 
   MemberEntry entry;
-  std::uint32_t hash_lo = 0;  // the low 32 bits of ShardedMap<int>::hash(id)
-  std::uint32_t number = 0;   // its place in the shard's records
   std::uint8_t id_size = 0;
   char id_bytes[kInlineIdBytes] = {};
 
@@ -73,7 +73,7 @@ struct MemberRecord {
     return {kept, id_size};
   }
 };
-static_assert(sizeof(MemberRecord) == 40, "a member's record stays small (docs/member-memory.md)");
+static_assert(sizeof(MemberRecord) == 32, "a member's record stays small (docs/member-memory.md)");
 static_assert(limits::kIdBytesMax <= UINT8_MAX, "a member id's size fits MemberRecord::id_size");
 
 class MemberShard final {
@@ -86,15 +86,13 @@ class MemberShard final {
   [[nodiscard]] MemberRecord* find(std::string_view member_id, std::size_t hash);
   // A new record for a member find() did not find; the id has at most
   // limits::kIdBytesMax bytes.
-  MemberRecord& emplace(std::string_view member_id, std::size_t hash);
+  MemberRecord& emplace(std::string_view member_id);
   // Releases the member's record when they hold nothing here and have no
-  // claim in flight.
-  void release_if_inactive(MemberRecord& m);
-  // The record numbered n (a ClaimOp's member_ref_).
-  [[nodiscard]] MemberRecord& record(std::uint32_t n) { return records_[n]; }
+  // claim in flight; `hash` is the one find() was given.
+  void release_if_inactive(MemberRecord& m, std::size_t hash);
   // True while the member holds a voucher here or has a claim in flight.
   [[nodiscard]] bool active(const MemberRecord& m) const {
-    return m.entry.first != nullptr || in_flight_.contains(m.number);
+    return m.entry.first != nullptr || in_flight_.contains(&m);
   }
 
   // The vouchers held, oldest first.
@@ -134,7 +132,7 @@ class MemberShard final {
   [[nodiscard]] const ClaimOp* pending(const MemberRecord& m) const;
   // Puts `op` on the member's claims in flight (and remembers the member
   // in op.member_ref_).
-  void add_pending(const MemberRecord& m, ClaimOp& op);
+  void add_pending(MemberRecord& m, ClaimOp& op);
   // Takes `op` off its member's claims in flight. When it was the last one,
   // hands over the presses that waited for them; else null.
   ClaimOp* remove_pending(ClaimOp& op);
@@ -151,27 +149,23 @@ class MemberShard final {
     std::uint32_t waiter_count = 0;
   };
   // The index keeps record numbers (4 bytes a slot) and looks records up by
-  // (id, hash_lo) without building one.
+  // (id, hash) without building one. A slot's hash is its id's, worked out
+  // again when the table grows or takes a new number.
   struct Probe {
     std::string_view id;
-    std::uint32_t hash_lo;
+    std::size_t hash;
   };
   using Records = Chunked<MemberRecord, 16, 4096>;
   struct SlotHash {
     using is_transparent = void;
-    // hash_lo is already a hash; spread it over 64 bits for the table.
-    static std::size_t spread(std::uint32_t h) { return h * 0x9E3779B97F4A7C15ULL; }
-    std::size_t operator()(std::uint32_t n) const { return spread((*records)[n].hash_lo); }
-    std::size_t operator()(const Probe& p) const { return spread(p.hash_lo); }
+    std::size_t operator()(std::uint32_t n) const;
+    std::size_t operator()(const Probe& p) const { return p.hash; }
     const Records* records;
   };
   struct SlotEq {
     using is_transparent = void;
     bool operator()(std::uint32_t a, std::uint32_t b) const { return a == b; }
-    bool operator()(std::uint32_t n, const Probe& p) const {
-      const MemberRecord& m = (*records)[n];
-      return m.hash_lo == p.hash_lo && m.id() == p.id;
-    }
+    bool operator()(std::uint32_t n, const Probe& p) const { return (*records)[n].id() == p.id; }
     bool operator()(const Probe& p, std::uint32_t n) const { return (*this)(n, p); }
     const Records* records;
   };
@@ -185,10 +179,10 @@ class MemberShard final {
   // so the shard never moves.
   absl::flat_hash_set<std::uint32_t, SlotHash, SlotEq> index_{0, SlotHash{&records_},
                                                               SlotEq{&records_}};
-  // Vouchers beyond each member's first, oldest first, by record number.
-  absl::flat_hash_map<std::uint32_t, std::vector<VoucherPtr>> more_;
-  // The members with claims in flight, by record number.
-  absl::flat_hash_map<std::uint32_t, InFlight> in_flight_;
+  // Vouchers beyond each member's first, oldest first, by record.
+  absl::flat_hash_map<const MemberRecord*, std::vector<VoucherPtr>> more_;
+  // The members with claims in flight, by record.
+  absl::flat_hash_map<const MemberRecord*, InFlight> in_flight_;
 };
 
 }  // namespace voucherd

@@ -25,6 +25,7 @@ namespace voucherd {
 class CampaignRuntime;
 class ClaimEngine;
 class ClaimOp;
+struct MemberRecord;
 
 struct ClaimResult {
   Outcome outcome = Outcome::kInternal;
@@ -63,8 +64,8 @@ class ClaimOp : private ClaimLogWrite, private MemberVouchersLookup {
   class CampaignRuntime* campaign_ = nullptr;
   std::size_t member_hash_ = 0;
   std::uint32_t sku_ = 0;
-  std::uint32_t wanted_sku_ = 0;  // the SKU asked for, or kNoSku
-  std::uint32_t member_ref_ = 0;  // while in flight: the member's record (MemberShard::record)
+  std::uint32_t wanted_sku_ = 0;        // the SKU asked for, or kNoSku
+  MemberRecord* member_ref_ = nullptr;  // while in flight: the member's record
   ClaimOp* next_waiter_ = nullptr;
   ClaimOp* next_pending_ = nullptr;  // the member's next claim in flight
   // Waiting for units: when the wait ends, and the next claim waiting.

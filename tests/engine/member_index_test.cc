@@ -1,15 +1,18 @@
-// member_index_test — a MemberShard finds each member by the exact id, even
-// when ids share a hash, keeps ids of any valid length, and releases a
-// member who holds nothing, reusing the record and the id's block.
+// member_index_test — a MemberShard finds each member by the exact id (ids
+// that differ in one byte, or only in length, are other members), keeps ids
+// of any valid length, and releases a member who holds nothing, reusing the
+// record and the id's block.
 #include "engine/member_index.h"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/limits.h"
+#include "engine/sharded_map.h"
 
 namespace voucherd {
 namespace {
@@ -23,10 +26,10 @@ VoucherPtr voucher(std::string code, std::string member) {
   return VoucherRecord::make(f);
 }
 
-TEST(MemberShardTest, IdsThatShareAHashAreToldApartByTheirBytes) {
+std::size_t hash_of(std::string_view id) { return ShardedMap<int>::hash(id); }
+
+TEST(MemberShardTest, EachMemberIsFoundByTheExactId) {
   MemberShard shard;
-  // Every id here gets the same hash: only the id's bytes tell them apart.
-  constexpr std::size_t kSameHash = 0xABCDEF0123456789ULL;
   std::vector<std::string> ids = {"a",
                                   "b",
                                   "member-0000001",
@@ -35,29 +38,33 @@ TEST(MemberShardTest, IdsThatShareAHashAreToldApartByTheirBytes) {
                                   "sixteen-bytes-id",
                                   std::string(limits::kIdBytesMax, 'x'),
                                   std::string(limits::kIdBytesMax - 1, 'x')};
+  // Enough further members that the index grows several times: a grown
+  // index hashes each record's id again.
+  for (int i = 0; i < 5'000; ++i) ids.push_back("m-" + std::to_string(i));
+  std::vector<const MemberRecord*> records;
   for (const std::string& id : ids) {
-    ASSERT_EQ(shard.find(id, kSameHash), nullptr) << id;
-    MemberRecord& m = shard.emplace(id, kSameHash);
+    ASSERT_EQ(shard.find(id, hash_of(id)), nullptr) << id;
+    MemberRecord& m = shard.emplace(id);
     EXPECT_EQ(m.id(), id);
+    records.push_back(&m);
   }
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    MemberRecord* m = shard.find(ids[i], kSameHash);
-    ASSERT_NE(m, nullptr) << ids[i];
+    MemberRecord* m = shard.find(ids[i], hash_of(ids[i]));
+    ASSERT_EQ(m, records[i]) << ids[i];
     EXPECT_EQ(m->id(), ids[i]);
-    EXPECT_EQ(m->number, i) << "numbered in the order they came";
-    EXPECT_EQ(&shard.record(m->number), m);
   }
-  EXPECT_EQ(shard.find("c", kSameHash), nullptr);
-  EXPECT_EQ(shard.find("member-0000003", kSameHash), nullptr);
-  EXPECT_EQ(shard.find(std::string(limits::kIdBytesMax - 2, 'x'), kSameHash), nullptr);
-  // The same id under another hash is another key (hashes come from ids).
-  EXPECT_EQ(shard.find("a", kSameHash + 1), nullptr);
+  for (const std::string id :
+       {"c", "member-0000003", "m-5000", "m-01", "exactly-15-bytf", "sixteen-bytes-i"}) {
+    EXPECT_EQ(shard.find(id, hash_of(id)), nullptr) << id;
+  }
+  const std::string shorter(limits::kIdBytesMax - 2, 'x');
+  EXPECT_EQ(shard.find(shorter, hash_of(shorter)), nullptr);
 }
 
 TEST(MemberShardTest, AMemberWhoComesToHoldNothingIsReleasedAndTheRecordReused) {
   MemberShard shard;
-  MemberRecord& m = shard.emplace("member-1", 42);
-  MemberRecord& other = shard.emplace("member-2", 43);
+  MemberRecord& m = shard.emplace("member-1");
+  MemberRecord& other = shard.emplace("member-2");
   EXPECT_FALSE(shard.active(m)) << "a new record holds nothing and has no claim in flight";
   EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kFirst);
   EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kKnown);
@@ -69,27 +76,30 @@ TEST(MemberShardTest, AMemberWhoComesToHoldNothingIsReleasedAndTheRecordReused) 
   EXPECT_EQ(shard.last_held(m)->code(), "CODE-2");
   EXPECT_TRUE(shard.drop_held(m, "CODE-2"));
   EXPECT_FALSE(shard.active(m));
-  EXPECT_EQ(shard.find("member-1", 42), &m) << "emptied, and not yet released";
-  shard.release_if_inactive(other);  // holds nothing: released too
-  EXPECT_EQ(shard.find("member-2", 43), nullptr);
-  shard.release_if_inactive(m);
-  EXPECT_EQ(shard.find("member-1", 42), nullptr);
+  EXPECT_EQ(shard.find("member-1", hash_of("member-1")), &m) << "emptied, and not yet released";
+  shard.release_if_inactive(other, hash_of("member-2"));  // holds nothing: released too
+  EXPECT_EQ(shard.find("member-2", hash_of("member-2")), nullptr);
+  shard.release_if_inactive(m, hash_of("member-1"));
+  EXPECT_EQ(shard.find("member-1", hash_of("member-1")), nullptr);
   // New members take the released records, the last released first.
-  MemberRecord& third = shard.emplace("member-3", 44);
+  MemberRecord& third = shard.emplace("member-3");
   EXPECT_EQ(&third, &m);
   EXPECT_EQ(third.id(), "member-3");
-  EXPECT_EQ(third.number, 0u);
   EXPECT_EQ(MemberShard::held_count(third), 0u);
-  EXPECT_EQ(shard.find("member-3", 44), &third);
-  EXPECT_EQ(shard.find("member-1", 42), nullptr);
+  MemberRecord& fourth = shard.emplace("member-4");
+  EXPECT_EQ(&fourth, &other);
+  EXPECT_EQ(shard.find("member-3", hash_of("member-3")), &third);
+  EXPECT_EQ(shard.find("member-4", hash_of("member-4")), &fourth);
+  EXPECT_EQ(shard.find("member-1", hash_of("member-1")), nullptr);
+  EXPECT_EQ(shard.find("member-2", hash_of("member-2")), nullptr);
 }
 
 TEST(MemberShardTest, AMemberWhoHoldsAVoucherIsNotReleased) {
   MemberShard shard;
-  MemberRecord& m = shard.emplace("member-1", 42);
+  MemberRecord& m = shard.emplace("member-1");
   EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kFirst);
-  shard.release_if_inactive(m);
-  EXPECT_EQ(shard.find("member-1", 42), &m);
+  shard.release_if_inactive(m, hash_of("member-1"));
+  EXPECT_EQ(shard.find("member-1", hash_of("member-1")), &m);
   EXPECT_EQ(MemberShard::held_count(m), 1u);
 }
 
@@ -98,23 +108,25 @@ TEST(MemberShardTest, LongIdsOfReleasedMembersLeaveNoBytesBehind) {
   // records and the ids' blocks are reused, and every id reads back whole.
   MemberShard shard;
   std::vector<MemberRecord*> now;
+  std::set<const MemberRecord*> used;
   for (int i = 0; i < 10'000; ++i) {
     std::string id(100, static_cast<char>('a' + i % 26));
     id += std::to_string(i);
-    const std::size_t hash = std::hash<std::string>{}(id);
-    MemberRecord& m = shard.emplace(id, hash);
+    MemberRecord& m = shard.emplace(id);
     ASSERT_EQ(m.id(), id);
-    ASSERT_LT(m.number, 10u) << "records are reused";
+    used.insert(&m);
     now.push_back(&m);
     if (now.size() == 10) {
       for (MemberRecord* r : now) {
         const std::string kept(r->id());
-        ASSERT_EQ(shard.find(kept, std::hash<std::string>{}(kept)), r);
-        shard.release_if_inactive(*r);
+        ASSERT_EQ(shard.find(kept, hash_of(kept)), r);
+        shard.release_if_inactive(*r, hash_of(kept));
+        ASSERT_EQ(shard.find(kept, hash_of(kept)), nullptr);
       }
       now.clear();
     }
   }
+  EXPECT_EQ(used.size(), 10u) << "records are reused";
 }
 
 }  // namespace
