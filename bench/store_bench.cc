@@ -44,7 +44,7 @@ void BM_DecodeVoucherRecord(benchmark::State& state) {
   const VoucherRecord& v = *p;
   const std::string bytes = redis::encode_voucher(v);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(redis::decode_voucher(v.campaign_id(), v.code(), bytes));
+    benchmark::DoNotOptimize(redis::decode_voucher(v.campaign_id(), v.code().view(), bytes));
   }
 }
 BENCHMARK(BM_DecodeVoucherRecord);

@@ -113,7 +113,7 @@ void ClaimEngine::run_claim(ClaimOp& op) {
         answer = {sku == kNoSku ? Outcome::kSoldOut : Outcome::kSkuSoldOut, nullptr, nullptr};
         return Step::kAnswer;
       }
-      if (m == nullptr) m = &members.emplace(op.member_id);
+      if (m == nullptr) m = &members.emplace(op.member_id, op.member_hash_);
     }
     // A press of a member pressing too fast is refused first: it is what a
     // script does, and each press costs a call (a new entry is admitted).
@@ -237,9 +237,8 @@ VoucherPtr ClaimEngine::mint_voucher(const CampaignRuntime& c, std::uint32_t sku
   for (std::uint8_t& r : f.random) r &= 31u;  // 5 uniform bits per symbol
   f.mac = compute_mac(c.mac_keys_[sku * c.secret_count_], f);
 
-  const CodeText code = format_code_text(f);
-  return VoucherRecord::make(c.voucher_skus_[sku].get(), std::string_view(code.data(), code.size()),
-                             member_id, request_id, now_us);
+  return VoucherRecord::make(c.voucher_skus_[sku].get(), PackedCode::pack(f), member_id, request_id,
+                             now_us);
 }
 
 void ClaimOp::on_logged(LogStatus status, VoucherPtr held) {
@@ -285,8 +284,8 @@ ClaimOp* ClaimEngine::release_pending(ClaimOp& op, const VoucherPtr& held) {
     if (held) {
       first_voucher = members.add_held(m, held) == MemberShard::Added::kFirst;
     } else {
-      members.release_if_inactive(
-          m, op.member_hash_);  // holding, or with claims in flight, the member stays
+      // Holding, or with claims in flight, the member stays.
+      members.release_if_inactive(m, op.member_hash_);
     }
   });
   if (first_voucher) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic

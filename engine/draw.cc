@@ -92,7 +92,7 @@ void ClaimEngine::remember_held(CampaignRuntime& c, const VoucherPtr& v) {
   bool first = false;
   c.members_index_.with_shard(hash, [&](MemberShard& members) {
     MemberRecord* m = members.find(v->member_id(), hash);
-    if (m == nullptr) m = &members.emplace(v->member_id());
+    if (m == nullptr) m = &members.emplace(v->member_id(), hash);
     first = members.add_held(*m, v) == MemberShard::Added::kFirst;
   });
   if (first) c.members_.fetch_add(1, std::memory_order_relaxed);  // a statistic

@@ -19,7 +19,7 @@ MemberRecord* MemberShard::find(std::string_view member_id, std::size_t hash) {
   return it == index_.end() ? nullptr : &records_[*it];
 }
 
-MemberRecord& MemberShard::emplace(std::string_view member_id) {
+MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash) {
   static_assert(limits::kIdBytesMax <= decltype(long_ids_)::kStringMax, "an id fits the arena");
   VOUCHERD_CHECK(member_id.size() <= limits::kIdBytesMax, "a member id has at most 128 bytes");
   std::uint32_t number = 0;
@@ -39,8 +39,13 @@ MemberRecord& MemberShard::emplace(std::string_view member_id) {
     const char* kept = long_ids_.append(member_id);
     std::memcpy(m->id_bytes, &kept, sizeof kept);
   }
-  const bool inserted = index_.insert(number).second;
-  VOUCHERD_CHECK(inserted, "a new record is a new number in the index");
+  // The hash is the caller's: only a table that grows hashes the id again.
+  bool inserted = false;
+  index_.lazy_emplace(Probe{m->id(), hash}, [&](const auto& construct) {
+    construct(number);
+    inserted = true;
+  });
+  VOUCHERD_CHECK(inserted, "a new record is a new member in the index");
   return *m;
 }
 
@@ -71,7 +76,7 @@ const VoucherPtr& MemberShard::last_held(const MemberRecord& m) const {
 }
 
 MemberShard::Added MemberShard::add_held(MemberRecord& m, VoucherPtr v) {
-  const auto same_code = [&](const VoucherPtr& h) { return h->code() == v->code(); };
+  const auto same_code = [&](const VoucherPtr& h) { return h->packed_code() == v->packed_code(); };
   if (find_held(m, same_code) != nullptr) return Added::kKnown;
   if (m.entry.first == nullptr) {
     m.entry.first = std::move(v);
@@ -82,23 +87,25 @@ MemberShard::Added MemberShard::add_held(MemberRecord& m, VoucherPtr v) {
   return Added::kMore;
 }
 
-bool MemberShard::drop_held(MemberRecord& m, std::string_view code) {
+bool MemberShard::drop_held(MemberRecord& m, std::string_view text) {
   MemberEntry& e = m.entry;
   if (e.first == nullptr) return false;
+  const std::optional<PackedCode> code = PackedCode::pack(text);
+  if (!code) return false;  // not in display form: no voucher held has it
   if (e.more == 0) {
-    if (e.first->code() != code) return false;
+    if (e.first->packed_code() != *code) return false;
     e.first = nullptr;
     return true;
   }
   auto it = more_.find(&m);
   VOUCHERD_CHECK(it != more_.end(), "a member's further vouchers are kept");
   std::vector<VoucherPtr>& more = it->second;
-  if (e.first->code() == code) {
+  if (e.first->packed_code() == *code) {
     e.first = std::move(more.front());
     more.erase(more.begin());
   } else {
     auto at = std::find_if(more.begin(), more.end(),
-                           [&](const VoucherPtr& v) { return v->code() == code; });
+                           [&](const VoucherPtr& v) { return v->packed_code() == *code; });
     if (at == more.end()) return false;
     more.erase(at);
   }

@@ -22,7 +22,7 @@
 //
 // Usage (under the shard's lock):
 //   MemberRecord* m = shard.find(member_id, hash);
-//   if (m == nullptr) m = &shard.emplace(member_id);
+//   if (m == nullptr) m = &shard.emplace(member_id, hash);
 //   shard.add_pending(*m, op);  ...  ClaimOp* waiters = shard.remove_pending(op);
 //   shard.release_if_inactive(*m, hash);
 //
@@ -85,8 +85,9 @@ class MemberShard final {
   // The member's record, or null.
   [[nodiscard]] MemberRecord* find(std::string_view member_id, std::size_t hash);
   // A new record for a member find() did not find; the id has at most
-  // limits::kIdBytesMax bytes.
-  MemberRecord& emplace(std::string_view member_id);
+  // limits::kIdBytesMax bytes, and `hash` is ShardedMap<int>::hash(id)
+  // (the index hashes the id itself when it grows).
+  MemberRecord& emplace(std::string_view member_id, std::size_t hash);
   // Releases the member's record when they hold nothing here and have no
   // claim in flight; `hash` is the one find() was given.
   void release_if_inactive(MemberRecord& m, std::size_t hash);

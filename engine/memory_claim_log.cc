@@ -17,14 +17,6 @@ std::size_t MemoryClaimLog::shard_index(const CodeKeyBits& key) {
   return (absl::HashOf(key) >> 52) & (kShards - 1);
 }
 
-// Only a table that grows hashes its slots: the record's code is read again
-// then, once per slot.
-std::size_t MemoryClaimLog::CodeSlotHash::operator()(const CodeSlot& s) const {
-  const auto key = code_key_bits(s.current->code());
-  VOUCHERD_CHECK(key.has_value(), "the log keeps canonical codes only");
-  return absl::HashOf(*key);
-}
-
 StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                                 StoredDefinition /*stored*/) {
   {
@@ -68,12 +60,11 @@ StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, Campai
 void MemoryClaimLog::record(const VoucherPtr& voucher) {
   const VoucherRecord& v = *voucher;
   {
-    const auto key = code_key_bits(v.code());
-    VOUCHERD_CHECK(key.has_value(), "the engine mints every code in canonical form");
-    CodeShard& shard = codes_[shard_index(*key)];
+    const CodeProbe probe{v.packed_code().key_bits(), v.packed_code()};
+    CodeShard& shard = codes_[shard_index(probe.key)];
     std::lock_guard lock(shard.mu);
     bool inserted = false;
-    shard.by_code.lazy_emplace(CodeProbe{*key, v.code()}, [&](const auto& construct) {
+    shard.by_code.lazy_emplace(probe, [&](const auto& construct) {
       construct(CodeSlot{voucher});
       inserted = true;
     });

@@ -67,8 +67,9 @@ class MemoryClaimLog final : public ClaimLog {
  private:
   static constexpr std::size_t kShards = 64;
   // A code's slot is its current record alone (8 bytes): the table hashes
-  // the record's code by its key bits, and a look-up by text compares the
-  // record's code with it, so no key is kept beside the record.
+  // the record's packed code by its key bits, and a look-up by text packs
+  // the text and compares the record's packed code with it, so no key is
+  // kept beside the record.
   struct CodeSlot {
     // Replaced by a new record of the same code when the voucher's state
     // changes (records are immutable once shared); the code, which the
@@ -77,20 +78,22 @@ class MemoryClaimLog final : public ClaimLog {
   };
   struct CodeProbe {
     CodeKeyBits key;
-    std::string_view text;
+    PackedCode code;
   };
   struct CodeSlotHash {
     using is_transparent = void;
-    std::size_t operator()(const CodeSlot& s) const;
+    std::size_t operator()(const CodeSlot& s) const {
+      return absl::HashOf(s.current->packed_code().key_bits());
+    }
     std::size_t operator()(const CodeProbe& p) const { return absl::HashOf(p.key); }
   };
   struct CodeSlotEq {
     using is_transparent = void;
     bool operator()(const CodeSlot& a, const CodeSlot& b) const {
-      return a.current->code() == b.current->code();
+      return a.current->packed_code() == b.current->packed_code();
     }
     bool operator()(const CodeSlot& s, const CodeProbe& p) const {
-      return s.current->code() == p.text;
+      return s.current->packed_code() == p.code;
     }
     bool operator()(const CodeProbe& p, const CodeSlot& s) const { return (*this)(s, p); }
   };
@@ -99,15 +102,16 @@ class MemoryClaimLog final : public ClaimLog {
   // record by one of the same code.
   template <class F>
   bool with_record(std::string_view code, F&& f) {
-    const auto key = code_key_bits(code);
-    if (!key) return false;
-    const CodeProbe probe{*key, code};
-    CodeShard& shard = codes_[shard_index(*key)];
+    const std::optional<PackedCode> packed = PackedCode::pack(code);
+    if (!packed) return false;  // not in display form: no record has it
+    const CodeProbe probe{packed->key_bits(), *packed};
+    CodeShard& shard = codes_[shard_index(probe.key)];
     std::lock_guard lock(shard.mu);
     auto it = shard.by_code.find(probe);
     if (it == shard.by_code.end()) return false;
     f(it->current);
-    VOUCHERD_CHECK(it->current->code() == code, "a record is replaced by one of the same code");
+    VOUCHERD_CHECK(it->current->packed_code() == *packed,
+                   "a record is replaced by one of the same code");
     return true;
   }
   static std::size_t shard_index(const CodeKeyBits& key);

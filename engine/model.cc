@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -87,16 +88,15 @@ std::string_view ShortString::view() const {
   return sized_block_text(block);
 }
 
-VoucherRecord::VoucherRecord(const VoucherSku* sku, bool owns_sku, std::string_view code,
+VoucherRecord::VoucherRecord(const VoucherSku* sku, bool owns_sku, const PackedCode& code,
                              std::string_view member_id, std::string_view request_id,
                              UnixMicros issued_at_us)
-    : sku_(sku), member_id_(member_id), request_id_(request_id), issued_at_us_(issued_at_us) {
+    : sku_(sku),
+      member_id_(member_id),
+      request_id_(request_id),
+      issued_at_us_(issued_at_us),
+      code_(code) {
   VOUCHERD_CHECK(sku_ != nullptr, "every voucher is of a SKU");
-  VOUCHERD_CHECK(code.size() <= code_.size(),
-                 "codes are minted in display form, and stores refuse longer ones when reading");
-  VOUCHERD_CHECK(code.find('\0') == std::string_view::npos,
-                 "codes are minted without NUL bytes, and stores refuse them when reading");
-  std::copy(code.begin(), code.end(), code_.begin());
   if (owns_sku) bits_ |= kOwnsSku;
 }
 
@@ -105,8 +105,8 @@ VoucherRecord::VoucherRecord(const VoucherRecord& other, VoucherState state)
       member_id_(other.member_id_),
       request_id_(other.request_id_),
       issued_at_us_(other.issued_at_us_),
-      code_(other.code_),
-      bits_(other.bits_) {
+      bits_(other.bits_),
+      code_(other.code_) {
   // Held here until the body is done: a half-built record's destructor
   // does not run.
   std::unique_ptr<const VoucherSku> own_sku;
@@ -122,7 +122,7 @@ VoucherRecord::~VoucherRecord() {
   if ((bits_ & kOwnsSku) != 0) delete sku_;
 }
 
-VoucherPtr VoucherRecord::make(const VoucherSku* sku, std::string_view code,
+VoucherPtr VoucherRecord::make(const VoucherSku* sku, const PackedCode& code,
                                std::string_view member_id, std::string_view request_id,
                                UnixMicros issued_at_us) {
   return VoucherPtr::adopt(
@@ -135,7 +135,10 @@ VoucherPtr VoucherRecord::make(const VoucherFields& f) {
                  // Modulo 2^64: expires_at_us() adds it back to the same time.
                  static_cast<UnixMicros>(static_cast<std::uint64_t>(f.expires_at_us) -
                                          static_cast<std::uint64_t>(f.issued_at_us))});
-  auto* v = new VoucherRecord(sku.get(), /*owns_sku=*/true, f.code, f.member_id, f.request_id,
+  const std::optional<PackedCode> code = PackedCode::pack(f.code);
+  VOUCHERD_CHECK(code.has_value(),
+                 "codes are minted in display form, and stores refuse any other when reading");
+  auto* v = new VoucherRecord(sku.get(), /*owns_sku=*/true, *code, f.member_id, f.request_id,
                               f.issued_at_us);
   sku.release();  // the record's own now
   VoucherPtr p = VoucherPtr::adopt(v);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/limits.h"
+#include "engine/voucher_code.h"
 
 namespace voucherd {
 
@@ -251,7 +252,7 @@ class VoucherPtr {
 // One issued voucher, immutable once built. Shared between the allowance
 // index, the claim log and responses, so it is handed around by VoucherPtr.
 // Read through its accessors; what the vouchers of one SKU share is kept
-// once (VoucherSku), the code is kept inline, and a redemption only when
+// once (VoucherSku), the code is kept packed (PackedCode), and a redemption only when
 // there is one (docs/member-memory.md).
 class VoucherRecord {
  public:
@@ -260,14 +261,13 @@ class VoucherRecord {
   // life of the engine; a store's records may outlive the engine, so
   // nothing reads a record's SKU once the engine is gone (the destructor
   // reads only a SKU the record owns).
-  // REQUIRES: sku != nullptr; code.size() <= limits::kCodeDisplayChars, and
-  // no NUL byte in it.
-  [[nodiscard]] static VoucherPtr make(const VoucherSku* sku, std::string_view code,
+  // REQUIRES: sku != nullptr.
+  [[nodiscard]] static VoucherPtr make(const VoucherSku* sku, const PackedCode& code,
                                        std::string_view member_id, std::string_view request_id,
                                        UnixMicros issued_at_us);
   // A record of any fields (a store's record read back, a test's): its
   // VoucherSku is its own. A redemption is kept when the state is REDEEMED.
-  // REQUIRES: as for make().
+  // REQUIRES: fields.code is in display form (PackedCode::pack takes it).
   [[nodiscard]] static VoucherPtr make(const VoucherFields& fields);
 
   VoucherRecord(const VoucherRecord&) = delete;
@@ -280,10 +280,9 @@ class VoucherRecord {
   [[nodiscard]] VoucherPtr redeemed(std::string_view site_id, UnixMicros at_us,
                                     std::string_view request_id) const;
 
-  [[nodiscard]] std::string_view code() const {
-    const std::string_view all(code_.data(), code_.size());
-    return code_.back() != '\0' ? all : all.substr(0, all.find('\0'));  // minted: all
-  }
+  // The code's text, formatted from the packed code (about 20 ns).
+  [[nodiscard]] CodeString code() const { return CodeString(code_.text()); }
+  [[nodiscard]] const PackedCode& packed_code() const { return code_; }
   [[nodiscard]] const std::string& campaign_id() const { return sku_->campaign_id; }
   [[nodiscard]] const std::string& sku_id() const { return sku_->sku_id; }
   [[nodiscard]] const std::string& site_id() const { return sku_->site_id; }
@@ -311,7 +310,7 @@ class VoucherRecord {
   static constexpr std::uint8_t kOwnsSku = 0x80;  // sku_ is this record's own
   static_assert(static_cast<std::uint8_t>(VoucherState::kCancelled) <= kStateMask);
 
-  VoucherRecord(const VoucherSku* sku, bool owns_sku, std::string_view code,
+  VoucherRecord(const VoucherSku* sku, bool owns_sku, const PackedCode& code,
                 std::string_view member_id, std::string_view request_id, UnixMicros issued_at_us);
   // A copy of `other` in `state`, with a count of its own.
   VoucherRecord(const VoucherRecord& other, VoucherState state);
@@ -325,12 +324,11 @@ class VoucherRecord {
   KeptString request_id_;        // most claims send none (an allowance of one)
   UnixMicros issued_at_us_ = 0;  // the expiry follows from it (VoucherSku::valid_for_us)
   mutable std::atomic<std::uint32_t> refs_{0};  // VoucherPtrs to this record
-  // The code, NUL-padded: its size is where the first NUL is, or the whole.
-  std::array<char, limits::kCodeDisplayChars> code_{};
   std::uint8_t bits_ = static_cast<std::uint8_t>(VoucherState::kIssued);  // state | kOwnsSku
+  PackedCode code_;  // 19 bytes: fills the record up to its size without padding
 };
-// A record is one 96-byte heap chunk (glibc: the size + 8, rounded up to 16).
-static_assert(sizeof(VoucherRecord) == 88,
+// A record is one 80-byte heap chunk (glibc: the size + 8, rounded up to 16).
+static_assert(sizeof(VoucherRecord) == 72,
               "a voucher's record stays small (docs/member-memory.md)");
 
 inline VoucherPtr VoucherPtr::adopt(VoucherRecord* fresh) {

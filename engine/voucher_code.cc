@@ -225,6 +225,108 @@ std::expected<CodeFields, CodeParseError> parse_code(std::string_view text) {
   return f;
 }
 
+namespace {
+
+constexpr std::array<std::int8_t, 256> make_canonical_table() {
+  std::array<std::int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (std::size_t i = 0; i < kAlphabet.size(); ++i) {
+    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+  }
+  return t;
+}
+// Only the symbols format_code_text() writes: no lower case, no aliases.
+constexpr std::array<std::int8_t, 256> kCanonical = make_canonical_table();
+
+constexpr std::size_t kHiSymbols = 12;   // symbols 0-11: CodeKeyBits::hi
+constexpr std::size_t kMidSymbols = 8;   // symbols 12-19: CodeKeyBits::lo
+constexpr std::size_t kLowSymbols = 10;  // symbols 20-29
+static_assert(kHiSymbols + kMidSymbols + kLowSymbols == limits::kCodeChars);
+constexpr std::uint64_t kHiMask = (std::uint64_t{1} << 60) - 1;
+constexpr std::uint64_t kMidMask = (std::uint64_t{1} << 40) - 1;
+
+struct CodeWords {
+  std::uint64_t hi = 0, mid = 0, low = 0;  // 60, 40 and 50 bits
+};
+
+PackedCode::Bytes store(const CodeWords& w) {
+  const std::uint64_t w0 = w.hi | ((w.low & 0xF) << 60);
+  const std::uint64_t w1 = w.mid | (((w.low >> 4) & 0xFFFFFF) << 40);
+  const std::uint64_t w2 = w.low >> 28;  // 22 bits
+  PackedCode::Bytes b{};
+  std::memcpy(b.data(), &w0, 8);
+  std::memcpy(b.data() + 8, &w1, 8);
+  for (std::size_t i = 0; i < 3; ++i) b[16 + i] = static_cast<std::uint8_t>(w2 >> (8 * i));
+  return b;
+}
+
+CodeWords load(const PackedCode::Bytes& b) {
+  std::uint64_t w0 = 0, w1 = 0, w2 = 0;
+  std::memcpy(&w0, b.data(), 8);
+  std::memcpy(&w1, b.data() + 8, 8);
+  for (std::size_t i = 0; i < 3; ++i) w2 |= std::uint64_t{b[16 + i]} << (8 * i);
+  return {w0 & kHiMask, w1 & kMidMask, (w0 >> 60) | ((w1 >> 40) << 4) | (w2 << 28)};
+}
+
+}  // namespace
+
+std::optional<PackedCode> PackedCode::pack(std::string_view text) {
+  if (text.size() != limits::kCodeDisplayChars) return std::nullopt;
+  CodeWords w;
+  std::size_t n = 0;
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    if (at % (kGroupChars + 1) == kGroupChars) {
+      if (text[at] != '-') return std::nullopt;
+      continue;
+    }
+    const std::int8_t v = kCanonical[static_cast<unsigned char>(text[at])];
+    if (v < 0) return std::nullopt;
+    std::uint64_t& word = n < kHiSymbols ? w.hi : n < kHiSymbols + kMidSymbols ? w.mid : w.low;
+    word = (word << 5) | static_cast<std::uint8_t>(v);
+    ++n;
+  }
+  PackedCode p;
+  p.bytes_ = store(w);
+  return p;
+}
+
+PackedCode PackedCode::pack(const CodeFields& fields) {
+  const auto body = body_symbols(fields);
+  const std::uint8_t check = check_symbol(body);
+  CodeWords w;
+  for (std::size_t n = 0; n < limits::kCodeChars; ++n) {
+    std::uint64_t& word = n < kHiSymbols ? w.hi : n < kHiSymbols + kMidSymbols ? w.mid : w.low;
+    word = (word << 5) | (n < body.size() ? body[n] : check);
+  }
+  PackedCode p;
+  p.bytes_ = store(w);
+  return p;
+}
+
+CodeText PackedCode::text() const {
+  const CodeWords w = load(bytes_);
+  CodeText text{};
+  std::size_t at = text.size();
+  const auto put = [&](std::uint64_t word, std::size_t symbols, std::size_t first) {
+    for (std::size_t i = 0; i < symbols; ++i) {
+      const std::size_t n = first + symbols - 1 - i;  // the symbol's number, from the end
+      if (n % kGroupChars == kGroupChars - 1 && n + 1 < limits::kCodeChars) text[--at] = '-';
+      text[--at] = kAlphabet[word & 31u];
+      word >>= 5;
+    }
+  };
+  put(w.low, kLowSymbols, kHiSymbols + kMidSymbols);
+  put(w.mid, kMidSymbols, kHiSymbols);
+  put(w.hi, kHiSymbols, 0);
+  VOUCHERD_DCHECK(at == 0, "a code's text is exactly its groups and dashes");
+  return text;
+}
+
+CodeKeyBits PackedCode::key_bits() const {
+  const CodeWords w = load(bytes_);
+  return {w.hi, w.mid};
+}
+
 std::optional<CodeKeyBits> code_key_bits(std::string_view text) {
   constexpr std::size_t kKeySymbols = 4 + kCodeRandomSymbols;  // 20: 100 bits
   constexpr std::size_t kHiSymbols = 12;                       // 60 bits in hi, 40 in lo

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <expected>
 #include <optional>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -125,6 +126,57 @@ struct CodeKeyBits {
 // canonical form is read the same way each time: a caller that keys records
 // by these bits compares the full text before it trusts a match.
 [[nodiscard]] std::optional<CodeKeyBits> code_key_bits(std::string_view text);
+
+// A code's display text held by value, for a record that keeps its code
+// packed. Read it through view() or a named copy: the implicit view of a
+// temporary is refused at compile time, since it would outlive the text.
+class CodeString {
+ public:
+  explicit CodeString(const CodeText& text) : text_(text) {}
+  [[nodiscard]] std::string_view view() const { return {text_.data(), text_.size()}; }
+  operator std::string_view() const& { return view(); }  // NOLINT: reads as the text
+  operator std::string_view() const&& = delete;
+  [[nodiscard]] std::string str() const { return std::string(view()); }
+  [[nodiscard]] const char* data() const { return text_.data(); }
+  [[nodiscard]] static constexpr std::size_t size() { return std::tuple_size_v<CodeText>; }
+  friend bool operator==(const CodeString& a, std::string_view b) { return a.view() == b; }
+  friend bool operator==(const CodeString& a, const CodeString& b) { return a.text_ == b.text_; }
+  // The texts' order (for codes, also their symbols' order).
+  friend bool operator<(const CodeString& a, const CodeString& b) { return a.view() < b.view(); }
+  friend std::ostream& operator<<(std::ostream& out, const CodeString& c) {
+    return out << c.view();
+  }
+
+ private:
+  CodeText text_;
+};
+
+// A code's display text kept as its 30 symbols, 5 bits each: 19 bytes
+// instead of 35 characters. Only the display form packs (what
+// format_code_text() writes: upper-case symbols, dashes between the groups);
+// the MAC and the check symbol are kept as they are, not checked, so every
+// display-form text round-trips and two packed codes are equal exactly when
+// their texts are.
+class PackedCode {
+ public:
+  using Bytes = std::array<std::uint8_t, 19>;
+
+  PackedCode() = default;
+  // nullopt unless `text` is in display form.
+  [[nodiscard]] static std::optional<PackedCode> pack(std::string_view text);
+  [[nodiscard]] static PackedCode pack(const CodeFields& fields);
+  [[nodiscard]] CodeText text() const;
+  // What code_key_bits() reads from the text, without formatting it.
+  [[nodiscard]] CodeKeyBits key_bits() const;
+  bool operator==(const PackedCode&) const = default;
+
+ private:
+  // Symbols 0-11 (60 bits) and the low 4 bits of symbols 20-29; symbols
+  // 12-19 (40 bits) and the next 24 bits of 20-29; their last 22 bits.
+  // Bytes, not words: the record that keeps one has no padding to spare.
+  Bytes bytes_{};
+};
+static_assert(sizeof(PackedCode) == 19 && alignof(PackedCode) == 1);
 
 // Exposed for tests: the check symbol (0..31) of 29 body symbols.
 [[nodiscard]] std::uint8_t check_symbol(std::span<const std::uint8_t> body);

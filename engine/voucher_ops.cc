@@ -187,7 +187,7 @@ void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
 
 void ClaimEngine::forget_held(const VoucherRecord& v) {
   CampaignRuntime* c = find_mutable(v.campaign_id());
-  if (c != nullptr) c->forget_held(v.member_id(), v.code());
+  if (c != nullptr) c->forget_held(v.member_id(), v.code().view());
 }
 
 void RedeemOp::on_redeem_logged(RedeemStatus status, VoucherPtr voucher) {

@@ -209,8 +209,9 @@ void PerClaimRedisLog::run_claim(Connection& conn, ClaimLogWrite& write) {
   const std::vector<std::string> args{std::string(v.member_id()), std::string(v.code()), v.sku_id(),
                                       encode_voucher(v)};
   const CampaignKeys keys(v.campaign_id(), kBaselineKeyPrefix);
-  auto r = conn.eval(kClaimScript,
-                     {keys.stock(), keys.members(), keys.issued(), keys.voucher(v.code())}, args);
+  auto r =
+      conn.eval(kClaimScript,
+                {keys.stock(), keys.members(), keys.issued(), keys.voucher(v.code().view())}, args);
   if (r && r->type == Reply::Type::kInteger && r->integer == 0) {
     return write.on_logged(LogStatus::kWritten, nullptr);
   }

@@ -235,7 +235,7 @@ std::string encode_campaign_definition(const CampaignSpec& spec) {
 }
 
 void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1::Voucher* out) {
-  const std::string_view code = in.code();
+  const CodeString code = in.code();
   out->set_code(code.data(), code.size());
   out->set_campaign_id(in.campaign_id());
   out->set_sku_id(in.sku_id());

@@ -231,18 +231,17 @@ class ExportRedemptionsCall final
       }
     }
     std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
-      const auto key = [](const VoucherRecord& v) {
-        return std::tuple<std::string_view, std::string_view, std::string_view>(
-            v.site_id(), v.sku_id(), v.code());
-      };
-      return key(*a) < key(*b);
+      if (a->site_id() != b->site_id()) return a->site_id() < b->site_id();
+      if (a->sku_id() != b->sku_id()) return a->sku_id() < b->sku_id();
+      return a->code() < b->code();
     });
     return std::nullopt;
   }
   bool next(v1::RedemptionRecord& r) {
     if (next_ == records_.size()) return false;
     const VoucherRecord& v = *records_[next_++];
-    r.set_code(v.code().data(), v.code().size());
+    const CodeString code = v.code();
+    r.set_code(code.data(), code.size());
     r.set_campaign_id(v.campaign_id());
     r.set_site_id(v.site_id());
     r.set_sku_id(v.sku_id());

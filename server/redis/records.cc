@@ -59,11 +59,9 @@ std::string encode_voucher(const VoucherRecord& v) {
 
 VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                           std::string_view value) {
-  // Codes are written in display form; a longer key, or one with a NUL
-  // byte, is not one of ours.
-  if (code.size() > limits::kCodeDisplayChars || code.find('\0') != std::string_view::npos) {
-    return nullptr;
-  }
+  // Codes are written in display form, and a record keeps its code packed:
+  // a key in any other form is not one of ours.
+  if (!PackedCode::pack(code).has_value()) return nullptr;
   if (value.empty() || value[0] < '1' || value[0] > '4') return nullptr;
   VoucherFields v;
   v.state = static_cast<VoucherState>(value[0] - '0');
@@ -263,10 +261,11 @@ StoreResult<std::vector<VoucherPtr>> read_redeemed(Link& conn, std::string_view 
   } while (cursor != "0");
   std::sort(out.begin(), out.end(),
             [](const VoucherPtr& a, const VoucherPtr& b) { return a->code() < b->code(); });
-  out.erase(
-      std::unique(out.begin(), out.end(),
-                  [](const VoucherPtr& a, const VoucherPtr& b) { return a->code() == b->code(); }),
-      out.end());
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const VoucherPtr& a, const VoucherPtr& b) {
+                          return a->packed_code() == b->packed_code();
+                        }),
+            out.end());
   return out;
 }
 

@@ -39,7 +39,7 @@ namespace voucherd::redis {
 
 // The record of `code` in `campaign_id` from its stored value; nullptr when
 // the value is not a voucher record (missing, or not written by voucherd) or
-// `code` is longer than a code's display form.
+// `code` is not in a code's display form (PackedCode::pack).
 [[nodiscard]] VoucherPtr decode_voucher(std::string_view campaign_id, std::string_view code,
                                         std::string_view value);
 

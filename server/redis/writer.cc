@@ -353,7 +353,7 @@ struct RedisClaimLog::ClaimsPart {
       for (const ClaimLogWrite* w : group) {
         const VoucherRecord& v = *w->voucher;
         keys.push_back(campaign.member(v.member_id()));
-        keys.push_back(campaign.voucher(v.code()));
+        keys.push_back(campaign.voucher(v.code().view()));
         args.push_back(v.sku_id());
         args.push_back(encode_voucher(v));
         args.push_back(expiry_bucket(v.expires_at_us()));

@@ -17,6 +17,13 @@
 namespace voucherd {
 namespace {
 
+// A code in display form, told apart by n.
+std::string code_of(std::uint8_t n) {
+  CodeFields f;
+  f.random[0] = static_cast<std::uint8_t>(n & 31u);
+  return format_code(f);
+}
+
 VoucherPtr voucher(std::string code, std::string member) {
   VoucherFields f;
   f.code = std::move(code);
@@ -44,7 +51,7 @@ TEST(MemberShardTest, EachMemberIsFoundByTheExactId) {
   std::vector<const MemberRecord*> records;
   for (const std::string& id : ids) {
     ASSERT_EQ(shard.find(id, hash_of(id)), nullptr) << id;
-    MemberRecord& m = shard.emplace(id);
+    MemberRecord& m = shard.emplace(id, hash_of(id));
     EXPECT_EQ(m.id(), id);
     records.push_back(&m);
   }
@@ -63,18 +70,21 @@ TEST(MemberShardTest, EachMemberIsFoundByTheExactId) {
 
 TEST(MemberShardTest, AMemberWhoComesToHoldNothingIsReleasedAndTheRecordReused) {
   MemberShard shard;
-  MemberRecord& m = shard.emplace("member-1");
-  MemberRecord& other = shard.emplace("member-2");
+  MemberRecord& m = shard.emplace("member-1", hash_of("member-1"));
+  MemberRecord& other = shard.emplace("member-2", hash_of("member-2"));
   EXPECT_FALSE(shard.active(m)) << "a new record holds nothing and has no claim in flight";
-  EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kFirst);
-  EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kKnown);
-  EXPECT_EQ(shard.add_held(m, voucher("CODE-2", "member-1")), MemberShard::Added::kMore);
+  EXPECT_EQ(shard.add_held(m, voucher(code_of(1), "member-1")), MemberShard::Added::kFirst);
+  EXPECT_EQ(shard.add_held(m, voucher(code_of(1), "member-1")), MemberShard::Added::kKnown);
+  EXPECT_EQ(shard.add_held(m, voucher(code_of(2), "member-1")), MemberShard::Added::kMore);
   EXPECT_TRUE(shard.active(m));
   EXPECT_EQ(MemberShard::held_count(m), 2u);
-  EXPECT_EQ(shard.last_held(m)->code(), "CODE-2");
-  EXPECT_FALSE(shard.drop_held(m, "CODE-1"));
-  EXPECT_EQ(shard.last_held(m)->code(), "CODE-2");
-  EXPECT_TRUE(shard.drop_held(m, "CODE-2"));
+  EXPECT_EQ(shard.last_held(m)->code(), code_of(2));
+  EXPECT_FALSE(shard.drop_held(m, code_of(1)));
+  EXPECT_EQ(shard.last_held(m)->code(), code_of(2));
+  EXPECT_FALSE(shard.drop_held(m, "not a code"));
+  EXPECT_FALSE(shard.drop_held(m, code_of(3)));
+  EXPECT_EQ(MemberShard::held_count(m), 1u);
+  EXPECT_TRUE(shard.drop_held(m, code_of(2)));
   EXPECT_FALSE(shard.active(m));
   EXPECT_EQ(shard.find("member-1", hash_of("member-1")), &m) << "emptied, and not yet released";
   shard.release_if_inactive(other, hash_of("member-2"));  // holds nothing: released too
@@ -82,11 +92,11 @@ TEST(MemberShardTest, AMemberWhoComesToHoldNothingIsReleasedAndTheRecordReused) 
   shard.release_if_inactive(m, hash_of("member-1"));
   EXPECT_EQ(shard.find("member-1", hash_of("member-1")), nullptr);
   // New members take the released records, the last released first.
-  MemberRecord& third = shard.emplace("member-3");
+  MemberRecord& third = shard.emplace("member-3", hash_of("member-3"));
   EXPECT_EQ(&third, &m);
   EXPECT_EQ(third.id(), "member-3");
   EXPECT_EQ(MemberShard::held_count(third), 0u);
-  MemberRecord& fourth = shard.emplace("member-4");
+  MemberRecord& fourth = shard.emplace("member-4", hash_of("member-4"));
   EXPECT_EQ(&fourth, &other);
   EXPECT_EQ(shard.find("member-3", hash_of("member-3")), &third);
   EXPECT_EQ(shard.find("member-4", hash_of("member-4")), &fourth);
@@ -96,8 +106,8 @@ TEST(MemberShardTest, AMemberWhoComesToHoldNothingIsReleasedAndTheRecordReused) 
 
 TEST(MemberShardTest, AMemberWhoHoldsAVoucherIsNotReleased) {
   MemberShard shard;
-  MemberRecord& m = shard.emplace("member-1");
-  EXPECT_EQ(shard.add_held(m, voucher("CODE-1", "member-1")), MemberShard::Added::kFirst);
+  MemberRecord& m = shard.emplace("member-1", hash_of("member-1"));
+  EXPECT_EQ(shard.add_held(m, voucher(code_of(1), "member-1")), MemberShard::Added::kFirst);
   shard.release_if_inactive(m, hash_of("member-1"));
   EXPECT_EQ(shard.find("member-1", hash_of("member-1")), &m);
   EXPECT_EQ(MemberShard::held_count(m), 1u);
@@ -112,7 +122,7 @@ TEST(MemberShardTest, LongIdsOfReleasedMembersLeaveNoBytesBehind) {
   for (int i = 0; i < 10'000; ++i) {
     std::string id(100, static_cast<char>('a' + i % 26));
     id += std::to_string(i);
-    MemberRecord& m = shard.emplace(id);
+    MemberRecord& m = shard.emplace(id, hash_of(id));
     ASSERT_EQ(m.id(), id);
     used.insert(&m);
     now.push_back(&m);

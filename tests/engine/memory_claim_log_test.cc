@@ -132,7 +132,7 @@ TEST(MemoryClaimLogConcurrencyTest, ConcurrentAppendsAreAllRecorded) {
           written.fetch_add(1, std::memory_order_relaxed);
         }
         RecordingFind f;  // readers and writers interleave
-        log.find_voucher(v->campaign_id(), v->code(), f);
+        log.find_voucher(v->campaign_id(), v->code().view(), f);
         if (f.status != LookupStatus::kFound) written.fetch_sub(1000, std::memory_order_relaxed);
       }
     });
@@ -144,7 +144,7 @@ TEST(MemoryClaimLogConcurrencyTest, ConcurrentAppendsAreAllRecorded) {
   for (int t = 0; t < kThreads; ++t) {
     for (const VoucherPtr& v : vouchers[t]) {
       RecordingFind f;
-      log.find_voucher(v->campaign_id(), v->code(), f);
+      log.find_voucher(v->campaign_id(), v->code().view(), f);
       ASSERT_EQ(f.status, LookupStatus::kFound) << v->code();
       ASSERT_EQ(f.found, v);
     }

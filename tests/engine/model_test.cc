@@ -81,12 +81,14 @@ TEST(VoucherRecord, ARecordOfFieldsGivesBackEachField) {
   EXPECT_EQ(v->redeemed_site_id(), "");
 }
 
-TEST(VoucherRecord, ShorterCodesKeepTheirSize) {
-  VoucherFields f = fields();
-  f.code = "CODE-1";
-  EXPECT_EQ(VoucherRecord::make(f)->code(), "CODE-1");
-  f.code = "";
-  EXPECT_EQ(VoucherRecord::make(f)->code(), "");
+TEST(VoucherRecord, TheCodeIsKeptPackedAndReadBackAsText) {
+  const VoucherPtr v = VoucherRecord::make(fields());
+  EXPECT_EQ(v->packed_code(), PackedCode::pack("X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB"));
+  const CodeString code = v->code();
+  const std::string_view text = code;
+  EXPECT_EQ(text, "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB");
+  EXPECT_EQ(code.str(), "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB");
+  EXPECT_EQ(code, v->code());
 }
 
 TEST(VoucherRecord, AnyIssueAndExpiryTimesRoundTrip) {
@@ -131,7 +133,10 @@ TEST(VoucherRecord, AnotherStateIsANewRecordAndTheOldOneStaysAsItWas) {
 
 TEST(VoucherRecord, ARecordOfACampaignsSkuPointsAtTheSharedSku) {
   const VoucherSku sku{"gd-2024", "sku-9", "site-9", SkuKind::kScenic, 5'000, kMicrosPerDay};
-  const VoucherPtr v = VoucherRecord::make(&sku, "CODE-9", "m-1", "", 1'000);
+  const auto code = PackedCode::pack("X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB");
+  ASSERT_TRUE(code.has_value());
+  const VoucherPtr v = VoucherRecord::make(&sku, *code, "m-1", "", 1'000);
+  EXPECT_EQ(v->code(), "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB");
   EXPECT_EQ(&v->sku_id(), &sku.sku_id);
   EXPECT_EQ(v->expires_at_us(), 1'000 + kMicrosPerDay);
   EXPECT_EQ(v->request_id(), "");

@@ -61,6 +61,11 @@ class Draw final : public DrawLogWrite {
   std::string request_;
 };
 
+// Codes in display form, as the engine mints them (a record keeps its code
+// packed, and stores refuse any other form).
+const std::string kCodeA = "AAAAA-00000-00000-00000-00000-0000A";
+const std::string kCodeC = "CCCCC-00000-00000-00000-00000-0000C";
+
 // A draw attempt: lucky (win() == 0, below any probability) or not
 // (win() at its maximum), with a voucher minted for SKU 0 when `code` is set.
 DrawAttempt attempt(Draw& d, std::int64_t number, bool lucky, const std::string& code = "") {
@@ -133,8 +138,8 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
   Draw& carol = requests.emplace_back(spec, "carol", "c1", t1);
 
   // One batch: two wins and an unlucky draw.
-  auto first = run(spec, {attempt(alice, 1, true, "CODE-A"), attempt(bob, 1, false),
-                          attempt(carol, 1, true, "CODE-C")});
+  auto first = run(spec, {attempt(alice, 1, true, kCodeA), attempt(bob, 1, false),
+                          attempt(carol, 1, true, kCodeC)});
   ASSERT_EQ(first.draws.size(), 3u);
   EXPECT_EQ(first.draws[0].kind, DrawReply::Kind::kDrawn);
   EXPECT_EQ(first.draws[0].entry.outcome, DrawOutcome::kWon);
@@ -163,21 +168,21 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
   EXPECT_EQ(second.draws[0].entry.outcome, DrawOutcome::kAllGone);
   EXPECT_EQ(second.draws[0].entry.remaining, 0);
   ASSERT_EQ(second.draws[1].kind, DrawReply::Kind::kRecordKey);
-  EXPECT_EQ(second.draws[1].code, "CODE-A");
+  EXPECT_EQ(second.draws[1].code, kCodeA);
   EXPECT_EQ(second.draws[2].kind, DrawReply::Kind::kWrongNumber);
   EXPECT_EQ(second.draws[2].next_number, 2);
 
   // Alice's again, declaring her prize's record key: the repeat and its record.
   DrawAttempt declared = attempt(alice_again, 2, true);
-  declared.repeat_code = "CODE-A";
+  declared.repeat_code = kCodeA;
   auto repeat = run(spec, {declared});
   ASSERT_EQ(repeat.draws.size(), 1u);
   ASSERT_EQ(repeat.draws[0].kind, DrawReply::Kind::kRepeat);
   EXPECT_EQ(repeat.draws[0].entry.draw_number, 1);
   EXPECT_EQ(repeat.draws[0].entry.outcome, DrawOutcome::kWon);
   EXPECT_EQ(repeat.draws[0].entry.at_us, t1 / 1000 * 1000);
-  EXPECT_EQ(repeat.draws[0].code, "CODE-A");
-  const VoucherPtr won = redis::decode_voucher("lot-1", "CODE-A", repeat.draws[0].record);
+  EXPECT_EQ(repeat.draws[0].code, kCodeA);
+  const VoucherPtr won = redis::decode_voucher("lot-1", kCodeA, repeat.draws[0].record);
   ASSERT_NE(won, nullptr);
   EXPECT_EQ(won->member_id(), "alice");
   EXPECT_EQ(repeat.drawn, 4);  // a repeat logs nothing
@@ -209,11 +214,11 @@ TEST_F(LotteryLogTest, RecordsDrawsAndReadsThemBackExactly) {
   EXPECT_EQ(server_.cli({"HGET", "vd:{lot-1}:stock", "sku-a"}), "0");
   EXPECT_EQ(server_.cli({"HGET", "vd:{lot-1}:issued", "sku-a"}), "2");
   EXPECT_EQ(server_.cli({"HGET", "vd:{lot-1}:issued", "_members"}), "2");
-  EXPECT_EQ(server_.cli({"GET", "vd:{lot-1}:m:alice"}), "CODE-A");
-  EXPECT_EQ(server_.cli({"GET", "vd:{lot-1}:m:carol"}), "CODE-C");
+  EXPECT_EQ(server_.cli({"GET", "vd:{lot-1}:m:alice"}), kCodeA);
+  EXPECT_EQ(server_.cli({"GET", "vd:{lot-1}:m:carol"}), kCodeC);
   EXPECT_EQ(server_.cli({"EXISTS", "vd:{lot-1}:m:bob"}), "0");
   const VoucherPtr stored =
-      redis::decode_voucher("lot-1", "CODE-C", server_.cli({"GET", "vd:{lot-1}:v:CODE-C"}));
+      redis::decode_voucher("lot-1", kCodeC, server_.cli({"GET", "vd:{lot-1}:v:" + kCodeC}));
   ASSERT_NE(stored, nullptr);
   EXPECT_EQ(stored->member_id(), "carol");
 }

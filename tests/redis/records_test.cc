@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 namespace voucherd::testing {
 namespace {
 
@@ -29,7 +31,7 @@ TEST(VoucherRecordEncoding, RoundTripsEveryField) {
   const VoucherRecord& v = *sampled;
   const std::string value = redis::encode_voucher(v);
   EXPECT_EQ(value[0], '1');  // the state digit comes first, for scripts
-  const VoucherPtr back = redis::decode_voucher(v.campaign_id(), v.code(), value);
+  const VoucherPtr back = redis::decode_voucher(v.campaign_id(), v.code().view(), value);
   ASSERT_NE(back, nullptr);
   EXPECT_EQ(back->code(), v.code());
   EXPECT_EQ(back->campaign_id(), v.campaign_id());
@@ -45,22 +47,29 @@ TEST(VoucherRecordEncoding, RoundTripsEveryField) {
 
   std::string redeemed = value;
   redeemed[0] = '2';
-  EXPECT_EQ(redis::decode_voucher(v.campaign_id(), v.code(), redeemed)->state(),
+  EXPECT_EQ(redis::decode_voucher(v.campaign_id(), v.code().view(), redeemed)->state(),
             VoucherState::kRedeemed);
 }
 
 TEST(VoucherRecordEncoding, RefusesWhatIsNotAWholeRecord) {
   const std::string value = redis::encode_voucher(*sample());
-  EXPECT_EQ(redis::decode_voucher("gd", "c", ""), nullptr);
-  EXPECT_EQ(redis::decode_voucher("gd", "c", "9" + value.substr(1)), nullptr);  // bad state
-  EXPECT_EQ(redis::decode_voucher("gd", "c", value.substr(0, value.size() - 1)), nullptr);
-  EXPECT_EQ(redis::decode_voucher("gd", "c", value + "x"), nullptr);
-  EXPECT_EQ(redis::decode_voucher("gd", "c", "1999:abc"), nullptr);  // length beyond the end
-  // A code key that is not one of ours: longer than a display code, or
-  // holding a NUL byte.
-  EXPECT_NE(redis::decode_voucher("gd", "c", value), nullptr);
-  EXPECT_EQ(redis::decode_voucher("gd", std::string(36, 'C'), value), nullptr);
-  EXPECT_EQ(redis::decode_voucher("gd", std::string("CO\0DE", 5), value), nullptr);
+  const std::string c = "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB";
+  EXPECT_EQ(redis::decode_voucher("gd", c, ""), nullptr);
+  EXPECT_EQ(redis::decode_voucher("gd", c, "9" + value.substr(1)), nullptr);  // bad state
+  EXPECT_EQ(redis::decode_voucher("gd", c, value.substr(0, value.size() - 1)), nullptr);
+  EXPECT_EQ(redis::decode_voucher("gd", c, value + "x"), nullptr);
+  EXPECT_EQ(redis::decode_voucher("gd", c, "1999:abc"), nullptr);  // length beyond the end
+  // A code key that is not one of ours: not in a code's display form (a
+  // record keeps its code packed, and only that form packs).
+  EXPECT_NE(redis::decode_voucher("gd", c, value), nullptr);
+  std::string lower = c;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::string with_nul = c;
+  with_nul[3] = '\0';
+  for (const std::string& key : {std::string(36, 'C'), std::string(35, 'C'), std::string("c"),
+                                 lower, with_nul, c.substr(0, 34), c + "0", std::string()}) {
+    EXPECT_EQ(redis::decode_voucher("gd", key, value), nullptr) << key;
+  }
 }
 
 }  // namespace

@@ -368,7 +368,7 @@ TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRec
   auto [ok, redeemed] = redeem(std::string(a.voucher->code()), "desk-1");
   ASSERT_EQ(ok, Outcome::kOk);
   const VoucherPtr stored = redis::decode_voucher(
-      "gd-redis", a.voucher->code(),
+      "gd-redis", a.voucher->code().view(),
       redis_server.cli({"GET", "vd:{gd-redis}:v:" + std::string(a.voucher->code())}));
   ASSERT_NE(stored, nullptr);
   EXPECT_EQ(stored->state(), VoucherState::kRedeemed);
