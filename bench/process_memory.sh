@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# bench/process_memory.sh — what a whole voucherd process holds once
+# MEMBERS members each hold a voucher: voucherd with the memory store, a
+# campaign of 1,000,000 packs (10 SKUs of 100,000), a crowd of MEMBERS new
+# members claiming over gRPC (ClaimBatch, batches of 100). Prints voucherd's
+# resident memory (VmRSS) before the crowd and after it, and the growth per
+# member. member_memory_bench measures the engine alone; this is the server
+# as deployed, gRPC and all.
+#
+#   bench/process_memory.sh                 # 1,000,000 members, about 2 minutes
+#   MEMBERS=200000 bench/process_memory.sh
+#
+# Loopback only. The crowd is bounded by MEMBERS and by --duration; every
+# process started here is stopped on exit. Needs a Release build
+# (scripts/build.sh) and jq.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${BUILD_DIR:-build}"
+MEMBERS="${MEMBERS:-1000000}"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+require_binaries voucher-load voucherd
+[ "$MEMBERS" -le 1000000 ] || { echo "process_memory: MEMBERS is at most the stock, 1000000" >&2; exit 2; }
+
+{
+  printf '{"campaigns":[{"id":"big","name":"Big","mode":"CAMPAIGN_MODE_FIRST_COME","startsAt":"2020-01-01T00:00:00Z",'
+  printf '"endsAt":"2099-01-01T00:00:00Z","sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],"skus":['
+  for i in 0 1 2 3 4 5 6 7 8 9; do
+    [ "$i" = 0 ] || printf ','
+    printf '{"id":"k%s","siteId":"s1","kind":"SKU_KIND_HOT_SPRING","name":"T","faceValueCents":"100","stock":"100000"}' "$i"
+  done
+  printf ']}]}\n'
+} > "$WORK/big.json"
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+start_server "$BUILD_DIR/bin/voucherd" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+  --secret-file "$WORK/secret.hex" --campaigns "$WORK/big.json" --store memory
+before=$(rss_kb)
+"$BUILD_DIR/bin/voucher-load" --target "127.0.0.1:$PORT" --campaign big --members "$MEMBERS" \
+  --repeat-share 0 --batch 100 --concurrency 8 --max-retries 200 --duration 600 --skip-stats \
+  --json "$WORK/crowd.json" > "$WORK/crowd.txt" ||
+  { cat "$WORK/crowd.txt"; echo "process_memory: the crowd failed its check" >&2; exit 1; }
+issued=$(jq -r '.check.issued' "$WORK/crowd.json")
+[ "$issued" = "$MEMBERS" ] || { cat "$WORK/crowd.txt"; echo "process_memory: $issued vouchers issued, not $MEMBERS" >&2; exit 1; }
+after=$(rss_kb)
+stop_server
+
+awk -v b="$before" -v a="$after" -v n="$MEMBERS" 'BEGIN {
+  printf "members holding a voucher: %d\n", n
+  printf "voucherd resident before the crowd: %.1f MB, after: %.1f MB, grown by %.1f MB\n", b * 1024 / 1e6, a * 1024 / 1e6, (a - b) * 1024 / 1e6
+  printf "bytes per member (growth): %.0f\n", (a - b) * 1024 / n
+}'
