@@ -25,17 +25,9 @@ LOAD="$BUILD_DIR/bin/voucher-load"
 source bench/lib.sh
 require_binaries voucher-load echo-server voucherd voucherd-baseline
 
-# A campaign that does not sell out during a run: 10 SKUs of 100,000 packs,
-# so every claim of a batch run is a new durable voucher.
-{
-  printf '{"campaigns":[{"id":"big","name":"Big","mode":"CAMPAIGN_MODE_FIRST_COME","startsAt":"2020-01-01T00:00:00Z",'
-  printf '"endsAt":"2099-01-01T00:00:00Z","sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],"skus":['
-  for i in 0 1 2 3 4 5 6 7 8 9; do
-    [ "$i" = 0 ] || printf ','
-    printf '{"id":"k%s","siteId":"s1","kind":"SKU_KIND_HOT_SPRING","name":"T","faceValueCents":"100","stock":"100000"}' "$i"
-  done
-  printf ']}]}\n'
-} > "$WORK/big.json"
+# A campaign that does not sell out during a run ($WORK/big.json), so every
+# claim of a batch run is a new durable voucher.
+write_big_campaign
 
 voucherd() {  # VOUCHERD=voucherd-baseline for the per-claim-script store
   start_server "$BUILD_DIR/bin/${VOUCHERD:-voucherd}" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \

@@ -22,15 +22,7 @@ source bench/lib.sh
 require_binaries voucher-load voucherd
 [ "$MEMBERS" -le 1000000 ] || { echo "process_memory: MEMBERS is at most the stock, 1000000" >&2; exit 2; }
 
-{
-  printf '{"campaigns":[{"id":"big","name":"Big","mode":"CAMPAIGN_MODE_FIRST_COME","startsAt":"2020-01-01T00:00:00Z",'
-  printf '"endsAt":"2099-01-01T00:00:00Z","sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],"skus":['
-  for i in 0 1 2 3 4 5 6 7 8 9; do
-    [ "$i" = 0 ] || printf ','
-    printf '{"id":"k%s","siteId":"s1","kind":"SKU_KIND_HOT_SPRING","name":"T","faceValueCents":"100","stock":"100000"}' "$i"
-  done
-  printf ']}]}\n'
-} > "$WORK/big.json"
+write_big_campaign
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
 
