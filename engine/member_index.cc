@@ -15,11 +15,13 @@ std::size_t MemberShard::SlotHash::operator()(std::uint32_t n) const {
 }
 
 MemberRecord* MemberShard::find(std::string_view member_id, std::size_t hash) {
+  VOUCHERD_DCHECK(hash == ShardedMap<int>::hash(member_id), "a member's hash is their id's");
   auto it = index_.find(Probe{member_id, hash});
   return it == index_.end() ? nullptr : &records_[*it];
 }
 
 MemberRecord& MemberShard::emplace(std::string_view member_id, std::size_t hash) {
+  VOUCHERD_DCHECK(hash == ShardedMap<int>::hash(member_id), "a member's hash is their id's");
   static_assert(limits::kIdBytesMax <= decltype(long_ids_)::kStringMax, "an id fits the arena");
   VOUCHERD_CHECK(member_id.size() <= limits::kIdBytesMax, "a member id has at most 128 bytes");
   std::uint32_t number = 0;

@@ -150,8 +150,9 @@ class MemberShard final {
     std::uint32_t waiter_count = 0;
   };
   // The index keeps record numbers (4 bytes a slot) and looks records up by
-  // (id, hash) without building one. A slot's hash is its id's, worked out
-  // again when the table grows or takes a new number.
+  // (id, hash) without building one. A slot's hash is its id's: the
+  // caller's for a new member (emplace), worked out again from the id when
+  // the table grows.
   struct Probe {
     std::string_view id;
     std::size_t hash;

@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 
 #include <cstring>
+#include <tuple>
 
 #include "engine/check.h"
 
@@ -272,19 +273,27 @@ CodeWords load(const PackedCode::Bytes& b) {
 
 std::optional<PackedCode> PackedCode::pack(std::string_view text) {
   if (text.size() != limits::kCodeDisplayChars) return std::nullopt;
-  CodeWords w;
-  std::size_t n = 0;
-  for (std::size_t at = 0; at < text.size(); ++at) {
-    if (at % (kGroupChars + 1) == kGroupChars) {
-      if (text[at] != '-') return std::nullopt;
-      continue;
-    }
-    const std::int8_t v = kCanonical[static_cast<unsigned char>(text[at])];
-    if (v < 0) return std::nullopt;
-    std::uint64_t& word = n < kHiSymbols ? w.hi : n < kHiSymbols + kMidSymbols ? w.mid : w.low;
-    word = (word << 5) | static_cast<std::uint8_t>(v);
-    ++n;
+  for (std::size_t at = kGroupChars; at < text.size(); at += kGroupChars + 1) {
+    if (text[at] != '-') return std::nullopt;
   }
+  // Symbol n is at n + n / 5 (a dash after each group). A character that
+  // is not a symbol reads as -1: its sign bit is kept in `bad`, so the loops
+  // have no branch.
+  int bad = 0;
+  const auto read = [&](std::size_t first, std::size_t count) {
+    std::uint64_t word = 0;
+    for (std::size_t n = first; n < first + count; ++n) {
+      const int v = kCanonical[static_cast<unsigned char>(text[n + n / kGroupChars])];
+      bad |= v;
+      word = (word << 5) | static_cast<std::uint64_t>(v & 31);
+    }
+    return word;
+  };
+  CodeWords w;
+  w.hi = read(0, kHiSymbols);
+  w.mid = read(kHiSymbols, kMidSymbols);
+  w.low = read(kHiSymbols + kMidSymbols, kLowSymbols);
+  if (bad < 0) return std::nullopt;
   PackedCode p;
   p.bytes_ = store(w);
   return p;
@@ -322,14 +331,20 @@ CodeText PackedCode::text() const {
   return text;
 }
 
+bool operator<(const PackedCode& a, const PackedCode& b) {
+  const CodeWords x = load(a.bytes_);
+  const CodeWords y = load(b.bytes_);
+  return std::tie(x.hi, x.mid, x.low) < std::tie(y.hi, y.mid, y.low);
+}
+
 CodeKeyBits PackedCode::key_bits() const {
   const CodeWords w = load(bytes_);
   return {w.hi, w.mid};
 }
 
 std::optional<CodeKeyBits> code_key_bits(std::string_view text) {
-  constexpr std::size_t kKeySymbols = 4 + kCodeRandomSymbols;  // 20: 100 bits
-  constexpr std::size_t kHiSymbols = 12;                       // 60 bits in hi, 40 in lo
+  constexpr std::size_t kKeySymbols = kHiSymbols + kMidSymbols;  // 20: 100 bits, 60 in hi
+  static_assert(kKeySymbols == 4 + kCodeRandomSymbols, "the tag, the SKU index, the random part");
   if (text.size() > limits::kCodeTextBytesMax) return std::nullopt;
   CodeKeyBits k;
   std::size_t n = 0;

@@ -169,6 +169,9 @@ class PackedCode {
   // What code_key_bits() reads from the text, without formatting it.
   [[nodiscard]] CodeKeyBits key_bits() const;
   bool operator==(const PackedCode&) const = default;
+  // The order of the texts (the symbols' values follow the alphabet's
+  // ASCII order, and the dashes stand at the same places in every text).
+  friend bool operator<(const PackedCode& a, const PackedCode& b);
 
  private:
   // Symbols 0-11 (60 bits) and the low 4 bits of symbols 20-29; symbols

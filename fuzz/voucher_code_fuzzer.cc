@@ -3,7 +3,8 @@
 // code's check character and MAC before it asks the claim log).
 //
 // Each input is read twice:
-//  1. as a code's text: parse_code() agrees with a reference reading written
+//  1. as a code's text: PackedCode::pack() takes exactly the display form and
+//     gives it back; parse_code() agrees with a reference reading written
 //     here from the format's description (symbols, aliases, separators,
 //     count); a code that parses has its fields in range, re-encodes to the
 //     same symbols, and its canonical text parses to the same fields; the
@@ -136,7 +137,30 @@ Lookup look_up(std::string_view text) {
   return op;
 }
 
+// The display form, read independently of voucher_code.cc: six groups of
+// five upper-case symbols (no aliases) joined by dashes.
+bool reference_display_form(std::string_view text) {
+  if (text.size() != limits::kCodeChars + 5) return false;
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    const bool dash_here = at % 6 == 5;
+    if (dash_here ? text[at] != '-' : kAlphabet.find(text[at]) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void check_text(std::string_view text) {
+  // A record keeps its code packed: exactly the display form packs, and it
+  // comes back as the same text with the key bits the text has.
+  const auto packed = PackedCode::pack(text);
+  FUZZ_EXPECT(packed.has_value() == reference_display_form(text), "exactly the display form packs");
+  if (packed) {
+    const CodeText back = packed->text();
+    FUZZ_EXPECT(std::string_view(back.data(), back.size()) == text,
+                "a packed code's text is its own");
+    FUZZ_EXPECT(packed->key_bits() == code_key_bits(text), "packed key bits are the text's");
+  }
   const auto parsed = parse_code(text);
   const auto reference = reference_symbols(text);
   if (!reference) {

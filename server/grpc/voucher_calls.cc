@@ -233,7 +233,7 @@ class ExportRedemptionsCall final
     std::sort(records_.begin(), records_.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
       if (a->site_id() != b->site_id()) return a->site_id() < b->site_id();
       if (a->sku_id() != b->sku_id()) return a->sku_id() < b->sku_id();
-      return a->code() < b->code();
+      return a->packed_code() < b->packed_code();  // the codes' text order
     });
     return std::nullopt;
   }

@@ -259,8 +259,9 @@ StoreResult<std::vector<VoucherPtr>> read_redeemed(Link& conn, std::string_view 
       out.push_back(std::move(v));
     }
   } while (cursor != "0");
-  std::sort(out.begin(), out.end(),
-            [](const VoucherPtr& a, const VoucherPtr& b) { return a->code() < b->code(); });
+  std::sort(out.begin(), out.end(), [](const VoucherPtr& a, const VoucherPtr& b) {
+    return a->packed_code() < b->packed_code();  // the codes' text order
+  });
   out.erase(std::unique(out.begin(), out.end(),
                         [](const VoucherPtr& a, const VoucherPtr& b) {
                           return a->packed_code() == b->packed_code();

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -66,6 +67,38 @@ TEST(MemberShardTest, EachMemberIsFoundByTheExactId) {
   }
   const std::string shorter(limits::kIdBytesMax - 2, 'x');
   EXPECT_EQ(shard.find(shorter, hash_of(shorter)), nullptr);
+}
+
+TEST(MemberShardTest, MembersComingAndGoingWhileTheIndexGrowsAreFoundExactly) {
+  // Thousands live at once, a third released after each round and their
+  // records reused by the next round's members, while the index grows: each
+  // live member is found at their own record, no released one is found.
+  MemberShard shard;
+  std::map<std::string, MemberRecord*> live;
+  std::set<std::string> gone;
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 2'000; ++i) {
+      const std::string id = "r" + std::to_string(round) + "-m" + std::to_string(i);
+      ASSERT_EQ(shard.find(id, hash_of(id)), nullptr) << id;
+      live[id] = &shard.emplace(id, hash_of(id));
+    }
+    int n = 0;
+    for (auto it = live.begin(); it != live.end();) {
+      if (n++ % 3 != 0) {
+        ++it;
+        continue;
+      }
+      shard.release_if_inactive(*it->second, hash_of(it->first));
+      gone.insert(it->first);
+      it = live.erase(it);
+    }
+    for (const auto& [id, record] : live) {
+      ASSERT_EQ(shard.find(id, hash_of(id)), record) << id;
+      ASSERT_EQ(record->id(), id);
+    }
+    for (const std::string& id : gone) ASSERT_EQ(shard.find(id, hash_of(id)), nullptr) << id;
+  }
+  EXPECT_GT(live.size(), 3'000u);
 }
 
 TEST(MemberShardTest, AMemberWhoComesToHoldNothingIsReleasedAndTheRecordReused) {

@@ -168,6 +168,28 @@ TEST(PackedCodeTest, DisplayFormTextsRoundTrip) {
   }
 }
 
+TEST(PackedCodeTest, PackedCodesSortAsTheirTexts) {
+  DeterministicRandom rng(11);
+  std::vector<std::string> texts;
+  for (int n = 0; n < 2'000; ++n) texts.push_back(format_code(random_fields(rng)));
+  // Codes that differ only late, or in the check symbol.
+  const std::string base = format_code(CodeFields{});
+  for (std::size_t at : {0u, 12u, 22u, 24u, 28u, 33u, 34u}) {
+    for (char symbol : {'0', '1', '9', 'A', 'Z'}) {
+      std::string t = base;
+      t[at] = symbol;
+      texts.push_back(t);
+    }
+  }
+  for (std::size_t i = 0; i + 1 < texts.size(); ++i) {
+    const auto a = PackedCode::pack(texts[i]);
+    const auto b = PackedCode::pack(texts[i + 1]);
+    ASSERT_TRUE(a && b);
+    ASSERT_EQ(*a < *b, texts[i] < texts[i + 1]) << texts[i] << " " << texts[i + 1];
+    ASSERT_EQ(*b < *a, texts[i + 1] < texts[i]) << texts[i] << " " << texts[i + 1];
+  }
+}
+
 TEST(PackedCodeTest, OnlyTheDisplayFormPacks) {
   const std::string code = format_code(CodeFields{});  // 00000-00000-...
   std::string lower = "x800b-m8qdh-fbe8t-8f5r0-vhvq0-nxhgb";
