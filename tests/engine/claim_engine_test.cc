@@ -1040,6 +1040,44 @@ TEST_F(DeferredLogTest, AMemberWhoseClaimCameToNothingIsANewcomerAgain) {
   EXPECT_EQ(engine_.campaign_stats("gd-2024")->members, 1);
 }
 
+TEST_F(DeferredLogTest, ACancelWhileTheMembersNextClaimIsInFlightKeepsTheirRecord) {
+  // The member's only voucher is cancelled while their next claim is in
+  // flight: for a moment they hold nothing here, but the claim in flight
+  // keeps their record, and the claim finds it again when it ends.
+  CampaignSpec spec = small_spec("multi");
+  spec.per_member_limit = 2;
+  ASSERT_TRUE(engine_.create_campaign(spec).has_value());
+  RecordingClaim r1, r2, r2_retry;
+  start(r1, "multi", "m1", "", "req-1");
+  log_.complete(LogStatus::kWritten);
+  ASSERT_EQ(r1.result.outcome, Outcome::kOk);
+  start(r2, "multi", "m1", "", "req-2");
+  ASSERT_EQ(log_.queued(), 1u);
+
+  struct Cancel final : CancelOp {
+    Outcome outcome = Outcome::kInternal;
+    void on_cancel_done(Outcome o, VoucherPtr) override { outcome = o; }
+  } cancel;
+  const CodeString first_code = r1.result.voucher->code();
+  cancel.code = first_code.view();
+  engine_.cancel(cancel);
+  ASSERT_EQ(cancel.outcome, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("multi")->members, 0) << "m1 holds nothing here now";
+
+  log_.complete(LogStatus::kWritten);  // req-2
+  ASSERT_EQ(r2.calls.load(), 1);
+  ASSERT_EQ(r2.result.outcome, Outcome::kOk);
+  EXPECT_EQ(engine_.campaign_stats("multi")->members, 1);
+  // The record the claim ended on is m1's: a retry of req-2 is answered
+  // from it, with the same voucher and no new claim.
+  start(r2_retry, "multi", "m1", "", "req-2");
+  ASSERT_EQ(r2_retry.calls.load(), 1);
+  EXPECT_EQ(r2_retry.result.outcome, Outcome::kAlreadyClaimed);
+  EXPECT_EQ(r2_retry.result.voucher, r2.result.voucher);
+  EXPECT_EQ(log_.queued(), 0u);
+  EXPECT_EQ(log_.voucher_count(), 2);
+}
+
 // ---------------------------------------------------------------- concurrency
 
 TEST(ClaimEngineConcurrencyTest, NoOversellNoDoubleVoucherUnderContention) {
