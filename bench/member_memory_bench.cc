@@ -99,6 +99,13 @@ class SharedStoreStandIn final : public ClaimLog {
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec&) override {
     return store_unsupported("the stand-in keeps no draws");
   }
+  void append_application(ApplicationLogWrite& write) override {
+    write.on_application_logged(ApplyLogStatus::kUnavailable, ApplicationEntry{});
+  }
+  void find_application(const CampaignSpec&, std::string_view, ApplicationLookup& lookup) override {
+    lookup.on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
+                                ApplicationState::kPending, nullptr);
+  }
 
  private:
   CampaignStock* stock_ = nullptr;

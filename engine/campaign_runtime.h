@@ -36,7 +36,8 @@ struct CampaignStatsView;
 // atomics and the sharded allowance index.
 class CampaignRuntime final : public CampaignStock {
  public:
-  // `proposed_seed`: fresh random bytes (LOTTERY campaigns; see set_seed).
+  // `proposed_seed`: fresh random bytes (campaigns with a seed, has_seed();
+  // see set_seed).
   CampaignRuntime(CampaignSpec spec, const CodeSigner& signer, const LotterySeed& proposed_seed);
 
   // CampaignStock: how the claim log fills this campaign's local counters.
@@ -61,7 +62,8 @@ class CampaignRuntime final : public CampaignStock {
   // The first seed set stays (every replica's log hands over the same one).
   void set_seed(const LotterySeed& seed) override;
 
-  // LOTTERY campaigns: the seed, once the claim log has settled it.
+  // LOTTERY and APPLY_THEN_DRAW campaigns: the seed, once the claim log has
+  // settled it.
   [[nodiscard]] std::optional<LotterySeed> seed() const;
   // Lower-case hex SHA-256 of the seed; empty until it is settled.
   [[nodiscard]] std::string seed_commitment() const;
@@ -130,10 +132,11 @@ class CampaignRuntime final : public CampaignStock {
   Sharded<MemberShard> members_index_;
   // LOTTERY campaigns.
   std::optional<LotteryCalendar> calendar_;
+  // LOTTERY and APPLY_THEN_DRAW campaigns.
   const LotterySeed proposed_seed_;
   mutable std::mutex seed_mu_;  // guards seed_ while it is set
   LotterySeed seed_{};
-  SkuMacKey seed_key_{};               // hmac_key(seed_), for draws
+  SkuMacKey seed_key_{};               // hmac_key(seed_), for draws and ranks
   std::atomic<bool> seed_set_{false};  // release: seed_ and seed_key_ are written
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};

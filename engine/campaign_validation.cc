@@ -42,8 +42,9 @@ void check_lottery(Problems& out, const CampaignSpec& spec) {
   if (spec.mode != CampaignMode::kLottery) {
     if (l != LotterySpec{}) {
       out.push_back({"campaign.lottery",
-                     "campaign.lottery is for CAMPAIGN_MODE_LOTTERY campaigns; this one is "
-                     "CAMPAIGN_MODE_FIRST_COME"});
+                     std::string("campaign.lottery is for CAMPAIGN_MODE_LOTTERY campaigns; this "
+                                 "one is ") +
+                         mode_name(spec.mode)});
     }
     return;
   }
@@ -101,6 +102,34 @@ void check_lottery(Problems& out, const CampaignSpec& spec) {
   }
 }
 
+// The allocation time of an APPLY_THEN_DRAW campaign; the others have none.
+void check_allocation(Problems& out, const CampaignSpec& spec) {
+  if (spec.mode != CampaignMode::kApplyThenDraw) {
+    if (spec.allocation_at_us != 0) {
+      out.push_back({"campaign.allocation_at",
+                     std::string("campaign.allocation_at is for CAMPAIGN_MODE_APPLY_THEN_DRAW "
+                                 "campaigns; this one is ") +
+                         mode_name(spec.mode)});
+    }
+    return;
+  }
+  if (spec.allocation_at_us <= 0) {
+    out.push_back({"campaign.allocation_at",
+                   "campaign.allocation_at must be set for CAMPAIGN_MODE_APPLY_THEN_DRAW: when "
+                   "the stock is allocated among the applicants"});
+  } else if (spec.ends_at_us > 0 && spec.allocation_at_us < spec.ends_at_us) {
+    out.push_back({"campaign.allocation_at",
+                   "campaign.allocation_at must be at or after campaign.ends_at: the allocation "
+                   "takes the applications of the whole window"});
+  }
+  if (spec.per_member_limit > 1) {
+    out.push_back({"campaign.per_member_limit",
+                   "campaign.per_member_limit must be 1 (or 0) for "
+                   "CAMPAIGN_MODE_APPLY_THEN_DRAW: an applicant gets at most one pack; got " +
+                       std::to_string(spec.per_member_limit)});
+  }
+}
+
 }  // namespace
 
 std::size_t control_character_at(std::string_view id) {
@@ -146,9 +175,11 @@ std::vector<InvalidField> campaign_problems(const CampaignSpec& spec) {
   Problems out;
   check_id(out, spec.id, "campaign.id");
   check_name(out, spec.name, "campaign.name");
-  if (spec.mode != CampaignMode::kFirstCome && spec.mode != CampaignMode::kLottery) {
+  if (spec.mode != CampaignMode::kFirstCome && spec.mode != CampaignMode::kLottery &&
+      spec.mode != CampaignMode::kApplyThenDraw) {
     out.push_back({"campaign.mode",
-                   "campaign.mode must be CAMPAIGN_MODE_FIRST_COME or CAMPAIGN_MODE_LOTTERY"});
+                   "campaign.mode must be CAMPAIGN_MODE_FIRST_COME, CAMPAIGN_MODE_LOTTERY or "
+                   "CAMPAIGN_MODE_APPLY_THEN_DRAW"});
   }
   if (spec.starts_at_us <= 0) {
     out.push_back({"campaign.starts_at", "campaign.starts_at must be set"});
@@ -236,6 +267,7 @@ std::vector<InvalidField> campaign_problems(const CampaignSpec& spec) {
   }
 
   check_lottery(out, spec);
+  check_allocation(out, spec);
   return out;
 }
 

@@ -121,6 +121,10 @@ class ClaimEngine final {
   void cancel(CancelOp& op);
   void list_member_vouchers(MemberVouchersOp& op);
   void draw(DrawOp& op);
+  // APPLY_THEN_DRAW campaigns: a member applies (or changes their
+  // application) during the window, and asks where it stands.
+  void apply(ApplyOp& op);
+  void get_application(ApplicationLookupOp& op);
   // A LOTTERY campaign's seed, once its window has ended (kCampaignNotFound,
   // kWrongMode, kCampaignNotOver, kLogUnavailable when not settled).
   [[nodiscard]] std::expected<LotterySeed, Outcome> reveal_seed(std::string_view campaign_id) const;
@@ -159,6 +163,8 @@ class ClaimEngine final {
   friend class RedeemOp;
   friend class CancelOp;
   friend class DrawOp;
+  friend class ApplyOp;
+  friend class ApplicationLookupOp;
 
   // claim() without resetting the per-call state (re-runs of a claim that
   // waited for the store's answer).

@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/apply.h"
 #include "engine/lottery.h"
 #include "engine/model.h"
 #include "engine/outcome.h"
@@ -206,7 +207,7 @@ class CampaignStock {
   virtual std::int64_t take_units(std::uint32_t sku, std::int64_t max) = 0;
   // Units here now (a moment's view).
   [[nodiscard]] virtual std::int64_t available(std::uint32_t sku) const = 0;
-  // LOTTERY campaigns: a fresh random seed this process proposes, and the
+  // Campaigns with a seed (has_seed()): a fresh random seed this process proposes, and the
   // campaign's seed once the log knows it (the first seed a store recorded
   // for the campaign wins, so every replica draws with the same one).
   [[nodiscard]] virtual const LotterySeed& proposed_seed() const = 0;
@@ -280,6 +281,68 @@ class DrawLogWrite {
   virtual ~DrawLogWrite() = default;
 };
 
+// What the claim log did with an application to an APPLY_THEN_DRAW campaign.
+enum class ApplyLogStatus : std::uint8_t {
+  kRecorded,     // the member's first application: recorded
+  kReplaced,     // another request_id of the member applied before: this one replaces it
+  kRepeat,       // this request_id applied before: the stored application, unchanged
+  kClosed,       // the window is over (by the store's clock) or the allocation has
+                 // begun: nothing recorded
+  kFull,         // a new member, and the campaign holds kApplicationsPerCampaignMax
+                 // applications: nothing recorded
+  kOverloaded,   // the write queue is full; nothing recorded
+  kUnavailable,  // the store did not answer; the application may or may not be
+                 // recorded (a retry with the same request_id tells)
+};
+
+// An application asked of the claim log. The views stay valid until the
+// completion runs.
+struct ApplicationRequestView {
+  const CampaignSpec* spec = nullptr;  // an APPLY_THEN_DRAW campaign
+  std::string_view member_id;
+  std::string_view request_id;
+  std::span<const std::uint32_t> preferred;  // SKU indexes, most wanted first; empty: any
+  UnixMicros now_us = 0;                     // to the millisecond
+};
+
+// One application to record, in one atomic step: the member's stored
+// application was made by this request_id -> kRepeat; the window is over or
+// the allocation has begun -> kClosed; another request_id -> kReplaced (the
+// latest application stands, with its time); no application yet -> kFull
+// at the bound, else kRecorded.
+class ApplicationLogWrite {
+ public:
+  ApplicationRequestView application;
+
+  // Called exactly once, from any thread, possibly before
+  // append_application() returns. kRecorded, kReplaced, kRepeat: `stored`
+  // is the member's application as it now stands.
+  virtual void on_application_logged(ApplyLogStatus status, const ApplicationEntry& stored) = 0;
+
+ protected:
+  virtual ~ApplicationLogWrite() = default;
+};
+
+// Where an application stands.
+enum class ApplicationState : std::uint8_t {
+  kPending,      // the allocation has not reached it yet
+  kSelected,     // it won a voucher
+  kNotSelected,  // the allocation is done and it won nothing
+};
+
+class ApplicationLookup {
+ public:
+  // Called exactly once, from any thread, possibly before find_application()
+  // returns: kFound with the member's application, its state and, when
+  // kSelected, the voucher's current record; kNotFound when the member did
+  // not apply; kUnavailable.
+  virtual void on_application_found(LookupStatus status, const ApplicationEntry& application,
+                                    ApplicationState state, VoucherPtr voucher) = 0;
+
+ protected:
+  virtual ~ApplicationLookup() = default;
+};
+
 // What open_campaign does when the store already holds a different
 // definition of the campaign.
 enum class StoredDefinition : std::uint8_t {
@@ -342,6 +405,12 @@ class ClaimLog {
   // Blocking: admin threads only.
   [[nodiscard]] virtual StoreResult<std::vector<DrawEntry>> draw_entries(
       const CampaignSpec& spec) = 0;
+
+  // APPLY_THEN_DRAW campaigns: records one application (see
+  // ApplicationLogWrite), and finds a member's.
+  virtual void append_application(ApplicationLogWrite& write) = 0;
+  virtual void find_application(const CampaignSpec& spec, std::string_view member_id,
+                                ApplicationLookup& lookup) = 0;
 };
 
 }  // namespace voucherd

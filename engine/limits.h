@@ -58,6 +58,12 @@ inline constexpr std::int32_t kDrawsPerDayMax = 1000;
 inline constexpr std::int64_t kSkuWeightMax = 1'000'000;
 // Members whose latest draw number a Redis writer remembers (for its guesses).
 inline constexpr std::size_t kLotteryViewMembersMax = 1'000'000;
+// APPLY_THEN_DRAW campaigns: the SKUs one application may name (an app shows
+// a short list; it bounds the stored value and each applicant's turn in the
+// allocation), and the applications one campaign takes (the allocating
+// replica holds them all in memory, about 130 B each: 650 MB at the bound).
+inline constexpr std::size_t kApplicationPreferencesMax = 16;
+inline constexpr std::int64_t kApplicationsPerCampaignMax = 5'000'000;
 // Presses of one member that may wait on that member's claim in flight; more
 // are answered RESOURCE_EXHAUSTED (one person cannot press faster than this
 // matters, a misbehaving client can).

@@ -45,9 +45,13 @@ StoreResult<void> MemoryClaimLog::open_campaign(const CampaignSpec& spec, Campai
       shard.by_code.reserve(shard.by_code.size() + shard.unissued + shard.unissued / 32 + 64);
     }
   }
+  // One process: its own seed is the campaign's.
+  if (has_seed(spec.mode)) stock.set_seed(stock.proposed_seed());
+  if (spec.mode == CampaignMode::kApplyThenDraw) {
+    std::lock_guard lock(stocks_mu_);
+    applications_.try_emplace(spec.id, std::make_unique<ApplicationBook>());
+  }
   if (spec.mode == CampaignMode::kLottery) {
-    // One process: its own seed is the campaign's.
-    stock.set_seed(stock.proposed_seed());
     auto book = std::make_unique<LotteryBook>();
     for (const SkuSpec& s : spec.skus) book->remaining.push_back(s.stock);
     book->left = spec.stock_total();
@@ -150,6 +154,69 @@ StoreResult<std::vector<DrawEntry>> MemoryClaimLog::draw_entries(const CampaignS
   if (book == nullptr) return store_unsupported("campaign \"" + spec.id + "\" is not a lottery");
   std::lock_guard lock(book->mu);
   return book->entries;
+}
+
+MemoryClaimLog::ApplicationBook* MemoryClaimLog::applications_of(std::string_view campaign_id) {
+  std::lock_guard lock(stocks_mu_);
+  auto it = applications_.find(to_absl(campaign_id));
+  return it == applications_.end() ? nullptr : it->second.get();
+}
+
+void MemoryClaimLog::append_application(ApplicationLogWrite& write) {
+  const ApplicationRequestView& a = write.application;
+  ApplicationBook* book = applications_of(a.spec->id);
+  if (book == nullptr) {  // not an application campaign this log opened: not through the engine
+    write.on_application_logged(ApplyLogStatus::kUnavailable, ApplicationEntry{});
+    return;
+  }
+  ApplyLogStatus status = ApplyLogStatus::kRecorded;
+  ApplicationEntry stored;
+  {
+    std::lock_guard lock(book->mu);
+    auto it = book->by_member.find(to_absl(a.member_id));
+    if (it == book->by_member.end()) {
+      if (std::ssize(book->by_member) >= applications_max_) {
+        status = ApplyLogStatus::kFull;
+      } else {
+        it = book->by_member.try_emplace(std::string(a.member_id)).first;
+      }
+    } else if (it->second.request_id == a.request_id) {
+      status = ApplyLogStatus::kRepeat;
+    } else {
+      status = ApplyLogStatus::kReplaced;
+    }
+    if (status == ApplyLogStatus::kRecorded || status == ApplyLogStatus::kReplaced) {
+      it->second.preferred.assign(a.preferred.begin(), a.preferred.end());
+      it->second.applied_at_us = a.now_us;
+      it->second.request_id = std::string(a.request_id);
+    }
+    if (status != ApplyLogStatus::kFull) {
+      stored = ApplicationEntry{it->first, it->second.preferred, it->second.applied_at_us};
+    }
+  }
+  write.on_application_logged(status, stored);
+}
+
+void MemoryClaimLog::find_application(const CampaignSpec& spec, std::string_view member_id,
+                                      ApplicationLookup& lookup) {
+  ApplicationBook* book = applications_of(spec.id);
+  if (book == nullptr) {
+    lookup.on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
+                                ApplicationState::kPending, nullptr);
+    return;
+  }
+  ApplicationEntry found;
+  bool applied = false;
+  {
+    std::lock_guard lock(book->mu);
+    if (auto it = book->by_member.find(to_absl(member_id)); it != book->by_member.end()) {
+      applied = true;
+      found = ApplicationEntry{it->first, it->second.preferred, it->second.applied_at_us};
+    }
+  }
+  // Nothing allocates in this store yet: every application is pending.
+  lookup.on_application_found(applied ? LookupStatus::kFound : LookupStatus::kNotFound, found,
+                              ApplicationState::kPending, nullptr);
 }
 
 void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_view code,

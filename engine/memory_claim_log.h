@@ -34,6 +34,11 @@ namespace voucherd {
 
 class MemoryClaimLog final : public ClaimLog {
  public:
+  MemoryClaimLog() = default;
+  // `applications_max`: the applications one APPLY_THEN_DRAW campaign takes
+  // (limits::kApplicationsPerCampaignMax unless a test asks for fewer).
+  explicit MemoryClaimLog(std::int64_t applications_max) : applications_max_(applications_max) {}
+
   // Hands over the whole stock at once: every SKU is final from the start.
   StoreResult<void> open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                   StoredDefinition stored) override;
@@ -58,6 +63,11 @@ class MemoryClaimLog final : public ClaimLog {
   // member's draws and the draw log are all here.
   void append_draw(DrawLogWrite& write) override;
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
+
+  // Decides applications under one lock per campaign.
+  void append_application(ApplicationLogWrite& write) override;
+  void find_application(const CampaignSpec& spec, std::string_view member_id,
+                        ApplicationLookup& lookup) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {
@@ -139,13 +149,26 @@ class MemoryClaimLog final : public ClaimLog {
     std::vector<DrawEntry> entries;
     absl::flat_hash_map<std::size_t, VoucherPtr> wins;  // entries index -> voucher
   };
+  // An APPLY_THEN_DRAW campaign's applications, by member.
+  struct ApplicationBook {
+    struct Stored {
+      std::vector<std::uint32_t> preferred;
+      UnixMicros applied_at_us = 0;
+      std::string request_id;  // of the application as it stands
+    };
+    std::mutex mu;
+    absl::flat_hash_map<std::string, Stored> by_member;
+  };
   void record(const VoucherPtr& voucher);
   LotteryBook* book_of(std::string_view campaign_id);
+  ApplicationBook* applications_of(std::string_view campaign_id);
 
   std::array<CodeShard, kShards> codes_;
   std::mutex stocks_mu_;  // guards stocks_ (written once per campaign)
   absl::flat_hash_map<std::string, CampaignStock*> stocks_;
   absl::flat_hash_map<std::string, std::unique_ptr<LotteryBook>> lotteries_;  // by stocks_mu_
+  absl::flat_hash_map<std::string, std::unique_ptr<ApplicationBook>> applications_;  // the same
+  const std::int64_t applications_max_ = limits::kApplicationsPerCampaignMax;
   std::atomic<std::int64_t> voucher_count_{0};
 };
 

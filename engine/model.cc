@@ -37,6 +37,20 @@ std::string_view sized_block_text(const char* block) {
 
 }  // namespace
 
+const char* mode_name(CampaignMode mode) {
+  switch (mode) {
+    case CampaignMode::kFirstCome:
+      return "CAMPAIGN_MODE_FIRST_COME";
+    case CampaignMode::kLottery:
+      return "CAMPAIGN_MODE_LOTTERY";
+    case CampaignMode::kApplyThenDraw:
+      return "CAMPAIGN_MODE_APPLY_THEN_DRAW";
+    case CampaignMode::kUnspecified:
+      break;
+  }
+  return "CAMPAIGN_MODE_UNSPECIFIED";
+}
+
 KeptString::KeptString(std::string_view text) {
   if (!text.empty()) block_.reset(new_sized_block(text));
 }

@@ -27,7 +27,20 @@ inline constexpr UnixMicros kMicrosPerDay = 86'400 * kMicrosPerSecond;
 // a draw that won nothing. SKU indexes are below kSkusPerCampaignMax.
 inline constexpr std::uint32_t kNoSku = UINT32_MAX;
 
-enum class CampaignMode : std::uint8_t { kUnspecified = 0, kFirstCome = 1, kLottery = 2 };
+enum class CampaignMode : std::uint8_t {
+  kUnspecified = 0,
+  kFirstCome = 1,
+  kLottery = 2,
+  kApplyThenDraw = 3,  // members apply in the window; a draw allocates the stock (engine/apply.h)
+};
+// Whether a campaign of this mode has a seed: one random secret, committed
+// to at creation and revealed after the end, from which its draws (LOTTERY)
+// or its applicants' ranks (APPLY_THEN_DRAW) are derived.
+[[nodiscard]] constexpr bool has_seed(CampaignMode mode) {
+  return mode == CampaignMode::kLottery || mode == CampaignMode::kApplyThenDraw;
+}
+// The mode's name on the wire, for messages: "CAMPAIGN_MODE_LOTTERY".
+[[nodiscard]] const char* mode_name(CampaignMode mode);
 enum class SkuKind : std::uint8_t {
   kUnspecified = 0,
   kHotel = 1,
@@ -103,6 +116,9 @@ struct CampaignSpec {
   // (false: cancelling frees it, and the member may claim again).
   bool cancel_keeps_allowance = false;
   LotterySpec lottery;  // LOTTERY campaigns only
+  // APPLY_THEN_DRAW campaigns only (0 for the others): when the stock is
+  // allocated among the applicants, at or after ends_at_us.
+  UnixMicros allocation_at_us = 0;
   bool operator==(const CampaignSpec&) const = default;
 
   [[nodiscard]] std::int64_t stock_total() const {

@@ -8,13 +8,16 @@
 // and the claim log's completion interfaces it implements.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "engine/apply.h"
 #include "engine/claim_log.h"
+#include "engine/limits.h"
 #include "engine/lottery.h"
 #include "engine/model.h"
 #include "engine/outcome.h"
@@ -184,6 +187,71 @@ class DrawOp : private DrawLogWrite {
 
   ClaimEngine* engine_ = nullptr;
   CampaignRuntime* campaign_ = nullptr;
+  const SkuMacKey* seed_key_ = nullptr;  // the campaign's, immutable once set
+};
+
+// What an Apply or a GetApplication came to.
+struct ApplicationResult {
+  // Apply: kOk, or kInvalidArgument (`field`), kCampaignNotFound,
+  // kWrongMode, kNotOpen, kClosed, kSkuNotFound (`sku_id`),
+  // kApplicationsFull, kOverloaded, kLogUnavailable.
+  // GetApplication: kOk, or kInvalidArgument (`field`), kCampaignNotFound,
+  // kWrongMode, kApplicationNotFound, kLogUnavailable.
+  Outcome outcome = Outcome::kInternal;
+  const char* field = nullptr;
+  std::string_view sku_id;       // kSkuNotFound: the preference that names no SKU
+  ApplicationEntry application;  // kOk: the member's application as it stands
+  ApplicationState state = ApplicationState::kPending;
+  VoucherPtr voucher;     // kSelected: the voucher won (its current record)
+  bool replaced = false;  // Apply: it replaced the member's earlier application
+  bool repeat = false;    // Apply: this request_id applied before; the stored application
+  // Once not kPending: "rank HMAC-SHA256 <hex>", the applicant's rank, which
+  // anyone can recompute once the seed is revealed (engine/apply.h).
+  std::string proof;
+};
+
+// An Apply in flight (APPLY_THEN_DRAW campaigns); same ownership rules as
+// ClaimOp: the views, and the strings `preferred_sku_ids` views, stay valid
+// until on_apply_done() runs.
+class ApplyOp : private ApplicationLogWrite {
+ public:
+  std::string_view campaign_id;
+  std::string_view member_id;
+  std::string_view request_id;  // required: a retry with the same one gets the same answer
+  // Most wanted first, at most limits::kApplicationPreferencesMax; empty: any.
+  std::span<const std::string_view> preferred_sku_ids;
+
+  // Called exactly once per apply(), from any thread, possibly inside apply().
+  virtual void on_apply_done(const ApplicationResult& result) = 0;
+
+ protected:
+  virtual ~ApplyOp() = default;
+
+ private:
+  friend class ClaimEngine;
+  void on_application_logged(ApplyLogStatus status, const ApplicationEntry& stored) override;
+
+  // The preferences as SKU indexes (no allocation per call).
+  std::array<std::uint32_t, limits::kApplicationPreferencesMax> preferred_{};
+};
+
+// A GetApplication in flight; same ownership rules as ClaimOp.
+class ApplicationLookupOp : private ApplicationLookup {
+ public:
+  std::string_view campaign_id;
+  std::string_view member_id;
+
+  // Called exactly once per get_application(), from any thread.
+  virtual void on_application_done(const ApplicationResult& result) = 0;
+
+ protected:
+  virtual ~ApplicationLookupOp() = default;
+
+ private:
+  friend class ClaimEngine;
+  void on_application_found(LookupStatus status, const ApplicationEntry& application,
+                            ApplicationState state, VoucherPtr voucher) override;
+
   const SkuMacKey* seed_key_ = nullptr;  // the campaign's, immutable once set
 };
 

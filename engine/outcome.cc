@@ -56,6 +56,10 @@ const char* outcome_name(Outcome o) {
       return "CAMPAIGN_NOT_OVER";
     case Outcome::kPressRateLimited:
       return "PRESS_RATE_LIMITED";
+    case Outcome::kApplicationNotFound:
+      return "APPLICATION_NOT_FOUND";
+    case Outcome::kApplicationsFull:
+      return "APPLICATIONS_FULL";
     case Outcome::kInternal:
       return "INTERNAL";
   }

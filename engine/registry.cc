@@ -49,7 +49,7 @@ std::expected<const CampaignRuntime*, CreateError> ClaimEngine::create_campaign(
                                      " campaigns, its limit"}});
   }
   LotterySeed proposed{};
-  if (spec.mode == CampaignMode::kLottery) random_.fill(proposed);
+  if (has_seed(spec.mode)) random_.fill(proposed);
   auto runtime = std::make_unique<CampaignRuntime>(std::move(spec), signer_, proposed);
   CampaignRuntime* c = runtime.get();
   if (auto opened = log_.open_campaign(c->spec(), *c, stored); !opened) {

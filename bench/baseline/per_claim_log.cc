@@ -82,10 +82,10 @@ void PerClaimRedisLog::stop() {
 
 StoreResult<void> PerClaimRedisLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                                   StoredDefinition /*stored*/) {
-  if (spec.mode == CampaignMode::kLottery) {
-    return store_unsupported("campaign \"" + spec.id +
-                             "\" is a LOTTERY: --store=redis-per-claim is a claim benchmark "
-                             "baseline and serves FIRST_COME campaigns only");
+  if (spec.mode != CampaignMode::kFirstCome) {
+    return store_unsupported("campaign \"" + spec.id + "\" is " + mode_name(spec.mode) +
+                             ": --store=redis-per-claim is a claim benchmark baseline and "
+                             "serves CAMPAIGN_MODE_FIRST_COME campaigns only");
   }
   auto conn = Connection::connect(options_.endpoint, options_.io_timeout);
   if (!conn) return store_unavailable("redis: " + conn.error());
@@ -330,6 +330,16 @@ void PerClaimRedisLog::append_draw(DrawLogWrite& write) {
 
 StoreResult<std::vector<DrawEntry>> PerClaimRedisLog::draw_entries(const CampaignSpec& spec) {
   return store_unsupported("campaign \"" + spec.id + "\" is not served by --store=redis-per-claim");
+}
+
+void PerClaimRedisLog::append_application(ApplicationLogWrite& write) {
+  write.on_application_logged(ApplyLogStatus::kUnavailable, ApplicationEntry{});
+}
+
+void PerClaimRedisLog::find_application(const CampaignSpec& /*spec*/,
+                                        std::string_view /*member_id*/, ApplicationLookup& lookup) {
+  lookup.on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
+                              ApplicationState::kPending, nullptr);
 }
 
 }  // namespace voucherd::redis

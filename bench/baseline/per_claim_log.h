@@ -68,6 +68,11 @@ class PerClaimRedisLog final : public ClaimLog, public Store {
   // open_campaign, so no draw ever reaches it.
   void append_draw(DrawLogWrite& write) override;
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
+  // APPLY_THEN_DRAW campaigns are refused by open_campaign: never called
+  // through the engine; answered UNAVAILABLE.
+  void append_application(ApplicationLogWrite& write) override;
+  void find_application(const CampaignSpec& spec, std::string_view member_id,
+                        ApplicationLookup& lookup) override;
 
  private:
   struct Lookup {

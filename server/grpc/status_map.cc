@@ -301,6 +301,20 @@ grpc::Status make_status(Outcome outcome, const StatusContext& ctx) {
                                   " has not ended: its seed is revealed after the end",
                               ctx),
                   outcome, ctx, false);
+    case Outcome::kApplicationNotFound:
+      return make(
+          StatusCode::NOT_FOUND,
+          with_detail("this member has not applied to campaign " + quoted_input(ctx.campaign_id),
+                      ctx),
+          outcome, ctx, false);
+    case Outcome::kApplicationsFull:
+      return make(
+          StatusCode::RESOURCE_EXHAUSTED,
+          with_detail("campaign " + quoted_input(ctx.campaign_id) +
+                          " takes no more applications: it holds " +
+                          std::to_string(limits::kApplicationsPerCampaignMax) + ", the limit",
+                      ctx),
+          outcome, ctx, false);
     case Outcome::kInternal:
       break;
   }

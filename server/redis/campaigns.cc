@@ -76,6 +76,11 @@ bool RedisClaimLog::register_campaign(Link& conn, Campaign& c, std::string* conf
 
 StoreResult<void> RedisClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                                StoredDefinition stored) {
+  if (spec.mode == CampaignMode::kApplyThenDraw) {
+    return store_unsupported("campaign \"" + spec.id +
+                             "\" is CAMPAIGN_MODE_APPLY_THEN_DRAW: the Redis store does not "
+                             "serve applications yet (docs/apply-then-draw.md)");
+  }
   auto c = std::make_unique<Campaign>();
   c->spec = &spec;
   c->stock = &stock;

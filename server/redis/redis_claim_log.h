@@ -130,6 +130,11 @@ class RedisClaimLog final : public ClaimLog, public Store {
   void append_draw(DrawLogWrite& write) override;
   // Reads the draw log on its own connection.
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
+  // APPLY_THEN_DRAW campaigns are refused by open_campaign (not served yet):
+  // never called through the engine; answered UNAVAILABLE.
+  void append_application(ApplicationLogWrite& write) override;
+  void find_application(const CampaignSpec& spec, std::string_view member_id,
+                        ApplicationLookup& lookup) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).

@@ -131,6 +131,16 @@ void RedisClaimLog::append_draw(DrawLogWrite& write) {
   wake_.notify_one();
 }
 
+void RedisClaimLog::append_application(ApplicationLogWrite& write) {
+  write.on_application_logged(ApplyLogStatus::kUnavailable, ApplicationEntry{});
+}
+
+void RedisClaimLog::find_application(const CampaignSpec& /*spec*/, std::string_view /*member_id*/,
+                                     ApplicationLookup& lookup) {
+  lookup.on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
+                              ApplicationState::kPending, nullptr);
+}
+
 void RedisClaimLog::find_voucher(std::string_view campaign_id, std::string_view code,
                                  VoucherLookup& lookup) {
   bool queued = false;

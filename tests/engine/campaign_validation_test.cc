@@ -166,6 +166,30 @@ std::vector<BrokenCase> broken_cases() {
        "campaign.skus[0].stock"},
       {"NegativeFaceValue", [](CampaignSpec& s) { s.skus[2].face_value_cents = -1; },
        "campaign.skus[2].face_value_cents"},
+      {"AllocationAtOnAFirstComeCampaign",
+       [](CampaignSpec& s) { s.allocation_at_us = s.ends_at_us; }, "campaign.allocation_at"},
+      {"ApplyThenDrawWithoutAllocationAt",
+       [](CampaignSpec& s) { s.mode = CampaignMode::kApplyThenDraw; }, "campaign.allocation_at"},
+      {"AllocationBeforeTheWindowEnds",
+       [](CampaignSpec& s) {
+         s.mode = CampaignMode::kApplyThenDraw;
+         s.allocation_at_us = s.ends_at_us - 1;
+       },
+       "campaign.allocation_at"},
+      {"ApplyThenDrawWithTwoPacksAMember",
+       [](CampaignSpec& s) {
+         s.mode = CampaignMode::kApplyThenDraw;
+         s.allocation_at_us = s.ends_at_us;
+         s.per_member_limit = 2;
+       },
+       "campaign.per_member_limit"},
+      {"ApplyThenDrawWithLotteryRules",
+       [](CampaignSpec& s) {
+         s.mode = CampaignMode::kApplyThenDraw;
+         s.allocation_at_us = s.ends_at_us;
+         s.lottery.win_probability = 0.5;
+       },
+       "campaign.lottery"},
       {"TooManySkus",
        [](CampaignSpec& s) {
          s.skus.resize(limits::kSkusPerCampaignMax + 1, s.skus[0]);
@@ -180,6 +204,39 @@ INSTANTIATE_TEST_SUITE_P(BrokenSpecs, CampaignValidationRejectTest,
                          [](const ::testing::TestParamInfo<BrokenCase>& param_info) {
                            return std::string(param_info.param.name);
                          });
+
+TEST(CampaignValidationTest, AnApplyThenDrawCampaignIsAllocatedAtOrAfterItsEnd) {
+  CampaignSpec spec = valid_spec();
+  spec.mode = CampaignMode::kApplyThenDraw;
+  spec.allocation_at_us = spec.ends_at_us;  // at the end itself
+  ASSERT_TRUE(validate_and_normalize(spec).has_value());
+  EXPECT_EQ(spec.per_member_limit, 1);
+  EXPECT_EQ(spec.allocation_at_us, spec.ends_at_us);
+  spec.allocation_at_us = spec.ends_at_us + 2 * 3600 * kMicrosPerSecond;
+  EXPECT_TRUE(validate_and_normalize(spec).has_value());
+}
+
+TEST(CampaignValidationTest, MessagesNameTheCampaignsMode) {
+  CampaignSpec spec = valid_spec();
+  spec.mode = CampaignMode::kApplyThenDraw;
+  spec.allocation_at_us = spec.ends_at_us;
+  spec.lottery.win_probability = 0.5;
+  auto r = validate_and_normalize(spec);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message,
+            "campaign.lottery is for CAMPAIGN_MODE_LOTTERY campaigns; this one is "
+            "CAMPAIGN_MODE_APPLY_THEN_DRAW");
+  CampaignSpec lottery = valid_spec();
+  lottery.lottery.win_probability = 0.5;
+  lottery.mode = CampaignMode::kLottery;
+  lottery.allocation_at_us = lottery.ends_at_us;
+  r = validate_and_normalize(lottery);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().field, "campaign.allocation_at");
+  EXPECT_EQ(r.error().message,
+            "campaign.allocation_at is for CAMPAIGN_MODE_APPLY_THEN_DRAW campaigns; this one is "
+            "CAMPAIGN_MODE_LOTTERY");
+}
 
 TEST(CampaignValidationTest, TooManySkusIs1025) {
   CampaignSpec spec = valid_spec();

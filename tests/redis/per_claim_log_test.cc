@@ -107,8 +107,17 @@ TEST(PerClaimRedisLog, ACampaignItCannotOpenIsRefusedForWhatWentWrong) {
   EXPECT_EQ(lottery.error().outcome, Outcome::kWrongMode);
   EXPECT_NE(lottery.error().field.message.find("LOTTERY"), std::string::npos)
       << lottery.error().field.message;
+  auto apply = engine.create_campaign(SpecBuilder("baseline-apply", "Apply")
+                                          .apply_then_draw(kAlwaysOpenEndUs)
+                                          .site("site-1", "Qingyuan", SkuKind::kHotSpring, "Spa")
+                                          .sku("sku-a", 5, 19800, "Two tickets"));
+  ASSERT_FALSE(apply.has_value());
+  EXPECT_EQ(apply.error().outcome, Outcome::kWrongMode);
+  EXPECT_NE(apply.error().field.message.find("CAMPAIGN_MODE_APPLY_THEN_DRAW"), std::string::npos)
+      << apply.error().field.message;
   EXPECT_EQ(engine.find_campaign("baseline"), nullptr);
   EXPECT_EQ(engine.find_campaign("baseline-lottery"), nullptr);
+  EXPECT_EQ(engine.find_campaign("baseline-apply"), nullptr);
 }
 
 }  // namespace

@@ -115,6 +115,10 @@ const std::vector<Row>& refusals() {
        "every draw of their day in campaign \"gd-2024\""},
       {Outcome::kCampaignNotOver, StatusCode::FAILED_PRECONDITION, "CAMPAIGN_NOT_OVER", false,
        "has not ended"},
+      {Outcome::kApplicationNotFound, StatusCode::NOT_FOUND, "APPLICATION_NOT_FOUND", false,
+       "this member has not applied to campaign \"gd-2024\""},
+      {Outcome::kApplicationsFull, StatusCode::RESOURCE_EXHAUSTED, "APPLICATIONS_FULL", false,
+       "takes no more applications: it holds 5000000"},
       {Outcome::kInternal, StatusCode::INTERNAL, "INTERNAL", false, "internal error"},
   };
   return rows;

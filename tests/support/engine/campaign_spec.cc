@@ -23,6 +23,12 @@ SpecBuilder& SpecBuilder::lottery(double p) {
   return *this;
 }
 
+SpecBuilder& SpecBuilder::apply_then_draw(UnixMicros allocation_at_us) {
+  spec_.mode = CampaignMode::kApplyThenDraw;
+  spec_.allocation_at_us = allocation_at_us;
+  return *this;
+}
+
 SpecBuilder& SpecBuilder::draws_per_day(std::int32_t draws) {
   spec_.lottery.draws_per_day = draws;
   return *this;

@@ -32,6 +32,8 @@ class SpecBuilder {
   SpecBuilder& mode(CampaignMode mode);
   // LOTTERY, winning with probability `p`.
   SpecBuilder& lottery(double p);
+  // APPLY_THEN_DRAW, allocated at `allocation_at_us` (at or after the end).
+  SpecBuilder& apply_then_draw(UnixMicros allocation_at_us);
   SpecBuilder& draws_per_day(std::int32_t draws);
   SpecBuilder& prizes_per_member(std::int32_t prizes);
   SpecBuilder& window(UnixMicros starts_at_us, UnixMicros ends_at_us);

@@ -62,6 +62,15 @@ StoreResult<std::vector<DrawEntry>> ForwardingClaimLog::draw_entries(const Campa
   return memory_.draw_entries(spec);
 }
 
+void ForwardingClaimLog::append_application(ApplicationLogWrite& write) {
+  memory_.append_application(write);
+}
+
+void ForwardingClaimLog::find_application(const CampaignSpec& spec, std::string_view member_id,
+                                          ApplicationLookup& lookup) {
+  memory_.find_application(spec, member_id, lookup);
+}
+
 std::size_t ForwardingClaimLog::queued() {
   std::lock_guard lock(mu_);
   return held_.size();

@@ -58,6 +58,9 @@ class ForwardingClaimLog final : public ClaimLog {
                                                         UnixMicros now_us) override;
   void append_draw(DrawLogWrite& write) override;
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
+  void append_application(ApplicationLogWrite& write) override;
+  void find_application(const CampaignSpec& spec, std::string_view member_id,
+                        ApplicationLookup& lookup) override;
 
   // Calls that reached the log.
   [[nodiscard]] int appends() const { return appends_.load(std::memory_order_relaxed); }
