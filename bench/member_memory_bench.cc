@@ -106,6 +106,18 @@ class SharedStoreStandIn final : public ClaimLog {
     lookup.on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
                                 ApplicationState::kPending, nullptr);
   }
+  StoreResult<AllocationTurn> take_allocation(const CampaignSpec&, std::string_view) override {
+    return store_unsupported("the stand-in keeps no applications");
+  }
+  StoreResult<std::vector<ApplicationEntry>> read_applications(const CampaignSpec&,
+                                                               const AllocationTurn&) override {
+    return store_unsupported("the stand-in keeps no applications");
+  }
+  StoreResult<AllocationTurn> write_allocation(const CampaignSpec&, const AllocationTurn&,
+                                               std::int64_t, std::int64_t,
+                                               std::span<const AllocatedVoucher>) override {
+    return store_unsupported("the stand-in keeps no applications");
+  }
 
  private:
   CampaignStock* stock_ = nullptr;

@@ -1,6 +1,12 @@
 // apply_ops.cc — APPLY_THEN_DRAW campaigns on the engine: an application
-// checked and handed to the claim log, and a member's application found.
+// checked and handed to the claim log, a member's application found, and
+// the allocation written through the claim log's turn.
+#include <absl/container/flat_hash_set.h>
+
 #include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "engine/claim_engine.h"
 #include "engine/limits.h"
@@ -119,6 +125,135 @@ void ApplicationLookupOp::on_application_found(LookupStatus status,
       break;
   }
   on_application_done(r);  // `this` may be gone after this line
+}
+
+StoreResult<AllocationRun> ClaimEngine::allocate(std::string_view campaign_id,
+                                                 std::string_view replica_id,
+                                                 const AllocationOptions& options) {
+  CampaignRuntime* c = find_mutable(campaign_id);
+  if (c == nullptr || c->spec().mode != CampaignMode::kApplyThenDraw) {
+    return store_unsupported("campaign \"" + std::string(campaign_id) +
+                             "\" is not an APPLY_THEN_DRAW campaign this replica serves");
+  }
+  const CampaignSpec& spec = c->spec();
+  AllocationRun run;
+  if (clock_.now_us() < spec.allocation_at_us) return run;  // kTooEarly
+  const std::optional<LotterySeed> seed = c->seed();
+  if (!seed) return store_unavailable("campaign \"" + spec.id + "\": its seed is not settled");
+
+  // 1. The turn.
+  auto taken = log_.take_allocation(spec, replica_id);
+  if (!taken) return std::unexpected(std::move(taken.error()));
+  AllocationTurn turn = std::move(*taken);
+  switch (turn.kind) {
+    case AllocationTurn::Kind::kTooEarly:
+      return run;
+    case AllocationTurn::Kind::kBusy:
+      run.result = AllocationRun::Result::kBusy;
+      return run;
+    case AllocationTurn::Kind::kDone:
+      c->allocation_done_.store(true, std::memory_order_release);
+      run.result = AllocationRun::Result::kDone;
+      return run;
+    case AllocationTurn::Kind::kTaken:
+      break;
+  }
+  auto bad = [&spec](const std::string& what) {
+    return store_bad_reply("campaign \"" + spec.id + "\": " + what + "; the allocation stops");
+  };
+
+  // 2. The frozen applications, checked as allocate() requires them.
+  auto read = log_.read_applications(spec, turn);
+  if (!read) return std::unexpected(std::move(read.error()));
+  const std::vector<ApplicationEntry>& applications = *read;
+  run.applications = std::ssize(applications);
+  if (run.applications != turn.total) {
+    return bad("the store holds " + std::to_string(run.applications) + " applications, not the " +
+               std::to_string(turn.total) + " it froze");
+  }
+  {
+    absl::flat_hash_set<std::string_view> members;
+    for (const ApplicationEntry& a : applications) {
+      if (!members.insert(a.member_id).second) {
+        return bad("member \"" + a.member_id + "\" applied twice");
+      }
+      for (std::uint32_t sku : a.preferred) {
+        if (sku >= spec.skus.size()) {
+          return bad("member \"" + a.member_id + "\" prefers a SKU the campaign does not have");
+        }
+      }
+    }
+  }
+
+  // 3. The allocation, and where the store says it stands: the stock left
+  // after the positions written so far must be what the allocation leaves.
+  const Allocation allocation = voucherd::allocate(spec, *seed, applications);
+  const std::int64_t total = turn.total;
+  if (turn.next < 0 || turn.next > total || turn.stock_left.size() != spec.skus.size()) {
+    return bad("the store's cursor or stock does not fit the campaign");
+  }
+  std::vector<std::int64_t> left;
+  for (const SkuSpec& s : spec.skus) left.push_back(s.stock);
+  std::int64_t last_win = -1;
+  for (std::int64_t p = 0; p < total; ++p) {
+    const std::uint32_t sku = allocation.sku_of[allocation.order[p]];
+    if (sku == kNoSku) continue;
+    last_win = p;
+    if (p < turn.next) --left[sku];
+  }
+  if (left != turn.stock_left) {
+    return bad("the stock the store left after rank position " + std::to_string(turn.next) +
+               " is not the allocation's");
+  }
+
+  // 4. Steps of at most batch_max winners, in rank order. The step that
+  // passes the last winner runs to the end: the rest are not selected.
+  const std::size_t batch_max =
+      std::clamp<std::size_t>(options.batch_max, 1, limits::kAllocationBatchMax);
+  std::int64_t from = turn.next;
+  for (;;) {
+    std::vector<AllocatedVoucher> winners;
+    std::int64_t to = from;
+    while (to < total && to <= last_win && winners.size() < batch_max) {
+      const std::uint32_t i = allocation.order[to];
+      const std::uint32_t sku = allocation.sku_of[i];
+      if (sku != kNoSku) {
+        // Issued now, with no request id: the allocation, not a press, issued it.
+        winners.push_back(
+            {sku, mint_voucher(*c, sku, applications[i].member_id, {}, clock_.now_us())});
+      }
+      ++to;
+    }
+    if (to > last_win) to = total;
+
+    // 5. The step, sent again as it was (the same vouchers) while the store
+    // does not answer and the caller wants to wait.
+    for (;;) {
+      auto after = log_.write_allocation(spec, turn, from, to, winners);
+      if (!after) {
+        if (after.error().kind == StoreErrorKind::kUnavailable && options.retry_wait &&
+            options.retry_wait()) {
+          continue;
+        }
+        return std::unexpected(std::move(after.error()));
+      }
+      if (after->owner == turn.owner && after->epoch == turn.epoch && after->next == to) break;
+      run.result = AllocationRun::Result::kLost;  // another replica has the turn now
+      return run;
+    }
+    for (const AllocatedVoucher& w : winners) {
+      c->count_issued(w.sku, 1);
+      remember_held(*c, w.voucher);
+    }
+    run.written += to - from;
+    run.selected += std::ssize(winners);
+    turn.next = to;
+    from = to;
+    if (to == total) break;
+  }
+  c->allocation_done_.store(true, std::memory_order_release);
+  run.result = AllocationRun::Result::kDone;
+  return run;
 }
 
 }  // namespace voucherd

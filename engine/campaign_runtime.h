@@ -138,6 +138,9 @@ class CampaignRuntime final : public CampaignStock {
   LotterySeed seed_{};
   SkuMacKey seed_key_{};               // hmac_key(seed_), for draws and ranks
   std::atomic<bool> seed_set_{false};  // release: seed_ and seed_key_ are written
+  // APPLY_THEN_DRAW campaigns: this replica saw the allocation done (its
+  // seed may be revealed).
+  std::atomic<bool> allocation_done_{false};
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};
 };

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -70,6 +71,28 @@ struct CampaignStatsView {
   std::int64_t expired = 0;
   std::int64_t members = 0;
   std::vector<SkuStatsView> skus;
+};
+
+struct AllocationOptions {
+  std::size_t batch_max = limits::kAllocationBatchMax;  // winners per step, 1 to the limit
+  // Called when a step went unanswered, before the same step is sent again;
+  // false gives up (the turn stays this replica's until its lease lapses,
+  // and a later call resumes). Empty: give up at once.
+  std::function<bool()> retry_wait;
+};
+
+// What one allocate() call came to.
+struct AllocationRun {
+  enum class Result : std::uint8_t {
+    kTooEarly,  // before allocation_at (by this replica's clock or the store's)
+    kBusy,      // another replica has the turn
+    kDone,      // the allocation is done (by this call or before)
+    kLost,      // the turn passed to another replica while this one wrote
+  };
+  Result result = Result::kTooEarly;
+  std::int64_t applications = 0;  // the frozen set, when this call read it
+  std::int64_t written = 0;       // rank positions this call wrote
+  std::int64_t selected = 0;      // vouchers this call issued
 };
 
 struct CreateError {
@@ -125,8 +148,18 @@ class ClaimEngine final {
   // application) during the window, and asks where it stands.
   void apply(ApplyOp& op);
   void get_application(ApplicationLookupOp& op);
-  // A LOTTERY campaign's seed, once its window has ended (kCampaignNotFound,
-  // kWrongMode, kCampaignNotOver, kLogUnavailable when not settled).
+  // Runs the allocation of an APPLY_THEN_DRAW campaign as far as this
+  // replica may (docs/apply-then-draw.md, "The allocation run"): blocks,
+  // for the allocating thread only. Safe to call on every replica, as often
+  // as wanted: the store's turn decides who writes, and a done allocation is
+  // never written again.
+  [[nodiscard]] StoreResult<AllocationRun> allocate(std::string_view campaign_id,
+                                                    std::string_view replica_id,
+                                                    const AllocationOptions& options = {});
+  // A campaign's seed, once it may be revealed: a LOTTERY's once its window
+  // has ended, an APPLY_THEN_DRAW's once this replica saw its allocation
+  // done (kCampaignNotFound, kWrongMode, kCampaignNotOver, kLogUnavailable
+  // when not settled).
   [[nodiscard]] std::expected<LotterySeed, Outcome> reveal_seed(std::string_view campaign_id) const;
   // Every draw of a LOTTERY campaign in decision order (blocking: admin
   // threads only). The error is a message (kWrongMode is the caller's to check).

@@ -343,6 +343,31 @@ class ApplicationLookup {
   virtual ~ApplicationLookup() = default;
 };
 
+// Where the allocation of an APPLY_THEN_DRAW campaign stands in the store.
+// One replica at a time has the turn: a lease whose epoch fences an owner
+// that lost it, and a cursor, `next`, below which every rank position is
+// written (its winner's voucher recorded) and above which none is.
+struct AllocationTurn {
+  enum class Kind : std::uint8_t {
+    kTooEarly,  // before allocation_at, by the store's clock: nothing changed
+    kBusy,      // another replica has the turn (`owner`)
+    kTaken,     // this replica has it: write rank positions from `next`
+    kDone,      // every position is written
+  };
+  Kind kind = Kind::kTooEarly;
+  std::string owner;
+  std::int64_t epoch = 0;
+  std::int64_t next = 0;                 // rank positions below it are written
+  std::int64_t total = 0;                // the applications, frozen when the allocation began
+  std::vector<std::int64_t> stock_left;  // per SKU, after the positions below `next`
+};
+
+// One winner of an allocation batch: their voucher, minted for `sku`.
+struct AllocatedVoucher {
+  std::uint32_t sku = 0;
+  VoucherPtr voucher;
+};
+
 // What open_campaign does when the store already holds a different
 // definition of the campaign.
 enum class StoredDefinition : std::uint8_t {
@@ -411,6 +436,26 @@ class ClaimLog {
   virtual void append_application(ApplicationLogWrite& write) = 0;
   virtual void find_application(const CampaignSpec& spec, std::string_view member_id,
                                 ApplicationLookup& lookup) = 0;
+
+  // The allocation, blocking (the allocating thread only). take_allocation
+  // begins it (freezing the applications: later ones are kClosed), renews
+  // the caller's turn, or hands it to `replica` when its owner's lease
+  // lapsed (with the next epoch).
+  [[nodiscard]] virtual StoreResult<AllocationTurn> take_allocation(const CampaignSpec& spec,
+                                                                    std::string_view replica) = 0;
+  // Every application of the frozen set, in no particular order.
+  [[nodiscard]] virtual StoreResult<std::vector<ApplicationEntry>> read_applications(
+      const CampaignSpec& spec, const AllocationTurn& turn) = 0;
+  // Writes rank positions [from, to) in one atomic step: the winners'
+  // vouchers (as claims record them, so they are found, listed and
+  // redeemed), their SKUs' stock, and `next` = to; the last step marks the
+  // allocation done. Only when `turn` still holds (owner, epoch, and
+  // next == from); otherwise nothing is written. Answers the turn as it
+  // then stands: next == to with the caller's epoch when written (or
+  // written before: a retry of a step whose answer was lost).
+  [[nodiscard]] virtual StoreResult<AllocationTurn> write_allocation(
+      const CampaignSpec& spec, const AllocationTurn& turn, std::int64_t from, std::int64_t to,
+      std::span<const AllocatedVoucher> winners) = 0;
 };
 
 }  // namespace voucherd

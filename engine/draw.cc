@@ -101,8 +101,14 @@ void ClaimEngine::remember_held(CampaignRuntime& c, const VoucherPtr& v) {
 std::expected<LotterySeed, Outcome> ClaimEngine::reveal_seed(std::string_view campaign_id) const {
   const CampaignRuntime* c = find_campaign(campaign_id);
   if (c == nullptr) return std::unexpected(Outcome::kCampaignNotFound);
-  if (c->spec().mode != CampaignMode::kLottery) return std::unexpected(Outcome::kWrongMode);
+  if (!has_seed(c->spec().mode)) return std::unexpected(Outcome::kWrongMode);
   if (clock_.now_us() < c->spec().ends_at_us) return std::unexpected(Outcome::kCampaignNotOver);
+  // The ranks follow from the seed: revealed before the allocation is
+  // written, it would let anyone see who is about to win.
+  if (c->spec().mode == CampaignMode::kApplyThenDraw &&
+      !c->allocation_done_.load(std::memory_order_acquire)) {
+    return std::unexpected(Outcome::kCampaignNotOver);
+  }
   auto seed = c->seed();
   if (!seed) return std::unexpected(Outcome::kLogUnavailable);
   return *seed;

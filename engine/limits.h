@@ -64,6 +64,9 @@ inline constexpr std::size_t kLotteryViewMembersMax = 1'000'000;
 // replica holds them all in memory, about 130 B each: 650 MB at the bound).
 inline constexpr std::size_t kApplicationPreferencesMax = 16;
 inline constexpr std::int64_t kApplicationsPerCampaignMax = 5'000'000;
+// Winners written in one step of an allocation: one script call, as a batch
+// of claims is.
+inline constexpr std::size_t kAllocationBatchMax = 512;
 // Presses of one member that may wait on that member's claim in flight; more
 // are answered RESOURCE_EXHAUSTED (one person cannot press faster than this
 // matters, a misbehaving client can).
@@ -141,6 +144,8 @@ static_assert(kEchoedInputBytesMax >= kIdBytesMax, "a valid id is shown whole in
 static_assert(2 * (kEchoedInputBytesMax + 2) + 256 < kErrorMessageBytesMax,
               "a message quoting two plain ids is never cut");
 static_assert(kClaimLogBatchMax <= kClaimLogQueueMax, "a batch comes out of the queue");
+static_assert(kAllocationBatchMax <= kClaimLogBatchMax,
+              "an allocation step is no longer in Redis than a batch of claims");
 static_assert(kStockWaitersMax <= kClaimLogQueueMax, "woken waiters fit in the claim-log queue");
 static_assert(kClaimBatchClaimsMax * 16 <= kClaimLogQueueMax,
               "many ClaimBatch calls in flight fit in the claim-log queue");

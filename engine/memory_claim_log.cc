@@ -175,13 +175,17 @@ void MemoryClaimLog::append_application(ApplicationLogWrite& write) {
     std::lock_guard lock(book->mu);
     auto it = book->by_member.find(to_absl(a.member_id));
     if (it == book->by_member.end()) {
-      if (std::ssize(book->by_member) >= applications_max_) {
+      if (book->began) {
+        status = ApplyLogStatus::kClosed;
+      } else if (std::ssize(book->by_member) >= applications_max_) {
         status = ApplyLogStatus::kFull;
       } else {
         it = book->by_member.try_emplace(std::string(a.member_id)).first;
       }
     } else if (it->second.request_id == a.request_id) {
       status = ApplyLogStatus::kRepeat;
+    } else if (book->began) {
+      status = ApplyLogStatus::kClosed;
     } else {
       status = ApplyLogStatus::kReplaced;
     }
@@ -190,7 +194,7 @@ void MemoryClaimLog::append_application(ApplicationLogWrite& write) {
       it->second.applied_at_us = a.now_us;
       it->second.request_id = std::string(a.request_id);
     }
-    if (status != ApplyLogStatus::kFull) {
+    if (status != ApplyLogStatus::kFull && status != ApplyLogStatus::kClosed) {
       stored = ApplicationEntry{it->first, it->second.preferred, it->second.applied_at_us};
     }
   }
@@ -207,16 +211,104 @@ void MemoryClaimLog::find_application(const CampaignSpec& spec, std::string_view
   }
   ApplicationEntry found;
   bool applied = false;
+  ApplicationState state = ApplicationState::kPending;
+  VoucherPtr voucher;
   {
     std::lock_guard lock(book->mu);
     if (auto it = book->by_member.find(to_absl(member_id)); it != book->by_member.end()) {
       applied = true;
       found = ApplicationEntry{it->first, it->second.preferred, it->second.applied_at_us};
+      if (auto w = book->won.find(to_absl(member_id)); w != book->won.end()) {
+        state = ApplicationState::kSelected;
+        voucher = w->second;
+      } else if (book->done) {
+        state = ApplicationState::kNotSelected;
+      }
     }
   }
-  // Nothing allocates in this store yet: every application is pending.
+  // The voucher as it is now (redeemed or cancelled since, perhaps).
+  if (voucher) {
+    with_record(voucher->code().view(), [&](VoucherPtr& current) { voucher = current; });
+  }
   lookup.on_application_found(applied ? LookupStatus::kFound : LookupStatus::kNotFound, found,
-                              ApplicationState::kPending, nullptr);
+                              state, std::move(voucher));
+}
+
+AllocationTurn MemoryClaimLog::ApplicationBook::turn(std::string_view replica) const {
+  AllocationTurn t;
+  t.kind = done ? AllocationTurn::Kind::kDone
+                : (owner == replica ? AllocationTurn::Kind::kTaken : AllocationTurn::Kind::kBusy);
+  t.owner = owner;
+  t.epoch = 1;  // one process: the first turn is the only one
+  t.next = next;
+  t.total = total;
+  t.stock_left = stock_left;
+  return t;
+}
+
+StoreResult<AllocationTurn> MemoryClaimLog::take_allocation(const CampaignSpec& spec,
+                                                            std::string_view replica) {
+  ApplicationBook* book = applications_of(spec.id);
+  if (book == nullptr) {
+    return store_unsupported("campaign \"" + spec.id + "\" takes no applications");
+  }
+  std::lock_guard lock(book->mu);
+  if (!book->began) {
+    book->began = true;
+    book->owner = std::string(replica);
+    book->total = std::ssize(book->by_member);
+    book->stock_left.clear();
+    for (const SkuSpec& s : spec.skus) book->stock_left.push_back(s.stock);
+  }
+  return book->turn(replica);
+}
+
+StoreResult<std::vector<ApplicationEntry>> MemoryClaimLog::read_applications(
+    const CampaignSpec& spec, const AllocationTurn& /*turn*/) {
+  ApplicationBook* book = applications_of(spec.id);
+  if (book == nullptr) {
+    return store_unsupported("campaign \"" + spec.id + "\" takes no applications");
+  }
+  std::lock_guard lock(book->mu);
+  std::vector<ApplicationEntry> out;
+  out.reserve(book->by_member.size());
+  for (const auto& [member, stored] : book->by_member) {
+    out.push_back(ApplicationEntry{member, stored.preferred, stored.applied_at_us});
+  }
+  return out;
+}
+
+StoreResult<AllocationTurn> MemoryClaimLog::write_allocation(
+    const CampaignSpec& spec, const AllocationTurn& turn, std::int64_t from, std::int64_t to,
+    std::span<const AllocatedVoucher> winners) {
+  ApplicationBook* book = applications_of(spec.id);
+  if (book == nullptr) {
+    return store_unsupported("campaign \"" + spec.id + "\" takes no applications");
+  }
+  std::lock_guard lock(book->mu);
+  if (!book->began || book->done || book->owner != turn.owner || turn.epoch != 1 ||
+      book->next != from || to < from || to > book->total) {
+    return book->turn(turn.owner);  // not the caller's step to write: nothing written
+  }
+  // Checked before anything is written: the step is written whole or not at all.
+  std::vector<std::int64_t> left = book->stock_left;
+  for (const AllocatedVoucher& w : winners) {
+    if (w.sku >= left.size() || left[w.sku] <= 0 || !w.voucher ||
+        book->won.contains(to_absl(w.voucher->member_id()))) {
+      return store_bad_reply("campaign \"" + spec.id +
+                             "\": an allocation step gives a voucher the stock or the "
+                             "applicant does not allow; nothing written");
+    }
+    --left[w.sku];
+  }
+  for (const AllocatedVoucher& w : winners) {
+    record(w.voucher);
+    book->won.try_emplace(std::string(w.voucher->member_id()), w.voucher);
+  }
+  book->stock_left = std::move(left);
+  book->next = to;
+  book->done = to == book->total;
+  return book->turn(turn.owner);
 }
 
 void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_view code,

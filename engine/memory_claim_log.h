@@ -64,10 +64,19 @@ class MemoryClaimLog final : public ClaimLog {
   void append_draw(DrawLogWrite& write) override;
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
 
-  // Decides applications under one lock per campaign.
+  // Decides applications, and writes their allocation, under one lock per
+  // campaign. One process has no takeover: the replica that begins the
+  // allocation keeps its turn (another is kBusy).
   void append_application(ApplicationLogWrite& write) override;
   void find_application(const CampaignSpec& spec, std::string_view member_id,
                         ApplicationLookup& lookup) override;
+  StoreResult<AllocationTurn> take_allocation(const CampaignSpec& spec,
+                                              std::string_view replica) override;
+  StoreResult<std::vector<ApplicationEntry>> read_applications(const CampaignSpec& spec,
+                                                               const AllocationTurn& turn) override;
+  StoreResult<AllocationTurn> write_allocation(const CampaignSpec& spec, const AllocationTurn& turn,
+                                               std::int64_t from, std::int64_t to,
+                                               std::span<const AllocatedVoucher> winners) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {
@@ -158,6 +167,15 @@ class MemoryClaimLog final : public ClaimLog {
     };
     std::mutex mu;
     absl::flat_hash_map<std::string, Stored> by_member;
+    // The allocation: begun (applications frozen), then done.
+    bool began = false;
+    bool done = false;
+    std::string owner;
+    std::int64_t next = 0;
+    std::int64_t total = 0;
+    std::vector<std::int64_t> stock_left;              // per SKU
+    absl::flat_hash_map<std::string, VoucherPtr> won;  // member -> voucher as written
+    [[nodiscard]] AllocationTurn turn(std::string_view replica) const;
   };
   void record(const VoucherPtr& voucher);
   LotteryBook* book_of(std::string_view campaign_id);

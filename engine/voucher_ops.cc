@@ -67,19 +67,21 @@ void ClaimEngine::cancel(CancelOp& op) {
   op.sku_ = match->sku;
   op.canonical_ = std::move(match->canonical);
   const CampaignSpec& spec = op.campaign_->spec();
-  // A LOTTERY prize is forfeited: its unit stays out of the prize pool and
-  // the win still counts against the member's prizes.
-  const bool lottery = spec.mode == CampaignMode::kLottery;
+  // A LOTTERY prize or an allocated pack is forfeited: its unit stays out of
+  // the stock the draws or the allocation replay (audit), and the voucher
+  // still counts against the member's allowance.
+  const bool forfeit = spec.mode != CampaignMode::kFirstCome;
   log_.cancel(spec.id, op.canonical_,
-              CancelRequestView{op.sku_, clock_.now_us(), spec.cancel_keeps_allowance || lottery,
-                                spec.per_member_limit, !lottery},
+              CancelRequestView{op.sku_, clock_.now_us(), spec.cancel_keeps_allowance || forfeit,
+                                spec.per_member_limit, !forfeit},
               op);
 }
 
 void CancelOp::on_cancel_logged(CancelStatus status, VoucherPtr voucher) {
   switch (status) {
     case CancelStatus::kCancelled:
-      // A forfeited LOTTERY prize stays counted: its unit does not come back.
+      // A forfeited prize or allocated pack stays counted: its unit does not
+      // come back.
       if (campaign_->spec().mode == CampaignMode::kFirstCome) {
         campaign_->count_issued(sku_, -1);
         if (!campaign_->spec().cancel_keeps_allowance) engine_->forget_held(*voucher);

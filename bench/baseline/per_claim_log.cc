@@ -342,4 +342,23 @@ void PerClaimRedisLog::find_application(const CampaignSpec& /*spec*/,
                               ApplicationState::kPending, nullptr);
 }
 
+StoreResult<AllocationTurn> PerClaimRedisLog::take_allocation(const CampaignSpec& spec,
+                                                              std::string_view /*replica*/) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": --store=redis-per-claim takes no applications");
+}
+
+StoreResult<std::vector<ApplicationEntry>> PerClaimRedisLog::read_applications(
+    const CampaignSpec& spec, const AllocationTurn& /*turn*/) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": --store=redis-per-claim takes no applications");
+}
+
+StoreResult<AllocationTurn> PerClaimRedisLog::write_allocation(
+    const CampaignSpec& spec, const AllocationTurn& /*turn*/, std::int64_t /*from*/,
+    std::int64_t /*to*/, std::span<const AllocatedVoucher> /*winners*/) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": --store=redis-per-claim takes no applications");
+}
+
 }  // namespace voucherd::redis

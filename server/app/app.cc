@@ -20,6 +20,7 @@
 #include "engine/claim_engine.h"
 #include "engine/clock.h"
 #include "engine/random.h"
+#include "server/allocation/allocator.h"
 #include "server/app/campaign_loader.h"
 #include "server/base/log.h"
 #include "server/grpc/auth.h"
@@ -291,6 +292,11 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
     Store& store;
     ~StopStore() { store.stop(); }
   } stop_store{**store};
+  // Allocates APPLY_THEN_DRAW campaigns once their time has come: every
+  // replica runs one, and the store's turn decides who writes. Declared
+  // after the store's guard, so it stops first on every way out.
+  Allocator allocator(engine, std::string((*store)->replica_id()));
+  allocator.start();
 
   auto auth = load_auth(config);
   if (!auth) return failed(auth.error());
@@ -359,6 +365,7 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
   ops.set_draining();
   server.set_serving(false);
   server.shutdown(kDrainGrace);
+  allocator.stop();  // its step in flight; the rest is resumed elsewhere
   (*store)->stop();  // pending writes, then leases go back
   ops.stop();
   log::info("stopped");

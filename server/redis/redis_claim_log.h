@@ -131,10 +131,17 @@ class RedisClaimLog final : public ClaimLog, public Store {
   // Reads the draw log on its own connection.
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
   // APPLY_THEN_DRAW campaigns are refused by open_campaign (not served yet):
-  // never called through the engine; answered UNAVAILABLE.
+  // never called through the engine; answered UNAVAILABLE (the allocation: kUnsupported).
   void append_application(ApplicationLogWrite& write) override;
   void find_application(const CampaignSpec& spec, std::string_view member_id,
                         ApplicationLookup& lookup) override;
+  StoreResult<AllocationTurn> take_allocation(const CampaignSpec& spec,
+                                              std::string_view replica) override;
+  StoreResult<std::vector<ApplicationEntry>> read_applications(const CampaignSpec& spec,
+                                                               const AllocationTurn& turn) override;
+  StoreResult<AllocationTurn> write_allocation(const CampaignSpec& spec, const AllocationTurn& turn,
+                                               std::int64_t from, std::int64_t to,
+                                               std::span<const AllocatedVoucher> winners) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).

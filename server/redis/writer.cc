@@ -141,6 +141,25 @@ void RedisClaimLog::find_application(const CampaignSpec& /*spec*/, std::string_v
                               ApplicationState::kPending, nullptr);
 }
 
+StoreResult<AllocationTurn> RedisClaimLog::take_allocation(const CampaignSpec& spec,
+                                                           std::string_view /*replica*/) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": the Redis store does not serve applications yet");
+}
+
+StoreResult<std::vector<ApplicationEntry>> RedisClaimLog::read_applications(
+    const CampaignSpec& spec, const AllocationTurn& /*turn*/) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": the Redis store does not serve applications yet");
+}
+
+StoreResult<AllocationTurn> RedisClaimLog::write_allocation(
+    const CampaignSpec& spec, const AllocationTurn& /*turn*/, std::int64_t /*from*/,
+    std::int64_t /*to*/, std::span<const AllocatedVoucher> /*winners*/) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": the Redis store does not serve applications yet");
+}
+
 void RedisClaimLog::find_voucher(std::string_view campaign_id, std::string_view code,
                                  VoucherLookup& lookup) {
   bool queued = false;

@@ -3,11 +3,16 @@
 // in the window and only for this mode (Claim and Draw are WRONG_MODE on
 // it); one application per member, which a retry of the same request finds
 // and another request replaces; preferences are checked (unknown, repeated,
-// too many) before anything is stored; the campaign's bound; and
-// GetApplication answers PENDING with the application as it stands, or
-// APPLICATION_NOT_FOUND.
+// too many) before anything is stored; the campaign's bound; GetApplication
+// answers PENDING with the application as it stands, or
+// APPLICATION_NOT_FOUND. Then the allocation: it issues exactly what
+// allocate() gives, in steps, once, not before allocation_at; GetApplication
+// then says SELECTED with the voucher and a proof, or NOT_SELECTED; the
+// member lists the voucher; the seed is revealed only after it; a cancelled
+// pack is forfeited; a step whose answer was lost is not written twice.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +22,7 @@
 #include "engine/memory_claim_log.h"
 #include "engine/random.h"
 #include "tests/support/engine/campaign_spec.h"
+#include "tests/support/engine/forwarding_claim_log.h"
 
 namespace voucherd {
 namespace {
@@ -64,6 +70,26 @@ class RecordingDraw final : public DrawOp {
  public:
   void on_draw_done(const DrawOpResult& r) override { result = r; }
   DrawOpResult result;
+};
+
+class RecordingList final : public MemberVouchersOp {
+ public:
+  void on_member_vouchers_done(Outcome o, std::vector<VoucherPtr> v, UnixMicros) override {
+    outcome = o;
+    vouchers = std::move(v);
+  }
+  Outcome outcome = Outcome::kInternal;
+  std::vector<VoucherPtr> vouchers;
+};
+
+class RecordingCancel final : public CancelOp {
+ public:
+  void on_cancel_done(Outcome o, VoucherPtr v) override {
+    outcome = o;
+    voucher = std::move(v);
+  }
+  Outcome outcome = Outcome::kInternal;
+  VoucherPtr voucher;
 };
 
 class ApplyEngineTest : public ::testing::Test {
@@ -319,6 +345,294 @@ TEST_F(ApplyEngineTest, CampaignsKeepTheirApplicationsApart) {
   EXPECT_FALSE(other.repeat);  // the same request id, in another campaign
   EXPECT_EQ(get("member-1", "gd-apply").application.preferred, std::vector<std::uint32_t>{0});
   EXPECT_EQ(get("member-1", "gd-apply-2").application.preferred, std::vector<std::uint32_t>{1});
+}
+
+
+// The allocation, on a memory log the test can also make lose answers.
+class AllocationTest : public ::testing::Test {
+ protected:
+  AllocationTest() : engine_(log_, clock_, random_, test_secret()) {
+    auto created = engine_.create_campaign(apply_spec());
+    EXPECT_TRUE(created.has_value());
+    campaign_ = created ? *created : nullptr;
+  }
+
+  // `n` members: member-k names, by k mod 4, sku-001; sku-002 then
+  // sku-001; nothing (any); sku-003.
+  void apply_crowd(int n) {
+    for (int k = 0; k < n; ++k) {
+      RecordingApply op;
+      op.campaign_id = "gd-apply";
+      const std::string member = "member-" + std::to_string(k);
+      op.member_id = member;
+      op.request_id = "req-1";
+      std::vector<std::string_view> preferred;
+      std::vector<std::uint32_t> indexes;
+      switch (k % 4) {
+        case 0:
+          preferred = {"sku-001"};
+          indexes = {0};
+          break;
+        case 1:
+          preferred = {"sku-002", "sku-001"};
+          indexes = {1, 0};
+          break;
+        case 2:
+          break;
+        default:
+          preferred = {"sku-003"};
+          indexes = {2};
+      }
+      op.preferred_sku_ids = preferred;
+      engine_.apply(op);
+      ASSERT_EQ(op.result.outcome, Outcome::kOk) << member;
+      sent_.push_back({member, indexes, 0});
+    }
+  }
+
+  StoreResult<AllocationRun> allocate(std::size_t batch_max = limits::kAllocationBatchMax,
+                                      std::function<bool()> retry_wait = {}) {
+    AllocationOptions options;
+    options.batch_max = batch_max;
+    options.retry_wait = std::move(retry_wait);
+    return engine_.allocate("gd-apply", "replica-a", options);
+  }
+
+  ApplicationResult get(const std::string& member) {
+    RecordingLookup op;
+    op.campaign_id = "gd-apply";
+    op.member_id = member;
+    engine_.get_application(op);
+    return op.result;
+  }
+
+  // member -> the SKU allocate() gives them from the campaign's seed.
+  std::map<std::string, std::uint32_t> expected() const {
+    const Allocation a = voucherd::allocate(campaign_->spec(), *campaign_->seed(), sent_);
+    std::map<std::string, std::uint32_t> out;
+    for (std::size_t i = 0; i < sent_.size(); ++i) out[sent_[i].member_id] = a.sku_of[i];
+    return out;
+  }
+
+  // Every member's answer is the allocation's, with a voucher of that SKU
+  // for the selected and the rank's proof for all.
+  void expect_outcomes_match_the_allocation() {
+    std::string scratch;
+    const SkuMacKey key = hmac_key(*campaign_->seed());
+    for (const auto& [member, sku] : expected()) {
+      const ApplicationResult r = get(member);
+      ASSERT_EQ(r.outcome, Outcome::kOk) << member;
+      EXPECT_EQ(r.proof,
+                "rank HMAC-SHA256 " + to_hex(apply_rank(key, "gd-apply", member, scratch)));
+      if (sku == kNoSku) {
+        EXPECT_EQ(r.state, ApplicationState::kNotSelected) << member;
+        EXPECT_FALSE(r.voucher) << member;
+        continue;
+      }
+      ASSERT_EQ(r.state, ApplicationState::kSelected) << member;
+      ASSERT_TRUE(r.voucher) << member;
+      EXPECT_EQ(r.voucher->sku_id(), campaign_->spec().skus[sku].id) << member;
+      EXPECT_EQ(r.voucher->member_id(), member);
+      EXPECT_EQ(r.voucher->request_id(), "");
+      EXPECT_EQ(r.voucher->state(), VoucherState::kIssued);
+    }
+  }
+
+  void at_allocation_time() { clock_.set_us(kAllocation); }
+
+  testing::ForwardingClaimLog log_;
+  FakeClock clock_{kStart + kMicrosPerSecond};
+  DeterministicRandom random_{23};
+  ClaimEngine engine_;
+  const CampaignRuntime* campaign_ = nullptr;
+  std::vector<ApplicationEntry> sent_;
+};
+
+TEST_F(AllocationTest, NothingIsAllocatedBeforeAllocationAt) {
+  apply_crowd(20);
+  clock_.set_us(kAllocation - 1);  // after the window, before the allocation
+  auto run = allocate();
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+  EXPECT_EQ(run->result, AllocationRun::Result::kTooEarly);
+  EXPECT_EQ(log_.allocation_writes(), 0);
+  EXPECT_EQ(get("member-0").state, ApplicationState::kPending);
+  EXPECT_TRUE(get("member-0").proof.empty());
+  EXPECT_EQ(engine_.reveal_seed("gd-apply").error(), Outcome::kCampaignNotOver);
+}
+
+TEST_F(AllocationTest, TheAllocationIssuesExactlyWhatAllocateGivesInStepsAndOnce) {
+  apply_crowd(20);  // 20 applicants for 6 packs (3 spa, 2 nights, 1 tour)
+  at_allocation_time();
+  auto run = allocate(/*batch_max=*/2);
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+  EXPECT_EQ(run->result, AllocationRun::Result::kDone);
+  EXPECT_EQ(run->applications, 20);
+  EXPECT_EQ(run->written, 20);
+  EXPECT_EQ(run->selected, 6);
+  EXPECT_EQ(log_.voucher_count(), 6);
+  EXPECT_EQ(log_.allocation_writes(), 3);  // 2 + 2 + 2 winners; the last runs to the end
+  expect_outcomes_match_the_allocation();
+
+  auto stats = engine_.campaign_stats("gd-apply");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->issued, 6);
+  EXPECT_EQ(stats->remaining, 0);
+  for (const SkuStatsView& s : stats->skus) EXPECT_EQ(s.issued, s.stock) << s.sku_id;
+
+  // Again, on this replica or another: done, nothing written.
+  auto again = allocate();
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->result, AllocationRun::Result::kDone);
+  EXPECT_EQ(again->written, 0);
+  auto other = engine_.allocate("gd-apply", "replica-b");
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->result, AllocationRun::Result::kDone);
+  EXPECT_EQ(log_.voucher_count(), 6);
+  EXPECT_EQ(log_.allocation_writes(), 3);
+}
+
+TEST_F(AllocationTest, FewerApplicantsThanStockAreAllSelectedWithTheirFirstChoice) {
+  apply_crowd(3);  // sku-001; sku-002 then sku-001; any
+  at_allocation_time();
+  auto run = allocate();
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+  EXPECT_EQ(run->selected, 3);
+  EXPECT_EQ(get("member-0").voucher->sku_id(), "sku-001");
+  EXPECT_EQ(get("member-1").voucher->sku_id(), "sku-002");
+  EXPECT_EQ(get("member-2").state, ApplicationState::kSelected);
+  expect_outcomes_match_the_allocation();
+}
+
+TEST_F(AllocationTest, NoApplicantsIsAnAllocationDoneAtOnce) {
+  at_allocation_time();
+  auto run = allocate();
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+  EXPECT_EQ(run->result, AllocationRun::Result::kDone);
+  EXPECT_EQ(run->written, 0);
+  EXPECT_EQ(log_.allocation_writes(), 1);
+  EXPECT_TRUE(engine_.reveal_seed("gd-apply").has_value());
+  EXPECT_EQ(get("member-0").outcome, Outcome::kApplicationNotFound);
+}
+
+TEST_F(AllocationTest, TheWinnerListsTheVoucherAndTheSeedIsRevealedAfterwards) {
+  apply_crowd(20);
+  at_allocation_time();
+  EXPECT_EQ(engine_.reveal_seed("gd-apply").error(), Outcome::kCampaignNotOver);
+  ASSERT_TRUE(allocate().has_value());
+  auto seed = engine_.reveal_seed("gd-apply");
+  ASSERT_TRUE(seed.has_value());
+  EXPECT_EQ(*seed, *campaign_->seed());
+  for (const auto& [member, sku] : expected()) {
+    RecordingList list;
+    list.member_id = member;
+    list.campaign_id = "gd-apply";
+    engine_.list_member_vouchers(list);
+    ASSERT_EQ(list.outcome, Outcome::kOk) << member;
+    ASSERT_EQ(list.vouchers.size(), sku == kNoSku ? 0u : 1u) << member;
+    if (sku != kNoSku) {
+      EXPECT_EQ(list.vouchers[0]->code(), get(member).voucher->code());
+    }
+  }
+  auto stats = engine_.campaign_stats("gd-apply");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->members, 6);
+}
+
+TEST_F(AllocationTest, ACancelledPackIsForfeitedAndStaysSelected) {
+  apply_crowd(20);
+  at_allocation_time();
+  ASSERT_TRUE(allocate().has_value());
+  std::string winner;
+  for (const auto& [member, sku] : expected()) {
+    if (sku != kNoSku) winner = member;
+  }
+  ASSERT_FALSE(winner.empty());
+  const CodeString code = get(winner).voucher->code();
+  RecordingCancel cancel;
+  cancel.code = code.view();
+  engine_.cancel(cancel);
+  ASSERT_EQ(cancel.outcome, Outcome::kOk);
+  const ApplicationResult after = get(winner);
+  EXPECT_EQ(after.state, ApplicationState::kSelected);
+  ASSERT_TRUE(after.voucher);
+  EXPECT_EQ(after.voucher->state(), VoucherState::kCancelled);
+  auto stats = engine_.campaign_stats("gd-apply");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->issued, 6);  // forfeited, not back in stock
+  EXPECT_EQ(stats->remaining, 0);
+  auto again = allocate();
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->written, 0);
+  EXPECT_EQ(log_.voucher_count(), 6);
+}
+
+TEST_F(AllocationTest, ApplicationsAreClosedOnceTheAllocationBegins) {
+  apply_crowd(2);
+  // The store began the allocation (another replica, whose clock is ahead)
+  // while this one still sees the window open.
+  auto turn = log_.take_allocation(campaign_->spec(), "replica-b");
+  ASSERT_TRUE(turn.has_value());
+  ASSERT_EQ(turn->kind, AllocationTurn::Kind::kTaken);
+  EXPECT_EQ(turn->total, 2);
+  RecordingApply late;
+  late.campaign_id = "gd-apply";
+  late.member_id = "member-9";
+  late.request_id = "req-1";
+  engine_.apply(late);
+  EXPECT_EQ(late.result.outcome, Outcome::kClosed);
+  RecordingApply change;
+  change.campaign_id = "gd-apply";
+  change.member_id = "member-0";
+  change.request_id = "req-2";
+  engine_.apply(change);
+  EXPECT_EQ(change.result.outcome, Outcome::kClosed);
+  EXPECT_EQ(get("member-0").application.preferred, std::vector<std::uint32_t>{0});
+  EXPECT_EQ(get("member-9").outcome, Outcome::kApplicationNotFound);
+
+  // And this replica waits for the one that has the turn.
+  at_allocation_time();
+  auto run = allocate();
+  ASSERT_TRUE(run.has_value());
+  EXPECT_EQ(run->result, AllocationRun::Result::kBusy);
+  EXPECT_EQ(log_.allocation_writes(), 0);
+}
+
+TEST_F(AllocationTest, AStepWhoseAnswerWasLostIsRecognisedNotWrittenTwice) {
+  apply_crowd(20);
+  at_allocation_time();
+  log_.lose_allocation_answers(1);
+  int waits = 0;
+  auto run = allocate(2, [&waits] { return ++waits <= 3; });
+  ASSERT_TRUE(run.has_value()) << run.error().message;
+  EXPECT_EQ(run->result, AllocationRun::Result::kDone);
+  EXPECT_EQ(waits, 1);
+  EXPECT_EQ(run->selected, 6);
+  EXPECT_EQ(log_.voucher_count(), 6);
+  EXPECT_EQ(log_.allocation_writes(), 4);  // the lost step was sent twice
+  expect_outcomes_match_the_allocation();
+}
+
+TEST_F(AllocationTest, AnUnansweredStepEndsTheCallAndTheNextCallResumesAfterIt) {
+  apply_crowd(20);
+  at_allocation_time();
+  log_.lose_allocation_answers(1);
+  auto first = allocate(2);  // no retry: gives up at the first silence
+  ASSERT_FALSE(first.has_value());
+  EXPECT_EQ(first.error().kind, StoreErrorKind::kUnavailable);
+  EXPECT_EQ(log_.voucher_count(), 2);  // the step landed all the same
+  EXPECT_EQ(engine_.reveal_seed("gd-apply").error(), Outcome::kCampaignNotOver);
+  auto second = allocate(2);
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->result, AllocationRun::Result::kDone);
+  EXPECT_EQ(second->selected, 4);
+  EXPECT_EQ(log_.voucher_count(), 6);
+  expect_outcomes_match_the_allocation();
+  // This replica counts what it saw written, as it counts claims: the lost
+  // step's two vouchers are in the store (a shared store's statistics are
+  // read from it), not in this count.
+  auto stats = engine_.campaign_stats("gd-apply");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->issued, 4);
 }
 
 }  // namespace

@@ -71,6 +71,32 @@ void ForwardingClaimLog::find_application(const CampaignSpec& spec, std::string_
   memory_.find_application(spec, member_id, lookup);
 }
 
+StoreResult<AllocationTurn> ForwardingClaimLog::take_allocation(const CampaignSpec& spec,
+                                                                std::string_view replica) {
+  return memory_.take_allocation(spec, replica);
+}
+
+StoreResult<std::vector<ApplicationEntry>> ForwardingClaimLog::read_applications(
+    const CampaignSpec& spec, const AllocationTurn& turn) {
+  return memory_.read_applications(spec, turn);
+}
+
+StoreResult<AllocationTurn> ForwardingClaimLog::write_allocation(
+    const CampaignSpec& spec, const AllocationTurn& turn, std::int64_t from, std::int64_t to,
+    std::span<const AllocatedVoucher> winners) {
+  allocation_writes_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mu_);
+    if (lost_allocation_writes_ > 0) {
+      --lost_allocation_writes_;
+      // The store applies the step, and its answer is lost on the way back.
+      (void)memory_.write_allocation(spec, turn, from, to, winners);
+      return store_unavailable("the test lost the store's answer");
+    }
+  }
+  return memory_.write_allocation(spec, turn, from, to, winners);
+}
+
 std::size_t ForwardingClaimLog::queued() {
   std::lock_guard lock(mu_);
   return held_.size();

@@ -10,6 +10,8 @@
 //     with the status it picks (complete()), so the engine's asynchronous
 //     paths (presses waiting on a claim in flight, log refusals) run in a
 //     known order; a kWritten completion goes through to the memory log;
+//   - lose_allocation_answers(n): the next n allocation steps are written
+//     and answered UNAVAILABLE, as when Redis's reply is lost;
 //   - Stock::kManual: open_campaign() keeps the campaign's stock for the test
 //     (stock()) instead of handing all units over at once, as a leasing log
 //     does, so units arrive only when the test adds them.
@@ -61,6 +63,13 @@ class ForwardingClaimLog final : public ClaimLog {
   void append_application(ApplicationLogWrite& write) override;
   void find_application(const CampaignSpec& spec, std::string_view member_id,
                         ApplicationLookup& lookup) override;
+  StoreResult<AllocationTurn> take_allocation(const CampaignSpec& spec,
+                                              std::string_view replica) override;
+  StoreResult<std::vector<ApplicationEntry>> read_applications(const CampaignSpec& spec,
+                                                               const AllocationTurn& turn) override;
+  StoreResult<AllocationTurn> write_allocation(const CampaignSpec& spec, const AllocationTurn& turn,
+                                               std::int64_t from, std::int64_t to,
+                                               std::span<const AllocatedVoucher> winners) override;
 
   // Calls that reached the log.
   [[nodiscard]] int appends() const { return appends_.load(std::memory_order_relaxed); }
@@ -68,6 +77,16 @@ class ForwardingClaimLog final : public ClaimLog {
   [[nodiscard]] int redeems() const { return redeems_.load(std::memory_order_relaxed); }
   [[nodiscard]] int member_lookups() const {
     return member_lookups_.load(std::memory_order_relaxed);
+  }
+  // Allocation steps that reached the log, and making the answer of the
+  // next `n` of them lost: the step is written, the caller told
+  // UNAVAILABLE (as when a reply is lost on the way back).
+  [[nodiscard]] int allocation_writes() const {
+    return allocation_writes_.load(std::memory_order_relaxed);
+  }
+  void lose_allocation_answers(int n) {
+    std::lock_guard lock(mu_);
+    lost_allocation_writes_ = n;
   }
   // Vouchers the memory log recorded.
   [[nodiscard]] std::int64_t voucher_count() const { return memory_.voucher_count(); }
@@ -92,8 +111,10 @@ class ForwardingClaimLog final : public ClaimLog {
   std::atomic<int> finds_{0};
   std::atomic<int> redeems_{0};
   std::atomic<int> member_lookups_{0};
+  std::atomic<int> allocation_writes_{0};
   std::mutex mu_;
   std::deque<ClaimLogWrite*> held_;  // guarded by mu_
+  int lost_allocation_writes_ = 0;   // guarded by mu_
 };
 
 }  // namespace voucherd::testing

@@ -1,0 +1,116 @@
+// allocator_test — the allocating thread: it leaves a campaign alone before
+// its allocation time, then allocates it on its own (nobody calls anything),
+// exactly the stock, once; and it stops promptly.
+#include "server/allocation/allocator.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/claim_engine.h"
+#include "engine/clock.h"
+#include "engine/memory_claim_log.h"
+#include "engine/random.h"
+#include "tests/support/engine/campaign_spec.h"
+#include "tests/support/wait.h"
+
+namespace voucherd {
+namespace {
+
+constexpr UnixMicros kStart = 1'800'000'000LL * kMicrosPerSecond;
+constexpr UnixMicros kEnd = kStart + kMicrosPerDay;
+constexpr UnixMicros kAllocation = kEnd + 3600 * kMicrosPerSecond;
+
+class WaitedApply final : public ApplyOp {
+ public:
+  void on_apply_done(const ApplicationResult& r) override { outcome = r.outcome; }
+  Outcome outcome = Outcome::kInternal;
+};
+
+class WaitedLookup final : public ApplicationLookupOp {
+ public:
+  void on_application_done(const ApplicationResult& r) override { result = r; }
+  ApplicationResult result;
+};
+
+class AllocatorTest : public ::testing::Test {
+ protected:
+  AllocatorTest() : engine_(log_, clock_, random_, std::vector<std::uint8_t>(32, 9)) {
+    auto created = engine_.create_campaign(testing::SpecBuilder("gd-apply")
+                                               .apply_then_draw(kAllocation)
+                                               .window(kStart, kEnd)
+                                               .guangdong_sites_and_skus(3, 2, 1, 5'000));
+    EXPECT_TRUE(created.has_value());
+    for (int k = 0; k < 20; ++k) {
+      WaitedApply op;
+      const std::string member = "member-" + std::to_string(k);
+      op.campaign_id = "gd-apply";
+      op.member_id = member;
+      op.request_id = "req-1";
+      engine_.apply(op);  // the memory log answers inline
+      EXPECT_EQ(op.outcome, Outcome::kOk);
+    }
+    clock_.set_us(kEnd);  // the window is over; the allocation is an hour away
+  }
+
+  ApplicationState state_of(const std::string& member) {
+    WaitedLookup op;
+    op.campaign_id = "gd-apply";
+    op.member_id = member;
+    engine_.get_application(op);
+    EXPECT_EQ(op.result.outcome, Outcome::kOk);
+    return op.result.state;
+  }
+
+  std::int64_t issued() { return engine_.campaign_stats("gd-apply")->issued; }
+
+  MemoryClaimLog log_;
+  FakeClock clock_{kStart};
+  DeterministicRandom random_{5};
+  ClaimEngine engine_;
+};
+
+TEST_F(AllocatorTest, AllocatesOnItsOwnOnceTheTimeComesExactlyOnce) {
+  AllocatorOptions options;
+  options.poll = std::chrono::milliseconds(5);
+  Allocator allocator(engine_, "replica-a", options);
+  allocator.start();
+  // Many polls before the time: nothing is written.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(state_of("member-0"), ApplicationState::kPending);
+  EXPECT_EQ(log_.voucher_count(), 0);
+  EXPECT_EQ(engine_.reveal_seed("gd-apply").error(), Outcome::kCampaignNotOver);
+
+  clock_.set_us(kAllocation);
+  ASSERT_TRUE(testing::wait_until([&] { return engine_.reveal_seed("gd-apply").has_value(); }))
+      << "the allocator did not allocate";
+  int selected = 0;
+  for (int k = 0; k < 20; ++k) {
+    const ApplicationState s = state_of("member-" + std::to_string(k));
+    ASSERT_NE(s, ApplicationState::kPending);
+    if (s == ApplicationState::kSelected) ++selected;
+  }
+  EXPECT_EQ(selected, 6);
+  EXPECT_EQ(issued(), 6);
+  // More polls: the allocation is known done and never written again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(log_.voucher_count(), 6);
+  allocator.stop();
+}
+
+TEST_F(AllocatorTest, StopsPromptlyWithAPollFarAway) {
+  AllocatorOptions options;
+  options.poll = std::chrono::hours(1);
+  Allocator allocator(engine_, "replica-a", options);
+  allocator.start();
+  // The stop wakes the thread's wait rather than sitting out the hour's
+  // poll: one that did not would hold this test until ctest's timeout.
+  allocator.stop();
+  EXPECT_EQ(log_.voucher_count(), 0);
+}
+
+}  // namespace
+}  // namespace voucherd
