@@ -138,6 +138,16 @@ StoreResult<AllocationRun> ClaimEngine::allocate(std::string_view campaign_id,
   const CampaignSpec& spec = c->spec();
   AllocationRun run;
   if (clock_.now_us() < spec.allocation_at_us) return run;  // kTooEarly
+  // Two calls at once under one replica id would share its turn, and each
+  // take the other's refused step for its own, landed.
+  if (c->allocating_.exchange(true, std::memory_order_acquire)) {
+    run.result = AllocationRun::Result::kBusy;
+    return run;
+  }
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag.store(false, std::memory_order_release); }
+  } release{c->allocating_};
   const std::optional<LotterySeed> seed = c->seed();
   if (!seed) return store_unavailable("campaign \"" + spec.id + "\": its seed is not settled");
 
@@ -228,11 +238,11 @@ StoreResult<AllocationRun> ClaimEngine::allocate(std::string_view campaign_id,
 
     // 5. The step, sent again as it was (the same vouchers) while the store
     // does not answer and the caller wants to wait.
-    for (;;) {
+    for (int attempt = 1;; ++attempt) {
       auto after = log_.write_allocation(spec, turn, from, to, winners);
       if (!after) {
         if (after.error().kind == StoreErrorKind::kUnavailable && options.retry_wait &&
-            options.retry_wait()) {
+            options.retry_wait(attempt)) {
           continue;
         }
         return std::unexpected(std::move(after.error()));
@@ -250,6 +260,10 @@ StoreResult<AllocationRun> ClaimEngine::allocate(std::string_view campaign_id,
     turn.next = to;
     from = to;
     if (to == total) break;
+    if (options.keep_going && !options.keep_going()) {
+      run.result = AllocationRun::Result::kStopped;
+      return run;
+    }
   }
   c->allocation_done_.store(true, std::memory_order_release);
   run.result = AllocationRun::Result::kDone;

@@ -141,6 +141,7 @@ class CampaignRuntime final : public CampaignStock {
   // APPLY_THEN_DRAW campaigns: this replica saw the allocation done (its
   // seed may be revealed).
   std::atomic<bool> allocation_done_{false};
+  std::atomic<bool> allocating_{false};  // an allocate() call is running on this replica
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};
 };

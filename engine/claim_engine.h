@@ -75,10 +75,14 @@ struct CampaignStatsView {
 
 struct AllocationOptions {
   std::size_t batch_max = limits::kAllocationBatchMax;  // winners per step, 1 to the limit
-  // Called when a step went unanswered, before the same step is sent again;
-  // false gives up (the turn stays this replica's until its lease lapses,
-  // and a later call resumes). Empty: give up at once.
-  std::function<bool()> retry_wait;
+  // Called when a step went unanswered, before the same step is sent again
+  // (`attempt` 1 for its first resend, 2 for the next...); false gives up:
+  // the turn stays this replica's until its lease lapses, and a later call
+  // resumes. Empty: give up at once.
+  std::function<bool(int attempt)> retry_wait;
+  // Asked between steps: false ends the call there (kStopped), with every
+  // step sent so far written. Empty: go on to the end.
+  std::function<bool()> keep_going;
 };
 
 // What one allocate() call came to.
@@ -88,6 +92,7 @@ struct AllocationRun {
     kBusy,      // another replica has the turn
     kDone,      // the allocation is done (by this call or before)
     kLost,      // the turn passed to another replica while this one wrote
+    kStopped,   // keep_going said stop between steps; the rest is resumed later
   };
   Result result = Result::kTooEarly;
   std::int64_t applications = 0;  // the frozen set, when this call read it
@@ -152,7 +157,8 @@ class ClaimEngine final {
   // replica may (docs/apply-then-draw.md, "The allocation run"): blocks,
   // for the allocating thread only. Safe to call on every replica, as often
   // as wanted: the store's turn decides who writes, and a done allocation is
-  // never written again.
+  // never written again. One call at a time per campaign on one replica: a
+  // second one meanwhile answers kBusy at once.
   [[nodiscard]] StoreResult<AllocationRun> allocate(std::string_view campaign_id,
                                                     std::string_view replica_id,
                                                     const AllocationOptions& options = {});

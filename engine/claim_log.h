@@ -285,7 +285,7 @@ class DrawLogWrite {
 enum class ApplyLogStatus : std::uint8_t {
   kRecorded,     // the member's first application: recorded
   kReplaced,     // another request_id of the member applied before: this one replaces it
-  kRepeat,       // this request_id applied before: the stored application, unchanged
+  kRepeat,       // the application as it stands was made by this request_id: unchanged
   kClosed,       // the window is over (by the store's clock) or the allocation has
                  // begun: nothing recorded
   kFull,         // a new member, and the campaign holds kApplicationsPerCampaignMax

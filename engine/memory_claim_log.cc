@@ -269,7 +269,12 @@ StoreResult<std::vector<ApplicationEntry>> MemoryClaimLog::read_applications(
   if (book == nullptr) {
     return store_unsupported("campaign \"" + spec.id + "\" takes no applications");
   }
-  std::lock_guard lock(book->mu);
+  {
+    std::lock_guard lock(book->mu);
+    if (!book->began) return store_bad_reply("campaign \"" + spec.id + "\": no allocation began");
+  }
+  // Frozen once the allocation began (appends are refused, look-ups only
+  // read), so it is copied without holding up GetApplication meanwhile.
   std::vector<ApplicationEntry> out;
   out.reserve(book->by_member.size());
   for (const auto& [member, stored] : book->by_member) {
@@ -292,9 +297,11 @@ StoreResult<AllocationTurn> MemoryClaimLog::write_allocation(
   }
   // Checked before anything is written: the step is written whole or not at all.
   std::vector<std::int64_t> left = book->stock_left;
+  absl::flat_hash_set<std::string_view> step_members;
   for (const AllocatedVoucher& w : winners) {
     if (w.sku >= left.size() || left[w.sku] <= 0 || !w.voucher ||
-        book->won.contains(to_absl(w.voucher->member_id()))) {
+        book->won.contains(to_absl(w.voucher->member_id())) ||
+        !step_members.insert(w.voucher->member_id()).second) {
       return store_bad_reply("campaign \"" + spec.id +
                              "\": an allocation step gives a voucher the stock or the "
                              "applicant does not allow; nothing written");

@@ -204,7 +204,7 @@ struct ApplicationResult {
   ApplicationState state = ApplicationState::kPending;
   VoucherPtr voucher;     // kSelected: the voucher won (its current record)
   bool replaced = false;  // Apply: it replaced the member's earlier application
-  bool repeat = false;    // Apply: this request_id applied before; the stored application
+  bool repeat = false;    // Apply: the application as it stands was made by this request_id
   // Once not kPending: "rank HMAC-SHA256 <hex>", the applicant's rank, which
   // anyone can recompute once the seed is revealed (engine/apply.h).
   std::string proof;
@@ -217,7 +217,10 @@ class ApplyOp : private ApplicationLogWrite {
  public:
   std::string_view campaign_id;
   std::string_view member_id;
-  std::string_view request_id;  // required: a retry with the same one gets the same answer
+  // Required. A retry with the same one, while the application it made
+  // stands, changes nothing and gets it back (a stale one, after another
+  // request replaced it, replaces it again: the last write wins).
+  std::string_view request_id;
   // Most wanted first, at most limits::kApplicationPreferencesMax; empty: any.
   std::span<const std::string_view> preferred_sku_ids;
 

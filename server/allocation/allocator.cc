@@ -43,6 +43,7 @@ void Allocator::run() {
 }
 
 void Allocator::pass() {
+  passes_.fetch_add(1, std::memory_order_relaxed);
   for (const CampaignRuntime* c : engine_.campaigns()) {
     if (c->spec().mode != CampaignMode::kApplyThenDraw || done_.contains(c->spec().id)) continue;
     if (engine_.clock().now_us() < c->spec().allocation_at_us) continue;
@@ -56,12 +57,21 @@ void Allocator::allocate(const CampaignRuntime& c) {
   const std::string& id = c.spec().id;
   AllocationOptions options;
   options.batch_max = options_.batch_max;
-  const auto give_up_at = std::chrono::steady_clock::now() + options_.retry_for;
+  // Each unanswered step gets retry_for of resends, with a growing pause.
+  std::chrono::steady_clock::time_point give_up_at;
   std::chrono::milliseconds backoff{50};
-  options.retry_wait = [&] {
+  options.retry_wait = [&](int attempt) {
+    if (attempt == 1) {
+      give_up_at = std::chrono::steady_clock::now() + options_.retry_for;
+      backoff = std::chrono::milliseconds(50);
+    }
     if (std::chrono::steady_clock::now() >= give_up_at || !pause(backoff)) return false;
     backoff = std::min(2 * backoff, std::chrono::milliseconds(1000));
     return true;
+  };
+  options.keep_going = [this] {
+    std::lock_guard lock(mu_);
+    return !stopping_;
   };
   auto problem = [&](const std::string& what) {
     std::string& last = last_problem_[id];
@@ -75,6 +85,10 @@ void Allocator::allocate(const CampaignRuntime& c) {
     case AllocationRun::Result::kTooEarly:
     case AllocationRun::Result::kBusy:
       last_problem_.erase(id);
+      return;
+    case AllocationRun::Result::kStopped:
+      log::info("campaign \"" + id + "\": allocation stopped with the replica",
+                {{"written_here", run->written}});
       return;
     case AllocationRun::Result::kLost:
       return problem("another replica took the turn after " + std::to_string(run->written) +

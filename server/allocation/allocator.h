@@ -22,6 +22,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -52,9 +53,14 @@ class Allocator {
   Allocator& operator=(const Allocator&) = delete;
 
   void start();
-  // Ends the thread: a step in flight finishes (or its retries stop), and
-  // what is not written is resumed by another replica or a restart.
+  // Ends the thread: the allocation in hand stops after its step in flight
+  // (or that step's resends stop), and what is not written is resumed by
+  // another replica, or by this one once it restarts (a store that keeps
+  // the turn, Redis; the memory store's turn dies with the process).
   void stop();
+
+  // Passes begun over the campaigns since start (tests wait on it).
+  [[nodiscard]] std::int64_t passes() const { return passes_.load(std::memory_order_relaxed); }
 
  private:
   void run();
@@ -71,6 +77,7 @@ class Allocator {
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mu_
   std::thread thread_;
+  std::atomic<std::int64_t> passes_{0};
   // The allocating thread's own.
   absl::flat_hash_set<std::string> done_;                       // campaigns known done
   absl::flat_hash_map<std::string, std::string> last_problem_;  // logged once until it changes

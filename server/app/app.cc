@@ -365,7 +365,7 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
   ops.set_draining();
   server.set_serving(false);
   server.shutdown(kDrainGrace);
-  allocator.stop();  // its step in flight; the rest is resumed elsewhere
+  allocator.stop();  // after its step in flight; the rest is resumed later (docs/architecture.md)
   (*store)->stop();  // pending writes, then leases go back
   ops.stop();
   log::info("stopped");

@@ -347,7 +347,6 @@ TEST_F(ApplyEngineTest, CampaignsKeepTheirApplicationsApart) {
   EXPECT_EQ(get("member-1", "gd-apply-2").application.preferred, std::vector<std::uint32_t>{1});
 }
 
-
 // The allocation, on a memory log the test can also make lose answers.
 class AllocationTest : public ::testing::Test {
  protected:
@@ -391,11 +390,28 @@ class AllocationTest : public ::testing::Test {
   }
 
   StoreResult<AllocationRun> allocate(std::size_t batch_max = limits::kAllocationBatchMax,
-                                      std::function<bool()> retry_wait = {}) {
+                                      std::function<bool(int)> retry_wait = {},
+                                      std::function<bool()> keep_going = {}) {
     AllocationOptions options;
     options.batch_max = batch_max;
     options.retry_wait = std::move(retry_wait);
+    options.keep_going = std::move(keep_going);
     return engine_.allocate("gd-apply", "replica-a", options);
+  }
+
+  // Each selected member lists exactly the voucher GetApplication names.
+  void expect_winners_list_their_voucher() {
+    for (const auto& [member, sku] : expected()) {
+      RecordingList list;
+      list.member_id = member;
+      list.campaign_id = "gd-apply";
+      engine_.list_member_vouchers(list);
+      ASSERT_EQ(list.outcome, Outcome::kOk) << member;
+      ASSERT_EQ(list.vouchers.size(), sku == kNoSku ? 0u : 1u) << member;
+      if (sku != kNoSku) {
+        EXPECT_EQ(list.vouchers[0]->code(), get(member).voucher->code());
+      }
+    }
   }
 
   ApplicationResult get(const std::string& member) {
@@ -522,17 +538,7 @@ TEST_F(AllocationTest, TheWinnerListsTheVoucherAndTheSeedIsRevealedAfterwards) {
   auto seed = engine_.reveal_seed("gd-apply");
   ASSERT_TRUE(seed.has_value());
   EXPECT_EQ(*seed, *campaign_->seed());
-  for (const auto& [member, sku] : expected()) {
-    RecordingList list;
-    list.member_id = member;
-    list.campaign_id = "gd-apply";
-    engine_.list_member_vouchers(list);
-    ASSERT_EQ(list.outcome, Outcome::kOk) << member;
-    ASSERT_EQ(list.vouchers.size(), sku == kNoSku ? 0u : 1u) << member;
-    if (sku != kNoSku) {
-      EXPECT_EQ(list.vouchers[0]->code(), get(member).voucher->code());
-    }
-  }
+  expect_winners_list_their_voucher();
   auto stats = engine_.campaign_stats("gd-apply");
   ASSERT_TRUE(stats.has_value());
   EXPECT_EQ(stats->members, 6);
@@ -543,10 +549,15 @@ TEST_F(AllocationTest, ACancelledPackIsForfeitedAndStaysSelected) {
   at_allocation_time();
   ASSERT_TRUE(allocate().has_value());
   std::string winner;
+  std::uint32_t won = kNoSku;
   for (const auto& [member, sku] : expected()) {
-    if (sku != kNoSku) winner = member;
+    if (sku != kNoSku) {
+      winner = member;
+      won = sku;
+    }
   }
   ASSERT_FALSE(winner.empty());
+  const std::int64_t available_before = campaign_->available(won);
   const CodeString code = get(winner).voucher->code();
   RecordingCancel cancel;
   cancel.code = code.view();
@@ -560,6 +571,7 @@ TEST_F(AllocationTest, ACancelledPackIsForfeitedAndStaysSelected) {
   ASSERT_TRUE(stats.has_value());
   EXPECT_EQ(stats->issued, 6);  // forfeited, not back in stock
   EXPECT_EQ(stats->remaining, 0);
+  EXPECT_EQ(campaign_->available(won), available_before);
   auto again = allocate();
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->written, 0);
@@ -602,7 +614,10 @@ TEST_F(AllocationTest, AStepWhoseAnswerWasLostIsRecognisedNotWrittenTwice) {
   at_allocation_time();
   log_.lose_allocation_answers(1);
   int waits = 0;
-  auto run = allocate(2, [&waits] { return ++waits <= 3; });
+  auto run = allocate(2, [&waits](int attempt) {
+    EXPECT_EQ(attempt, waits + 1);
+    return ++waits <= 3;
+  });
   ASSERT_TRUE(run.has_value()) << run.error().message;
   EXPECT_EQ(run->result, AllocationRun::Result::kDone);
   EXPECT_EQ(waits, 1);
@@ -610,6 +625,28 @@ TEST_F(AllocationTest, AStepWhoseAnswerWasLostIsRecognisedNotWrittenTwice) {
   EXPECT_EQ(log_.voucher_count(), 6);
   EXPECT_EQ(log_.allocation_writes(), 4);  // the lost step was sent twice
   expect_outcomes_match_the_allocation();
+  // The resend carried the same vouchers: the ones this replica counted and
+  // lists are the ones the store holds.
+  EXPECT_EQ(engine_.campaign_stats("gd-apply")->issued, 6);
+  expect_winners_list_their_voucher();
+}
+
+TEST_F(AllocationTest, AStopBetweenStepsKeepsWhatWasWrittenAndTheNextCallFinishes) {
+  apply_crowd(20);
+  at_allocation_time();
+  auto stopped = allocate(2, {}, [] { return false; });
+  ASSERT_TRUE(stopped.has_value()) << stopped.error().message;
+  EXPECT_EQ(stopped->result, AllocationRun::Result::kStopped);
+  EXPECT_EQ(stopped->selected, 2);
+  EXPECT_EQ(log_.voucher_count(), 2);
+  EXPECT_EQ(engine_.reveal_seed("gd-apply").error(), Outcome::kCampaignNotOver);
+  auto rest = allocate(2);
+  ASSERT_TRUE(rest.has_value()) << rest.error().message;
+  EXPECT_EQ(rest->result, AllocationRun::Result::kDone);
+  EXPECT_EQ(rest->selected, 4);
+  EXPECT_EQ(log_.voucher_count(), 6);
+  expect_outcomes_match_the_allocation();
+  expect_winners_list_their_voucher();
 }
 
 TEST_F(AllocationTest, AnUnansweredStepEndsTheCallAndTheNextCallResumesAfterIt) {

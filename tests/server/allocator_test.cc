@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "engine/claim_engine.h"
@@ -78,8 +77,8 @@ TEST_F(AllocatorTest, AllocatesOnItsOwnOnceTheTimeComesExactlyOnce) {
   options.poll = std::chrono::milliseconds(5);
   Allocator allocator(engine_, "replica-a", options);
   allocator.start();
-  // Many polls before the time: nothing is written.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Many passes before the time: nothing is written.
+  ASSERT_TRUE(testing::wait_until([&] { return allocator.passes() >= 10; }));
   EXPECT_EQ(state_of("member-0"), ApplicationState::kPending);
   EXPECT_EQ(log_.voucher_count(), 0);
   EXPECT_EQ(engine_.reveal_seed("gd-apply").error(), Outcome::kCampaignNotOver);
@@ -95,8 +94,9 @@ TEST_F(AllocatorTest, AllocatesOnItsOwnOnceTheTimeComesExactlyOnce) {
   }
   EXPECT_EQ(selected, 6);
   EXPECT_EQ(issued(), 6);
-  // More polls: the allocation is known done and never written again.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // More passes: the allocation is known done and never written again.
+  const std::int64_t seen = allocator.passes();
+  ASSERT_TRUE(testing::wait_until([&] { return allocator.passes() >= seen + 10; }));
   EXPECT_EQ(log_.voucher_count(), 6);
   allocator.stop();
 }
