@@ -51,6 +51,12 @@ const char* mode_name(CampaignMode mode) {
   return "CAMPAIGN_MODE_UNSPECIFIED";
 }
 
+std::string_view mode_label(CampaignMode mode) {
+  std::string_view name = mode_name(mode);
+  name.remove_prefix(std::string_view("CAMPAIGN_MODE_").size());
+  return name;
+}
+
 KeptString::KeptString(std::string_view text) {
   if (!text.empty()) block_.reset(new_sized_block(text));
 }

@@ -41,6 +41,8 @@ enum class CampaignMode : std::uint8_t {
 }
 // The mode's name on the wire, for messages: "CAMPAIGN_MODE_LOTTERY".
 [[nodiscard]] const char* mode_name(CampaignMode mode);
+// The same without its prefix ("LOTTERY"), for people.
+[[nodiscard]] std::string_view mode_label(CampaignMode mode);
 enum class SkuKind : std::uint8_t {
   kUnspecified = 0,
   kHotel = 1,

@@ -208,6 +208,34 @@ void check(const v1::DrawRequest& r) {
                                   R{"request_id", r.request_id(), R::kRequiredId}});
 }
 
+// The ids, then the preferences: at most kApplicationPreferencesMax, each
+// an id, each named once.
+void check(const v1::ApplyRequest& r) {
+  const auto refusal = check_request(r);
+  for (const Rule& rule : {R{"campaign_id", r.campaign_id(), R::kRequiredId},
+                           R{"member_id", r.member_id(), R::kRequiredId},
+                           R{"request_id", r.request_id(), R::kRequiredId}}) {
+    if (follows(rule)) continue;
+    FUZZ_EXPECT(refusal.has_value(),
+                "an Apply with a bad id is refused: " + std::string(rule.field));
+    return expect_refusal(*refusal, rule.field);
+  }
+  const auto& preferred = r.preferred_sku_ids();
+  bool ok = static_cast<std::size_t>(preferred.size()) <= limits::kApplicationPreferencesMax;
+  for (int i = 0; ok && i < preferred.size(); ++i) {
+    ok = follows(R{"preferred_sku_ids", preferred[i], R::kRequiredId}) &&
+         std::find(preferred.begin(), preferred.begin() + i, preferred[i]) == preferred.begin() + i;
+  }
+  FUZZ_EXPECT(refusal.has_value() != ok,
+              "an Apply is accepted exactly when its preferences are at most 16 ids, each once");
+  if (refusal) expect_refusal(*refusal, "preferred_sku_ids");
+}
+
+void check(const v1::GetApplicationRequest& r) {
+  expect_rules(check_request(r), {R{"campaign_id", r.campaign_id(), R::kRequiredId},
+                                  R{"member_id", r.member_id(), R::kRequiredId}});
+}
+
 void check(const v1::GetVoucherRequest& r) {
   expect_rules(check_request(r), {R{"code", r.code(), R::kCode}});
 }
@@ -364,6 +392,10 @@ const Rpc kRpcs[] = {
     {"ExportDraws", &v1::ExportDrawsRequest::default_instance(), run_named<v1::ExportDrawsRequest>},
     {"ListReplicas", &v1::ListReplicasRequest::default_instance(),
      run_check<v1::ListReplicasRequest>},
+    // Added last, so that the corpus' first bytes keep naming their RPCs.
+    {"Apply", &v1::ApplyRequest::default_instance(), run_check<v1::ApplyRequest>},
+    {"GetApplication", &v1::GetApplicationRequest::default_instance(),
+     run_check<v1::GetApplicationRequest>},
 };
 constexpr std::size_t kRpcCount = sizeof(kRpcs) / sizeof(kRpcs[0]);
 

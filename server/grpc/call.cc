@@ -70,6 +70,16 @@ std::uint64_t next_call_number() {
   return next.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
+std::string wrong_mode_detail(const ClaimEngine& engine, std::string_view campaign_id) {
+  const CampaignRuntime* c = engine.find_campaign(campaign_id);
+  if (c == nullptr) return {};
+  const CampaignMode mode = c->spec().mode;
+  const char* rpc = mode == CampaignMode::kLottery         ? "Draw"
+                    : mode == CampaignMode::kApplyThenDraw ? "Apply"
+                                                           : "Claim";
+  return "it is a " + std::string(mode_label(mode)) + " campaign: use " + rpc;
+}
+
 StatusContext campaign_context(std::string_view campaign_id) {
   StatusContext ctx;
   ctx.campaign_id = campaign_id;

@@ -7,6 +7,7 @@
 //   voucher_calls.cc   GetVoucher, Redeem, ListMemberVouchers,  (VoucherService)
 //                      CancelVoucher, ExportRedemptions         (AdminService)
 //   lottery_calls.cc   Draw (VoucherService); RevealSeed, ExportDraws (AdminService)
+//   apply_calls.cc     Apply, GetApplication                   (VoucherService)
 //   campaign_calls.cc  CreateCampaign, GetCampaign, ListCampaigns,
 //                      GetCampaignStats, ReconcileCampaign,     (AdminService)
 //                      ListReplicas
@@ -66,6 +67,11 @@ constexpr int kPostedCallsPerRpc = 32;
                                                        const grpc::ServerContext& ctx,
                                                        Access access,
                                                        std::optional<Principal>* principal);
+
+// The detail of a WRONG_MODE answer: the campaign's mode and the RPC it
+// takes ("it is a LOTTERY campaign: use Draw").
+[[nodiscard]] std::string wrong_mode_detail(const ClaimEngine& engine,
+                                            std::string_view campaign_id);
 
 // Context for the admin calls that name one campaign.
 [[nodiscard]] StatusContext campaign_context(std::string_view campaign_id);
@@ -294,6 +300,7 @@ void post_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq) {
 void post_claim_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
 void post_voucher_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
 void post_lottery_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
+void post_apply_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
 void post_campaign_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq);
 
 }  // namespace voucherd

@@ -57,7 +57,9 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     ctx.campaign_id = request_.campaign_id();
     ctx.sku_id = request_.sku_id();
     if (r.field != nullptr) ctx.field = r.field;
-    if (outcome == Outcome::kWrongMode) ctx.detail = "it is a LOTTERY campaign: use Draw";
+    if (outcome == Outcome::kWrongMode) {
+      ctx.detail = wrong_mode_detail(core_.engine, request_.campaign_id());
+    }
     ctx.retry_delay = std::chrono::milliseconds(r.retry_after_ms);
     fail(to_grpc_status(outcome, ctx));
   }
@@ -206,6 +208,10 @@ class ClaimBatchCall final
       ctx.campaign_id = claim.campaign_id();
       ctx.sku_id = claim.sku_id();
       if (r.field != nullptr) ctx.field = r.field;
+      // As Claim words it.
+      if (outcome == Outcome::kWrongMode) {
+        ctx.detail = wrong_mode_detail(core_.engine, claim.campaign_id());
+      }
       const grpc::Status status = to_grpc_status(outcome, ctx);
       out->set_code(static_cast<std::int32_t>(status.error_code()));
       out->set_message(status.error_message());

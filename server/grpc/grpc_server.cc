@@ -102,6 +102,7 @@ int GrpcServer::start() {
     post_claim_calls(core_, cq);
     post_voucher_calls(core_, cq);
     post_lottery_calls(core_, cq);
+    post_apply_calls(core_, cq);
     post_campaign_calls(core_, cq);
     health_.post_calls(cq);
     threads_.emplace_back(run_queue, cq, inboxes_[i].get());

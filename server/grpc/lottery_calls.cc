@@ -62,7 +62,9 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
     ctx.campaign_id = request_.campaign_id();
     if (r.field != nullptr) ctx.field = r.field;
     if (r.outcome == Outcome::kDrawLimitReached) ctx.detail = "draws reset at " + r.resets_at;
-    if (r.outcome == Outcome::kWrongMode) ctx.detail = "it is a FIRST_COME campaign: use Claim";
+    if (r.outcome == Outcome::kWrongMode) {
+      ctx.detail = wrong_mode_detail(core_.engine, request_.campaign_id());
+    }
     fail(to_grpc_status(r.outcome, ctx));
   }
 
@@ -86,9 +88,13 @@ class RevealSeedCall final
     if (!seed) {
       StatusContext ctx = campaign_context(request_.campaign_id());
       if (seed.error() == Outcome::kCampaignNotOver) {
-        ctx.detail = "it ends at " + timestamp_text(c->spec().ends_at_us);
+        ctx.detail = c->spec().mode == CampaignMode::kApplyThenDraw
+                         ? "its packs are allocated at " +
+                               timestamp_text(c->spec().allocation_at_us) +
+                               ", and the seed is revealed once the allocation is done"
+                         : "it ends at " + timestamp_text(c->spec().ends_at_us);
       } else if (seed.error() == Outcome::kWrongMode) {
-        ctx.detail = "only LOTTERY campaigns have a seed";
+        ctx.detail = "only LOTTERY and APPLY_THEN_DRAW campaigns have a seed";
       }
       return fail(to_grpc_status(seed.error(), ctx));
     }

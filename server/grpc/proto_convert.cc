@@ -114,10 +114,20 @@ std::expected<CampaignSpec, InvalidField> campaign_from_proto(const voucher::v1:
   CampaignSpec out;
   out.id = in.id();
   out.name = in.name();
-  out.mode = static_cast<CampaignMode>(in.mode() == voucher::v1::CAMPAIGN_MODE_FIRST_COME ||
-                                               in.mode() == voucher::v1::CAMPAIGN_MODE_LOTTERY
-                                           ? in.mode()
-                                           : 0);
+  switch (in.mode()) {
+    case voucher::v1::CAMPAIGN_MODE_FIRST_COME:
+      out.mode = CampaignMode::kFirstCome;
+      break;
+    case voucher::v1::CAMPAIGN_MODE_LOTTERY:
+      out.mode = CampaignMode::kLottery;
+      break;
+    case voucher::v1::CAMPAIGN_MODE_APPLY_THEN_DRAW:
+      out.mode = CampaignMode::kApplyThenDraw;
+      break;
+    default:  // validation names it
+      out.mode = CampaignMode::kUnspecified;
+      break;
+  }
   if (in.has_starts_at()) {
     auto t = micros_from(in.starts_at(), "campaign.starts_at");
     if (!t) return std::unexpected(t.error());
@@ -127,6 +137,11 @@ std::expected<CampaignSpec, InvalidField> campaign_from_proto(const voucher::v1:
     auto t = micros_from(in.ends_at(), "campaign.ends_at");
     if (!t) return std::unexpected(t.error());
     out.ends_at_us = *t;
+  }
+  if (in.has_allocation_at()) {
+    auto t = micros_from(in.allocation_at(), "campaign.allocation_at");
+    if (!t) return std::unexpected(t.error());
+    out.allocation_at_us = *t;
   }
   out.per_member_limit = in.per_member_limit();
   out.voucher_valid_days = in.voucher_valid_days();
@@ -177,6 +192,10 @@ void campaign_to_proto(const CampaignSpec& in, voucher::v1::Campaign* out) {
     p->set_stock(s.stock);
   }
   if (in.mode == CampaignMode::kLottery) lottery_to_proto(in, out->mutable_lottery());
+  // Unset for the other modes, so their stored definitions keep their bytes.
+  if (in.mode == CampaignMode::kApplyThenDraw) {
+    timestamp_to_proto(in.allocation_at_us, out->mutable_allocation_at());
+  }
 }
 
 void draw_entry_to_proto(const CampaignSpec& spec, const DrawEntry& in,
@@ -252,6 +271,32 @@ void voucher_to_proto(const VoucherRecord& in, VoucherState visible, voucher::v1
     out->set_redeemed_site_id(in.redeemed_site_id());
     out->set_redeem_request_id(in.redeem_request_id());
   }
+}
+
+void application_to_proto(const CampaignSpec& spec, const ApplicationResult& in, UnixMicros now_us,
+                          voucher::v1::Application* out) {
+  out->set_campaign_id(spec.id);
+  out->set_member_id(in.application.member_id);
+  for (std::uint32_t sku : in.application.preferred) {
+    // The engine checked every preference against the campaign's SKUs.
+    if (sku < spec.skus.size()) out->add_preferred_sku_ids(spec.skus[sku].id);
+  }
+  timestamp_to_proto(in.application.applied_at_us, out->mutable_applied_at());
+  switch (in.state) {
+    case ApplicationState::kPending:
+      out->set_state(voucher::v1::APPLICATION_STATE_PENDING);
+      break;
+    case ApplicationState::kSelected:
+      out->set_state(voucher::v1::APPLICATION_STATE_SELECTED);
+      break;
+    case ApplicationState::kNotSelected:
+      out->set_state(voucher::v1::APPLICATION_STATE_NOT_SELECTED);
+      break;
+  }
+  if (in.voucher) {
+    voucher_to_proto(*in.voucher, visible_state(*in.voucher, now_us), out->mutable_voucher());
+  }
+  out->set_proof(in.proof);
 }
 
 void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out) {

@@ -32,6 +32,10 @@ void draw_entry_to_proto(const CampaignSpec& spec, const DrawEntry& in,
                          voucher::v1::DrawRecord* out);
 [[nodiscard]] std::expected<DrawEntry, std::string> draw_entry_from_proto(
     const CampaignSpec& spec, const voucher::v1::DrawRecord& in);
+// A member's application to an APPLY_THEN_DRAW campaign, as Apply and
+// GetApplication answer it (its voucher's state as visible at `now_us`).
+void application_to_proto(const CampaignSpec& spec, const ApplicationResult& in, UnixMicros now_us,
+                          voucher::v1::Application* out);
 void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out);
 
 }  // namespace voucherd

@@ -64,6 +64,41 @@ std::optional<grpc::Status> check_request(const v1::DrawRequest& r) {
                          {"request_id", r.request_id()}});
 }
 
+std::optional<grpc::Status> check_request(const v1::ApplyRequest& r) {
+  if (auto refused = refuse_bad_ids({{"campaign_id", r.campaign_id()},
+                                     {"member_id", r.member_id()},
+                                     {"request_id", r.request_id()}})) {
+    return refused;
+  }
+  const auto n = static_cast<std::size_t>(r.preferred_sku_ids_size());
+  if (n > limits::kApplicationPreferencesMax) {
+    return invalid_argument("preferred_sku_ids",
+                            "preferred_sku_ids holds " + std::to_string(n) + " SKUs; at most " +
+                                std::to_string(limits::kApplicationPreferencesMax) +
+                                " may be named");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string& id = r.preferred_sku_ids(static_cast<int>(i));
+    const std::string field = "preferred_sku_ids[" + std::to_string(i) + "]";
+    if (const IdProblem problem = id_problem(id); problem != IdProblem::kNone) {
+      return invalid_argument("preferred_sku_ids", id_problem_text(field, id, problem));
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (r.preferred_sku_ids(static_cast<int>(j)) == id) {
+        return invalid_argument("preferred_sku_ids", field + " names SKU " + quoted_input(id) +
+                                                         " again (preferred_sku_ids[" +
+                                                         std::to_string(j) +
+                                                         "]): name each SKU once");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<grpc::Status> check_request(const v1::GetApplicationRequest& r) {
+  return refuse_bad_ids({{"campaign_id", r.campaign_id()}, {"member_id", r.member_id()}});
+}
+
 std::optional<grpc::Status> check_request(const v1::GetVoucherRequest& r) {
   return refuse_bad_code(r.code());
 }

@@ -51,6 +51,10 @@ struct IdField {
 // claims is checked with the ClaimRequest check and refused on its own.
 [[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::ClaimBatchRequest& r);
 [[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::DrawRequest& r);
+// At most limits::kApplicationPreferencesMax preferences, each an id, each once.
+[[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::ApplyRequest& r);
+[[nodiscard]] std::optional<grpc::Status> check_request(
+    const voucher::v1::GetApplicationRequest& r);
 [[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::GetVoucherRequest& r);
 [[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::RedeemRequest& r);
 [[nodiscard]] std::optional<grpc::Status> check_request(

@@ -298,7 +298,7 @@ grpc::Status make_status(Outcome outcome, const StatusContext& ctx) {
     case Outcome::kCampaignNotOver:
       return make(StatusCode::FAILED_PRECONDITION,
                   with_detail("campaign " + quoted_input(ctx.campaign_id) +
-                                  " has not ended: its seed is revealed after the end",
+                                  " is not over: its seed is revealed once it is",
                               ctx),
                   outcome, ctx, false);
     case Outcome::kApplicationNotFound:

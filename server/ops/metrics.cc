@@ -29,15 +29,16 @@ std::string lower(std::string_view s) {
 // Label values of each outcome slot, per family (kOk reads differently in
 // each), computed once.
 struct OutcomeLabels {
-  std::array<std::string, kOutcomeSlotsMax> claims, redemptions, draws;
+  std::array<std::string, kOutcomeSlotsMax> claims, redemptions, draws, applications;
   OutcomeLabels() {
     for (std::size_t i = 0; i < kEngineOutcomes; ++i) {
       const std::string name = lower(outcome_name(static_cast<Outcome>(i)));
-      claims[i] = redemptions[i] = draws[i] = name;
+      claims[i] = redemptions[i] = draws[i] = applications[i] = name;
     }
     claims[0] = "issued";
     redemptions[0] = "redeemed";
     draws[0] = "won";
+    applications[0] = "applied";
     draws[kNoPrizeSlot] = "no_prize";
   }
 };
@@ -132,6 +133,10 @@ const char* rpc_name(Rpc rpc) {
       return "ListCampaigns";
     case Rpc::kListReplicas:
       return "ListReplicas";
+    case Rpc::kApply:
+      return "Apply";
+    case Rpc::kGetApplication:
+      return "GetApplication";
     case Rpc::kCount:
       break;
   }
@@ -197,6 +202,10 @@ void Metrics::count_redemption(std::string_view campaign_id, Outcome outcome) {
 void Metrics::count_draw(std::string_view campaign_id, Outcome outcome, bool won) {
   const std::size_t slot = outcome == Outcome::kOk && !won ? kNoPrizeSlot : slot_of(outcome);
   campaign(campaign_id).draws.add(slot);
+}
+
+void Metrics::count_apply(std::string_view campaign_id, Outcome outcome) {
+  campaign(campaign_id).applications.add(slot_of(outcome));
 }
 
 void Metrics::observe_rpc(Rpc rpc, int grpc_code, std::uint64_t elapsed_ns) {
@@ -311,6 +320,9 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   outcome_family("voucherd_draws_total",
                  "lottery draws, by outcome (won, no_prize, or the refusal)", "draws", labels.draws,
                  &CampaignCounters::draws);
+  outcome_family("voucherd_applications_total",
+                 "Apply calls to APPLY_THEN_DRAW campaigns, by outcome (applied, or the refusal)",
+                 "applications", labels.applications, &CampaignCounters::applications);
 
   MetricFamily codes = family("voucherd_rpc_responses_total", "RPC answers by gRPC status code",
                               MetricType::Counter);

@@ -5,6 +5,7 @@
 //   voucherd_claims_total{campaign,outcome}          engine outcomes of Claim
 //   voucherd_redemptions_total{campaign,outcome}     engine outcomes of Redeem
 //   voucherd_draws_total{campaign,outcome}           lottery draws (count_draw)
+//   voucherd_applications_total{campaign,outcome}    Apply calls (count_apply)
 //   voucherd_rpc_responses_total{rpc,code}           every answer, by gRPC status
 //   voucherd_rpc_duration_seconds{rpc}               histogram per RPC
 //   voucherd_sku_remaining{campaign,sku}             gauges computed at scrape
@@ -60,6 +61,8 @@ enum class Rpc : std::uint8_t {
   kExportDraws,
   kListCampaigns,
   kListReplicas,
+  kApply,
+  kGetApplication,
   kCount,
 };
 [[nodiscard]] const char* rpc_name(Rpc rpc);
@@ -99,6 +102,9 @@ class Metrics final {
   // A lottery draw: `won` tells a winning draw (outcome kOk) from one that
   // drew nothing (also kOk on the wire); refusals carry their Outcome.
   void count_draw(std::string_view campaign_id, Outcome outcome, bool won);
+  // An Apply to an APPLY_THEN_DRAW campaign: kOk for an application taken
+  // (new, replacing or repeated), else the refusal.
+  void count_apply(std::string_view campaign_id, Outcome outcome);
   // Every answered RPC: its status code and how long it took.
   void observe_rpc(Rpc rpc, int grpc_code, std::uint64_t elapsed_ns);
 
@@ -113,6 +119,7 @@ class Metrics final {
     metrics::CounterArray<kOutcomeSlotsMax> claims;
     metrics::CounterArray<kOutcomeSlotsMax> redemptions;
     metrics::CounterArray<kOutcomeSlotsMax> draws;
+    metrics::CounterArray<kOutcomeSlotsMax> applications;
   };
   struct RpcCounters {
     metrics::CounterArray<kGrpcCodes> codes;

@@ -237,7 +237,7 @@ std::string OpsServer::status_json() const {
     json cj;
     cj["id"] = spec.id;
     cj["name"] = spec.name;
-    cj["mode"] = spec.mode == CampaignMode::kLottery ? "LOTTERY" : "FIRST_COME";
+    cj["mode"] = mode_label(spec.mode);
     cj["starts_at"] = rfc3339(spec.starts_at_us);
     cj["ends_at"] = rfc3339(spec.ends_at_us);
     cj["stock"] = stats->stock_total;

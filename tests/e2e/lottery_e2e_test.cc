@@ -96,7 +96,7 @@ TEST(LotteryEndToEnd, TwoReplicasShareTheSeedTheDailyLimitAndThePrizeLimit) {
   {
     const grpc::Status st = ca.reveal_seed("lucky").status;
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-    EXPECT_NE(st.error_message().find("has not ended"), std::string::npos) << st.error_message();
+    EXPECT_NE(st.error_message().find("is not over"), std::string::npos) << st.error_message();
   }
 
   // p = 1: alice's first draw wins.

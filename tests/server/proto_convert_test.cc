@@ -1,6 +1,8 @@
 // proto_convert_test — proves server/grpc/proto_convert.h: a campaign (first
 // come, and a lottery with weights and its release schedule) goes to
-// voucher.v1.Campaign and back unchanged; unknown modes and kinds come back
+// voucher.v1.Campaign and back unchanged, an apply-then-draw one with its
+// allocation time (which the other modes leave unset); an application
+// carries its preferences, state and proof; unknown modes and kinds come back
 // as "unspecified" for validation to refuse; timestamps out of range and
 // lottery rules that do not fit the campaign are refused naming the field;
 // equal specs give equal definition bytes and different ones different
@@ -83,6 +85,61 @@ TEST(ProtoConvert, CampaignsRoundTrip) {
   v1::Campaign plain_proto;
   campaign_to_proto(plain, &plain_proto);
   EXPECT_FALSE(plain_proto.has_lottery());
+}
+
+TEST(ProtoConvert, AnApplyCampaignCarriesItsAllocationTimeAndOnlyIt) {
+  CampaignSpec apply = weighted_lottery();
+  apply.mode = CampaignMode::kApplyThenDraw;
+  apply.lottery = LotterySpec{};
+  apply.allocation_at_us = kEnd + 3 * kMicrosPerSecond + 7;
+  EXPECT_EQ(round_trip(apply), apply);
+  v1::Campaign proto;
+  campaign_to_proto(apply, &proto);
+  EXPECT_EQ(proto.mode(), v1::CAMPAIGN_MODE_APPLY_THEN_DRAW);
+  EXPECT_FALSE(proto.has_lottery());
+  EXPECT_EQ(proto.allocation_at().seconds(), 1'700'000'000 + 7 * 86'400 + 3);
+  EXPECT_EQ(proto.allocation_at().nanos(), 257'000);
+  // The other modes leave it unset, so their stored definitions keep their
+  // bytes.
+  v1::Campaign plain;
+  campaign_to_proto(first_come(), &plain);
+  EXPECT_FALSE(plain.has_allocation_at());
+  // One out of range is refused naming it.
+  proto.mutable_allocation_at()->set_seconds(-1);
+  const auto refused = campaign_from_proto(proto);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().field, "campaign.allocation_at");
+}
+
+TEST(ProtoConvert, AnApplicationCarriesItsPreferencesStateVoucherAndProof) {
+  CampaignSpec spec = weighted_lottery();
+  spec.mode = CampaignMode::kApplyThenDraw;
+  ApplicationResult r;
+  r.outcome = Outcome::kOk;
+  r.application.member_id = "m-1";
+  r.application.preferred = {1, 0};
+  r.application.applied_at_us = kStart + 5'000;
+  r.state = ApplicationState::kPending;
+  v1::Application pending;
+  application_to_proto(spec, r, kStart, &pending);
+  EXPECT_EQ(pending.campaign_id(), "lucky");
+  EXPECT_EQ(pending.member_id(), "m-1");
+  ASSERT_EQ(pending.preferred_sku_ids_size(), 2);
+  EXPECT_EQ(pending.preferred_sku_ids(0), "sku-b");
+  EXPECT_EQ(pending.preferred_sku_ids(1), "sku-a");
+  EXPECT_EQ(pending.applied_at().seconds(), 1'700'000'000);
+  EXPECT_EQ(pending.applied_at().nanos(), 5'250'000);
+  EXPECT_EQ(pending.state(), v1::APPLICATION_STATE_PENDING);
+  EXPECT_FALSE(pending.has_voucher());
+  EXPECT_TRUE(pending.proof().empty());
+
+  r.state = ApplicationState::kNotSelected;
+  r.proof = "rank HMAC-SHA256 00ff";
+  v1::Application lost;
+  application_to_proto(spec, r, kStart, &lost);
+  EXPECT_EQ(lost.state(), v1::APPLICATION_STATE_NOT_SELECTED);
+  EXPECT_EQ(lost.proof(), "rank HMAC-SHA256 00ff");
+  EXPECT_FALSE(lost.has_voucher());
 }
 
 TEST(ProtoConvert, UnknownModesAndKindsComeBackUnspecified) {

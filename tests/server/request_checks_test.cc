@@ -1,7 +1,8 @@
 // request_checks_test — proves server/grpc/request_checks.h, what each RPC
 // checks of its request before the engine or the store see it: ids are
 // refused naming the first field that breaks the id rules (optional ones may
-// be empty), codes by their length, batches by their size, page tokens
+// be empty), an application's preferences by their count, ids and repeats,
+// codes by their length, batches by their size, page tokens
 // unless voucherd made them; a CreateCampaign is refused only when its
 // campaign is missing or does not convert. Every refusal is
 // INVALID_ARGUMENT with a printable message, also when the words come from
@@ -33,6 +34,36 @@ TEST(RequestChecks, ClaimIdsAreCheckedInOrderAndOptionalOnesMayBeEmpty) {
   EXPECT_EQ(refused->error_message(),
             "member_id contains a control character (byte 0x0a at offset 1); ids are printable "
             "text");
+}
+
+TEST(RequestChecks, AnApplicationNamesAtMostSixteenSkusEachOnce) {
+  v1::ApplyRequest apply;
+  apply.set_campaign_id("gd-2026");
+  apply.set_member_id("m-1");
+  EXPECT_EQ(check_request(apply)->error_message(), "request_id must not be empty");
+  apply.set_request_id("r-1");
+  EXPECT_FALSE(check_request(apply).has_value());  // no preference: any SKU
+  for (int i = 0; i < 16; ++i) apply.add_preferred_sku_ids("sku-" + std::to_string(i));
+  EXPECT_FALSE(check_request(apply).has_value());
+  apply.add_preferred_sku_ids("sku-16");
+  EXPECT_EQ(check_request(apply)->error_message(),
+            "preferred_sku_ids holds 17 SKUs; at most 16 may be named");
+  apply.clear_preferred_sku_ids();
+  apply.add_preferred_sku_ids("spa");
+  apply.add_preferred_sku_ids("room");
+  apply.add_preferred_sku_ids("spa");
+  EXPECT_EQ(check_request(apply)->error_message(),
+            "preferred_sku_ids[2] names SKU \"spa\" again (preferred_sku_ids[0]): name each SKU "
+            "once");
+  apply.set_preferred_sku_ids(2, std::string(129, 's'));
+  EXPECT_EQ(check_request(apply)->error_message(),
+            "preferred_sku_ids[2] is 129 bytes; the limit is 128");
+
+  v1::GetApplicationRequest lookup;
+  lookup.set_campaign_id("gd-2026");
+  EXPECT_EQ(check_request(lookup)->error_message(), "member_id must not be empty");
+  lookup.set_member_id("m-1");
+  EXPECT_FALSE(check_request(lookup).has_value());
 }
 
 TEST(RequestChecks, CodesBatchesAndPagesHaveTheirBounds) {

@@ -114,7 +114,7 @@ const std::vector<Row>& refusals() {
       {Outcome::kDrawLimitReached, StatusCode::RESOURCE_EXHAUSTED, "DAILY_DRAW_LIMIT", false,
        "every draw of their day in campaign \"gd-2024\""},
       {Outcome::kCampaignNotOver, StatusCode::FAILED_PRECONDITION, "CAMPAIGN_NOT_OVER", false,
-       "has not ended"},
+       "is not over"},
       {Outcome::kApplicationNotFound, StatusCode::NOT_FOUND, "APPLICATION_NOT_FOUND", false,
        "this member has not applied to campaign \"gd-2024\""},
       {Outcome::kApplicationsFull, StatusCode::RESOURCE_EXHAUSTED, "APPLICATIONS_FULL", false,

@@ -62,6 +62,12 @@ CampaignJson& CampaignJson::lottery(double win_probability, int draws_per_day) {
   return *this;
 }
 
+CampaignJson& CampaignJson::apply_then_draw(SystemTime allocation_at) {
+  json_["mode"] = "CAMPAIGN_MODE_APPLY_THEN_DRAW";
+  json_["allocationAt"] = rfc3339(allocation_at);
+  return *this;
+}
+
 CampaignJson& CampaignJson::site(const std::string& id, const std::string& name,
                                  const std::string& city, const std::string& kind) {
   json_["sites"].push_back({{"id", id}, {"name", name}, {"city", city}, {"kind", kind}});

@@ -40,6 +40,8 @@ class CampaignJson {
   CampaignJson& voucher_valid_seconds(std::int64_t seconds);
   // LOTTERY with these odds and draws per member per day.
   CampaignJson& lottery(double win_probability, int draws_per_day);
+  // APPLY_THEN_DRAW, its packs allocated at `allocation_at`.
+  CampaignJson& apply_then_draw(SystemTime allocation_at);
 
   // `kind`: "SKU_KIND_HOT_SPRING", "SKU_KIND_HOTEL", "SKU_KIND_SCENIC", ...
   CampaignJson& site(const std::string& id, const std::string& name, const std::string& city,

@@ -20,6 +20,18 @@ std::string reason_of(const grpc::Status& status) {
   return "";
 }
 
+std::string error_metadata_of(const grpc::Status& status, const std::string& key) {
+  google::rpc::Status details;
+  if (status.ok() || !details.ParseFromString(status.error_details())) return "";
+  for (const auto& any : details.details()) {
+    google::rpc::ErrorInfo info;
+    if (!any.UnpackTo(&info)) continue;
+    const auto it = info.metadata().find(key);
+    return it != info.metadata().end() ? it->second : "";
+  }
+  return "";
+}
+
 std::optional<std::chrono::milliseconds> retry_delay_of(const grpc::Status& status) {
   google::rpc::Status details;
   if (status.ok() || !details.ParseFromString(status.error_details())) return std::nullopt;
@@ -112,6 +124,25 @@ Reply<v1::DrawResponse> Client::draw(const std::string& campaign_id, const std::
   req.set_member_id(member_id);
   req.set_request_id(request_id);
   return call<v1::DrawResponse>(*this, *vouchers_, &v1::VoucherService::Stub::Draw, req);
+}
+
+Reply<v1::ApplyResponse> Client::apply(const std::string& campaign_id, const std::string& member_id,
+                                       const std::string& request_id,
+                                       const std::vector<std::string>& preferred_sku_ids) const {
+  v1::ApplyRequest req;
+  req.set_campaign_id(campaign_id);
+  req.set_member_id(member_id);
+  req.set_request_id(request_id);
+  for (const std::string& sku : preferred_sku_ids) req.add_preferred_sku_ids(sku);
+  return call<v1::ApplyResponse>(*this, *vouchers_, &v1::VoucherService::Stub::Apply, req);
+}
+
+Reply<v1::Application> Client::get_application(const std::string& campaign_id,
+                                               const std::string& member_id) const {
+  v1::GetApplicationRequest req;
+  req.set_campaign_id(campaign_id);
+  req.set_member_id(member_id);
+  return call<v1::Application>(*this, *vouchers_, &v1::VoucherService::Stub::GetApplication, req);
 }
 
 Reply<v1::Voucher> Client::get_voucher(const std::string& code) const {

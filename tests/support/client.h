@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -30,6 +31,8 @@ namespace voucherd::testing {
 
 // The google.rpc.ErrorInfo reason of a status ("" when OK or none).
 std::string reason_of(const grpc::Status& status);
+// One value of its ErrorInfo metadata ("field"), "" when it has none.
+std::string error_metadata_of(const grpc::Status& status, const std::string& key);
 
 // The google.rpc.RetryInfo delay of a status, if it carries one.
 std::optional<std::chrono::milliseconds> retry_delay_of(const grpc::Status& status);
@@ -75,6 +78,12 @@ class Client {
   Reply<voucher::v1::DrawResponse> draw(const std::string& campaign_id,
                                         const std::string& member_id,
                                         const std::string& request_id) const;
+  Reply<voucher::v1::ApplyResponse> apply(const std::string& campaign_id,
+                                          const std::string& member_id,
+                                          const std::string& request_id,
+                                          const std::vector<std::string>& preferred_sku_ids) const;
+  Reply<voucher::v1::Application> get_application(const std::string& campaign_id,
+                                                  const std::string& member_id) const;
   Reply<voucher::v1::Voucher> get_voucher(const std::string& code) const;
   Reply<voucher::v1::RedeemResponse> redeem(const std::string& code, const std::string& site_id,
                                             const std::string& request_id = "") const;

@@ -139,6 +139,10 @@ int campaigns_get(const Session& s, const std::string& id, Output o) {
               << "draws per day    " << c.lottery().draws_per_day() << "\n"
               << "seed commitment  " << c.seed_commitment() << "\n";
   }
+  if (c.mode() == v1::CAMPAIGN_MODE_APPLY_THEN_DRAW) {
+    std::cout << "allocation at    " << time_text(c.allocation_at()) << "\n"
+              << "seed commitment  " << c.seed_commitment() << "\n";
+  }
   return kDone;
 }
 
