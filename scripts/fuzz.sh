@@ -39,9 +39,8 @@ DIR=${FUZZ_DIR:-build-fuzz}
 
 build() {
   if [ "${FUZZ_SKIP_BUILD:-0}" = 1 ]; then return 0; fi
-  CC=clang-16 CXX=clang++-16 cmake -S . -B "$DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DVOUCHERD_FUZZ=ON >/dev/null
-  cmake --build "$DIR" -j "${JOBS:-2}" --target voucherd_fuzzers
+  CC=clang-16 CXX=clang++-16 BUILD_DIR="$DIR" BUILD_TYPE=RelWithDebInfo \
+    BUILD_TARGET=voucherd_fuzzers scripts/build.sh -DVOUCHERD_FUZZ=ON
 }
 
 # The libFuzzer flags of one target.

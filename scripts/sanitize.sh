@@ -37,7 +37,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$REPORTS/asan"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$REPORTS/tsan"
 status=0
-ctest --test-dir "$DIR" --output-on-failure --timeout 1800 "$@" || status=$?
+ctest --test-dir "$DIR" -j "${TEST_JOBS:-2}" --output-on-failure --timeout 1800 "$@" || status=$?
 if [ -n "$(ls -A "$REPORTS")" ]; then
   for f in "$REPORTS"/*; do
     echo "==== sanitizer report $f" >&2

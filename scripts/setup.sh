@@ -11,7 +11,7 @@ with_tests=0
 if [ "${1:-}" = "--tests" ]; then with_tests=1; fi
 
 PACKAGES=(
-  g++ cmake make pkg-config ca-certificates
+  g++ cmake make ninja-build pkg-config ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   golang-github-gogo-googleapis-dev
