@@ -75,9 +75,10 @@ std::vector<std::string> ids_of(const google::protobuf::RepeatedPtrField<std::st
 }
 
 TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
-  // Whole seconds on the wire: the window ends 4 to 5 s from now.
+  // Whole seconds on the wire: the window ends 11 to 12 s from now, time
+  // enough for the presses below even on a loaded machine under sanitizers.
   const auto now = SystemClock::now();
-  const auto ends = now + seconds(5);
+  const auto ends = now + seconds(12);
   const auto created = client_->create_campaign(apply_campaign("apply", now - seconds(60), ends));
   ASSERT_TRUE(created.ok()) << created.status.error_message();
   EXPECT_EQ(created.response.mode(), v1::CAMPAIGN_MODE_APPLY_THEN_DRAW);
@@ -169,10 +170,18 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
   EXPECT_EQ(won_per_sku, (std::map<std::string, int>{{"room", 1}, {"spring", 2}}));
   EXPECT_EQ(codes.size(), 3U);
 
-  // The seed, revealed now, is the one committed to, and replaying the
-  // allocation from it gives every member exactly what they got.
-  const auto seed_reply = client_->reveal_seed("apply");
-  ASSERT_TRUE(seed_reply.ok()) << seed_reply.status.error_message();
+  // The seed is revealed once the replica has finished the allocation,
+  // which its thread marks a moment after the store says every member's
+  // outcome; it is the one committed to, and replaying the allocation from
+  // it gives every member exactly what they got.
+  Reply<v1::RevealSeedResponse> seed_reply;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        seed_reply = client_->reveal_seed("apply");
+        return seed_reply.ok();
+      },
+      seconds(10)))
+      << seed_reply.status.error_message();
   EXPECT_EQ(seed_reply.response.seed_commitment(), created.response.seed_commitment());
   const auto seed = seed_from_hex(seed_reply.response.seed());
   ASSERT_TRUE(seed.has_value());

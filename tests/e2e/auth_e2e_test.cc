@@ -58,6 +58,11 @@ grpc::Status redeem(const Client& c, const std::optional<std::string>& token,
   return reply.status;
 }
 
+grpc::Status apply(const Client& c, const std::optional<std::string>& token,
+                   const std::string& campaign) {
+  return c.bearer(token).apply(campaign, "m", "r-1", {}).status;
+}
+
 grpc::Status get_campaign(const Client& c, const std::optional<std::string>& token,
                           const std::string& id) {
   return c.bearer(token).get_campaign(id).status;
@@ -80,19 +85,19 @@ TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
   struct Row {
     const char* who;
     std::optional<std::string> token;
-    Code claim, get_voucher, redeem, admin;
+    Code claim, get_voucher, redeem, admin, apply;
   };
   const Row rows[] = {
       {"no token", none, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED,
-       Code::UNAUTHENTICATED},
-      {"unknown token", unknown, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED,
        Code::UNAUTHENTICATED, Code::UNAUTHENTICATED},
+      {"unknown token", unknown, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED,
+       Code::UNAUTHENTICATED, Code::UNAUTHENTICATED, Code::UNAUTHENTICATED},
       {"app", app, Code::NOT_FOUND, Code::INVALID_ARGUMENT, Code::PERMISSION_DENIED,
-       Code::PERMISSION_DENIED},
+       Code::PERMISSION_DENIED, Code::NOT_FOUND},
       {"site-1 desk", desk1, Code::PERMISSION_DENIED, Code::INVALID_ARGUMENT,
-       Code::INVALID_ARGUMENT, Code::PERMISSION_DENIED},
+       Code::INVALID_ARGUMENT, Code::PERMISSION_DENIED, Code::PERMISSION_DENIED},
       {"admin", ops, Code::PERMISSION_DENIED, Code::INVALID_ARGUMENT, Code::PERMISSION_DENIED,
-       Code::NOT_FOUND},
+       Code::NOT_FOUND, Code::PERMISSION_DENIED},
   };
   for (const Row& r : rows) {
     v1::ClaimResponse claimed;
@@ -100,6 +105,7 @@ TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
     EXPECT_EQ(get_voucher(c, r.token, "mistyped").error_code(), r.get_voucher) << r.who;
     EXPECT_EQ(redeem(c, r.token, "mistyped", "site-1").error_code(), r.redeem) << r.who;
     EXPECT_EQ(get_campaign(c, r.token, "no-such-campaign").error_code(), r.admin) << r.who;
+    EXPECT_EQ(apply(c, r.token, "no-such-campaign").error_code(), r.apply) << r.who;
   }
 
   // A real voucher of site-1: the app, site-1 and an operator may read it,
@@ -142,7 +148,7 @@ TEST(AuthEndToEnd, EveryRoleAndTokenGetsTheAnswerItShould) {
     EXPECT_FALSE(record.value("rpc", "").empty()) << line;
     EXPECT_EQ(record["level"], "debug") << line;
   }
-  EXPECT_EQ(answered, 20 + 8);  // the table's calls, then the voucher's
+  EXPECT_EQ(answered, 25 + 8);  // the table's calls, then the voucher's
 }
 
 TEST(AuthEndToEnd, WithoutATokensFileVoucherdWarnsThatItIsOpen) {

@@ -311,6 +311,38 @@ TEST(ProtoConvert, VouchersCarryEveryFieldAndTheRedemptionOnlyWhenRedeemed) {
   EXPECT_EQ(r.redeem_request_id(), "desk-1");
 }
 
+TEST(ProtoConvert, ASelectedApplicationCarriesItsVoucherInTheStateSeenNow) {
+  CampaignSpec spec = weighted_lottery();
+  spec.mode = CampaignMode::kApplyThenDraw;
+  VoucherFields won = a_voucher();
+  won.request_id.clear();  // the allocation issued it, not a press
+  ApplicationResult r;
+  r.outcome = Outcome::kOk;
+  r.application.member_id = "member-1";
+  r.application.applied_at_us = kStart - 5'000;
+  r.state = ApplicationState::kSelected;
+  r.voucher = VoucherRecord::make(won);
+  r.proof = "rank HMAC-SHA256 0a0b";
+
+  v1::Application selected;
+  application_to_proto(spec, r, kStart + kMicrosPerDay, &selected);
+  EXPECT_EQ(selected.state(), v1::APPLICATION_STATE_SELECTED);
+  EXPECT_EQ(selected.preferred_sku_ids_size(), 0);  // named none: any SKU
+  EXPECT_EQ(selected.proof(), "rank HMAC-SHA256 0a0b");
+  ASSERT_TRUE(selected.has_voucher());
+  EXPECT_EQ(selected.voucher().code(), r.voucher->code());
+  EXPECT_EQ(selected.voucher().member_id(), "member-1");
+  EXPECT_EQ(selected.voucher().sku_id(), "sku-001");
+  EXPECT_TRUE(selected.voucher().request_id().empty());
+  EXPECT_EQ(selected.voucher().state(), v1::VOUCHER_STATE_ISSUED);
+
+  // Read after the voucher's validity: the member sees it EXPIRED.
+  v1::Application later;
+  application_to_proto(spec, r, kStart + 11 * kMicrosPerDay, &later);
+  EXPECT_EQ(later.state(), v1::APPLICATION_STATE_SELECTED);
+  EXPECT_EQ(later.voucher().state(), v1::VOUCHER_STATE_EXPIRED);
+}
+
 TEST(ProtoConvert, DrawEntriesRoundTripForEveryOutcome) {
   const CampaignSpec spec = weighted_lottery();
   for (DrawOutcome o : {DrawOutcome::kWon, DrawOutcome::kUnlucky, DrawOutcome::kPaused,

@@ -103,10 +103,10 @@ int campaigns_list(const Session& s, Output o) {
     print_json(all);
     return kDone;
   }
-  std::printf("%-24s %-10s %-20s %-20s %6s %6s %10s\n", "ID", "MODE", "STARTS", "ENDS", "SITES",
+  std::printf("%-24s %-15s %-20s %-20s %6s %6s %10s\n", "ID", "MODE", "STARTS", "ENDS", "SITES",
               "SKUS", "STOCK");
   for (const v1::Campaign& c : all.campaigns()) {
-    std::printf("%-24s %-10s %-20s %-20s %6d %6d %10lld\n", c.id().c_str(), mode_of(c).c_str(),
+    std::printf("%-24s %-15s %-20s %-20s %6d %6d %10lld\n", c.id().c_str(), mode_of(c).c_str(),
                 time_text(c.starts_at()).c_str(), time_text(c.ends_at()).c_str(), c.sites_size(),
                 c.skus_size(), static_cast<long long>(stock_of(c)));
   }
