@@ -68,6 +68,9 @@ void ApplyOp::on_application_logged(ApplyLogStatus status, const ApplicationEntr
       r.replaced = status == ApplyLogStatus::kReplaced;
       r.repeat = status == ApplyLogStatus::kRepeat;
       break;
+    case ApplyLogStatus::kNotOpen:
+      r.outcome = Outcome::kNotOpen;
+      break;
     case ApplyLogStatus::kClosed:
       r.outcome = Outcome::kClosed;
       break;

@@ -286,6 +286,8 @@ enum class ApplyLogStatus : std::uint8_t {
   kRecorded,     // the member's first application: recorded
   kReplaced,     // another request_id of the member applied before: this one replaces it
   kRepeat,       // the application as it stands was made by this request_id: unchanged
+  kNotOpen,      // the window has not opened by the store's clock (a shared store's
+                 // clock decides for every replica): nothing recorded
   kClosed,       // the window is over (by the store's clock) or the allocation has
                  // begun: nothing recorded
   kFull,         // a new member, and the campaign holds kApplicationsPerCampaignMax
@@ -305,9 +307,11 @@ struct ApplicationRequestView {
   UnixMicros now_us = 0;                     // to the millisecond
 };
 
-// One application to record, in one atomic step: the member's stored
-// application was made by this request_id -> kRepeat; the window is over or
-// the allocation has begun -> kClosed; another request_id -> kReplaced (the
+// One application to record, in one atomic step: before the window opens
+// -> kNotOpen (a log that serves one process may leave that to the
+// engine's check); the window is over or the allocation has begun ->
+// kClosed; the member's stored application was made by this request_id ->
+// kRepeat; another request_id -> kReplaced (the
 // latest application stands, with its time); no application yet -> kFull
 // at the bound, else kRecorded.
 class ApplicationLogWrite {

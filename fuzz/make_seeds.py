@@ -240,6 +240,12 @@ def redis_records():
     # (reply_reader.h: kind byte % 8; 7 is an array, 5 a small integer, 1 a string).
     rec = record(2, "sku", "site", "m", "", 1, 1, 1, 2, ("site", "3", ""))
     write("redis_records", "reply-redeemed", bytes([7, 2, 5, 0, 1, len(rec)]) + rec)
+    # Stored applications (server/redis/apply_log.h), and a turn as
+    # alloc_take.lua answers it: {2, "r-1", 1, 0, 3, 5, 5, 5}.
+    write("redis_records", "application", b"1718676000123\x1fpress-1\x1f2,0")
+    write("redis_records", "application-any", b"1718676000123\x1fr\x1f")
+    write("redis_records", "reply-turn", bytes([7, 8, 5, 2, 1, 3]) + b"r-1" +
+          bytes([5, 1, 5, 0, 5, 3, 5, 5, 5, 5, 5, 5]))
 
 
 def draw_line(member, n, at_ms, letter, sku, released, remaining):

@@ -12,12 +12,22 @@
 //     one that does not leaves the list as it was;
 //  3. a script reply (made from the input: any shape) to redeem, cancel and
 //     a member's vouchers: a status that must carry a record has one, a list
-//     holds only records, and nothing else is guessed at.
+//     holds only records, and nothing else is guessed at;
+//  4. a stored application of an APPLY_THEN_DRAW campaign
+//     (decode_application, server/redis/apply_log.h): one that decodes names
+//     each of its SKUs once, at most 16, all the campaign's, and encodes
+//     back to a value that decodes the same;
+//  5. the same reply, to the apply campaigns' scripts: a SELECTED
+//     application carries its member's voucher, a turn's cursor is within
+//     its frozen count and it has every SKU's stock, and a refusal names
+//     what refused.
 #include <string>
 #include <vector>
 
+#include "engine/limits.h"
 #include "fuzz/fuzz_check.h"
 #include "fuzz/reply_reader.h"
+#include "server/redis/apply_log.h"
 #include "server/redis/records.h"
 
 namespace voucherd {
@@ -119,6 +129,75 @@ void check_replies(fuzz::InputReader& in) {
   }
 }
 
+// An APPLY_THEN_DRAW campaign with three SKUs, as the scripts' readers see it.
+const CampaignSpec& apply_campaign() {
+  static const CampaignSpec spec = [] {
+    CampaignSpec s;
+    s.id = std::string(kCampaign);
+    s.mode = CampaignMode::kApplyThenDraw;
+    for (const char* id : {"sku-a", "sku-b", "sku-c"}) {
+      SkuSpec sku;
+      sku.id = id;
+      sku.site_id = "site-1";
+      sku.stock = 5;
+      s.skus.push_back(sku);
+    }
+    return s;
+  }();
+  return spec;
+}
+
+void check_application(std::string_view value) {
+  const CampaignSpec& spec = apply_campaign();
+  std::string request;
+  const auto e = redis::decode_application(spec, "m-1", value, &request);
+  if (!e) return;
+  FUZZ_EXPECT(e->member_id == "m-1" && e->applied_at_us >= 0 && e->applied_at_us % 1000 == 0,
+              "an application is the member's, at a millisecond");
+  FUZZ_EXPECT(e->preferred.size() <= limits::kApplicationPreferencesMax, "at most 16 SKUs");
+  for (std::size_t i = 0; i < e->preferred.size(); ++i) {
+    FUZZ_EXPECT(e->preferred[i] < spec.skus.size(), "each preference is one of the SKUs");
+    for (std::size_t j = 0; j < i; ++j) {
+      FUZZ_EXPECT(e->preferred[i] != e->preferred[j], "each SKU once");
+    }
+  }
+  const std::string encoded = std::to_string(e->applied_at_us / 1000) + "\x1f" + request + "\x1f" +
+                              redis::encode_preferences(e->preferred);
+  std::string request_again;
+  const auto again = redis::decode_application(spec, "m-1", encoded, &request_again);
+  FUZZ_EXPECT(again && *again == *e && request_again == request,
+              "a decoded application encodes to the same");
+}
+
+void check_apply_replies(fuzz::InputReader& in) {
+  const CampaignSpec& spec = apply_campaign();
+  const redis::Reply reply = fuzz::make_reply(in);
+  if (const auto found = redis::parse_application_reply(spec, "m-1", reply)) {
+    if (found->kind == redis::ApplicationReply::Kind::kFound &&
+        found->state == ApplicationState::kSelected) {
+      FUZZ_EXPECT(found->voucher != nullptr && found->voucher->member_id() == "m-1",
+                  "a SELECTED application carries the member's voucher");
+    }
+    if (found->kind == redis::ApplicationReply::Kind::kRecordKey) {
+      FUZZ_EXPECT(found->voucher == nullptr, "asking for a record key reads nothing");
+    }
+  }
+  if (const auto turn = redis::parse_alloc_take_reply(spec, reply)) {
+    FUZZ_EXPECT(turn->next >= 0 && turn->next <= turn->total && turn->epoch >= 0,
+                "a turn's cursor is within its frozen count");
+    FUZZ_EXPECT(turn->stock_left.size() == spec.skus.size(), "a turn has every SKU's stock");
+  }
+  if (const auto step = redis::parse_alloc_batch_reply(reply)) {
+    if (step->kind == redis::AllocBatchReply::Kind::kHeld ||
+        step->kind == redis::AllocBatchReply::Kind::kShort) {
+      FUZZ_EXPECT(step->turn.owner.empty() && step->turn.total == 0, "a refusal is no turn");
+    } else {
+      FUZZ_EXPECT(step->turn.next >= 0 && step->turn.next <= step->turn.total,
+                  "a step's cursor is within its frozen count");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace voucherd
 
@@ -126,7 +205,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   voucherd::check_record(text);
   voucherd::check_holders(text);
+  voucherd::check_application(text);
   voucherd::fuzz::InputReader in(data, size);
   voucherd::check_replies(in);
+  voucherd::fuzz::InputReader again(data, size);
+  voucherd::check_apply_replies(again);
   return 0;
 }

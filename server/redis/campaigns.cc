@@ -1,5 +1,6 @@
 // Campaigns in the store: registration (the definition, the stock, the
-// registry entry and a LOTTERY's seed) and open_campaign.
+// registry entry and the seed of a LOTTERY or APPLY_THEN_DRAW campaign) and
+// open_campaign.
 #include <functional>
 
 #include "server/base/log.h"
@@ -58,8 +59,8 @@ bool RedisClaimLog::register_campaign(Link& conn, Campaign& c, std::string* conf
       !indexed || indexed->is_error()) {
     return false;
   }
-  if (spec.mode == CampaignMode::kLottery) {
-    // The first replica's seed stays: every replica draws with it.
+  if (has_seed(spec.mode)) {
+    // The first replica's seed stays: every replica draws (or ranks) with it.
     const std::string proposed = to_hex(c.stock->proposed_seed());
     auto seed = conn.command({"SET", keys.seed(), proposed, "NX", "GET"});
     if (!seed || seed->is_error()) return false;
@@ -76,11 +77,6 @@ bool RedisClaimLog::register_campaign(Link& conn, Campaign& c, std::string* conf
 
 StoreResult<void> RedisClaimLog::open_campaign(const CampaignSpec& spec, CampaignStock& stock,
                                                StoredDefinition stored) {
-  if (spec.mode == CampaignMode::kApplyThenDraw) {
-    return store_unsupported("campaign \"" + spec.id +
-                             "\" is CAMPAIGN_MODE_APPLY_THEN_DRAW: the Redis store does not "
-                             "serve applications yet (docs/apply-then-draw.md)");
-  }
   auto c = std::make_unique<Campaign>();
   c->spec = &spec;
   c->stock = &stock;

@@ -28,6 +28,9 @@
 //   vd:{C}:m:<member>      string (limit 1: the code) or hash (n, last, r:<request>)
 //   vd:{C}:v:<code>        string: the voucher record (records.h)
 //   vd:{C}:d:<member>      string: a LOTTERY member's draws (lottery_log.h)
+//   vd:{C}:apps            hash member -> an APPLY_THEN_DRAW application (apply_log.h)
+//   vd:{C}:alloc           hash: the allocation's state, turn and cursor (apply_log.h)
+//   vd:{C}:won             hash member -> SKU index won by the allocation (apply_log.h)
 //   vd:{registry}:campaigns  hash campaign id -> definition
 //   vd:{registry}:version    string: moves whenever the registry changes
 //
@@ -82,6 +85,10 @@ class CampaignKeys {
   [[nodiscard]] std::string seed() const { return key("seed"); }
   [[nodiscard]] std::string drawn() const { return key("drawn"); }
   [[nodiscard]] std::string drawn_chunk(std::int64_t k) const;
+  // APPLY_THEN_DRAW campaigns (apply_log.h).
+  [[nodiscard]] std::string applications() const { return key("apps"); }
+  [[nodiscard]] std::string allocation() const { return key("alloc"); }
+  [[nodiscard]] std::string won() const { return key("won"); }
   // The baseline's allowances (one hash for the campaign).
   [[nodiscard]] std::string members() const { return key("members"); }
 

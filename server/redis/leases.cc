@@ -654,8 +654,9 @@ void RedisClaimLog::lease_loop() {
             continue;
           }
         }
-        // A lottery's prizes are drawn in the store itself: nothing to lease.
-        if (c->spec->mode == CampaignMode::kLottery) continue;
+        // A lottery's prizes are drawn, and an apply campaign's packs
+        // allocated, in the store itself: nothing to lease.
+        if (c->spec->mode != CampaignMode::kFirstCome) continue;
         if (now >= c->next_beat) {
           c->next_beat = now + beat_every;
           beat(*conn, *c);
@@ -686,7 +687,7 @@ void RedisClaimLog::lease_loop() {
     std::lock_guard lock(campaigns_mu_);
     apply_unit_notes();
     for (auto& c : campaigns_) {
-      if (!c->registered || c->spec->mode == CampaignMode::kLottery) continue;
+      if (!c->registered || c->spec->mode != CampaignMode::kFirstCome) continue;
       return_units(*conn, *c);
       (void)conn->command({"HDEL", CampaignKeys(c->spec->id).alive(), options_.replica_id});
     }

@@ -63,6 +63,9 @@ void RedisClaimLog::stop() {
   wake_.notify_all();
   if (!lease_keeper_.joinable()) return;  // never started: no claim can be waiting
   if (writer_.joinable()) writer_.join();
+  // The allocating thread stopped before the store (app.cc): its turns go
+  // on to another replica at once, not when the lease lapses.
+  release_turns();
   lease_stop_.store(true, std::memory_order_release);
   lease_keeper_.join();
   if (primary_) primary_->stop_watching();

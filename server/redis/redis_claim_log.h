@@ -68,6 +68,12 @@ struct ClaimLogOptions {
   // the batch's writes are answered UNAVAILABLE (retry-safe). 0: no WAIT.
   int min_replicas = 0;
   std::chrono::milliseconds replica_wait{500};
+  // APPLY_THEN_DRAW campaigns: the allocation's turn passes to another
+  // replica when its owner has not renewed it (by a step written, or by
+  // asking again) this long. It must cover reading and ranking every
+  // application (a million in a few seconds), and every replica of a store
+  // should use the same value.
+  std::chrono::milliseconds allocation_lease{10'000};
 };
 
 class RedisClaimLog final : public ClaimLog, public Store {
@@ -125,16 +131,21 @@ class RedisClaimLog final : public ClaimLog, public Store {
   StoreResult<std::vector<std::int64_t>> expired_counts(const CampaignSpec& spec,
                                                         UnixMicros now_us) override;
 
-  // Draws are group-committed with claims: one script call per campaign and
-  // batch decides them in order (server/redis/lottery_log.h).
+  // Draws and applications are group-committed with claims: one script call
+  // per campaign and batch decides them in order (server/redis/lottery_log.h,
+  // server/redis/apply_log.h).
   void append_draw(DrawLogWrite& write) override;
   // Reads the draw log on its own connection.
   StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) override;
-  // APPLY_THEN_DRAW campaigns are refused by open_campaign (not served yet):
-  // never called through the engine; answered UNAVAILABLE (the allocation: kUnsupported).
   void append_application(ApplicationLogWrite& write) override;
+  // One script call per look-up; a SELECTED member's costs a second, which
+  // declares their voucher's record key.
   void find_application(const CampaignSpec& spec, std::string_view member_id,
                         ApplicationLookup& lookup) override;
+  // The allocation (the allocating thread, blocking), on a link of its own:
+  // alloc_take.lua, HSCAN of the applications (renewing the turn every third
+  // of the lease), alloc_batch.lua (waiting for min_replicas, like the
+  // writer's batches). A turn this replica holds is handed on by stop().
   StoreResult<AllocationTurn> take_allocation(const CampaignSpec& spec,
                                               std::string_view replica) override;
   StoreResult<std::vector<ApplicationEntry>> read_applications(const CampaignSpec& spec,
@@ -183,6 +194,13 @@ class RedisClaimLog final : public ClaimLog, public Store {
     std::string member_id;
     MemberVouchersLookup* done;
   };
+  struct ApplicationLookupRequest {
+    const CampaignSpec* spec;
+    std::string member_id;
+    ApplicationLookup* done;
+    std::string code;  // a follow-up: the record key of this code is declared
+    int follow_ups = 0;
+  };
   // What the writer sends in one pipeline.
   struct Batch {
     std::vector<ClaimLogWrite*> claims;
@@ -191,6 +209,8 @@ class RedisClaimLog final : public ClaimLog, public Store {
     std::vector<Cancellation> cancellations;
     std::vector<MemberLookup> member_lookups;
     std::vector<DrawAttempt> draws;
+    std::vector<ApplicationLogWrite*> applications;
+    std::vector<ApplicationLookupRequest> application_lookups;
   };
   // The writer's view of a LOTTERY campaign, for its guesses: each SKU's
   // prize units left (as of the latest batch), and members' draw numbers.
@@ -253,12 +273,21 @@ class RedisClaimLog final : public ClaimLog, public Store {
   struct CancellationsPart;
   struct MemberLookupsPart;
   struct DrawsPart;
+  struct ApplicationsPart;
+  struct ApplicationLookupsPart;
   // A draw's randomness and guesses for its (next) attempt. Writer thread.
   void prepare_draw(DrawAttempt& d);
   // Answers the draws of one script call; wrong guesses go to draw_retries_.
   void complete_draws(const CampaignSpec& spec, std::vector<DrawAttempt>& draws,
                       const Reply& reply);
   bool ensure_writer_connection();
+  // The allocation's link (REQUIRES: allocation_mu_ held), and one script
+  // call on it, loaded again on NOSCRIPT; `writes` waits for min_replicas.
+  // A Redis error is kUnavailable (READONLY during a failover, say).
+  StoreResult<Reply> allocation_call(const Command& command, const Script& script, bool writes);
+  StoreResult<AllocationTurn> take_turn(const CampaignSpec& spec, std::string_view replica);
+  // stop(): hands on the turns this replica holds (alloc_release.lua).
+  void release_turns();
   // A link to the store for an admin read or a one-off write.
   std::expected<std::unique_ptr<Link>, std::string> open_link();
   bool register_campaign(Link& conn, Campaign& c, std::string* conflict);
@@ -314,6 +343,8 @@ class RedisClaimLog final : public ClaimLog, public Store {
   std::deque<Cancellation> cancellations_;
   std::deque<MemberLookup> member_lookups_;
   std::deque<DrawLogWrite*> draws_;
+  std::deque<ApplicationLogWrite*> applications_;
+  std::deque<ApplicationLookupRequest> application_lookups_;
   bool stopping_ = false;
 
   std::mutex campaigns_mu_;  // guards campaigns_ (lease keeper and open_campaign)
@@ -336,7 +367,11 @@ class RedisClaimLog final : public ClaimLog, public Store {
 
   std::unique_ptr<PrimaryLocator> primary_;  // null with a Redis Cluster
   std::unique_ptr<LinkFactory> links_;
-  std::unique_ptr<Link> writer_link_;      // writer thread only
+  std::unique_ptr<Link> writer_link_;  // writer thread only
+  std::mutex allocation_mu_;           // guards allocation_link_ and turns_held_
+  std::unique_ptr<Link> allocation_link_;
+  // Campaigns whose allocation turn this replica took and has not seen done.
+  std::vector<const CampaignSpec*> turns_held_;
   std::vector<DrawAttempt> draw_retries_;  // writer thread only: go out in the next batch
   absl::flat_hash_map<std::string, LotteryView> lottery_views_;  // writer thread only
   std::chrono::steady_clock::time_point next_connect_{};

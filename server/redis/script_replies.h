@@ -113,4 +113,46 @@ inline constexpr std::int64_t kWrongSku = 4;     // {4, SKU index}
 inline constexpr std::int64_t kRecordKey = 5;    // {5, code}: declare its record key
 }  // namespace draw
 
+// apply.lua: per application {status, application} ({status} alone for
+// kNotOpen, kClosed and kFull).
+namespace apply {
+inline constexpr std::int64_t kRecorded = 0;
+inline constexpr std::int64_t kReplaced = 1;
+inline constexpr std::int64_t kRepeat = 2;
+inline constexpr std::int64_t kClosed = 3;   // the window is over, or the allocation began
+inline constexpr std::int64_t kFull = 4;     // a new member at the campaign's bound
+inline constexpr std::int64_t kNotOpen = 5;  // before starts_at, by Redis's clock
+}  // namespace apply
+
+// application.lua: {kind, ...}.
+namespace application {
+inline constexpr std::int64_t kNotFound = 0;     // {0}
+inline constexpr std::int64_t kPending = 1;      // {1, application}
+inline constexpr std::int64_t kSelected = 2;     // {2, application, SKU index, code, record}
+inline constexpr std::int64_t kNotSelected = 3;  // {3, application}
+inline constexpr std::int64_t kRecordKey = 4;    // {4, code}: declare its record key
+}  // namespace application
+
+// alloc_take.lua: {kind, owner, epoch, next, total}, then each SKU's stock.
+namespace alloc_take {
+inline constexpr std::int64_t kTooEarly = 0;
+inline constexpr std::int64_t kBusy = 1;
+inline constexpr std::int64_t kTaken = 2;
+inline constexpr std::int64_t kDone = 3;
+}  // namespace alloc_take
+
+// alloc_release.lua: one integer.
+namespace alloc_release {
+inline constexpr std::int64_t kNotOwner = 0;
+inline constexpr std::int64_t kReleased = 1;
+}  // namespace alloc_release
+
+// alloc_batch.lua: {kind, owner, epoch, next, total}, or {kind, name}.
+namespace alloc_batch {
+inline constexpr std::int64_t kWritten = 0;
+inline constexpr std::int64_t kMoved = 1;  // the turn is not the caller's as given
+inline constexpr std::int64_t kHeld = 2;   // {2, member}: a winner holds a voucher already
+inline constexpr std::int64_t kShort = 3;  // {3, SKU id}: less stock than the step's winners
+}  // namespace alloc_batch
+
 }  // namespace voucherd::redis::replies

@@ -3,6 +3,11 @@
 #include <array>
 #include <string>
 
+#include "lua/alloc_batch.lua.h"
+#include "lua/alloc_release.lua.h"
+#include "lua/alloc_take.lua.h"
+#include "lua/application.lua.h"
+#include "lua/apply.lua.h"
 #include "lua/beat.lua.h"
 #include "lua/cancel.lua.h"
 #include "lua/claim.lua.h"
@@ -16,6 +21,7 @@
 #include "lua/register.lua.h"
 #include "lua/replicas.lua.h"
 #include "lua/return_units.lua.h"
+#include "server/redis/apply_log.h"
 #include "server/redis/lottery_log.h"
 #include "server/redis/records.h"
 
@@ -92,8 +98,33 @@ const Script& replicas_script() {
   return script;
 }
 
+const Script& apply_script() {
+  static const Script script{after(lua::kNowMs, lua::kApply)};
+  return script;
+}
+
+const Script& application_script() {
+  static const Script script{std::string(lua::kApplication)};
+  return script;
+}
+
+const Script& alloc_take_script() {
+  static const Script script{after(lua::kNowMs, lua::kAllocTake)};
+  return script;
+}
+
+const Script& alloc_release_script() {
+  static const Script script{std::string(lua::kAllocRelease)};
+  return script;
+}
+
+const Script& alloc_batch_script() {
+  static const Script script{after(lua::kNowMs, lua::kAllocBatch)};
+  return script;
+}
+
 std::span<const NamedScript> all_scripts() {
-  static const std::array<NamedScript, 11> scripts{{
+  static const std::array<NamedScript, 16> scripts{{
       {"index", &index_script()},
       {"register", &register_script()},
       {"lease", &lease_script()},
@@ -105,6 +136,11 @@ std::span<const NamedScript> all_scripts() {
       {"member_vouchers", &member_vouchers_script()},
       {"draw", &draw_script()},
       {"replicas", &replicas_script()},
+      {"apply", &apply_script()},
+      {"application", &application_script()},
+      {"alloc_take", &alloc_take_script()},
+      {"alloc_release", &alloc_release_script()},
+      {"alloc_batch", &alloc_batch_script()},
   }};
   return scripts;
 }

@@ -10,7 +10,8 @@
 //
 // Also defined here, declared next to their commands: redeem_script(),
 // cancel_script(), member_vouchers_script(), record_fields_lua()
-// (records.h) and draw_script() (lottery_log.h).
+// (records.h), draw_script() (lottery_log.h) and the apply campaigns'
+// scripts (apply_log.h).
 //
 // Thread-safety: every function may be called from any thread (the objects
 // are function-local statics, built once).

@@ -10,6 +10,7 @@
 #include "engine/limits.h"
 #include "server/base/bug.h"
 #include "server/base/log.h"
+#include "server/redis/apply_log.h"
 #include "server/redis/claim_log_internal.h"
 #include "server/redis/keys.h"
 #include "server/redis/records.h"
@@ -132,32 +133,39 @@ void RedisClaimLog::append_draw(DrawLogWrite& write) {
 }
 
 void RedisClaimLog::append_application(ApplicationLogWrite& write) {
-  write.on_application_logged(ApplyLogStatus::kUnavailable, ApplicationEntry{});
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    // Applications write, as claims and draws do: one bound for the three.
+    if (!stopping_ && claims_.size() + draws_.size() + applications_.size() < queue_max_) {
+      applications_.push_back(&write);
+      queued = true;
+    }
+  }
+  if (!queued) {
+    write.on_application_logged(ApplyLogStatus::kOverloaded, ApplicationEntry{});
+    return;
+  }
+  wake_.notify_one();
 }
 
-void RedisClaimLog::find_application(const CampaignSpec& /*spec*/, std::string_view /*member_id*/,
+void RedisClaimLog::find_application(const CampaignSpec& spec, std::string_view member_id,
                                      ApplicationLookup& lookup) {
-  lookup.on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
-                              ApplicationState::kPending, nullptr);
-}
-
-StoreResult<AllocationTurn> RedisClaimLog::take_allocation(const CampaignSpec& spec,
-                                                           std::string_view /*replica*/) {
-  return store_unsupported("campaign \"" + spec.id +
-                           "\": the Redis store does not serve applications yet");
-}
-
-StoreResult<std::vector<ApplicationEntry>> RedisClaimLog::read_applications(
-    const CampaignSpec& spec, const AllocationTurn& /*turn*/) {
-  return store_unsupported("campaign \"" + spec.id +
-                           "\": the Redis store does not serve applications yet");
-}
-
-StoreResult<AllocationTurn> RedisClaimLog::write_allocation(
-    const CampaignSpec& spec, const AllocationTurn& /*turn*/, std::int64_t /*from*/,
-    std::int64_t /*to*/, std::span<const AllocatedVoucher> /*winners*/) {
-  return store_unsupported("campaign \"" + spec.id +
-                           "\": the Redis store does not serve applications yet");
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && application_lookups_.size() < queue_max_) {
+      application_lookups_.push_back(
+          ApplicationLookupRequest{&spec, std::string(member_id), &lookup, {}, 0});
+      queued = true;
+    }
+  }
+  if (!queued) {
+    lookup.on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
+                                ApplicationState::kPending, nullptr);
+    return;
+  }
+  wake_.notify_one();
 }
 
 void RedisClaimLog::find_voucher(std::string_view campaign_id, std::string_view code,
@@ -240,7 +248,8 @@ void RedisClaimLog::find_member_vouchers(std::string_view campaign_id, std::stri
 
 bool RedisClaimLog::queues_empty() const {
   return claims_.empty() && lookups_.empty() && redemptions_.empty() && cancellations_.empty() &&
-         member_lookups_.empty() && draws_.empty();
+         member_lookups_.empty() && draws_.empty() && applications_.empty() &&
+         application_lookups_.empty();
 }
 
 // ------------------------------------------------------------------ writer thread
@@ -282,6 +291,8 @@ void RedisClaimLog::writer_loop() {
       take(redemptions_, batch.redemptions);
       take(cancellations_, batch.cancellations);
       take(member_lookups_, batch.member_lookups);
+      take(applications_, batch.applications);
+      take(application_lookups_, batch.application_lookups);
       queue_depth_.store(claims_.size(), std::memory_order_relaxed);
     }
     const auto started = std::chrono::steady_clock::now();
@@ -296,6 +307,8 @@ void RedisClaimLog::writer_loop() {
     batch.cancellations.clear();
     batch.member_lookups.clear();
     batch.draws.clear();
+    batch.applications.clear();
+    batch.application_lookups.clear();
   }
 }
 
@@ -708,6 +721,123 @@ struct RedisClaimLog::DrawsPart {
   }
 };
 
+struct RedisClaimLog::ApplicationsPart {
+  const std::vector<ApplicationLogWrite*>& writes;
+  const Script* script = &apply_script();
+  std::size_t first = 0;
+  std::size_t count = 0;
+  // One script call per campaign, in arrival order within it.
+  std::vector<std::pair<const CampaignSpec*, std::vector<ApplicationLogWrite*>>> groups = {};
+
+  void build(std::vector<Command>& out) {
+    for (ApplicationLogWrite* w : writes) {
+      const CampaignSpec* spec = w->application.spec;
+      auto it =
+          std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == spec; });
+      if (it == groups.end()) {
+        groups.emplace_back(spec, std::vector<ApplicationLogWrite*>{});
+        it = groups.end() - 1;
+      }
+      it->second.push_back(w);
+    }
+    for (const auto& [spec, group] : groups) {
+      out.push_back(apply_command(*spec, group, limits::kApplicationsPerCampaignMax));
+    }
+  }
+
+  void answer(std::span<const Reply> slice) const {
+    VOUCHERD_DCHECK(slice.size() == groups.size(), "one apply script call per campaign");
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const auto& group = groups[g].second;
+      // Every answer is read before the first completion runs: a
+      // completion may free its request, whose views the reading uses.
+      auto decided = parse_apply_reply(*groups[g].first, group, slice[g]);
+      if (!decided) {
+        // Maybe recorded, maybe not: a retry with the same request_id tells.
+        log::warn(decided.error());
+        for (ApplicationLogWrite* w : group) {
+          w->on_application_logged(ApplyLogStatus::kUnavailable, ApplicationEntry{});
+        }
+        continue;
+      }
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        group[i]->on_application_logged((*decided)[i].status, (*decided)[i].stored);
+      }
+    }
+  }
+
+  void fail() const {
+    for (ApplicationLogWrite* w : writes) {
+      w->on_application_logged(ApplyLogStatus::kUnavailable, ApplicationEntry{});
+    }
+  }
+};
+
+struct RedisClaimLog::ApplicationLookupsPart {
+  RedisClaimLog& log;
+  const std::vector<ApplicationLookupRequest>& lookups;
+  const Script* script = &application_script();
+  std::size_t first = 0;
+  std::size_t count = 0;
+
+  void build(std::vector<Command>& out) const {
+    for (const ApplicationLookupRequest& l : lookups) {
+      out.push_back(application_command(*l.spec, l.member_id, l.code));
+    }
+  }
+
+  void answer(std::span<const Reply> slice) const {
+    VOUCHERD_DCHECK(slice.size() == lookups.size(), "one application script call per look-up");
+    for (std::size_t i = 0; i < lookups.size(); ++i) {
+      const ApplicationLookupRequest& l = lookups[i];
+      auto found = parse_application_reply(*l.spec, l.member_id, slice[i]);
+      if (!found) {
+        log::warn(found.error());
+        unavailable(l);
+        continue;
+      }
+      switch (found->kind) {
+        case ApplicationReply::Kind::kNotFound:
+          l.done->on_application_found(LookupStatus::kNotFound, ApplicationEntry{},
+                                       ApplicationState::kPending, nullptr);
+          break;
+        case ApplicationReply::Kind::kFound:
+          l.done->on_application_found(LookupStatus::kFound, found->application, found->state,
+                                       std::move(found->voucher));
+          break;
+        case ApplicationReply::Kind::kRecordKey:
+          follow_up(l, std::move(found->code));
+          break;
+      }
+    }
+  }
+
+  // The member was selected, and the call did not declare their voucher's
+  // record key: it goes out again declaring it, and the script reads the
+  // application and the record in one step. A member's code never changes
+  // once written, so one follow-up answers; more would mean a store that
+  // changes under us, answered UNAVAILABLE.
+  void follow_up(const ApplicationLookupRequest& l, std::string code) const {
+    if (l.follow_ups >= kFollowUpsMax) {
+      log::warn("a member's allocated voucher kept changing; answering the look-up UNAVAILABLE");
+      return unavailable(l);
+    }
+    // Not bounded by queue_max_: at most one batch's look-ups come back.
+    std::lock_guard lock(log.mu_);
+    log.application_lookups_.push_back(
+        ApplicationLookupRequest{l.spec, l.member_id, l.done, std::move(code), l.follow_ups + 1});
+  }
+
+  static void unavailable(const ApplicationLookupRequest& l) {
+    l.done->on_application_found(LookupStatus::kUnavailable, ApplicationEntry{},
+                                 ApplicationState::kPending, nullptr);
+  }
+
+  void fail() const {
+    for (const ApplicationLookupRequest& l : lookups) unavailable(l);
+  }
+};
+
 void RedisClaimLog::write_batch(Batch& batch) {
   ClaimsPart claims{*this, batch.claims};
   LookupsPart lookups{batch.lookups};
@@ -715,6 +845,8 @@ void RedisClaimLog::write_batch(Batch& batch) {
   CancellationsPart cancellations{*this, batch.cancellations};
   MemberLookupsPart member_lookups{batch.member_lookups};
   DrawsPart draws{*this, batch.draws};
+  ApplicationsPart applications{batch.applications};
+  ApplicationLookupsPart application_lookups{*this, batch.application_lookups};
   // Every part, in the order its commands go out and its requests are answered.
   const auto each_part = [&](auto&& visit) {
     visit(claims);
@@ -723,13 +855,15 @@ void RedisClaimLog::write_batch(Batch& batch) {
     visit(cancellations);
     visit(member_lookups);
     visit(draws);
+    visit(applications);
+    visit(application_lookups);
   };
   const auto fail_all = [&] { each_part([](auto& part) { part.fail(); }); };
   if (!ensure_writer_connection()) return fail_all();
 
   std::vector<Command> commands;
   commands.reserve(batch.lookups.size() + batch.redemptions.size() + batch.cancellations.size() +
-                   batch.member_lookups.size() + 2);
+                   batch.member_lookups.size() + batch.application_lookups.size() + 3);
   each_part([&](auto& part) {
     part.first = commands.size();
     part.build(commands);
@@ -746,7 +880,8 @@ void RedisClaimLog::write_batch(Batch& batch) {
   // for the replicas (with one primary, a WAIT ends its pipeline, so the
   // confirmation costs no round trip of its own).
   const bool wrote = !batch.claims.empty() || !batch.redemptions.empty() ||
-                     !batch.cancellations.empty() || !batch.draws.empty();
+                     !batch.cancellations.empty() || !batch.draws.empty() ||
+                     !batch.applications.empty();
   const int min_replicas = wrote ? options_.min_replicas : 0;
   BatchAnswers sent =
       writer_link_->send_batch(std::move(commands), scripts, min_replicas, options_.replica_wait);
@@ -803,10 +938,12 @@ void RedisClaimLog::write_batch(Batch& batch) {
     const std::span<const Reply> all(answers);
     lookups.answer(all.subspan(lookups.first, lookups.count));
     member_lookups.answer(all.subspan(member_lookups.first, member_lookups.count));
+    application_lookups.answer(all.subspan(application_lookups.first, application_lookups.count));
     claims.fail();
     redemptions.fail();
     cancellations.fail();
     draws.fail();
+    applications.fail();
     return;
   }
 

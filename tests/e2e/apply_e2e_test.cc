@@ -10,14 +10,13 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "engine/apply.h"
 #include "engine/campaign_validation.h"
 #include "engine/lottery.h"
 #include "server/grpc/proto_convert.h"
+#include "tests/support/applications.h"
 #include "tests/support/campaigns.h"
 #include "tests/support/client.h"
 #include "tests/support/http_get.h"
@@ -137,38 +136,20 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
 
   // The replica allocates on its own once allocation_at has passed: each
   // member reads their application until it is no longer PENDING.
-  std::map<std::string, v1::Application> outcome;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        for (const auto& [member, skus] : stands) {
-          if (outcome.contains(member)) continue;
-          const auto r = client_->get_application("apply", member);
-          if (!r.ok() || r.response.state() == v1::APPLICATION_STATE_PENDING) return false;
-          outcome[member] = r.response;
-        }
-        return true;
-      },
-      seconds(30)))
+  Outcomes outcome;
+  ASSERT_TRUE(read_outcomes(
+      "apply", stands, [&](int) -> const Client& { return *client_; }, outcome, seconds(30)))
       << "the allocation did not happen within 30 s of the window's end";
 
   // Exactly the stock: 2 spring and 1 room among 8 applicants.
-  std::map<std::string, int> won_per_sku;
-  std::set<std::string> codes;
+  const OutcomeTally won = tally(outcome);
+  EXPECT_EQ(won.won_per_sku, (std::map<std::string, int>{{"room", 1}, {"spring", 2}}));
+  EXPECT_EQ(won.codes.size(), 3U);
   for (const auto& [member, application] : outcome) {
-    EXPECT_EQ(application.proof().rfind("rank HMAC-SHA256 ", 0), 0U) << application.proof();
-    if (application.state() == v1::APPLICATION_STATE_SELECTED) {
-      ASSERT_TRUE(application.has_voucher()) << member;
-      EXPECT_EQ(application.voucher().member_id(), member);
-      EXPECT_EQ(application.voucher().state(), v1::VOUCHER_STATE_ISSUED);
-      ++won_per_sku[application.voucher().sku_id()];
-      codes.insert(application.voucher().code());
-    } else {
-      EXPECT_EQ(application.state(), v1::APPLICATION_STATE_NOT_SELECTED) << member;
-      EXPECT_FALSE(application.has_voucher()) << member;
+    if (application.has_voucher()) {
+      EXPECT_EQ(application.voucher().state(), v1::VOUCHER_STATE_ISSUED) << member;
     }
   }
-  EXPECT_EQ(won_per_sku, (std::map<std::string, int>{{"room", 1}, {"spring", 2}}));
-  EXPECT_EQ(codes.size(), 3U);
 
   // The seed is revealed once the replica has finished the allocation,
   // which its thread marks a moment after the store says every member's
@@ -189,33 +170,7 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
   auto spec = campaign_from_proto(client_->get_campaign("apply").response);
   ASSERT_TRUE(spec.has_value());
   ASSERT_TRUE(validate_and_normalize(*spec).has_value());
-  std::vector<ApplicationEntry> applications;
-  for (const auto& [member, skus] : stands) {
-    ApplicationEntry e;
-    e.member_id = member;
-    for (const std::string& sku : skus) {
-      for (std::uint32_t i = 0; i < spec->skus.size(); ++i) {
-        if (spec->skus[i].id == sku) e.preferred.push_back(i);
-      }
-    }
-    applications.push_back(std::move(e));
-  }
-  const Allocation expected = allocate(*spec, *seed, applications);
-  EXPECT_EQ(expected.selected, 3);
-  const SkuMacKey key = hmac_key(*seed);
-  std::string scratch;
-  for (std::size_t i = 0; i < applications.size(); ++i) {
-    const v1::Application& got = outcome[applications[i].member_id];
-    const std::uint32_t sku = expected.sku_of[i];
-    if (sku == kNoSku) {
-      EXPECT_EQ(got.state(), v1::APPLICATION_STATE_NOT_SELECTED) << applications[i].member_id;
-    } else {
-      EXPECT_EQ(got.voucher().sku_id(), spec->skus[sku].id) << applications[i].member_id;
-    }
-    EXPECT_EQ(
-        got.proof(),
-        "rank HMAC-SHA256 " + to_hex(apply_rank(key, "apply", applications[i].member_id, scratch)));
-  }
+  expect_replayed(*spec, *seed, stands, outcome);
 
   // Applications are closed now.
   const auto late = client_->apply("apply", "m-8", "late", {});

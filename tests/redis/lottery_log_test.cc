@@ -422,7 +422,7 @@ TEST(EmbeddedScripts, EveryScriptLoadsUnderItsSha) {
   RedisServer server(dir, /*aof=*/false);
   auto conn = server.connect();
   ASSERT_TRUE(conn.has_value()) << conn.error();
-  ASSERT_EQ(redis::all_scripts().size(), 11u);
+  ASSERT_EQ(redis::all_scripts().size(), 16u);
   for (const redis::NamedScript& s : redis::all_scripts()) {
     auto r = (*conn)->command({"SCRIPT", "LOAD", s.script->source});
     ASSERT_TRUE(r.has_value()) << s.name;

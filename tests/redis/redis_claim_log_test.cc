@@ -325,27 +325,6 @@ struct WaitedRedeem final : RedeemOp {
   }
 };
 
-TEST(RedisClaimLog, RefusesApplyThenDrawCampaignsAndWritesNothing) {
-  TempDir dir;
-  RedisServer redis_server(dir);
-  CampaignSpec spec = campaign(10, 10);
-  spec.mode = CampaignMode::kApplyThenDraw;
-  spec.allocation_at_us = spec.ends_at_us;
-  SystemClock clock;
-  SecureRandom random;
-  redis::RedisClaimLog log(Replica::make_options(redis_server.url(), "a"),
-                           encode_campaign_definition);
-  ClaimEngine engine(log, clock, random, kSecret);
-  auto refused = engine.create_campaign(spec);
-  ASSERT_FALSE(refused.has_value());
-  EXPECT_EQ(refused.error().outcome, Outcome::kWrongMode);
-  EXPECT_EQ(refused.error().field.message,
-            "campaign \"gd-redis\" is CAMPAIGN_MODE_APPLY_THEN_DRAW: the Redis store does not "
-            "serve applications yet (docs/apply-then-draw.md)");
-  EXPECT_EQ(engine.find_campaign("gd-redis"), nullptr);
-  EXPECT_EQ(redis_server.cli({"DBSIZE"}), "0");
-}
-
 TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRecord) {
   TempDir dir;
   RedisServer redis_server(dir);

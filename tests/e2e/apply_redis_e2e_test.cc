@@ -1,0 +1,194 @@
+// apply_redis_e2e_test — APPLY_THEN_DRAW campaigns on two voucherd replicas
+// sharing one real Redis, over real gRPC, each member pressing once: the
+// campaign created on one replica is served by both with one commitment;
+// applications made on either are seen (and retried, and replaced) on the
+// other; Redis's clock closes the window; exactly one replica's allocating
+// thread writes the allocation (nobody calls anything to start it), and
+// every member's outcome, read on either replica, is what allocate() gives
+// from the revealed seed; the winners' vouchers are listed and redeemed on
+// the replica that did not write them; Redis holds exactly the stock issued.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/campaign_validation.h"
+#include "engine/lottery.h"
+#include "server/grpc/proto_convert.h"
+#include "tests/support/applications.h"
+#include "tests/support/campaigns.h"
+#include "tests/support/client.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/replicas.h"
+#include "tests/support/voucherd_process.h"
+#include "tests/support/wait.h"
+#include "voucher/v1/voucher.grpc.pb.h"
+
+namespace voucherd::testing {
+namespace {
+
+namespace v1 = voucher::v1;
+using std::chrono::seconds;
+using SystemClock = std::chrono::system_clock;
+
+std::vector<std::string> ids_of(const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  return {ids.begin(), ids.end()};
+}
+
+// How many times `text` holds `what`.
+int occurrences(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  VoucherdProcess a(dir, replica_args(redis, secret));
+  VoucherdProcess b(dir, replica_args(redis, secret));
+  ASSERT_NE(a.port(), 0);
+  ASSERT_NE(b.port(), 0);
+  Client ca(a.target()), cb(b.target());
+
+  // Created on a; b serves it from the registry. Whole seconds on the wire:
+  // the window ends 11 to 12 s from now, allocated at its end.
+  const auto now = SystemClock::now();
+  const auto ends = now + seconds(12);
+  const auto created = ca.create_campaign(spring_and_hotel("apply", 2, 1)
+                                              .window(now - seconds(60), ends)
+                                              .apply_then_draw(ends)
+                                              .message());
+  ASSERT_TRUE(created.ok()) << created.status.error_message();
+  ASSERT_TRUE(wait_until([&] { return cb.get_campaign("apply").ok(); }, seconds(10)));
+  EXPECT_EQ(cb.get_campaign("apply").response.seed_commitment(),
+            created.response.seed_commitment());
+  EXPECT_EQ(created.response.seed_commitment().size(), 64U);
+
+  // Ten members press Apply once each, half on each replica.
+  Applications stands;
+  const std::vector<std::vector<std::string>> choices = {{"spring"}, {"room", "spring"}, {}};
+  for (int i = 0; i < 10; ++i) {
+    const std::string member = "m-" + std::to_string(i);
+    const Client& c = i % 2 == 0 ? ca : cb;
+    const auto& skus = choices[static_cast<std::size_t>(i) % choices.size()];
+    const auto r = c.apply("apply", member, "first-" + member, skus);
+    ASSERT_TRUE(r.ok()) << member << ": " << r.status.error_message();
+    EXPECT_EQ(r.response.application().state(), v1::APPLICATION_STATE_PENDING);
+    EXPECT_EQ(ids_of(r.response.application().preferred_sku_ids()), skus);
+    EXPECT_FALSE(r.response.replaced());
+    EXPECT_FALSE(r.response.already_applied());
+    stands[member] = skus;
+  }
+  // m-0's press retried on the other replica changes nothing; m-3 changes
+  // their mind on the other replica.
+  const auto retry = cb.apply("apply", "m-0", "first-m-0", {"room"});
+  ASSERT_TRUE(retry.ok()) << retry.status.error_message();
+  EXPECT_TRUE(retry.response.already_applied());
+  EXPECT_EQ(ids_of(retry.response.application().preferred_sku_ids()),
+            std::vector<std::string>{"spring"});
+  const auto change = ca.apply("apply", "m-3", "second-m-3", {"room"});
+  ASSERT_TRUE(change.ok()) << change.status.error_message();
+  EXPECT_TRUE(change.response.replaced());
+  stands["m-3"] = {"room"};
+  // Read on the replica that did not take it: the application as it stands.
+  const auto pending = cb.get_application("apply", "m-3");
+  ASSERT_TRUE(pending.ok()) << pending.status.error_message();
+  EXPECT_EQ(pending.response.state(), v1::APPLICATION_STATE_PENDING);
+  EXPECT_EQ(ids_of(pending.response.preferred_sku_ids()), std::vector<std::string>{"room"});
+  const auto stranger = ca.get_application("apply", "m-99");
+  EXPECT_EQ(stranger.code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stranger.reason(), "APPLICATION_NOT_FOUND");
+  EXPECT_EQ(redis.cli({"HLEN", "vd:{apply}:apps"}), "10");
+
+  // The allocation follows on its own: each member reads their outcome,
+  // alternating replicas, until it is no longer PENDING.
+  Outcomes outcome;
+  ASSERT_TRUE(read_outcomes(
+      "apply", stands, [&](int k) -> const Client& { return k % 2 == 0 ? ca : cb; }, outcome,
+      seconds(40)))
+      << "the allocation did not happen within 40 s of the window's end";
+  const OutcomeTally won = tally(outcome);
+  EXPECT_EQ(won.won_per_sku, (std::map<std::string, int>{{"room", 1}, {"spring", 2}}));
+  EXPECT_EQ(won.codes.size(), 3U);
+
+  // Both replicas reveal the one seed once they see the allocation done;
+  // replaying it gives every member what they got.
+  Reply<v1::RevealSeedResponse> from_a, from_b;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        from_a = ca.reveal_seed("apply");
+        from_b = cb.reveal_seed("apply");
+        return from_a.ok() && from_b.ok();
+      },
+      seconds(10)))
+      << from_a.status.error_message() << " / " << from_b.status.error_message();
+  EXPECT_EQ(from_a.response.seed(), from_b.response.seed());
+  const auto seed = seed_from_hex(from_a.response.seed());
+  ASSERT_TRUE(seed.has_value());
+  EXPECT_EQ(seed_commitment(*seed), created.response.seed_commitment());
+  auto spec = campaign_from_proto(cb.get_campaign("apply").response);
+  ASSERT_TRUE(spec.has_value());
+  ASSERT_TRUE(validate_and_normalize(*spec).has_value());
+  expect_replayed(*spec, *seed, stands, outcome);
+
+  // Redis holds exactly what was allocated.
+  EXPECT_EQ(redis.cli({"HGET", "vd:{apply}:alloc", "state"}), "done");
+  EXPECT_EQ(redis.cli({"HGET", "vd:{apply}:alloc", "total"}), "10");
+  EXPECT_EQ(redis.cli({"HGET", "vd:{apply}:alloc", "selected"}), "3");
+  EXPECT_EQ(redis.cli({"HLEN", "vd:{apply}:won"}), "3");
+  EXPECT_EQ(redis_sum(redis, "vd:{apply}:issued"), 3);
+  EXPECT_EQ(redis.cli({"HGET", "vd:{apply}:issued", "_members"}), "3");
+  EXPECT_EQ(redis_sum(redis, "vd:{apply}:stock"), 0);
+
+  // Applications are closed, on either replica.
+  for (const Client* c : {&ca, &cb}) {
+    const auto late = c->apply("apply", "m-10", "late", {});
+    EXPECT_EQ(late.code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(late.reason(), "CLOSED");
+  }
+
+  // Each winner finds the voucher on both replicas and redeems it at its site.
+  for (const auto& [member, application] : outcome) {
+    if (application.state() != v1::APPLICATION_STATE_SELECTED) continue;
+    for (const Client* c : {&ca, &cb}) {
+      const auto listed = c->list_member_vouchers(member);
+      ASSERT_TRUE(listed.ok()) << listed.status.error_message();
+      ASSERT_EQ(listed.response.vouchers_size(), 1) << member;
+      EXPECT_EQ(listed.response.vouchers(0).code(), application.voucher().code());
+    }
+  }
+  const auto winner = std::find_if(outcome.begin(), outcome.end(), [](const auto& o) {
+    return o.second.state() == v1::APPLICATION_STATE_SELECTED;
+  });
+  ASSERT_NE(winner, outcome.end());
+  const auto redeemed =
+      ca.redeem(winner->second.voucher().code(), winner->second.voucher().site_id(), "r-1");
+  ASSERT_TRUE(redeemed.ok()) << redeemed.status.error_message();
+  const auto after = cb.get_application("apply", winner->first);
+  ASSERT_TRUE(after.ok()) << after.status.error_message();
+  EXPECT_EQ(after.response.state(), v1::APPLICATION_STATE_SELECTED);
+  EXPECT_EQ(after.response.voucher().state(), v1::VOUCHER_STATE_REDEEMED);
+  const auto stats = cb.stats("apply");
+  ASSERT_TRUE(stats.ok()) << stats.status.error_message();
+  EXPECT_EQ(stats.response.issued(), 3);
+  EXPECT_EQ(stats.response.remaining(), 0);
+  EXPECT_EQ(stats.response.redeemed(), 1);
+
+  // One replica wrote the allocation; the other saw it done.
+  EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
+  EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0));
+  const std::string logs = a.stderr_text() + b.stderr_text();
+  EXPECT_EQ(occurrences(logs, "campaign \\\"apply\\\": allocated"), 1) << logs;
+  EXPECT_EQ(occurrences(logs, "\"written_here\":10"), 1) << logs;
+  // And neither met a problem on the way (a refused step, a lost turn).
+  EXPECT_EQ(logs.find("apply\\\": allocation: "), std::string::npos) << logs;
+}
+
+}  // namespace
+}  // namespace voucherd::testing
