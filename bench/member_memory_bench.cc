@@ -118,6 +118,9 @@ class SharedStoreStandIn final : public ClaimLog {
                                                std::span<const AllocatedVoucher>) override {
     return store_unsupported("the stand-in keeps no applications");
   }
+  StoreResult<ApplicationCounts> application_counts(const CampaignSpec&) override {
+    return store_unsupported("the stand-in keeps no applications");
+  }
 
  private:
   CampaignStock* stock_ = nullptr;

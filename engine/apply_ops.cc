@@ -219,6 +219,21 @@ StoreResult<AllocationRun> ClaimEngine::allocate(std::string_view campaign_id,
                " is not the allocation's");
   }
 
+  // The turn again, now that the applications are read and ranked (which
+  // may take seconds): a step of a turn that passed on meanwhile would only
+  // be refused, and the next owner would rank them all again.
+  auto renewed = log_.take_allocation(spec, replica_id);
+  if (!renewed) return std::unexpected(std::move(renewed.error()));
+  if (renewed->kind != AllocationTurn::Kind::kTaken || renewed->owner != turn.owner ||
+      renewed->epoch != turn.epoch || renewed->next != turn.next) {
+    run.result = renewed->kind == AllocationTurn::Kind::kDone ? AllocationRun::Result::kDone
+                                                              : AllocationRun::Result::kLost;
+    if (renewed->kind == AllocationTurn::Kind::kDone) {
+      c->allocation_done_.store(true, std::memory_order_release);
+    }
+    return run;
+  }
+
   // 4. Steps of at most batch_max winners, in rank order. The step that
   // passes the last winner runs to the end: the rest are not selected.
   const std::size_t batch_max =
@@ -268,9 +283,19 @@ StoreResult<AllocationRun> ClaimEngine::allocate(std::string_view campaign_id,
       return run;
     }
   }
+  c->allocated_here_at_us_.store(clock_.now_us(), std::memory_order_relaxed);
   c->allocation_done_.store(true, std::memory_order_release);
   run.result = AllocationRun::Result::kDone;
   return run;
+}
+
+StoreResult<ApplicationCounts> ClaimEngine::application_counts(const CampaignRuntime& c) {
+  auto counts = log_.application_counts(c.spec());
+  if (counts && counts->allocation == ApplicationCounts::Allocation::kDone &&
+      counts->allocated_at_us == 0) {
+    counts->allocated_at_us = c.allocated_here_at_us_.load(std::memory_order_relaxed);
+  }
+  return counts;
 }
 
 }  // namespace voucherd

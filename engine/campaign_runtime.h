@@ -141,6 +141,8 @@ class CampaignRuntime final : public CampaignStock {
   // APPLY_THEN_DRAW campaigns: this replica saw the allocation done (its
   // seed may be revealed).
   std::atomic<bool> allocation_done_{false};
+  // When this replica wrote the allocation's last step (0: it did not).
+  std::atomic<UnixMicros> allocated_here_at_us_{0};
   std::atomic<bool> allocating_{false};  // an allocate() call is running on this replica
   // Next campaign with the same tag (insert-only list, see ClaimEngine).
   std::atomic<const CampaignRuntime*> next_same_tag_{nullptr};

@@ -71,6 +71,8 @@ struct CampaignStatsView {
   std::int64_t expired = 0;
   std::int64_t members = 0;
   std::vector<SkuStatsView> skus;
+  // APPLY_THEN_DRAW campaigns, filled by the admin path from the store.
+  std::optional<ApplicationCounts> applications;
 };
 
 struct AllocationOptions {
@@ -185,6 +187,10 @@ class ClaimEngine final {
 
   [[nodiscard]] std::expected<CampaignStatsView, Outcome> campaign_stats(
       std::string_view campaign_id) const;
+  // An APPLY_THEN_DRAW campaign's applications and allocation, store-wide
+  // (blocking: admin threads only). When the store does not say when the
+  // allocation was done (one process), the time this replica wrote it.
+  [[nodiscard]] StoreResult<ApplicationCounts> application_counts(const CampaignRuntime& c);
 
   [[nodiscard]] const Clock& clock() const { return clock_; }
 

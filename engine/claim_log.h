@@ -366,6 +366,16 @@ struct AllocationTurn {
   std::vector<std::int64_t> stock_left;  // per SKU, after the positions below `next`
 };
 
+// Where an APPLY_THEN_DRAW campaign's applications and allocation stand in
+// the store, for its statistics.
+struct ApplicationCounts {
+  enum class Allocation : std::uint8_t { kNotStarted, kRunning, kDone };
+  std::int64_t applications = 0;  // as they stand; frozen once the allocation began
+  std::int64_t selected = 0;      // winners written so far
+  Allocation allocation = Allocation::kNotStarted;
+  UnixMicros allocated_at_us = 0;  // kDone: when, by the store's clock (0: it does not say)
+};
+
 // One winner of an allocation batch: their voucher, minted for `sku`.
 struct AllocatedVoucher {
   std::uint32_t sku = 0;
@@ -460,6 +470,10 @@ class ClaimLog {
   [[nodiscard]] virtual StoreResult<AllocationTurn> write_allocation(
       const CampaignSpec& spec, const AllocationTurn& turn, std::int64_t from, std::int64_t to,
       std::span<const AllocatedVoucher> winners) = 0;
+  // The campaign's applications and allocation, store-wide. Blocking: admin
+  // threads only.
+  [[nodiscard]] virtual StoreResult<ApplicationCounts> application_counts(
+      const CampaignSpec& spec) = 0;
 };
 
 }  // namespace voucherd

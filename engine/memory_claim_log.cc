@@ -174,18 +174,16 @@ void MemoryClaimLog::append_application(ApplicationLogWrite& write) {
   {
     std::lock_guard lock(book->mu);
     auto it = book->by_member.find(to_absl(a.member_id));
-    if (it == book->by_member.end()) {
-      if (book->began) {
-        status = ApplyLogStatus::kClosed;
-      } else if (std::ssize(book->by_member) >= applications_max_) {
+    if (book->began) {
+      status = ApplyLogStatus::kClosed;  // frozen: even a retry is told so
+    } else if (it == book->by_member.end()) {
+      if (std::ssize(book->by_member) >= applications_max_) {
         status = ApplyLogStatus::kFull;
       } else {
         it = book->by_member.try_emplace(std::string(a.member_id)).first;
       }
     } else if (it->second.request_id == a.request_id) {
       status = ApplyLogStatus::kRepeat;
-    } else if (book->began) {
-      status = ApplyLogStatus::kClosed;
     } else {
       status = ApplyLogStatus::kReplaced;
     }
@@ -316,6 +314,21 @@ StoreResult<AllocationTurn> MemoryClaimLog::write_allocation(
   book->next = to;
   book->done = to == book->total;
   return book->turn(turn.owner);
+}
+
+StoreResult<ApplicationCounts> MemoryClaimLog::application_counts(const CampaignSpec& spec) {
+  ApplicationBook* book = applications_of(spec.id);
+  if (book == nullptr) {
+    return store_unsupported("campaign \"" + spec.id + "\" takes no applications");
+  }
+  std::lock_guard lock(book->mu);
+  ApplicationCounts out;
+  out.applications = std::ssize(book->by_member);
+  out.selected = std::ssize(book->won);
+  out.allocation = book->done    ? ApplicationCounts::Allocation::kDone
+                   : book->began ? ApplicationCounts::Allocation::kRunning
+                                 : ApplicationCounts::Allocation::kNotStarted;
+  return out;  // the time it was done: the engine's, which wrote it
 }
 
 void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_view code,

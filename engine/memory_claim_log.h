@@ -77,6 +77,7 @@ class MemoryClaimLog final : public ClaimLog {
   StoreResult<AllocationTurn> write_allocation(const CampaignSpec& spec, const AllocationTurn& turn,
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
+  StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {

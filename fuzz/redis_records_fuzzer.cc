@@ -19,8 +19,8 @@
 //     back to a value that decodes the same;
 //  5. the same reply, to the apply campaigns' scripts: a SELECTED
 //     application carries its member's voucher, a turn's cursor is within
-//     its frozen count and it has every SKU's stock, and a refusal names
-//     what refused.
+//     its frozen count and it has every SKU's stock, and a done allocation
+//     has written every position.
 #include <string>
 #include <vector>
 
@@ -188,12 +188,13 @@ void check_apply_replies(fuzz::InputReader& in) {
     FUZZ_EXPECT(turn->stock_left.size() == spec.skus.size(), "a turn has every SKU's stock");
   }
   if (const auto step = redis::parse_alloc_batch_reply(reply)) {
-    if (step->kind == redis::AllocBatchReply::Kind::kHeld ||
-        step->kind == redis::AllocBatchReply::Kind::kShort) {
-      FUZZ_EXPECT(step->turn.owner.empty() && step->turn.total == 0, "a refusal is no turn");
-    } else {
+    if (step->kind == redis::AllocBatchReply::Kind::kWritten ||
+        step->kind == redis::AllocBatchReply::Kind::kMoved) {
       FUZZ_EXPECT(step->turn.next >= 0 && step->turn.next <= step->turn.total,
                   "a step's cursor is within its frozen count");
+      FUZZ_EXPECT(
+          step->turn.kind != AllocationTurn::Kind::kDone || step->turn.next == step->turn.total,
+          "a done allocation has written every position");
     }
   }
 }

@@ -361,4 +361,9 @@ StoreResult<AllocationTurn> PerClaimRedisLog::write_allocation(
                            "\": --store=redis-per-claim takes no applications");
 }
 
+StoreResult<ApplicationCounts> PerClaimRedisLog::application_counts(const CampaignSpec& spec) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": --store=redis-per-claim takes no applications");
+}
+
 }  // namespace voucherd::redis

@@ -80,6 +80,7 @@ class PerClaimRedisLog final : public ClaimLog, public Store {
   StoreResult<AllocationTurn> write_allocation(const CampaignSpec& spec, const AllocationTurn& turn,
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
+  StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
 
  private:
   struct Lookup {

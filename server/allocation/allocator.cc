@@ -47,6 +47,10 @@ void Allocator::pass() {
   for (const CampaignRuntime* c : engine_.campaigns()) {
     if (c->spec().mode != CampaignMode::kApplyThenDraw || done_.contains(c->spec().id)) continue;
     if (engine_.clock().now_us() < c->spec().allocation_at_us) continue;
+    if (const auto held = held_.find(c->spec().id);
+        held != held_.end() && std::chrono::steady_clock::now() < held->second.until) {
+      continue;
+    }
     allocate(*c);
     std::lock_guard lock(mu_);
     if (stopping_) return;
@@ -80,6 +84,14 @@ void Allocator::allocate(const CampaignRuntime& c) {
   };
   const auto started = std::chrono::steady_clock::now();
   auto run = engine_.allocate(id, replica_id_, options);
+  if (!run && run.error().kind == StoreErrorKind::kBadReply) {
+    Hold& hold = held_[id];
+    hold.wait = std::clamp(2 * hold.wait, std::chrono::milliseconds(1000), options_.hold_max);
+    hold.until = std::chrono::steady_clock::now() + hold.wait;
+    return problem(run.error().message + "; tried again in " +
+                   std::to_string(hold.wait.count() / 1000) + " s");
+  }
+  held_.erase(id);
   if (!run) return problem(run.error().message);
   switch (run->result) {
     case AllocationRun::Result::kTooEarly:

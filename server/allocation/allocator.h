@@ -7,7 +7,12 @@
 // learn from it when the allocation is done (their engines may then reveal
 // the seed). A step the store leaves unanswered is sent again, the same
 // step, with a growing pause, for at most `retry_for`; then the next poll
-// resumes from where the store says the allocation stands.
+// resumes from where the store says the allocation stands. A pass that
+// meets a store it cannot use (an answer voucherd cannot read, a stock or
+// an application that does not add up: kBadReply) is not tried again at
+// every poll, re-reading every application: the campaign waits, 1 s after
+// the first such pass, then twice as long after each, up to `hold_max`, so
+// its turn lapses and another replica may try.
 //
 // Usage:
 //   Allocator allocator(engine, store.replica_id());
@@ -42,6 +47,8 @@ struct AllocatorOptions {
   // How long one unanswered step is sent again before the pass gives up.
   std::chrono::milliseconds retry_for{10'000};
   std::size_t batch_max = limits::kAllocationBatchMax;  // winners per step
+  // The longest wait after passes that met a store it cannot use.
+  std::chrono::milliseconds hold_max{60'000};
 };
 
 class Allocator {
@@ -81,6 +88,12 @@ class Allocator {
   // The allocating thread's own.
   absl::flat_hash_set<std::string> done_;                       // campaigns known done
   absl::flat_hash_map<std::string, std::string> last_problem_;  // logged once until it changes
+  // Campaigns held back after a kBadReply pass: until when, and the wait.
+  struct Hold {
+    std::chrono::steady_clock::time_point until;
+    std::chrono::milliseconds wait{0};
+  };
+  absl::flat_hash_map<std::string, Hold> held_;
 };
 
 }  // namespace voucherd

@@ -132,6 +132,11 @@ class GetCampaignStatsCall final
       auto counts = core_.store.read_counts(c->spec());
       if (!counts) return fail_store(counts.error(), c->spec().id);
       if (*counts) apply_counts(**counts, local);
+      if (c->spec().mode == CampaignMode::kApplyThenDraw) {
+        auto applications = core_.engine.application_counts(*c);
+        if (!applications) return fail_store(applications.error(), c->spec().id);
+        local.applications = *applications;
+      }
       v1::CampaignStats response;
       stats_to_proto(local, &response);
       reply(response);

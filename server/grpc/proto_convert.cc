@@ -316,6 +316,24 @@ void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out
     p->set_remaining(s.remaining);
     p->set_expired(s.expired);
   }
+  if (const auto& a = in.applications) {
+    out->set_applications(a->applications);
+    out->set_selected(a->selected);
+    switch (a->allocation) {
+      case ApplicationCounts::Allocation::kNotStarted:
+        out->set_allocation(voucher::v1::ALLOCATION_STATE_NOT_STARTED);
+        break;
+      case ApplicationCounts::Allocation::kRunning:
+        out->set_allocation(voucher::v1::ALLOCATION_STATE_RUNNING);
+        break;
+      case ApplicationCounts::Allocation::kDone:
+        out->set_allocation(voucher::v1::ALLOCATION_STATE_DONE);
+        out->set_not_selected(a->applications - a->selected);
+        if (a->allocated_at_us > 0)
+          timestamp_to_proto(a->allocated_at_us, out->mutable_allocated_at());
+        break;
+    }
+  }
 }
 
 }  // namespace voucherd

@@ -39,6 +39,37 @@ StoreResult<std::optional<CampaignCounts>> RedisClaimLog::read_counts(const Camp
   return out;
 }
 
+StoreResult<ApplicationCounts> RedisClaimLog::application_counts(const CampaignSpec& spec) {
+  auto conn = open_link();
+  if (!conn) return store_unavailable(conn.error());
+  const CampaignKeys keys(spec.id);
+  auto r = (*conn)->pipeline({{"HLEN", keys.applications()},
+                              {"HMGET", keys.allocation(), "state", "selected", "done_ms"}});
+  if (!r) return store_unavailable(r.error());
+  const Reply& count = (*r)[0];
+  const Reply& alloc = (*r)[1];
+  if (count.type != Reply::Type::kInteger || alloc.type != Reply::Type::kArray ||
+      alloc.elements.size() != 3) {
+    return store_bad_reply("unexpected reply reading " + keys.allocation() + ": " + count.str +
+                           alloc.str);
+  }
+  ApplicationCounts out;
+  out.applications = count.integer;
+  out.selected = to_int(alloc.elements[1]);
+  const std::string& state = alloc.elements[0].str;
+  if (state == "done") {
+    out.allocation = ApplicationCounts::Allocation::kDone;
+    out.allocated_at_us = to_int(alloc.elements[2]) * 1000;
+  } else if (state == "running") {
+    out.allocation = ApplicationCounts::Allocation::kRunning;
+  } else if (alloc.elements[0].type != Reply::Type::kNil) {
+    return store_bad_reply(keys.allocation() + " holds state \"" + state + "\"");
+  }
+  // Once begun, the applications counted are the frozen ones (apply.lua
+  // refuses any later one), so HLEN is the frozen total too.
+  return out;
+}
+
 StoreResult<std::vector<std::int64_t>> RedisClaimLog::reconcile(const CampaignSpec& spec) {
   auto conn = open_link();
   if (!conn) return store_unavailable(conn.error());

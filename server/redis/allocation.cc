@@ -43,8 +43,11 @@ StoreResult<Reply> RedisClaimLog::allocation_call(const Command& command, const 
 
 StoreResult<AllocationTurn> RedisClaimLog::take_turn(const CampaignSpec& spec,
                                                      std::string_view replica) {
+  // Not waited for min_replicas: a turn lost in a failover costs only a
+  // wait for the lease, and the steps, which are waited for, carry the
+  // freeze to the replicas with them (a replica applies writes in order).
   auto reply = allocation_call(alloc_take_command(spec, replica, options_.allocation_lease),
-                               alloc_take_script(), /*writes=*/true);
+                               alloc_take_script(), /*writes=*/false);
   if (!reply) return std::unexpected(std::move(reply.error()));
   auto turn = parse_alloc_take_reply(spec, *reply);
   if (!turn) return store_bad_reply("campaign \"" + spec.id + "\": " + turn.error());
@@ -112,6 +115,10 @@ StoreResult<AllocationTurn> RedisClaimLog::write_allocation(
     case AllocBatchReply::Kind::kShort:
       return store_bad_reply("campaign \"" + spec.id + "\": SKU \"" + step->name +
                              "\" has less stock in the store than the allocation leaves; it stops");
+    case AllocBatchReply::Kind::kBadStep:
+      return store_bad_reply("campaign \"" + spec.id +
+                             "\": the store refused an allocation step (" + step->name +
+                             "); it stops");
   }
   return store_bad_reply("campaign \"" + spec.id + "\": an allocation step's answer is unknown");
 }

@@ -1,7 +1,5 @@
 #include "server/redis/apply_log.h"
 
-#include <absl/container/flat_hash_set.h>
-
 #include <algorithm>
 #include <charconv>
 
@@ -34,6 +32,10 @@ bool string_at(const Reply& r, std::size_t i, std::string& out) {
   out = r.elements[i].str;
   return true;
 }
+
+// The first whole millisecond at or after `us` (times are not negative:
+// campaign_validation).
+std::int64_t ms_at_or_after(UnixMicros us) { return us / 1000 + (us % 1000 > 0 ? 1 : 0); }
 
 // {owner, epoch, next, total} at elements 1..4 of `r`, checked.
 bool parse_turn_head(const Reply& r, AllocationTurn& turn) {
@@ -90,7 +92,10 @@ std::optional<ApplicationEntry> decode_application(const CampaignSpec& spec,
 Command apply_command(const CampaignSpec& spec, std::span<ApplicationLogWrite* const> writes,
                       std::int64_t bound) {
   const CampaignKeys campaign(spec.id);
-  std::vector<std::string> args{std::to_string(spec.starts_at_us / 1000),
+  // The window in Redis's milliseconds: it opens at the first whole one at or
+  // after starts_at (never before, so a definition replaced until starts_at
+  // has no application), and closes at the one ends_at falls in.
+  std::vector<std::string> args{std::to_string(ms_at_or_after(spec.starts_at_us)),
                                 std::to_string(spec.ends_at_us / 1000), std::to_string(bound)};
   args.reserve(args.size() + 3 * writes.size());
   for (const ApplicationLogWrite* w : writes) {
@@ -226,7 +231,7 @@ Command alloc_take_command(const CampaignSpec& spec, std::string_view replica,
                            std::chrono::milliseconds lease) {
   const CampaignKeys campaign(spec.id);
   std::vector<std::string> args{std::string(replica), std::to_string(lease.count()),
-                                std::to_string(spec.allocation_at_us / 1000)};
+                                std::to_string(ms_at_or_after(spec.allocation_at_us))};
   for (const SkuSpec& s : spec.skus) args.push_back(s.id);
   return Connection::evalsha(alloc_take_script(),
                              {campaign.allocation(), campaign.applications(), campaign.stock()},
@@ -307,21 +312,23 @@ std::expected<AllocBatchReply, std::string> parse_alloc_batch_reply(const Reply&
   }
   namespace a = replies::alloc_batch;
   AllocBatchReply out;
-  if (kind == a::kHeld || kind == a::kShort) {
+  if (kind == a::kHeld || kind == a::kShort || kind == a::kBadStep) {
     if (reply.elements.size() != 2 || !string_at(reply, 1, out.name)) {
       return std::unexpected("alloc_batch script: an answer of another shape");
     }
-    out.kind = kind == a::kHeld ? AllocBatchReply::Kind::kHeld : AllocBatchReply::Kind::kShort;
+    out.kind = kind == a::kHeld    ? AllocBatchReply::Kind::kHeld
+               : kind == a::kShort ? AllocBatchReply::Kind::kShort
+                                   : AllocBatchReply::Kind::kBadStep;
     return out;
   }
-  if ((kind != a::kWritten && kind != a::kMoved) || reply.elements.size() != 5 ||
-      !parse_turn_head(reply, out.turn)) {
+  std::int64_t done = 0;
+  if ((kind != a::kWritten && kind != a::kMoved) || reply.elements.size() != 6 ||
+      !parse_turn_head(reply, out.turn) || !integer_at(reply, 5, done) ||
+      (done != 0 && done != 1) || (done == 1 && out.turn.next != out.turn.total)) {
     return std::unexpected("alloc_batch script: an answer of another shape");
   }
   out.kind = kind == a::kWritten ? AllocBatchReply::Kind::kWritten : AllocBatchReply::Kind::kMoved;
-  out.turn.kind = out.turn.next == out.turn.total && kind == a::kWritten
-                      ? AllocationTurn::Kind::kDone
-                      : AllocationTurn::Kind::kTaken;
+  out.turn.kind = done == 1 ? AllocationTurn::Kind::kDone : AllocationTurn::Kind::kTaken;
   return out;
 }
 
@@ -330,8 +337,6 @@ StoreResult<std::vector<ApplicationEntry>> read_applications(
   const std::string key = CampaignKeys(spec.id).applications();
   const std::string count = std::to_string(kApplicationsScanCount);
   std::vector<ApplicationEntry> out;
-  // HSCAN may return a field twice (the hash was resized meanwhile).
-  absl::flat_hash_set<std::string> seen;
   std::string cursor = "0";
   do {
     auto page = conn.command({"HSCAN", key, cursor, "COUNT", count});
@@ -343,7 +348,6 @@ StoreResult<std::vector<ApplicationEntry>> read_applications(
     cursor = page->elements[0].str;
     const std::vector<Reply>& fields = page->elements[1].elements;
     for (std::size_t i = 0; i < fields.size(); i += 2) {
-      if (!seen.insert(fields[i].str).second) continue;
       auto e = decode_application(spec, fields[i].str, fields[i + 1].str);
       if (!e)
         return store_bad_reply("unreadable application of \"" + fields[i].str + "\" in " + key);
@@ -353,6 +357,16 @@ StoreResult<std::vector<ApplicationEntry>> read_applications(
       if (auto going = after_page(); !going) return std::unexpected(std::move(going.error()));
     }
   } while (cursor != "0");
+  // HSCAN may return a field twice (the hash was resized meanwhile): the
+  // same member, the same frozen application, kept once.
+  std::sort(out.begin(), out.end(), [](const ApplicationEntry& x, const ApplicationEntry& y) {
+    return x.member_id < y.member_id;
+  });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const ApplicationEntry& x, const ApplicationEntry& y) {
+                          return x.member_id == y.member_id;
+                        }),
+            out.end());
   return out;
 }
 

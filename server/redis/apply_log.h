@@ -121,16 +121,17 @@ struct AllocBatchReply {
     kMoved,    // the turn is not the caller's as given: `turn` as it stands
     kHeld,     // a winner, `name`, holds a voucher already: nothing written
     kShort,    // a SKU, `name`, has less stock than the step's winners of it
+    kBadStep,  // the step does not fit the allocation (`name` says how): nothing written
   };
   Kind kind = Kind::kMoved;
   AllocationTurn turn;  // kWritten, kMoved (without stock_left)
-  std::string name;     // kHeld: the member; kShort: the SKU id
+  std::string name;     // kHeld: the member; kShort: the SKU id; kBadStep: what
 };
 [[nodiscard]] std::expected<AllocBatchReply, std::string> parse_alloc_batch_reply(
     const Reply& reply);
 
 // Every application of the campaign, read page by page (HSCAN) on `conn`,
-// each member once. The caller compares the count with the frozen total.
+// each member once, ordered by member id. The caller compares the count with the frozen total.
 // `after_page`, when set, runs after each page (on `conn` too, if it
 // likes); an error from it ends the read with that error.
 [[nodiscard]] StoreResult<std::vector<ApplicationEntry>> read_applications(

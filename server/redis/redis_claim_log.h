@@ -153,6 +153,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
   StoreResult<AllocationTurn> write_allocation(const CampaignSpec& spec, const AllocationTurn& turn,
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
+  StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).

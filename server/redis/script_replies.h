@@ -147,12 +147,14 @@ inline constexpr std::int64_t kNotOwner = 0;
 inline constexpr std::int64_t kReleased = 1;
 }  // namespace alloc_release
 
-// alloc_batch.lua: {kind, owner, epoch, next, total}, or {kind, name}.
+// alloc_batch.lua: {kind, owner, epoch, next, total, done (0/1)}, or {kind,
+// name}.
 namespace alloc_batch {
 inline constexpr std::int64_t kWritten = 0;
-inline constexpr std::int64_t kMoved = 1;  // the turn is not the caller's as given
-inline constexpr std::int64_t kHeld = 2;   // {2, member}: a winner holds a voucher already
-inline constexpr std::int64_t kShort = 3;  // {3, SKU id}: less stock than the step's winners
+inline constexpr std::int64_t kMoved = 1;    // the turn is not the caller's as given
+inline constexpr std::int64_t kHeld = 2;     // {2, member}: a winner holds a voucher already
+inline constexpr std::int64_t kShort = 3;    // {3, SKU id}: less stock than the step's winners
+inline constexpr std::int64_t kBadStep = 4;  // {4, what}: positions or members that do not fit
 }  // namespace alloc_batch
 
 }  // namespace voucherd::redis::replies

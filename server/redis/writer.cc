@@ -749,8 +749,9 @@ struct RedisClaimLog::ApplicationsPart {
     VOUCHERD_DCHECK(slice.size() == groups.size(), "one apply script call per campaign");
     for (std::size_t g = 0; g < groups.size(); ++g) {
       const auto& group = groups[g].second;
-      // Every answer is read before the first completion runs: a
-      // completion may free its request, whose views the reading uses.
+      // The group's answers are all read before its first completion runs:
+      // a completion may free its request, whose views the reading uses
+      // (groups share no request).
       auto decided = parse_apply_reply(*groups[g].first, group, slice[g]);
       if (!decided) {
         // Maybe recorded, maybe not: a retry with the same request_id tells.

@@ -127,6 +127,15 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
   const auto stranger = client_->get_application("apply", "m-99");
   EXPECT_EQ(stranger.code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(stranger.reason(), "APPLICATION_NOT_FOUND");
+  // Operators see the applications counted, and nothing allocated yet.
+  const auto before = client_->stats("apply");
+  ASSERT_TRUE(before.ok()) << before.status.error_message();
+  EXPECT_EQ(before.response.applications(), 8);
+  EXPECT_EQ(before.response.allocation(), v1::ALLOCATION_STATE_NOT_STARTED);
+  EXPECT_EQ(before.response.selected(), 0);
+  EXPECT_EQ(before.response.not_selected(), 0);
+  EXPECT_FALSE(before.response.has_allocated_at());
+  EXPECT_EQ(before.response.issued(), 0);
   // The seed stays secret until the allocation is done.
   const auto early_seed = client_->reveal_seed("apply");
   EXPECT_EQ(early_seed.code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -201,6 +210,14 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
   EXPECT_EQ(stats.response.remaining(), 0);
   EXPECT_EQ(stats.response.redeemed(), 1);
   EXPECT_EQ(stats.response.members(), 3);
+  EXPECT_EQ(stats.response.applications(), 8);
+  EXPECT_EQ(stats.response.allocation(), v1::ALLOCATION_STATE_DONE);
+  EXPECT_EQ(stats.response.selected(), 3);
+  EXPECT_EQ(stats.response.not_selected(), 5);
+  ASSERT_TRUE(stats.response.has_allocated_at());
+  EXPECT_GE(stats.response.allocated_at().seconds(), created.response.allocation_at().seconds());
+  EXPECT_LE(stats.response.allocated_at().seconds(),
+            std::chrono::duration_cast<seconds>(SystemClock::now().time_since_epoch()).count());
 
   // Operators see the applications counted and the mode named.
   const HttpAnswer metrics = http_get(server_->ops_port(), "/metrics");

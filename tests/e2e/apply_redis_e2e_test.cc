@@ -105,6 +105,11 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
   EXPECT_EQ(stranger.code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(stranger.reason(), "APPLICATION_NOT_FOUND");
   EXPECT_EQ(redis.cli({"HLEN", "vd:{apply}:apps"}), "10");
+  const auto before = ca.stats("apply");
+  ASSERT_TRUE(before.ok()) << before.status.error_message();
+  EXPECT_EQ(before.response.applications(), 10);  // both replicas' applications
+  EXPECT_EQ(before.response.allocation(), v1::ALLOCATION_STATE_NOT_STARTED);
+  EXPECT_EQ(before.response.selected(), 0);
 
   // The allocation follows on its own: each member reads their outcome,
   // alternating replicas, until it is no longer PENDING.
@@ -179,6 +184,23 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
   EXPECT_EQ(stats.response.issued(), 3);
   EXPECT_EQ(stats.response.remaining(), 0);
   EXPECT_EQ(stats.response.redeemed(), 1);
+  EXPECT_EQ(stats.response.applications(), 10);
+  EXPECT_EQ(stats.response.allocation(), v1::ALLOCATION_STATE_DONE);
+  EXPECT_EQ(stats.response.selected(), 3);
+  EXPECT_EQ(stats.response.not_selected(), 7);
+  ASSERT_TRUE(stats.response.has_allocated_at());
+  // Redis's done_ms: at or after allocation_at, and not in the future.
+  EXPECT_GE(stats.response.allocated_at().seconds(), created.response.allocation_at().seconds());
+  EXPECT_LE(stats.response.allocated_at().seconds(),
+            std::chrono::duration_cast<seconds>(SystemClock::now().time_since_epoch()).count());
+  // voucherctl says it in a line.
+  std::string out, err;
+  ASSERT_EQ(
+      run_program(dir, {VOUCHERCTL_BINARY, "stats", "apply", "--target", b.target()}, &out, &err),
+      0)
+      << err;
+  EXPECT_NE(out.find("10 applications; allocated at "), std::string::npos) << out;
+  EXPECT_NE(out.find(": 3 selected, 7 not selected"), std::string::npos) << out;
 
   // One replica wrote the allocation; the other saw it done.
   EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));

@@ -282,7 +282,9 @@ TEST_F(ApplyLogTest, TheAllocationIsWrittenStepByStepByOneTurnAtATime) {
   const AllocationTurn busy = take(spec, "r-2");
   EXPECT_EQ(busy.kind, AllocationTurn::Kind::kBusy);
   EXPECT_EQ(busy.owner, "r-1");
+  ASSERT_EQ(server_.cli({"HSET", "vd:{ap}:alloc", "beat", "1"}), "0");
   EXPECT_EQ(take(spec, "r-1").kind, AllocationTurn::Kind::kTaken);
+  EXPECT_NE(server_.cli({"HGET", "vd:{ap}:alloc", "beat"}), "1");  // renewed
 
   // Positions [0, 2): ann wins the room, bob a spring ticket.
   const std::vector<AllocatedVoucher> step1{winner(spec, 1, "ann", 'A'),
@@ -346,6 +348,16 @@ TEST_F(ApplyLogTest, TheAllocationIsWrittenStepByStepByOneTurnAtATime) {
   EXPECT_EQ(write(spec, stranger, 2, 4, {}).kind, AllocBatchReply::Kind::kMoved);
   EXPECT_EQ(state(), after_step1);
 
+  // A step that does not fit the allocation is refused whole.
+  const AllocBatchReply past_end = write(spec, at2, 2, 5, {winner(spec, 0, "cat", 'C')});
+  EXPECT_EQ(past_end.kind, AllocBatchReply::Kind::kBadStep);
+  EXPECT_EQ(past_end.name, "positions 2 to 5 of 4");
+  const AllocBatchReply twice =
+      write(spec, at2, 2, 4, {winner(spec, 0, "cat", 'C'), winner(spec, 1, "cat", 'D')});
+  EXPECT_EQ(twice.kind, AllocBatchReply::Kind::kBadStep);
+  EXPECT_EQ(twice.name, "member cat twice");
+  EXPECT_EQ(state(), after_step1);
+
   // The last step: cat takes the spring ticket left, dan nothing; done.
   const AllocBatchReply last = write(spec, at2, 2, 4, {winner(spec, 0, "cat", 'C')});
   ASSERT_EQ(last.kind, AllocBatchReply::Kind::kWritten);
@@ -359,9 +371,19 @@ TEST_F(ApplyLogTest, TheAllocationIsWrittenStepByStepByOneTurnAtATime) {
   const ApplicationReply dan_lost = application(spec, "dan");
   EXPECT_EQ(dan_lost.state, ApplicationState::kNotSelected);
   EXPECT_EQ(dan_lost.voucher, nullptr);
-  // Any replica asking now hears it is done.
+  // The last step sent again (its answer lost): done, nothing written twice.
+  const std::string after_last = state();
+  const AllocBatchReply resent = write(spec, at2, 2, 4, {winner(spec, 0, "cat", 'C')});
+  EXPECT_EQ(resent.kind, AllocBatchReply::Kind::kMoved);
+  EXPECT_EQ(resent.turn.kind, AllocationTurn::Kind::kDone);
+  EXPECT_EQ(resent.turn.next, 4);
+  EXPECT_EQ(state(), after_last);
+  // Any replica asking now hears it is done; a retry of a press made
+  // before the freeze is told the window is closed.
   EXPECT_EQ(take(spec, "r-2").kind, AllocationTurn::Kind::kDone);
   EXPECT_EQ(take(spec, "r-1").kind, AllocationTurn::Kind::kDone);
+  Application ann_retry(open, "ann", "a-1", {1});
+  EXPECT_EQ(apply(open, {&ann_retry})[0].status, ApplyLogStatus::kClosed);
 }
 
 TEST_F(ApplyLogTest, ALapsedOrReleasedTurnPassesOnAndFencesTheOldOwner) {
@@ -407,8 +429,13 @@ TEST_F(ApplyLogTest, ALapsedOrReleasedTurnPassesOnAndFencesTheOldOwner) {
   // once, with a lease of an hour, from where r-1 left it.
   ASSERT_EQ(write(spec, back, 0, 1, {winner(spec, 0, "ann", 'A')}).kind,
             AllocBatchReply::Kind::kWritten);
-  EXPECT_EQ(send(redis::alloc_release_command(spec, "r-2")).integer, 0);  // not its turn
-  EXPECT_EQ(send(redis::alloc_release_command(spec, "r-1")).integer, 1);
+  const Reply not_its_turn = send(redis::alloc_release_command(spec, "r-2"));
+  ASSERT_EQ(not_its_turn.type, Reply::Type::kInteger);
+  EXPECT_EQ(not_its_turn.integer, 0);
+  const Reply released = send(redis::alloc_release_command(spec, "r-1"));
+  ASSERT_EQ(released.type, Reply::Type::kInteger);
+  EXPECT_EQ(released.integer, 1);
+  EXPECT_EQ(server_.cli({"HGET", "vd:{ap}:alloc", "beat"}), "0");
   const AllocationTurn third = take(spec, "r-3", milliseconds(3'600'000));
   ASSERT_EQ(third.kind, AllocationTurn::Kind::kTaken);
   EXPECT_EQ(third.epoch, 4);
@@ -555,12 +582,16 @@ TEST(AllocationReplies, RepliesOfAnotherShapeAreErrors) {
     EXPECT_FALSE(redis::parse_alloc_take_reply(spec, bad).has_value());
   }
   // alloc_batch.
-  ASSERT_TRUE(redis::parse_alloc_batch_reply(
-                  array({integer(0), text("r-1"), integer(1), integer(3), integer(3)}))
-                  .has_value());
-  for (const Reply& bad : {error, array({integer(2)}), array({integer(3), integer(1)}),
-                           array({integer(0), text("r-1"), integer(1), integer(3)}),
-                           array({integer(7), text("r-1"), integer(1), integer(3), integer(3)})}) {
+  const auto done = redis::parse_alloc_batch_reply(
+      array({integer(1), text("r-1"), integer(1), integer(3), integer(3), integer(1)}));
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->turn.kind, AllocationTurn::Kind::kDone);
+  for (const Reply& bad :
+       {error, array({integer(2)}), array({integer(3), integer(1)}),
+        array({integer(0), text("r-1"), integer(1), integer(3), integer(3)}),
+        array({integer(7), text("r-1"), integer(1), integer(3), integer(3), integer(0)}),
+        array({integer(0), text("r-1"), integer(1), integer(2), integer(3), integer(1)}),
+        array({integer(0), text("r-1"), integer(1), integer(3), integer(3), integer(2)})}) {
     EXPECT_FALSE(redis::parse_alloc_batch_reply(bad).has_value());
   }
   // application.

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <future>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
@@ -324,6 +325,93 @@ struct WaitedRedeem final : RedeemOp {
     done.set_value({o, std::move(v)});
   }
 };
+
+// An APPLY_THEN_DRAW campaign whose window ended an hour before `now` (so
+// its allocation is due).
+CampaignSpec ended_apply_campaign(UnixMicros now) {
+  CampaignSpec spec = campaign(2, 1);
+  spec.mode = CampaignMode::kApplyThenDraw;
+  spec.starts_at_us = now - 2 * 3600 * kMicrosPerSecond;
+  spec.ends_at_us = now - 3600 * kMicrosPerSecond;
+  spec.allocation_at_us = spec.ends_at_us;
+  return spec;
+}
+
+// A replica serving `spec`, with an allocation lease of `lease`.
+struct ApplyReplica {
+  ApplyReplica(const std::string& url, const std::string& id, std::chrono::milliseconds lease,
+               CampaignSpec spec)
+      : log(options(url, id, lease), encode_campaign_definition),
+        engine(log, clock, random, kSecret) {
+    log.start();
+    auto created = engine.create_campaign(std::move(spec));
+    if (created) served = &(*created)->spec();
+  }
+  ~ApplyReplica() { log.stop(); }
+  static redis::ClaimLogOptions options(const std::string& url, const std::string& id,
+                                        std::chrono::milliseconds lease) {
+    redis::ClaimLogOptions o = Replica::make_options(url, id);
+    o.allocation_lease = lease;
+    return o;
+  }
+  SystemClock clock;
+  SecureRandom random;
+  redis::RedisClaimLog log;
+  ClaimEngine engine;
+  const CampaignSpec* served = nullptr;
+};
+
+TEST(RedisClaimLog, AnAllocationTurnIsHandedOnAtStopAndAReadEndsWhenItPasses) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  for (const char* member : {"cat", "ann", "bob"}) {
+    ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:apps", member,
+                                "1700000000000\x1f"
+                                "r\x1f"
+                                "0"}),
+              "1");
+  }
+  // a takes the turn (the allocation begins: three applications frozen),
+  // reads them, and stops: its turn is handed on at once.
+  const CampaignSpec spec = ended_apply_campaign(SystemClock{}.now_us());
+  auto a = std::make_unique<ApplyReplica>(redis_server.url(), "a", std::chrono::seconds(10), spec);
+  ASSERT_NE(a->served, nullptr);
+  auto turn = a->log.take_allocation(*a->served, "a");
+  ASSERT_TRUE(turn.has_value()) << turn.error().message;
+  EXPECT_EQ(turn->kind, AllocationTurn::Kind::kTaken);
+  EXPECT_EQ(turn->epoch, 1);
+  EXPECT_EQ(turn->total, 3);
+  auto read = a->log.read_applications(*a->served, *turn);
+  ASSERT_TRUE(read.has_value()) << read.error().message;
+  ASSERT_EQ(read->size(), 3u);
+  EXPECT_EQ((*read)[0].member_id, "ann");  // ordered by member
+  EXPECT_EQ((*read)[2].member_id, "cat");
+  EXPECT_EQ((*read)[1].preferred, std::vector<std::uint32_t>{0});
+  a.reset();
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:alloc", "beat"}), "0");
+  EXPECT_EQ(redis_server.cli({"HGET", "vd:{gd-redis}:alloc", "owner"}), "a");
+
+  // b takes it over at once, though a's lease would still run for seconds.
+  // b renews its turn after every page it reads (a lease of 0 ms); when d
+  // takes the turn meanwhile, b's read ends, naming why.
+  ApplyReplica b(redis_server.url(), "b", std::chrono::milliseconds(0), spec);
+  ASSERT_NE(b.served, nullptr);
+  auto b_turn = b.log.take_allocation(*b.served, "b");
+  ASSERT_TRUE(b_turn.has_value()) << b_turn.error().message;
+  EXPECT_EQ(b_turn->kind, AllocationTurn::Kind::kTaken);
+  EXPECT_EQ(b_turn->epoch, 2);
+  ApplyReplica d(redis_server.url(), "d", std::chrono::milliseconds(0), spec);
+  ASSERT_NE(d.served, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto d_turn = d.log.take_allocation(*d.served, "d");
+  ASSERT_TRUE(d_turn.has_value()) << d_turn.error().message;
+  EXPECT_EQ(d_turn->epoch, 3);
+  auto cut = b.log.read_applications(*b.served, *b_turn);
+  ASSERT_FALSE(cut.has_value());
+  EXPECT_EQ(cut.error().kind, StoreErrorKind::kUnavailable);
+  EXPECT_NE(cut.error().message.find("while its applications were read"), std::string::npos)
+      << cut.error().message;
+}
 
 TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRecord) {
   TempDir dir;

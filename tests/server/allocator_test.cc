@@ -1,6 +1,8 @@
 // allocator_test — the allocating thread: it leaves a campaign alone before
 // its allocation time, then allocates it on its own (nobody calls anything),
-// exactly the stock, once; and it stops promptly.
+// exactly the stock, once; a store it cannot use is not asked again at
+// every poll, and the campaign is allocated once the store is readable; and
+// it stops promptly.
 #include "server/allocation/allocator.h"
 
 #include <gtest/gtest.h>
@@ -11,9 +13,9 @@
 
 #include "engine/claim_engine.h"
 #include "engine/clock.h"
-#include "engine/memory_claim_log.h"
 #include "engine/random.h"
 #include "tests/support/engine/campaign_spec.h"
+#include "tests/support/engine/forwarding_claim_log.h"
 #include "tests/support/wait.h"
 
 namespace voucherd {
@@ -66,7 +68,7 @@ class AllocatorTest : public ::testing::Test {
 
   std::int64_t issued() { return engine_.campaign_stats("gd-apply")->issued; }
 
-  MemoryClaimLog log_;
+  testing::ForwardingClaimLog log_;
   FakeClock clock_{kStart};
   DeterministicRandom random_{5};
   ClaimEngine engine_;
@@ -98,6 +100,30 @@ TEST_F(AllocatorTest, AllocatesOnItsOwnOnceTheTimeComesExactlyOnce) {
   const std::int64_t seen = allocator.passes();
   ASSERT_TRUE(testing::wait_until([&] { return allocator.passes() >= seen + 10; }));
   EXPECT_EQ(log_.voucher_count(), 6);
+  allocator.stop();
+}
+
+TEST_F(AllocatorTest, AStoreItCannotUseIsNotAskedAgainAtEveryPoll) {
+  log_.unreadable_applications(true);
+  AllocatorOptions options;
+  options.poll = std::chrono::milliseconds(5);
+  options.hold_max = std::chrono::milliseconds(2'000);
+  Allocator allocator(engine_, "replica-a", options);
+  clock_.set_us(kAllocation);
+  allocator.start();
+  // One read, then the campaign is held back for a second: a hundred
+  // passes go by without another (each would re-read every application).
+  ASSERT_TRUE(testing::wait_until([&] { return log_.application_reads() >= 1; }));
+  const std::int64_t seen = allocator.passes();
+  ASSERT_TRUE(testing::wait_until([&] { return allocator.passes() >= seen + 100; }));
+  EXPECT_LE(log_.application_reads(), 2);  // at most one more, if a second went by
+  EXPECT_EQ(log_.voucher_count(), 0);
+  // Readable again: the next try allocates it, with nobody calling anything.
+  log_.unreadable_applications(false);
+  ASSERT_TRUE(testing::wait_until([&] { return engine_.reveal_seed("gd-apply").has_value(); },
+                                  std::chrono::seconds(10)))
+      << "the allocation was not tried again";
+  EXPECT_EQ(issued(), 6);
   allocator.stop();
 }
 

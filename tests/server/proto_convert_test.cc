@@ -419,6 +419,44 @@ TEST(ProtoConvert, StatsCarryEveryCountPerSkuToo) {
     EXPECT_EQ(out.skus(i).remaining(), want.remaining);
     EXPECT_EQ(out.skus(i).expired(), want.expired);
   }
+  // Not an APPLY_THEN_DRAW campaign: no application counts.
+  EXPECT_EQ(out.allocation(), v1::ALLOCATION_STATE_UNSPECIFIED);
+  EXPECT_EQ(out.applications(), 0);
+  EXPECT_FALSE(out.has_allocated_at());
+}
+
+TEST(ProtoConvert, AnApplyCampaignsStatsSayWhereTheAllocationStands) {
+  CampaignStatsView view;
+  view.campaign_id = "gd-apply";
+  ApplicationCounts counts;
+  counts.applications = 120;
+  counts.selected = 0;
+  view.applications = counts;
+  v1::CampaignStats open;
+  stats_to_proto(view, &open);
+  EXPECT_EQ(open.allocation(), v1::ALLOCATION_STATE_NOT_STARTED);
+  EXPECT_EQ(open.applications(), 120);
+  EXPECT_EQ(open.not_selected(), 0);
+
+  view.applications->allocation = ApplicationCounts::Allocation::kRunning;
+  view.applications->selected = 40;
+  v1::CampaignStats running;
+  stats_to_proto(view, &running);
+  EXPECT_EQ(running.allocation(), v1::ALLOCATION_STATE_RUNNING);
+  EXPECT_EQ(running.selected(), 40);
+  EXPECT_EQ(running.not_selected(), 0);  // not known until it is done
+  EXPECT_FALSE(running.has_allocated_at());
+
+  view.applications->allocation = ApplicationCounts::Allocation::kDone;
+  view.applications->selected = 59;
+  view.applications->allocated_at_us = kStart + 1'500;
+  v1::CampaignStats done;
+  stats_to_proto(view, &done);
+  EXPECT_EQ(done.allocation(), v1::ALLOCATION_STATE_DONE);
+  EXPECT_EQ(done.selected(), 59);
+  EXPECT_EQ(done.not_selected(), 61);
+  EXPECT_EQ(done.allocated_at().seconds(), 1'700'000'000);
+  EXPECT_EQ(done.allocated_at().nanos(), 1'750'000);
 }
 
 TEST(ProtoConvert, TimestampsConvertToTheMicrosecondWithTheirText) {

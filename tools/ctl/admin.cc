@@ -66,6 +66,24 @@ int stats(const Session& s, const std::string& campaign, Output o) {
   std::printf(row, "ALL", static_cast<long long>(st.stock_total()),
               static_cast<long long>(st.issued()), static_cast<long long>(st.redeemed()),
               static_cast<long long>(st.remaining()), static_cast<long long>(st.expired()));
+  switch (st.allocation()) {
+    case v1::ALLOCATION_STATE_NOT_STARTED:
+      std::printf("%lld applications; not allocated yet\n",
+                  static_cast<long long>(st.applications()));
+      break;
+    case v1::ALLOCATION_STATE_RUNNING:
+      std::printf("%lld applications (frozen); allocating: %lld selected so far\n",
+                  static_cast<long long>(st.applications()), static_cast<long long>(st.selected()));
+      break;
+    case v1::ALLOCATION_STATE_DONE:
+      std::printf("%lld applications; allocated%s%s: %lld selected, %lld not selected\n",
+                  static_cast<long long>(st.applications()), st.has_allocated_at() ? " at " : "",
+                  st.has_allocated_at() ? time_text(st.allocated_at()).c_str() : "",
+                  static_cast<long long>(st.selected()), static_cast<long long>(st.not_selected()));
+      break;
+    default:  // not an APPLY_THEN_DRAW campaign
+      break;
+  }
   return kDone;
 }
 

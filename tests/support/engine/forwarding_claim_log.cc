@@ -78,6 +78,10 @@ StoreResult<AllocationTurn> ForwardingClaimLog::take_allocation(const CampaignSp
 
 StoreResult<std::vector<ApplicationEntry>> ForwardingClaimLog::read_applications(
     const CampaignSpec& spec, const AllocationTurn& turn) {
+  application_reads_.fetch_add(1, std::memory_order_relaxed);
+  if (unreadable_.load(std::memory_order_relaxed)) {
+    return store_bad_reply("the test's store holds an application voucherd cannot read");
+  }
   return memory_.read_applications(spec, turn);
 }
 
@@ -95,6 +99,10 @@ StoreResult<AllocationTurn> ForwardingClaimLog::write_allocation(
     }
   }
   return memory_.write_allocation(spec, turn, from, to, winners);
+}
+
+StoreResult<ApplicationCounts> ForwardingClaimLog::application_counts(const CampaignSpec& spec) {
+  return memory_.application_counts(spec);
 }
 
 std::size_t ForwardingClaimLog::queued() {

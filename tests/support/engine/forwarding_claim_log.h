@@ -12,6 +12,9 @@
 //     known order; a kWritten completion goes through to the memory log;
 //   - lose_allocation_answers(n): the next n allocation steps are written
 //     and answered UNAVAILABLE, as when Redis's reply is lost;
+//   - unreadable_applications(true): reading the frozen applications
+//     answers kBadReply, as a store holding one voucherd cannot read does
+//     (application_reads() counts the reads);
 //   - Stock::kManual: open_campaign() keeps the campaign's stock for the test
 //     (stock()) instead of handing all units over at once, as a leasing log
 //     does, so units arrive only when the test adds them.
@@ -70,6 +73,7 @@ class ForwardingClaimLog final : public ClaimLog {
   StoreResult<AllocationTurn> write_allocation(const CampaignSpec& spec, const AllocationTurn& turn,
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
+  StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
 
   // Calls that reached the log.
   [[nodiscard]] int appends() const { return appends_.load(std::memory_order_relaxed); }
@@ -87,6 +91,10 @@ class ForwardingClaimLog final : public ClaimLog {
   void lose_allocation_answers(int n) {
     std::lock_guard lock(mu_);
     lost_allocation_writes_ = n;
+  }
+  void unreadable_applications(bool on) { unreadable_.store(on, std::memory_order_relaxed); }
+  [[nodiscard]] int application_reads() const {
+    return application_reads_.load(std::memory_order_relaxed);
   }
   // Vouchers the memory log recorded.
   [[nodiscard]] std::int64_t voucher_count() const { return memory_.voucher_count(); }
@@ -112,6 +120,8 @@ class ForwardingClaimLog final : public ClaimLog {
   std::atomic<int> redeems_{0};
   std::atomic<int> member_lookups_{0};
   std::atomic<int> allocation_writes_{0};
+  std::atomic<int> application_reads_{0};
+  std::atomic<bool> unreadable_{false};
   std::mutex mu_;
   std::deque<ClaimLogWrite*> held_;  // guarded by mu_
   int lost_allocation_writes_ = 0;   // guarded by mu_
