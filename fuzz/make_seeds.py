@@ -194,7 +194,8 @@ log-level = info
           "grpc-threads = 4\nrehearse = true\nredeem-failure-budget = 50\n")
     write("config", "sentinel.conf", "store = redis\nredis-sentinel = 10.0.0.1:26379,10.0.0.2:26379\n"
           "redis-master = voucherd\nsecret-file = /etc/hostname\nredis-min-replicas = 1\n"
-          "redis-replica-wait-ms = 200\nlease-timeout-ms = 3000\nreplica-id = replica-a\n")
+          "redis-replica-wait-ms = 200\nlease-timeout-ms = 3000\nreplica-id = replica-a\n"
+          "allocation-lease-ms = 10000\nallocation-batch-max = 64\n")
     write("config", "cluster.conf", "store = redis\nredis-cluster = 10.0.0.1:7000\n"
           "secret-file = /etc/hostname\n--replace-campaigns = true\n")
     write("config", "tls.conf", 'tls-cert = "/etc/hostname"\n# no key\n')

@@ -165,6 +165,7 @@ std::expected<std::unique_ptr<Store>, std::string> make_store(const Config& conf
   redis_options.replica_wait = std::chrono::milliseconds(config.redis_replica_wait_ms);
   redis_options.replica_id = config.replica_id.empty() ? default_replica_id() : config.replica_id;
   redis_options.lease_timeout = std::chrono::milliseconds(config.lease_timeout_ms);
+  redis_options.allocation_lease = std::chrono::milliseconds(config.allocation_lease_ms);
   return std::make_unique<redis::RedisClaimLog>(std::move(redis_options),
                                                 encode_campaign_definition);
 }
@@ -295,7 +296,12 @@ int run(const Config& config, const AppOptions& options, const sigset_t& signals
   // Allocates APPLY_THEN_DRAW campaigns once their time has come: every
   // replica runs one, and the store's turn decides who writes. Declared
   // after the store's guard, so it stops first on every way out.
-  Allocator allocator(engine, std::string((*store)->replica_id()));
+  AllocatorOptions allocator_options;
+  allocator_options.batch_max = static_cast<std::size_t>(config.allocation_batch_max);
+  // An unanswered step is sent again for at most a lease: by then the turn
+  // may have passed on, and the next pass asks the store where it stands.
+  allocator_options.retry_for = std::chrono::milliseconds(config.allocation_lease_ms);
+  Allocator allocator(engine, std::string((*store)->replica_id()), allocator_options);
   allocator.start();
 
   auto auth = load_auth(config);

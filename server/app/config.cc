@@ -88,6 +88,18 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
                  "sixth of this); use the same value on every replica")
       ->check(CLI::Range(600, 600'000))
       ->capture_default_str();
+  app.add_option("--allocation-lease-ms", c.allocation_lease_ms,
+                 "with --store=redis: an APPLY_THEN_DRAW campaign's allocation passes to another "
+                 "replica when the one allocating has not renewed its turn this long (it renews it "
+                 "with every step, and while it reads the applications); it must cover reading "
+                 "and ranking them; use the same value on every replica")
+      ->check(CLI::Range(1'000, 3'600'000))
+      ->capture_default_str();
+  app.add_option("--allocation-batch-max", c.allocation_batch_max,
+                 "winners an allocation step writes at most, in one atomic step of the store "
+                 "(smaller: shorter scripts, more round trips)")
+      ->check(CLI::Range(1, static_cast<int>(limits::kAllocationBatchMax)))
+      ->capture_default_str();
   app.add_option("--secret-file", c.secret_file,
                  "file holding the voucher-code MAC secret as hex (>= 64 hex digits)")
       ->check(CLI::ExistingFile);

@@ -34,8 +34,11 @@ struct Config {
   bool replace_campaigns = false;   // replace different stored definitions before they open
   std::string replica_id;           // --store=redis: this process's name in lease records
   int lease_timeout_ms = 3000;      // --store=redis: a replica silent this long loses its leases
-  std::string secret_file;          // hex; see README "Secret file"
-  std::string port_file;            // written with the bound port once listening
+  int allocation_lease_ms =
+      10'000;                      // --store=redis: an allocation turn not renewed this long passes
+  int allocation_batch_max = 512;  // winners an allocation step writes at most
+  std::string secret_file;         // hex; see README "Secret file"
+  std::string port_file;           // written with the bound port once listening
   std::string ops_listen = "127.0.0.1:9464";  // the operators' HTTP port
   std::string ops_port_file;                  // written with the bound ops port
   std::uint32_t member_press_rate = 5;        // Claim presses a second per member and campaign

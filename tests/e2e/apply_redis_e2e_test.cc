@@ -7,11 +7,16 @@
 // every member's outcome, read on either replica, is what allocate() gives
 // from the revealed seed; the winners' vouchers are listed and redeemed on
 // the replica that did not write them; Redis holds exactly the stock issued.
+// And a failover: the allocating replica paused midway loses its turn when
+// its lease lapses; the other continues from where it stood, with nobody
+// calling anything; the paused one, resumed, is fenced; every pack is
+// written once.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/campaign_validation.h"
@@ -210,6 +215,118 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
   EXPECT_EQ(occurrences(logs, "\"written_here\":10"), 1) << logs;
   // And neither met a problem on the way (a refused step, a lost turn).
   EXPECT_EQ(logs.find("apply\\\": allocation: "), std::string::npos) << logs;
+}
+
+TEST(ApplyRedisEndToEnd, AnAllocatingReplicaPausedMidwayIsFencedAndAnotherFinishes) {
+  TempDir dir;
+  RedisServer redis(dir);
+  const std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+  // One winner a step, so the allocation of 1,000 packs takes 1,000 steps:
+  // long enough to pause it after the first; a lease of a second.
+  auto args = [&](const std::string& id) {
+    auto a = replica_args(redis, secret);
+    a.insert(a.end(),
+             {"--replica-id", id, "--allocation-batch-max", "1", "--allocation-lease-ms", "1000"});
+    return a;
+  };
+  VoucherdProcess a(dir, args("replica-a"));
+  ASSERT_NE(a.port(), 0);
+  Client ca(a.target());
+  const auto now = SystemClock::now();
+  const auto ends = now + seconds(10);
+  const auto created = ca.create_campaign(spring_and_hotel("failover", 800, 200)
+                                              .window(now - seconds(60), ends)
+                                              .apply_then_draw(ends)
+                                              .message());
+  ASSERT_TRUE(created.ok()) << created.status.error_message();
+  // 1,200 members apply once each, naming nothing, spring, or room first.
+  Applications applied;
+  const std::vector<std::vector<std::string>> choices = {{}, {"spring"}, {"room", "spring"}};
+  for (int i = 0; i < 1'200; ++i) {
+    const std::string member = "m-" + std::to_string(i);
+    const auto& skus = choices[static_cast<std::size_t>(i) % choices.size()];
+    const auto r = ca.apply("failover", member, "r-" + member, skus);
+    ASSERT_TRUE(r.ok()) << member << ": " << r.status.error_message();
+    applied[member] = skus;
+  }
+  ASSERT_LT(SystemClock::now(), ends) << "the applications took longer than the window";
+
+  // replica-a, alone, takes the turn at allocation_at; pause it once it
+  // has written its first step.
+  auto conn = redis.connect();
+  ASSERT_TRUE(conn.has_value()) << conn.error();
+  std::int64_t paused_at = -1;
+  for (const auto give_up = std::chrono::steady_clock::now() + seconds(60);
+       std::chrono::steady_clock::now() < give_up;) {
+    auto r = (*conn)->command({"HGET", "vd:{failover}:alloc", "next"});
+    ASSERT_TRUE(r.has_value()) << r.error();
+    if (r->type == redis::Reply::Type::kString && r->str != "0") {
+      a.send_signal(SIGSTOP);
+      paused_at = std::stoll(r->str);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ASSERT_GE(paused_at, 1) << "the allocation did not begin";
+  ASSERT_LT(paused_at, 1'000) << "the allocation was done before it could be paused";
+  EXPECT_EQ(redis.cli({"HGET", "vd:{failover}:alloc", "owner"}), "replica-a");
+  EXPECT_EQ(redis.cli({"HGET", "vd:{failover}:alloc", "state"}), "running");
+
+  // replica-b comes up; once replica-a's lease lapses it takes the turn
+  // (epoch 2) and finishes, from where replica-a stood.
+  VoucherdProcess b(dir, args("replica-b"));
+  ASSERT_NE(b.port(), 0);
+  Client cb(b.target());
+  Outcomes outcomes;
+  ASSERT_TRUE(read_outcomes(
+      "failover", applied, [&](int) -> const Client& { return cb; }, outcomes, seconds(60)))
+      << "the allocation was not finished by replica-b";
+  EXPECT_EQ(redis.cli({"HGET", "vd:{failover}:alloc", "state"}), "done");
+  EXPECT_EQ(redis.cli({"HGET", "vd:{failover}:alloc", "owner"}), "replica-b");
+  EXPECT_EQ(redis.cli({"HGET", "vd:{failover}:alloc", "epoch"}), "2");
+
+  // replica-a resumes: its next step is refused (its epoch is 1), and it
+  // writes nothing more.
+  a.send_signal(SIGCONT);
+  ASSERT_TRUE(wait_until(
+      [&] { return a.stderr_text().find("another replica took the turn") != std::string::npos; },
+      seconds(20)))
+      << a.stderr_text();
+
+  // Every pack written once: 1,000 selected, 200 not, each winner holding
+  // one voucher, and the outcome the seed gives.
+  const OutcomeTally won = tally(outcomes);
+  EXPECT_EQ(won.won_per_sku, (std::map<std::string, int>{{"room", 200}, {"spring", 800}}));
+  EXPECT_EQ(won.codes.size(), 1'000U);
+  EXPECT_EQ(redis.cli({"HGET", "vd:{failover}:alloc", "selected"}), "1000");
+  EXPECT_EQ(redis.cli({"HLEN", "vd:{failover}:won"}), "1000");
+  EXPECT_EQ(redis_sum(redis, "vd:{failover}:issued"), 1'000);
+  EXPECT_EQ(redis.cli({"HGET", "vd:{failover}:issued", "_members"}), "1000");
+  EXPECT_EQ(redis_sum(redis, "vd:{failover}:stock"), 0);
+  const auto records = (*conn)->command({"KEYS", "vd:{failover}:v:*"});
+  ASSERT_TRUE(records.has_value()) << records.error();
+  EXPECT_EQ(records->elements.size(), 1'000U);  // one voucher record a winner
+  Reply<v1::RevealSeedResponse> seed_reply;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        seed_reply = ca.reveal_seed("failover");
+        return seed_reply.ok();
+      },
+      seconds(10)))
+      << seed_reply.status.error_message();
+  const auto seed = seed_from_hex(seed_reply.response.seed());
+  ASSERT_TRUE(seed.has_value());
+  auto spec = campaign_from_proto(cb.get_campaign("failover").response);
+  ASSERT_TRUE(spec.has_value());
+  ASSERT_TRUE(validate_and_normalize(*spec).has_value());
+  expect_replayed(*spec, *seed, applied, outcomes);
+  const auto stats = ca.stats("failover");
+  ASSERT_TRUE(stats.ok()) << stats.status.error_message();
+  EXPECT_EQ(stats.response.selected(), 1'000);
+  EXPECT_EQ(stats.response.not_selected(), 200);
+  EXPECT_EQ(stats.response.allocation(), v1::ALLOCATION_STATE_DONE);
+  EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
+  EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0));
 }
 
 }  // namespace

@@ -143,6 +143,9 @@ TEST(Config, RedisSentinelAndMinReplicasGoWithTheRedisStoreOnly) {
   refused({"--redis-min-replicas", "1"}, "--redis-min-replicas is only used with --store=redis");
   refused({"--store", "redis", "--secret-file", secret}, "needs --redis");
   refused({"--redis-min-replicas", "17"}, "--redis-min-replicas");
+  refused({"--allocation-lease-ms", "999"}, "--allocation-lease-ms");
+  refused({"--allocation-batch-max", "0"}, "--allocation-batch-max");
+  refused({"--allocation-batch-max", "513"}, "--allocation-batch-max");
   refused({"--redis-replica-wait-ms", "2000"}, "--redis-replica-wait-ms");
 
   const ConfigResult ok = Invocation{
@@ -155,6 +158,13 @@ TEST(Config, RedisSentinelAndMinReplicasGoWithTheRedisStoreOnly) {
   EXPECT_EQ(ok.config.redis_master, "voucherd");
   EXPECT_EQ(ok.config.redis_min_replicas, 1);
   EXPECT_EQ(ok.config.redis_replica_wait_ms, 250);
+  EXPECT_EQ(ok.config.allocation_lease_ms, 10'000);  // the defaults
+  EXPECT_EQ(ok.config.allocation_batch_max, 512);
+  const ConfigResult tuned =
+      Invocation{{"--allocation-lease-ms", "2000", "--allocation-batch-max", "8"}, {}}.parse();
+  EXPECT_FALSE(tuned.should_exit);
+  EXPECT_EQ(tuned.config.allocation_lease_ms, 2'000);
+  EXPECT_EQ(tuned.config.allocation_batch_max, 8);
 }
 
 TEST(Config, AnOpsPortBeyondLoopbackNeedsTokensOrSayingItIsInsecure) {
