@@ -184,6 +184,21 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
   ASSERT_TRUE(after.ok()) << after.status.error_message();
   EXPECT_EQ(after.response.state(), v1::APPLICATION_STATE_SELECTED);
   EXPECT_EQ(after.response.voucher().state(), v1::VOUCHER_STATE_REDEEMED);
+  // Another winner's pack cancelled on b is forfeited: the member stays
+  // SELECTED, with the voucher CANCELLED, and its unit is not allocated
+  // again (issued and remaining do not move).
+  const auto other = std::find_if(outcome.begin(), outcome.end(), [&](const auto& o) {
+    return o.second.state() == v1::APPLICATION_STATE_SELECTED && o.first != winner->first;
+  });
+  ASSERT_NE(other, outcome.end());
+  const auto cancelled = cb.cancel_voucher(other->second.voucher().code());
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status.error_message();
+  EXPECT_EQ(cancelled.response.state(), v1::VOUCHER_STATE_CANCELLED);
+  const auto forfeited = ca.get_application("apply", other->first);
+  ASSERT_TRUE(forfeited.ok()) << forfeited.status.error_message();
+  EXPECT_EQ(forfeited.response.state(), v1::APPLICATION_STATE_SELECTED);
+  EXPECT_EQ(forfeited.response.voucher().state(), v1::VOUCHER_STATE_CANCELLED);
+  EXPECT_EQ(redis_sum(redis, "vd:{apply}:stock"), 0);
   const auto stats = cb.stats("apply");
   ASSERT_TRUE(stats.ok()) << stats.status.error_message();
   EXPECT_EQ(stats.response.issued(), 3);
