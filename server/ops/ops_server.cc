@@ -252,6 +252,30 @@ std::string OpsServer::status_json() const {
     cj["lease_overdue_replicas"] = health.overdue_replicas;
     cj["lease_stranded_units"] = health.stranded_units;
     cj["lease_reclaimed_units_total"] = health.reclaimed_units_total;
+    if (spec.mode == CampaignMode::kApplyThenDraw) {
+      // Where the allocation stands, store-wide (docs/operations.md,
+      // "Watching an apply campaign's allocation"); left out while the
+      // store does not answer.
+      if (const auto a = engine_.application_counts(*c)) {
+        json aj;
+        aj["applications"] = a->applications;
+        aj["selected"] = a->selected;
+        switch (a->allocation) {
+          case ApplicationCounts::Allocation::kNotStarted:
+            aj["state"] = "NOT_STARTED";
+            break;
+          case ApplicationCounts::Allocation::kRunning:
+            aj["state"] = "RUNNING";
+            break;
+          case ApplicationCounts::Allocation::kDone:
+            aj["state"] = "DONE";
+            aj["not_selected"] = a->applications - a->selected;
+            if (a->allocated_at_us > 0) aj["allocated_at"] = rfc3339(a->allocated_at_us);
+            break;
+        }
+        cj["allocation"] = std::move(aj);
+      }
+    }
     json skus = json::array();
     for (std::size_t i = 0; i < stats->skus.size(); ++i) {
       const SkuStatsView& s = stats->skus[i];

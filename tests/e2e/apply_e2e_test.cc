@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -232,6 +233,14 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
             std::string::npos);
   const HttpAnswer status = http_get(server_->ops_port(), "/status");
   EXPECT_NE(status.body.find("\"mode\":\"APPLY_THEN_DRAW\""), std::string::npos) << status.body;
+  const auto page = nlohmann::json::parse(status.body, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(page.is_object()) << status.body;
+  const auto& allocation = page["campaigns"][0]["allocation"];
+  EXPECT_EQ(allocation["state"], "DONE") << status.body;
+  EXPECT_EQ(allocation["applications"], 8);
+  EXPECT_EQ(allocation["selected"], 3);
+  EXPECT_EQ(allocation["not_selected"], 5);
+  EXPECT_TRUE(allocation.contains("allocated_at")) << status.body;
 }
 
 TEST_F(ApplyEndToEnd, BadApplicationsAreRefusedNamingTheFieldAndStoreNothing) {

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "tests/support/applications.h"
 #include "tests/support/campaigns.h"
 #include "tests/support/client.h"
+#include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/replicas.h"
 #include "tests/support/voucherd_process.h"
@@ -213,7 +215,15 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
   EXPECT_GE(stats.response.allocated_at().seconds(), created.response.allocation_at().seconds());
   EXPECT_LE(stats.response.allocated_at().seconds(),
             std::chrono::duration_cast<seconds>(SystemClock::now().time_since_epoch()).count());
-  // voucherctl says it in a line.
+  // So do the ops port's /status, and voucherctl, in a line.
+  const HttpAnswer status = http_get(b.ops_port(), "/status");
+  const auto page = nlohmann::json::parse(status.body, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(page.is_object()) << status.body;
+  const auto& allocation = page["campaigns"][0]["allocation"];
+  EXPECT_EQ(allocation["state"], "DONE") << status.body;
+  EXPECT_EQ(allocation["applications"], 10);
+  EXPECT_EQ(allocation["selected"], 3);
+  EXPECT_EQ(allocation["not_selected"], 7);
   std::string out, err;
   ASSERT_EQ(
       run_program(dir, {VOUCHERCTL_BINARY, "stats", "apply", "--target", b.target()}, &out, &err),
