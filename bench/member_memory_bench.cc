@@ -121,6 +121,9 @@ class SharedStoreStandIn final : public ClaimLog {
   StoreResult<ApplicationCounts> application_counts(const CampaignSpec&) override {
     return store_unsupported("the stand-in keeps no applications");
   }
+  StoreResult<ApplicationOutcomes> application_outcomes(const CampaignSpec&) override {
+    return store_unsupported("the stand-in keeps no applications");
+  }
 
  private:
   CampaignStock* stock_ = nullptr;

@@ -174,6 +174,12 @@ class ClaimEngine final {
   [[nodiscard]] StoreResult<std::vector<DrawEntry>> draw_entries(const CampaignSpec& spec) {
     return log_.draw_entries(spec);
   }
+  // Every application of an APPLY_THEN_DRAW campaign and what it got,
+  // ordered by member (blocking: admin threads only; kWrongMode is the
+  // caller's to check).
+  [[nodiscard]] StoreResult<ApplicationOutcomes> application_outcomes(const CampaignSpec& spec) {
+    return log_.application_outcomes(spec);
+  }
   // Every REDEEMED voucher of a campaign (blocking: admin threads only).
   [[nodiscard]] StoreResult<std::vector<VoucherPtr>> redeemed_vouchers(
       std::string_view campaign_id) {

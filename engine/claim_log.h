@@ -376,6 +376,14 @@ struct ApplicationCounts {
   UnixMicros allocated_at_us = 0;  // kDone: when, by the store's clock (0: it does not say)
 };
 
+// Every application of an APPLY_THEN_DRAW campaign and what it got, for the
+// export: ordered by member id, each member once. An outcome without a SKU
+// is NOT_SELECTED once `allocation_done`, PENDING before.
+struct ApplicationOutcomes {
+  std::vector<ApplicationOutcome> outcomes;
+  bool allocation_done = false;
+};
+
 // One winner of an allocation batch: their voucher, minted for `sku`.
 struct AllocatedVoucher {
   std::uint32_t sku = 0;
@@ -473,6 +481,13 @@ class ClaimLog {
   // The campaign's applications and allocation, store-wide. Blocking: admin
   // threads only.
   [[nodiscard]] virtual StoreResult<ApplicationCounts> application_counts(
+      const CampaignSpec& spec) = 0;
+  // Every application as it stands and what it got, store-wide (see
+  // ApplicationOutcomes). The allocation's state is read before the
+  // applications and their winners, so an allocation finishing meanwhile
+  // never shows an unread winner as NOT_SELECTED. Blocking: admin threads
+  // only.
+  [[nodiscard]] virtual StoreResult<ApplicationOutcomes> application_outcomes(
       const CampaignSpec& spec) = 0;
 };
 

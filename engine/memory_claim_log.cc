@@ -331,6 +331,52 @@ StoreResult<ApplicationCounts> MemoryClaimLog::application_counts(const Campaign
   return out;  // the time it was done: the engine's, which wrote it
 }
 
+StoreResult<ApplicationOutcomes> MemoryClaimLog::application_outcomes(const CampaignSpec& spec) {
+  ApplicationBook* book = applications_of(spec.id);
+  if (book == nullptr) {
+    return store_unsupported("campaign \"" + spec.id + "\" takes no applications");
+  }
+  absl::flat_hash_map<std::string_view, std::uint32_t> sku_of;  // SKU id -> index
+  for (std::uint32_t i = 0; i < spec.skus.size(); ++i) sku_of.emplace(spec.skus[i].id, i);
+  ApplicationOutcomes out;
+  absl::flat_hash_map<std::string, std::uint32_t> won;  // member -> SKU index
+  auto copy = [&] {
+    out.outcomes.reserve(book->by_member.size());
+    for (const auto& [member, stored] : book->by_member) {
+      out.outcomes.push_back({ApplicationEntry{member, stored.preferred, stored.applied_at_us}});
+    }
+  };
+  {
+    std::unique_lock lock(book->mu);
+    out.allocation_done = book->done;
+    for (const auto& [member, voucher] : book->won) {
+      auto i = sku_of.find(voucher->sku_id());
+      if (i == sku_of.end()) {
+        return store_bad_reply("campaign \"" + spec.id + "\": \"" + member + "\" won SKU \"" +
+                               voucher->sku_id() + "\", not one of its own");
+      }
+      won.emplace(member, i->second);
+    }
+    // Before the allocation begins applications still come: copied under
+    // the lock. Once begun they are frozen (as read_applications relies
+    // on), so Apply and GetApplication are not held up meanwhile.
+    if (!book->began) {
+      copy();
+    } else {
+      lock.unlock();
+      copy();
+    }
+  }
+  for (ApplicationOutcome& o : out.outcomes) {
+    if (auto w = won.find(o.application.member_id); w != won.end()) o.sku = w->second;
+  }
+  std::sort(out.outcomes.begin(), out.outcomes.end(),
+            [](const ApplicationOutcome& x, const ApplicationOutcome& y) {
+              return x.application.member_id < y.application.member_id;
+            });
+  return out;
+}
+
 void MemoryClaimLog::find_voucher(std::string_view /*campaign_id*/, std::string_view code,
                                   VoucherLookup& lookup) {
   VoucherPtr found;

@@ -78,6 +78,7 @@ class MemoryClaimLog final : public ClaimLog {
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
   StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
+  StoreResult<ApplicationOutcomes> application_outcomes(const CampaignSpec& spec) override;
 
   // Vouchers recorded so far (all campaigns).
   [[nodiscard]] std::int64_t voucher_count() const {

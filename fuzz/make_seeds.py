@@ -104,7 +104,8 @@ RPCS = ["ClaimRequest", "ClaimBatchRequest", "DrawRequest", "GetVoucherRequest",
         "ListMemberVouchersRequest", "CreateCampaignRequest", "GetCampaignRequest",
         "ListCampaignsRequest", "GetCampaignStatsRequest", "ReconcileCampaignRequest",
         "CancelVoucherRequest", "ExportRedemptionsRequest", "RevealSeedRequest",
-        "ExportDrawsRequest", "ListReplicasRequest"]
+        "ExportDrawsRequest", "ListReplicasRequest", "ApplyRequest", "GetApplicationRequest",
+        "ExportApplicationsRequest"]
 
 
 def request(name, rpc, text):
@@ -145,6 +146,18 @@ def request_checks():
     request("reveal-seed", "RevealSeedRequest", 'campaign_id: "city-lottery-2026"')
     request("export-draws", "ExportDrawsRequest", 'campaign_id: "city-lottery-2026"')
     request("list-replicas", "ListReplicasRequest", "")
+    request("apply", "ApplyRequest",
+            'campaign_id: "gd-2026-apply" member_id: "m-42" request_id: "apply-1" '
+            'preferred_sku_ids: "spa" preferred_sku_ids: "room"')
+    request("apply-any", "ApplyRequest",
+            'campaign_id: "gd-2026-apply" member_id: "m-7" request_id: "apply-1"')
+    request("apply-twice", "ApplyRequest",
+            'campaign_id: "gd-2026-apply" member_id: "m-42" request_id: "apply-2" '
+            'preferred_sku_ids: "spa" preferred_sku_ids: "spa"')
+    request("get-application", "GetApplicationRequest",
+            'campaign_id: "gd-2026-apply" member_id: "m-42"')
+    request("export-applications", "ExportApplicationsRequest",
+            'campaign_id: "gd-2026-apply"')
     gd = text_format(load_campaign("deploy/campaigns/guangdong-2024.json", sites=3, skus=5))
     request("create-guangdong", "CreateCampaignRequest", "campaign {\n" + gd + "}\n")
     lot = text_format(load_campaign("deploy/campaigns/city-lottery.json", sites=3, skus=4))
@@ -241,6 +254,10 @@ def redis_records():
     # (reply_reader.h: kind byte % 8; 7 is an array, 5 a small integer, 1 a string).
     rec = record(2, "sku", "site", "m", "", 1, 1, 1, 2, ("site", "3", ""))
     write("redis_records", "reply-redeemed", bytes([7, 2, 5, 0, 1, len(rec)]) + rec)
+    # A listed reply: status 0, the code in display form, then its record.
+    listed = record(1, "sku-001-a", "site-001", "m-000123", "", 3, 15800, issued, expires)
+    write("redis_records", "reply-listed", bytes([7, 3, 5, 0, 1, len(CODES[0])]) +
+          CODES[0].encode() + bytes([1, len(listed)]) + listed)
     # Stored applications (server/redis/apply_log.h), and a turn as
     # alloc_take.lua answers it: {2, "r-1", 1, 0, 3, 5, 5, 5}.
     write("redis_records", "application", b"1718676000123\x1fpress-1\x1f2,0")

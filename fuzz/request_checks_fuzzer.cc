@@ -396,6 +396,8 @@ const Rpc kRpcs[] = {
     {"Apply", &v1::ApplyRequest::default_instance(), run_check<v1::ApplyRequest>},
     {"GetApplication", &v1::GetApplicationRequest::default_instance(),
      run_check<v1::GetApplicationRequest>},
+    {"ExportApplications", &v1::ExportApplicationsRequest::default_instance(),
+     run_named<v1::ExportApplicationsRequest>},
 };
 constexpr std::size_t kRpcCount = sizeof(kRpcs) / sizeof(kRpcs[0]);
 

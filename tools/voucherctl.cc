@@ -15,6 +15,11 @@
 //       writes DIR/campaign.json (with the seed commitment), DIR/draws.jsonl
 //       (every draw, in order) and, once the campaign has ended,
 //       DIR/seed.txt: what voucher-audit checks
+//   voucherctl export-applications --campaign ID --out DIR
+//       the same for an APPLY_THEN_DRAW campaign: DIR/campaign.json,
+//       DIR/applications.jsonl (every application and its outcome, by
+//       member), DIR/stats.json (the published counts) and, once the
+//       allocation is done, DIR/seed.txt
 //   voucherctl hash-token                     reads a token on stdin, prints
 //                                             its tokens-file form
 //
@@ -144,6 +149,15 @@ int main(int argc, char** argv) {
   draws->add_option("--out", out_dir, "folder to write campaign.json, draws.jsonl, seed.txt")
       ->required();
 
+  auto* apps = calling(&app, "export-applications",
+                       "write an APPLY_THEN_DRAW campaign's definition, every application with "
+                       "its outcome, its published counts and (once allocated) its seed to a "
+                       "folder, for voucher-audit");
+  apps->add_option("--campaign", campaign, "campaign id")->required();
+  apps->add_option("--out", out_dir,
+                   "folder to write campaign.json, applications.jsonl, stats.json, seed.txt")
+      ->required();
+
   auto* hash =
       app.add_subcommand("hash-token", "read a token on stdin and print its --auth-file form");
 
@@ -173,5 +187,6 @@ int main(int argc, char** argv) {
   if (rec->parsed()) return ctl::reconcile(s, campaign, o);
   if (reps->parsed()) return ctl::replicas(s, campaign, o);
   if (draws->parsed()) return ctl::export_draws(s, campaign, out_dir);
+  if (apps->parsed()) return ctl::export_applications(s, campaign, out_dir);
   return ctl::export_redemptions(s, campaign, site, settlement, detail);
 }

@@ -366,4 +366,9 @@ StoreResult<ApplicationCounts> PerClaimRedisLog::application_counts(const Campai
                            "\": --store=redis-per-claim takes no applications");
 }
 
+StoreResult<ApplicationOutcomes> PerClaimRedisLog::application_outcomes(const CampaignSpec& spec) {
+  return store_unsupported("campaign \"" + spec.id +
+                           "\": --store=redis-per-claim takes no applications");
+}
+
 }  // namespace voucherd::redis

@@ -81,6 +81,7 @@ class PerClaimRedisLog final : public ClaimLog, public Store {
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
   StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
+  StoreResult<ApplicationOutcomes> application_outcomes(const CampaignSpec& spec) override;
 
  private:
   struct Lookup {

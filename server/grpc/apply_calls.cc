@@ -1,5 +1,5 @@
 // apply_calls.cc — the RPCs of APPLY_THEN_DRAW campaigns: Apply and
-// GetApplication (VoucherService).
+// GetApplication (VoucherService), ExportApplications (AdminService).
 #include "server/grpc/call.h"
 
 namespace voucherd {
@@ -128,11 +128,52 @@ class GetApplicationCall final
   ApplicationResult decided_;  // a decision made on another thread, until resume()
 };
 
+// Every application of an APPLY_THEN_DRAW campaign and what it got, ordered
+// by member (AdminService): read whole from the store on the admin worker,
+// then streamed.
+class ExportApplicationsCall final
+    : public ExportCall<ExportApplicationsCall, v1::ExportApplicationsRequest,
+                        v1::ApplicationRecord> {
+ public:
+  using ExportCall::ExportCall;
+  static constexpr Rpc kRpc = Rpc::kExportApplications;
+  void request() {
+    core_.admin_service.RequestExportApplications(&ctx_, &request_, &writer_, cq_, cq_, this);
+  }
+  std::optional<grpc::Status> load(const CampaignRuntime& c) {
+    StatusContext ctx;
+    ctx.campaign_id = request_.campaign_id();
+    if (c.spec().mode != CampaignMode::kApplyThenDraw) {
+      ctx.detail = "only APPLY_THEN_DRAW campaigns have applications";
+      return to_grpc_status(Outcome::kWrongMode, ctx);
+    }
+    auto read = core_.engine.application_outcomes(c.spec());
+    if (!read) {
+      ctx.detail = read.error().message;
+      return to_grpc_status(outcome_of(read.error().kind), ctx);
+    }
+    spec_ = &c.spec();
+    read_ = std::move(*read);
+    return std::nullopt;
+  }
+  bool next(v1::ApplicationRecord& r) {
+    if (next_ == read_.outcomes.size()) return false;
+    application_outcome_to_proto(*spec_, read_.outcomes[next_++], read_.allocation_done, &r);
+    return true;
+  }
+
+ private:
+  const CampaignSpec* spec_ = nullptr;
+  ApplicationOutcomes read_;
+  std::size_t next_ = 0;
+};
+
 }  // namespace
 
 void post_apply_calls(GrpcServer::Core& core, grpc::ServerCompletionQueue* cq) {
   post_calls<ApplyCall>(core, cq);
   post_calls<GetApplicationCall>(core, cq);
+  post_calls<ExportApplicationsCall>(core, cq);
 }
 
 }  // namespace voucherd

@@ -7,7 +7,8 @@
 //   voucher_calls.cc   GetVoucher, Redeem, ListMemberVouchers,  (VoucherService)
 //                      CancelVoucher, ExportRedemptions         (AdminService)
 //   lottery_calls.cc   Draw (VoucherService); RevealSeed, ExportDraws (AdminService)
-//   apply_calls.cc     Apply, GetApplication                   (VoucherService)
+//   apply_calls.cc     Apply, GetApplication (VoucherService); ExportApplications
+//                      (AdminService)
 //   campaign_calls.cc  CreateCampaign, GetCampaign, ListCampaigns,
 //                      GetCampaignStats, ReconcileCampaign,     (AdminService)
 //                      ListReplicas

@@ -5,6 +5,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace voucherd {
 namespace {
@@ -297,6 +298,67 @@ void application_to_proto(const CampaignSpec& spec, const ApplicationResult& in,
     voucher_to_proto(*in.voucher, visible_state(*in.voucher, now_us), out->mutable_voucher());
   }
   out->set_proof(in.proof);
+}
+
+void application_outcome_to_proto(const CampaignSpec& spec, const ApplicationOutcome& in,
+                                  bool allocation_done, voucher::v1::ApplicationRecord* out) {
+  out->Clear();
+  out->set_member_id(in.application.member_id);
+  for (std::uint32_t sku : in.application.preferred) {
+    // The store read only preferences naming the campaign's SKUs.
+    if (sku < spec.skus.size()) out->add_preferred_sku_ids(spec.skus[sku].id);
+  }
+  timestamp_to_proto(in.application.applied_at_us, out->mutable_applied_at());
+  if (in.sku < spec.skus.size()) {
+    out->set_state(voucher::v1::APPLICATION_STATE_SELECTED);
+    out->set_sku_id(spec.skus[in.sku].id);
+  } else {
+    out->set_state(allocation_done ? voucher::v1::APPLICATION_STATE_NOT_SELECTED
+                                   : voucher::v1::APPLICATION_STATE_PENDING);
+  }
+}
+
+std::expected<ApplicationOutcome, std::string> application_outcome_from_proto(
+    const CampaignSpec& spec, const voucher::v1::ApplicationRecord& in) {
+  auto index_of = [&](const std::string& id) -> std::optional<std::uint32_t> {
+    auto it = std::find_if(spec.skus.begin(), spec.skus.end(),
+                           [&](const SkuSpec& s) { return s.id == id; });
+    if (it == spec.skus.end()) return std::nullopt;
+    return static_cast<std::uint32_t>(it - spec.skus.begin());
+  };
+  ApplicationOutcome out;
+  if (in.member_id().empty()) return std::unexpected("no member_id");
+  out.application.member_id = in.member_id();
+  for (const std::string& id : in.preferred_sku_ids()) {
+    auto sku = index_of(id);
+    if (!sku) {
+      return std::unexpected("prefers SKU \"" + id + "\", which the campaign does not have");
+    }
+    out.application.preferred.push_back(*sku);
+  }
+  out.application.applied_at_us = TimeUtil::TimestampToMicroseconds(in.applied_at());
+  switch (in.state()) {
+    case voucher::v1::APPLICATION_STATE_SELECTED: {
+      auto sku = index_of(in.sku_id());
+      if (!sku) {
+        return std::unexpected("SELECTED for SKU \"" + in.sku_id() +
+                               "\", which the campaign does not have");
+      }
+      out.sku = *sku;
+      return out;
+    }
+    case voucher::v1::APPLICATION_STATE_NOT_SELECTED:
+      if (!in.sku_id().empty()) {
+        return std::unexpected("NOT_SELECTED, and names SKU \"" + in.sku_id() + "\"");
+      }
+      return out;
+    case voucher::v1::APPLICATION_STATE_PENDING:
+      return std::unexpected(
+          "PENDING: the export was taken before the allocation was done; export again once "
+          "GetCampaignStats says DONE");
+    default:
+      return std::unexpected("no state (SELECTED or NOT_SELECTED)");
+  }
 }
 
 void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out) {

@@ -36,6 +36,13 @@ void draw_entry_to_proto(const CampaignSpec& spec, const DrawEntry& in,
 // GetApplication answer it (its voucher's state as visible at `now_us`).
 void application_to_proto(const CampaignSpec& spec, const ApplicationResult& in, UnixMicros now_us,
                           voucher::v1::Application* out);
+// One line of ExportApplications (PENDING when the allocation is not done
+// and it won nothing), and back (voucher-audit): the way back names what does
+// not fit the campaign, and refuses a PENDING line, which has no outcome.
+void application_outcome_to_proto(const CampaignSpec& spec, const ApplicationOutcome& in,
+                                  bool allocation_done, voucher::v1::ApplicationRecord* out);
+[[nodiscard]] std::expected<ApplicationOutcome, std::string> application_outcome_from_proto(
+    const CampaignSpec& spec, const voucher::v1::ApplicationRecord& in);
 void stats_to_proto(const CampaignStatsView& in, voucher::v1::CampaignStats* out);
 
 }  // namespace voucherd

@@ -141,6 +141,10 @@ std::optional<grpc::Status> check_request(const v1::ExportDrawsRequest& r) {
   return check_campaign_id(r.campaign_id());
 }
 
+std::optional<grpc::Status> check_request(const v1::ExportApplicationsRequest& r) {
+  return check_campaign_id(r.campaign_id());
+}
+
 std::optional<grpc::Status> check_request(const v1::ListReplicasRequest& r) {
   // Empty: every campaign.
   return refuse_bad_ids({{"campaign_id", r.campaign_id(), false}});

@@ -70,6 +70,8 @@ struct IdField {
     const voucher::v1::ExportRedemptionsRequest& r);
 [[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::RevealSeedRequest& r);
 [[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::ExportDrawsRequest& r);
+[[nodiscard]] std::optional<grpc::Status> check_request(
+    const voucher::v1::ExportApplicationsRequest& r);
 [[nodiscard]] std::optional<grpc::Status> check_request(const voucher::v1::ListReplicasRequest& r);
 
 // CreateCampaign: the campaign in the engine's terms, or the refusal of one

@@ -137,6 +137,8 @@ const char* rpc_name(Rpc rpc) {
       return "Apply";
     case Rpc::kGetApplication:
       return "GetApplication";
+    case Rpc::kExportApplications:
+      return "ExportApplications";
     case Rpc::kCount:
       break;
   }

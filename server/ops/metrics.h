@@ -63,6 +63,7 @@ enum class Rpc : std::uint8_t {
   kListReplicas,
   kApply,
   kGetApplication,
+  kExportApplications,
   kCount,
 };
 [[nodiscard]] const char* rpc_name(Rpc rpc);

@@ -1,11 +1,13 @@
 // The admin paths' reads of the Redis claim log: counts, the manual
-// reconciliation, the settlement export, expired counts and the draw log.
+// reconciliation, the settlement export, expired counts, the draw log, and an
+// APPLY_THEN_DRAW campaign's counts and applications with their outcomes.
 // Each runs on the caller's thread with a short-lived connection of its own,
 // never on the writer's or the keeper's.
 #include <algorithm>
 #include <charconv>
 #include <map>
 
+#include "server/redis/apply_log.h"
 #include "server/redis/keys.h"
 #include "server/redis/records.h"
 #include "server/redis/redis_claim_log.h"
@@ -67,6 +69,49 @@ StoreResult<ApplicationCounts> RedisClaimLog::application_counts(const CampaignS
   }
   // Once begun, the applications counted are the frozen ones (apply.lua
   // refuses any later one), so HLEN is the frozen total too.
+  return out;
+}
+
+StoreResult<ApplicationOutcomes> RedisClaimLog::application_outcomes(const CampaignSpec& spec) {
+  auto conn = open_link();
+  if (!conn) return store_unavailable(conn.error());
+  const CampaignKeys keys(spec.id);
+  // The state first: when it says done, every winner is in `won` already;
+  // otherwise a winner written after it is read is shown SELECTED, and the
+  // rest PENDING.
+  auto state = (*conn)->command({"HGET", keys.allocation(), "state"});
+  if (!state) return store_unavailable(state.error());
+  const bool begun =
+      state->type == Reply::Type::kString && (state->str == "running" || state->str == "done");
+  if (state->type != Reply::Type::kNil && !begun) {
+    return store_bad_reply("unexpected reply reading " + keys.allocation() + ": " + state->str);
+  }
+  ApplicationOutcomes out;
+  out.allocation_done = begun && state->str == "done";
+  auto applications = redis::read_applications(**conn, spec);
+  if (!applications) return std::unexpected(std::move(applications.error()));
+  out.outcomes.reserve(applications->size());
+  for (ApplicationEntry& a : *applications) out.outcomes.push_back({std::move(a)});
+  // Not begun when the state was read: nobody had won, and applications may
+  // have come during the scan, so the winners (of an allocation begun since)
+  // are left for the next export rather than matched against a set that may
+  // miss them.
+  if (!begun) return out;
+  // Begun: the applications were frozen before the state was read, so each
+  // winner is among them.
+  auto winners = redis::read_winners(**conn, spec);
+  if (!winners) return std::unexpected(std::move(winners.error()));
+  std::size_t matched = 0;
+  for (ApplicationOutcome& o : out.outcomes) {
+    if (auto w = winners->find(o.application.member_id); w != winners->end()) {
+      o.sku = w->second;
+      ++matched;
+    }
+  }
+  if (matched != winners->size()) {
+    return store_bad_reply(keys.won() + " holds " + std::to_string(winners->size() - matched) +
+                           " winners without an application in " + keys.applications());
+  }
   return out;
 }
 

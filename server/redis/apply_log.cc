@@ -332,11 +332,16 @@ std::expected<AllocBatchReply, std::string> parse_alloc_batch_reply(const Reply&
   return out;
 }
 
-StoreResult<std::vector<ApplicationEntry>> read_applications(
-    Link& conn, const CampaignSpec& spec, const std::function<StoreResult<void>()>& after_page) {
-  const std::string key = CampaignKeys(spec.id).applications();
+namespace {
+
+// Every field of the hash `key`, page by page (HSCAN): `field` for each pair
+// (an error from it ends the scan with that error), `after_page` after each
+// page. HSCAN may return a field twice (the hash was resized meanwhile).
+StoreResult<void> scan_hash(
+    Link& conn, const std::string& key,
+    const std::function<StoreResult<void>(const std::string&, const std::string&)>& field,
+    const std::function<StoreResult<void>()>& after_page) {
   const std::string count = std::to_string(kApplicationsScanCount);
-  std::vector<ApplicationEntry> out;
   std::string cursor = "0";
   do {
     auto page = conn.command({"HSCAN", key, cursor, "COUNT", count});
@@ -348,17 +353,32 @@ StoreResult<std::vector<ApplicationEntry>> read_applications(
     cursor = page->elements[0].str;
     const std::vector<Reply>& fields = page->elements[1].elements;
     for (std::size_t i = 0; i < fields.size(); i += 2) {
-      auto e = decode_application(spec, fields[i].str, fields[i + 1].str);
-      if (!e)
-        return store_bad_reply("unreadable application of \"" + fields[i].str + "\" in " + key);
-      out.push_back(std::move(*e));
+      if (auto kept = field(fields[i].str, fields[i + 1].str); !kept) return kept;
     }
     if (after_page) {
-      if (auto going = after_page(); !going) return std::unexpected(std::move(going.error()));
+      if (auto going = after_page(); !going) return going;
     }
   } while (cursor != "0");
-  // HSCAN may return a field twice (the hash was resized meanwhile): the
-  // same member, the same frozen application, kept once.
+  return {};
+}
+
+}  // namespace
+
+StoreResult<std::vector<ApplicationEntry>> read_applications(
+    Link& conn, const CampaignSpec& spec, const std::function<StoreResult<void>()>& after_page) {
+  const std::string key = CampaignKeys(spec.id).applications();
+  std::vector<ApplicationEntry> out;
+  auto read = scan_hash(
+      conn, key,
+      [&](const std::string& member, const std::string& value) -> StoreResult<void> {
+        auto e = decode_application(spec, member, value);
+        if (!e) return store_bad_reply("unreadable application of \"" + member + "\" in " + key);
+        out.push_back(std::move(*e));
+        return {};
+      },
+      after_page);
+  if (!read) return std::unexpected(std::move(read.error()));
+  // A member read twice: the same frozen application, kept once.
   std::sort(out.begin(), out.end(), [](const ApplicationEntry& x, const ApplicationEntry& y) {
     return x.member_id < y.member_id;
   });
@@ -367,6 +387,28 @@ StoreResult<std::vector<ApplicationEntry>> read_applications(
                           return x.member_id == y.member_id;
                         }),
             out.end());
+  return out;
+}
+
+StoreResult<absl::flat_hash_map<std::string, std::uint32_t>> read_winners(
+    Link& conn, const CampaignSpec& spec) {
+  const std::string key = CampaignKeys(spec.id).won();
+  absl::flat_hash_map<std::string, std::uint32_t> out;
+  auto read =
+      scan_hash(conn, key,
+                [&](const std::string& member, const std::string& value) -> StoreResult<void> {
+                  std::uint32_t sku = 0;
+                  const char* end = value.data() + value.size();
+                  auto [p, ec] = std::from_chars(value.data(), end, sku);
+                  if (ec != std::errc{} || p != end || value.empty() || sku >= spec.skus.size()) {
+                    return store_bad_reply("unreadable SKU index \"" + value + "\" of \"" + member +
+                                           "\" in " + key);
+                  }
+                  out.insert_or_assign(member, sku);
+                  return {};
+                },
+                {});
+  if (!read) return std::unexpected(std::move(read.error()));
   return out;
 }
 

@@ -28,6 +28,8 @@
 // Thread-safety: pure functions; read_applications uses the link it is given.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -137,5 +139,10 @@ struct AllocBatchReply {
 [[nodiscard]] StoreResult<std::vector<ApplicationEntry>> read_applications(
     Link& conn, const CampaignSpec& spec,
     const std::function<StoreResult<void>()>& after_page = {});
+
+// The allocation's outcome as written so far (vd:{C}:won, HSCAN on `conn`):
+// member -> the SKU index they won.
+[[nodiscard]] StoreResult<absl::flat_hash_map<std::string, std::uint32_t>> read_winners(
+    Link& conn, const CampaignSpec& spec);
 
 }  // namespace voucherd::redis

@@ -154,6 +154,7 @@ class RedisClaimLog final : public ClaimLog, public Store {
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
   StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
+  StoreResult<ApplicationOutcomes> application_outcomes(const CampaignSpec& spec) override;
 
   // Reads the store-wide counts of a campaign (blocking; admin path, runs on
   // the caller's thread with its own short-lived connection).

@@ -4,8 +4,10 @@
 // applications PENDING until allocation_at, then the allocation made by the
 // replica's own allocating thread (nobody calls anything to start it),
 // checked member by member against allocate() replayed from the revealed
-// seed; the winners' vouchers listed and redeemable; refusals that name what
-// was wrong and store nothing; WRONG_MODE naming the RPC to use.
+// seed; the winners' vouchers listed and redeemable; the export of every
+// application with its outcome, by member (refused for the other modes);
+// refusals that name what was wrong and store nothing; WRONG_MODE naming the
+// RPC to use.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -220,6 +222,24 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
   EXPECT_LE(stats.response.allocated_at().seconds(),
             std::chrono::duration_cast<seconds>(SystemClock::now().time_since_epoch()).count());
 
+  // The export: every application, by member, with what it got.
+  const auto exported = client_->export_applications("apply");
+  ASSERT_TRUE(exported.ok()) << exported.status.error_message();
+  ASSERT_EQ(exported.response.size(), 8U);
+  auto expected = outcome.begin();
+  for (const v1::ApplicationRecord& r : exported.response) {
+    ASSERT_EQ(r.member_id(), expected->first);
+    const v1::Application& got = expected->second;
+    EXPECT_EQ(r.state(), got.state()) << r.member_id();
+    EXPECT_EQ(r.sku_id(), got.has_voucher() ? got.voucher().sku_id() : "") << r.member_id();
+    EXPECT_EQ(std::vector<std::string>(r.preferred_sku_ids().begin(), r.preferred_sku_ids().end()),
+              stands.at(r.member_id()))
+        << r.member_id();
+    EXPECT_EQ(r.applied_at().seconds(), got.applied_at().seconds()) << r.member_id();
+    EXPECT_EQ(r.applied_at().nanos(), got.applied_at().nanos()) << r.member_id();
+    ++expected;
+  }
+
   // Operators see the applications counted and the mode named.
   const HttpAnswer metrics = http_get(server_->ops_port(), "/metrics");
   EXPECT_NE(metrics.body.find("voucherd_applications_total{campaign=\"apply\",outcome=\"applied\"} "
@@ -231,6 +251,10 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
       std::string::npos);
   EXPECT_NE(metrics.body.find("voucherd_rpc_responses_total{rpc=\"GetApplication\",code=\"OK\"}"),
             std::string::npos);
+  EXPECT_NE(
+      metrics.body.find("voucherd_rpc_responses_total{rpc=\"ExportApplications\",code=\"OK\"} 1"),
+      std::string::npos)
+      << metrics.body;
   const HttpAnswer status = http_get(server_->ops_port(), "/status");
   EXPECT_NE(status.body.find("\"mode\":\"APPLY_THEN_DRAW\""), std::string::npos) << status.body;
   const auto page = nlohmann::json::parse(status.body, nullptr, /*allow_exceptions=*/false);
@@ -327,6 +351,23 @@ TEST_F(ApplyEndToEnd, EachModeAnswersWrongModeNamingTheRpcToUse) {
                     "Apply on a lottery");
   expect_wrong_mode(client_->get_application("lucky", "m-1").status, "LOTTERY campaign: use Draw",
                     "GetApplication on a lottery");
+  // The export: applications only; draws only.
+  expect_wrong_mode(client_->export_applications("lucky").status,
+                    "only APPLY_THEN_DRAW campaigns have applications",
+                    "ExportApplications of a lottery");
+  expect_wrong_mode(client_->export_applications("first").status,
+                    "only APPLY_THEN_DRAW campaigns have applications",
+                    "ExportApplications of a first-come campaign");
+  const auto unknown = client_->export_applications("nowhere");
+  EXPECT_EQ(unknown.code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(unknown.reason(), "CAMPAIGN_NOT_FOUND");
+  const auto unnamed = client_->export_applications("");
+  EXPECT_EQ(unnamed.code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(error_metadata_of(unnamed.status, "field"), "campaign_id");
+  // An apply campaign nobody applied to yet: an empty stream.
+  const auto empty = client_->export_applications("open");
+  ASSERT_TRUE(empty.ok()) << empty.status.error_message();
+  EXPECT_TRUE(empty.response.empty());
   v1::ClaimBatchRequest batch;
   auto* claim = batch.add_claims();
   claim->set_campaign_id("open");

@@ -10,10 +10,13 @@
 // And a failover: the allocating replica paused midway loses its turn when
 // its lease lapses; the other continues from where it stood, with nobody
 // calling anything; the paused one, resumed, is fenced; every pack is
-// written once.
+// written once. The export of either run, audited by voucher-audit, verifies;
+// a swapped outcome, a dropped application and a changed seed byte are
+// each reported.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -51,6 +54,27 @@ int occurrences(const std::string& text, const std::string& what) {
     ++n;
   }
   return n;
+}
+
+// `voucherctl export-applications` of `campaign` from `target` into the
+// folder `out`: its exit status, with what it said on stderr in `err`.
+int export_applications(const TempDir& dir, const std::string& target, const std::string& campaign,
+                        const std::filesystem::path& out, std::string* err) {
+  std::string said;
+  return run_program(dir,
+                     {VOUCHERCTL_BINARY, "export-applications", "--campaign", campaign, "--target",
+                      target, "--out", out.string()},
+                     &said, err);
+}
+
+// voucher-audit of the campaign exported into `exported`, with `args`
+// (--applications, --stats, the seed): its exit status, with its output in
+// `out` and `err`.
+int audit_export(const TempDir& dir, const std::filesystem::path& exported,
+                 std::vector<std::string> args, std::string* out, std::string* err) {
+  args.insert(args.begin(),
+              {VOUCHER_AUDIT_BINARY, "--campaign", (exported / "campaign.json").string()});
+  return run_program(dir, args, out, err);
 }
 
 TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) {
@@ -117,6 +141,34 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
   EXPECT_EQ(before.response.applications(), 10);  // both replicas' applications
   EXPECT_EQ(before.response.allocation(), v1::ALLOCATION_STATE_NOT_STARTED);
   EXPECT_EQ(before.response.selected(), 0);
+  // The export, before the allocation: every application, by member, from
+  // either replica, PENDING, with its preferences as they stand.
+  const auto early = cb.export_applications("apply");
+  ASSERT_TRUE(early.ok()) << early.status.error_message();
+  ASSERT_EQ(early.response.size(), 10U);
+  auto expected_member = stands.begin();
+  for (const v1::ApplicationRecord& r : early.response) {
+    EXPECT_EQ(r.member_id(), expected_member->first);
+    EXPECT_EQ(ids_of(r.preferred_sku_ids()), expected_member->second) << r.member_id();
+    EXPECT_EQ(r.state(), v1::APPLICATION_STATE_PENDING) << r.member_id();
+    EXPECT_EQ(r.sku_id(), "") << r.member_id();
+    EXPECT_GT(r.applied_at().seconds(), 0) << r.member_id();
+    ++expected_member;
+  }
+  // What a union publishes before the allocation: the count of
+  // applications (voucherctl's export says it is not the final one, and
+  // writes no seed).
+  const std::filesystem::path published_early = dir.path() / "published";
+  std::string out, err;
+  ASSERT_EQ(export_applications(dir, b.target(), "apply", published_early, &err), 0) << err;
+  EXPECT_EQ(err,
+            "voucherctl: 10 applications, 0 selected\n"
+            "voucherctl: the allocation is not done (ALLOCATION_STATE_NOT_STARTED): applications "
+            "without a pack are PENDING; export again once it is\n");
+  EXPECT_FALSE(std::filesystem::exists(published_early / "seed.txt"));
+  EXPECT_EQ(occurrences(read_text(published_early / "applications.jsonl"),
+                        "\"state\":\"APPLICATION_STATE_PENDING\""),
+            10);
 
   // The allocation follows on its own: each member reads their outcome,
   // alternating replicas, until it is no longer PENDING.
@@ -224,13 +276,162 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
   EXPECT_EQ(allocation["applications"], 10);
   EXPECT_EQ(allocation["selected"], 3);
   EXPECT_EQ(allocation["not_selected"], 7);
-  std::string out, err;
   ASSERT_EQ(
       run_program(dir, {VOUCHERCTL_BINARY, "stats", "apply", "--target", b.target()}, &out, &err),
       0)
       << err;
   EXPECT_NE(out.find("10 applications; allocated at "), std::string::npos) << out;
   EXPECT_NE(out.find(": 3 selected, 7 not selected"), std::string::npos) << out;
+
+  // The audit export, taken after a pack was forfeited: each member's
+  // outcome as the allocation wrote it, and voucher-audit replays it.
+  const std::filesystem::path exported = dir.path() / "audit";
+  ASSERT_EQ(export_applications(dir, a.target(), "apply", exported, &err), 0) << err;
+  EXPECT_EQ(err, "voucherctl: 10 applications, 3 selected\n");
+  const std::string lines = read_text(exported / "applications.jsonl");
+  EXPECT_EQ(occurrences(lines, "\n"), 10) << lines;
+  EXPECT_EQ(occurrences(lines, "\"state\":\"APPLICATION_STATE_SELECTED\""), 3) << lines;
+  EXPECT_EQ(occurrences(lines, "\"state\":\"APPLICATION_STATE_NOT_SELECTED\""), 7) << lines;
+  // The forfeited pack is still its member's outcome.
+  const std::size_t at = lines.find("{\"member_id\":\"" + other->first + "\"");
+  ASSERT_NE(at, std::string::npos) << lines;
+  const std::string forfeited_line = lines.substr(at, lines.find('\n', at) - at);
+  EXPECT_NE(forfeited_line.find("\"state\":\"APPLICATION_STATE_SELECTED\",\"sku_id\":\"" +
+                                other->second.voucher().sku_id() + "\""),
+            std::string::npos)
+      << forfeited_line;
+  EXPECT_EQ(read_text(exported / "seed.txt"), from_a.response.seed() + "\n");
+  const auto published = nlohmann::json::parse(read_text(exported / "stats.json"), nullptr,
+                                               /*allow_exceptions=*/false);
+  ASSERT_TRUE(published.is_object());
+  EXPECT_EQ(published["applications"], "10");  // int64 is a string in protobuf JSON
+  EXPECT_EQ(published["allocation"], "ALLOCATION_STATE_DONE");
+  const std::vector<std::string> seed_file = {"--seed-file", (exported / "seed.txt").string()};
+  const std::string applications = (exported / "applications.jsonl").string();
+  ASSERT_EQ(audit_export(dir, exported,
+                         {"--applications", applications, "--stats",
+                          (exported / "stats.json").string(), seed_file[0], seed_file[1]},
+                         &out, &err),
+            0)
+      << out << err;
+  EXPECT_EQ(out, "the allocation of 10 applications verified (3 selected)\n");
+  // Against the count published before the allocation, too.
+  ASSERT_EQ(audit_export(dir, exported,
+                         {"--applications", applications, "--stats",
+                          (published_early / "stats.json").string(), seed_file[0], seed_file[1]},
+                         &out, &err),
+            0)
+      << out << err;
+  // An export taken before the allocation cannot be audited, and says why.
+  EXPECT_EQ(audit_export(dir, exported,
+                         {"--applications", (published_early / "applications.jsonl").string(),
+                          seed_file[0], seed_file[1]},
+                         &out, &err),
+            2);
+  EXPECT_NE(err.find("applications.jsonl line 1: PENDING: the export was taken before the "
+                     "allocation was done"),
+            std::string::npos)
+      << err;
+
+  // Tampering is reported: a swapped outcome, a dropped application (a
+  // winner, then someone not selected), a changed seed byte.
+  std::vector<nlohmann::json> records;
+  for (std::size_t from = 0, to; (to = lines.find('\n', from)) != std::string::npos;
+       from = to + 1) {
+    records.push_back(nlohmann::json::parse(lines.substr(from, to - from)));
+  }
+  ASSERT_EQ(records.size(), 10U);
+  auto audit = [&](const std::vector<nlohmann::json>& tampered, const std::string& seed_text) {
+    std::string text;
+    for (const nlohmann::json& r : tampered) text += r.dump() + "\n";
+    const std::filesystem::path path = dir.write("tampered.jsonl", text);
+    std::string said, complained;
+    const int exit_status = audit_export(dir, exported,
+                                         {"--applications", path.string(), "--stats",
+                                          (exported / "stats.json").string(), "--seed", seed_text},
+                                         &said, &complained);
+    return std::pair{exit_status, said + complained};
+  };
+  const std::string seed_hex = from_a.response.seed();
+  auto selected = [](const nlohmann::json& r) {
+    return r["state"] == "APPLICATION_STATE_SELECTED";
+  };
+  const auto winner_line = std::find_if(records.begin(), records.end(), selected);
+  const auto loser_line = std::find_if_not(records.begin(), records.end(), selected);
+  ASSERT_NE(winner_line, records.end());
+  ASSERT_NE(loser_line, records.end());
+  std::vector<nlohmann::json> swapped = records;
+  std::swap(swapped[winner_line - records.begin()]["state"],
+            swapped[loser_line - records.begin()]["state"]);
+  swapped[loser_line - records.begin()]["sku_id"] = (*winner_line)["sku_id"];
+  swapped[winner_line - records.begin()].erase("sku_id");
+  const auto [swap_status, swap_text] = audit(swapped, seed_hex);
+  EXPECT_EQ(swap_status, 1) << swap_text;
+  EXPECT_EQ(occurrences(swap_text, ": the export says "), 2) << swap_text;
+  EXPECT_NE(swap_text.find("member \"" + (*winner_line)["member_id"].get<std::string>() +
+                           "\": the export says NOT_SELECTED, the allocation gives SELECTED " +
+                           (*winner_line)["sku_id"].get<std::string>()),
+            std::string::npos)
+      << swap_text;
+  EXPECT_NE(swap_text.find("2 problems in the allocation of 10 applications"), std::string::npos)
+      << swap_text;
+  std::vector<nlohmann::json> without_winner = records;
+  without_winner.erase(without_winner.begin() + (winner_line - records.begin()));
+  const auto [winner_status, winner_text] = audit(without_winner, seed_hex);
+  EXPECT_EQ(winner_status, 1) << winner_text;
+  EXPECT_NE(winner_text.find("10 applications were published, and the export has 9"),
+            std::string::npos)
+      << winner_text;
+  EXPECT_NE(winner_text.find("3 applicants were published as selected, and the export selects 2"),
+            std::string::npos)
+      << winner_text;
+  std::vector<nlohmann::json> without_loser = records;
+  without_loser.erase(without_loser.begin() + (loser_line - records.begin()));
+  const auto [loser_status, loser_text] = audit(without_loser, seed_hex);
+  EXPECT_EQ(loser_status, 1) << loser_text;
+  EXPECT_NE(loser_text.find("10 applications were published, and the export has 9\n"
+                            "1 problem in the allocation of 9 applications\n"),
+            std::string::npos)
+      << loser_text;
+  std::string other_seed = seed_hex;
+  other_seed[10] = other_seed[10] == '0' ? '1' : '0';
+  const auto [seed_status, seed_text] = audit(records, other_seed);
+  EXPECT_EQ(seed_status, 1) << seed_text;
+  EXPECT_NE(seed_text.find("does not match the campaign's commitment"), std::string::npos)
+      << seed_text;
+  // Problems are named by their line in the file, blank lines counted.
+  std::string spaced;
+  for (const nlohmann::json& r : swapped) spaced += "\n" + r.dump() + "\n";
+  const std::filesystem::path spaced_path = dir.write("spaced.jsonl", spaced);
+  EXPECT_EQ(audit_export(dir, exported,
+                         {"--applications", spaced_path.string(), "--seed", seed_hex}, &out, &err),
+            1);
+  const std::string winner_member = (*winner_line)["member_id"].get<std::string>();
+  EXPECT_NE(out.find(spaced_path.string() + " line " +
+                     std::to_string(2 * (winner_line - records.begin()) + 2) + ": member \"" +
+                     winner_member + "\""),
+            std::string::npos)
+      << out;
+  // A line naming a SKU the campaign does not have is unreadable input.
+  std::vector<nlohmann::json> unknown_sku = records;
+  unknown_sku[winner_line - records.begin()]["sku_id"] = "no-such-sku";
+  const auto [unknown_status, unknown_text] = audit(unknown_sku, seed_hex);
+  EXPECT_EQ(unknown_status, 2) << unknown_text;
+  EXPECT_NE(unknown_text.find("line " + std::to_string(winner_line - records.begin() + 1) +
+                              ": SELECTED for SKU \"no-such-sku\", which the campaign does not "
+                              "have"),
+            std::string::npos)
+      << unknown_text;
+  // Flags that do not go together are refused (exit 2).
+  for (const std::vector<std::string>& wrong :
+       {std::vector<std::string>{"--seed", seed_hex},
+        std::vector<std::string>{"--seed", seed_hex, "--draws", spaced_path.string(),
+                                 "--applications", spaced_path.string()},
+        std::vector<std::string>{"--seed", seed_hex, "--draws", spaced_path.string(), "--stats",
+                                 (exported / "stats.json").string()}}) {
+    EXPECT_EQ(audit_export(dir, exported, wrong, &out, &err), 2)
+        << wrong.size() << ": " << out << err;
+  }
 
   // One replica wrote the allocation; the other saw it done.
   EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
@@ -350,6 +551,18 @@ TEST(ApplyRedisEndToEnd, AnAllocatingReplicaPausedMidwayIsFencedAndAnotherFinish
   EXPECT_EQ(stats.response.selected(), 1'000);
   EXPECT_EQ(stats.response.not_selected(), 200);
   EXPECT_EQ(stats.response.allocation(), v1::ALLOCATION_STATE_DONE);
+  // And the audit of the export, from the replica that was fenced, passes.
+  const std::filesystem::path exported = dir.path() / "audit";
+  std::string out, err;
+  ASSERT_EQ(export_applications(dir, a.target(), "failover", exported, &err), 0) << err;
+  ASSERT_EQ(audit_export(dir, exported,
+                         {"--applications", (exported / "applications.jsonl").string(), "--stats",
+                          (exported / "stats.json").string(), "--seed-file",
+                          (exported / "seed.txt").string()},
+                         &out, &err),
+            0)
+      << out << err;
+  EXPECT_EQ(out, "the allocation of 1200 applications verified (1000 selected)\n");
   EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
   EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0));
 }

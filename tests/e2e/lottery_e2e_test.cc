@@ -68,13 +68,6 @@ int run(const std::string& cmd, std::string* out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(LotteryEndToEnd, TwoReplicasShareTheSeedTheDailyLimitAndThePrizeLimit) {
   TempDir dir;
   RedisServer redis(dir);

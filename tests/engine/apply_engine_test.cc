@@ -649,6 +649,51 @@ TEST_F(AllocationTest, AStopBetweenStepsKeepsWhatWasWrittenAndTheNextCallFinishe
   expect_winners_list_their_voucher();
 }
 
+TEST_F(AllocationTest, TheExportShowsEachApplicationAsItStandsAndOnceDoneIsAudited) {
+  apply_crowd(20);
+  auto outcomes = [&] {
+    auto read = engine_.application_outcomes(campaign_->spec());
+    EXPECT_TRUE(read.has_value()) << read.error().message;
+    return read.value_or(ApplicationOutcomes{});
+  };
+  // Before the allocation: every application as sent, by member, none decided.
+  const ApplicationOutcomes before = outcomes();
+  EXPECT_FALSE(before.allocation_done);
+  ASSERT_EQ(before.outcomes.size(), 20u);
+  std::map<std::string, std::vector<std::uint32_t>> sent;
+  for (const ApplicationEntry& e : sent_) sent[e.member_id] = e.preferred;
+  auto in_order = sent.begin();
+  for (const ApplicationOutcome& o : before.outcomes) {
+    EXPECT_EQ(o.application.member_id, in_order->first);
+    EXPECT_EQ(o.application.preferred, in_order->second) << in_order->first;
+    EXPECT_EQ(o.application.applied_at_us, kStart + kMicrosPerSecond) << in_order->first;
+    EXPECT_EQ(o.sku, kNoSku) << in_order->first;
+    ++in_order;
+  }
+  // One step written: its two winners have their SKUs; not done.
+  at_allocation_time();
+  auto stopped = allocate(2, {}, [] { return false; });
+  ASSERT_TRUE(stopped.has_value()) << stopped.error().message;
+  const ApplicationOutcomes midway = outcomes();
+  EXPECT_FALSE(midway.allocation_done);
+  EXPECT_EQ(std::count_if(midway.outcomes.begin(), midway.outcomes.end(),
+                          [](const ApplicationOutcome& o) { return o.sku != kNoSku; }),
+            2);
+  // Done: each outcome is the allocation's, and the audit finds nothing.
+  ASSERT_TRUE(allocate(2).has_value());
+  const ApplicationOutcomes done = outcomes();
+  EXPECT_TRUE(done.allocation_done);
+  const auto want = expected();
+  for (const ApplicationOutcome& o : done.outcomes) {
+    EXPECT_EQ(o.sku, want.at(o.application.member_id)) << o.application.member_id;
+  }
+  const AllocationAudit audit = audit_allocation(campaign_->spec(), *campaign_->seed(),
+                                                 campaign_->seed_commitment(), done.outcomes, 20);
+  EXPECT_TRUE(audit.commitment_matches);
+  EXPECT_TRUE(audit.problems.empty());
+  EXPECT_EQ(audit.selected, 6);
+}
+
 TEST_F(AllocationTest, AnUnansweredStepEndsTheCallAndTheNextCallResumesAfterIt) {
   apply_crowd(20);
   at_allocation_time();

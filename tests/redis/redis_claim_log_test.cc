@@ -337,6 +337,18 @@ CampaignSpec ended_apply_campaign(UnixMicros now) {
   return spec;
 }
 
+// Applications of cat, ann and bob to "gd-redis" as apply.lua stores them,
+// applied at 1,700,000,000 s, each preferring `preferences` (SKU indexes).
+void store_applications(const RedisServer& redis_server, const std::string& preferences) {
+  for (const char* member : {"cat", "ann", "bob"}) {
+    ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:apps", member,
+                                "1700000000000\x1f"
+                                "r\x1f" +
+                                    preferences}),
+              "1");
+  }
+}
+
 // A replica serving `spec`, with an allocation lease of `lease`.
 struct ApplyReplica {
   ApplyReplica(const std::string& url, const std::string& id, std::chrono::milliseconds lease,
@@ -364,13 +376,7 @@ struct ApplyReplica {
 TEST(RedisClaimLog, AnAllocationTurnIsHandedOnAtStopAndAReadEndsWhenItPasses) {
   TempDir dir;
   RedisServer redis_server(dir);
-  for (const char* member : {"cat", "ann", "bob"}) {
-    ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:apps", member,
-                                "1700000000000\x1f"
-                                "r\x1f"
-                                "0"}),
-              "1");
-  }
+  store_applications(redis_server, "0");
   // a takes the turn (the allocation begins: three applications frozen),
   // reads them, and stops: its turn is handed on at once.
   const CampaignSpec spec = ended_apply_campaign(SystemClock{}.now_us());
@@ -411,6 +417,59 @@ TEST(RedisClaimLog, AnAllocationTurnIsHandedOnAtStopAndAReadEndsWhenItPasses) {
   EXPECT_EQ(cut.error().kind, StoreErrorKind::kUnavailable);
   EXPECT_NE(cut.error().message.find("while its applications were read"), std::string::npos)
       << cut.error().message;
+}
+
+TEST(RedisClaimLog, TheExportReadsEveryApplicationWithWhatItGotOrderedByMember) {
+  TempDir dir;
+  RedisServer redis_server(dir);
+  store_applications(redis_server, "1,0");
+  const CampaignSpec spec = ended_apply_campaign(SystemClock{}.now_us());
+  ApplyReplica replica(redis_server.url(), "a", std::chrono::seconds(10), spec);
+  ASSERT_NE(replica.served, nullptr);
+  auto read = [&] {
+    auto got = replica.log.application_outcomes(*replica.served);
+    EXPECT_TRUE(got.has_value()) << got.error().message;
+    return got.value_or(ApplicationOutcomes{});
+  };
+  // Not begun: every application, by member, none with a SKU.
+  ApplicationOutcomes before = read();
+  EXPECT_FALSE(before.allocation_done);
+  ASSERT_EQ(before.outcomes.size(), 3u);
+  EXPECT_EQ(before.outcomes[0].application,
+            (ApplicationEntry{"ann", {1, 0}, 1'700'000'000'000'000}));
+  EXPECT_EQ(before.outcomes[1].application.member_id, "bob");
+  EXPECT_EQ(before.outcomes[2].application.member_id, "cat");
+  for (const ApplicationOutcome& o : before.outcomes) EXPECT_EQ(o.sku, kNoSku);
+  // A winner written after the state was read as not begun is left for the
+  // next export (the applications read may miss one that came meanwhile).
+  ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:won", "bob", "1"}), "1");
+  for (const ApplicationOutcome& o : read().outcomes) EXPECT_EQ(o.sku, kNoSku);
+  // Running, bob written: bob's SKU; the rest are still to come.
+  ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:alloc", "state", "running"}), "1");
+  ApplicationOutcomes running = read();
+  EXPECT_FALSE(running.allocation_done);
+  EXPECT_EQ(running.outcomes[1].sku, 1u);
+  EXPECT_EQ(running.outcomes[0].sku, kNoSku);
+  // Done: the rest won nothing.
+  ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:alloc", "state", "done"}), "0");
+  EXPECT_TRUE(read().allocation_done);
+  // A store that does not hold together is an error naming what is wrong.
+  ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:won", "zed", "0"}), "1");
+  auto stray = replica.log.application_outcomes(*replica.served);
+  ASSERT_FALSE(stray.has_value());
+  EXPECT_EQ(stray.error().kind, StoreErrorKind::kBadReply);
+  EXPECT_EQ(stray.error().message,
+            "vd:{gd-redis}:won holds 1 winners without an application in vd:{gd-redis}:apps");
+  ASSERT_EQ(redis_server.cli({"HDEL", "vd:{gd-redis}:won", "zed"}), "1");
+  ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:won", "bob", "7"}), "0");
+  auto unreadable = replica.log.application_outcomes(*replica.served);
+  ASSERT_FALSE(unreadable.has_value());
+  EXPECT_EQ(unreadable.error().message,
+            "unreadable SKU index \"7\" of \"bob\" in vd:{gd-redis}:won");
+  ASSERT_EQ(redis_server.cli({"HSET", "vd:{gd-redis}:alloc", "state", "paused"}), "0");
+  auto odd_state = replica.log.application_outcomes(*replica.served);
+  ASSERT_FALSE(odd_state.has_value());
+  EXPECT_EQ(odd_state.error().message, "unexpected reply reading vd:{gd-redis}:alloc: paused");
 }
 
 TEST(RedisClaimLog, RedeemScriptRefusesExpiredAndCancelledVouchersAndKeepsTheRecord) {

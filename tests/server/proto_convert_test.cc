@@ -9,8 +9,9 @@
 // bytes; a voucher carries every field, its visible state, and the
 // redemption only when it was redeemed; draw entries round trip for every
 // outcome, and a record that does not fit the campaign is refused saying
-// why; stats carry every count, per SKU too; and timestamps convert once,
-// to the microsecond, with their RFC 3339 text.
+// why, and so do application outcomes (PENDING only before the allocation
+// is done, and refused on the way back); stats carry every count, per SKU too; and timestamps
+// convert once, to the microsecond, with their RFC 3339 text.
 #include "server/grpc/proto_convert.h"
 
 #include <gtest/gtest.h>
@@ -387,6 +388,72 @@ TEST(ProtoConvert, DrawRecordsThatDoNotFitTheCampaignAreRefused) {
     refused = draw_entry_from_proto(spec, lost);
     ASSERT_FALSE(refused.has_value()) << reason;
     EXPECT_EQ(refused.error(), "neither won nor a reason for no prize") << reason;
+  }
+}
+
+TEST(ProtoConvert, ApplicationOutcomesRoundTripAndPendingOnlyBeforeTheEnd) {
+  CampaignSpec spec = weighted_lottery();
+  spec.mode = CampaignMode::kApplyThenDraw;
+  ApplicationOutcome won{ApplicationEntry{"m-1", {1, 0}, kStart + 5'000}, 0};
+  ApplicationOutcome lost{ApplicationEntry{"m-2", {}, kStart + 7'000}, kNoSku};
+  v1::ApplicationRecord record;
+  application_outcome_to_proto(spec, won, /*allocation_done=*/true, &record);
+  EXPECT_EQ(record.member_id(), "m-1");
+  ASSERT_EQ(record.preferred_sku_ids_size(), 2);
+  EXPECT_EQ(record.preferred_sku_ids(0), "sku-b");
+  EXPECT_EQ(record.preferred_sku_ids(1), "sku-a");
+  EXPECT_EQ(record.applied_at().nanos(), 5'250'000);
+  EXPECT_EQ(record.state(), v1::APPLICATION_STATE_SELECTED);
+  EXPECT_EQ(record.sku_id(), "sku-a");
+  auto back = application_outcome_from_proto(spec, record);
+  ASSERT_TRUE(back.has_value()) << back.error();
+  EXPECT_EQ(*back, won);
+  // Running: a winner is SELECTED, the rest PENDING, which has no outcome
+  // to audit.
+  application_outcome_to_proto(spec, won, /*allocation_done=*/false, &record);
+  EXPECT_EQ(record.state(), v1::APPLICATION_STATE_SELECTED);
+  EXPECT_EQ(record.preferred_sku_ids_size(), 2);  // the message is filled afresh
+  v1::ApplicationRecord waiting;
+  application_outcome_to_proto(spec, lost, /*allocation_done=*/false, &waiting);
+  EXPECT_EQ(waiting.state(), v1::APPLICATION_STATE_PENDING);
+  EXPECT_EQ(waiting.sku_id(), "");
+  EXPECT_EQ(waiting.preferred_sku_ids_size(), 0);
+  auto refused = application_outcome_from_proto(spec, waiting);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error(),
+            "PENDING: the export was taken before the allocation was done; export again once "
+            "GetCampaignStats says DONE");
+  v1::ApplicationRecord done;
+  application_outcome_to_proto(spec, lost, /*allocation_done=*/true, &done);
+  EXPECT_EQ(done.state(), v1::APPLICATION_STATE_NOT_SELECTED);
+  back = application_outcome_from_proto(spec, done);
+  ASSERT_TRUE(back.has_value()) << back.error();
+  EXPECT_EQ(*back, lost);
+}
+
+TEST(ProtoConvert, ApplicationRecordsThatDoNotFitTheCampaignAreRefused) {
+  CampaignSpec spec = weighted_lottery();
+  spec.mode = CampaignMode::kApplyThenDraw;
+  auto refusal = [&](const v1::ApplicationRecord& r) {
+    auto out = application_outcome_from_proto(spec, r);
+    EXPECT_FALSE(out.has_value());
+    return out.has_value() ? std::string() : out.error();
+  };
+  v1::ApplicationRecord r;
+  r.set_state(v1::APPLICATION_STATE_NOT_SELECTED);
+  EXPECT_EQ(refusal(r), "no member_id");
+  r.set_member_id("m-1");
+  r.add_preferred_sku_ids("sku-z");
+  EXPECT_EQ(refusal(r), "prefers SKU \"sku-z\", which the campaign does not have");
+  r.clear_preferred_sku_ids();
+  r.set_sku_id("sku-a");
+  EXPECT_EQ(refusal(r), "NOT_SELECTED, and names SKU \"sku-a\"");
+  r.set_state(v1::APPLICATION_STATE_SELECTED);
+  r.set_sku_id("sku-z");
+  EXPECT_EQ(refusal(r), "SELECTED for SKU \"sku-z\", which the campaign does not have");
+  for (int state : {0, 9}) {
+    r.set_state(static_cast<v1::ApplicationState>(state));
+    EXPECT_EQ(refusal(r), "no state (SELECTED or NOT_SELECTED)") << state;
   }
 }
 

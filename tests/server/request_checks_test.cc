@@ -64,6 +64,13 @@ TEST(RequestChecks, AnApplicationNamesAtMostSixteenSkusEachOnce) {
   EXPECT_EQ(check_request(lookup)->error_message(), "member_id must not be empty");
   lookup.set_member_id("m-1");
   EXPECT_FALSE(check_request(lookup).has_value());
+
+  v1::ExportApplicationsRequest exported;
+  EXPECT_EQ(check_request(exported)->error_message(), "campaign_id must not be empty");
+  exported.set_campaign_id(std::string(129, 'g'));
+  EXPECT_EQ(check_request(exported)->error_message(), "campaign_id is 129 bytes; the limit is 128");
+  exported.set_campaign_id("gd-2026");
+  EXPECT_FALSE(check_request(exported).has_value());
 }
 
 TEST(RequestChecks, CodesBatchesAndPagesHaveTheirBounds) {

@@ -207,6 +207,20 @@ Reply<v1::RevealSeedResponse> Client::reveal_seed(const std::string& campaign_id
   return call<v1::RevealSeedResponse>(*this, *admin_, &v1::AdminService::Stub::RevealSeed, req);
 }
 
+Reply<std::vector<v1::ApplicationRecord>> Client::export_applications(
+    const std::string& campaign_id) const {
+  v1::ExportApplicationsRequest req;
+  req.set_campaign_id(campaign_id);
+  grpc::ClientContext ctx;
+  prepare(ctx);
+  Reply<std::vector<v1::ApplicationRecord>> reply;
+  auto reader = admin_->ExportApplications(&ctx, req);
+  v1::ApplicationRecord r;
+  while (reader->Read(&r)) reply.response.push_back(r);
+  reply.status = reader->Finish();
+  return reply;
+}
+
 Reply<v1::ReconcileCampaignResponse> Client::reconcile(const std::string& campaign_id) const {
   v1::ReconcileCampaignRequest req;
   req.set_campaign_id(campaign_id);

@@ -99,6 +99,9 @@ class Client {
   Reply<voucher::v1::Voucher> cancel_voucher(const std::string& code) const;
   Reply<voucher::v1::RevealSeedResponse> reveal_seed(const std::string& campaign_id) const;
   Reply<voucher::v1::ReconcileCampaignResponse> reconcile(const std::string& campaign_id) const;
+  // The whole stream, once it ended (the records read before a failure too).
+  Reply<std::vector<voucher::v1::ApplicationRecord>> export_applications(
+      const std::string& campaign_id) const;
 
   [[nodiscard]] const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   [[nodiscard]] voucher::v1::VoucherService::Stub& vouchers() const { return *vouchers_; }

@@ -70,6 +70,13 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::filesystem::path TempDir::write(const std::string& name, const std::string& content) const {
   const auto p = path_ / name;
   std::ofstream(p) << content;

@@ -30,6 +30,9 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A file's whole text ("" when it cannot be read).
+[[nodiscard]] std::string read_text(const std::filesystem::path& path);
+
 class VoucherdProcess {
  public:
   // Starts voucherd with `args` plus --listen 127.0.0.1:0 --port-file ...

@@ -98,5 +98,6 @@ int replicas(const Session& s, const std::string& campaign, Output o);
 int export_redemptions(const Session& s, const std::string& campaign, const std::string& site,
                        const std::string& settlement_path, const std::string& detail_path);
 int export_draws(const Session& s, const std::string& campaign, const std::string& out_dir);
+int export_applications(const Session& s, const std::string& campaign, const std::string& out_dir);
 
 }  // namespace voucherd::ctl

@@ -105,6 +105,11 @@ StoreResult<ApplicationCounts> ForwardingClaimLog::application_counts(const Camp
   return memory_.application_counts(spec);
 }
 
+StoreResult<ApplicationOutcomes> ForwardingClaimLog::application_outcomes(
+    const CampaignSpec& spec) {
+  return memory_.application_outcomes(spec);
+}
+
 std::size_t ForwardingClaimLog::queued() {
   std::lock_guard lock(mu_);
   return held_.size();

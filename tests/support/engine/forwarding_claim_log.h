@@ -74,6 +74,7 @@ class ForwardingClaimLog final : public ClaimLog {
                                                std::int64_t from, std::int64_t to,
                                                std::span<const AllocatedVoucher> winners) override;
   StoreResult<ApplicationCounts> application_counts(const CampaignSpec& spec) override;
+  StoreResult<ApplicationOutcomes> application_outcomes(const CampaignSpec& spec) override;
 
   // Calls that reached the log.
   [[nodiscard]] int appends() const { return appends_.load(std::memory_order_relaxed); }
