@@ -1,13 +1,19 @@
 // lottery_bench — the cost of one draw: its randomness (HMAC-SHA256), luck,
 // the SKU choice over the Guangdong-sized 307 SKUs, and a whole draw through
-// the engine with the memory claim log.
+// the engine with the memory claim log; and of an apply campaign's
+// allocation: one applicant's rank, and allocate() of the Guangdong stock
+// (59,000 packs over 307 SKUs) among 100,000 and 1,000,000 applicants (the
+// replica's CPU part of an allocation: ranking, sorting, serving in rank
+// order; no store).
 //
 //   build/bin/lottery_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "engine/apply.h"
 #include "engine/claim_engine.h"
 #include "engine/clock.h"
 #include "engine/lottery.h"
@@ -86,6 +92,63 @@ void BM_EngineDraw(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_EngineDraw);
+
+void BM_ApplyRank(benchmark::State& state) {
+  const SkuMacKey key = hmac_key(LotterySeed{});
+  std::string scratch;
+  std::int64_t n = 0;
+  std::string member;
+  for (auto _ : state) {
+    member = "member-" + std::to_string(++n);
+    benchmark::DoNotOptimize(apply_rank(key, "guangdong-apply-2024", member, scratch));
+  }
+}
+BENCHMARK(BM_ApplyRank);
+
+// allocate() of 59,000 packs over 307 SKUs among range(0) applicants, each
+// naming 3 SKUs at random (one in ten naming none).
+void BM_Allocate(benchmark::State& state) {
+  CampaignSpec spec = lottery(307, 0, 0.1);
+  spec.id = "guangdong-apply-2024";
+  spec.mode = CampaignMode::kApplyThenDraw;
+  spec.lottery = LotterySpec{};
+  std::int64_t left = 59'000;
+  for (std::size_t i = 0; i < spec.skus.size(); ++i) {
+    spec.skus[i].stock = left / static_cast<std::int64_t>(spec.skus.size() - i);
+    left -= spec.skus[i].stock;
+  }
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<ApplicationEntry> applications(n);
+  std::uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    applications[i].member_id = "member-" + std::to_string(i);
+    if (next() % 10 == 0) continue;
+    for (int k = 0; k < 3; ++k) {
+      const auto sku = static_cast<std::uint32_t>(next() % spec.skus.size());
+      auto& p = applications[i].preferred;
+      if (std::find(p.begin(), p.end(), sku) == p.end()) p.push_back(sku);
+    }
+  }
+  LotterySeed seed{};
+  seed[0] = 7;
+  std::int64_t selected = 0;
+  for (auto _ : state) {
+    const Allocation a = allocate(spec, seed, applications);
+    selected = a.selected;
+    benchmark::DoNotOptimize(a.order.data());
+  }
+  state.counters["selected"] = static_cast<double>(selected);
+  state.counters["ns_per_applicant"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate |
+                                                     benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Allocate)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace voucherd

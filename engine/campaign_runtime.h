@@ -67,6 +67,11 @@ class CampaignRuntime final : public CampaignStock {
   [[nodiscard]] std::optional<LotterySeed> seed() const;
   // Lower-case hex SHA-256 of the seed; empty until it is settled.
   [[nodiscard]] std::string seed_commitment() const;
+  // APPLY_THEN_DRAW campaigns: this replica has seen the allocation done
+  // (it wrote the last step, or its allocating thread found it done).
+  [[nodiscard]] bool allocation_done() const {
+    return allocation_done_.load(std::memory_order_acquire);
+  }
   [[nodiscard]] const LotteryCalendar* calendar() const {
     return calendar_ ? &*calendar_ : nullptr;
   }

@@ -176,7 +176,8 @@ def request_checks():
 
 def campaign_loader():
     for name, path, sites, skus in [("guangdong", "deploy/campaigns/guangdong-2024.json", 4, 6),
-                                    ("lottery", "deploy/campaigns/city-lottery.json", None, None)]:
+                                    ("lottery", "deploy/campaigns/city-lottery.json", None, None),
+                                    ("apply", "deploy/campaigns/guangdong-apply-2024.json", 3, 5)]:
         c = load_campaign(path, sites, skus)
         write("campaign_loader", name + "-set.json",
               json.dumps({"campaigns": [c]}, ensure_ascii=False, indent=1))

@@ -18,8 +18,14 @@ field names, int64 as strings, RFC 3339 timestamps), as read by
 `voucherd --campaigns`. Generation is deterministic (random.Random(2024)):
 running the script twice gives a byte-identical file.
 
-Usage: scripts/gen_guangdong_campaign.py [OUTPUT]
-  OUTPUT defaults to deploy/campaigns/guangdong-2024.json under the repo root.
+With --mode apply it writes deploy/campaigns/guangdong-apply-2024.json
+instead: the same sites, SKUs and stock as an APPLY_THEN_DRAW campaign
+("报名 + 抽签"), members applying during a 7-day window and the packs
+allocated 2 hours after it closes.
+
+Usage: scripts/gen_guangdong_campaign.py [--mode first-come|apply] [OUTPUT]
+  OUTPUT defaults to deploy/campaigns/guangdong-2024.json (first-come) or
+  deploy/campaigns/guangdong-apply-2024.json (apply) under the repo root.
 """
 
 import argparse
@@ -30,6 +36,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "deploy" / "campaigns" / "guangdong-2024.json"
+DEFAULT_APPLY_OUTPUT = REPO_ROOT / "deploy" / "campaigns" / "guangdong-apply-2024.json"
 
 SEED = 2024
 TOTAL_PACKS = 59_000
@@ -265,6 +272,19 @@ CAMPAIGN = {
     "voucherValidDays": 180,
 }
 
+# The same packs, applied for and then allocated by a verifiable draw.
+APPLY_CAMPAIGN = {
+    "id": "guangdong-apply-2024",
+    "name": "Guangdong trade union rural-holiday gift packs 2024, by application "
+            "(广东省总工会乡村休闲疗休养大礼包 报名抽签)",
+    "mode": "CAMPAIGN_MODE_APPLY_THEN_DRAW",
+    "startsAt": "2024-06-18T02:00:00Z",  # 10:00 Beijing time
+    "endsAt": "2024-06-25T02:00:00Z",  # a week later
+    "allocationAt": "2024-06-25T04:00:00Z",  # 12:00 Beijing time, 2 hours after
+    "perMemberLimit": 1,
+    "voucherValidDays": 180,
+}
+
 
 def split_units(total_units, weights):
     """Splits total_units over weights (largest remainder), at least 1 each."""
@@ -345,23 +365,29 @@ def check(sites, skus):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", nargs="?", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"output file (default: {DEFAULT_OUTPUT.relative_to(REPO_ROOT)})")
+    parser.add_argument("--mode", choices=["first-come", "apply"], default="first-come",
+                        help="FIRST_COME (default) or APPLY_THEN_DRAW")
+    parser.add_argument("output", nargs="?", type=Path, default=None,
+                        help=f"output file (default: {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}, "
+                             f"or {DEFAULT_APPLY_OUTPUT.relative_to(REPO_ROOT)} with --mode apply)")
     args = parser.parse_args()
+    apply = args.mode == "apply"
+    if args.output is None:
+        args.output = DEFAULT_APPLY_OUTPUT if apply else DEFAULT_OUTPUT
 
     sites, skus = build()
     packs, cents = check(sites, skus)
     kinds = Counter(s["kind"] for s in sites)
 
     # proto3 JSON: int64 fields as strings.
-    campaign = dict(CAMPAIGN)
+    campaign = dict(APPLY_CAMPAIGN if apply else CAMPAIGN)
     campaign["sites"] = sites
     campaign["skus"] = [
         {**k, "faceValueCents": str(k["faceValueCents"]), "stock": str(k["stock"])} for k in skus
     ]
     # Field order as in the proto.
     order = ["id", "name", "mode", "startsAt", "endsAt", "perMemberLimit", "sites", "skus",
-             "voucherValidDays"]
+             "voucherValidDays"] + (["allocationAt"] if apply else [])
     campaign = {key: campaign[key] for key in order}
 
     args.output.parent.mkdir(parents=True, exist_ok=True)

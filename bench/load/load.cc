@@ -195,6 +195,114 @@ void check_stock(const LoadOptions& o, const std::shared_ptr<grpc::ChannelCreden
   }
 }
 
+// An AdminService call with the run's deadline and admin token.
+template <class Request, class Response, class Method>
+grpc::Status admin_call(const LoadOptions& o, v1::AdminService::Stub& admin, Method method,
+                        const Request& request, Response* response) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + o.call_timeout);
+  if (!o.admin_token.empty()) ctx.AddMetadata("authorization", "Bearer " + o.admin_token);
+  return (admin.*method)(&ctx, request, response);
+}
+
+std::string refusal(const char* rpc, const grpc::Status& s) {
+  return std::string(rpc) + ": " + status_code_name(s.error_code()) + ": " + s.error_message();
+}
+
+std::int64_t count_of(const PhaseReport& p, const std::string& reason) {
+  auto it = p.reasons.find(reason);
+  return it == p.reasons.end() ? 0 : it->second;
+}
+
+// Apply mode: the crowd's applications, the wait for the allocation, and
+// every applicant's outcome (GetApplication), checked. False, with r.error,
+// when the campaign cannot be read or is not an apply campaign.
+bool run_apply(const LoadOptions& o, const std::shared_ptr<grpc::ChannelCredentials>& creds,
+               LoadReport& r, std::vector<std::unique_ptr<Worker>>* workers) {
+  auto admin = v1::AdminService::NewStub(grpc::CreateChannel(o.target, creds));
+  v1::GetCampaignRequest get;
+  get.set_campaign_id(o.campaign_id);
+  v1::Campaign campaign;
+  if (auto s = admin_call(o, *admin, &v1::AdminService::Stub::GetCampaign, get, &campaign);
+      !s.ok()) {
+    r.error = refusal("GetCampaign", s);
+    return false;
+  }
+  if (campaign.mode() != v1::CAMPAIGN_MODE_APPLY_THEN_DRAW) {
+    r.error = "campaign \"" + o.campaign_id + "\" is " + v1::CampaignMode_Name(campaign.mode()) +
+              ", and --mode apply needs an APPLY_THEN_DRAW campaign";
+    return false;
+  }
+  std::vector<std::string> sku_ids;
+  std::map<std::string, std::int64_t> stock;
+  std::int64_t stock_total = 0;
+  for (const v1::Sku& s : campaign.skus()) {
+    sku_ids.push_back(s.id());
+    stock[s.id()] = s.stock();
+    stock_total += s.stock();
+  }
+  ApplyReport a;
+  detail::CrowdWorkload crowd = detail::make_apply_workload(o, std::move(sku_ids));
+  r.phases.push_back(run_phase(o, creds, *crowd.workload, o.count >= 0 ? o.count : crowd.crowd_size,
+                               "apply", workers));
+  std::vector<std::string> members;
+  for (const auto& w : *workers) {
+    members.insert(members.end(), w->tally.applicants.begin(), w->tally.applicants.end());
+  }
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  a.applicants = static_cast<std::int64_t>(members.size());
+
+  // The allocation happens at allocation_at, by whichever replica: wait
+  // until the store says it is done.
+  const Clock::time_point waiting = Clock::now();
+  const auto give_up = waiting + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(o.allocation_wait_s));
+  v1::GetCampaignStatsRequest ask;
+  ask.set_campaign_id(o.campaign_id);
+  v1::CampaignStats stats;
+  for (;;) {
+    const grpc::Status s =
+        admin_call(o, *admin, &v1::AdminService::Stub::GetCampaignStats, ask, &stats);
+    if (s.ok() && stats.allocation() == v1::ALLOCATION_STATE_DONE) {
+      a.allocation_done = true;
+      break;
+    }
+    if (Clock::now() >= give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  a.waited_s = std::chrono::duration<double>(Clock::now() - waiting).count();
+  if (a.allocation_done) {
+    a.server_applications = stats.applications();
+    const auto at_us = [](const google::protobuf::Timestamp& t) {
+      return t.seconds() * 1'000'000 + t.nanos() / 1'000;
+    };
+    a.allocated_after_s =
+        static_cast<double>(at_us(stats.allocated_at()) - at_us(campaign.allocation_at())) / 1e6;
+  }
+  if (a.allocation_done && !members.empty()) {
+    std::unique_ptr<Workload> results = detail::make_results_workload(o, members);
+    r.phases.push_back(run_phase(o, creds, *results, a.applicants, "results", workers));
+    const PhaseReport& p = r.phases.back();
+    a.selected = count_of(p, "APPLICATION_STATE_SELECTED");
+    a.not_selected = count_of(p, "APPLICATION_STATE_NOT_SELECTED");
+    a.pending = count_of(p, "APPLICATION_STATE_PENDING");
+    a.missing = a.applicants - a.selected - a.not_selected - a.pending;
+    for (const auto& w : *workers) {
+      for (const auto& [sku, n] : w->tally.won_per_sku) a.won_per_sku[sku] += n;
+    }
+    for (const auto& [sku, n] : a.won_per_sku) {
+      auto it = stock.find(sku);
+      if (it == stock.end() || n > it->second) ++a.skus_over_stock;
+    }
+    if (o.preferences == 0) {
+      a.all_stock_allocated = a.selected == std::min(stock_total, a.applicants);
+    }
+  }
+  r.check.apply = std::move(a);
+  return true;
+}
+
 std::vector<std::pair<std::string, std::string>> read_codes(const std::string& path,
                                                             std::string* error) {
   std::vector<std::pair<std::string, std::string>> codes;
@@ -237,18 +345,23 @@ LoadReport run_load(const LoadOptions& o) {
   std::vector<std::unique_ptr<Worker>> workers;  // kept for the check at the end
 
   const auto crowd_total = [&](std::int64_t crowd) { return o.count >= 0 ? o.count : crowd; };
-  // Every mode presses first, but a redeem run given its codes.
-  if (o.mode == Mode::kMixed || o.mode == Mode::kClaim || o.mode == Mode::kDraw ||
-      o.codes_file.empty()) {
+  // Every mode presses first, but a redeem run given its codes; an apply
+  // run applies, then reads every outcome once allocated.
+  if (o.mode == Mode::kApply) {
+    if (!run_apply(o, creds, r, &workers)) return r;
+  } else if (o.mode == Mode::kMixed || o.mode == Mode::kClaim || o.mode == Mode::kDraw ||
+             o.codes_file.empty()) {
     detail::CrowdWorkload crowd = detail::make_crowd_workload(o);
     r.phases.push_back(run_phase(o, creds, *crowd.workload, crowd_total(crowd.crowd_size),
                                  crowd.phase_name, &workers));
   }
   check_answers(workers, r);
 
-  if (o.mode == Mode::kRedeem) {
+  // A redeem run redeems what it claimed (or its codes), an apply run every
+  // voucher won.
+  if (o.mode == Mode::kRedeem || o.mode == Mode::kApply) {
     std::vector<std::pair<std::string, std::string>> codes;
-    if (!o.codes_file.empty()) {
+    if (o.mode == Mode::kRedeem && !o.codes_file.empty()) {
       codes = read_codes(o.codes_file, &r.error);
       if (!r.error.empty()) return r;
     } else {
@@ -264,7 +377,9 @@ LoadReport run_load(const LoadOptions& o) {
       r.phases.push_back(run_phase(o, creds, *redeem, total, "redeem", &workers));
       r.code_by_member.clear();
       r.site_by_code.clear();
+      std::optional<ApplyReport> apply = std::move(r.check.apply);
       r.check = CheckReport{};
+      r.check.apply = std::move(apply);
       check_answers(workers, r);
     }
   }

@@ -19,7 +19,13 @@
 // runs from the first press to the last answer.
 //
 // Every claim answer is checked on the client side: no member may hold two
-// different codes, no code may belong to two members. In draw mode each
+// different codes, no code may belong to two members. In apply mode each
+// press is an application (a member's repeat applies again, half the time
+// with the same request id and preferences, else with new ones); once the
+// applications are sent the run waits for the allocation to be done, reads
+// every applicant's outcome with GetApplication (each found, none PENDING,
+// per SKU at most its stock, the same checks of codes), and redeems every
+// voucher won. In draw mode each
 // press is a new draw (its request id is its place in the run, so a retry
 // is the same draw), the crowd's repeats are members drawing again, and a
 // win counts as an issued voucher: the same check holds for a lottery with
@@ -39,6 +45,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,6 +60,9 @@ enum class Mode : std::uint8_t {
   kRedeem,  // claims first (or codes from a file), then Redeem of each code
   kMixed,   // claims, with each issued voucher redeemed soon after
   kDraw,    // VoucherService.Draw of a LOTTERY campaign: each press is one draw
+  kApply,   // VoucherService.Apply to an APPLY_THEN_DRAW campaign; once it is
+            // allocated, GetApplication of every applicant, then Redeem of
+            // each voucher won
 };
 
 using TlsOptions = ClientTls;  // client/credentials.h
@@ -85,6 +95,13 @@ struct LoadOptions {
   int max_retries = 0;
   std::chrono::milliseconds retry_delay{5};
   std::chrono::milliseconds call_timeout{30'000};
+
+  // Apply: each application names this many SKUs of the campaign (read
+  // with GetCampaign), drawn at random per member; 0 names none (any SKU).
+  int preferences = 3;
+  // Apply: how long to wait, after the applications, for the allocation to
+  // be done (GetCampaignStats).
+  double allocation_wait_s = 600;
 
   // Redeem: codes to redeem ("code site_id" per line); empty: claim first.
   std::string codes_file;
@@ -136,6 +153,22 @@ struct PhaseReport {
   }
 };
 
+// An apply run's view of the allocation.
+struct ApplyReport {
+  std::int64_t applicants = 0;            // distinct members whose Apply was answered OK
+  std::int64_t server_applications = -1;  // GetCampaignStats.applications once done
+  bool allocation_done = false;           // DONE within allocation_wait_s
+  double waited_s = 0;                    // from the last application answered to DONE seen
+  double allocated_after_s = -1;          // allocated_at - allocation_at (the store's clock)
+  std::int64_t selected = 0, not_selected = 0;
+  std::int64_t missing = 0;  // applicants GetApplication did not find
+  std::int64_t pending = 0;  // applicants still PENDING after DONE
+  std::map<std::string, std::int64_t> won_per_sku;
+  std::int64_t skus_over_stock = 0;  // SKUs more applicants won than their stock
+  // --preferences 0 (everyone takes any SKU): selected == min(stock, applicants).
+  bool all_stock_allocated = true;
+};
+
 struct CheckReport {
   std::int64_t distinct_codes = 0;
   std::int64_t members_with_two_codes = 0;
@@ -145,11 +178,15 @@ struct CheckReport {
   std::int64_t server_issued = -1;        // from GetCampaignStats, -1: not asked
   std::string stats_error;                // why GetCampaignStats failed
   bool issued_within_stock = true;
-  bool server_agrees = true;  // server issued == client-seen issued (when no other client)
+  bool server_agrees = true;         // server issued == client-seen issued (when no other client)
+  std::optional<ApplyReport> apply;  // apply mode
 
   [[nodiscard]] bool ok() const {
+    const bool allocated =
+        !apply || (apply->allocation_done && apply->missing == 0 && apply->pending == 0 &&
+                   apply->skus_over_stock == 0 && apply->all_stock_allocated);
     return members_with_two_codes == 0 && codes_with_two_members == 0 &&
-           codes_redeemed_twice == 0 && issued_within_stock;
+           codes_redeemed_twice == 0 && issued_within_stock && allocated;
   }
 };
 

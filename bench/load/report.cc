@@ -29,6 +29,8 @@ const char* mode_name(Mode m) {
       return "mixed";
     case Mode::kDraw:
       return "draw";
+    case Mode::kApply:
+      return "apply";
   }
   return "?";
 }
@@ -103,8 +105,10 @@ std::string format_text(const LoadReport& r) {
       out << "    [" << status_code_name(code) << "]   " << n << " answers\n";
     }
     if (!p.reasons.empty()) {
-      out << (p.name == "draw" ? "  Draws without a prize, and refusals, by reason:\n"
-                               : "  Refusals by reason:\n");
+      out << (p.name == "draw"      ? "  Draws without a prize, and refusals, by reason:\n"
+              : p.name == "apply"   ? "  Applications, and refusals, by outcome:\n"
+              : p.name == "results" ? "  Outcomes, and refusals, by state:\n"
+                                    : "  Refusals by reason:\n");
       for (const auto& [reason, n] : p.reasons) out << "    " << reason << "   " << n << "\n";
     }
     if (p.retries > 0)
@@ -115,6 +119,8 @@ std::string format_text(const LoadReport& r) {
     }
     if (p.name == "draw") {
       out << "  Prizes won        " << p.issued << "\n";
+    } else if (p.name == "results") {
+      out << "  Packs won         " << p.issued << "\n";
     } else if (p.issued + p.already_claimed + p.sold_out > 0) {
       out << "  Vouchers issued   " << p.issued << "\n"
           << "  Already claimed   " << p.already_claimed
@@ -142,6 +148,26 @@ std::string format_text(const LoadReport& r) {
     out << ", stock unknown";
   }
   if (!c.stats_error.empty()) out << " [" << c.stats_error << "]";
+  if (c.apply) {
+    const ApplyReport& a = *c.apply;
+    out << "\nAllocation:   ";
+    if (a.allocation_done) {
+      out << "done " << fixed(a.waited_s) << " s after the applications";
+      if (a.allocated_after_s >= 0) {
+        out << " (" << fixed(a.allocated_after_s) << " s after allocation_at)";
+      }
+    } else {
+      out << "NOT done within " << fixed(r.options.allocation_wait_s) << " s";
+    }
+    out << "\nApplicants:   " << a.applicants << " (server counts " << a.server_applications
+        << "), selected " << a.selected << ", not selected " << a.not_selected << ", missing "
+        << a.missing << ", still pending " << a.pending << ", SKUs over stock "
+        << a.skus_over_stock;
+    if (r.options.preferences == 0) {
+      out << "\nAny SKU:      selected " << (a.all_stock_allocated ? "==" : "!=")
+          << " min(stock, applicants)";
+    }
+  }
   out << "\nCheck:        " << (c.ok() ? "passed" : "FAILED") << "\n";
   return out.str();
 }
@@ -214,6 +240,21 @@ std::string format_json(const LoadReport& r) {
                 {"issued_within_stock", c.issued_within_stock},
                 {"server_agrees", c.server_agrees},
                 {"stats_error", c.stats_error}};
+  if (c.apply) {
+    const ApplyReport& a = *c.apply;
+    j["check"]["apply"] = {{"applicants", a.applicants},
+                           {"server_applications", a.server_applications},
+                           {"allocation_done", a.allocation_done},
+                           {"waited_s", a.waited_s},
+                           {"allocated_after_s", a.allocated_after_s},
+                           {"selected", a.selected},
+                           {"not_selected", a.not_selected},
+                           {"missing", a.missing},
+                           {"pending", a.pending},
+                           {"won_per_sku", a.won_per_sku},
+                           {"skus_over_stock", a.skus_over_stock},
+                           {"all_stock_allocated", a.all_stock_allocated}};
+  }
   return j.dump(2) + "\n";
 }
 

@@ -3,7 +3,9 @@
 //
 // Exit status: 0 when the run completed and every check passed; 1 when a
 // check failed (a member with two codes, a code with two members, a code
-// redeemed twice, more vouchers than stock, or --expect-sold-out unmet);
+// redeemed twice, more vouchers than stock, or --expect-sold-out unmet; in
+// apply mode also an allocation not done in time, an applicant not found or
+// still pending, a SKU won beyond its stock);
 // 2 for bad flags or a run that could not start.
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -27,9 +29,10 @@ int main(int argc, char** argv) {
       "voucher-load: a crowd of members pressing claim (and redeeming) against voucherd over "
       "gRPC; prints a report and checks every answer"};
   app.add_option("--mode", mode,
-                 "claim, redeem, mixed, or draw (a LOTTERY campaign; the crowd's repeats draw "
-                 "again)")
-      ->check(CLI::IsMember({"claim", "redeem", "mixed", "draw"}))
+                 "claim, redeem, mixed, draw (a LOTTERY campaign; the crowd's repeats draw "
+                 "again), or apply (an APPLY_THEN_DRAW campaign: apply, wait for the "
+                 "allocation, read every outcome, redeem what was won)")
+      ->check(CLI::IsMember({"claim", "redeem", "mixed", "draw", "apply"}))
       ->capture_default_str();
   app.add_option("--target", o.target, "voucherd host:port")->required();
   app.add_option("--campaign", o.campaign_id, "campaign id")->required();
@@ -38,7 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--site-token", o.site_token, "bearer token of a site (redemptions)")
       ->envname("VOUCHER_LOAD_SITE_TOKEN");
   app.add_option("--admin-token", o.admin_token,
-                 "bearer token of the admin role (GetCampaignStats after the run)")
+                 "bearer token of the admin role (GetCampaignStats after the run; apply: "
+                 "GetCampaign first)")
       ->envname("VOUCHER_LOAD_ADMIN_TOKEN");
   app.add_option("--tls-ca", o.tls.ca_file, "PEM CA that signed voucherd's certificate: use TLS")
       ->check(CLI::ExistingFile);
@@ -90,6 +94,15 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", timeout_ms, "deadline of each call")
       ->check(CLI::Range(1, 600'000))
       ->capture_default_str();
+  app.add_option("--preferences", o.preferences,
+                 "apply: SKUs each application names, drawn at random from the campaign's "
+                 "(0: none, any SKU)")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--allocation-wait-s", o.allocation_wait_s,
+                 "apply: how long to wait after the applications for the allocation to be done")
+      ->check(CLI::Range(0.0, 86'400.0))
+      ->capture_default_str();
   app.add_option("--codes", o.codes_file,
                  "redeem: codes to redeem, \"<code> <site_id>\" per line (default: claim first)")
       ->check(CLI::ExistingFile);
@@ -128,6 +141,7 @@ int main(int argc, char** argv) {
   o.mode = mode == "redeem"  ? Mode::kRedeem
            : mode == "mixed" ? Mode::kMixed
            : mode == "draw"  ? Mode::kDraw
+           : mode == "apply" ? Mode::kApply
                              : Mode::kClaim;
   o.retry_delay = std::chrono::milliseconds(retry_delay_ms);
   o.call_timeout = std::chrono::milliseconds(timeout_ms);

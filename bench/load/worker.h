@@ -71,6 +71,10 @@ struct Tally {
   // OK claim answers: (member, code), and each new code's site.
   std::vector<std::pair<std::string, std::string>> claims_seen;
   std::vector<std::pair<std::string, std::string>> issued_codes;  // (code, site)
+  // Apply mode: members whose Apply was answered OK, and the SKUs won as
+  // GetApplication says.
+  std::vector<std::string> applicants;
+  std::map<std::string, std::int64_t> won_per_sku;
   // First redemptions per code (two would be a double redemption).
   std::unordered_map<std::string, int> fresh_redemptions;
   bool timed_out = false;

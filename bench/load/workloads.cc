@@ -1,5 +1,6 @@
 // workloads.cc — each voucher-load mode's calls (Claim, ClaimBatch, Draw,
-// Redeem) and workloads (the crowd's presses, redemptions, mixed), and the
+// Apply, GetApplication, Redeem) and workloads (the crowd's presses, the
+// applicants' outcomes, redemptions, mixed), and the
 // factories load.cc builds a phase's workload with.
 #include "bench/load/workloads.h"
 
@@ -222,6 +223,115 @@ class RedeemWorkload final : public Workload {
   std::vector<std::pair<std::string, std::string>> codes_;  // (code, site)
 };
 
+// ---- apply mode: VoucherService.Apply, then GetApplication ----
+
+class ApplyCall final : public Call {
+ public:
+  void start(Worker& w) override {
+    w.prepare(*this, w.options.app_token);
+    reader = w.stub->AsyncApply(&ctx, request, &w.cq);
+    reader->Finish(&response, &status, this);
+  }
+  std::vector<std::int64_t> finish(Worker& w, Clock::time_point now) override {
+    if (status.ok()) {
+      tally_ok(w, now);
+      ++w.tally.reasons[response.already_applied() ? "ALREADY_APPLIED"
+                        : response.replaced()      ? "REPLACED"
+                                                   : "APPLIED"];
+      w.tally.applicants.push_back(request.member_id());
+      return {};
+    }
+    if (send_again(w, *this, status.error_code())) return work;
+    tally_refusal(w, status.error_code(), w.reasons.reason(status), now);
+    return {};
+  }
+
+  v1::ApplyRequest request;
+  v1::ApplyResponse response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::ApplyResponse>> reader;
+};
+
+class ApplyWorkload final : public Workload {
+ public:
+  ApplyWorkload(const LoadOptions& o, std::vector<std::string> sku_ids)
+      : options_(o), crowd_(make_crowd(o)), sku_ids_(std::move(sku_ids)) {}
+  std::unique_ptr<Call> make(Worker&, std::vector<std::int64_t> work) override {
+    const std::int64_t i = work.front();
+    const std::int64_t number = crowd_[static_cast<std::size_t>(i) % crowd_.size()];
+    // Two kinds of press per member, by the press's place in the run: the
+    // same kind again is a retry of the same application, the other kind
+    // replaces it with other preferences.
+    const int kind = static_cast<int>(i % 2);
+    auto call = std::make_unique<ApplyCall>();
+    call->request.set_campaign_id(options_.campaign_id);
+    call->request.set_member_id(options_.member_prefix + std::to_string(number));
+    call->request.set_request_id(call->request.member_id() + "-" + std::to_string(kind + 1));
+    std::mt19937_64 rng(options_.seed ^
+                        (static_cast<std::uint64_t>(number) * 2 + kind) * 0x9e3779b97f4a7c15ULL);
+    const std::size_t wanted =
+        std::min(sku_ids_.size(), static_cast<std::size_t>(std::max(0, options_.preferences)));
+    std::vector<std::size_t> chosen;
+    std::uniform_int_distribution<std::size_t> pick(0, sku_ids_.empty() ? 0 : sku_ids_.size() - 1);
+    while (chosen.size() < wanted) {
+      const std::size_t s = pick(rng);
+      if (std::find(chosen.begin(), chosen.end(), s) == chosen.end()) chosen.push_back(s);
+    }
+    for (std::size_t s : chosen) call->request.add_preferred_sku_ids(sku_ids_[s]);
+    call->work = std::move(work);
+    return call;
+  }
+  [[nodiscard]] std::int64_t crowd_size() const { return static_cast<std::int64_t>(crowd_.size()); }
+
+ private:
+  const LoadOptions& options_;
+  std::vector<std::int64_t> crowd_;
+  std::vector<std::string> sku_ids_;
+};
+
+class ApplicationCall final : public Call {
+ public:
+  void start(Worker& w) override {
+    w.prepare(*this, w.options.app_token);
+    reader = w.stub->AsyncGetApplication(&ctx, request, &w.cq);
+    reader->Finish(&response, &status, this);
+  }
+  std::vector<std::int64_t> finish(Worker& w, Clock::time_point now) override {
+    if (status.ok()) {
+      tally_ok(w, now);
+      ++w.tally.reasons[v1::ApplicationState_Name(response.state())];
+      if (response.state() == v1::APPLICATION_STATE_SELECTED) {
+        tally_issued(w, request.member_id(), response.voucher(), now);
+        ++w.tally.won_per_sku[response.voucher().sku_id()];
+      }
+      return {};
+    }
+    if (send_again(w, *this, status.error_code())) return work;
+    tally_refusal(w, status.error_code(), w.reasons.reason(status), now);
+    return {};
+  }
+
+  v1::GetApplicationRequest request;
+  v1::Application response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::Application>> reader;
+};
+
+class ResultsWorkload final : public Workload {
+ public:
+  ResultsWorkload(const LoadOptions& o, std::vector<std::string> members)
+      : options_(o), members_(std::move(members)) {}
+  std::unique_ptr<Call> make(Worker&, std::vector<std::int64_t> work) override {
+    auto call = std::make_unique<ApplicationCall>();
+    call->request.set_campaign_id(options_.campaign_id);
+    call->request.set_member_id(members_[static_cast<std::size_t>(work.front()) % members_.size()]);
+    call->work = std::move(work);
+    return call;
+  }
+
+ private:
+  const LoadOptions& options_;
+  std::vector<std::string> members_;
+};
+
 // ---- mixed mode: claims, and each thread redeems the vouchers it got ----
 
 class MixedWorkload final : public Workload {
@@ -257,6 +367,17 @@ CrowdWorkload make_crowd_workload(const LoadOptions& o) {
   const std::int64_t crowd_size = claims->crowd_size();
   const char* name = o.mode == Mode::kDraw ? "draw" : o.batch > 0 ? "claim-batch" : "claim";
   return {std::move(claims), crowd_size, name};
+}
+
+CrowdWorkload make_apply_workload(const LoadOptions& o, std::vector<std::string> sku_ids) {
+  auto applications = std::make_unique<ApplyWorkload>(o, std::move(sku_ids));
+  const std::int64_t crowd_size = applications->crowd_size();
+  return {std::move(applications), crowd_size, "apply"};
+}
+
+std::unique_ptr<Workload> make_results_workload(const LoadOptions& o,
+                                                std::vector<std::string> members) {
+  return std::make_unique<ResultsWorkload>(o, std::move(members));
 }
 
 std::unique_ptr<Workload> make_redeem_workload(

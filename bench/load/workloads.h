@@ -25,13 +25,24 @@ namespace voucherd::load::detail {
 struct CrowdWorkload {
   std::unique_ptr<Workload> workload;
   std::int64_t crowd_size = 0;  // distinct members plus repeats
-  const char* phase_name = "";  // "claim", "claim-batch", "draw" or "mixed"
+  const char* phase_name = "";  // "claim", "claim-batch", "draw", "mixed" or "apply"
 };
 
 // The first phase of a run: in mixed mode claims with each thread redeeming
 // the vouchers it got; otherwise Draw (draw mode), ClaimBatch (batch > 0) or
 // Claim. The workload keeps a reference to `options`, which must outlive it.
 [[nodiscard]] CrowdWorkload make_crowd_workload(const LoadOptions& options);
+
+// Apply mode's presses: the crowd applying, each application naming
+// options.preferences of `sku_ids` (drawn per member and press kind, so a
+// retry names the same).
+[[nodiscard]] CrowdWorkload make_apply_workload(const LoadOptions& options,
+                                                std::vector<std::string> sku_ids);
+
+// GetApplication of each of `members` (work index i reads members[i]).
+// REQUIRES: `members` is not empty.
+[[nodiscard]] std::unique_ptr<Workload> make_results_workload(const LoadOptions& options,
+                                                              std::vector<std::string> members);
 
 // Redemptions of (code, site) pairs; work index i redeems codes[i % size].
 // REQUIRES: `codes` is not empty.

@@ -184,8 +184,13 @@ std::expected<void, std::string> load_campaigns(const Config& config, ClaimEngin
     }
     if (config.rehearse) {
       const UnixMicros length = spec->ends_at_us - spec->starts_at_us;
+      const UnixMicros allocated_after = spec->allocation_at_us - spec->ends_at_us;
       spec->starts_at_us = clock.now_us();
       spec->ends_at_us = spec->starts_at_us + (length > 0 ? length : kMicrosPerDay);
+      // An apply campaign is allocated as long after its window as planned.
+      if (spec->mode == CampaignMode::kApplyThenDraw) {
+        spec->allocation_at_us = spec->ends_at_us + std::max<UnixMicros>(0, allocated_after);
+      }
     }
     auto created = engine.create_campaign(
         std::move(*spec), config.replace_campaigns ? StoredDefinition::kReplaceBeforeOpen

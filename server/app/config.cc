@@ -118,7 +118,8 @@ void define_options(CLI::App& app, Config& c, std::string& store, std::string& l
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
   app.add_flag("--rehearse", c.rehearse,
-               "open every loaded campaign's window from now (same length) for a rehearsal");
+               "open every loaded campaign's window from now (same length; an apply campaign's "
+               "allocation as long after it) for a rehearsal");
   app.add_option("--auth-file", c.auth_file,
                  "bearer tokens file (sha256:<hex of token> <role> per line; roles app, admin, "
                  "site:<id>); without it voucherd is open to anyone")

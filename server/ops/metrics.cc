@@ -367,8 +367,24 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   MetricFamily reclaimed_replicas = family(
       "voucherd_lease_reclaimed_replicas_total",
       "replicas whose beat lapsed and whose leases this replica took back", MetricType::Counter);
+  MetricFamily allocation_due =
+      family("voucherd_allocation_due_timestamp_seconds",
+             "when an APPLY_THEN_DRAW campaign's packs are allocated (its allocation_at), Unix "
+             "seconds",
+             MetricType::Gauge);
+  MetricFamily allocation_done =
+      family("voucherd_allocation_done",
+             "1 once this replica has seen an APPLY_THEN_DRAW campaign's allocation done (it wrote "
+             "the last step, or its allocating thread found it done), else 0",
+             MetricType::Gauge);
   for (const CampaignRuntime* c : engine_.campaigns()) {
     const CampaignSpec& spec = c->spec();
+    if (spec.mode == CampaignMode::kApplyThenDraw) {
+      allocation_due.metric.push_back(gauge(
+          {{"campaign", spec.id}}, static_cast<double>(spec.allocation_at_us) / kMicrosPerSecond));
+      allocation_done.metric.push_back(
+          gauge({{"campaign", spec.id}}, c->allocation_done() ? 1 : 0));
+    }
     const LeaseHealth health = options_.store->lease_health(spec.id);
     overdue.metric.push_back(
         gauge({{"campaign", spec.id}}, static_cast<double>(health.overdue_replicas)));
@@ -398,6 +414,8 @@ std::string Metrics::exposition(bool ready, bool draining) const {
   out.push_back(std::move(stranded));
   out.push_back(std::move(reclaimed_units));
   out.push_back(std::move(reclaimed_replicas));
+  out.push_back(std::move(allocation_due));
+  out.push_back(std::move(allocation_done));
 
   // The claim log's writer (Redis store; empty for the others).
   static const metrics::Histogram kNoBatches{kBatchClaimsBounds};

@@ -22,6 +22,7 @@
 #include "tests/support/applications.h"
 #include "tests/support/campaigns.h"
 #include "tests/support/client.h"
+#include "tests/support/exposition_check.h"
 #include "tests/support/http_get.h"
 #include "tests/support/voucherd_process.h"
 #include "tests/support/wait.h"
@@ -140,6 +141,17 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
   EXPECT_FALSE(before.response.has_allocated_at());
   EXPECT_EQ(before.response.issued(), 0);
   // The seed stays secret until the allocation is done.
+  // The ops port says when it is due, and that it is not done.
+  const auto before_metrics = parse_exposition(http_get(server_->ops_port(), "/metrics").body);
+  ASSERT_TRUE(before_metrics.has_value()) << before_metrics.error();
+  ASSERT_TRUE(
+      before_metrics->contains("voucherd_allocation_due_timestamp_seconds{campaign=\"apply\"}"));
+  EXPECT_DOUBLE_EQ(series_value(*before_metrics,
+                                "voucherd_allocation_due_timestamp_seconds{campaign=\"apply\"}"),
+                   static_cast<double>(created.response.allocation_at().seconds()) +
+                       created.response.allocation_at().nanos() / 1e9);
+  ASSERT_TRUE(before_metrics->contains("voucherd_allocation_done{campaign=\"apply\"}"));
+  EXPECT_EQ(series_value(*before_metrics, "voucherd_allocation_done{campaign=\"apply\"}"), 0);
   const auto early_seed = client_->reveal_seed("apply");
   EXPECT_EQ(early_seed.code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(early_seed.reason(), "CAMPAIGN_NOT_OVER");
@@ -242,6 +254,9 @@ TEST_F(ApplyEndToEnd, MembersApplyOnceAndTheAllocationFollowsFromTheSeed) {
 
   // Operators see the applications counted and the mode named.
   const HttpAnswer metrics = http_get(server_->ops_port(), "/metrics");
+  const auto after_metrics = parse_exposition(metrics.body);
+  ASSERT_TRUE(after_metrics.has_value()) << after_metrics.error();
+  EXPECT_EQ(series_value(*after_metrics, "voucherd_allocation_done{campaign=\"apply\"}"), 1);
   EXPECT_NE(metrics.body.find("voucherd_applications_total{campaign=\"apply\",outcome=\"applied\"} "
                               "10"),
             std::string::npos)
@@ -430,6 +445,39 @@ TEST_F(ApplyEndToEnd, CreateCampaignWantsAnAllocationTimeOnlyForTheMode) {
   ASSERT_TRUE(got.ok());
   EXPECT_NE(shown.find("seed commitment  " + got.response.seed_commitment()), std::string::npos)
       << shown;
+}
+
+TEST(ApplySample, TheGuangdongApplySampleRehearsesWithItsAllocationAsLongAfterItsWindow) {
+  TempDir dir;
+  const auto secret = dir.write("secret.hex", test_secret_hex());
+  const auto before = SystemClock::now();
+  VoucherdProcess server(dir, {"--campaigns", guangdong_apply_sample_path(), "--rehearse",
+                               "--secret-file", secret.string()});
+  ASSERT_GT(server.port(), 0);
+  Client client(server.target());
+  const auto got = client.get_campaign("guangdong-apply-2024");
+  ASSERT_TRUE(got.ok()) << got.status.error_message();
+  const v1::Campaign& c = got.response;
+  EXPECT_EQ(c.mode(), v1::CAMPAIGN_MODE_APPLY_THEN_DRAW);
+  EXPECT_EQ(c.sites_size(), 139);
+  EXPECT_EQ(c.skus_size(), 307);
+  std::int64_t packs = 0;
+  for (const v1::Sku& s : c.skus()) packs += s.stock();
+  EXPECT_EQ(packs, 59'000);
+  // The window opens now and lasts its week; the allocation follows 2 hours
+  // after it, as the file plans.
+  EXPECT_GE(c.starts_at().seconds(),
+            std::chrono::duration_cast<seconds>(before.time_since_epoch()).count() - 1);
+  EXPECT_EQ(c.ends_at().seconds() - c.starts_at().seconds(), 7 * 86'400);
+  EXPECT_EQ(c.allocation_at().seconds() - c.ends_at().seconds(), 2 * 3'600);
+  EXPECT_EQ(c.seed_commitment().size(), 64U);
+  // A member applies once, naming two of its SKUs: recorded, pending.
+  const auto applied =
+      client.apply("guangdong-apply-2024", "m-1", "r-1", {c.skus(5).id(), c.skus(0).id()});
+  ASSERT_TRUE(applied.ok()) << applied.status.error_message();
+  EXPECT_EQ(applied.response.application().state(), v1::APPLICATION_STATE_PENDING);
+  EXPECT_EQ(client.stats("guangdong-apply-2024").response.applications(), 1);
+  EXPECT_EQ(server.stop(SIGTERM), std::optional<int>(0)) << server.stderr_text();
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "tests/support/applications.h"
 #include "tests/support/campaigns.h"
 #include "tests/support/client.h"
+#include "tests/support/exposition_check.h"
 #include "tests/support/http_get.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/replicas.h"
@@ -193,6 +194,12 @@ TEST(ApplyRedisEndToEnd, TwoReplicasTakeApplicationsAndOneAllocatesThemForBoth) 
       seconds(10)))
       << from_a.status.error_message() << " / " << from_b.status.error_message();
   EXPECT_EQ(from_a.response.seed(), from_b.response.seed());
+  // Each replica, the one that wrote it and the other, says it is done.
+  for (const VoucherdProcess* p : {&a, &b}) {
+    const auto metrics = parse_exposition(http_get(p->ops_port(), "/metrics").body);
+    ASSERT_TRUE(metrics.has_value()) << metrics.error();
+    EXPECT_EQ(series_value(*metrics, "voucherd_allocation_done{campaign=\"apply\"}"), 1);
+  }
   const auto seed = seed_from_hex(from_a.response.seed());
   ASSERT_TRUE(seed.has_value());
   EXPECT_EQ(seed_commitment(*seed), created.response.seed_commitment());

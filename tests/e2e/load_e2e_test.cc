@@ -4,7 +4,9 @@
 // agrees with GetCampaignStats and passes its check with exit 0; and against
 // deliberately broken fake servers (one code handed to two members; a member
 // handed two codes; more vouchers than the stock) its correctness check
-// fails with a non-zero exit and says why.
+// fails with a non-zero exit and says why. In apply mode it applies a crowd
+// to an apply campaign, waits for the allocation, finds every applicant's
+// outcome (exactly the stock won) and redeems each voucher won once.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -47,6 +49,17 @@ LoadRun run_load_binary(const TempDir& dir, std::vector<std::string> args) {
   std::ifstream in(json_path);
   if (in) run.report = json::parse(in, nullptr, /*allow_exceptions=*/false);
   return run;
+}
+
+// The time `from_now` from now, in whole seconds, as RFC 3339 UTC text.
+std::string utc_text(std::chrono::system_clock::duration from_now) {
+  const std::time_t t =
+      std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + from_now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf);
 }
 
 class LoadHarnessEndToEnd : public ::testing::Test {
@@ -175,18 +188,9 @@ TEST(LoadHarnessDraws, DrawModeCountsEveryDrawAndAgreesWithTheServer) {
   const auto secret = dir.write("secret.hex", test_secret_hex());
   // A lottery open for an hour either side of now (half its prizes
   // released), at p = 0.5, twenty draws a day.
-  const auto at = [](std::chrono::hours h) {
-    const std::time_t t =
-        std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + h);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return std::string(buf);
-  };
   const std::string campaign =
       R"({"campaigns":[{"id":"draws","name":"Draws","mode":"CAMPAIGN_MODE_LOTTERY","startsAt":")" +
-      at(std::chrono::hours(-1)) + R"(","endsAt":")" + at(std::chrono::hours(1)) +
+      utc_text(std::chrono::hours(-1)) + R"(","endsAt":")" + utc_text(std::chrono::hours(1)) +
       R"(","sites":[{"id":"s","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],)"
       R"("skus":[{"id":"k","siteId":"s","kind":"SKU_KIND_HOT_SPRING","name":"Pass","faceValueCents":"100",)"
       R"("stock":"1000"}],"lottery":{"winProbability":0.5,"drawsPerDay":20}}]})";
@@ -210,6 +214,72 @@ TEST(LoadHarnessDraws, DrawModeCountsEveryDrawAndAgreesWithTheServer) {
   EXPECT_EQ(run.report["check"]["server_issued"].get<std::int64_t>(), won);
   EXPECT_TRUE(run.report["check"]["ok"].get<bool>());
   EXPECT_NE(run.out.find("Prizes won"), std::string::npos) << run.out;
+}
+
+TEST(LoadHarnessApply, ApplyModeWaitsForTheAllocationReadsEveryOutcomeAndRedeemsTheWins) {
+  TempDir dir;
+  const auto secret = dir.write("secret.hex", test_secret_hex());
+  // An apply campaign whose window closes 5 to 6 s from now, allocated then:
+  // 150 packs (100 spring, 50 room) for 400 applicants naming no SKU.
+  const std::string ends = utc_text(std::chrono::seconds(6));
+  const std::string campaign =
+      R"({"campaigns":[{"id":"apply","name":"Apply","mode":"CAMPAIGN_MODE_APPLY_THEN_DRAW",)"
+      R"("startsAt":")" +
+      utc_text(std::chrono::hours(-1)) + R"(","endsAt":")" + ends + R"(","allocationAt":")" + ends +
+      R"(","sites":[{"id":"s","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],)"
+      R"("skus":[{"id":"spring","siteId":"s","kind":"SKU_KIND_HOT_SPRING","name":"Pass",)"
+      R"("faceValueCents":"100","stock":"100"},{"id":"room","siteId":"s","kind":)"
+      R"("SKU_KIND_HOT_SPRING","name":"Room","faceValueCents":"200","stock":"50"}]}]})";
+  VoucherdProcess server(dir, {"--campaigns", dir.write("apply.json", campaign).string(),
+                               "--secret-file", secret.string()});
+  ASSERT_GT(server.port(), 0);
+  const LoadRun run = run_load_binary(
+      dir, {"--mode", "apply", "--target", server.target(), "--campaign", "apply", "--members",
+            "400", "--repeat-share", "0.5", "--preferences", "0", "--concurrency", "16",
+            "--duration", "60", "--allocation-wait-s", "60"});
+  ASSERT_EQ(run.exit_status, 0) << run.out << run.err;
+  ASSERT_EQ(run.report["phases"].size(), 3u) << run.out;
+  // Every press answered: 400 first applications, the 200 repeats a retry
+  // or a replacement.
+  const json& apply = run.report["phases"][0];
+  EXPECT_EQ(apply["name"].get<std::string>(), "apply");
+  EXPECT_EQ(apply["status_codes"]["OK"].get<std::int64_t>(), 600);
+  EXPECT_EQ(apply["reasons"]["APPLIED"].get<std::int64_t>(), 400);
+  EXPECT_EQ(apply["reasons"]["REPLACED"].get<std::int64_t>() +
+                apply["reasons"]["ALREADY_APPLIED"].get<std::int64_t>(),
+            200);
+  // Every applicant's outcome, once: exactly the stock won, the rest not.
+  const json& results = run.report["phases"][1];
+  EXPECT_EQ(results["name"].get<std::string>(), "results");
+  EXPECT_EQ(results["status_codes"]["OK"].get<std::int64_t>(), 400);
+  EXPECT_EQ(results["issued"].get<std::int64_t>(), 150);
+  // Each voucher won redeemed once (and the repeats already redeemed).
+  const json& redeem = run.report["phases"][2];
+  EXPECT_EQ(redeem["name"].get<std::string>(), "redeem");
+  EXPECT_EQ(redeem["redeemed"].get<std::int64_t>(), 150);
+  const json& check = run.report["check"];
+  EXPECT_TRUE(check["ok"].get<bool>());
+  EXPECT_EQ(check["server_issued"].get<std::int64_t>(), 150);
+  EXPECT_EQ(check["codes_redeemed_twice"].get<std::int64_t>(), 0);
+  const json& allocation = check["apply"];
+  EXPECT_EQ(allocation["applicants"].get<std::int64_t>(), 400);
+  EXPECT_EQ(allocation["server_applications"].get<std::int64_t>(), 400);
+  EXPECT_TRUE(allocation["allocation_done"].get<bool>());
+  EXPECT_GE(allocation["allocated_after_s"].get<double>(), 0);
+  EXPECT_EQ(allocation["selected"].get<std::int64_t>(), 150);
+  EXPECT_EQ(allocation["not_selected"].get<std::int64_t>(), 250);
+  EXPECT_EQ(allocation["missing"].get<std::int64_t>(), 0);
+  EXPECT_EQ(allocation["pending"].get<std::int64_t>(), 0);
+  EXPECT_EQ(allocation["won_per_sku"],
+            json::parse(R"({"room": 50, "spring": 100})", nullptr, false));
+  EXPECT_TRUE(allocation["all_stock_allocated"].get<bool>());
+  EXPECT_NE(run.out.find("Allocation:   done"), std::string::npos) << run.out;
+
+  // A campaign it cannot read: the run does not start, and says why.
+  const LoadRun wrong = run_load_binary(
+      dir, {"--mode", "apply", "--target", server.target(), "--campaign", "nowhere"});
+  EXPECT_EQ(wrong.exit_status, 2);
+  EXPECT_NE(wrong.err.find("GetCampaign: NOT_FOUND"), std::string::npos) << wrong.err;
 }
 
 TEST(LoadHarnessCheck, FailsWhenOneCodeGoesToTwoMembers) {

@@ -136,6 +136,10 @@ std::string guangdong_sample_path() {
   return std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-2024.json";
 }
 
+std::string guangdong_apply_sample_path() {
+  return std::string(VOUCHERD_SOURCE_DIR) + "/deploy/campaigns/guangdong-apply-2024.json";
+}
+
 std::string guangdong_always_open(const TempDir& dir) {
   std::ifstream in(guangdong_sample_path());
   std::stringstream ss;

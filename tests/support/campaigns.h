@@ -78,6 +78,10 @@ std::string first_come_campaign_json(const std::string& id, std::int64_t stock, 
 
 // The Guangdong sample (deploy/campaigns/guangdong-2024.json, 59,000 packs).
 std::string guangdong_sample_path();
+// The same packs as an APPLY_THEN_DRAW campaign
+// (deploy/campaigns/guangdong-apply-2024.json: a 7-day window, allocated 2
+// hours after it).
+std::string guangdong_apply_sample_path();
 // The Guangdong sample with a window open for the whole test run (every
 // replica must load the very same definition); its path in `dir`.
 std::string guangdong_always_open(const TempDir& dir);

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Applications beside claims, in one run, on one voucherd with the Redis claim
+# log (appendfsync always), both driven by voucher-load with the same threads
+# and calls in flight: first a claim crowd sells out the Guangdong sample
+# (120,000 members + 30% repeats); then APPLICANTS members (default
+# 1,000,000) apply once each to the Guangdong apply sample (59,000 packs over
+# 307 SKUs, each applicant naming 3 at random), whose window is set to close
+# WINDOW seconds after it is created and which is allocated at its close;
+# voucher-load waits for the allocation, reads every applicant's outcome and
+# redeems each pack won. Prints both rates; Redis memory per application
+# (the applications' hash); the allocation's wall time as Redis recorded it
+# (started_ms to done_ms) and as the replica logged it; and Redis's CPU
+# during the allocation.
+#
+#   bench/compare_apply.sh [applicants] [window seconds] [concurrency]
+# Loopback only; every run is bounded by its crowd and by --duration and
+# --allocation-wait-s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+APPLICANTS="${1:-1000000}"
+WINDOW="${2:-150}"
+CONC="${3:-64}"
+THREADS="${THREADS:-2}"
+BUILD_DIR="${BUILD_DIR:-build}"
+CAMPAIGN=guangdong-apply-2024
+. bench/lib.sh
+require_binaries voucherd voucherctl voucher-load
+start_redis
+start_server "$BUILD_DIR/bin/voucherd" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
+  --campaigns "$WORK/gd.json" --secret-file "$WORK/secret.hex" --grpc-threads 1 \
+  --store redis --redis "redis://127.0.0.1:$REDIS_PORT"
+TARGET="127.0.0.1:$PORT"
+
+redis_stat() { redis-cli -p "$REDIS_PORT" INFO "$1" | tr -d '\r'; }
+cpu_total() { redis_stat cpu | awk -F: '/^used_cpu_(user|sys):/ {s+=$2} END {printf "%.3f", s}'; }
+alloc() { redis-cli -p "$REDIS_PORT" HGET "vd:{$CAMPAIGN}:alloc" "$1" | tr -d '\r'; }
+
+load() {  # voucher-load flags...
+  "$BUILD_DIR/bin/voucher-load" --target "$TARGET" --threads "$THREADS" --concurrency "$CONC" \
+    --max-retries 200 "$@" |
+    grep -E "^(==|Phase|  (Total|Calls|Answers|Latency:|Vouchers|Packs|Sold out|Redeemed|  50%|  99%|    [A-Z_]+ ))|Allocation|Applicants|Any SKU|Check|RESULT" || true
+}
+echo "== claims: Guangdong sample, 120,000 members + 30% repeats, $CONC in flight"
+load --campaign guangdong-2024 --members 120000 --repeat-share 0.3 --duration 600 --skip-stats
+
+# The apply sample, open from now for WINDOW seconds and allocated at its
+# close (whole seconds, so the allocation begins at a known moment).
+NOW=$(date +%s)
+ENDS=$(( NOW + WINDOW ))
+python3 - "$WORK/apply.json" "$ENDS" <<'PY'
+import datetime, json, sys
+ends = datetime.datetime.fromtimestamp(int(sys.argv[2]), datetime.timezone.utc)
+text = ends.strftime("%Y-%m-%dT%H:%M:%SZ")
+gd = json.load(open("deploy/campaigns/guangdong-apply-2024.json"))
+for c in gd["campaigns"]:
+    c["startsAt"], c["endsAt"], c["allocationAt"] = "2020-01-01T00:00:00Z", text, text
+json.dump(gd, open(sys.argv[1], "w"))
+PY
+"$BUILD_DIR/bin/voucherctl" campaigns create "$WORK/apply.json" --target "$TARGET" >/dev/null
+
+# Redis's CPU over the allocation: sampled a second before the window
+# closes (the applications are over by then) and once the allocation is done.
+(
+  sleep $(( ENDS - $(date +%s) - 1 > 0 ? ENDS - $(date +%s) - 1 : 0 ))
+  C0=$(cpu_total)
+  for _ in $(seq 1 6000); do [ "$(alloc state)" = done ] && break; sleep 0.05; done
+  echo "$C0 $(cpu_total)" > "$WORK/alloc_cpu"
+) &
+POLLER=$!
+
+echo "== applications: $APPLICANTS members to $CAMPAIGN (3 SKUs each), $CONC in flight; window closes in $(( ENDS - $(date +%s) )) s"
+load --mode apply --campaign "$CAMPAIGN" --members "$APPLICANTS" --repeat-share 0 \
+  --preferences 3 --duration "$WINDOW" --allocation-wait-s 600
+wait "$POLLER" || true
+
+APPS=$(redis-cli -p "$REDIS_PORT" HLEN "vd:{$CAMPAIGN}:apps" | tr -d '\r')
+APPS_BYTES=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE "vd:{$CAMPAIGN}:apps" SAMPLES 0 | tr -d '\r')
+STARTED=$(alloc started_ms)
+DONE=$(alloc done_ms)
+read -r C0 C1 < "$WORK/alloc_cpu" || true
+LOGGED=$(grep -F "$CAMPAIGN\\\": allocated" "$WORK/server.log" | grep -o '"ms":[0-9]*' |
+  cut -d: -f2 || true)
+awk -v n="$APPS" -v b="$APPS_BYTES" -v s="$STARTED" -v d="$DONE" -v c0="${C0:-0}" \
+  -v c1="${C1:-0}" -v logged="${LOGGED:-?}" 'BEGIN {
+  printf "redis: %d applications in %.1f MB, %.0f bytes per application (the apps hash)\n",
+         n, b / 1e6, b / n
+  printf "allocation: %.2f s by Redis (started_ms to done_ms), %s ms as the replica logged it, %.2f s of Redis CPU\n",
+         (d - s) / 1000, logged, c1 - c0 }'
+redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | grep -E "^used_memory_human" | sed 's/^/  /'
+stop_server
