@@ -10,12 +10,16 @@
 // And a failover: the allocating replica paused midway loses its turn when
 // its lease lapses; the other continues from where it stood, with nobody
 // calling anything; the paused one, resumed, is fenced; every pack is
-// written once. The export of either run, audited by voucher-audit, verifies;
+// written once. Determinism: the same applications in another order, on
+// other replicas of another cluster with the same seed, give the same
+// allocation; fewer applicants than packs are all selected. The export of
+// either run, audited by voucher-audit, verifies;
 // a swapped outcome, a dropped application and a changed seed byte are
 // each reported.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -572,6 +576,128 @@ TEST(ApplyRedisEndToEnd, AnAllocatingReplicaPausedMidwayIsFencedAndAnotherFinish
   EXPECT_EQ(out, "the allocation of 1200 applications verified (1000 selected)\n");
   EXPECT_EQ(a.stop(SIGTERM), std::optional<int>(0));
   EXPECT_EQ(b.stop(SIGTERM), std::optional<int>(0));
+}
+
+// Two clusters of two replicas, each on its own Redis holding the same seed
+// (set before the campaign is created: the first seed stays), take the same
+// 300 applications to the same campaign: in one, in member order, even
+// members on replica a; in the other, in reverse order, even members on
+// replica b. The allocations they make on their own are the same, member by
+// member. And where fewer apply than there is stock, every applicant is
+// selected with their first choice.
+TEST(ApplyRedisEndToEnd, TheSameApplicationsInAnotherOrderOnOtherReplicasGiveTheSameAllocation) {
+  const std::string seed_hex(64, 'c');
+  struct Cluster {
+    TempDir dir;
+    RedisServer redis{dir};
+    std::string secret = dir.write("secret.hex", test_secret_hex()).string();
+    std::unique_ptr<VoucherdProcess> a, b;
+  };
+  std::array<Cluster, 2> clusters;
+  for (Cluster& c : clusters) {
+    ASSERT_EQ(c.redis.cli({"SET", "vd:{det}:seed", seed_hex}), "OK");
+    ASSERT_EQ(c.redis.cli({"SET", "vd:{few}:seed", seed_hex}), "OK");
+    c.a = std::make_unique<VoucherdProcess>(c.dir, replica_args(c.redis, c.secret));
+    c.b = std::make_unique<VoucherdProcess>(c.dir, replica_args(c.redis, c.secret));
+    ASSERT_NE(c.a->port(), 0);
+    ASSERT_NE(c.b->port(), 0);
+  }
+  // One definition for both clusters: 60 packs (40 spring, 20 room), the
+  // window closing 11 to 12 s from now, allocated then.
+  const auto now = SystemClock::now();
+  const auto ends = now + seconds(12);
+  const v1::Campaign det = spring_and_hotel("det", 40, 20)
+                               .window(now - seconds(60), ends)
+                               .apply_then_draw(ends)
+                               .message();
+  const v1::Campaign few = spring_and_hotel("few", 40, 20)
+                               .window(now - seconds(60), ends)
+                               .apply_then_draw(ends)
+                               .message();
+  std::string commitment;
+  for (Cluster& c : clusters) {
+    for (const v1::Campaign* campaign : {&det, &few}) {
+      const auto created = Client(c.a->target()).create_campaign(*campaign);
+      ASSERT_TRUE(created.ok()) << created.status.error_message();
+      if (commitment.empty()) commitment = created.response.seed_commitment();
+      EXPECT_EQ(created.response.seed_commitment(), commitment);  // the one seed
+      // Replica b serves it from the registry within a second.
+      ASSERT_TRUE(wait_until(
+          [&] { return Client(c.b->target()).get_campaign(campaign->id()).ok(); }, seconds(10)));
+    }
+  }
+  const std::vector<std::vector<std::string>> choices = {
+      {}, {"spring"}, {"room", "spring"}, {"room"}};
+  auto preferences = [&](int m) { return choices[static_cast<std::size_t>(m) % choices.size()]; };
+  for (int k = 0; k < 2; ++k) {
+    Client ca(clusters[k].a->target()), cb(clusters[k].b->target());
+    for (int i = 0; i < 300; ++i) {
+      const int m = k == 0 ? i : 299 - i;
+      const std::string member = "m-" + std::to_string(m);
+      const Client& c = (m % 2 == 0) == (k == 0) ? ca : cb;
+      const auto r = c.apply("det", member, "r-" + member, preferences(m));
+      ASSERT_TRUE(r.ok()) << member << ": " << r.status.error_message();
+    }
+  }
+  // 25 members apply to "few" on the first cluster, naming spring or nothing.
+  Client first(clusters[0].a->target());
+  for (int m = 0; m < 25; ++m) {
+    const std::string member = "f-" + std::to_string(m);
+    const std::vector<std::string> wants =
+        m % 2 == 0 ? std::vector<std::string>{"spring"} : std::vector<std::string>{};
+    ASSERT_TRUE(first.apply("few", member, "r-" + member, wants).ok()) << member;
+  }
+  ASSERT_LT(SystemClock::now(), ends) << "the applications took longer than the window";
+
+  // Nobody calls anything: each cluster allocates on its own.
+  std::array<std::vector<v1::ApplicationRecord>, 2> exports;
+  for (int k = 0; k < 2; ++k) {
+    Client c(clusters[k].b->target());
+    ASSERT_TRUE(wait_until(
+        [&] {
+          const auto stats = c.stats("det");
+          return stats.ok() && stats.response.allocation() == v1::ALLOCATION_STATE_DONE;
+        },
+        seconds(40)))
+        << "cluster " << k << " did not allocate";
+    const auto exported = c.export_applications("det");
+    ASSERT_TRUE(exported.ok()) << exported.status.error_message();
+    exports[k] = exported.response;
+  }
+  ASSERT_EQ(exports[0].size(), 300U);
+  ASSERT_EQ(exports[1].size(), 300U);
+  int selected = 0;
+  for (std::size_t i = 0; i < 300; ++i) {
+    const v1::ApplicationRecord& x = exports[0][i];
+    const v1::ApplicationRecord& y = exports[1][i];
+    ASSERT_EQ(x.member_id(), y.member_id());
+    EXPECT_EQ(ids_of(x.preferred_sku_ids()), ids_of(y.preferred_sku_ids())) << x.member_id();
+    EXPECT_EQ(x.state(), y.state()) << x.member_id();
+    EXPECT_EQ(x.sku_id(), y.sku_id()) << x.member_id();
+    if (x.state() == v1::APPLICATION_STATE_SELECTED) ++selected;
+  }
+  EXPECT_EQ(selected, 60);  // more applicants than packs: exactly the stock
+
+  Client last(clusters[0].b->target());
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto stats = last.stats("few");
+        return stats.ok() && stats.response.allocation() == v1::ALLOCATION_STATE_DONE;
+      },
+      seconds(40)));
+  const auto few_out = last.export_applications("few");
+  ASSERT_TRUE(few_out.ok()) << few_out.status.error_message();
+  ASSERT_EQ(few_out.response.size(), 25U);
+  for (const v1::ApplicationRecord& r : few_out.response) {
+    EXPECT_EQ(r.state(), v1::APPLICATION_STATE_SELECTED) << r.member_id();
+    if (r.preferred_sku_ids_size() > 0) {
+      EXPECT_EQ(r.sku_id(), "spring") << r.member_id();
+    }
+  }
+  for (Cluster& c : clusters) {
+    EXPECT_EQ(c.a->stop(SIGTERM), std::optional<int>(0));
+    EXPECT_EQ(c.b->stop(SIGTERM), std::optional<int>(0));
+  }
 }
 
 }  // namespace
