@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Applications beside claims, in one run, on one voucherd with the Redis claim
-# log (appendfsync always), both driven by voucher-load with the same threads
-# and calls in flight: first a claim crowd sells out the Guangdong sample
+# Applications beside claims and the gRPC ceiling, in one run, on one
+# voucherd with the Redis claim log (appendfsync always), all driven by
+# voucher-load with the same threads and calls in flight: first the same
+# claim crowd against echo-server (one polling thread, as voucherd here);
+# then a claim crowd sells out the Guangdong sample
 # (120,000 members + 30% repeats); then APPLICANTS members (default
 # 1,000,000) apply once each to the Guangdong apply sample (59,000 packs over
 # 307 SKUs, each applicant naming 3 at random), whose window is set to close
@@ -24,7 +26,20 @@ THREADS="${THREADS:-2}"
 BUILD_DIR="${BUILD_DIR:-build}"
 CAMPAIGN=guangdong-apply-2024
 . bench/lib.sh
-require_binaries voucherd voucherctl voucher-load
+require_binaries voucherd voucherctl voucher-load echo-server
+
+load() {  # voucher-load flags...
+  "$BUILD_DIR/bin/voucher-load" --target "$TARGET" --threads "$THREADS" --concurrency "$CONC" \
+    --max-retries 200 "$@" |
+    grep -E "^(==|Phase|  (Total|Calls|Answers|Latency:|Vouchers|Packs|Sold out|Redeemed|  50%|  99%|    [A-Z_]+ ))|Allocation|Applicants|Any SKU|Check|RESULT" || true
+}
+
+echo "== echo-server (the gRPC ceiling), 120,000 members + 30% repeats, $CONC in flight"
+start_server "$BUILD_DIR/bin/echo-server" --listen 127.0.0.1:0 --threads 1
+TARGET="127.0.0.1:$PORT"
+load --campaign echo --members 120000 --repeat-share 0.3 --duration 600 --skip-stats
+stop_server
+
 start_redis
 start_server "$BUILD_DIR/bin/voucherd" --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
   --campaigns "$WORK/gd.json" --secret-file "$WORK/secret.hex" --grpc-threads 1 \
@@ -35,11 +50,6 @@ redis_stat() { redis-cli -p "$REDIS_PORT" INFO "$1" | tr -d '\r'; }
 cpu_total() { redis_stat cpu | awk -F: '/^used_cpu_(user|sys):/ {s+=$2} END {printf "%.3f", s}'; }
 alloc() { redis-cli -p "$REDIS_PORT" HGET "vd:{$CAMPAIGN}:alloc" "$1" | tr -d '\r'; }
 
-load() {  # voucher-load flags...
-  "$BUILD_DIR/bin/voucher-load" --target "$TARGET" --threads "$THREADS" --concurrency "$CONC" \
-    --max-retries 200 "$@" |
-    grep -E "^(==|Phase|  (Total|Calls|Answers|Latency:|Vouchers|Packs|Sold out|Redeemed|  50%|  99%|    [A-Z_]+ ))|Allocation|Applicants|Any SKU|Check|RESULT" || true
-}
 echo "== claims: Guangdong sample, 120,000 members + 30% repeats, $CONC in flight"
 load --campaign guangdong-2024 --members 120000 --repeat-share 0.3 --duration 600 --skip-stats
 
