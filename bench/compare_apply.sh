@@ -28,10 +28,11 @@ CAMPAIGN=guangdong-apply-2024
 . bench/lib.sh
 require_binaries voucherd voucherctl voucher-load echo-server
 
-load() {  # voucher-load flags...
+FAILED=0
+load() {  # voucher-load flags...: its report's main lines; FAILED=1 when its check fails
   "$BUILD_DIR/bin/voucher-load" --target "$TARGET" --threads "$THREADS" --concurrency "$CONC" \
-    --max-retries 200 "$@" |
-    grep -E "^(==|Phase|  (Total|Calls|Answers|Latency:|Vouchers|Packs|Sold out|Redeemed|  50%|  99%|    [A-Z_]+ ))|Allocation|Applicants|Any SKU|Check|RESULT" || true
+    --max-retries 200 "$@" > "$WORK/load.txt" || FAILED=1
+  grep -E "^(==|Phase|  (Total|Calls|Answers|Latency:|Vouchers|Packs|Sold out|Redeemed|  50%|  99%|    [A-Z_]+ ))|Allocation|Applicants|Any SKU|Check|RESULT" "$WORK/load.txt" || true
 }
 
 echo "== echo-server (the gRPC ceiling), 120,000 members + 30% repeats, $CONC in flight"
@@ -90,6 +91,7 @@ DONE=$(alloc done_ms)
 read -r C0 C1 < "$WORK/alloc_cpu" || true
 LOGGED=$(grep -F "$CAMPAIGN\\\": allocated" "$WORK/server.log" | grep -o '"ms":[0-9]*' |
   cut -d: -f2 || true)
+[ "${APPS:-0}" -gt 0 ] || { echo "compare_apply: no application reached Redis" >&2; exit 1; }
 awk -v n="$APPS" -v b="$APPS_BYTES" -v s="$STARTED" -v d="$DONE" -v c0="${C0:-0}" \
   -v c1="${C1:-0}" -v logged="${LOGGED:-?}" 'BEGIN {
   printf "redis: %d applications in %.1f MB, %.0f bytes per application (the apps hash)\n",
@@ -98,3 +100,4 @@ awk -v n="$APPS" -v b="$APPS_BYTES" -v s="$STARTED" -v d="$DONE" -v c0="${C0:-0}
          (d - s) / 1000, logged, c1 - c0 }'
 redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | grep -E "^used_memory_human" | sed 's/^/  /'
 stop_server
+[ "$FAILED" = 0 ] || { echo "compare_apply: a voucher-load check failed (above)" >&2; exit 1; }

@@ -233,6 +233,26 @@ bool run_apply(const LoadOptions& o, const std::shared_ptr<grpc::ChannelCredenti
               ", and --mode apply needs an APPLY_THEN_DRAW campaign";
     return false;
   }
+  const auto at_us = [](const google::protobuf::Timestamp& t) {
+    return t.seconds() * 1'000'000 + t.nanos() / 1'000;
+  };
+  // The run waits for the allocation: a campaign allocated far off (the
+  // sample's week of applications, rehearsed) is not one it can wait for.
+  const auto now_us = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const double allocated_in_s =
+      static_cast<double>(at_us(campaign.allocation_at()) - now_us()) / 1e6;
+  if (allocated_in_s > kApplyLeadMax.count()) {
+    r.error = "campaign \"" + o.campaign_id + "\" is allocated in " +
+              std::to_string(static_cast<std::int64_t>(allocated_in_s)) +
+              " s, and --mode apply waits for the allocation at most " +
+              std::to_string(kApplyLeadMax.count()) +
+              " s ahead: give it a window that closes sooner (bench/compare_apply.sh does)";
+    return false;
+  }
   std::vector<std::string> sku_ids;
   std::map<std::string, std::int64_t> stock;
   std::int64_t stock_total = 0;
@@ -252,12 +272,16 @@ bool run_apply(const LoadOptions& o, const std::shared_ptr<grpc::ChannelCredenti
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   a.applicants = static_cast<std::int64_t>(members.size());
+  a.refused = r.phases.back().answers - r.phases.back().status_ok();
 
   // The allocation happens at allocation_at, by whichever replica: wait
-  // until the store says it is done.
+  // until the store says it is done, at most allocation_wait_s after it was
+  // due (and the last call's deadline).
   const Clock::time_point waiting = Clock::now();
+  const double due_in_s =
+      std::max(0.0, static_cast<double>(at_us(campaign.allocation_at()) - now_us()) / 1e6);
   const auto give_up = waiting + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(o.allocation_wait_s));
+                                     std::chrono::duration<double>(due_in_s + o.allocation_wait_s));
   v1::GetCampaignStatsRequest ask;
   ask.set_campaign_id(o.campaign_id);
   v1::CampaignStats stats;
@@ -268,15 +292,19 @@ bool run_apply(const LoadOptions& o, const std::shared_ptr<grpc::ChannelCredenti
       a.allocation_done = true;
       break;
     }
+    // Only a store or a replica that is not there yet is worth waiting for.
+    if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED &&
+        s.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      r.check.stats_error = refusal("GetCampaignStats", s);
+      break;
+    }
     if (Clock::now() >= give_up) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   a.waited_s = std::chrono::duration<double>(Clock::now() - waiting).count();
   if (a.allocation_done) {
     a.server_applications = stats.applications();
-    const auto at_us = [](const google::protobuf::Timestamp& t) {
-      return t.seconds() * 1'000'000 + t.nanos() / 1'000;
-    };
     a.allocated_after_s =
         static_cast<double>(at_us(stats.allocated_at()) - at_us(campaign.allocation_at())) / 1e6;
   }
@@ -369,10 +397,15 @@ LoadReport run_load(const LoadOptions& o) {
       std::sort(codes.begin(), codes.end());
     }
     if (!codes.empty()) {
+      // An apply run redeems each pack won once; --count and --repeat-share
+      // were its applications'.
       const auto repeats =
-          static_cast<std::int64_t>(o.repeat_share * static_cast<double>(codes.size()));
-      const std::int64_t total =
-          o.count >= 0 ? o.count : static_cast<std::int64_t>(codes.size()) + repeats;
+          o.mode == Mode::kApply
+              ? 0
+              : static_cast<std::int64_t>(o.repeat_share * static_cast<double>(codes.size()));
+      const std::int64_t total = o.count >= 0 && o.mode != Mode::kApply
+                                     ? o.count
+                                     : static_cast<std::int64_t>(codes.size()) + repeats;
       std::unique_ptr<Workload> redeem = detail::make_redeem_workload(std::move(codes));
       r.phases.push_back(run_phase(o, creds, *redeem, total, "redeem", &workers));
       r.code_by_member.clear();

@@ -55,6 +55,9 @@
 
 namespace voucherd::load {
 
+// Apply mode waits for the allocation: at most this long before it is due.
+inline constexpr std::chrono::seconds kApplyLeadMax{3600};
+
 enum class Mode : std::uint8_t {
   kClaim,   // VoucherService.Claim, or ClaimBatch with batch > 0
   kRedeem,  // claims first (or codes from a file), then Redeem of each code
@@ -99,8 +102,9 @@ struct LoadOptions {
   // Apply: each application names this many SKUs of the campaign (read
   // with GetCampaign), drawn at random per member; 0 names none (any SKU).
   int preferences = 3;
-  // Apply: how long to wait, after the applications, for the allocation to
-  // be done (GetCampaignStats).
+  // Apply: how long to wait, after allocation_at, for the allocation to be
+  // done (GetCampaignStats). The campaign must be allocated within
+  // kApplyLeadMax of the run's start.
   double allocation_wait_s = 600;
 
   // Redeem: codes to redeem ("code site_id" per line); empty: claim first.
@@ -148,6 +152,10 @@ struct PhaseReport {
   std::int64_t redeemed = 0;          // OK, first redemption
   std::int64_t already_redeemed = 0;  // OK, a retry of the same request
 
+  [[nodiscard]] std::int64_t status_ok() const {
+    const auto it = codes.find(0);
+    return it == codes.end() ? 0 : it->second;
+  }
   [[nodiscard]] double throughput() const {
     return elapsed_s > 0 ? static_cast<double>(answers) / elapsed_s : 0;
   }
@@ -156,6 +164,7 @@ struct PhaseReport {
 // An apply run's view of the allocation.
 struct ApplyReport {
   std::int64_t applicants = 0;            // distinct members whose Apply was answered OK
+  std::int64_t refused = 0;               // Apply answers other than OK (CLOSED, ...)
   std::int64_t server_applications = -1;  // GetCampaignStats.applications once done
   bool allocation_done = false;           // DONE within allocation_wait_s
   double waited_s = 0;                    // from the last application answered to DONE seen
@@ -183,8 +192,9 @@ struct CheckReport {
 
   [[nodiscard]] bool ok() const {
     const bool allocated =
-        !apply || (apply->allocation_done && apply->missing == 0 && apply->pending == 0 &&
-                   apply->skus_over_stock == 0 && apply->all_stock_allocated);
+        !apply || (apply->allocation_done && apply->applicants > 0 && apply->refused == 0 &&
+                   apply->missing == 0 && apply->pending == 0 && apply->skus_over_stock == 0 &&
+                   apply->all_stock_allocated);
     return members_with_two_codes == 0 && codes_with_two_members == 0 &&
            codes_redeemed_twice == 0 && issued_within_stock && allocated;
   }

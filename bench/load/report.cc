@@ -157,12 +157,12 @@ std::string format_text(const LoadReport& r) {
         out << " (" << fixed(a.allocated_after_s) << " s after allocation_at)";
       }
     } else {
-      out << "NOT done within " << fixed(r.options.allocation_wait_s) << " s";
+      out << "NOT done within " << fixed(r.options.allocation_wait_s) << " s of allocation_at";
     }
     out << "\nApplicants:   " << a.applicants << " (server counts " << a.server_applications
-        << "), selected " << a.selected << ", not selected " << a.not_selected << ", missing "
-        << a.missing << ", still pending " << a.pending << ", SKUs over stock "
-        << a.skus_over_stock;
+        << "), applications refused " << a.refused << ", selected " << a.selected
+        << ", not selected " << a.not_selected << ", missing " << a.missing << ", still pending "
+        << a.pending << ", SKUs over stock " << a.skus_over_stock;
     if (r.options.preferences == 0) {
       out << "\nAny SKU:      selected " << (a.all_stock_allocated ? "==" : "!=")
           << " min(stock, applicants)";
@@ -244,6 +244,7 @@ std::string format_json(const LoadReport& r) {
     const ApplyReport& a = *c.apply;
     j["check"]["apply"] = {{"applicants", a.applicants},
                            {"server_applications", a.server_applications},
+                           {"refused", a.refused},
                            {"allocation_done", a.allocation_done},
                            {"waited_s", a.waited_s},
                            {"allocated_after_s", a.allocated_after_s},

@@ -4,8 +4,8 @@
 // Exit status: 0 when the run completed and every check passed; 1 when a
 // check failed (a member with two codes, a code with two members, a code
 // redeemed twice, more vouchers than stock, or --expect-sold-out unmet; in
-// apply mode also an allocation not done in time, an applicant not found or
-// still pending, a SKU won beyond its stock);
+// apply mode also an allocation not done in time, an application refused,
+// an applicant not found or still pending, a SKU won beyond its stock);
 // 2 for bad flags or a run that could not start.
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
   app.add_option("--allocation-wait-s", o.allocation_wait_s,
-                 "apply: how long to wait after the applications for the allocation to be done")
+                 "apply: how long to wait after allocation_at for the allocation to be done (the "
+                 "campaign must be allocated within an hour of the run's start)")
       ->check(CLI::Range(0.0, 86'400.0))
       ->capture_default_str();
   app.add_option("--codes", o.codes_file,

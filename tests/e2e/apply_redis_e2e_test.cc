@@ -603,9 +603,9 @@ TEST(ApplyRedisEndToEnd, TheSameApplicationsInAnotherOrderOnOtherReplicasGiveThe
     ASSERT_NE(c.b->port(), 0);
   }
   // One definition for both clusters: 60 packs (40 spring, 20 room), the
-  // window closing 11 to 12 s from now, allocated then.
+  // window closing 15 to 16 s from now, allocated then.
   const auto now = SystemClock::now();
-  const auto ends = now + seconds(12);
+  const auto ends = now + seconds(16);
   const v1::Campaign det = spring_and_hotel("det", 40, 20)
                                .window(now - seconds(60), ends)
                                .apply_then_draw(ends)

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/campaigns.h"
+#include "tests/support/client.h"
 #include "tests/support/voucherd_process.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
@@ -219,20 +220,19 @@ TEST(LoadHarnessDraws, DrawModeCountsEveryDrawAndAgreesWithTheServer) {
 TEST(LoadHarnessApply, ApplyModeWaitsForTheAllocationReadsEveryOutcomeAndRedeemsTheWins) {
   TempDir dir;
   const auto secret = dir.write("secret.hex", test_secret_hex());
-  // An apply campaign whose window closes 5 to 6 s from now, allocated then:
-  // 150 packs (100 spring, 50 room) for 400 applicants naming no SKU.
-  const std::string ends = utc_text(std::chrono::seconds(6));
-  const std::string campaign =
-      R"({"campaigns":[{"id":"apply","name":"Apply","mode":"CAMPAIGN_MODE_APPLY_THEN_DRAW",)"
-      R"("startsAt":")" +
-      utc_text(std::chrono::hours(-1)) + R"(","endsAt":")" + ends + R"(","allocationAt":")" + ends +
-      R"(","sites":[{"id":"s","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],)"
-      R"("skus":[{"id":"spring","siteId":"s","kind":"SKU_KIND_HOT_SPRING","name":"Pass",)"
-      R"("faceValueCents":"100","stock":"100"},{"id":"room","siteId":"s","kind":)"
-      R"("SKU_KIND_HOT_SPRING","name":"Room","faceValueCents":"200","stock":"50"}]}]})";
-  VoucherdProcess server(dir, {"--campaigns", dir.write("apply.json", campaign).string(),
-                               "--secret-file", secret.string()});
+  VoucherdProcess server(dir, {"--secret-file", secret.string()});
   ASSERT_GT(server.port(), 0);
+  // An apply campaign, created once voucherd is up, whose window closes 6
+  // to 7 s from now, allocated then: 150 packs (100 spring, 50 room) for
+  // 400 applicants naming no SKU.
+  const auto now = std::chrono::system_clock::now();
+  const auto ends = now + std::chrono::seconds(7);
+  const auto created = Client(server.target())
+                           .create_campaign(spring_and_hotel("apply", 100, 50)
+                                                .window(now - std::chrono::hours(1), ends)
+                                                .apply_then_draw(ends)
+                                                .message());
+  ASSERT_TRUE(created.ok()) << created.status.error_message();
   const LoadRun run = run_load_binary(
       dir, {"--mode", "apply", "--target", server.target(), "--campaign", "apply", "--members",
             "400", "--repeat-share", "0.5", "--preferences", "0", "--concurrency", "16",
@@ -280,6 +280,30 @@ TEST(LoadHarnessApply, ApplyModeWaitsForTheAllocationReadsEveryOutcomeAndRedeems
       dir, {"--mode", "apply", "--target", server.target(), "--campaign", "nowhere"});
   EXPECT_EQ(wrong.exit_status, 2);
   EXPECT_NE(wrong.err.find("GetCampaign: NOT_FOUND"), std::string::npos) << wrong.err;
+  // A crowd applying after the window: every application refused (CLOSED),
+  // and the check fails though the allocation is done.
+  const LoadRun late =
+      run_load_binary(dir, {"--mode", "apply", "--target", server.target(), "--campaign", "apply",
+                            "--members", "10", "--repeat-share", "0", "--allocation-wait-s", "5"});
+  EXPECT_EQ(late.exit_status, 1) << late.out << late.err;
+  ASSERT_TRUE(late.report.is_object()) << late.out;
+  EXPECT_EQ(late.report["phases"][0]["reasons"]["CLOSED"].get<std::int64_t>(), 10);
+  EXPECT_EQ(late.report["check"]["apply"]["applicants"].get<std::int64_t>(), 0);
+  EXPECT_EQ(late.report["check"]["apply"]["refused"].get<std::int64_t>(), 10);
+  EXPECT_FALSE(late.report["check"]["ok"].get<bool>());
+  // A campaign allocated more than an hour ahead is not one to wait for.
+  const auto later =
+      Client(server.target())
+          .create_campaign(spring_and_hotel("later", 1, 1)
+                               .window(now - std::chrono::hours(1), now + std::chrono::hours(2))
+                               .apply_then_draw(now + std::chrono::hours(2))
+                               .message());
+  ASSERT_TRUE(later.ok()) << later.status.error_message();
+  const LoadRun far =
+      run_load_binary(dir, {"--mode", "apply", "--target", server.target(), "--campaign", "later"});
+  EXPECT_EQ(far.exit_status, 2);
+  EXPECT_NE(far.err.find("waits for the allocation at most 3600 s ahead"), std::string::npos)
+      << far.err;
 }
 
 TEST(LoadHarnessCheck, FailsWhenOneCodeGoesToTwoMembers) {
