@@ -340,12 +340,6 @@ StoreResult<ApplicationOutcomes> MemoryClaimLog::application_outcomes(const Camp
   for (std::uint32_t i = 0; i < spec.skus.size(); ++i) sku_of.emplace(spec.skus[i].id, i);
   ApplicationOutcomes out;
   absl::flat_hash_map<std::string, std::uint32_t> won;  // member -> SKU index
-  auto copy = [&] {
-    out.outcomes.reserve(book->by_member.size());
-    for (const auto& [member, stored] : book->by_member) {
-      out.outcomes.push_back({ApplicationEntry{member, stored.preferred, stored.applied_at_us}});
-    }
-  };
   {
     std::unique_lock lock(book->mu);
     out.allocation_done = book->done;
@@ -360,11 +354,10 @@ StoreResult<ApplicationOutcomes> MemoryClaimLog::application_outcomes(const Camp
     // Before the allocation begins applications still come: copied under
     // the lock. Once begun they are frozen (as read_applications relies
     // on), so Apply and GetApplication are not held up meanwhile.
-    if (!book->began) {
-      copy();
-    } else {
-      lock.unlock();
-      copy();
+    if (book->began) lock.unlock();
+    out.outcomes.reserve(book->by_member.size());
+    for (const auto& [member, stored] : book->by_member) {
+      out.outcomes.push_back({ApplicationEntry{member, stored.preferred, stored.applied_at_us}});
     }
   }
   for (ApplicationOutcome& o : out.outcomes) {

@@ -214,6 +214,18 @@ void draw_entry_to_proto(const CampaignSpec& spec, const DrawEntry& in,
   out->set_remaining(in.remaining);
 }
 
+namespace {
+
+// The index of the SKU `id` in `spec` (exports name SKUs by id).
+std::optional<std::uint32_t> sku_index_of(const CampaignSpec& spec, const std::string& id) {
+  auto it = std::find_if(spec.skus.begin(), spec.skus.end(),
+                         [&](const SkuSpec& s) { return s.id == id; });
+  if (it == spec.skus.end()) return std::nullopt;
+  return static_cast<std::uint32_t>(it - spec.skus.begin());
+}
+
+}  // namespace
+
 std::expected<DrawEntry, std::string> draw_entry_from_proto(const CampaignSpec& spec,
                                                             const voucher::v1::DrawRecord& in) {
   DrawEntry out;
@@ -224,12 +236,11 @@ std::expected<DrawEntry, std::string> draw_entry_from_proto(const CampaignSpec& 
   out.remaining = in.remaining();
   if (in.won()) {
     out.outcome = DrawOutcome::kWon;
-    auto it = std::find_if(spec.skus.begin(), spec.skus.end(),
-                           [&](const SkuSpec& s) { return s.id == in.sku_id(); });
-    if (it == spec.skus.end()) {
+    const auto sku = sku_index_of(spec, in.sku_id());
+    if (!sku) {
       return std::unexpected("won SKU \"" + in.sku_id() + "\", which the campaign does not have");
     }
-    out.sku = static_cast<std::uint32_t>(it - spec.skus.begin());
+    out.sku = *sku;
     return out;
   }
   const int reason = in.reason();
@@ -320,12 +331,7 @@ void application_outcome_to_proto(const CampaignSpec& spec, const ApplicationOut
 
 std::expected<ApplicationOutcome, std::string> application_outcome_from_proto(
     const CampaignSpec& spec, const voucher::v1::ApplicationRecord& in) {
-  auto index_of = [&](const std::string& id) -> std::optional<std::uint32_t> {
-    auto it = std::find_if(spec.skus.begin(), spec.skus.end(),
-                           [&](const SkuSpec& s) { return s.id == id; });
-    if (it == spec.skus.end()) return std::nullopt;
-    return static_cast<std::uint32_t>(it - spec.skus.begin());
-  };
+  auto index_of = [&](const std::string& id) { return sku_index_of(spec, id); };
   ApplicationOutcome out;
   if (in.member_id().empty()) return std::unexpected("no member_id");
   out.application.member_id = in.member_id();
