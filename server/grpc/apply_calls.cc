@@ -49,7 +49,7 @@ class ApplyCall final : public UnaryCall<ApplyCall, v1::ApplyRequest, v1::ApplyR
     if (r.outcome == Outcome::kOk) {
       // The campaign is loaded: the engine found it to take the application.
       const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
-      v1::ApplyResponse response;
+      v1::ApplyResponse& response = new_response();
       application_to_proto(c->spec(), r, core_.engine.clock().now_us(),
                            response.mutable_application());
       response.set_replaced(r.replaced);
@@ -112,7 +112,7 @@ class GetApplicationCall final
   void answer(const ApplicationResult& r) {
     if (r.outcome == Outcome::kOk) {
       const CampaignRuntime* c = core_.engine.find_campaign(request_.campaign_id());
-      v1::Application response;
+      v1::Application& response = new_response();
       application_to_proto(c->spec(), r, core_.engine.clock().now_us(), &response);
       return reply(response);
     }

@@ -21,10 +21,13 @@
 // how the two are ordered.
 #pragma once
 
+#include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -194,10 +197,27 @@ class UnaryCall : public Tag {
     fail(to_grpc_status(outcome_of(error.kind), ctx));
   }
 
+  // An answer on the call's arena. reply() serializes it before it
+  // returns, so it may be built in any function that ends with reply().
+  Response& new_response() { return *google::protobuf::Arena::CreateMessage<Response>(&arena_); }
+
   GrpcServer::Core& core_;
   grpc::ServerCompletionQueue* cq_;
   grpc::ServerContext ctx_;
-  Request request_;
+
+ private:
+  // The request and the answer live on the call's arena, whose first block
+  // is inside the call: parsing a request of a few short ids and building
+  // its answer allocate nothing more (each field of a heap message is an
+  // allocation of its own; perf put the parse of an Apply's request at 9%
+  // of its queue thread, mostly malloc). A larger request (ClaimBatch)
+  // spills into blocks the arena allocates and frees with the call.
+  static constexpr std::size_t kArenaBlockBytes = 2048;
+  alignas(std::max_align_t) std::array<char, kArenaBlockBytes> arena_block_;
+  google::protobuf::Arena arena_{arena_block_.data(), arena_block_.size()};
+
+ protected:
+  Request& request_ = *google::protobuf::Arena::CreateMessage<Request>(&arena_);
   grpc::ServerAsyncResponseWriter<Response> responder_;
   std::optional<Principal> principal_;  // set when --auth-file admitted the caller
   Inbox* inbox_ = nullptr;              // of the call's queue thread, once handled

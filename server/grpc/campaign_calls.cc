@@ -37,7 +37,7 @@ class CreateCampaignCall final
         ctx.detail = e.field.message;  // the engine's or the store's words
         return fail(to_grpc_status(e.outcome, ctx));
       }
-      v1::Campaign response;
+      v1::Campaign& response = new_response();
       campaign_to_proto((*created)->spec(), &response);
       response.set_seed_commitment((*created)->seed_commitment());
       reply(response);
@@ -59,7 +59,7 @@ class GetCampaignCall final
     if (auto refused = check_request(request_)) return fail(*refused);
     const CampaignRuntime* c = named_campaign(request_.campaign_id());
     if (c == nullptr) return;
-    v1::Campaign response;
+    v1::Campaign& response = new_response();
     campaign_to_proto(c->spec(), &response);
     response.set_seed_commitment(c->seed_commitment());
     reply(response);
@@ -90,7 +90,7 @@ class ListCampaignsCall final
           all.begin(), all.end(), *after,
           [](const std::string& id, const CampaignRuntime* c) { return id < c->spec().id; });
     }
-    v1::ListCampaignsResponse response;
+    v1::ListCampaignsResponse& response = new_response();
     for (; it != all.end() && response.campaigns_size() < size; ++it) {
       v1::Campaign* out = response.add_campaigns();
       campaign_to_proto((*it)->spec(), out);
@@ -137,7 +137,7 @@ class GetCampaignStatsCall final
         if (!applications) return fail_store(applications.error(), c->spec().id);
         local.applications = *applications;
       }
-      v1::CampaignStats response;
+      v1::CampaignStats& response = new_response();
       stats_to_proto(local, &response);
       reply(response);
     });
@@ -159,7 +159,7 @@ class ReconcileCampaignCall final
     if (auto refused = check_request(request_)) return fail(*refused);
     const CampaignRuntime* c = named_campaign(request_.campaign_id());
     if (c == nullptr) return;
-    v1::ReconcileCampaignResponse response;
+    v1::ReconcileCampaignResponse& response = new_response();
     response.set_campaign_id(c->spec().id);
     const bool posted = core_.admin_worker.post([this, c, response]() mutable {
       auto returned = core_.store.reconcile(c->spec());
@@ -230,7 +230,7 @@ class ListReplicasCall final
           out->set_leased_units(total);
         }
       }
-      v1::ListReplicasResponse response;
+      v1::ListReplicasResponse& response = new_response();
       for (auto& [id, info] : replicas) {
         info.set_answering(id == self);
         *response.add_replicas() = std::move(info);

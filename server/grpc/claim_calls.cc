@@ -47,7 +47,7 @@ class ClaimCall final : public UnaryCall<ClaimCall, v1::ClaimRequest, v1::ClaimR
     const Outcome outcome = refusal_on_wire(core_, r.outcome);
     if (core_.metrics != nullptr) core_.metrics->count_claim(request_.campaign_id(), outcome);
     if (outcome == Outcome::kOk || outcome == Outcome::kAlreadyClaimed) {
-      v1::ClaimResponse response;
+      v1::ClaimResponse& response = new_response();
       voucher_to_proto(*r.voucher, visible_state(*r.voucher, core_.engine.clock().now_us()),
                        response.mutable_voucher());
       response.set_already_claimed(outcome == Outcome::kAlreadyClaimed);

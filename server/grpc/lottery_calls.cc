@@ -46,7 +46,7 @@ class DrawCall final : public UnaryCall<DrawCall, v1::DrawRequest, v1::DrawRespo
                                 r.outcome == Outcome::kOk && r.entry.outcome == DrawOutcome::kWon);
     }
     if (r.outcome == Outcome::kOk) {
-      v1::DrawResponse response;
+      v1::DrawResponse& response = new_response();
       response.set_won(r.entry.outcome == DrawOutcome::kWon);
       if (r.voucher) {
         voucher_to_proto(*r.voucher, visible_state(*r.voucher, core_.engine.clock().now_us()),
@@ -98,7 +98,7 @@ class RevealSeedCall final
       }
       return fail(to_grpc_status(seed.error(), ctx));
     }
-    v1::RevealSeedResponse response;
+    v1::RevealSeedResponse& response = new_response();
     response.set_campaign_id(request_.campaign_id());
     response.set_seed(to_hex(*seed));
     response.set_seed_commitment(seed_commitment(*seed));

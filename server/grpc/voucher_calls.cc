@@ -60,7 +60,7 @@ class GetVoucherCall final : public UnaryCall<GetVoucherCall, v1::GetVoucherRequ
                                     principal_->site_id + "\")"));
     }
     if (outcome == Outcome::kOk) {
-      v1::Voucher response;
+      v1::Voucher& response = new_response();
       voucher_to_proto(*voucher, visible, &response);
       return reply(response);
     }
@@ -111,7 +111,7 @@ class RedeemCall final : public UnaryCall<RedeemCall, v1::RedeemRequest, v1::Red
     }
     count(outcome, voucher);
     if (outcome == Outcome::kOk) {
-      v1::RedeemResponse response;
+      v1::RedeemResponse& response = new_response();
       voucher_to_proto(*voucher, VoucherState::kRedeemed, response.mutable_voucher());
       response.set_already_redeemed(already_redeemed);
       return reply(response);
@@ -165,7 +165,7 @@ class ListMemberVouchersCall final
   void on_member_vouchers_done(Outcome outcome, std::vector<VoucherPtr> vouchers,
                                UnixMicros now_us) override {
     if (outcome == Outcome::kOk) {
-      v1::ListMemberVouchersResponse response;
+      v1::ListMemberVouchersResponse& response = new_response();
       for (const VoucherPtr& v : vouchers) {
         voucher_to_proto(*v, visible_state(*v, now_us), response.add_vouchers());
       }
@@ -197,7 +197,7 @@ class CancelVoucherCall final
  private:
   void on_cancel_done(Outcome outcome, VoucherPtr voucher) override {
     if (outcome == Outcome::kOk) {
-      v1::Voucher response;
+      v1::Voucher& response = new_response();
       voucher_to_proto(*voucher, voucher->state(), &response);
       return reply(response);
     }
