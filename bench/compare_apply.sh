@@ -4,7 +4,9 @@
 # voucher-load with the same threads and calls in flight: first the same
 # claim crowd against echo-server (one polling thread, as voucherd here);
 # then a claim crowd sells out the Guangdong sample
-# (120,000 members + 30% repeats); then APPLICANTS members (default
+# (120,000 members + 30% repeats); then APPLICANTS new members each claim
+# once from a campaign of 1,000,000 packs, so that every claim is a voucher
+# written, as every application is; then APPLICANTS members (default
 # 1,000,000) apply once each to the Guangdong apply sample (59,000 packs over
 # 307 SKUs, each applicant naming 3 at random), whose window is set to close
 # WINDOW seconds after it is created and which is allocated at its close;
@@ -15,6 +17,11 @@
 # during the allocation.
 #
 #   bench/compare_apply.sh [applicants] [window seconds] [concurrency]
+#
+# With PERF_DIR=DIR, perf records voucherd (-F 499 -g) into DIR/claims.data
+# over the claims that each write, and into DIR/apply.data over the
+# applications (until the apps hash holds them all), then prints each
+# thread's samples per call: `perf report -i DIR/apply.data` for the rest.
 # Loopback only; every run is bounded by its crowd and by --duration and
 # --allocation-wait-s.
 set -euo pipefail
@@ -27,6 +34,26 @@ BUILD_DIR="${BUILD_DIR:-build}"
 CAMPAIGN=guangdong-apply-2024
 . bench/lib.sh
 require_binaries voucherd voucherctl voucher-load echo-server
+
+# perf over a stage (PERF_DIR): perf_start NAME, then perf_stop NAME CALLS.
+PERF_PID=""
+perf_start() {
+  [ -n "${PERF_DIR:-}" ] || return 0
+  mkdir -p "$PERF_DIR"
+  perf record -F 499 -g -p "$SERVER_PID" -o "$PERF_DIR/$1.data" 2>/dev/null &
+  PERF_PID=$!
+}
+perf_stop() {
+  [ -n "$PERF_PID" ] || return 0
+  kill -INT "$PERF_PID"
+  # (the watcher below is not perf's parent, so it cannot wait for it)
+  for _ in $(seq 1 200); do kill -0 "$PERF_PID" 2>/dev/null || break; sleep 0.1; done
+  wait "$PERF_PID" 2>/dev/null || true
+  PERF_PID=""
+  perf report -i "$PERF_DIR/$1.data" -n --no-children --sort comm --stdio -g none 2>/dev/null |
+    awk -v calls="$2" -v name="$1" '$2 ~ /^[0-9]+$/ && $3 ~ /^vd-/ {
+      printf "perf %s: %s %d samples, %.4f per call\n", name, $3, $2, $2 / calls }'
+}
 
 FAILED=0
 load() {  # voucher-load flags...: its report's main lines; FAILED=1 when its check fails
@@ -54,6 +81,14 @@ alloc() { redis-cli -p "$REDIS_PORT" HGET "vd:{$CAMPAIGN}:alloc" "$1" | tr -d '\
 echo "== claims: Guangdong sample, 120,000 members + 30% repeats, $CONC in flight"
 load --campaign guangdong-2024 --members 120000 --repeat-share 0.3 --duration 600 --skip-stats
 
+echo "== claims: $(( APPLICANTS < 1000000 ? APPLICANTS : 1000000 )) members claim once each from 1,000,000 packs (every claim a new voucher), $CONC in flight"
+write_big_campaign
+"$BUILD_DIR/bin/voucherctl" campaigns create "$WORK/big.json" --target "$TARGET" >/dev/null
+perf_start claims
+load --campaign big --members "$(( APPLICANTS < 1000000 ? APPLICANTS : 1000000 ))" --repeat-share 0 \
+  --duration 600 --skip-stats
+perf_stop claims "$(( APPLICANTS < 1000000 ? APPLICANTS : 1000000 ))"
+
 # The apply sample, open from now for WINDOW seconds and allocated at its
 # close (whole seconds, so the allocation begins at a known moment).
 NOW=$(date +%s)
@@ -78,11 +113,23 @@ PY
   echo "$C0 $(cpu_total)" > "$WORK/alloc_cpu"
 ) &
 POLLER=$!
+# perf over the applications alone: stopped once the apps hash holds them all.
+perf_start apply
+(
+  [ -n "$PERF_PID" ] || exit 0
+  for _ in $(seq 1 4800); do
+    [ "$(redis-cli -p "$REDIS_PORT" HLEN "vd:{$CAMPAIGN}:apps" | tr -d '\r')" -ge "$APPLICANTS" ] && break
+    sleep 0.25
+  done
+  perf_stop apply "$APPLICANTS"
+) &
+PERF_WATCH=$!
 
 echo "== applications: $APPLICANTS members to $CAMPAIGN (3 SKUs each), $CONC in flight; window closes in $(( ENDS - $(date +%s) )) s"
 load --mode apply --campaign "$CAMPAIGN" --members "$APPLICANTS" --repeat-share 0 \
   --preferences 3 --duration "$WINDOW" --allocation-wait-s 600
 wait "$POLLER" || true
+wait "$PERF_WATCH" || true
 
 APPS=$(redis-cli -p "$REDIS_PORT" HLEN "vd:{$CAMPAIGN}:apps" | tr -d '\r')
 APPS_BYTES=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE "vd:{$CAMPAIGN}:apps" SAMPLES 0 | tr -d '\r')
