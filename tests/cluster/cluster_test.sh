@@ -9,6 +9,8 @@
 #    counters add up to, and as Prometheus sums them after a scrape that
 #    started once the load was over; every replica got its share;
 #  - Prometheus loaded every alert of deploy/prometheus/alerts.yml;
+#  - an APPLY_THEN_DRAW campaign created through HAProxy reaches every
+#    replica, whose metrics say when it is due and that it is not done;
 #  - every PromQL expression of the Grafana dashboard
 #    (deploy/grafana/voucherd.json) parses and returns data from the
 #    cluster's Prometheus (Grafana's variables substituted as
@@ -168,6 +170,25 @@ if [ "$want" != "$have" ]; then
   fail "the alerts Prometheus loaded differ from alerts.yml"
 fi
 echo "ok: $(wc -l <<< "$have") alerts loaded"
+
+# ---- an APPLY_THEN_DRAW campaign, for the dashboard's allocation panels ---------
+step "an APPLY_THEN_DRAW campaign created through HAProxy reaches every replica's metrics"
+cat > "$WORK/apply.json" <<'JSON'
+{"campaigns":[{"id":"cluster-apply","name":"Cluster apply","mode":"CAMPAIGN_MODE_APPLY_THEN_DRAW",
+ "startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","allocationAt":"2099-01-01T00:00:00Z",
+ "perMemberLimit":1,"sites":[{"id":"s1","name":"Spring","city":"Qingyuan","kind":"SKU_KIND_HOT_SPRING"}],
+ "skus":[{"id":"k1","siteId":"s1","kind":"SKU_KIND_HOT_SPRING","name":"T","faceValueCents":"100","stock":"10"}]}]}
+JSON
+"$BUILD/bin/voucherctl" campaigns create "$WORK/apply.json" --target "$LB" > "$WORK/create.txt" ||
+  { cat "$WORK/create.txt"; fail "voucherctl campaigns create (the apply campaign) failed"; }
+deadline=$((SECONDS + 60))
+until [ "$(prom_value 'count(voucherd_allocation_done{job="voucherd",campaign="cluster-apply"} == 0)')" = 3 ]; do
+  [ "$SECONDS" -lt "$deadline" ] ||
+    fail "Prometheus did not see the apply campaign on all 3 replicas, not done, within 60 s"
+  sleep 0.5
+done
+expect_eq "Prometheus: the apply campaign's allocation time (Unix s)" \
+  "$(prom_value 'max(voucherd_allocation_due_timestamp_seconds{job="voucherd",campaign="cluster-apply"})')" 4070908800
 
 # ---- the Grafana dashboard ---------------------------------------------------------
 step "every PromQL expression of deploy/grafana/voucherd.json against Prometheus"
