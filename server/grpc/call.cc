@@ -1,5 +1,8 @@
 #include "server/grpc/call.h"
 
+#include <algorithm>
+#include <vector>
+
 namespace voucherd {
 
 Outcome refusal_on_wire(const GrpcServer::Core& core, Outcome outcome) {
@@ -62,6 +65,28 @@ std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since) {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - since)
           .count());
+}
+
+namespace {
+
+bool fits_call_arena(const google::protobuf::Descriptor& d,
+                     std::vector<const google::protobuf::Descriptor*>& seen) {
+  if (std::find(seen.begin(), seen.end(), &d) != seen.end()) return true;
+  seen.push_back(&d);
+  for (int i = 0; i < d.field_count(); ++i) {
+    const google::protobuf::FieldDescriptor& f = *d.field(i);
+    if (f.cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (!f.is_repeated() || f.is_map()) return false;
+    if (!fits_call_arena(*f.message_type(), seen)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool fits_call_arena(const google::protobuf::Descriptor& request) {
+  std::vector<const google::protobuf::Descriptor*> seen;
+  return fits_call_arena(request, seen);
 }
 
 std::uint64_t next_call_number() {

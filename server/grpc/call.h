@@ -22,6 +22,7 @@
 #pragma once
 
 #include <google/protobuf/arena.h>
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
 
 #include <array>
@@ -81,6 +82,15 @@ constexpr int kPostedCallsPerRpc = 32;
 [[nodiscard]] StatusContext campaign_context(std::string_view campaign_id);
 
 [[nodiscard]] std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point since);
+
+// Whether a request of this type may be parsed onto its call's arena: not
+// when it holds, at any depth, a singular message field or a map. gRPC
+// parses the next call into the same request after a parse that failed, and
+// an arena message's Clear() leaves such a field's message (a map's
+// entries) on the arena, so bad requests, which need no token to be sent,
+// would grow it without bound. Strings and repeated fields are cleared in
+// place and reused. (call_arena_test checks both.)
+[[nodiscard]] bool fits_call_arena(const google::protobuf::Descriptor& request);
 
 // A number unique in this process, for calls that bring no request id.
 [[nodiscard]] std::uint64_t next_call_number();
@@ -200,24 +210,36 @@ class UnaryCall : public Tag {
   // An answer on the call's arena. reply() serializes it before it
   // returns, so it may be built in any function that ends with reply().
   Response& new_response() { return *google::protobuf::Arena::CreateMessage<Response>(&arena_); }
+  // The request: on the arena when its type fits_call_arena(), else on the
+  // heap, owned by the arena (deleted with it).
+  static Request& new_request(google::protobuf::Arena& arena) {
+    static const bool on_arena = fits_call_arena(*Request::descriptor());
+    if (on_arena) return *google::protobuf::Arena::CreateMessage<Request>(&arena);
+    auto* request = new Request();
+    arena.Own(request);
+    return *request;
+  }
 
   GrpcServer::Core& core_;
   grpc::ServerCompletionQueue* cq_;
   grpc::ServerContext ctx_;
 
  private:
-  // The request and the answer live on the call's arena, whose first block
-  // is inside the call: parsing a request of a few short ids and building
-  // its answer allocate nothing more (each field of a heap message is an
-  // allocation of its own; perf put the parse of an Apply's request at 9%
-  // of its queue thread, mostly malloc). A larger request (ClaimBatch)
-  // spills into blocks the arena allocates and frees with the call.
+  // The request (but see new_request()) and the answer live on the call's
+  // arena, whose first block is inside the call. Each field of a heap
+  // message is an allocation of its own (perf put the parse of an Apply's
+  // request at 8.6% of its queue thread, mostly malloc); here a request of
+  // a few ids of up to 15 bytes, parsed and answered on the thread that
+  // made the call object (its queue thread, but for the first calls
+  // posted), allocates nothing more. Longer ids still allocate their
+  // characters; an answer built on another thread, or a larger request
+  // (ClaimBatch), takes blocks the arena allocates and frees with the call.
   static constexpr std::size_t kArenaBlockBytes = 2048;
   alignas(std::max_align_t) std::array<char, kArenaBlockBytes> arena_block_;
   google::protobuf::Arena arena_{arena_block_.data(), arena_block_.size()};
 
  protected:
-  Request& request_ = *google::protobuf::Arena::CreateMessage<Request>(&arena_);
+  Request& request_ = new_request(arena_);
   grpc::ServerAsyncResponseWriter<Response> responder_;
   std::optional<Principal> principal_;  // set when --auth-file admitted the caller
   Inbox* inbox_ = nullptr;              // of the call's queue thread, once handled

@@ -159,11 +159,11 @@ class ReconcileCampaignCall final
     if (auto refused = check_request(request_)) return fail(*refused);
     const CampaignRuntime* c = named_campaign(request_.campaign_id());
     if (c == nullptr) return;
-    v1::ReconcileCampaignResponse& response = new_response();
-    response.set_campaign_id(c->spec().id);
-    const bool posted = core_.admin_worker.post([this, c, response]() mutable {
+    const bool posted = core_.admin_worker.post([this, c] {
       auto returned = core_.store.reconcile(c->spec());
       if (!returned) return fail_store(returned.error(), c->spec().id);
+      v1::ReconcileCampaignResponse& response = new_response();
+      response.set_campaign_id(c->spec().id);
       std::int64_t total = 0;
       for (std::size_t i = 0; i < c->spec().skus.size(); ++i) {
         auto* s = response.add_skus();
@@ -230,7 +230,9 @@ class ListReplicasCall final
           out->set_leased_units(total);
         }
       }
-      v1::ListReplicasResponse& response = new_response();
+      // A stack answer: the entries are moved into it (onto an arena, a
+      // move would be a copy).
+      v1::ListReplicasResponse response;
       for (auto& [id, info] : replicas) {
         info.set_answering(id == self);
         *response.add_replicas() = std::move(info);
