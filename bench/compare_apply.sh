@@ -20,8 +20,9 @@
 #
 # With PERF_DIR=DIR, perf records voucherd (-F 499 -g) into DIR/claims.data
 # over the claims that each write, and into DIR/apply.data over the
-# applications (until the apps hash holds them all), then prints each
-# thread's samples per call: `perf report -i DIR/apply.data` for the rest.
+# applications (until the apps hash holds them all, or the window closes),
+# then prints each thread's samples per call: `perf report -i
+# DIR/apply.data` for the rest.
 # Loopback only; every run is bounded by its crowd and by --duration and
 # --allocation-wait-s.
 set -euo pipefail
@@ -37,6 +38,10 @@ require_binaries voucherd voucherctl voucher-load echo-server
 
 # perf over a stage (PERF_DIR): perf_start NAME, then perf_stop NAME CALLS.
 PERF_PID=""
+if [ -n "${PERF_DIR:-}" ] && ! perf record -q -o /dev/null -- true >/dev/null 2>&1; then
+  echo "compare_apply: PERF_DIR is set, but perf cannot record here (installed? perf_event_paranoid?)" >&2
+  exit 2
+fi
 perf_start() {
   [ -n "${PERF_DIR:-}" ] || return 0
   mkdir -p "$PERF_DIR"
@@ -45,14 +50,19 @@ perf_start() {
 }
 perf_stop() {
   [ -n "$PERF_PID" ] || return 0
-  kill -INT "$PERF_PID"
+  kill -INT "$PERF_PID" 2>/dev/null || true
   # (the watcher below is not perf's parent, so it cannot wait for it)
-  for _ in $(seq 1 200); do kill -0 "$PERF_PID" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 600); do kill -0 "$PERF_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$PERF_PID" 2>/dev/null; then
+    echo "perf $1: perf is still writing after 60 s; no figures" >&2
+    return 0
+  fi
   wait "$PERF_PID" 2>/dev/null || true
   PERF_PID=""
-  perf report -i "$PERF_DIR/$1.data" -n --no-children --sort comm --stdio -g none 2>/dev/null |
+  { perf report -i "$PERF_DIR/$1.data" -n --no-children --sort comm --stdio -g none 2>/dev/null |
     awk -v calls="$2" -v name="$1" '$2 ~ /^[0-9]+$/ && $3 ~ /^vd-/ {
-      printf "perf %s: %s %d samples, %.4f per call\n", name, $3, $2, $2 / calls }'
+      printf "perf %s: %s %d samples over %d calls, %.4f per call\n", name, $3, $2, calls, $2 / calls }'
+  } || echo "perf $1: perf report failed on $PERF_DIR/$1.data" >&2
 }
 
 FAILED=0
@@ -113,15 +123,18 @@ PY
   echo "$C0 $(cpu_total)" > "$WORK/alloc_cpu"
 ) &
 POLLER=$!
-# perf over the applications alone: stopped once the apps hash holds them all.
+# perf over the applications alone: stopped once the apps hash holds them
+# all, or at the window's close; divided by the applications it holds then.
 perf_start apply
 (
   [ -n "$PERF_PID" ] || exit 0
-  for _ in $(seq 1 4800); do
-    [ "$(redis-cli -p "$REDIS_PORT" HLEN "vd:{$CAMPAIGN}:apps" | tr -d '\r')" -ge "$APPLICANTS" ] && break
+  held=0
+  while [ "$(date +%s)" -lt "$ENDS" ]; do
+    held="$(redis-cli -p "$REDIS_PORT" HLEN "vd:{$CAMPAIGN}:apps" | tr -d '\r')"
+    [ "${held:-0}" -ge "$APPLICANTS" ] && break
     sleep 0.25
   done
-  perf_stop apply "$APPLICANTS"
+  perf_stop apply "$(( held > 0 ? held : 1 ))"
 ) &
 PERF_WATCH=$!
 
