@@ -3,8 +3,8 @@
 // parses the next call into the same request after a parse that failed, so
 // a request on an arena must not grow it with every bad request.
 #include <google/protobuf/arena.h>
-#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/struct.pb.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <gtest/gtest.h>
 
