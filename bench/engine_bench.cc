@@ -17,20 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench/alloc/alloc_count.h"
 #include "engine/claim_engine.h"
 #include "engine/memory_claim_log.h"
-
-// Counting allocator: every operator new in this process bumps the counter.
-namespace {
-std::atomic<std::int64_t> g_allocations{0};
-}  // namespace
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -146,7 +135,7 @@ void BM_ClaimSuccess(benchmark::State& state) {
   BenchClaim op;
   char buf[32];
   std::int64_t ok = 0;
-  const std::int64_t allocs_before = g_allocations.load();
+  const std::int64_t allocs_before = bench::allocations();
   for (auto _ : state) {
     op.campaign_id = "plenty";
     op.member_id = member_name(buf, w.next_member.fetch_add(1, std::memory_order_relaxed));
@@ -156,7 +145,7 @@ void BM_ClaimSuccess(benchmark::State& state) {
   if (ok != state.iterations()) state.SkipWithError("a claim did not succeed");
   state.counters["claims/s"] =
       benchmark::Counter(static_cast<double>(ok), benchmark::Counter::kIsRate);
-  state.counters["allocs/claim"] = static_cast<double>(g_allocations.load() - allocs_before) /
+  state.counters["allocs/claim"] = static_cast<double>(bench::allocations() - allocs_before) /
                                    static_cast<double>(state.iterations() * state.threads());
 }
 BENCHMARK(BM_ClaimSuccess)->Threads(1)->Threads(2)->UseRealTime();
@@ -167,7 +156,7 @@ void BM_RejectSoldOut(benchmark::State& state) {
   char buf[32];
   std::int64_t rejected = 0;
   std::int64_t n = state.thread_index() * INT64_C(1'000'000'000);
-  const std::int64_t allocs_before = g_allocations.load();
+  const std::int64_t allocs_before = bench::allocations();
   for (auto _ : state) {
     op.campaign_id = "empty";
     op.member_id = member_name(buf, n++);
@@ -177,7 +166,7 @@ void BM_RejectSoldOut(benchmark::State& state) {
   if (rejected != state.iterations()) state.SkipWithError("a press was not rejected as sold out");
   state.counters["rejects/s"] =
       benchmark::Counter(static_cast<double>(rejected), benchmark::Counter::kIsRate);
-  state.counters["allocs/press"] = static_cast<double>(g_allocations.load() - allocs_before) /
+  state.counters["allocs/press"] = static_cast<double>(bench::allocations() - allocs_before) /
                                    static_cast<double>(state.iterations() * state.threads());
 }
 BENCHMARK(BM_RejectSoldOut)->Threads(1)->Threads(2)->UseRealTime();
@@ -205,7 +194,7 @@ void BM_RejectAlreadyHolds(benchmark::State& state) {
   const int slice = kMembers / state.threads();
   const int first = state.thread_index() * slice;
   int i = 0;
-  const std::int64_t allocs_before = g_allocations.load();
+  const std::int64_t allocs_before = bench::allocations();
   for (auto _ : state) {
     op.campaign_id = "held";
     op.member_id = member_name(buf, first + (i++ % slice));
@@ -216,7 +205,7 @@ void BM_RejectAlreadyHolds(benchmark::State& state) {
     state.SkipWithError("a press was not answered already-claimed");
   state.counters["rejects/s"] =
       benchmark::Counter(static_cast<double>(rejected), benchmark::Counter::kIsRate);
-  state.counters["allocs/press"] = static_cast<double>(g_allocations.load() - allocs_before) /
+  state.counters["allocs/press"] = static_cast<double>(bench::allocations() - allocs_before) /
                                    static_cast<double>(state.iterations() * state.threads());
 }
 BENCHMARK(BM_RejectAlreadyHolds)->Threads(1)->Threads(2)->UseRealTime();
@@ -389,7 +378,7 @@ void BM_AllowanceLookup(benchmark::State& state) {
   char buf[32];
   std::int64_t n = state.thread_index() * 7919;
   std::int64_t found = 0;
-  const std::int64_t allocs_before = g_allocations.load();
+  const std::int64_t allocs_before = bench::allocations();
   for (auto _ : state) {
     const std::string_view member = member_name(buf, n++ % kMembers);
     found += index->with_shard(ShardedMap<AllowanceEntry>::hash(member), [&](auto& map) {
@@ -399,7 +388,7 @@ void BM_AllowanceLookup(benchmark::State& state) {
   if (found != state.iterations()) state.SkipWithError("a member was not found");
   state.counters["lookups/s"] =
       benchmark::Counter(static_cast<double>(found), benchmark::Counter::kIsRate);
-  state.counters["allocs/lookup"] = static_cast<double>(g_allocations.load() - allocs_before) /
+  state.counters["allocs/lookup"] = static_cast<double>(bench::allocations() - allocs_before) /
                                     static_cast<double>(state.iterations() * state.threads());
 }
 BENCHMARK(BM_AllowanceLookup)->Threads(1)->Threads(2)->UseRealTime();
