@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/compare_front.sh — the gRPC front against its ceiling (issue 13's
 # table): at each setting (calls in flight / client threads, default 16/1 and
-# 64/2), the echo server, voucherd with the memory claim log (claims, then
+# 64/2), the echo server (answering every claim, then, with --refuse,
+# refusing every press with voucherd's SOLD_OUT: the ceiling of a refusal),
+# voucherd with the memory claim log (claims, then
 # presses after the sell-out), voucherd with the Redis claim log
 # (appendfsync always; claims, then presses after the sell-out) and the
 # per-claim-script baseline, each driven by one voucher-load crowd on the
@@ -73,6 +75,9 @@ for setting in $SETTINGS; do
     start_server "$BUILD_DIR/bin/echo-server" --listen 127.0.0.1:0 --threads "$ECHO_THREADS"
     crowd "echo_$tag" "$conc" "$threads"
     stop_server
+    start_server "$BUILD_DIR/bin/echo-server" --listen 127.0.0.1:0 --threads "$ECHO_THREADS" --refuse
+    crowd "echo_refuse_$tag" "$conc" "$threads" --member-first 5000000
+    stop_server
     voucherd voucherd --store memory
     crowd "memory_$tag" "$conc" "$threads"
     crowd "memory_after_$tag" "$conc" "$threads" --member-first 5000000
@@ -125,11 +130,12 @@ for setting in $SETTINGS; do
   echo "| server | calls/s | vs echo | p50 | p99 | server CPU per call | context switches per call | each round's calls/s |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
   echo_rate=$(figure echo "$conc" "$threads" '.phases[0].answers_per_s')
-  servers=(echo memory memory_after redis redis_after per_claim)
+  servers=(echo echo_refuse memory memory_after redis redis_after per_claim)
   [ -z "$BEFORE_BUILD_DIR" ] || servers+=(before_memory before_redis)
   for s in "${servers[@]}"; do
     case "$s" in
       echo) label="echo-server (the ceiling)" ;;
+      echo_refuse) label="echo-server refusing every press (SOLD_OUT)" ;;
       memory) label="voucherd, memory store" ;;
       memory_after) label="memory store, presses after the sell-out" ;;
       redis) label="voucherd, Redis store (always)" ;;
@@ -152,4 +158,8 @@ for setting in $SETTINGS; do
   redis_rate=$(figure redis "$conc" "$threads" '.phases[0].answers_per_s')
   base_rate=$(figure per_claim "$conc" "$threads" '.phases[0].answers_per_s')
   awk -v a="$redis_rate" -v b="$base_rate" 'BEGIN {printf "\nRedis store / per-claim baseline: %.2fx\n", a / b}'
+  refuse_rate=$(figure echo_refuse "$conc" "$threads" '.phases[0].answers_per_s')
+  awk -v m="$(figure memory_after "$conc" "$threads" '.phases[0].answers_per_s')" \
+    -v r="$(figure redis_after "$conc" "$threads" '.phases[0].answers_per_s')" -v e="$refuse_rate" \
+    'BEGIN {printf "Presses after the sell-out / the refusing echo: memory %.2f, Redis %.2f\n", m / e, r / e}'
 done

@@ -8,6 +8,12 @@
 //
 // The code is made from the member id, so voucher-load's check (one code per
 // member, one member per code) holds.
+//
+// With --refuse, every Claim is answered instead with the SOLD_OUT refusal
+// voucherd gives for the call's campaign (the same status, message and
+// google.rpc.ErrorInfo trailer, made by voucherd's to_grpc_status() once per
+// campaign and thread, as voucherd keeps it): the ceiling of a refusal, which
+// gRPC makes costlier than an answer (docs/architecture.md).
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +24,7 @@
 #include <vector>
 
 #include "common/lock_checks.h"
+#include "server/grpc/status_map.h"
 #include "voucher/v1/voucher.grpc.pb.h"
 
 namespace {
@@ -28,12 +35,26 @@ namespace v1 = voucher::v1;
 constexpr int kMaxConcurrentStreams = 1024;
 constexpr int kPostedCallsPerQueue = 32;
 
+// The SOLD_OUT refusal voucherd gives for `campaign_id`, made once per
+// campaign on each thread.
+const grpc::Status& sold_out(const std::string& campaign_id) {
+  thread_local std::string campaign;
+  thread_local grpc::Status status;
+  if (campaign.empty() || campaign != campaign_id) {
+    campaign = campaign_id;
+    voucherd::StatusContext ctx;
+    ctx.campaign_id = campaign;
+    status = voucherd::to_grpc_status(voucherd::Outcome::kSoldOut, ctx);
+  }
+  return status;
+}
+
 // One Claim: posted, answered, finished, deleted.
 class EchoCall {
  public:
   EchoCall(v1::VoucherService::AsyncService& service, grpc::ServerCompletionQueue* cq,
-           const v1::Voucher& prototype)
-      : service_(service), cq_(cq), prototype_(prototype), responder_(&ctx_) {
+           const v1::Voucher& prototype, bool refuse)
+      : service_(service), cq_(cq), prototype_(prototype), refuse_(refuse), responder_(&ctx_) {
     service_.RequestClaim(&ctx_, &request_, &responder_, cq_, cq_, this);
   }
 
@@ -43,7 +64,11 @@ class EchoCall {
       return;
     }
     answered_ = true;
-    new EchoCall(service_, cq_, prototype_);  // keep a call posted
+    new EchoCall(service_, cq_, prototype_, refuse_);  // keep a call posted
+    if (refuse_) {
+      responder_.FinishWithError(sold_out(request_.campaign_id()), this);
+      return;
+    }
     v1::ClaimResponse response;
     v1::Voucher* v = response.mutable_voucher();
     *v = prototype_;
@@ -60,6 +85,7 @@ class EchoCall {
   v1::VoucherService::AsyncService& service_;
   grpc::ServerCompletionQueue* cq_;
   const v1::Voucher& prototype_;
+  const bool refuse_;
   grpc::ServerContext ctx_;
   v1::ClaimRequest request_;
   grpc::ServerAsyncResponseWriter<v1::ClaimResponse> responder_;
@@ -76,12 +102,15 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:0";
   std::string port_file;
   int threads = 1;
+  bool refuse = false;
   CLI::App app{"echo-server: VoucherService.Claim answered at once (the gRPC ceiling)"};
   app.add_option("--listen", listen, "host:port (port 0 picks a free one)")->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound port to FILE");
   app.add_option("--threads", threads, "completion-queue polling threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_flag("--refuse", refuse,
+               "answer every Claim with voucherd's SOLD_OUT refusal for its campaign");
   CLI11_PARSE(app, argc, argv);
 
   v1::Voucher prototype;
@@ -110,7 +139,8 @@ int main(int argc, char** argv) {
   }
   std::vector<std::thread> pollers;
   for (auto& cq : cqs) {
-    for (int i = 0; i < kPostedCallsPerQueue; ++i) new EchoCall(service, cq.get(), prototype);
+    for (int i = 0; i < kPostedCallsPerQueue; ++i)
+      new EchoCall(service, cq.get(), prototype, refuse);
     pollers.emplace_back([q = cq.get()] {
       void* tag = nullptr;
       bool ok = false;
