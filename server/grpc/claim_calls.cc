@@ -163,8 +163,14 @@ class ClaimBatchCall final
     const int n = request_.claims_size();
     response.mutable_results()->Reserve(n);
     // Refusals repeat (a storm past sell-out is one SOLD_OUT after
-    // another): a refusal like the previous one reuses its text.
-    const v1::ClaimResult* last_refusal = nullptr;
+    // another): a refusal like the previous one is the previous one's
+    // message, added again. On the call's arena nothing deletes the
+    // results one by one and nothing changes them once added, so the one
+    // message may stand at several places: it is serialized once per
+    // place, and no copy of its text is made (a message over 15 bytes was a
+    // heap block per refusal, and perf put those copies and their frees at
+    // about a tenth of a batch's server time in a storm past sell-out).
+    v1::ClaimResult* last_refusal = nullptr;
     Outcome last_outcome = Outcome::kOk;
     const char* last_field = nullptr;
     const v1::ClaimRequest* last_claim = nullptr;
@@ -185,8 +191,8 @@ class ClaimBatchCall final
       if (core_.metrics != nullptr) {
         core_.metrics->count_claim(claim.campaign_id(), refusal_on_wire(core_, r.outcome));
       }
-      v1::ClaimResult* out = response.add_results();
       if (r.outcome == Outcome::kOk || r.outcome == Outcome::kAlreadyClaimed) {
+        v1::ClaimResult* out = response.add_results();
         voucher_to_proto(*r.voucher, visible_state(*r.voucher, now_us),
                          out->mutable_response()->mutable_voucher());
         out->mutable_response()->set_already_claimed(r.outcome == Outcome::kAlreadyClaimed);
@@ -196,9 +202,7 @@ class ClaimBatchCall final
       if (last_refusal != nullptr && outcome == last_outcome && r.field == last_field &&
           claim.campaign_id() == last_claim->campaign_id() &&
           claim.sku_id() == last_claim->sku_id()) {
-        out->set_code(last_refusal->code());
-        out->set_message(last_refusal->message());
-        out->set_reason(last_refusal->reason());
+        response.mutable_results()->UnsafeArenaAddAllocated(last_refusal);
         continue;
       }
       StatusContext ctx;
@@ -210,6 +214,7 @@ class ClaimBatchCall final
         ctx.detail = wrong_mode_detail(core_.engine, claim.campaign_id());
       }
       const grpc::Status status = to_grpc_status(outcome, ctx);
+      v1::ClaimResult* out = response.add_results();
       out->set_code(static_cast<std::int32_t>(status.error_code()));
       out->set_message(status.error_message());
       out->set_reason(wire_reason(outcome));

@@ -1,7 +1,8 @@
 // Which requests the gRPC front parses onto a call's arena (fits_call_arena,
 // server/grpc/call.h), and the protobuf behaviour that rule rests on: gRPC
 // parses the next call into the same request after a parse that failed, so
-// a request on an arena must not grow it with every bad request.
+// a request on an arena must not grow it with every bad request. And the
+// storage of call objects, reused on the thread that freed it (CallStorage).
 #include <google/protobuf/arena.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/stubs/logging.h>
@@ -9,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "server/grpc/call.h"
 
@@ -117,6 +120,52 @@ TEST(CallArena, ARequestHoldingAMessageGrowsAnArenaWithEveryRefusedParse) {
   }
   const auto [first, last] = arena_use_over_refused_parses<v1::CreateCampaignRequest>(bytes);
   EXPECT_GT(last, first * 50);
+}
+
+struct StoredCall {
+  std::array<char, 3000> bytes;
+};
+using Storage = CallStorage<StoredCall>;
+
+TEST(CallStorage, ACallFreedOnAThreadLendsItsStorageToThatThreadsNextCall) {
+  std::thread([] {
+    void* first = Storage::take();
+    Storage::give(first);
+    EXPECT_EQ(Storage::kept_count(), 1u);
+    EXPECT_EQ(Storage::take(), first);  // the same storage, without malloc
+    EXPECT_EQ(Storage::kept_count(), 0u);
+    void* second = Storage::take();  // none kept: a new one
+    EXPECT_NE(second, first);
+    Storage::give(first);
+    Storage::give(second);
+    EXPECT_EQ(Storage::kept_count(), 2u);
+    // Another thread keeps its own: it gets none of these.
+    std::thread([first, second] {
+      EXPECT_EQ(Storage::kept_count(), 0u);
+      void* there = Storage::take();
+      EXPECT_NE(there, first);
+      EXPECT_NE(there, second);
+      Storage::give(there);
+      EXPECT_EQ(Storage::kept_count(), 1u);
+    }).join();
+    EXPECT_EQ(Storage::kept_count(), 2u);
+  }).join();
+}
+
+TEST(CallStorage, AThreadKeepsAtMostKeptMaxAndTheRestGoBackToMalloc) {
+  std::thread([] {
+    // A storm: twice as many calls in flight at once as are kept.
+    std::vector<void*> in_flight;
+    for (std::size_t i = 0; i < 2 * Storage::kKeptMax; ++i) in_flight.push_back(Storage::take());
+    for (void* p : in_flight) Storage::give(p);
+    EXPECT_EQ(Storage::kept_count(), Storage::kKeptMax);
+    // The kept ones serve the next storm, last freed first.
+    for (std::size_t i = 0; i < Storage::kKeptMax; ++i) {
+      EXPECT_EQ(Storage::take(), in_flight[Storage::kKeptMax - 1 - i]);
+    }
+    EXPECT_EQ(Storage::kept_count(), 0u);
+    for (std::size_t i = 0; i < Storage::kKeptMax; ++i) Storage::give(in_flight[i]);
+  }).join();  // the thread's end frees what it kept (LeakSanitizer checks)
 }
 
 }  // namespace
