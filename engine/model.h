@@ -14,7 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include "engine/check.h"
 #include "engine/limits.h"
+#include "engine/slot_pool.h"
 #include "engine/voucher_code.h"
 
 namespace voucherd {
@@ -292,6 +294,12 @@ class VoucherRecord {
   VoucherRecord& operator=(const VoucherRecord&) = delete;
   ~VoucherRecord();
 
+  // Records live in a pool of 72-byte slots (VoucherRecordPool): no malloc
+  // chunk around each (80 bytes), and a number for each (4 bytes, where a
+  // pointer takes 8).
+  static void* operator new(std::size_t size);
+  static void operator delete(void* at);
+
   // This voucher in another state, sharing what it can.
   [[nodiscard]] VoucherPtr with_state(VoucherState state) const;
   // This voucher REDEEMED by `request_id` at `site_id`, at `at_us`.
@@ -345,9 +353,21 @@ class VoucherRecord {
   std::uint8_t bits_ = static_cast<std::uint8_t>(VoucherState::kIssued);  // state | kOwnsSku
   PackedCode code_;  // 19 bytes: fills the record up to its size without padding
 };
-// A record is one 80-byte heap chunk (glibc: the size + 8, rounded up to 16).
 static_assert(sizeof(VoucherRecord) == 72,
               "a voucher's record stays small (docs/member-memory.md)");
+
+// Where every VoucherRecord lives: one 72-byte slot each, numbered.
+using VoucherRecordPool =
+    SlotPool<VoucherRecord, sizeof(VoucherRecord), limits::kVoucherRecordsMax>;
+static_assert(alignof(VoucherRecord) <= 8, "a pool slot is 8-byte aligned");
+
+inline void* VoucherRecord::operator new(std::size_t size) {
+  VOUCHERD_DCHECK(size == sizeof(VoucherRecord), "a record is made whole, never as a base");
+  return VoucherRecordPool::allocate();
+}
+inline void VoucherRecord::operator delete(void* at) {
+  if (at != nullptr) VoucherRecordPool::free(at);
+}
 
 inline VoucherPtr VoucherPtr::adopt(VoucherRecord* fresh) {
   VoucherPtr p;
