@@ -226,6 +226,7 @@ class ShortString {
 static_assert(sizeof(ShortString) == 16, "an id kept inline costs 16 bytes");
 
 class VoucherRecord;
+class CompactVoucherPtr;
 
 // A counted reference to an immutable VoucherRecord. The count is kept in
 // the record, so a reference costs 8 bytes and a record no control block
@@ -263,6 +264,7 @@ class VoucherPtr {
   friend bool operator==(const VoucherPtr& a, std::nullptr_t) { return a.record_ == nullptr; }
 
  private:
+  friend class CompactVoucherPtr;
   inline void acquire() const;
   inline void release();
 
@@ -368,6 +370,50 @@ inline void* VoucherRecord::operator new(std::size_t size) {
 inline void VoucherRecord::operator delete(void* at) {
   if (at != nullptr) VoucherRecordPool::free(at);
 }
+
+// A counted reference to a VoucherRecord, as a VoucherPtr is, kept in 4
+// bytes: the record's number in VoucherRecordPool. For tables that keep one
+// per voucher (the memory log's codes); reading the record costs a look-up
+// in the pool's directory. Moved, never copied: share() gives a VoucherPtr.
+class CompactVoucherPtr {
+ public:
+  CompactVoucherPtr() = default;
+  // Takes over `v`'s reference.
+  explicit CompactVoucherPtr(VoucherPtr v)
+      : number_(v ? VoucherRecordPool::number_of(std::exchange(v.record_, nullptr))
+                  : VoucherRecordPool::kNone) {}
+  CompactVoucherPtr(CompactVoucherPtr&& other) noexcept
+      : number_(std::exchange(other.number_, VoucherRecordPool::kNone)) {}
+  CompactVoucherPtr& operator=(CompactVoucherPtr&& other) noexcept {
+    CompactVoucherPtr(std::move(other)).swap(*this);
+    return *this;
+  }
+  CompactVoucherPtr(const CompactVoucherPtr&) = delete;
+  CompactVoucherPtr& operator=(const CompactVoucherPtr&) = delete;
+  ~CompactVoucherPtr() {
+    if (number_ == VoucherRecordPool::kNone) return;
+    VoucherPtr owned;  // drops the reference as it goes
+    owned.record_ = static_cast<VoucherRecord*>(VoucherRecordPool::slot(number_));
+  }
+
+  [[nodiscard]] const VoucherRecord* get() const {
+    return number_ == VoucherRecordPool::kNone
+               ? nullptr
+               : static_cast<const VoucherRecord*>(VoucherRecordPool::slot(number_));
+  }
+  // Another reference to the record, as a VoucherPtr.
+  [[nodiscard]] VoucherPtr share() const {
+    VoucherPtr p;
+    p.record_ = const_cast<VoucherRecord*>(get());  // VoucherPtr reads it only as const
+    p.acquire();
+    return p;
+  }
+  void swap(CompactVoucherPtr& other) noexcept { std::swap(number_, other.number_); }
+
+ private:
+  std::uint32_t number_ = VoucherRecordPool::kNone;
+};
+static_assert(sizeof(CompactVoucherPtr) == 4, "a reference by number costs 4 bytes");
 
 inline VoucherPtr VoucherPtr::adopt(VoucherRecord* fresh) {
   VoucherPtr p;

@@ -162,6 +162,31 @@ TEST(VoucherPtr, CopiesShareOneRecordUntilTheLastIsDropped) {
   EXPECT_EQ(a.get(), record);
 }
 
+TEST(CompactVoucherPtr, HoldsItsRecordByNumberUntilTheLastReferenceGoes) {
+  // The pool hands a thread back the slot it freed last, so a record's
+  // slot reused by the next record made shows that it was freed then.
+  std::thread([] {
+    VoucherPtr v = VoucherRecord::make(fields());
+    const VoucherRecord* record = v.get();
+    CompactVoucherPtr kept(v);
+    EXPECT_EQ(kept.get(), record);
+    v.reset();
+    EXPECT_EQ(kept.get()->code(), "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB");  // `kept` holds it
+    VoucherPtr other = VoucherRecord::make(fields());
+    EXPECT_NE(other.get(), record) << "a held record's slot was given again";
+    other.reset();
+
+    CompactVoucherPtr moved(std::move(kept));
+    EXPECT_EQ(kept.get(), nullptr);  // NOLINT(bugprone-use-after-move): moved-from is null
+    VoucherPtr shared = moved.share();
+    EXPECT_EQ(shared.get(), record);
+    moved = CompactVoucherPtr();  // drops its reference; `shared` still holds one
+    EXPECT_EQ(shared->member_id(), fields().member_id);
+    shared.reset();  // the last one: the record is freed
+    EXPECT_EQ(VoucherRecord::make(fields()).get(), record) << "the freed slot is reused";
+  }).join();
+}
+
 TEST(VoucherPtr, ThreadsCopyAndDropOneRecordSafely) {
   // Run under TSan and ASan (scripts/test.sh): a count that is not atomic, or
   // a free before the last reference, shows there.
