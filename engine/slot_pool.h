@@ -8,8 +8,9 @@
 // and open with a 64-byte header naming their place in the slab directory.
 // So a slot's number follows from its address (the slab's header, then the
 // offset) and its address from its number (the directory, then the offset),
-// and a slot costs its size and nothing more: a 72-byte record takes 72
-// bytes, where malloc takes an 80-byte chunk. The directory holds the
+// and a slot costs its size and nothing more: a 64-byte record takes 64
+// bytes, where malloc takes an 80-byte chunk (glibc: the size and 8 bytes,
+// rounded up to 16). The directory holds the
 // pointers to every slab there can be (kSlotsMax slots), sized up front and
 // each written once, so a reader never sees it move.
 //

@@ -22,7 +22,7 @@ namespace voucherd {
 namespace {
 
 struct Payload {
-  std::uint64_t words[9];  // 72 bytes, as a voucher's record
+  std::uint64_t words[8];  // 64 bytes, as a voucher's record
 };
 
 void fill(void* at, std::uint64_t tag) {
