@@ -18,6 +18,10 @@
 
 #include "engine/model.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace voucherd {
 namespace {
 
@@ -157,6 +161,27 @@ TEST(SlotPoolTest, SlotsMadeOnOneThreadAndFreedOnAnotherAreCountedExactly) {
   EXPECT_LE(c.carved, live_peak + kThreads * (Pool::kCacheSlots + 2) + Pool::kBatchSlots);
   EXPECT_LT(c.carved, kThreads * kPerThread);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+TEST(SlotPoolTest, AFreeSlotIsPoisonedForAddressSanitizer) {
+  using Pool = SlotPool<struct PoisonTag, sizeof(Payload), 1 << 20>;
+  std::thread([] {
+    void* at = Pool::allocate();
+    fill(at, 7);
+    const auto* bytes = static_cast<const char*>(at);
+    for (std::size_t i = 0; i < sizeof(Payload); ++i) {
+      ASSERT_FALSE(__asan_address_is_poisoned(bytes + i)) << "byte " << i << " of a slot in use";
+    }
+    Pool::free(at);
+    for (std::size_t i = 0; i < sizeof(Payload); ++i) {
+      ASSERT_TRUE(__asan_address_is_poisoned(bytes + i)) << "byte " << i << " of a free slot";
+    }
+    EXPECT_EQ(Pool::allocate(), at) << "the slot freed last is made first";
+    EXPECT_FALSE(__asan_address_is_poisoned(bytes));
+    Pool::free(at);
+  }).join();
+}
+#endif
 
 TEST(SlotPoolTest, VoucherRecordsLiveInTheirPool) {
   const VoucherSku sku{"c", "s", "site", SkuKind::kHotel, 100, 1000};
