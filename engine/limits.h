@@ -47,6 +47,12 @@ inline constexpr std::int64_t kSkuStockMax = 1'000'000'000;
 // cap the table's room takes ~38 MB (what 2M issued codes take anyway);
 // past it the table grows as needed.
 inline constexpr std::int64_t kCodesReservedMax = 1 << 21;
+// Voucher records in memory at once, over all campaigns (the slot pool's
+// directory is sized for them up front, 8 bytes a 4,095-record slab: 262
+// KB of address space, a page of it resident per 2.1M records): 134M
+// records take 8.6 GB, far more than one process is given. A record past it
+// stops the process (the memory would have run out first).
+inline constexpr std::uint64_t kVoucherRecordsMax = std::uint64_t{1} << 27;
 // Face value of one pack in cents (fen): 10 million yuan.
 inline constexpr std::int64_t kFaceValueCentsMax = 1'000'000'000;
 

@@ -69,7 +69,7 @@ void MemoryClaimLog::record(const VoucherPtr& voucher) {
     std::lock_guard lock(shard.mu);
     bool inserted = false;
     shard.by_code.lazy_emplace(probe, [&](const auto& construct) {
-      construct(CodeSlot{voucher});
+      construct(CodeSlot{CompactVoucherPtr(voucher)});
       inserted = true;
     });
     VOUCHERD_CHECK(inserted,
@@ -438,9 +438,10 @@ StoreResult<std::vector<VoucherPtr>> MemoryClaimLog::redeemed_vouchers(
   for (CodeShard& shard : codes_) {
     std::lock_guard lock(shard.mu);
     for (const CodeSlot& slot : shard.by_code) {
-      const VoucherPtr& v = slot.current;
-      if (v->state() == VoucherState::kRedeemed && v->campaign_id() == campaign_id)
-        out.push_back(v);
+      const VoucherRecord& v = *slot.current.get();
+      if (v.state() == VoucherState::kRedeemed && v.campaign_id() == campaign_id) {
+        out.push_back(slot.current.share());
+      }
     }
   }
   return out;
@@ -454,10 +455,10 @@ StoreResult<std::vector<std::int64_t>> MemoryClaimLog::expired_counts(const Camp
   for (CodeShard& shard : codes_) {
     std::lock_guard lock(shard.mu);
     for (const CodeSlot& slot : shard.by_code) {
-      const VoucherPtr& v = slot.current;
-      if (v->campaign_id() != spec.id || visible_state(*v, now_us) != VoucherState::kExpired)
+      const VoucherRecord& v = *slot.current.get();
+      if (v.campaign_id() != spec.id || visible_state(v, now_us) != VoucherState::kExpired)
         continue;
-      if (auto it = index_of.find(v->sku_id()); it != index_of.end()) ++out[it->second];
+      if (auto it = index_of.find(v.sku_id()); it != index_of.end()) ++out[it->second];
     }
   }
   return out;

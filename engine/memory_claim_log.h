@@ -87,7 +87,8 @@ class MemoryClaimLog final : public ClaimLog {
 
  private:
   static constexpr std::size_t kShards = 64;
-  // A code's slot is its current record alone (8 bytes): the table hashes
+  // A code's slot is its current record alone, by its number in the
+  // record pool (4 bytes; the slot holds its reference): the table hashes
   // the record's packed code by its key bits, and a look-up by text packs
   // the text and compares the record's packed code with it, so no key is
   // kept beside the record.
@@ -95,8 +96,9 @@ class MemoryClaimLog final : public ClaimLog {
     // Replaced by a new record of the same code when the voucher's state
     // changes (records are immutable once shared); the code, which the
     // slot's hash depends on, never changes.
-    mutable VoucherPtr current;
+    mutable CompactVoucherPtr current;
   };
+  static_assert(sizeof(CodeSlot) == 4, "a code costs its table 4 bytes a slot");
   struct CodeProbe {
     CodeKeyBits key;
     PackedCode code;
@@ -104,17 +106,17 @@ class MemoryClaimLog final : public ClaimLog {
   struct CodeSlotHash {
     using is_transparent = void;
     std::size_t operator()(const CodeSlot& s) const {
-      return absl::HashOf(s.current->packed_code().key_bits());
+      return absl::HashOf(s.current.get()->packed_code().key_bits());
     }
     std::size_t operator()(const CodeProbe& p) const { return absl::HashOf(p.key); }
   };
   struct CodeSlotEq {
     using is_transparent = void;
     bool operator()(const CodeSlot& a, const CodeSlot& b) const {
-      return a.current->packed_code() == b.current->packed_code();
+      return a.current.get()->packed_code() == b.current.get()->packed_code();
     }
     bool operator()(const CodeSlot& s, const CodeProbe& p) const {
-      return s.current->packed_code() == p.code;
+      return s.current.get()->packed_code() == p.code;
     }
     bool operator()(const CodeProbe& p, const CodeSlot& s) const { return (*this)(s, p); }
   };
@@ -130,9 +132,14 @@ class MemoryClaimLog final : public ClaimLog {
     std::lock_guard lock(shard.mu);
     auto it = shard.by_code.find(probe);
     if (it == shard.by_code.end()) return false;
-    f(it->current);
-    VOUCHERD_CHECK(it->current->packed_code() == *packed,
-                   "a record is replaced by one of the same code");
+    VoucherPtr current = it->current.share();
+    const VoucherRecord* was = current.get();
+    f(current);
+    if (current.get() != was) {
+      VOUCHERD_CHECK(current != nullptr && current->packed_code() == *packed,
+                     "a record is replaced by one of the same code");
+      it->current = CompactVoucherPtr(std::move(current));
+    }
     return true;
   }
   static std::size_t shard_index(const CodeKeyBits& key);

@@ -57,12 +57,29 @@ std::string_view mode_label(CampaignMode mode) {
   return name;
 }
 
-KeptString::KeptString(std::string_view text) {
-  if (!text.empty()) block_.reset(new_sized_block(text));
+VoucherExtras::VoucherExtras(std::string_view request_id, const RedemptionRecord* redemption) {
+  if (request_id.empty() && redemption == nullptr) return;
+  const auto size = static_cast<std::uint32_t>(request_id.size());
+  VOUCHERD_CHECK(size == request_id.size() && (size & kRedeemed) == 0,
+                 "a request id's size leaves the top bit free");
+  // The redemption is the block's once the block is made (a half-made one
+  // frees it).
+  auto own = redemption != nullptr ? std::make_unique<const RedemptionRecord>(*redemption)
+                                   : std::unique_ptr<const RedemptionRecord>();
+  const std::uint32_t header = size | (own != nullptr ? kRedeemed : 0);
+  block_ = new char[sizeof header + size + (own != nullptr ? sizeof(RedemptionRecord*) : 0)];
+  std::memcpy(block_, &header, sizeof header);
+  if (size > 0) std::memcpy(block_ + sizeof header, request_id.data(), size);
+  if (own != nullptr) {
+    const RedemptionRecord* kept = own.release();
+    std::memcpy(block_ + sizeof header + size, &kept, sizeof kept);
+  }
 }
 
-std::string_view KeptString::view() const {
-  return block_ == nullptr ? std::string_view() : sized_block_text(block_.get());
+VoucherExtras::~VoucherExtras() {
+  if (block_ == nullptr) return;
+  delete redemption();
+  delete[] block_;
 }
 
 ShortString::ShortString(std::string_view text) {
@@ -112,8 +129,8 @@ VoucherRecord::VoucherRecord(const VoucherSku* sku, bool owns_sku, const PackedC
                              std::string_view member_id, std::string_view request_id,
                              UnixMicros issued_at_us)
     : sku_(sku),
+      extras_(request_id, nullptr),
       member_id_(member_id),
-      request_id_(request_id),
       issued_at_us_(issued_at_us),
       code_(code) {
   VOUCHERD_CHECK(sku_ != nullptr, "every voucher is of a SKU");
@@ -122,8 +139,8 @@ VoucherRecord::VoucherRecord(const VoucherSku* sku, bool owns_sku, const PackedC
 
 VoucherRecord::VoucherRecord(const VoucherRecord& other, VoucherState state)
     : sku_(other.sku_),
+      extras_(other.extras_),
       member_id_(other.member_id_),
-      request_id_(other.request_id_),
       issued_at_us_(other.issued_at_us_),
       bits_(other.bits_),
       code_(other.code_) {
@@ -131,9 +148,6 @@ VoucherRecord::VoucherRecord(const VoucherRecord& other, VoucherState state)
   // does not run.
   std::unique_ptr<const VoucherSku> own_sku;
   if ((bits_ & kOwnsSku) != 0) own_sku = std::make_unique<const VoucherSku>(*other.sku_);
-  if (other.redemption_ != nullptr) {
-    redemption_ = std::make_unique<const RedemptionRecord>(*other.redemption_);
-  }
   if (own_sku != nullptr) sku_ = own_sku.release();
   set_state(state);
 }
@@ -164,8 +178,8 @@ VoucherPtr VoucherRecord::make(const VoucherFields& f) {
   VoucherPtr p = VoucherPtr::adopt(v);
   v->set_state(f.state);
   if (f.state == VoucherState::kRedeemed) {
-    v->redemption_ = std::make_unique<const RedemptionRecord>(
-        RedemptionRecord{f.redeemed_site_id, f.redeemed_at_us, f.redeem_request_id});
+    const RedemptionRecord redemption{f.redeemed_site_id, f.redeemed_at_us, f.redeem_request_id};
+    v->extras_ = VoucherExtras(f.request_id, &redemption);
   }
   return p;
 }
@@ -178,17 +192,19 @@ VoucherPtr VoucherRecord::redeemed(std::string_view site_id, UnixMicros at_us,
                                    std::string_view request_id) const {
   auto* v = new VoucherRecord(*this, VoucherState::kRedeemed);
   VoucherPtr p = VoucherPtr::adopt(v);
-  v->redemption_ = std::make_unique<const RedemptionRecord>(
-      RedemptionRecord{std::string(site_id), at_us, std::string(request_id)});
+  const RedemptionRecord redemption{std::string(site_id), at_us, std::string(request_id)};
+  v->extras_ = VoucherExtras(extras_.request_id(), &redemption);
   return p;
 }
 
 const std::string& VoucherRecord::redeemed_site_id() const {
-  return redemption_ ? redemption_->site_id : no_text();
+  const RedemptionRecord* r = extras_.redemption();
+  return r != nullptr ? r->site_id : no_text();
 }
 
 const std::string& VoucherRecord::redeem_request_id() const {
-  return redemption_ ? redemption_->request_id : no_text();
+  const RedemptionRecord* r = extras_.redemption();
+  return r != nullptr ? r->request_id : no_text();
 }
 
 }  // namespace voucherd

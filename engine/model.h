@@ -8,13 +8,16 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "engine/check.h"
 #include "engine/limits.h"
+#include "engine/slot_pool.h"
 #include "engine/voucher_code.h"
 
 namespace voucherd {
@@ -173,26 +176,53 @@ struct RedemptionRecord {
   std::string request_id;
 };
 
-// A string that costs 8 bytes where it is kept, and a heap block only when
-// it is not empty: for fields most records leave empty.
-class KeptString {
+// The fields few vouchers carry, in 8 bytes where they are kept and a heap
+// block only when there is either: the claim's request id (most claims,
+// with an allowance of one, send none) and the redemption. The block holds
+// the id's size (4 bytes; its top bit set when a redemption follows), its
+// bytes, then the address of the voucher's own RedemptionRecord.
+class VoucherExtras {
  public:
-  KeptString() = default;
-  explicit KeptString(std::string_view text);
-  KeptString(const KeptString& other) : KeptString(other.view()) {}
-  KeptString& operator=(const KeptString& other) {
-    if (this != &other) *this = KeptString(other.view());
+  VoucherExtras() = default;
+  // Copies `request_id` and, when not null, `*redemption`.
+  VoucherExtras(std::string_view request_id, const RedemptionRecord* redemption);
+  VoucherExtras(const VoucherExtras& other)
+      : VoucherExtras(other.request_id(), other.redemption()) {}
+  VoucherExtras& operator=(const VoucherExtras& other) {
+    VoucherExtras(other).swap(*this);
     return *this;
   }
-  KeptString(KeptString&&) noexcept = default;
-  KeptString& operator=(KeptString&&) noexcept = default;
-  ~KeptString() = default;
+  VoucherExtras(VoucherExtras&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  VoucherExtras& operator=(VoucherExtras&& other) noexcept {
+    VoucherExtras(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~VoucherExtras();
+  void swap(VoucherExtras& other) noexcept { std::swap(block_, other.block_); }
 
-  [[nodiscard]] std::string_view view() const;
+  [[nodiscard]] std::string_view request_id() const {
+    if (block_ == nullptr) return {};
+    return {block_ + sizeof(std::uint32_t), header() & ~kRedeemed};
+  }
+  // The redemption; null unless the voucher was redeemed.
+  [[nodiscard]] const RedemptionRecord* redemption() const {
+    if (block_ == nullptr || (header() & kRedeemed) == 0) return nullptr;
+    const RedemptionRecord* r = nullptr;
+    std::memcpy(&r, block_ + sizeof(std::uint32_t) + (header() & ~kRedeemed), sizeof r);
+    return r;
+  }
 
  private:
-  std::unique_ptr<char[]> block_;  // null: empty; else the size (4 bytes), then the text
+  static constexpr std::uint32_t kRedeemed = 0x8000'0000;
+  [[nodiscard]] std::uint32_t header() const {
+    std::uint32_t h = 0;
+    std::memcpy(&h, block_, sizeof h);
+    return h;
+  }
+
+  char* block_ = nullptr;  // null: neither; else the block above (new char[])
 };
+static_assert(limits::kIdBytesMax < 0x8000'0000, "a request id's size leaves the top bit free");
 
 // A string that costs 16 bytes where it is kept, with no heap block up to
 // 15 bytes: for ids, which are short (a member id such as "member-123456").
@@ -224,6 +254,7 @@ class ShortString {
 static_assert(sizeof(ShortString) == 16, "an id kept inline costs 16 bytes");
 
 class VoucherRecord;
+class CompactVoucherPtr;
 
 // A counted reference to an immutable VoucherRecord. The count is kept in
 // the record, so a reference costs 8 bytes and a record no control block
@@ -261,6 +292,7 @@ class VoucherPtr {
   friend bool operator==(const VoucherPtr& a, std::nullptr_t) { return a.record_ == nullptr; }
 
  private:
+  friend class CompactVoucherPtr;
   inline void acquire() const;
   inline void release();
 
@@ -292,6 +324,12 @@ class VoucherRecord {
   VoucherRecord& operator=(const VoucherRecord&) = delete;
   ~VoucherRecord();
 
+  // Records live in a pool of 64-byte slots (VoucherRecordPool): no malloc
+  // chunk around each (it would take 80 bytes), and a number for each (4
+  // bytes, where a pointer takes 8).
+  static void* operator new(std::size_t size);
+  static void operator delete(void* at);
+
   // This voucher in another state, sharing what it can.
   [[nodiscard]] VoucherPtr with_state(VoucherState state) const;
   // This voucher REDEEMED by `request_id` at `site_id`, at `at_us`.
@@ -305,7 +343,7 @@ class VoucherRecord {
   [[nodiscard]] const std::string& sku_id() const { return sku_->sku_id; }
   [[nodiscard]] const std::string& site_id() const { return sku_->site_id; }
   [[nodiscard]] std::string_view member_id() const { return member_id_.view(); }
-  [[nodiscard]] std::string_view request_id() const { return request_id_.view(); }
+  [[nodiscard]] std::string_view request_id() const { return extras_.request_id(); }
   [[nodiscard]] SkuKind sku_kind() const { return sku_->sku_kind; }
   [[nodiscard]] std::int64_t face_value_cents() const { return sku_->face_value_cents; }
   [[nodiscard]] UnixMicros issued_at_us() const { return issued_at_us_; }
@@ -319,7 +357,10 @@ class VoucherRecord {
   [[nodiscard]] VoucherState state() const { return static_cast<VoucherState>(bits_ & kStateMask); }
   // The redemption's fields: empty and 0 unless the voucher was redeemed.
   [[nodiscard]] const std::string& redeemed_site_id() const;
-  [[nodiscard]] UnixMicros redeemed_at_us() const { return redemption_ ? redemption_->at_us : 0; }
+  [[nodiscard]] UnixMicros redeemed_at_us() const {
+    const RedemptionRecord* r = extras_.redemption();
+    return r != nullptr ? r->at_us : 0;
+  }
   [[nodiscard]] const std::string& redeem_request_id() const;
 
  private:
@@ -337,17 +378,72 @@ class VoucherRecord {
   }
 
   const VoucherSku* sku_;
-  std::unique_ptr<const RedemptionRecord> redemption_;  // null: not redeemed
+  VoucherExtras extras_;  // the claim's request id and the redemption, when there is either
   ShortString member_id_;
-  KeptString request_id_;        // most claims send none (an allowance of one)
   UnixMicros issued_at_us_ = 0;  // the expiry follows from it (VoucherSku::valid_for_us)
   mutable std::atomic<std::uint32_t> refs_{0};  // VoucherPtrs to this record
   std::uint8_t bits_ = static_cast<std::uint8_t>(VoucherState::kIssued);  // state | kOwnsSku
   PackedCode code_;  // 19 bytes: fills the record up to its size without padding
 };
-// A record is one 80-byte heap chunk (glibc: the size + 8, rounded up to 16).
-static_assert(sizeof(VoucherRecord) == 72,
+static_assert(sizeof(VoucherRecord) == 64,
               "a voucher's record stays small (docs/member-memory.md)");
+
+// Where every VoucherRecord lives: one 64-byte slot each, numbered.
+using VoucherRecordPool =
+    SlotPool<VoucherRecord, sizeof(VoucherRecord), limits::kVoucherRecordsMax>;
+static_assert(alignof(VoucherRecord) <= 8, "a pool slot is 8-byte aligned");
+
+inline void* VoucherRecord::operator new(std::size_t size) {
+  VOUCHERD_DCHECK(size == sizeof(VoucherRecord), "a record is made whole, never as a base");
+  return VoucherRecordPool::allocate();
+}
+inline void VoucherRecord::operator delete(void* at) {
+  if (at != nullptr) VoucherRecordPool::free(at);
+}
+
+// A counted reference to a VoucherRecord, as a VoucherPtr is, kept in 4
+// bytes: the record's number in VoucherRecordPool. For tables that keep one
+// per voucher (the memory log's codes); reading the record costs a look-up
+// in the pool's directory. Moved, never copied: share() gives a VoucherPtr.
+class CompactVoucherPtr {
+ public:
+  CompactVoucherPtr() = default;
+  // Takes over `v`'s reference.
+  explicit CompactVoucherPtr(VoucherPtr v)
+      : number_(v ? VoucherRecordPool::number_of(std::exchange(v.record_, nullptr))
+                  : VoucherRecordPool::kNone) {}
+  CompactVoucherPtr(CompactVoucherPtr&& other) noexcept
+      : number_(std::exchange(other.number_, VoucherRecordPool::kNone)) {}
+  CompactVoucherPtr& operator=(CompactVoucherPtr&& other) noexcept {
+    CompactVoucherPtr(std::move(other)).swap(*this);
+    return *this;
+  }
+  CompactVoucherPtr(const CompactVoucherPtr&) = delete;
+  CompactVoucherPtr& operator=(const CompactVoucherPtr&) = delete;
+  ~CompactVoucherPtr() {
+    if (number_ == VoucherRecordPool::kNone) return;
+    VoucherPtr owned;  // drops the reference as it goes
+    owned.record_ = static_cast<VoucherRecord*>(VoucherRecordPool::slot(number_));
+  }
+
+  [[nodiscard]] const VoucherRecord* get() const {
+    return number_ == VoucherRecordPool::kNone
+               ? nullptr
+               : static_cast<const VoucherRecord*>(VoucherRecordPool::slot(number_));
+  }
+  // Another reference to the record, as a VoucherPtr.
+  [[nodiscard]] VoucherPtr share() const {
+    VoucherPtr p;
+    p.record_ = const_cast<VoucherRecord*>(get());  // VoucherPtr reads it only as const
+    p.acquire();
+    return p;
+  }
+  void swap(CompactVoucherPtr& other) noexcept { std::swap(number_, other.number_); }
+
+ private:
+  std::uint32_t number_ = VoucherRecordPool::kNone;
+};
+static_assert(sizeof(CompactVoucherPtr) == 4, "a reference by number costs 4 bytes");
 
 inline VoucherPtr VoucherPtr::adopt(VoucherRecord* fresh) {
   VoucherPtr p;

@@ -49,6 +49,43 @@ TEST(ShortString, CopiesAndMovesKeepTheTextAndOwnNoBlockTwice) {
   EXPECT_EQ(d.view(), "m-1");
 }
 
+TEST(VoucherExtras, KeepsARequestIdARedemptionBothOrNeither) {
+  const RedemptionRecord desk{"site-001", 1'700'000'100'000'000, "desk-7"};
+  const VoucherExtras none;
+  EXPECT_EQ(none.request_id(), "");
+  EXPECT_EQ(none.redemption(), nullptr);
+  const VoucherExtras empty("", nullptr);
+  EXPECT_EQ(empty.request_id(), "");
+  EXPECT_EQ(empty.redemption(), nullptr);
+  for (const std::string& id : {std::string("r"), std::string(128, 'q')}) {
+    const VoucherExtras only_id(id, nullptr);
+    EXPECT_EQ(only_id.request_id(), id);
+    EXPECT_EQ(only_id.redemption(), nullptr);
+    const VoucherExtras both(id, &desk);
+    EXPECT_EQ(both.request_id(), id);
+    ASSERT_NE(both.redemption(), nullptr);
+    EXPECT_NE(both.redemption(), &desk) << "the redemption is copied";
+    EXPECT_EQ(both.redemption()->request_id, "desk-7");
+    // A copy has a block and a redemption of its own; a move takes them.
+    VoucherExtras copy(both);
+    EXPECT_EQ(copy.request_id(), id);
+    ASSERT_NE(copy.redemption(), nullptr);
+    EXPECT_NE(copy.redemption(), both.redemption());
+    EXPECT_EQ(copy.redemption()->at_us, desk.at_us);
+    const RedemptionRecord* taken = copy.redemption();
+    VoucherExtras moved(std::move(copy));
+    EXPECT_EQ(moved.redemption(), taken);
+    EXPECT_EQ(copy.redemption(), nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
+    moved = only_id;
+    EXPECT_EQ(moved.redemption(), nullptr);
+    EXPECT_EQ(moved.request_id(), id);
+  }
+  const VoucherExtras only_redemption("", &desk);
+  EXPECT_EQ(only_redemption.request_id(), "");
+  ASSERT_NE(only_redemption.redemption(), nullptr);
+  EXPECT_EQ(only_redemption.redemption()->site_id, "site-001");
+}
+
 VoucherFields fields() {
   VoucherFields f;
   f.code = "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB";
@@ -129,6 +166,10 @@ TEST(VoucherRecord, AnotherStateIsANewRecordAndTheOldOneStaysAsItWas) {
   const VoucherPtr again = redeemed->with_state(VoucherState::kRedeemed);
   EXPECT_EQ(again->redeem_request_id(), "desk-7");
   EXPECT_EQ(again->sku_id(), "sku-001");
+  // The claim's request id stays beside the redemption.
+  EXPECT_EQ(redeemed->request_id(), "req-1");
+  EXPECT_EQ(again->request_id(), "req-1");
+  EXPECT_EQ(cancelled->request_id(), "req-1");
 }
 
 TEST(VoucherRecord, ARecordOfACampaignsSkuPointsAtTheSharedSku) {
@@ -160,6 +201,31 @@ TEST(VoucherPtr, CopiesShareOneRecordUntilTheLastIsDropped) {
   EXPECT_EQ(a->code(), "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB");  // still alive: `a` holds it
   a = a;  // NOLINT(clang-diagnostic-self-assign-overloaded): to itself keeps it
   EXPECT_EQ(a.get(), record);
+}
+
+TEST(CompactVoucherPtr, HoldsItsRecordByNumberUntilTheLastReferenceGoes) {
+  // The pool hands a thread back the slot it freed last, so a record's
+  // slot reused by the next record made shows that it was freed then.
+  std::thread([] {
+    VoucherPtr v = VoucherRecord::make(fields());
+    const VoucherRecord* record = v.get();
+    CompactVoucherPtr kept(v);
+    EXPECT_EQ(kept.get(), record);
+    v.reset();
+    EXPECT_EQ(kept.get()->code(), "X800B-M8QDH-FBE8T-8F5R0-VHVQ0-NXHGB");  // `kept` holds it
+    VoucherPtr other = VoucherRecord::make(fields());
+    EXPECT_NE(other.get(), record) << "a held record's slot was given again";
+    other.reset();
+
+    CompactVoucherPtr moved(std::move(kept));
+    EXPECT_EQ(kept.get(), nullptr);  // NOLINT(bugprone-use-after-move): moved-from is null
+    VoucherPtr shared = moved.share();
+    EXPECT_EQ(shared.get(), record);
+    moved = CompactVoucherPtr();  // drops its reference; `shared` still holds one
+    EXPECT_EQ(shared->member_id(), fields().member_id);
+    shared.reset();  // the last one: the record is freed
+    EXPECT_EQ(VoucherRecord::make(fields()).get(), record) << "the freed slot is reused";
+  }).join();
 }
 
 TEST(VoucherPtr, ThreadsCopyAndDropOneRecordSafely) {
