@@ -31,6 +31,10 @@ LOAD="$BUILD_DIR/bin/voucher-load"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 require_binaries voucher-load voucherd
+if [ -n "$BEFORE_BUILD_DIR" ] && [ ! -x "$BEFORE_BUILD_DIR/bin/voucherd" ]; then
+  echo "compare_batch: $BEFORE_BUILD_DIR/bin/voucherd is missing" >&2
+  exit 2
+fi
 write_big_campaign
 
 # load NAME CAMPAIGN [voucher-load flags...]: one run, its JSON in $WORK/NAME.json.
@@ -68,8 +72,8 @@ round() {
   voucherd_on --campaigns "$WORK/big.json" --store redis --redis "redis://127.0.0.1:$REDIS_PORT"
   cpu0=$(redis_cpu_s)
   load "durable_$tag" big --members 300000 --repeat-share 0
-  awk -v a="$(redis_cpu_s)" -v b="$cpu0" 'BEGIN {printf "%.3f\n", (a - b) * 1e6 / 300000}' \
-    > "$WORK/durable_$tag.redis_us"
+  awk -v a="$(redis_cpu_s)" -v b="$cpu0" -v n="$(jq -r '.phases[0].issued' "$WORK/durable_$tag.json")" \
+    'BEGIN {printf "%.3f\n", (a - b) * 1e6 / n}' > "$WORK/durable_$tag.redis_us"
   stop_server
   stop_redis
 }
@@ -82,7 +86,7 @@ for rep in $(seq 1 "$REPS"); do
   [ -z "$BEFORE_BUILD_DIR" ] || round "$BEFORE_BUILD_DIR" "before_r$rep"
 done
 
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { sort -g | awk '{v[NR] = $1} END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 rounds() {  # step build jq-path: every round's figure, one line
   for rep in $(seq 1 "$REPS"); do jq -r "$3 | floor" "$WORK/$1_$2_r$rep.json"; done | paste -sd' '
 }

@@ -107,7 +107,7 @@ for setting in $SETTINGS; do
 done
 
 # ---- the table: medians over the rounds ----
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { sort -g | awk '{v[NR] = $1} END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 figure() {  # server conc threads jq-path: the median over the rounds
   for rep in $(seq 1 "$REPS"); do jq -r "$4" "$WORK/$1_c$2t$3r$rep.json"; done | median
 }

@@ -25,8 +25,10 @@
 // (every slab page is touched only once a slot on it is carved).
 //
 // Under AddressSanitizer a free slot is poisoned, so a use after free is
-// reported until the slot is made again. LeakSanitizer cannot see a slot
-// that is never freed (the directory reaches every slab); counts() can.
+// reported until the slot is made again. LeakSanitizer scans the slabs
+// (map_slab registers each as a root region), so what a live record points
+// to is not a leak; a slot that is never freed is not reported as one either
+// (counts() shows it).
 //
 // Usage:
 //   using Pool = SlotPool<struct RecordTag, sizeof(Record), 1 << 20>;
