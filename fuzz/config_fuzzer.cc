@@ -95,7 +95,7 @@ void expect_rules(const Config& c) {
   FUZZ_EXPECT(c.redeem_cooldown_seconds >= 1 && c.redeem_cooldown_seconds <= 86'400, "cooldown");
 }
 
-void check(std::string_view text) {
+void check_config(std::string_view text) {
   const std::string& path = config_path();
   {
     std::FILE* f = std::fopen(path.c_str(), "wb");
@@ -138,6 +138,6 @@ void check(std::string_view text) {
 }  // namespace voucherd
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  voucherd::check(std::string_view(reinterpret_cast<const char*>(data), size));
+  voucherd::check_config(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }
