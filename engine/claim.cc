@@ -127,10 +127,10 @@ void ClaimEngine::run_claim(ClaimOp& op) {
       op.press_admitted_ = true;
     }
     // A retry of a request that already got its voucher, or a member at the limit.
-    const VoucherPtr* same = members.find_held(
-        *m, [&](const VoucherPtr& v) { return limit == 1 || v->request_id() == op.request_id; });
+    VoucherPtr same = members.find_held(
+        *m, [&](const VoucherRecord& v) { return limit == 1 || v.request_id() == op.request_id; });
     if (same != nullptr) {
-      answer = {Outcome::kAlreadyClaimed, nullptr, *same};
+      answer = {Outcome::kAlreadyClaimed, nullptr, std::move(same)};
       return Step::kAnswer;
     }
     const std::size_t held = MemberShard::held_count(*m);

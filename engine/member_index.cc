@@ -72,16 +72,18 @@ const std::vector<VoucherPtr>& MemberShard::more_of(const MemberRecord& m) const
   return it->second;
 }
 
-const VoucherPtr& MemberShard::last_held(const MemberRecord& m) const {
-  VOUCHERD_CHECK(m.entry.first != nullptr, "the member holds a voucher");
-  return m.entry.more == 0 ? m.entry.first : more_of(m).back();
+VoucherPtr MemberShard::last_held(const MemberRecord& m) const {
+  VOUCHERD_CHECK(m.entry.first, "the member holds a voucher");
+  return m.entry.more == 0 ? m.entry.first.share() : more_of(m).back();
 }
 
 MemberShard::Added MemberShard::add_held(MemberRecord& m, VoucherPtr v) {
-  const auto same_code = [&](const VoucherPtr& h) { return h->packed_code() == v->packed_code(); };
+  const auto same_code = [&](const VoucherRecord& h) {
+    return h.packed_code() == v->packed_code();
+  };
   if (find_held(m, same_code) != nullptr) return Added::kKnown;
-  if (m.entry.first == nullptr) {
-    m.entry.first = std::move(v);
+  if (!m.entry.first) {
+    m.entry.first = CompactVoucherPtr(std::move(v));
     return Added::kFirst;
   }
   more_[&m].push_back(std::move(v));
@@ -91,19 +93,19 @@ MemberShard::Added MemberShard::add_held(MemberRecord& m, VoucherPtr v) {
 
 bool MemberShard::drop_held(MemberRecord& m, std::string_view text) {
   MemberEntry& e = m.entry;
-  if (e.first == nullptr) return false;
+  if (!e.first) return false;
   const std::optional<PackedCode> code = PackedCode::pack(text);
   if (!code) return false;  // not in display form: no voucher held has it
   if (e.more == 0) {
     if (e.first->packed_code() != *code) return false;
-    e.first = nullptr;
+    e.first = CompactVoucherPtr();
     return true;
   }
   auto it = more_.find(&m);
   VOUCHERD_CHECK(it != more_.end(), "a member's further vouchers are kept");
   std::vector<VoucherPtr>& more = it->second;
   if (e.first->packed_code() == *code) {
-    e.first = std::move(more.front());
+    e.first = CompactVoucherPtr(std::move(more.front()));
     more.erase(more.begin());
   } else {
     auto at = std::find_if(more.begin(), more.end(),

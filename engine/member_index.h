@@ -4,12 +4,12 @@
 //
 // A campaign keeps 64 shards (Sharded<MemberShard>), the member's picked by
 // ShardedMap<int>::hash(member_id), each under its spin lock. Per member the
-// shard keeps one MemberRecord of 32 B (the id inline when it has up to 15
-// bytes, a 16-byte MemberEntry) in chunks that never move, numbered in the
-// order members came, and a 4-byte index slot holding that number; longer ids
-// are kept in the shard's byte arena. The index keeps no hash: it hashes a
-// record's id again when the table grows. What most members never need stays
-// out of the record:
+// shard keeps one MemberRecord of 28 B (the id inline when it has up to 15
+// bytes, a 12-byte MemberEntry whose first voucher is a 4-byte pool number)
+// in chunks that never move, numbered in the order members came, and a
+// 4-byte index slot holding that number; longer ids are kept in the shard's
+// byte arena. The index keeps no hash: it hashes a record's id again when
+// the table grows. What most members never need stays out of the record:
 //   - vouchers beyond the first (an allowance above one, several prizes, a
 //     new claim after a cancel) are in `more_`;
 //   - a claim in flight, and the presses waiting for it, are in
@@ -48,13 +48,13 @@
 namespace voucherd {
 
 struct MemberEntry {
-  VoucherPtr first;  // the oldest voucher held here; null: none
+  CompactVoucherPtr first;  // the oldest voucher held here, by its pool number; null: none
   // The press limit's theoretical arrival time (GCRA), in press ticks since
   // the engine started (limits::kPressTickUs).
   std::uint32_t press_tat = 0;
   std::uint32_t more = 0;  // vouchers held beyond `first`
 };
-static_assert(sizeof(MemberEntry) == 16, "a member's entry stays small (docs/member-memory.md)");
+static_assert(sizeof(MemberEntry) == 12, "a member's entry stays small (docs/member-memory.md)");
 
 // One member of a shard. The id is kept inline when it has up to
 // kInlineIdBytes bytes, else in the shard's arena (id_bytes then holds the
@@ -73,7 +73,7 @@ struct MemberRecord {
     return {kept, id_size};
   }
 };
-static_assert(sizeof(MemberRecord) == 32, "a member's record stays small (docs/member-memory.md)");
+static_assert(sizeof(MemberRecord) == 28, "a member's record stays small (docs/member-memory.md)");
 static_assert(limits::kIdBytesMax <= UINT8_MAX, "a member id's size fits MemberRecord::id_size");
 
 class MemberShard final {
@@ -93,33 +93,35 @@ class MemberShard final {
   void release_if_inactive(MemberRecord& m, std::size_t hash);
   // True while the member holds a voucher here or has a claim in flight.
   [[nodiscard]] bool active(const MemberRecord& m) const {
-    return m.entry.first != nullptr || in_flight_.contains(&m);
+    return static_cast<bool>(m.entry.first) || in_flight_.contains(&m);
   }
 
   // The vouchers held, oldest first.
   [[nodiscard]] static std::size_t held_count(const MemberRecord& m) {
-    return m.entry.first == nullptr ? 0 : 1 + std::size_t{m.entry.more};
+    return m.entry.first ? 1 + std::size_t{m.entry.more} : 0;
   }
-  // The first voucher held that `pred` accepts, or null.
+  // The first voucher held that `pred` (given a const VoucherRecord&)
+  // accepts, or null.
   template <class Pred>
-  [[nodiscard]] const VoucherPtr* find_held(const MemberRecord& m, Pred&& pred) const {
-    if (m.entry.first == nullptr) return nullptr;
-    if (pred(m.entry.first)) return &m.entry.first;
+  [[nodiscard]] VoucherPtr find_held(const MemberRecord& m, Pred&& pred) const {
+    if (!m.entry.first) return nullptr;
+    if (pred(*m.entry.first)) return m.entry.first.share();
     if (m.entry.more == 0) return nullptr;
     for (const VoucherPtr& v : more_of(m)) {
-      if (pred(v)) return &v;
+      if (pred(*v)) return v;
     }
     return nullptr;
   }
+  // Calls fn(const VoucherRecord&) for each voucher held, oldest first.
   template <class Fn>
   void for_each_held(const MemberRecord& m, Fn&& fn) const {
-    if (m.entry.first == nullptr) return;
-    fn(m.entry.first);
+    if (!m.entry.first) return;
+    fn(*m.entry.first);
     if (m.entry.more == 0) return;
-    for (const VoucherPtr& v : more_of(m)) fn(v);
+    for (const VoucherPtr& v : more_of(m)) fn(*v);
   }
   // The newest voucher held; the member holds one.
-  [[nodiscard]] const VoucherPtr& last_held(const MemberRecord& m) const;
+  [[nodiscard]] VoucherPtr last_held(const MemberRecord& m) const;
   // Adds `v` unless a voucher with its code is held already; true when it
   // is the member's first.
   enum class Added : std::uint8_t { kKnown, kFirst, kMore };

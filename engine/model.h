@@ -431,6 +431,9 @@ class CompactVoucherPtr {
                ? nullptr
                : static_cast<const VoucherRecord*>(VoucherRecordPool::slot(number_));
   }
+  const VoucherRecord& operator*() const { return *get(); }
+  const VoucherRecord* operator->() const { return get(); }
+  explicit operator bool() const { return number_ != VoucherRecordPool::kNone; }
   // Another reference to the record, as a VoucherPtr.
   [[nodiscard]] VoucherPtr share() const {
     VoucherPtr p;

@@ -174,8 +174,8 @@ void ClaimEngine::list_member_vouchers(MemberVouchersOp& op) {
     c->members_index_.with_shard(hash, [&](MemberShard& members) {
       const MemberRecord* m = members.find(op.member_id, hash);
       if (m == nullptr) return;
-      members.for_each_held(*m,
-                            [&](const VoucherPtr& v) { part.known_codes.emplace_back(v->code()); });
+      members.for_each_held(
+          *m, [&](const VoucherRecord& v) { part.known_codes.emplace_back(v.code()); });
     });
   }
   const std::size_t n = targets.size();
