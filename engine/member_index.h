@@ -104,8 +104,9 @@ class MemberShard final {
   // accepts, or null.
   template <class Pred>
   [[nodiscard]] VoucherPtr find_held(const MemberRecord& m, Pred&& pred) const {
-    if (!m.entry.first) return nullptr;
-    if (pred(*m.entry.first)) return m.entry.first.share();
+    const VoucherRecord* first = m.entry.first.get();  // one look through the pool's directory
+    if (first == nullptr) return nullptr;
+    if (pred(*first)) return VoucherPtr::share(*first);
     if (m.entry.more == 0) return nullptr;
     for (const VoucherPtr& v : more_of(m)) {
       if (pred(*v)) return v;

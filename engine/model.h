@@ -278,6 +278,14 @@ class VoucherPtr {
 
   // The first reference to a record just built with new, not yet shared.
   static VoucherPtr adopt(VoucherRecord* fresh);
+  // Another reference to `held`, a record a VoucherPtr or CompactVoucherPtr
+  // keeps alive while this is called.
+  static VoucherPtr share(const VoucherRecord& held) {
+    VoucherPtr p;
+    p.record_ = const_cast<VoucherRecord*>(&held);  // VoucherPtr reads it only as const
+    p.acquire();
+    return p;
+  }
 
   [[nodiscard]] const VoucherRecord* get() const { return record_; }
   const VoucherRecord& operator*() const { return *record_; }
@@ -436,10 +444,8 @@ class CompactVoucherPtr {
   explicit operator bool() const { return number_ != VoucherRecordPool::kNone; }
   // Another reference to the record, as a VoucherPtr.
   [[nodiscard]] VoucherPtr share() const {
-    VoucherPtr p;
-    p.record_ = const_cast<VoucherRecord*>(get());  // VoucherPtr reads it only as const
-    p.acquire();
-    return p;
+    const VoucherRecord* held = get();
+    return held == nullptr ? VoucherPtr() : VoucherPtr::share(*held);
   }
   void swap(CompactVoucherPtr& other) noexcept { std::swap(number_, other.number_); }
 

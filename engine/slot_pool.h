@@ -6,9 +6,12 @@
 // state is static, one set per Tag). Slots are carved, as they are first
 // needed, from slabs of kSlabBytes (256 KiB) that are aligned to their size
 // and open with a 64-byte header naming their place in the slab directory.
-// So a slot's number follows from its address (the slab's header, then the
-// offset) and its address from its number (the directory, then the offset),
-// and a slot costs its size and nothing more: a 64-byte record takes 64
+// A slot's number is its slab's place, shifted left by kNumberShift, or'ed
+// with its place in the slab (numbers a slab has no slot for are never given
+// out). So a slot's number follows from its address (the slab's header, then
+// the offset) and its address from its number (the directory, then the
+// offset: a shift and a mask, no division), and a slot costs its size and
+// nothing more: a 64-byte record takes 64
 // bytes, where malloc takes an 80-byte chunk (glibc: the size and 8 bytes,
 // rounded up to 16). The directory holds the
 // pointers to every slab there can be (kSlotsMax slots), sized up front and
@@ -44,6 +47,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -84,6 +88,9 @@ class SlotPool final {
       static_cast<std::uint32_t>((slot_pool::kSlabBytes - slot_pool::kHeaderBytes) / kSlotBytes);
   static constexpr std::uint32_t kSlabsMax =
       static_cast<std::uint32_t>((kSlotsMaxArg + kSlotsPerSlab - 1) / kSlotsPerSlab);
+  // A number's low kNumberShift bits are the slot's place in its slab.
+  static constexpr int kNumberShift = std::bit_width(kSlotsPerSlab - 1);
+  static constexpr std::uint32_t kPlaceMask = (std::uint32_t{1} << kNumberShift) - 1;
   // Free slots a thread keeps for itself, and how many it hands on (or
   // takes) at once.
   static constexpr std::uint32_t kCacheSlots = 128;
@@ -94,7 +101,7 @@ class SlotPool final {
   static_assert(kSlotBytes >= 16 && kSlotBytes % 8 == 0,
                 "a free slot holds its links, and slots stay 8-byte aligned");
   static_assert(kSlotsPerSlab > kBatchSlots, "a slab holds a batch");
-  static_assert(std::uint64_t{kSlabsMax} * kSlotsPerSlab < kNone, "numbers fit 32 bits");
+  static_assert((std::uint64_t{kSlabsMax} << kNumberShift) < kNone, "numbers fit 32 bits");
   static_assert(kBatchSlots * 2 == kCacheSlots, "a full cache hands on half of it");
 
   SlotPool() = delete;
@@ -133,15 +140,17 @@ class SlotPool final {
     const auto offset = static_cast<std::uint32_t>(
         (address - reinterpret_cast<std::uintptr_t>(slab) - slot_pool::kHeaderBytes) / kSlotBytes);
     VOUCHERD_DCHECK(slab_number < kSlabsMax && offset < kSlotsPerSlab, "a slot of this pool");
-    return slab_number * kSlotsPerSlab + offset;
+    return (slab_number << kNumberShift) | offset;
   }
   [[nodiscard]] static void* slot(std::uint32_t number) {
     // Acquire pairs with the release that published the slab. (Whoever
     // holds a number got it after the slab was published, so the load sees
     // it; acquire costs nothing more on x86.)
-    std::byte* slab = slabs_[number / kSlotsPerSlab].load(std::memory_order_acquire);
+    VOUCHERD_DCHECK((number >> kNumberShift) < kSlabsMax && (number & kPlaceMask) < kSlotsPerSlab,
+                    "a number this pool gave out");
+    std::byte* slab = slabs_[number >> kNumberShift].load(std::memory_order_acquire);
     VOUCHERD_DCHECK(slab != nullptr, "a number this pool gave out");
-    return slab + slot_pool::kHeaderBytes + std::size_t{number % kSlotsPerSlab} * kSlotBytes;
+    return slab + slot_pool::kHeaderBytes + std::size_t{number & kPlaceMask} * kSlotBytes;
   }
 
   // Slots ever carved from slabs, and free slots in the list shared by
@@ -286,7 +295,7 @@ class SlotPool final {
       slabs_[slab_number].store(slab, std::memory_order_release);
     }
     ++shared_.carved;
-    return static_cast<std::uint32_t>(n);
+    return (slab_number << kNumberShift) | static_cast<std::uint32_t>(n % kSlotsPerSlab);
   }
 
   // A thread that is ending takes and gives slots one at a time.
@@ -316,7 +325,7 @@ class SlotPool final {
     std::mutex mu;
     std::uint32_t batches = kNone;  // the first slot of the first batch
     std::uint64_t listed = 0;       // free slots in the batches
-    std::uint64_t carved = 0;       // slots carved so far; the next one's number
+    std::uint64_t carved = 0;       // slots carved so far (the next one follows from it)
   };
 
   static constinit inline Shared shared_{};

@@ -53,6 +53,9 @@ TEST(SlotPoolTest, NumbersNameSlotsBothWaysAcrossSlabs) {
       slots.push_back(at);
       const std::uint32_t n = Pool::number_of(at);
       ASSERT_EQ(Pool::slot(n), at) << "slot " << i;
+      // A slab's place in the high bits, the slot's place in the slab below.
+      ASSERT_LT(n & Pool::kPlaceMask, Pool::kSlotsPerSlab) << "slot " << i;
+      ASSERT_LT(n >> Pool::kNumberShift, Pool::kSlabsMax) << "slot " << i;
       ASSERT_TRUE(numbers.insert(n).second) << "number " << n << " given twice";
     }
     for (std::uint32_t i = 0; i < count; ++i) {
