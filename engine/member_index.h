@@ -28,7 +28,8 @@
 //
 // Thread-safety: none; the caller holds the shard's lock for every call. A
 // MemberRecord& stays valid as long as the shard; it is another member's
-// once released.
+// once released. The VoucherPtrs find_held and last_held return are counted
+// references of their own: they may be kept after the lock is let go.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>

@@ -280,12 +280,7 @@ class VoucherPtr {
   static VoucherPtr adopt(VoucherRecord* fresh);
   // Another reference to `held`, a record a VoucherPtr or CompactVoucherPtr
   // keeps alive while this is called.
-  static VoucherPtr share(const VoucherRecord& held) {
-    VoucherPtr p;
-    p.record_ = const_cast<VoucherRecord*>(&held);  // VoucherPtr reads it only as const
-    p.acquire();
-    return p;
-  }
+  static VoucherPtr share(const VoucherRecord& held);
 
   [[nodiscard]] const VoucherRecord* get() const { return record_; }
   const VoucherRecord& operator*() const { return *record_; }
@@ -411,8 +406,9 @@ inline void VoucherRecord::operator delete(void* at) {
 
 // A counted reference to a VoucherRecord, as a VoucherPtr is, kept in 4
 // bytes: the record's number in VoucherRecordPool. For tables that keep one
-// per voucher (the memory log's codes); reading the record costs a look-up
-// in the pool's directory. Moved, never copied: share() gives a VoucherPtr.
+// per voucher or member (the memory log's codes, MemberEntry::first);
+// reading the record costs a look-up in the pool's directory (a shift and a
+// mask). Moved, never copied: share() gives a VoucherPtr.
 class CompactVoucherPtr {
  public:
   CompactVoucherPtr() = default;
@@ -458,6 +454,13 @@ inline VoucherPtr VoucherPtr::adopt(VoucherRecord* fresh) {
   VoucherPtr p;
   p.record_ = fresh;
   p.acquire();
+  return p;
+}
+inline VoucherPtr VoucherPtr::share(const VoucherRecord& held) {
+  [[maybe_unused]] const std::uint32_t before = held.refs_.fetch_add(1, std::memory_order_relaxed);
+  VOUCHERD_DCHECK(before > 0, "a record someone holds, not one already freed");
+  VoucherPtr p;
+  p.record_ = const_cast<VoucherRecord*>(&held);  // VoucherPtr reads it only as const
   return p;
 }
 inline void VoucherPtr::acquire() const {

@@ -11,11 +11,11 @@
 // out). So a slot's number follows from its address (the slab's header, then
 // the offset) and its address from its number (the directory, then the
 // offset: a shift and a mask, no division), and a slot costs its size and
-// nothing more: a 64-byte record takes 64
-// bytes, where malloc takes an 80-byte chunk (glibc: the size and 8 bytes,
-// rounded up to 16). The directory holds the
-// pointers to every slab there can be (kSlotsMax slots), sized up front and
-// each written once, so a reader never sees it move.
+// nothing more: a 64-byte record takes 64 bytes, where malloc takes an
+// 80-byte chunk (glibc: the size and 8 bytes, rounded up to 16). The
+// directory holds the pointers to every slab there can be (kSlotsMax
+// slots), sized up front and each written once, so a reader never sees it
+// move.
 //
 // Freed slots are kept by the thread that frees them (up to kCacheSlots) and
 // handed between threads in batches of up to kBatchSlots through one list

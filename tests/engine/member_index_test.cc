@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/limits.h"
@@ -144,6 +145,37 @@ TEST(MemberShardTest, AMemberWhoHoldsAVoucherIsNotReleased) {
   shard.release_if_inactive(m, hash_of("member-1"));
   EXPECT_EQ(shard.find("member-1", hash_of("member-1")), &m);
   EXPECT_EQ(MemberShard::held_count(m), 1u);
+}
+
+TEST(MemberShardTest, AVoucherHandedOutOutlivesItsDropAndIsFreedWithItsLastReference) {
+  // The first voucher is kept by pool number; find_held and last_held hand
+  // out counted references of their own. The pool hands a thread back the
+  // slot it freed last, so a record's slot reused by the next record made
+  // shows that it was freed then, and not before.
+  std::thread([] {
+    MemberShard shard;
+    MemberRecord& m = shard.emplace("member-1", hash_of("member-1"));
+    ASSERT_EQ(shard.add_held(m, voucher(code_of(1), "member-1")), MemberShard::Added::kFirst);
+    VoucherPtr found =
+        shard.find_held(m, [](const VoucherRecord& v) { return v.member_id() == "member-1"; });
+    ASSERT_TRUE(found);
+    VoucherPtr last = shard.last_held(m);
+    EXPECT_EQ(last.get(), found.get());
+    EXPECT_EQ(shard.find_held(m, [](const VoucherRecord&) { return false; }), nullptr);
+    const VoucherRecord* record = found.get();
+    ASSERT_TRUE(shard.drop_held(m, code_of(1)));
+    EXPECT_EQ(MemberShard::held_count(m), 0u);
+    EXPECT_EQ(found->code(), code_of(1)) << "alive while a reference handed out holds it";
+    last.reset();
+    EXPECT_EQ(found->member_id(), "member-1");
+    {
+      const VoucherPtr other = voucher(code_of(2), "member-2");
+      EXPECT_NE(other.get(), record) << "a slot still held is not made again";
+    }
+    found.reset();
+    const VoucherPtr next = voucher(code_of(3), "member-3");
+    EXPECT_EQ(next.get(), record) << "freed with its last reference, and no reference left over";
+  }).join();
 }
 
 TEST(MemberShardTest, LongIdsOfReleasedMembersLeaveNoBytesBehind) {

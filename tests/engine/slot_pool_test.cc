@@ -63,9 +63,50 @@ TEST(SlotPoolTest, NumbersNameSlotsBothWaysAcrossSlabs) {
     }
     for (void* at : slots) Pool::free(at);
   }).join();
+  // The first three slabs are full: every place of each was given out, and a
+  // slab's last slot ends where the slab does.
+  static_assert(Pool::kNumberShift == 12 && Pool::kSlotsPerSlab == 4095);
+  for (std::uint32_t slab = 0; slab < 3; ++slab) {
+    for (std::uint32_t place = 0; place < Pool::kSlotsPerSlab; ++place) {
+      ASSERT_TRUE(numbers.contains((slab << Pool::kNumberShift) | place))
+          << "slab " << slab << " place " << place;
+    }
+    const auto end = reinterpret_cast<std::uintptr_t>(
+                         Pool::slot((slab << Pool::kNumberShift) | (Pool::kSlotsPerSlab - 1))) +
+                     Pool::kSlotBytes;
+    EXPECT_EQ(end % slot_pool::kSlabBytes, 0u) << "slab " << slab;
+  }
   const Pool::Counts c = Pool::counts();
   EXPECT_GE(c.carved, count);
   EXPECT_EQ(c.carved, c.listed) << "every slot was freed, and the thread's cache handed back";
+}
+
+TEST(SlotPoolTest, NumbersOfSlotsThatDoNotFillASlabExactly) {
+  // 24-byte slots: 10,920 to a slab, numbered in 14 bits of place.
+  struct Small {
+    std::uint64_t words[3];
+  };
+  using Pool = SlotPool<struct SmallTag, sizeof(Small), 1 << 20>;
+  static_assert(Pool::kSlotsPerSlab == 10920 && Pool::kNumberShift == 14);
+  // Two slabs and more than a batch of the third, so both are given out
+  // whole (a thread takes fresh slots a batch at a time, last first).
+  const std::uint32_t count = 2 * Pool::kSlotsPerSlab + 100;
+  std::thread([&] {
+    std::vector<void*> slots;
+    std::set<std::uint32_t> numbers;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      void* at = Pool::allocate();
+      slots.push_back(at);
+      const std::uint32_t n = Pool::number_of(at);
+      ASSERT_EQ(Pool::slot(n), at) << "slot " << i;
+      ASSERT_LT(n & Pool::kPlaceMask, Pool::kSlotsPerSlab) << "slot " << i;
+      ASSERT_TRUE(numbers.insert(n).second) << "number " << n << " given twice";
+    }
+    for (std::uint32_t place = 0; place < Pool::kSlotsPerSlab; ++place) {
+      ASSERT_TRUE(numbers.contains((std::uint32_t{1} << Pool::kNumberShift) | place)) << place;
+    }
+    for (void* at : slots) Pool::free(at);
+  }).join();
 }
 
 TEST(SlotPoolTest, FreedSlotsAreReusedBeforeNewOnesAreCarved) {
